@@ -1,0 +1,72 @@
+"""What every algorithm shares: the problem description and the base class.
+
+An algorithm is a class with a ``name``, a ``params`` dict of
+:class:`~distnewton.config.Param` (validated from YAML, listed by
+``distnewton list``) and a ``step()`` method: one iteration, run on the
+master, talking to the workers only through ``self.rt.round(...)``.  Its
+worker-side code is a set of functions registered with
+:func:`~distnewton.runtime.worker_task` in the same module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..config import FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+
+
+@dataclass
+class Problem:
+    """What the master knows of the data: sizes, loss and lambda (no rows)."""
+
+    n: int              # training rows over all workers
+    d: int              # features (including the intercept column if any)
+    lam: float          # lambda, the L2 weight
+    loss: str           # "logistic" or "ridge"
+    sizes: tuple        # n_k for k = 1..K
+
+
+class Algorithm:
+    """Base class: holds the master's model ``w`` and the run's parameters."""
+
+    name = ""
+    params: dict = {}
+    #: extra per-iteration history columns: name -> numpy dtype
+    columns: dict = {}
+
+    def __init__(self, rt, problem: Problem, params: dict, w0):
+        self.rt, self.prob = rt, problem
+        self.p = SimpleNamespace(**params)
+        self.w = np.array(w0, dtype=np.float64)
+        self.stalled = ""        # set to a reason when the method cannot go on
+
+    def step(self) -> dict:
+        """One iteration; returns history values (``step_size`` and ``columns``)."""
+        raise NotImplementedError
+
+
+# Parameters several algorithms share (same names, same meaning everywhere).
+LINE_SEARCH = {
+    "beta": Param(FLOAT, 1e-4, "Armijo constant: f(w - a p) <= f(w) - beta a p.g",
+                  check=in_open_closed(0.0, 0.5)),
+    "alpha_max": Param(FLOAT, 1.0, "largest step size tried", check=positive),
+    "ls_steps": Param(INT, 10, "trial step sizes alpha_max * 2^-j evaluated per "
+                      "line-search round", check=at_least(1)),
+    "max_backtracks": Param(INT, 30, "trial step sizes in all before giving up",
+                            check=at_least(1)),
+}
+SOLVER = {
+    "solver": Param(STR, "auto", "Newton system solver: cholesky (LAPACK), cg (Hessian-free) "
+                    "or auto (cg when d > cg_threshold)", choices=("auto", "cholesky", "cg")),
+    "cg_threshold": Param(INT, 4000, "d above which solver auto uses CG", check=at_least(1)),
+    "cg_rtol": Param(FLOAT, 1e-10, "CG stops when ||H p - g|| <= cg_rtol ||g||",
+                     check=positive),
+    "cg_maxiter": Param(INT, 500, "CG iteration cap", check=at_least(1)),
+}
+
+
+def use_cg(p, d):
+    return p.solver == "cg" or (p.solver == "auto" and d > p.cg_threshold)

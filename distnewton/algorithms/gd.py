@@ -1,0 +1,62 @@
+"""Distributed gradient descent.
+
+Fixed step (``step_size`` given): each iteration the workers reduce the
+gradient g = grad f(w_t) [1 round: d down, d + 1 up] and the master sets
+w_{t+1} = w_t - step_size g.  This is the baseline that IST (identity sketch)
+and Local SGD (one local full-batch step) reduce to.
+
+Armijo backtracking (default): every round evaluates f *and* grad f at one
+trial point w - alpha g, so an accepted trial already brings the next
+iteration's gradient.  The first trial of iteration t is
+alpha = min(alpha_max, growth * alpha_{t-1}) if iteration t-1 accepted its
+first trial, else alpha_{t-1} (alpha0 at t = 0), halved until
+f(w - alpha g) <= f(w) - beta alpha ||g||^2.  Growing the step lets it track
+1/L; an iteration costs 1 round when the first trial is accepted, plus one
+per halving (and 1 round once, to start, for f and g at w_0).
+"""
+
+from __future__ import annotations
+
+from ..config import FLOAT, INT, Param, at_least, in_open_closed, positive
+from . import primitives as P
+from .base import Algorithm
+
+
+class GD(Algorithm):
+    name = "gd"
+    params = {
+        "step_size": Param(FLOAT, None, "fixed step size (none: Armijo backtracking)",
+                           check=positive, nullable=True),
+        "beta": Param(FLOAT, 1e-4, "Armijo constant: f(w - a g) <= f(w) - beta a ||g||^2",
+                      check=in_open_closed(0.0, 0.5)),
+        "alpha0": Param(FLOAT, 1.0, "first trial step size", check=positive),
+        "alpha_max": Param(FLOAT, 1e6, "largest step size tried", check=positive),
+        "growth": Param(FLOAT, 2.0, "first trial = growth * previous step", check=at_least(1.0)),
+        "max_backtracks": Param(INT, 50, "halvings before giving up", check=at_least(1)),
+    }
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.f = self.g = None
+        self.alpha, self.grow = self.p.alpha0, False
+
+    def step(self):
+        rt, prob, p = self.rt, self.prob, self.p
+        if p.step_size is not None:
+            _, g = P.loss_grad(rt, prob, self.w)                      # 1 round
+            self.w = self.w - p.step_size * g
+            return {"step_size": p.step_size}
+        if self.g is None:
+            self.f, self.g = P.loss_grad(rt, prob, self.w)           # once, to start
+        gg = float(self.g @ self.g)
+        alpha = min(p.alpha_max, p.growth * self.alpha) if self.grow else self.alpha
+        for trial in range(p.max_backtracks):
+            w_try = self.w - alpha * self.g
+            f_try, g_try = P.loss_grad(rt, prob, w_try)               # 1 round per trial
+            if f_try <= self.f - p.beta * alpha * gg:
+                self.w, self.f, self.g, self.alpha = w_try, f_try, g_try, alpha
+                self.grow = trial == 0
+                return {"step_size": alpha}
+            alpha *= 0.5
+        self.stalled = "line search found no decrease (at machine precision?)"
+        return {"step_size": 0.0}

@@ -1,0 +1,134 @@
+"""Command line: ``distnewton run | list | data info | data synth``.
+
+Exit codes: 0 done, 1 internal error, 2 user error (one line naming the file
+and line, the config key or the argument).  mpi4py is imported only by
+``run`` with the MPI backend.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .errors import EXIT_USER, UserError
+
+
+def env_rank():
+    """This process's MPI rank as the launcher announces it (before MPI_Init)."""
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID", "PMIX_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def fail(exc: UserError):
+    if env_rank() == 0:
+        click.echo(f"distnewton: error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+class Group(click.Group):
+    """Turns a UserError raised anywhere into one line and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            fail(exc)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="distnewton")
+def main():
+    """distnewton: communication-efficient distributed second-order optimization.
+
+    Launch with `mpiexec -n K+1 distnewton run CONFIG` (rank 0 master, K
+    workers) or `distnewton run CONFIG --backend sim --workers K`.
+    """
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", help="result file (HDF5); default from output.path")
+@click.option("--backend", type=click.Choice(["auto", "mpi", "sim"]), help="override run.backend")
+@click.option("--workers", type=int, help="simulated workers (backend sim)")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="override a config key (repeatable)")
+@click.option("--overwrite", is_flag=True, help="replace an existing result file")
+@click.option("-q", "--quiet", is_flag=True, help="no per-round lines")
+@click.option("-v", "--verbose", is_flag=True, help="bytes per round too")
+def run(config, output, backend, workers, overrides, overwrite, quiet, verbose):
+    """Run the algorithm of CONFIG and write one HDF5 result file."""
+    from .run import execute
+    extra = list(overrides)
+    if backend:
+        extra.append(f"run.backend={backend}")
+    if workers is not None:
+        if workers < 1:
+            raise UserError(f"--workers: must be >= 1, got {workers}")
+        extra.append(f"run.workers={workers}")
+    if output:
+        extra.append(f"output.path={output}")
+    if overwrite:
+        extra.append("output.overwrite=true")
+    sys.exit(execute(config, extra, verbosity=0 if quiet else (2 if verbose else 1)))
+
+
+@main.command("list")
+def list_algorithms():
+    """Algorithms and their parameters, with defaults."""
+    from .algorithms import ALGORITHMS
+    for name, cls in sorted(ALGORITHMS.items()):
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+        click.echo(f"{name}: {doc}")
+        for key, p in cls.params.items():
+            choices = f" [{'|'.join(p.choices)}]" if p.choices else ""
+            click.echo(f"    {key:<16} {str(p.default):<10} {p.doc}{choices}")
+        click.echo("")
+
+
+@main.group()
+def data():
+    """Data sets: inspect and generate LIBSVM files."""
+
+
+@data.command("info")
+@click.argument("path")
+@click.option("--zero-based", is_flag=True, help="indices start at 0")
+def data_info(path, zero_based):
+    """n, d, nnz, labels and density of a LIBSVM file."""
+    from .data import dataset_info
+    info = dataset_info(path, zero_based=zero_based)
+    for key, value in info.items():
+        if key == "labels":
+            value = ", ".join(f"{k:g}: {v}" for k, v in sorted(value.items()))
+        click.echo(f"{key:<12} {value}")
+
+
+@data.command("synth")
+@click.argument("output")
+@click.option("--samples", "n_samples", type=int, default=10000, show_default=True)
+@click.option("--features", "n_features", type=int, default=100, show_default=True)
+@click.option("--density", type=float, default=0.1, show_default=True)
+@click.option("--noise", type=float, default=0.1, show_default=True,
+              help="label flip rate (logistic) or noise std (ridge)")
+@click.option("--heterogeneity", type=float, default=0.0, show_default=True)
+@click.option("--groups", "n_groups", type=int, default=1, show_default=True)
+@click.option("--loss", type=click.Choice(["logistic", "ridge"]), default="logistic")
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_synth(output, **kwargs):
+    """Write a seeded synthetic LIBSVM data set to OUTPUT."""
+    from .data import make_synthetic, write_libsvm
+    if kwargs["n_samples"] < 1 or kwargs["n_features"] < 1:
+        raise UserError("--samples and --features must be >= 1")
+    if not 0 < kwargs["density"] <= 1:
+        raise UserError(f"--density: must be in (0, 1], got {kwargs['density']}")
+    X, y, _ = make_synthetic(**kwargs)
+    write_libsvm(output, X, y)
+    click.echo(f"{output}: {X.shape[0]} x {X.shape[1]}, nnz {X.nnz}")
+
+
+if __name__ == "__main__":
+    main()

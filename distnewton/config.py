@@ -1,0 +1,243 @@
+"""YAML run configuration: schema, defaults, validation and ``--set`` overrides.
+
+A config has the sections ``data``, ``model``, ``algorithm``, ``run`` and
+``output``.  Every key is declared below with its type and default; the
+algorithm's own keys are declared by the algorithm class (``Algorithm.params``)
+and listed by ``distnewton list``.  Validation turns every problem into a
+one-line :class:`~distnewton.errors.UserError` naming the key
+(``algorithm.L: must be >= 1, got 0``), with the closest valid key suggested
+for a misspelt one.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class Param:
+    """One config key: type(s), default, an optional check and a doc line."""
+
+    types: tuple
+    default: Any
+    doc: str = ""
+    check: Callable[[Any], str | None] | None = None  # returns an error text or None
+    choices: tuple | None = None
+    nullable: bool = False
+
+
+def positive(x):
+    return None if x > 0 else f"must be > 0, got {x}"
+
+
+def nonneg(x):
+    return None if x >= 0 else f"must be >= 0, got {x}"
+
+
+def at_least(lo):
+    return lambda x: None if x >= lo else f"must be >= {lo}, got {x}"
+
+
+def in_open_closed(lo, hi):
+    return lambda x: None if lo < x <= hi else f"must be in ({lo}, {hi}], got {x}"
+
+
+INT, FLOAT, STR, BOOL = (int,), (int, float), (str,), (bool,)
+
+SCHEMA: dict[str, dict[str, Param]] = {
+    "data": {
+        "train": Param(STR, None, "training set: a LIBSVM file (plain, .bz2, .gz)"),
+        "test": Param(STR, None, "optional test set for test_accuracy", nullable=True),
+        "n_features": Param(INT, None, "feature count (default: largest index in train)",
+                            check=positive, nullable=True),
+        "zero_based": Param(BOOL, False, "feature indices start at 0"),
+        "positive_labels": Param((list,), None, "labels mapped to +1 (others -1) for logistic",
+                                 nullable=True),
+        "partition": Param(STR, "iid", "how rows are split over workers",
+                           choices=("iid", "contiguous", "label_skew")),
+        "partition_alpha": Param(FLOAT, 0.5, "Dirichlet alpha of label_skew", check=positive),
+        "seed": Param(INT, 0, "seed of the partition (and of synthetic data)"),
+        "synth": Param((dict,), None, "generate `train` with these make_synthetic arguments "
+                       "if the file does not exist", nullable=True),
+    },
+    "model": {
+        "loss": Param(STR, "logistic", "objective", choices=("logistic", "ridge")),
+        "lambda": Param(FLOAT + STR, "1/n", "L2 weight: a number >= 0 or '1/n'"),
+        "fit_intercept": Param(BOOL, False, "append a constant feature 1 (regularised too)"),
+    },
+    "run": {
+        "max_rounds": Param(INT, 100, "stop after this many communication rounds",
+                            check=at_least(1)),
+        "max_iterations": Param(INT, None, "stop after this many iterations",
+                                check=at_least(1), nullable=True),
+        "grad_norm": Param(FLOAT, None, "stop when ||grad f(w)|| <= this", check=positive,
+                           nullable=True),
+        "grad_rtol": Param(FLOAT, 1e-8, "stop when ||grad f(w)|| <= this * ||grad f(w0)|| "
+                           "(LIBLINEAR's eps)", check=positive, nullable=True),
+        "target_loss": Param(FLOAT, None, "stop when f(w) <= this", nullable=True),
+        "target_subopt": Param(FLOAT, None, "stop when (f(w) - f*)/|f*| <= this (needs f_star)",
+                               check=positive, nullable=True),
+        "f_star": Param(FLOAT, None, "optimal value, for relative suboptimality", nullable=True),
+        "backend": Param(STR, "auto", "mpi (real ranks), sim (one process) or auto",
+                         choices=("auto", "mpi", "sim")),
+        "workers": Param(INT, 4, "number of simulated workers (backend sim)", check=at_least(1)),
+        "blas_threads": Param(INT, 1, "BLAS threads per rank", check=at_least(1)),
+        "seed": Param(INT, 0, "seed of the algorithms' random streams (worker k: (seed, k))"),
+    },
+    "output": {
+        "path": Param(STR, None, "result file (default results/<config>-<time>.h5)",
+                      nullable=True),
+        "overwrite": Param(BOOL, False, "replace an existing result file"),
+    },
+}
+SECTIONS = tuple(SCHEMA) + ("algorithm",)
+
+
+def suggest(key, valid):
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def check_value(where: str, p: Param, value):
+    """Validate one value against its Param; returns the (possibly coerced) value."""
+    if value is None:
+        if p.nullable or p.default is None:
+            return None
+        raise UserError(f"{where}: must not be empty")
+    if isinstance(value, str) and float in p.types:
+        try:        # YAML 1.1 reads 1e-12 (no dot) as a string: accept it as a number
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) and bool not in p.types:
+        raise UserError(f"{where}: expected {_typename(p.types)}, got {value!r}")
+    if not isinstance(value, p.types):
+        raise UserError(f"{where}: expected {_typename(p.types)}, got {value!r}")
+    if float in p.types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if p.choices is not None and value not in p.choices:
+        raise UserError(f"{where}: must be one of {', '.join(map(str, p.choices))}, "
+                        f"got {value!r}")
+    if p.check is not None and not isinstance(value, str):
+        msg = p.check(value)
+        if msg:
+            raise UserError(f"{where}: {msg}")
+    return value
+
+
+def _typename(types):
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
+             list: "a list", dict: "a mapping"}
+    return " or ".join(dict.fromkeys(names[t] for t in types if not (t is int and float in types)))
+
+
+def parse_override(text: str):
+    """'section.key=value' -> (section, key, value parsed as YAML)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise UserError(f"--set {text}: expected section.key=value")
+    path, raw = text.split("=", 1)
+    section, key = path.split(".", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {text}: value is not valid YAML ({exc.problem})") from None
+    return section, key, value
+
+
+def load_yaml(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        raise UserError(f"{where}: YAML syntax error: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a config must be a mapping of sections")
+    return raw
+
+
+def resolve(raw: dict, overrides=(), algorithms=None, source="config") -> dict:
+    """Apply overrides, check every key, fill defaults: the resolved config.
+
+    ``algorithms`` maps algorithm names to classes with a ``params`` dict of
+    :class:`Param` (the registry); the algorithm section is validated against
+    the chosen class.
+    """
+    if algorithms is None:
+        from .algorithms import ALGORITHMS as algorithms
+    cfg = copy.deepcopy(raw)
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if section not in SECTIONS:
+            raise UserError(f"--set {text}: unknown section '{section}'{suggest(section, SECTIONS)}")
+        if not isinstance(cfg.get(section) or {}, dict):
+            raise UserError(f"{source}: section '{section}' must be a mapping")
+        cfg.setdefault(section, {})
+        if cfg[section] is None:
+            cfg[section] = {}
+        cfg[section][key] = value
+    for section in cfg:
+        if section not in SECTIONS:
+            raise UserError(f"{source}: unknown section '{section}'{suggest(section, SECTIONS)}")
+        if cfg[section] is not None and not isinstance(cfg[section], dict):
+            raise UserError(f"{source}: section '{section}' must be a mapping")
+    out = {}
+    for section, spec in SCHEMA.items():
+        given = cfg.get(section) or {}
+        out[section] = _check_section(section, given, spec)
+    alg = dict(cfg.get("algorithm") or {})
+    name = alg.pop("name", None)
+    if name is None:
+        raise UserError(f"algorithm.name: missing (one of {', '.join(sorted(algorithms))})")
+    if name not in algorithms:
+        raise UserError(f"algorithm.name: unknown algorithm '{name}'{suggest(name, algorithms)}; "
+                        f"valid: {', '.join(sorted(algorithms))}")
+    params = _check_section("algorithm", alg, algorithms[name].params)
+    out["algorithm"] = {"name": name, **params}
+    _check_cross(out)
+    return out
+
+
+def _check_section(section, given, spec):
+    res = {}
+    for key in given:
+        if key not in spec:
+            raise UserError(f"{section}.{key}: unknown key{suggest(key, spec)}")
+    for key, p in spec.items():
+        value = given[key] if key in given else p.default
+        res[key] = check_value(f"{section}.{key}", p, value) if key in given else value
+    return res
+
+
+def _check_cross(cfg):
+    lam = cfg["model"]["lambda"]
+    if isinstance(lam, str):
+        if lam.replace(" ", "") != "1/n":
+            raise UserError(f"model.lambda: must be a number >= 0 or '1/n', got {lam!r}")
+    elif lam < 0:
+        raise UserError(f"model.lambda: must be >= 0, got {lam}")
+    if cfg["data"]["train"] is None:
+        raise UserError("data.train: missing (path of a LIBSVM file)")
+    run = cfg["run"]
+    if run["target_subopt"] is not None and run["f_star"] is None:
+        raise UserError("run.target_subopt: needs run.f_star (the optimal value)")
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

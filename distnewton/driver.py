@@ -1,0 +1,190 @@
+"""A run from resolved config to result: data setup on the master, the
+iteration loop, stopping rules and the per-round log line.
+
+The loop (on the master) is::
+
+    evaluate w0                                  (logging only, not charged)
+    repeat: alg.step()        timed into wall_time, its rounds counted
+            evaluate alg.w    loss, ||grad||, test accuracy (logging only)
+            stop? converged / max_rounds / max_iterations / stalled / diverged
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .algorithms import ALGORITHMS
+from .algorithms import primitives as P
+from .algorithms.base import Problem
+from .errors import UserError
+from .objectives import LOSSES
+
+
+@dataclass
+class Setup:
+    """What the master prepares before any worker starts computing."""
+
+    X: sp.csr_matrix
+    y: np.ndarray
+    parts: list
+    problem: Problem
+    test: tuple | None        # (X_test, y_test) or None
+    dataset: str
+    sha256: str
+    label_map: dict
+
+
+def lambda_value(cfg, n):
+    lam = cfg["model"]["lambda"]
+    return 1.0 / n if isinstance(lam, str) else float(lam)
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def prepare(cfg, n_workers) -> Setup:
+    """Master: read, map and partition the data; every input error is a UserError."""
+    from .data import make_synthetic, map_labels, partition, read_libsvm, write_libsvm
+    dc, mc = cfg["data"], cfg["model"]
+    train = dc["train"]
+    if dc["synth"] is not None and not os.path.exists(train):
+        try:
+            X, y, _ = make_synthetic(**{"loss": mc["loss"], **dc["synth"]})
+        except TypeError as exc:
+            raise UserError(f"data.synth: {exc}") from None
+        os.makedirs(os.path.dirname(os.path.abspath(train)), exist_ok=True)
+        write_libsvm(train, X, y)
+    ds = read_libsvm(train, n_features=dc["n_features"], zero_based=dc["zero_based"])
+    y, label_map = map_labels(ds.y, mc["loss"], dc["positive_labels"], source=train)
+    X = ds.X
+    test = None
+    if dc["test"]:
+        ts = read_libsvm(dc["test"], n_features=X.shape[1], zero_based=dc["zero_based"])
+        yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=dc["test"],
+                           reference=label_map)
+        test = (ts.X, yt)
+    if mc["fit_intercept"]:
+        X = sp.hstack([X, np.ones((X.shape[0], 1))], format="csr")
+        if test:
+            test = (sp.hstack([test[0], np.ones((test[0].shape[0], 1))], format="csr"), test[1])
+    n, d = X.shape
+    parts = partition(y, n_workers, dc["partition"], seed=dc["seed"], alpha=dc["partition_alpha"])
+    problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
+                      sizes=tuple(len(p) for p in parts))
+    return Setup(X, y, parts, problem, test, train, file_sha256(train), label_map)
+
+
+def algorithm_params(cfg):
+    """The algorithm section without its name, as the workers' ``ctx.params``."""
+    from types import SimpleNamespace
+    return SimpleNamespace(**{k: v for k, v in cfg["algorithm"].items() if k != "name"})
+
+
+class Printer:
+    """One line per iteration on rank 0 (``-q``: none, ``-v``: bytes too)."""
+
+    def __init__(self, verbosity, stream=sys.stdout):
+        self.verbosity, self.stream = verbosity, stream
+
+    def header(self):
+        if self.verbosity > 0:
+            cols = f"{'iter':>5} {'rounds':>7} {'loss':>22} {'grad_norm':>10} {'test_acc':>8} {'seconds':>9}"
+            if self.verbosity > 1:
+                cols += f" {'bytes_up':>12} {'bytes_down':>12}"
+            print(cols, file=self.stream, flush=True)
+
+    def row(self, h):
+        if self.verbosity <= 0:
+            return
+        acc = h.last("test_accuracy")
+        line = (f"{h.last('iteration'):5d} {h.last('comm_rounds'):7d} {h.last('loss'):22.15e} "
+                f"{h.last('grad_norm'):10.3e} {'' if math.isnan(acc) else f'{acc:.4f}':>8} "
+                f"{h.last('wall_time'):9.3f}")
+        if self.verbosity > 1:
+            line += f" {h.last('bytes_up'):12d} {h.last('bytes_down'):12d}"
+        print(line, file=self.stream, flush=True)
+
+
+def test_metrics(problem, test, w):
+    """(accuracy, mean test loss) on the master's test set; NaNs without one."""
+    if test is None:
+        return math.nan, math.nan
+    Xt, yt = test
+    z = Xt @ w
+    loss = float(np.mean(LOSSES[problem.loss].value(z, yt)))
+    acc = float(np.mean(np.where(z >= 0, 1.0, -1.0) == yt)) if problem.loss == "logistic" else math.nan
+    return acc, loss
+
+
+def drive(rt, cfg, problem, test, printer):
+    """Run the configured algorithm on ``rt``; returns (alg, history, status, message)."""
+    from .results import History
+    cls = ALGORITHMS[cfg["algorithm"]["name"]]
+    params = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
+    alg = cls(rt, problem, params, np.zeros(problem.d))
+    hist = History(cls.columns)
+    run = cfg["run"]
+
+    def record(iteration, wall, info):
+        with rt.evaluating():
+            f, g = P.loss_grad(rt, problem, alg.w)
+        acc, tloss = test_metrics(problem, test, alg.w)
+        hist.append(iteration=iteration, comm_rounds=rt.algo.rounds, bytes_up=rt.algo.bytes_up,
+                    bytes_down=rt.algo.bytes_down, loss=f, grad_norm=float(np.linalg.norm(g)),
+                    test_accuracy=acc, test_loss=tloss, wall_time=wall, **info)
+        printer.row(hist)
+        return f, float(np.linalg.norm(g))
+
+    printer.header()
+    f, gnorm = record(0, 0.0, {})
+    g0, wall, it = gnorm, 0.0, 0
+    last_good = alg.w.copy()
+    while True:
+        t0 = time.perf_counter()
+        info = alg.step()
+        wall += time.perf_counter() - t0
+        it += 1
+        f, gnorm = record(it, wall, info)
+        status, message = stop_reason(run, f, gnorm, g0, rt.algo.rounds, it, alg.stalled)
+        if status == "diverged":
+            alg.w = last_good
+        else:
+            last_good = alg.w.copy()
+        if status:
+            return alg, hist, status, message
+
+
+def stop_reason(run, f, gnorm, g0, rounds, it, stalled):
+    """(status, message) when the run should stop, else ("", "")."""
+    if not (math.isfinite(f) and math.isfinite(gnorm)):
+        return "diverged", "loss or gradient is not finite: try a smaller step size"
+    if run["grad_norm"] is not None and gnorm <= run["grad_norm"]:
+        return "converged", f"||grad|| = {gnorm:.3e} <= run.grad_norm"
+    if run["grad_rtol"] is not None and gnorm <= run["grad_rtol"] * g0:
+        return "converged", f"||grad|| = {gnorm:.3e} <= run.grad_rtol * ||grad f(w0)||"
+    if run["target_loss"] is not None and f <= run["target_loss"]:
+        return "converged", f"loss {f:.15e} <= run.target_loss"
+    if run["target_subopt"] is not None:
+        fs = run["f_star"]
+        if (f - fs) / abs(fs) <= run["target_subopt"]:
+            return "converged", f"relative suboptimality <= run.target_subopt"
+    if stalled:
+        return "stalled", stalled
+    if rounds >= run["max_rounds"]:
+        return "max_rounds", f"{rounds} communication rounds (run.max_rounds)"
+    if run["max_iterations"] is not None and it >= run["max_iterations"]:
+        return "max_iterations", f"{it} iterations (run.max_iterations)"
+    return "", ""

@@ -1,0 +1,106 @@
+"""The HDF5 result file: one self-describing file per run.
+
+Layout (``schema_version`` 1; later versions only add):
+
+- root attributes: ``schema_version``, ``distnewton_version``, ``algorithm``,
+  ``loss``, ``lambda``, ``n_workers``, ``backend``, ``dataset``, ``n_samples``,
+  ``n_features``, ``seed``, ``status`` (converged, max_rounds, stalled,
+  diverged, stopped), ``message``, ``mpi_library``, ``started``, ``finished``
+  (ISO 8601), ``config`` (the resolved config as YAML text), and the
+  provenance attributes ``argv``, ``hostname``, ``python``, ``numpy``,
+  ``scipy``, ``dataset_sha256`` (of the file as stored), ``setup_bytes``
+  (bytes sent to distribute the shards), ``eval_rounds``/``eval_bytes``
+  (logging-only evaluation, never charged to the algorithm).
+- ``/history``: equal-length 1-D datasets, one entry per iteration starting
+  with the initial point (see :data:`BASE_COLUMNS`), plus the algorithm's own.
+- ``/model/w``: the final weights.
+
+Only rank 0 writes, with serial h5py.  The file is written under a temporary
+name in the target folder and renamed when complete, so a crash never leaves a
+half file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+#: The history columns every run has (name -> dtype, meaning).
+BASE_COLUMNS = {
+    "iteration": (np.int64, "iteration number, 0 = initial point"),
+    "comm_rounds": (np.int64, "communication rounds charged to the algorithm (cumulative)"),
+    "bytes_up": (np.int64, "bytes workers -> master (cumulative)"),
+    "bytes_down": (np.int64, "bytes master -> workers (cumulative)"),
+    "loss": (np.float64, "global training objective f(w) at the master's model"),
+    "grad_norm": (np.float64, "||grad f(w)||_2"),
+    "test_accuracy": (np.float64, "accuracy on the test set (NaN without one, or for ridge)"),
+    "test_loss": (np.float64, "mean data loss on the test set, no regularisation (NaN without)"),
+    "wall_time": (np.float64, "seconds (cumulative), excluding logging-only evaluation"),
+    "step_size": (np.float64, "step size taken in this iteration (NaN at iteration 0)"),
+}
+
+
+class History:
+    """Per-iteration records kept in memory on the master."""
+
+    def __init__(self, extra_columns=None):
+        self.dtypes = {k: v[0] for k, v in BASE_COLUMNS.items()}
+        self.dtypes.update(extra_columns or {})
+        self.rows = {k: [] for k in self.dtypes}
+
+    def append(self, **values):
+        for key in self.rows:
+            default = 0 if np.issubdtype(self.dtypes[key], np.integer) else np.nan
+            self.rows[key].append(values.get(key, default))
+
+    def last(self, key):
+        return self.rows[key][-1]
+
+    def __len__(self):
+        return len(self.rows["iteration"])
+
+    def arrays(self):
+        return {k: np.asarray(v, dtype=self.dtypes[k]) for k, v in self.rows.items()}
+
+
+def check_output_path(path, overwrite):
+    """Fail early (before any work) if the result cannot be written."""
+    from .errors import UserError
+    if os.path.isdir(path):
+        raise UserError(f"{path}: output path is a directory")
+    if os.path.exists(path) and not overwrite:
+        raise UserError(f"{path}: exists (use --overwrite to replace it)")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create folder ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{path}: folder is not writable")
+
+
+def write_result(path, attrs: dict, history: History, w, column_docs=None):
+    """Write the whole file atomically (temporary name, then rename)."""
+    import h5py
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=folder)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for key, value in attrs.items():
+                f.attrs[key] = "" if value is None else value
+            hist = f.create_group("history")
+            docs = {k: v[1] for k, v in BASE_COLUMNS.items()}
+            docs.update(column_docs or {})
+            for key, arr in history.arrays().items():
+                ds = hist.create_dataset(key, data=arr)
+                if key in docs:
+                    ds.attrs["description"] = docs[key]
+            f.create_group("model").create_dataset("w", data=np.asarray(w, dtype=np.float64))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,141 @@
+"""``distnewton run``: resolve the config, start the backend, write the result.
+
+MPI flow (every rank runs :func:`execute`):
+
+1. every rank reads and validates the config (identical errors everywhere);
+2. rank 0 checks the output path and reads, maps and partitions the data;
+   it broadcasts a status word so that a bad input ends every rank with exit
+   code 2 and one message (printed by rank 0), never a hang;
+3. rank 0 broadcasts the resolved config and the problem sizes, and scatters
+   the CSR shards (only the shard's rows stay on a worker);
+4. workers serve rounds until the master sends stop; the master runs the
+   algorithm, then writes the HDF5 file.  From here on any exception on any
+   rank aborts the whole job (``MPI_Abort``) after printing it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import socket
+import sys
+import time
+
+import numpy as np
+
+from . import SCHEMA_VERSION, __version__
+from .config import dump, load_yaml, resolve
+from .driver import Printer, algorithm_params, drive, prepare
+from .errors import EXIT_OK, EXIT_USER, UserError
+from .objectives import Shard
+from .results import check_output_path, write_result
+
+
+def now():
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def execute(config_path, overrides, verbosity=1) -> int:
+    cfg = resolve(load_yaml(config_path), overrides, source=config_path)
+    backend = cfg["run"]["backend"]
+    if backend == "auto":
+        from .runtime.mpi import under_launcher
+        backend = "mpi" if under_launcher() else "sim"
+    cfg["run"]["backend"] = backend
+    if cfg["output"]["path"] is None:
+        stem = os.path.splitext(os.path.basename(config_path))[0]
+        cfg["output"]["path"] = os.path.join(
+            "results", f"{stem}-{dt.datetime.now():%Y%m%d-%H%M%S}.h5")
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=cfg["run"]["blas_threads"])
+    if backend == "sim":
+        return run_sim(cfg, verbosity)
+    return run_mpi(cfg, verbosity)
+
+
+def make_shards(setup, parts_rows=None):
+    p = setup.problem
+    return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam) for idx in setup.parts]
+
+
+def run_sim(cfg, verbosity):
+    from .runtime.sim import SimRuntime
+    started = now()
+    check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
+    setup = prepare(cfg, cfg["run"]["workers"])
+    rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
+    outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity))
+    finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, verbosity)
+    return EXIT_OK
+
+
+def run_mpi(cfg, verbosity):
+    from .runtime.mpi import (MPIRuntime, abort_on_exception, check_world, comm_world,
+                              install_abort_hook, receive_shard, send_shards, serve)
+    comm = comm_world()
+    install_abort_hook()
+    check_world(comm)
+    rank, K = comm.Get_rank(), comm.Get_size() - 1
+    if rank != 0:
+        status = comm.bcast(None, root=0)
+        if status:
+            return status
+        cfg, problem = comm.bcast(None, root=0)
+        try:
+            X, y = receive_shard(comm)
+            serve(comm, Shard(X, y, problem.loss, problem.lam), cfg["run"]["seed"],
+                  algorithm_params(cfg))
+        except Exception as exc:               # noqa: BLE001 - every fault ends the job
+            abort_on_exception(exc)
+        return EXIT_OK
+    started = now()
+    try:
+        check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
+        setup = prepare(cfg, K)
+    except UserError:
+        comm.bcast(EXIT_USER, root=0)
+        raise
+    comm.bcast(0, root=0)
+    try:
+        comm.bcast((cfg, setup.problem), root=0)
+        setup_bytes = send_shards(comm, setup.X, setup.y, setup.parts)
+        setup.X = setup.y = None               # rank 0 keeps no rows
+        rt = MPIRuntime(comm)
+        outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity))
+        rt.shutdown()
+        from mpi4py import MPI
+        lib = MPI.Get_library_version().strip().splitlines()[0]
+        finish(cfg, setup, rt, outcome, started, lib, setup_bytes, verbosity)
+    except Exception as exc:                   # noqa: BLE001
+        abort_on_exception(exc)
+    return EXIT_OK
+
+
+def finish(cfg, setup, rt, outcome, started, mpi_library, setup_bytes, verbosity):
+    """Write the HDF5 result and print the summary line."""
+    alg, hist, status, message = outcome
+    p = setup.problem
+    attrs = {
+        "schema_version": SCHEMA_VERSION, "distnewton_version": __version__,
+        "algorithm": cfg["algorithm"]["name"], "loss": p.loss, "lambda": p.lam,
+        "n_workers": rt.K, "backend": cfg["run"]["backend"], "dataset": setup.dataset,
+        "dataset_sha256": setup.sha256, "n_samples": p.n, "n_features": p.d,
+        "shard_sizes": np.asarray(p.sizes, dtype=np.int64),
+        "seed": cfg["run"]["seed"], "partition_seed": cfg["data"]["seed"],
+        "status": status, "message": message, "mpi_library": mpi_library,
+        "started": started, "finished": now(), "config": dump(cfg),
+        "label_map": repr(setup.label_map), "setup_bytes": int(setup_bytes),
+        "eval_rounds": rt.eval.rounds, "eval_bytes": rt.eval.bytes_up + rt.eval.bytes_down,
+        "argv": " ".join(sys.argv), "hostname": socket.gethostname(),
+        "python": platform.python_version(), "numpy": np.__version__,
+    }
+    import scipy
+    attrs["scipy"] = scipy.__version__
+    path = cfg["output"]["path"]
+    write_result(path, attrs, hist, alg.w,
+                 column_docs={k: k for k in type(alg).columns})
+    if verbosity > 0:
+        print(f"{status}: {message}; {hist.last('iteration')} iterations, "
+              f"{hist.last('comm_rounds')} rounds, loss {hist.last('loss'):.15e}, "
+              f"{hist.last('wall_time'):.2f} s -> {path}", flush=True)

@@ -1,0 +1,201 @@
+"""``backend: mpi``: rank 0 is the master, ranks 1..K are the workers.
+
+mpi4py is imported lazily (importing it runs MPI_Init), so ``--help`` and
+``distnewton list`` on a login node never touch MPI.  All vectors travel as
+float64/int64 numpy buffers through the upper-case (buffer) collectives;
+only the resolved config text and control flags use the pickling lower-case
+calls.
+
+Faults: :func:`install_abort_hook` makes an uncaught exception on any rank
+print ``distnewton: rank R: ...`` once and call ``MPI_Abort``, so the other
+ranks never hang in a collective.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import (HEADER_LEN, OP_GATHER, OP_REDUCE, OP_STOP, Runtime, WorkerContext,
+               run_task, task_ids, worker_rng)
+from ..errors import EXIT_INTERNAL, UserError
+
+#: Environment variables a launcher sets to say how many tasks it started.
+LAUNCHER_SIZE_VARS = ("SLURM_NTASKS", "PMI_SIZE", "PMIX_SIZE", "OMPI_COMM_WORLD_SIZE",
+                      "MPI_LOCALNRANKS")
+
+
+def comm_world():
+    from mpi4py import MPI
+    return MPI.COMM_WORLD
+
+
+def launched_size():
+    """Tasks a launcher (srun, mpiexec) says it started, or None."""
+    for var in ("SLURM_NTASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        val = os.environ.get(var)
+        if val and val.isdigit():
+            return int(val)
+    return None
+
+
+def under_launcher():
+    return any(v in os.environ for v in LAUNCHER_SIZE_VARS) or "PMI_RANK" in os.environ \
+        or "HYDRA_CONTROL_FD" in os.environ or "PMI_FD" in os.environ
+
+
+def check_world(comm):
+    """Stop with a clear message when the launcher and MPI disagree.
+
+    A wrong ``srun``/PMI setup starts N singletons, each "rank 0 of 1": compare
+    COMM_WORLD's size with what the launcher says it started.
+    """
+    expected = launched_size()
+    if expected is not None and expected != comm.Get_size():
+        raise UserError(
+            f"the launcher started {expected} tasks but MPI sees {comm.Get_size()}: "
+            "mpi4py is not built for the MPI your launcher uses (try `srun --mpi=pmix` or "
+            "`srun --mpi=pmi2`, or launch with that MPI's mpiexec)")
+    if comm.Get_size() < 2:
+        raise UserError("backend mpi needs at least 2 ranks (rank 0 master + workers): "
+                        "run `mpiexec -n K+1 distnewton run ...` or use --backend sim")
+
+
+def install_abort_hook():
+    """Uncaught exception on any rank -> print it once with the rank, MPI_Abort."""
+    def hook(etype, value, tb):
+        abort_on_exception(value, tb=tb)
+    sys.excepthook = hook
+
+
+def abort_on_exception(exc, tb=None, code=None):
+    """Print ``exc`` with this rank's number and abort the whole job."""
+    comm = comm_world()
+    rank = comm.Get_rank()
+    if isinstance(exc, UserError):
+        sys.stderr.write(f"distnewton: rank {rank}: error: {exc}\n")
+        code = exc.exit_code if code is None else code
+    else:
+        text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+        sys.stderr.write(f"distnewton: rank {rank}: internal error:\n{text}")
+        code = EXIT_INTERNAL if code is None else code
+    sys.stderr.flush()
+    comm.Abort(code)
+
+
+class MPIRuntime(Runtime):
+    """Master side of the MPI backend (rank 0)."""
+
+    backend = "mpi"
+
+    def __init__(self, comm):
+        super().__init__()
+        self.comm = comm
+        self.K = comm.Get_size() - 1
+        self._header = np.zeros(HEADER_LEN, dtype=np.int64)
+
+    def _exchange(self, task_id, down, up, scatter):
+        from mpi4py import MPI
+        comm, h = self.comm, self._header
+        h[:] = 0
+        h[0] = OP_REDUCE if isinstance(up, int) else OP_GATHER
+        h[1], h[2], h[3] = task_id, len(down), scatter is not None
+        h[4:4 + len(down)] = [v.size for v in down]
+        comm.Bcast(h, root=0)                                   # control header
+        if sum(v.size for v in down):
+            comm.Bcast(np.concatenate(down), root=0)            # the broadcast vectors
+        if scatter is not None:
+            counts = np.array([0] + [v.size for v in scatter], dtype=np.int64)
+            comm.Scatter(counts, np.empty(1, np.int64), root=0)
+            displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            comm.Scatterv([np.concatenate(scatter), counts, displs, MPI.DOUBLE],
+                          np.empty(0), root=0)
+        if isinstance(up, int):
+            total = np.empty(up)
+            comm.Reduce(np.zeros(up), total, op=MPI.SUM, root=0)
+            return total
+        counts = np.array([0] + list(up), dtype=np.int64)
+        displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        buf = np.empty(int(counts.sum()))
+        comm.Gatherv(np.empty(0), [buf, counts, displs, MPI.DOUBLE], root=0)
+        return np.split(buf, np.cumsum(up)[:-1])
+
+    def shutdown(self):
+        self._header[:] = 0
+        self._header[0] = OP_STOP
+        self.comm.Bcast(self._header, root=0)
+
+
+def serve(comm, shard, seed, params=None):
+    """Worker loop (ranks 1..K): run tasks until the master says stop."""
+    from mpi4py import MPI
+    rank = comm.Get_rank()
+    ctx = WorkerContext(rank - 1, shard, worker_rng(seed, rank - 1), params)
+    _, names = task_ids()
+    h = np.zeros(HEADER_LEN, dtype=np.int64)
+    while True:
+        comm.Bcast(h, root=0)
+        if h[0] == OP_STOP:
+            return
+        lens = [int(n) for n in h[4:4 + int(h[2])]]
+        payload = np.empty(sum(lens))
+        if payload.size:
+            comm.Bcast(payload, root=0)
+        down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
+        scattered = None
+        if h[3]:
+            count = np.empty(1, np.int64)
+            comm.Scatter(None, count, root=0)
+            scattered = np.empty(int(count[0]))
+            comm.Scatterv(None, scattered, root=0)
+        out = run_task(ctx, names, int(h[1]), down, scattered)
+        if h[0] == OP_REDUCE:
+            comm.Reduce(out, None, op=MPI.SUM, root=0)
+        else:
+            comm.Gatherv(out, None, root=0)
+
+
+# -- distributing the shards (setup, counted apart from the algorithm) -----
+def send_shards(comm, X, y, parts):
+    """Master: give worker k the rows parts[k] of (X, y) as CSR buffers.
+
+    Returns the bytes sent.  Only rank 0 ever holds the whole matrix.
+    """
+    from mpi4py import MPI
+    pieces = [X[idx] for idx in parts]
+    meta = np.zeros((comm.Get_size(), 3), dtype=np.int64)
+    meta[1:, 0] = [p.shape[0] for p in pieces]
+    meta[1:, 1] = [p.nnz for p in pieces]
+    meta[1:, 2] = X.shape[1]
+    comm.Scatter(meta, np.empty(3, np.int64), root=0)
+    sent = meta.nbytes
+
+    def scatterv(arrays, dtype, mpitype):
+        nonlocal sent
+        counts = np.array([0] + [a.size for a in arrays], dtype=np.int64)
+        displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        buf = np.concatenate([np.asarray(a, dtype=dtype) for a in arrays])
+        comm.Scatterv([buf, counts, displs, mpitype], np.empty(0, dtype), root=0)
+        sent += buf.nbytes
+
+    scatterv([p.indptr for p in pieces], np.int64, MPI.INT64_T)
+    scatterv([p.indices for p in pieces], np.int64, MPI.INT64_T)
+    scatterv([p.data for p in pieces], np.float64, MPI.DOUBLE)
+    scatterv([y[idx] for idx in parts], np.float64, MPI.DOUBLE)
+    return sent
+
+
+def receive_shard(comm):
+    """Worker: receive this rank's (X, y) from :func:`send_shards`."""
+    meta = np.empty(3, np.int64)
+    comm.Scatter(None, meta, root=0)
+    n, nnz, d = (int(v) for v in meta)
+    indptr, indices = np.empty(n + 1, np.int64), np.empty(nnz, np.int64)
+    data, y = np.empty(nnz), np.empty(n)
+    for buf in (indptr, indices, data, y):
+        comm.Scatterv(None, buf, root=0)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, d)), y

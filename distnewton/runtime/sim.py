@@ -1,0 +1,39 @@
+"""``backend: sim``: K workers simulated in one process.
+
+Each worker is a :class:`WorkerContext` with its own shard, RNG stream and
+state; a round calls the task for k = 0..K-1 in order and sums (or gathers) the
+replies.  Counting is done by :class:`Runtime`, exactly as for MPI.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import Runtime, WorkerContext, run_task, worker_rng
+
+
+class SimRuntime(Runtime):
+    backend = "sim"
+
+    def __init__(self, shards, seed, params=None):
+        super().__init__()
+        self.workers = [WorkerContext(k, s, worker_rng(seed, k), params)
+                        for k, s in enumerate(shards)]
+        self.K = len(self.workers)
+
+    def _exchange(self, task_id, down, up, scatter):
+        replies = (run_task(ctx, self.names, task_id, down,
+                            None if scatter is None else scatter[ctx.k])
+                   for ctx in self.workers)
+        if not isinstance(up, int):
+            out = list(replies)
+            for k, (r, n) in enumerate(zip(out, up)):
+                if r.size != n:
+                    raise RuntimeError(f"worker {k} replied {r.size} values, expected {n}")
+            return out
+        total = np.zeros(up)
+        for k, r in enumerate(replies):
+            if r.size != up:
+                raise RuntimeError(f"worker {k} replied {r.size} values, expected {up}")
+            total += r
+        return total

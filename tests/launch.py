@@ -1,0 +1,57 @@
+"""Launching real jobs from tests: ``mpiexec -n N python -m distnewton ...``."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+NO_DATA = "../shared/data not found: real LIBSVM data sets live beside the checkout"
+
+
+def env():
+    e = dict(os.environ)
+    e.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def mpiexec():
+    exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep
+                       + os.environ.get("PATH", ""))
+    assert exe, "mpiexec not found: `pip install -e .` brings it (the mpich wheel)"
+    return exe
+
+
+def cli(*args, n=None, timeout=240, cwd=None, extra_env=None):
+    """Run ``distnewton ARGS`` (under ``mpiexec -n n`` when n is given)."""
+    cmd = [sys.executable, "-m", "distnewton", *map(str, args)]
+    if n is not None:
+        cmd = [mpiexec(), "-n", str(n), *cmd]
+    e = env()
+    e.update(extra_env or {})
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or ROOT, env=e)
+
+
+def write_config(path, **sections):
+    import yaml
+    Path(path).write_text(yaml.safe_dump(sections, sort_keys=False))
+    return path
+
+
+def read_result(path):
+    with h5py.File(path, "r") as f:
+        attrs = dict(f.attrs)
+        hist = {k: f["history"][k][()] for k in f["history"]}
+        w = f["model/w"][()]
+    return attrs, hist, w
+
+
+def logistic_objective(X, y, w, lam):
+    return float(np.mean(np.logaddexp(0.0, -y * (X @ w))) + 0.5 * lam * w @ w)
