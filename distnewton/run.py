@@ -28,6 +28,7 @@ from . import SCHEMA_VERSION, __version__
 from .config import dump, load_yaml, resolve
 from .driver import Printer, algorithm_params, drive, prepare
 from .errors import EXIT_OK, EXIT_USER, UserError
+from .faults import inject
 from .objectives import Shard
 from .results import check_output_path, write_result
 
@@ -83,6 +84,7 @@ def run_mpi(cfg, verbosity):
             return status
         cfg, problem = comm.bcast(None, root=0)
         try:
+            inject("load", rank)
             X, y = receive_shard(comm)
             serve(comm, Shard(X, y, problem.loss, problem.lam), cfg["run"]["seed"],
                   algorithm_params(cfg))
@@ -92,6 +94,7 @@ def run_mpi(cfg, verbosity):
     started = now()
     try:
         check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
+        inject("load", 0)
         setup = prepare(cfg, K)
     except UserError:
         comm.bcast(EXIT_USER, root=0)
@@ -133,6 +136,7 @@ def finish(cfg, setup, rt, outcome, started, mpi_library, setup_bytes, verbosity
     import scipy
     attrs["scipy"] = scipy.__version__
     path = cfg["output"]["path"]
+    inject("write", 0)
     write_result(path, attrs, hist, alg.w,
                  column_docs={k: k for k in type(alg).columns})
     if verbosity > 0:

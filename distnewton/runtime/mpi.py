@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from . import (HEADER_LEN, OP_GATHER, OP_REDUCE, OP_STOP, Runtime, WorkerContext,
                run_task, task_ids, worker_rng)
 from ..errors import EXIT_INTERNAL, UserError
+from ..faults import inject
 
 #: Environment variables a launcher sets to say how many tasks it started.
 LAUNCHER_SIZE_VARS = ("SLURM_NTASKS", "PMI_SIZE", "PMIX_SIZE", "OMPI_COMM_WORLD_SIZE",
@@ -100,6 +101,7 @@ class MPIRuntime(Runtime):
 
     def _exchange(self, task_id, down, up, scatter):
         from mpi4py import MPI
+        inject("round", 0)
         comm, h = self.comm, self._header
         h[:] = 0
         h[0] = OP_REDUCE if isinstance(up, int) else OP_GATHER
@@ -152,6 +154,7 @@ def serve(comm, shard, seed, params=None):
             comm.Scatter(None, count, root=0)
             scattered = np.empty(int(count[0]))
             comm.Scatterv(None, scattered, root=0)
+        inject("round", rank)
         out = run_task(ctx, names, int(h[1]), down, scattered)
         if h[0] == OP_REDUCE:
             comm.Reduce(out, None, op=MPI.SUM, root=0)
