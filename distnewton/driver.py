@@ -156,7 +156,7 @@ def drive(rt, cfg, problem, test, printer):
         t0 = time.perf_counter()
         info = alg.step()
         wall += time.perf_counter() - t0
-        it += 1
+        it += info.pop("iterations", 1)
         f, gnorm = record(it, wall, info)
         status, message = stop_reason(run, f, gnorm, g0, rt.algo.rounds, it, alg.stalled)
         if status == "diverged":

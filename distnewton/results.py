@@ -52,7 +52,8 @@ class History:
 
     def append(self, **values):
         for key in self.rows:
-            default = 0 if np.issubdtype(self.dtypes[key], np.integer) else np.nan
+            kind = np.dtype(self.dtypes[key]).kind
+            default = {"i": 0, "u": 0, "S": b""}.get(kind, np.nan)
             self.rows[key].append(values.get(key, default))
 
     def last(self, key):

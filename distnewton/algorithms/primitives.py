@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..linalg import cg, solve_spd
-from ..objectives import global_value, regularise
+from ..objectives import global_value, regularise  # noqa: F401 (re-exported)
 from ..runtime import worker_task
 from .base import use_cg
 

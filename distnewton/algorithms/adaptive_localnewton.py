@@ -1,0 +1,60 @@
+"""Adaptive LocalNewton (Gupta et al., UAI 2021), Algorithm 2.
+
+Runs LocalNewton rounds (see :mod:`.localnewton`) starting with L = ``L0``
+local iterations per round, and adapts L from the global loss at the averaged
+models: when a round fails to decrease f(w_bar) by at least ``delta``, L
+decreases by one; when L = 1 and the loss again fails to decrease by delta,
+the method switches to GIANT (3 rounds per iteration) for the rest of the run,
+which converges to the exact optimum instead of LocalNewton's error floor.
+
+Loss at w_bar: the workers compute their local loss sums at the w_bar they
+receive and send them *with* their new local models, so f(w_bar_r) reaches the
+master one round late and costs no extra round: after round r the master knows
+f(w_bar_{r-1}) (the model it sent in round r) and compares it with
+f(w_bar_{r-2}); a decrement of L takes effect from round r + 1.
+
+History columns: ``L`` (local iterations in this iteration's round; 0 in the
+GIANT phase) and ``phase`` (``localnewton`` or ``giant``), so plots can mark
+the switches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import FLOAT, INT, Param, at_least, nonneg
+from .base import LINE_SEARCH, Algorithm
+from .giant import GIANT
+from .localnewton import LOCAL_PARAMS, local_round
+
+
+class AdaptiveLocalNewton(Algorithm):
+    name = "adaptive_localnewton"
+    params = {
+        "L0": Param(INT, 3, "initial local iterations per round", check=at_least(1)),
+        "delta": Param(FLOAT, 1e-4, "minimum decrease of f(w_bar) per round before L "
+                       "decreases (then GIANT after L = 1)", check=nonneg),
+        **{k: v for k, v in LOCAL_PARAMS.items() if k != "L"},
+        "ls_steps": LINE_SEARCH["ls_steps"],
+    }
+    columns = {"L": np.int64, "phase": np.dtype("S12")}
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.L, self.f_prev, self.giant = self.p.L0, None, None
+
+    def step(self):
+        if self.giant is not None:
+            info = self.giant.step()
+            self.w, self.stalled = self.giant.w, self.giant.stalled
+            return {**info, "L": 0, "phase": b"giant"}
+        L = self.L
+        f_bar, self.w = local_round(self.rt, self.prob, self.w, L)   # f_bar = f(model sent)
+        if self.f_prev is not None and self.f_prev - f_bar < self.p.delta:
+            if self.L > 1:
+                self.L -= 1
+            else:
+                giant_params = {k: getattr(self.p, k) for k in GIANT.params}
+                self.giant = GIANT(self.rt, self.prob, giant_params, self.w)
+        self.f_prev = f_bar
+        return {"iterations": L, "L": L, "phase": b"localnewton"}
