@@ -90,6 +90,9 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "workers": Param(INT, 4, "number of simulated workers (backend sim)", check=at_least(1)),
         "blas_threads": Param(INT, 1, "BLAS threads per rank", check=at_least(1)),
         "seed": Param(INT, 0, "seed of the algorithms' random streams (worker k: (seed, k))"),
+        "latency_model": Param((dict,), None, "{per_round: s, per_byte: s}: adds modelled network "
+                               "time to a modelled_time column (wall_time is unchanged)",
+                               nullable=True),
     },
     "output": {
         "path": Param(STR, None, "result file (default results/<config>-<time>.h5)",
@@ -235,6 +238,21 @@ def _check_cross(cfg):
     if cfg["data"]["train"] is None:
         raise UserError("data.train: missing (path of a LIBSVM file)")
     run = cfg["run"]
+    lm = run["latency_model"]
+    if lm is not None:
+        for key in lm:
+            if key not in ("per_round", "per_byte"):
+                raise UserError(f"run.latency_model.{key}: unknown key"
+                                f"{suggest(key, ('per_round', 'per_byte'))}")
+        for key in ("per_round", "per_byte"):
+            value = lm.setdefault(key, 0.0)
+            if isinstance(value, str):
+                try:
+                    value = lm[key] = float(value)
+                except ValueError:
+                    pass
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise UserError(f"run.latency_model.{key}: must be a number >= 0, got {value!r}")
     if run["target_subopt"] is not None and run["f_star"] is None:
         raise UserError("run.target_subopt: needs run.f_star (the optimal value)")
 

@@ -134,16 +134,21 @@ def drive(rt, cfg, problem, test, printer):
     from .results import History
     cls = ALGORITHMS[cfg["algorithm"]["name"]]
     params = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
-    alg = cls(rt, problem, params, np.zeros(problem.d))
-    hist = History(cls.columns)
+    alg = cls(rt, problem, params, np.zeros(problem.d), seed=cfg["run"]["seed"])
     run = cfg["run"]
+    lm = run["latency_model"]
+    hist = History({**cls.columns, **({"modelled_time": np.float64} if lm else {})})
 
     def record(iteration, wall, info):
         with rt.evaluating():
             f, g = P.loss_grad(rt, problem, alg.w)
         acc, tloss = test_metrics(problem, test, alg.w)
-        hist.append(iteration=iteration, comm_rounds=rt.algo.rounds, bytes_up=rt.algo.bytes_up,
-                    bytes_down=rt.algo.bytes_down, loss=f, grad_norm=float(np.linalg.norm(g)),
+        c = rt.algo
+        if lm:   # the paper's high-latency network, modelled; never changes wall_time
+            info["modelled_time"] = (wall + lm["per_round"] * c.rounds
+                                     + lm["per_byte"] * (c.bytes_up + c.bytes_down))
+        hist.append(iteration=iteration, comm_rounds=c.rounds, bytes_up=c.bytes_up,
+                    bytes_down=c.bytes_down, loss=f, grad_norm=float(np.linalg.norm(g)),
                     test_accuracy=acc, test_loss=tloss, wall_time=wall, **info)
         printer.row(hist)
         return f, float(np.linalg.norm(g))

@@ -105,3 +105,61 @@ def write_result(path, attrs: dict, history: History, w, column_docs=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# -- reading results back ---------------------------------------------------
+class Run:
+    """A result file read back: ``attrs`` (dict), ``history`` (name -> array), ``w``."""
+
+    def __init__(self, path, attrs, history, w):
+        self.path, self.attrs, self.history, self.w = path, attrs, history, w
+
+    def dataframe(self):
+        """The history as a pandas DataFrame (needs pandas)."""
+        import pandas as pd
+        return pd.DataFrame(self.history)
+
+
+def load(path) -> Run:
+    """Read a distnewton HDF5 result; a foreign or newer file is a UserError."""
+    import h5py
+
+    from . import SCHEMA_VERSION
+    from .errors import UserError
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with f:
+        version = f.attrs.get("schema_version")
+        if version is None or "history" not in f:
+            raise UserError(f"{path}: not a distnewton result file (no schema_version/history)")
+        if int(version) > SCHEMA_VERSION:
+            raise UserError(f"{path}: schema version {int(version)} is newer than this "
+                            f"distnewton reads ({SCHEMA_VERSION}): upgrade distnewton")
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        history = {k: f["history"][k][()] for k in f["history"]}
+        w = f["model/w"][()] if "model/w" in f else None
+    return Run(path, attrs, history, w)
+
+
+def reaching(history, f_star, rel_subopt):
+    """First history row with (loss - f*)/|f*| <= rel_subopt, as a dict, or None.
+
+    Keys: iteration, comm_rounds, bytes (up + down), wall_time, and
+    modelled_time when the run had a latency model.
+    """
+    loss = np.asarray(history["loss"])
+    hit = np.nonzero((loss - f_star) / abs(f_star) <= rel_subopt)[0]
+    if hit.size == 0:
+        return None
+    i = int(hit[0])
+    out = {"iteration": int(history["iteration"][i]),
+           "comm_rounds": int(history["comm_rounds"][i]),
+           "bytes": int(history["bytes_up"][i] + history["bytes_down"][i]),
+           "wall_time": float(history["wall_time"][i])}
+    if "modelled_time" in history:
+        out["modelled_time"] = float(history["modelled_time"][i])
+    return out

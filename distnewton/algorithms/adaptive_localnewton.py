@@ -39,8 +39,8 @@ class AdaptiveLocalNewton(Algorithm):
     }
     columns = {"L": np.int64, "phase": np.dtype("S12")}
 
-    def __init__(self, *args):
-        super().__init__(*args)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.L, self.f_prev, self.giant = self.p.L0, None, None
 
     def step(self):
@@ -55,6 +55,6 @@ class AdaptiveLocalNewton(Algorithm):
                 self.L -= 1
             else:
                 giant_params = {k: getattr(self.p, k) for k in GIANT.params}
-                self.giant = GIANT(self.rt, self.prob, giant_params, self.w)
+                self.giant = GIANT(self.rt, self.prob, giant_params, self.w, seed=self.seed)
         self.f_prev = f_bar
         return {"iterations": L, "L": L, "phase": b"localnewton"}

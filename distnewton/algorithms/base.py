@@ -37,10 +37,13 @@ class Algorithm:
     #: extra per-iteration history columns: name -> numpy dtype
     columns: dict = {}
 
-    def __init__(self, rt, problem: Problem, params: dict, w0):
+    def __init__(self, rt, problem: Problem, params: dict, w0, seed=0):
         self.rt, self.prob = rt, problem
         self.p = SimpleNamespace(**params)
         self.w = np.array(w0, dtype=np.float64)
+        #: run.seed; the master's own random stream (worker k has (seed, k + 1))
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(np.random.SeedSequence((self.seed, 0)))
         self.stalled = ""        # set to a reason when the method cannot go on
 
     def step(self) -> dict:

@@ -35,8 +35,8 @@ class GD(Algorithm):
         "max_backtracks": Param(INT, 50, "halvings before giving up", check=at_least(1)),
     }
 
-    def __init__(self, *args):
-        super().__init__(*args)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.f = self.g = None
         self.alpha, self.grow = self.p.alpha0, False
 
