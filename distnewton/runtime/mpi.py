@@ -107,9 +107,9 @@ class MPIRuntime(Runtime):
         h[0] = OP_REDUCE if isinstance(up, int) else OP_GATHER
         h[1], h[2], h[3] = task_id, len(down), scatter is not None
         h[4:4 + len(down)] = [v.size for v in down]
-        comm.Bcast(h, root=0)                                   # control header
+        wait(comm.Ibcast(h, root=0))                            # control header
         if sum(v.size for v in down):
-            comm.Bcast(np.concatenate(down), root=0)            # the broadcast vectors
+            wait(comm.Ibcast(np.concatenate(down), root=0))     # the broadcast vectors
         if scatter is not None:
             counts = np.array([0] + [v.size for v in scatter], dtype=np.int64)
             comm.Scatter(counts, np.empty(1, np.int64), root=0)
@@ -118,18 +118,29 @@ class MPIRuntime(Runtime):
                           np.empty(0), root=0)
         if isinstance(up, int):
             total = np.empty(up)
-            comm.Reduce(np.zeros(up), total, op=MPI.SUM, root=0)
+            wait(comm.Ireduce(np.zeros(up), total, op=MPI.SUM, root=0))   # workers compute
             return total
         counts = np.array([0] + list(up), dtype=np.int64)
         displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
         buf = np.empty(int(counts.sum()))
-        comm.Gatherv(np.empty(0), [buf, counts, displs, MPI.DOUBLE], root=0)
+        wait(comm.Igatherv(np.empty(0), [buf, counts, displs, MPI.DOUBLE], root=0))
         return np.split(buf, np.cumsum(up)[:-1])
 
     def shutdown(self):
         self._header[:] = 0
         self._header[0] = OP_STOP
-        self.comm.Bcast(self._header, root=0)
+        wait(self.comm.Ibcast(self._header, root=0))
+
+
+def wait(req):
+    """Complete a non-blocking request, yielding the CPU while it is pending.
+
+    MPICH busy-polls inside blocking collectives; with more ranks than cores
+    (normal on a laptop) an idle rank's spinning steals the core that a busy
+    rank needs.  Polling with ``sched_yield`` between tests gives it back.
+    """
+    while not req.Test():
+        os.sched_yield()
 
 
 def serve(comm, shard, seed, params=None):
@@ -140,13 +151,13 @@ def serve(comm, shard, seed, params=None):
     _, names = task_ids()
     h = np.zeros(HEADER_LEN, dtype=np.int64)
     while True:
-        comm.Bcast(h, root=0)
+        wait(comm.Ibcast(h, root=0))                 # idle until the master's next round
         if h[0] == OP_STOP:
             return
         lens = [int(n) for n in h[4:4 + int(h[2])]]
         payload = np.empty(sum(lens))
         if payload.size:
-            comm.Bcast(payload, root=0)
+            wait(comm.Ibcast(payload, root=0))
         down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
         scattered = None
         if h[3]:
@@ -157,9 +168,9 @@ def serve(comm, shard, seed, params=None):
         inject("round", rank)
         out = run_task(ctx, names, int(h[1]), down, scattered)
         if h[0] == OP_REDUCE:
-            comm.Reduce(out, None, op=MPI.SUM, root=0)
+            wait(comm.Ireduce(out, None, op=MPI.SUM, root=0))
         else:
-            comm.Gatherv(out, None, root=0)
+            wait(comm.Igatherv(out, None, root=0))
 
 
 # -- distributing the shards (setup, counted apart from the algorithm) -----
