@@ -1,0 +1,59 @@
+"""The bad-input corpus (tests/bad_inputs/cases.yaml): every case exits with its
+code and one line naming the file and line, key or argument, and leaves no
+result file behind.  Runs the real CLI in-process (click's runner)."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from distnewton.cli import main
+
+CORPUS = yaml.safe_load((Path(__file__).parent / "bad_inputs" / "cases.yaml").read_text())
+CASES = CORPUS["cases"]
+
+
+def expand(value, tmp):
+    if isinstance(value, str):
+        return value.replace("{tmp}", str(tmp))
+    if isinstance(value, list):
+        return [expand(v, tmp) for v in value]
+    if isinstance(value, dict):
+        return {k: expand(v, tmp) for k, v in value.items()}
+    return value
+
+
+def merge(base, extra):
+    out = copy.deepcopy(base)
+    for section, values in (extra or {}).items():
+        out[section] = {**out.get(section, {}), **values}
+    return out
+
+
+def test_corpus_is_large_enough():
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_bad_input(tmp_path, case):
+    (tmp_path / "data.svm").write_text(case.get("data", "1 1:0.5\n-1 2:0.3\n1 1:1\n-1 2:1\n"))
+    for name, text in case.get("files", {}).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    if "raw_config" in case:
+        (tmp_path / "c.yaml").write_text(case["raw_config"])
+    else:
+        cfg = expand(merge(CORPUS["defaults"]["config"], case.get("config")), tmp_path)
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    args = expand(case.get("args", CORPUS["defaults"]["args"]), tmp_path)
+    before = set(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == case.get("code", 2), (res.output, res.exception)
+    lines = [l for l in res.output.splitlines() if l.strip()]
+    assert len(lines) == 1, res.output
+    assert expand(case["message"], tmp_path) in lines[0]
+    assert lines[0].startswith("distnewton: error: ")
+    after = set(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert after == before, f"left behind: {after - before}"
