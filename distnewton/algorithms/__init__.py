@@ -3,11 +3,12 @@
 from .adaptive_localnewton import AdaptiveLocalNewton
 from .gd import GD
 from .giant import GIANT
+from .ist import IST
 from .lbfgs import LBFGS
 from .localnewton import LocalNewton
 from .localsgd import LocalSGD
 from .newton import Newton
 
 ALGORITHMS = {cls.name: cls for cls in (
-    Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD,
+    Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, IST,
 )}
