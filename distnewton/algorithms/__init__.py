@@ -8,7 +8,8 @@ from .lbfgs import LBFGS
 from .localnewton import LocalNewton
 from .localsgd import LocalSGD
 from .newton import Newton
+from .ranl import RANL
 
 ALGORITHMS = {cls.name: cls for cls in (
-    Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, IST,
+    Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, RANL, IST,
 )}

@@ -1,0 +1,249 @@
+"""RANL: Newton with a one-time Hessian, pruning masks and stale-region aggregation.
+
+Chen, Yuan, Tao, Wang, Cai, Yu, "Adaptive pruning-based Newton's method for
+distributed learning", arXiv 2308.10154 (later called DANL).
+
+Once, at the first iteration (w = x0):
+
+    every worker reduces n_k Hess F_k(x0) on ``hessian_batch`` of its rows
+    (default all: scaled by n_k / batch otherwise); the master forms
+        H = sum_k (n_k/n) Hess F_k(x0)        (+ lambda I: F_k includes it)
+    which is the paper's (1/N) sum_k Hess F_k(x0) for equal shards and the
+    exact global Hessian with full batches.              [1 round: d*d floats up]
+    [H]_mu = V max(Lambda, mu) V^T (eigenvalue clipping, ``scipy.linalg.eigh``),
+    factored once (``scipy.linalg.cho_factor``) and reused for the whole run.
+
+Every iteration t (one round):
+
+1. the master draws the masks: worker k trains s_k = floor(c_k Q) of the Q
+   regions (capacity c_k), every region trained by >= ``tau`` workers
+   (:mod:`.ranl_masks`), and scatters each worker its region indices;
+                                          [d down (x_t) + s_k floats scattered]
+2. worker k replies only the entries of its regions of
+       grad F_k(z) = (1/b) sum_{j in batch} grad l_j(z) + lambda z,
+   z = x_t (``eval_at: full``) or x_t with its untrained regions zeroed
+   (``eval_at: pruned``); batch = the whole shard (default) or ``batch`` rows
+   drawn from the worker's own stream.      [up: that many floats, per worker]
+3. the master keeps the latest block of every (worker, region) and
+   aggregates region q over the workers that have ever sent it (fresh or
+   stale), weighted by shard size and renormalised:
+       g_t[q] = sum_{k in C_q} n_k grad_q F_k / sum_{k in C_q} n_k
+   (the paper's plain average for equal shards; with fresh full-batch blocks
+   from every worker it is exactly grad f(x_t));
+4. x_{t+1} = x_t - eta [H]_mu^{-1} g_t.
+
+History columns: ``coverage_min``/``coverage_mean`` (workers per region in
+this round), ``staleness`` (mean age, in iterations, of the (worker, region)
+blocks used: 0 when all are fresh), ``hessian_computed`` (1 when this
+iteration had a Hessian round).
+
+Beyond the paper (off by default; the faithful algorithm is unchanged):
+
+* ``hessian_refresh: N`` recomputes, re-projects and re-factors H at the
+  current point every N iterations (one more d*d round each time).
+* ``safeguard: line_search``: the workers add their loss sum at x_t to the
+  gradient reply (1 float), then a distributed Armijo backtracking along the
+  aggregated direction eta [H]_mu^{-1} g_t (``primitives.backtracking``, one
+  counted round, trial steps alpha_max 2^-j) picks the step.
+* ``safeguard: damping`` (no extra round): the loss at x_t rides on the
+  gradient round (1 float).  If it is above the loss at the last accepted
+  point, x_t is rejected: its blocks are discarded, the step size is halved
+  and the model goes back to the accepted point, where the next round
+  re-evaluates (so the blocks there are refreshed before the next, shorter
+  step: retrying the old direction could fail for ever, a stale aggregate
+  need not be a descent direction).  A step that decreases f doubles the
+  step size, up to eta.  A rejected iteration logs step_size 0.
+
+Master state: numpy arrays and scalars (blocks, stamps, Cholesky factor,
+capacities, masks' generator); worker state: the region layout in
+``ctx.state``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..config import FLOAT, INT, STR, Param, at_least, nonneg, positive
+from ..errors import UserError
+from ..linalg import cho_factor_damped, log
+from ..runtime import worker_task
+from . import primitives as P
+from .base import LINE_SEARCH, Algorithm
+from .ranl_masks import (MASK_STREAM, check_capacities, check_regions, check_tau,
+                         draw_masks, parse_capacities, region_counts, region_layout)
+
+
+# -- worker side ----------------------------------------------------------
+def _layout(ctx):
+    """The region of every coordinate (computed once, kept in ctx.state)."""
+    if "ranl.region_of" not in ctx.state:
+        p = ctx.params
+        ctx.state["ranl.region_of"] = region_layout(ctx.shard.d, p.regions, p.n_regions,
+                                                    p.region_seed)
+    return ctx.state["ranl.region_of"]
+
+
+def _rows(ctx, batch):
+    """Sorted random rows (worker's stream), or None for the whole shard."""
+    n = ctx.shard.n
+    if batch is None or batch >= n:
+        return None
+    return np.sort(ctx.rng.choice(n, size=int(batch), replace=False))
+
+
+def local_gradient(shard, z, rows=None):
+    """grad F_k(z) on ``rows`` (all when None): mean of grad l_j + lambda z."""
+    if rows is None:
+        return shard.loss_grad_sum(z)[1] / shard.n + shard.lam * z
+    X, y = shard.X[rows], shard.y[rows]
+    return X.T @ shard.loss.deriv(X @ z, y) / len(rows) + shard.lam * z
+
+
+@worker_task("ranl.hessian")
+def _hessian(ctx, w):
+    """n_k * (data part of Hess F_k(w)) on hessian_batch rows, as d*d floats."""
+    shard = ctx.shard
+    rows = _rows(ctx, ctx.params.hessian_batch)
+    if rows is None:
+        return shard.hess_sum(w).ravel()
+    X, y = shard.X[rows], shard.y[rows]
+    D = shard.loss.deriv2(X @ w, y)
+    H = np.asarray((X.T @ X.multiply(D[:, None]).tocsr()).todense())
+    return (shard.n / len(rows)) * H.ravel()
+
+
+@worker_task("ranl.grad")
+def _grad(ctx, w, regions):
+    """[loss sum at w (safeguards only)] + grad F_k entries of the given regions."""
+    p, shard = ctx.params, ctx.shard
+    trained = np.isin(_layout(ctx), regions.astype(np.int64))
+    z = w * trained if p.eval_at == "pruned" else w
+    g = local_gradient(shard, z, _rows(ctx, p.batch))[trained]
+    if p.safeguard == "none":
+        return g
+    return np.concatenate(([shard.loss_sum(w)], g))
+
+
+# -- master side ----------------------------------------------------------
+class RANL(Algorithm):
+    name = "ranl"
+    params = {
+        "regions": Param((int, str), 10, "Q contiguous equal blocks of coordinates, or "
+                         "'random': n_regions blocks of randomly assigned coordinates",
+                         check=check_regions),
+        "n_regions": Param(INT, None, "number of regions with regions: random (default 10)",
+                           check=at_least(1), nullable=True),
+        "region_seed": Param(INT, 0, "seed of the coordinate permutation (regions: random)"),
+        "capacities": Param((int, float, list, str), 1.0, "fraction of regions a worker "
+                            "trains per round: a number, a list (one per worker) or "
+                            "'uniform(a, b)' drawn with run.seed", check=check_capacities),
+        "tau": Param(INT, 1, "every region is trained by >= tau workers per round",
+                     check=at_least(1)),
+        "mu": Param(FLOAT, None, "eigenvalue floor of the projected Hessian "
+                    "(default model.lambda)", check=positive, nullable=True),
+        "eta": Param(FLOAT, 1.0, "step size: x <- x - eta [H]_mu^-1 g", check=positive),
+        "batch": Param(INT, None, "rows per stochastic gradient (default: whole shard)",
+                       check=at_least(1), nullable=True),
+        "hessian_batch": Param(INT, None, "rows per worker for the Hessian "
+                               "(default: whole shard)", check=at_least(1), nullable=True),
+        "eval_at": Param(STR, "full", "gradient at x_t or at the pruned sub-model",
+                         choices=("full", "pruned")),
+        "hessian_refresh": Param(INT, 0, "recompute the Hessian every N iterations "
+                                 "(0: never, the paper)", check=nonneg),
+        "safeguard": Param(STR, "none", "beyond the paper: Armijo line search (1 round) "
+                           "or loss-checked step halving (no round)",
+                           choices=("none", "line_search", "damping")),
+        **LINE_SEARCH,
+    }
+    columns = {"coverage_min": np.int64, "coverage_mean": np.float64,
+               "staleness": np.float64, "hessian_computed": np.int64}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        p, prob, K = self.p, self.prob, self.rt.K
+        seed = int(getattr(self, "seed", kwargs.get("seed", 0)))
+        self.region_of = region_layout(prob.d, p.regions, p.n_regions, p.region_seed)
+        self.Q = int(self.region_of.max()) + 1
+        self.capacities = parse_capacities(p.capacities, K, seed)
+        self.counts = region_counts(self.capacities, self.Q)        # regions per worker
+        check_tau(p.tau, self.counts, self.Q)
+        self.mu = prob.lam if p.mu is None else float(p.mu)
+        if self.mu <= 0:
+            raise UserError("algorithm.mu: defaults to model.lambda, which is 0 here: the "
+                            "projected Hessian needs a floor > 0, set algorithm.mu")
+        self.mask_rng = np.random.default_rng(np.random.SeedSequence((seed, 0, MASK_STREAM)))
+        self.n_k = np.asarray(prob.sizes, dtype=np.float64)
+        self.blocks = np.zeros((K, prob.d))             # latest grad F_k entries
+        self.stamp = np.full((K, self.Q), -1, np.int64)  # round each block came from
+        self.t = 0                                      # gradient rounds so far
+        self.chol = np.zeros((0, 0))                    # lower factor of [H]_mu
+        self.eta_t = float(p.eta)                       # damping: current step
+        self.w_acc, self.f_acc = self.w.copy(), np.inf  # damping: last accepted point
+        self.trial = False                              # damping: w is a step from w_acc
+
+    def hessian(self, w):
+        """One d*d round: H at w, projected onto {M >= mu I}, factored."""
+        prob, d = self.prob, self.prob.d
+        S = self.rt.round("ranl.hessian", w, up=d * d).reshape(d, d) / prob.n
+        H = 0.5 * (S + S.T)
+        H[np.diag_indices(d)] += prob.lam
+        evals, V = sla.eigh(H)
+        M = (V * np.maximum(evals, self.mu)) @ V.T
+        (self.chol, _), damp = cho_factor_damped(0.5 * (M + M.T))
+        if damp:
+            log.warning("ranl: projected Hessian needed damping %.3g (mu tiny vs ||H||)", damp)
+
+    def aggregate(self):
+        """g_t from the latest blocks; mean age of the blocks used."""
+        have = self.stamp >= 0
+        W = have * self.n_k[:, None]
+        W = W / W.sum(axis=0, keepdims=True)
+        g = np.einsum("kd,kd->d", W[:, self.region_of], self.blocks)
+        return g, float(np.mean((self.t - self.stamp)[have]))
+
+    def step(self):
+        p, prob = self.p, self.prob
+        hess = 0
+        if self.chol.size == 0 or (p.hessian_refresh and self.t % p.hessian_refresh == 0):
+            self.hessian(self.w)
+            hess = 1
+        M = draw_masks(self.mask_rng, self.counts, self.Q, p.tau)
+        coords = [np.flatnonzero(m[self.region_of]) for m in M]
+        extra = int(p.safeguard != "none")
+        replies = self.rt.round("ranl.grad", self.w, up=[c.size + extra for c in coords],
+                                scatter=[np.flatnonzero(m).astype(np.float64) for m in M])
+        self.t += 1
+        cover = M.sum(axis=0)
+        info = {"coverage_min": int(cover.min()), "coverage_mean": float(cover.mean()),
+                "hessian_computed": hess}
+        f = (P.global_value(sum(float(r[0]) for r in replies), prob.n, prob.lam, self.w)
+             if extra else None)
+        if p.safeguard == "damping" and not f <= self.f_acc:      # reject x_t
+            self.eta_t *= 0.5
+            if self.eta_t < p.eta * 0.5 ** p.max_backtracks:
+                self.stalled = "damping: no decrease after max_backtracks halvings"
+            self.w, self.trial = self.w_acc.copy(), False   # re-evaluate there next round
+            return {**info, "staleness": self.aggregate()[1], "step_size": 0.0}
+        for k, (c, r) in enumerate(zip(coords, replies)):
+            self.blocks[k, c] = r[extra:]
+            self.stamp[k, M[k]] = self.t
+        g, staleness = self.aggregate()
+        direction = sla.cho_solve((self.chol, True), g, check_finite=False)
+        info["staleness"] = staleness
+        if p.safeguard == "damping":
+            if self.trial:                                   # a step that decreased f
+                self.eta_t = min(float(p.eta), 2.0 * self.eta_t)
+            self.w_acc, self.f_acc, self.trial = self.w.copy(), f, True
+            self.w = self.w - self.eta_t * direction
+            return {**info, "step_size": self.eta_t}
+        if p.safeguard == "line_search":
+            direction = p.eta * direction
+            alpha, _ = P.backtracking(self.rt, prob, self.w, direction, f,
+                                      float(direction @ g), p)
+            if alpha == 0.0 and staleness == 0.0:
+                self.stalled = "line search found no decrease (at machine precision?)"
+            self.w = self.w - alpha * direction
+            return {**info, "step_size": alpha * p.eta}
+        self.w = self.w - p.eta * direction
+        return {**info, "step_size": p.eta}
