@@ -1,4 +1,4 @@
-"""Command line: ``distnewton run | list | data info | data synth``.
+"""Command line: ``distnewton run | list | report | plot | data info|synth|list|fetch|split``.
 
 Exit codes: 0 done, 1 internal error, 2 user error (one line naming the file
 and line, the config key or the argument).  mpi4py is imported only by
@@ -91,7 +91,7 @@ def list_algorithms():
 
 @main.group()
 def data():
-    """Data sets: inspect and generate LIBSVM files."""
+    """Data sets: inspect, generate, fetch and split LIBSVM files."""
 
 
 @data.command("info")
@@ -128,6 +128,11 @@ def data_synth(output, **kwargs):
     X, y, _ = make_synthetic(**kwargs)
     write_libsvm(output, X, y)
     click.echo(f"{output}: {X.shape[0]} x {X.shape[1]}, nnz {X.nnz}")
+
+
+from .commands import register  # noqa: E402  report, plot, data list/fetch/split
+
+register(main, data)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,10 @@ INT, FLOAT, STR, BOOL = (int,), (int, float), (str,), (bool,)
 
 SCHEMA: dict[str, dict[str, Param]] = {
     "data": {
-        "train": Param(STR, None, "training set: a LIBSVM file (plain, .bz2, .gz)"),
+        "train": Param(STR, None, "training set: a LIBSVM file (plain, .bz2, .gz) or a "
+                       "registered data set name (`distnewton data list`)"),
+        "shards": Param(STR, None, "folder written by `distnewton data split` (instead of "
+                        "train): each worker reads only its own part", nullable=True),
         "test": Param(STR, None, "optional test set for test_accuracy", nullable=True),
         "n_features": Param(INT, None, "feature count (default: largest index in train)",
                             check=positive, nullable=True),
@@ -235,7 +238,7 @@ def _check_cross(cfg):
             raise UserError(f"model.lambda: must be a number >= 0 or '1/n', got {lam!r}")
     elif lam < 0:
         raise UserError(f"model.lambda: must be >= 0, got {lam}")
-    if cfg["data"]["train"] is None:
+    if cfg["data"]["train"] is None and cfg["data"]["shards"] is None:
         raise UserError("data.train: missing (path of a LIBSVM file)")
     run = cfg["run"]
     lm = run["latency_model"]

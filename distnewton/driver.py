@@ -26,6 +26,8 @@ from .algorithms import primitives as P
 from .algorithms.base import Problem
 from .errors import UserError
 from .objectives import LOSSES
+from .progress import Bar, is_tty
+from .stopping import requested as stop_requested
 
 
 @dataclass
@@ -58,8 +60,14 @@ def file_sha256(path):
 def prepare(cfg, n_workers) -> Setup:
     """Master: read, map and partition the data; every input error is a UserError."""
     from .data import make_synthetic, map_labels, partition, read_libsvm, write_libsvm
+    from .data.registry import resolve_path
     dc, mc = cfg["data"], cfg["model"]
+    if dc["shards"]:
+        from .data.split import prepare_shards
+        return prepare_shards(cfg, n_workers, load_rows=cfg["run"]["backend"] == "sim")
     train = dc["train"]
+    if dc["synth"] is None:
+        train = resolve_path(train, "data.train")
     if dc["synth"] is not None and not os.path.exists(train):
         try:
             X, y, _ = make_synthetic(**{"loss": mc["loss"], **dc["synth"]})
@@ -72,7 +80,8 @@ def prepare(cfg, n_workers) -> Setup:
     X = ds.X
     test = None
     if dc["test"]:
-        ts = read_libsvm(dc["test"], n_features=X.shape[1], zero_based=dc["zero_based"])
+        ts = read_libsvm(resolve_path(dc["test"], "data.test"), n_features=X.shape[1],
+                         zero_based=dc["zero_based"])
         yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=dc["test"],
                            reference=label_map)
         test = (ts.X, yt)
@@ -94,20 +103,36 @@ def algorithm_params(cfg):
 
 
 class Printer:
-    """One line per iteration on rank 0 (``-q``: none, ``-v``: bytes too)."""
+    """One line per iteration on rank 0 (``-q``: none, ``-v``: bytes too).
 
-    def __init__(self, verbosity, stream=sys.stdout):
-        self.verbosity, self.stream = verbosity, stream
+    When stderr is a terminal (and neither ``-q`` nor ``-v``), a progress bar
+    on stderr (rounds out of ``run.max_rounds``) replaces the lines on a
+    terminal stdout; a redirected stdout still gets the lines.
+    """
 
-    def header(self):
-        if self.verbosity > 0:
+    def __init__(self, verbosity, stream=None, bar_stream=None):
+        self.verbosity, self.stream = verbosity, stream or sys.stdout
+        self.bar_stream = bar_stream or sys.stderr
+        self.bar = None
+        self.lines = verbosity > 0
+
+    def header(self, total_rounds=None):
+        if self.verbosity == 1 and is_tty(self.bar_stream):
+            self.bar = Bar(total_rounds, stream=self.bar_stream)
+            self.lines = not is_tty(self.stream)
+        if self.lines:
             cols = f"{'iter':>5} {'rounds':>7} {'loss':>22} {'grad_norm':>10} {'test_acc':>8} {'seconds':>9}"
             if self.verbosity > 1:
                 cols += f" {'bytes_up':>12} {'bytes_down':>12}"
             print(cols, file=self.stream, flush=True)
 
     def row(self, h):
-        if self.verbosity <= 0:
+        if self.bar is not None:
+            self.bar.update(h.last("comm_rounds"),
+                            f"{h.last('comm_rounds')}/{self.bar.total} rounds  iter "
+                            f"{h.last('iteration')}  loss {h.last('loss'):.8e}  "
+                            f"|g| {h.last('grad_norm'):.1e}")
+        if not self.lines:
             return
         acc = h.last("test_accuracy")
         line = (f"{h.last('iteration'):5d} {h.last('comm_rounds'):7d} {h.last('loss'):22.15e} "
@@ -116,6 +141,11 @@ class Printer:
         if self.verbosity > 1:
             line += f" {h.last('bytes_up'):12d} {h.last('bytes_down'):12d}"
         print(line, file=self.stream, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.update(self.bar.last_done, self.bar.last_text, force=True)
+            self.bar.close()
 
 
 def test_metrics(problem, test, w):
@@ -153,7 +183,7 @@ def drive(rt, cfg, problem, test, printer):
         printer.row(hist)
         return f, float(np.linalg.norm(g))
 
-    printer.header()
+    printer.header(run["max_rounds"])
     f, gnorm = record(0, 0.0, {})
     g0, wall, it = gnorm, 0.0, 0
     last_good = alg.w.copy()
@@ -164,11 +194,14 @@ def drive(rt, cfg, problem, test, printer):
         it += info.pop("iterations", 1)
         f, gnorm = record(it, wall, info)
         status, message = stop_reason(run, f, gnorm, g0, rt.algo.rounds, it, alg.stalled)
+        if not status and stop_requested():
+            status, message = "stopped", f"{stop_requested()} received: stopped cleanly"
         if status == "diverged":
             alg.w = last_good
         else:
             last_good = alg.w.copy()
         if status:
+            printer.close()
             return alg, hist, status, message
 
 

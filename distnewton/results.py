@@ -132,16 +132,30 @@ def load(path) -> Run:
         raise UserError(f"{path}: no such file") from None
     except OSError as exc:
         raise UserError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with f:
-        version = f.attrs.get("schema_version")
-        if version is None or "history" not in f:
-            raise UserError(f"{path}: not a distnewton result file (no schema_version/history)")
-        if int(version) > SCHEMA_VERSION:
-            raise UserError(f"{path}: schema version {int(version)} is newer than this "
-                            f"distnewton reads ({SCHEMA_VERSION}): upgrade distnewton")
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        history = {k: f["history"][k][()] for k in f["history"]}
-        w = f["model/w"][()] if "model/w" in f else None
+    try:
+        with f:
+            version = f.attrs.get("schema_version")
+            if version is None or "history" not in f:
+                raise UserError(f"{path}: not a distnewton result file "
+                                "(no schema_version/history)")
+            if int(version) > SCHEMA_VERSION:
+                raise UserError(f"{path}: schema version {int(version)} is newer than this "
+                                f"distnewton reads ({SCHEMA_VERSION}): upgrade distnewton")
+            if int(version) < 1:
+                raise UserError(f"{path}: schema version {int(version)} is older than any "
+                                f"this distnewton reads (1..{SCHEMA_VERSION})")
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            history = {k: f["history"][k][()] for k in f["history"]}
+            w = f["model/w"][()] if "model/w" in f else None
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"{path}: damaged or truncated result file ({exc})") from None
+    missing = [k for k in BASE_COLUMNS if k not in history]
+    if missing:
+        raise UserError(f"{path}: history lacks {', '.join(missing)} (schema version "
+                        f"{int(version)}: damaged file or not written by distnewton)")
+    if len({len(v) for v in history.values()}) != 1 or not len(history["iteration"]):
+        raise UserError(f"{path}: history columns are empty or of unequal length "
+                        "(damaged file)")
     return Run(path, attrs, history, w)
 
 
@@ -152,7 +166,16 @@ def reaching(history, f_star, rel_subopt):
     modelled_time when the run had a latency model.
     """
     loss = np.asarray(history["loss"])
-    hit = np.nonzero((loss - f_star) / abs(f_star) <= rel_subopt)[0]
+    return _first(history, (loss - f_star) / abs(f_star) <= rel_subopt)
+
+
+def reaching_loss(history, target_loss):
+    """First history row with loss <= target_loss (same dict as :func:`reaching`), or None."""
+    return _first(history, np.asarray(history["loss"]) <= target_loss)
+
+
+def _first(history, mask):
+    hit = np.nonzero(mask)[0]
     if hit.size == 0:
         return None
     i = int(hit[0])

@@ -38,6 +38,8 @@ def now():
 
 
 def execute(config_path, overrides, verbosity=1) -> int:
+    from .stopping import install
+    install()                                  # SIGUSR1: stop cleanly (SLURM --signal)
     cfg = resolve(load_yaml(config_path), overrides, source=config_path)
     backend = cfg["run"]["backend"]
     if backend == "auto":
@@ -85,7 +87,11 @@ def run_mpi(cfg, verbosity):
         cfg, problem = comm.bcast(None, root=0)
         try:
             inject("load", rank)
-            X, y = receive_shard(comm)
+            if cfg["data"]["shards"]:          # pre-split: read only this rank's part
+                from .data.split import worker_shard
+                X, y = worker_shard(cfg, rank - 1)
+            else:
+                X, y = receive_shard(comm)
             serve(comm, Shard(X, y, problem.loss, problem.lam), cfg["run"]["seed"],
                   algorithm_params(cfg))
         except Exception as exc:               # noqa: BLE001 - every fault ends the job
@@ -102,7 +108,8 @@ def run_mpi(cfg, verbosity):
     comm.bcast(0, root=0)
     try:
         comm.bcast((cfg, setup.problem), root=0)
-        setup_bytes = send_shards(comm, setup.X, setup.y, setup.parts)
+        setup_bytes = (0 if cfg["data"]["shards"]
+                       else send_shards(comm, setup.X, setup.y, setup.parts))
         setup.X = setup.y = None               # rank 0 keeps no rows
         rt = MPIRuntime(comm)
         outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity))

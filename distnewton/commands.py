@@ -1,0 +1,128 @@
+"""Commands for results and data sets: ``report``, ``plot``, ``data list|fetch|split``.
+
+Registered on the main group by :mod:`distnewton.cli` (``register``).  Heavy
+imports (h5py, matplotlib) happen inside the commands, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .errors import UserError
+
+TARGET_HELP = ("a training loss (0.3234 or loss:0.3234) or a relative suboptimality "
+               "(rel:1e-6, i.e. (f - f*)/|f*| <= 1e-6)")
+
+
+@click.command()
+@click.argument("results", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--target", help=TARGET_HELP)
+@click.option("--f-star", "f_star", type=float,
+              help="optimal value (default: from the file, the f* cache, or computed once "
+                   "with newton and cached)")
+@click.option("--no-compute", is_flag=True, help="never run newton to find f*")
+def report(results, fmt, target, f_star, no_compute):
+    """One row per result file (RESULTS: .h5 files or folders of them)."""
+    from .report import collect, parse_target, render
+    tgt = parse_target(target)
+    _, rows = collect(results, f_star=f_star, target=tgt, compute=not no_compute)
+    click.echo(render(rows, fmt, tgt), nl=False)
+
+
+@click.command()
+@click.argument("results", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="image file (.png, .pdf, .svg)")
+@click.option("--kind", type=click.Choice(["curves", "bars"]), default="curves",
+              show_default=True, help="suboptimality curves, or rounds/time-to-target bars")
+@click.option("--x", "x", type=click.Choice(["rounds", "time", "bytes", "modelled"]),
+              default="rounds", show_default=True,
+              help="x axis of the curves (bars: modelled = use modelled time)")
+@click.option("--target", help=TARGET_HELP + "; required by --kind bars")
+@click.option("--f-star", "f_star", type=float, help="optimal value (as for report)")
+@click.option("--no-compute", is_flag=True, help="never run newton to find f*")
+@click.option("--title", help="figure title")
+def plot(results, output, kind, x, target, f_star, no_compute, title):
+    """Plot result files: suboptimality (log) against rounds/time/bytes, or bars."""
+    from .report import collect, parse_target
+    tgt = parse_target(target)
+    if kind == "bars" and tgt is None:
+        raise UserError("--kind bars: needs --target (e.g. --target rel:1e-6)")
+    from .plot import _pyplot, plot_bars, plot_curves
+    _pyplot()                                   # fail early without matplotlib
+    runs, _ = collect(results, f_star=f_star, target=tgt, compute=not no_compute)
+    if kind == "bars":
+        plot_bars(runs, output, tgt, title,
+                  time="modelled_time" if x == "modelled" else "wall_time")
+    else:
+        plot_curves(runs, output, x, title)
+    click.echo(output)
+
+
+@click.command("list")
+def data_list():
+    """Registered data sets (name, size, where it is cached)."""
+    from .data.registry import REGISTRY, data_dir
+    folder = data_dir()
+    click.echo(f"{'name':<15} {'n':>8} {'d':>8}  {'sha256':<9} {'cached':<6} url")
+    for e in REGISTRY.values():
+        cached = "yes" if (folder / e.file).exists() else "-"
+        sha = "known" if e.sha256 else "unknown"
+        click.echo(f"{e.name:<15} {e.n_samples:>8} {e.n_features:>8}  {sha:<9} {cached:<6} "
+                   f"{e.url}")
+    click.echo(f"\ncache folder: {folder} (DISTNEWTON_DATA)")
+
+
+@click.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--dir", "folder", help="where to store the files (default: the cache folder, "
+              "$DISTNEWTON_DATA or ~/.cache/distnewton/data)")
+@click.option("--mirror", help="a folder or URL holding the same file names (a9a.bz2, ...) "
+              "instead of the official site")
+@click.option("--force", is_flag=True, help="download again even if cached")
+def data_fetch(names, folder, mirror, force):
+    """Download registered data sets, verify their sha256, keep them cached."""
+    from .data.fetch import fetch
+    for name in names:
+        got = fetch(name, folder=folder, mirror=mirror, force=force)
+        how = "verified" if got.verified else "NOT verified (no registered sha256)"
+        where = "already cached" if got.source == "cache" else f"from {got.source}"
+        click.echo(f"{name}: {got.path} ({where}; sha256 {how})")
+
+
+@click.command("split")
+@click.argument("path")
+@click.option("--parts", type=int, required=True, help="number of shards (= workers)")
+@click.option("--out", required=True, help="output folder")
+@click.option("--partition", type=click.Choice(["iid", "contiguous", "label_skew"]),
+              default="iid", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="partition seed")
+@click.option("--alpha", type=float, default=0.5, show_default=True,
+              help="Dirichlet alpha of label_skew")
+@click.option("--n-features", type=int, help="feature count (default: largest index)")
+@click.option("--zero-based", is_flag=True, help="indices start at 0")
+@click.option("--overwrite", is_flag=True, help="replace an existing split in --out")
+def data_split(path, parts, out, partition, seed, alpha, n_features, zero_based, overwrite):
+    """Split a LIBSVM file (or registered name) into one HDF5 shard per worker.
+
+    Use the folder with `data.shards: OUT` in a config: worker k reads only
+    its own part-k file.
+    """
+    from .data.registry import resolve_path
+    from .data.split import split_file
+    if parts < 1:
+        raise UserError(f"--parts: must be >= 1, got {parts}")
+    m = split_file(resolve_path(path, "PATH"), parts, out, partition=partition, seed=seed,
+                   alpha=alpha, n_features=n_features, zero_based=zero_based,
+                   overwrite=overwrite)
+    click.echo(f"{out}: {m['n_parts']} parts of {m['n_samples']} x {m['n_features']} "
+               f"(rows per part {min(m['sizes'])}..{max(m['sizes'])}, {partition})")
+
+
+def register(main, data):
+    main.add_command(report)
+    main.add_command(plot)
+    data.add_command(data_list)
+    data.add_command(data_fetch)
+    data.add_command(data_split)

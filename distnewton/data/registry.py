@@ -1,0 +1,104 @@
+"""The registry of LIBSVM data sets (``registry.tsv`` beside this module).
+
+Each entry names one file: its registry name (``a9a``, ``a9a.t``), the file
+name under which it is cached and looked up in a mirror (always the
+bz2-compressed ``NAME.bz2``, as in ``../shared/data/``), the official URL,
+the size and the sha256 of the *decompressed* file (``None`` when not known:
+:mod:`~distnewton.data.fetch` then warns that it cannot verify).
+
+Where files live: ``data_dir()``, i.e. ``$DISTNEWTON_DATA`` if set, else
+``$DISTNEWTON_CACHE/data``, else ``$XDG_CACHE_HOME/distnewton/data``, else
+``~/.cache/distnewton/data``.  A config may name a registered data set instead
+of a path (``data.train: a9a``): :func:`resolve_path` maps it to the cached
+file, or explains how to fetch it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from distnewton.errors import UserError
+
+REGISTRY_FILE = Path(__file__).with_name("registry.tsv")
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    file: str
+    url: str
+    n_samples: int
+    n_features: int
+    bytes: int | None
+    sha256: str | None
+    test: str | None
+    notes: str
+
+
+def cache_root() -> Path:
+    """distnewton's cache folder (data sets, the f* cache)."""
+    if os.environ.get("DISTNEWTON_CACHE"):
+        return Path(os.environ["DISTNEWTON_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(base).expanduser() / "distnewton"
+
+
+def data_dir() -> Path:
+    """Where ``distnewton data fetch`` stores files by default."""
+    if os.environ.get("DISTNEWTON_DATA"):
+        return Path(os.environ["DISTNEWTON_DATA"]).expanduser()
+    return cache_root() / "data"
+
+
+def _opt(text, conv=str):
+    return None if text in ("", "-") else conv(text)
+
+
+def load_registry(path=REGISTRY_FILE) -> dict[str, Entry]:
+    entries = {}
+    with open(path, encoding="utf-8") as fh:
+        rows = [line.rstrip("\n").split("\t") for line in fh
+                if line.strip() and not line.startswith("#")]
+    header, body = rows[0], rows[1:]
+    for row in body:
+        r = dict(zip(header, row))
+        entries[r["name"]] = Entry(
+            name=r["name"], file=r["file"], url=r["url"], n_samples=int(r["n_samples"]),
+            n_features=int(r["n_features"]), bytes=_opt(r["bytes"], int),
+            sha256=_opt(r["sha256"]), test=_opt(r["test"]), notes=r.get("notes", ""))
+    return entries
+
+
+REGISTRY = load_registry()
+
+
+def lookup(name) -> Entry:
+    if name not in REGISTRY:
+        import difflib
+        close = difflib.get_close_matches(name, list(REGISTRY), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserError(f"{name}: not a registered data set{hint}; known: "
+                        + ", ".join(REGISTRY))
+    return REGISTRY[name]
+
+
+def cached_path(name, folder=None) -> Path:
+    return Path(folder or data_dir()) / lookup(name).file
+
+
+def resolve_path(value, key="data.train"):
+    """A config's data path: an existing file as is; a registry name -> cached file.
+
+    A registered name that is not fetched yet is a UserError saying what to
+    run.  Anything else is returned unchanged (the reader reports a missing file).
+    """
+    if value is None or os.path.exists(value) or value not in REGISTRY:
+        return value
+    path = cached_path(value)
+    if not path.exists():
+        raise UserError(f"{key}: '{value}' is a registered data set that is not downloaded "
+                        f"(looked for {path}): run `distnewton data fetch {value}` "
+                        "(or set DISTNEWTON_DATA to the folder that holds it)")
+    return str(path)

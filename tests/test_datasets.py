@@ -1,0 +1,218 @@
+"""Data set registry, `distnewton data fetch` (through mirrors only: no network in
+tests), registry names in configs, and `distnewton data split` shards
+(sim and real MPI runs on shards equal the run on the unsplit file)."""
+
+import bz2
+import csv
+import functools
+import hashlib
+import http.server
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from launch import SHARED, NO_DATA, cli, read_result, write_config
+
+from distnewton.data import partition, read_libsvm
+from distnewton.data.registry import REGISTRY
+
+PAPER_SETS = ("a9a", "w8a", "ijcnn1", "covtype.binary", "phishing", "mushrooms", "real-sim",
+              "rcv1.binary", "news20.binary", "epsilon")
+
+
+def need_shared():
+    if not SHARED.is_dir():
+        pytest.skip(NO_DATA)
+
+
+def sha_of_bz2(path):
+    return hashlib.sha256(bz2.decompress(path.read_bytes())).hexdigest()
+
+
+def only_line(res, text):
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and text in lines[0], \
+        (res.returncode, res.stderr)
+
+
+def test_registry_lists_the_papers_sets_with_official_urls_and_manifest_sums():
+    for name in PAPER_SETS:
+        e = REGISTRY[name]
+        assert e.url.startswith("https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary/")
+        assert e.file == f"{name}.bz2" and e.n_samples > 0 and e.n_features > 0
+    assert REGISTRY["a9a"].test == "a9a.t" and REGISTRY["a9a"].n_features == 123
+    if not SHARED.is_dir():
+        return
+    with open(SHARED / "MANIFEST.tsv") as fh:
+        manifest = {r["file"]: r for r in csv.DictReader(fh, delimiter="\t")}
+    checked = 0
+    for e in REGISTRY.values():
+        if e.file in manifest:        # every sum the manifest knows is in the registry
+            assert e.sha256 == manifest[e.file]["sha256_of_decompressed"], e.name
+            assert e.bytes == int(manifest[e.file]["bytes_decompressed"]), e.name
+            assert e.n_samples == int(manifest[e.file]["n_samples"]), e.name
+            checked += 1
+        elif e.sha256 is None:
+            assert "not known" in e.notes
+    assert checked >= 7
+
+
+def test_fetch_from_the_shared_mirror_verifies_and_caches(tmp_path):
+    need_shared()
+    folder = tmp_path / "data"
+    res = cli("data", "fetch", "a9a", "mushrooms", "--mirror", SHARED, "--dir", folder)
+    assert res.returncode == 0, res.stderr
+    assert "a9a.bz2" in res.stdout and "sha256 verified" in res.stdout
+    for name in ("a9a", "mushrooms"):
+        path = folder / f"{name}.bz2"
+        assert sha_of_bz2(path) == REGISTRY[name].sha256
+        assert (folder / f"{name}.bz2.sha256").read_text().split()[0] == REGISTRY[name].sha256
+    assert path.read_bytes() == (SHARED / "mushrooms.bz2").read_bytes()   # bz2 kept as is
+    res = cli("data", "fetch", "a9a", "--mirror", tmp_path / "empty-but-unused", "--dir",
+              folder)
+    assert res.returncode == 0 and "already cached" in res.stdout, res.stderr
+
+
+def test_fetch_refuses_a_checksum_mismatch_and_leaves_no_file(tmp_path):
+    need_shared()
+    mirror, folder = tmp_path / "mirror", tmp_path / "data"
+    mirror.mkdir()
+    good = bz2.decompress((SHARED / "a9a.bz2").read_bytes())
+    bad = good.replace(b"\n-1 ", b"\n+1 ", 1)                  # one label flipped
+    (mirror / "a9a.bz2").write_bytes(bz2.compress(bad))
+    res = cli("data", "fetch", "a9a", "--mirror", mirror, "--dir", folder)
+    only_line(res, "sha256 mismatch")
+    assert REGISTRY["a9a"].sha256 in res.stderr
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_fetch_without_a_registered_sum_warns_and_plain_files_are_compressed(tmp_path):
+    mirror, folder = tmp_path / "mirror", tmp_path / "data"
+    mirror.mkdir()
+    text = b"1 1:0.5 3:1\n0 2:0.25\n"
+    (mirror / "phishing").write_bytes(text)      # the official (plain) name
+    assert REGISTRY["phishing"].sha256 is None
+    res = cli("data", "fetch", "phishing", "--mirror", mirror, "--dir", folder)
+    assert res.returncode == 0, res.stderr
+    assert "cannot verify" in res.stderr and hashlib.sha256(text).hexdigest() in res.stderr
+    assert "NOT verified" in res.stdout
+    assert bz2.decompress((folder / "phishing.bz2").read_bytes()) == text
+    only_line(cli("data", "fetch", "covtype.binary", "--mirror", mirror, "--dir", folder),
+              "not in mirror")
+    only_line(cli("data", "fetch", "a9", "--dir", folder), "did you mean 'a9a'")
+
+
+def test_fetch_from_an_http_mirror(tmp_path):
+    """The download code path (urllib, Content-Length, streaming) against a local server."""
+    need_shared()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SHARED))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        res = cli("data", "fetch", "mushrooms", "--mirror", url, "--dir", tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert sha_of_bz2(tmp_path / "mushrooms.bz2") == REGISTRY["mushrooms"].sha256
+        only_line(cli("data", "fetch", "real-sim", "--mirror", url, "--dir", tmp_path),
+                  "not found at mirror")
+    finally:
+        server.shutdown()
+
+
+def test_a_config_names_a_registered_data_set(tmp_path):
+    need_shared()
+    env = {"DISTNEWTON_DATA": str(tmp_path / "data")}
+    cfg = write_config(tmp_path / "c.yaml", data={"train": "mushrooms"},
+                       algorithm={"name": "newton"}, run={"max_rounds": 4})
+    only_line(cli("run", cfg, "--backend", "sim", "-o", tmp_path / "r.h5", extra_env=env),
+              "run `distnewton data fetch mushrooms`")
+    assert not (tmp_path / "r.h5").exists()
+    assert cli("data", "fetch", "mushrooms", "--mirror", SHARED, extra_env=env).returncode == 0
+    res = cli("run", cfg, "--backend", "sim", "-q", "-o", tmp_path / "r.h5", extra_env=env)
+    assert res.returncode == 0, res.stderr
+    attrs, _, _ = read_result(tmp_path / "r.h5")
+    assert attrs["dataset"] == str(tmp_path / "data" / "mushrooms.bz2")
+    assert attrs["n_samples"] == 8124 and attrs["n_features"] == 112
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("split")
+    path = tmp / "s.svm"
+    res = cli("data", "synth", path, "--samples", 900, "--features", 10, "--density", 0.4,
+              "--seed", 5)
+    assert res.returncode == 0, res.stderr
+    return path
+
+
+@pytest.mark.parametrize("scheme", ["iid", "label_skew"])
+def test_split_writes_the_partition_rows_and_a_manifest(synth, tmp_path, scheme):
+    import h5py
+    out = tmp_path / "shards"
+    res = cli("data", "split", synth, "--parts", 3, "--out", out, "--partition", scheme,
+              "--seed", 7)
+    assert res.returncode == 0, res.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    ds = read_libsvm(str(synth))
+    parts = partition(ds.y, 3, scheme, seed=7)
+    assert m["n_samples"] == 900 and m["n_features"] == ds.n_features == 10
+    assert m["sizes"] == [len(p) for p in parts] and m["labels"] == [-1.0, 1.0]
+    assert m["source_sha256"] == hashlib.sha256(synth.read_bytes()).hexdigest()
+    for k, rows in enumerate(parts):
+        with h5py.File(out / m["files"][k], "r") as f:
+            np.testing.assert_array_equal(f["rows"][()], rows)
+            np.testing.assert_array_equal(f["y"][()], ds.y[rows])
+            np.testing.assert_array_equal(f["data"][()], ds.X[rows].data)
+    only_line(cli("data", "split", synth, "--parts", 3, "--out", out), "--overwrite")
+
+
+def test_runs_on_shards_equal_the_run_on_the_file(synth, tmp_path):
+    out = tmp_path / "shards"
+    assert cli("data", "split", synth, "--parts", 3, "--out", out, "--seed", 2).returncode == 0
+    common = {"algorithm": {"name": "giant"}, "run": {"max_rounds": 15},
+              "model": {"fit_intercept": True}}
+    whole = write_config(tmp_path / "whole.yaml", data={"train": str(synth), "seed": 2},
+                         **common)
+    shards = write_config(tmp_path / "shards.yaml", data={"shards": str(out)}, **common)
+    res = cli("run", whole, "--backend", "sim", "--workers", 3, "-q", "-o", tmp_path / "a.h5")
+    assert res.returncode == 0, res.stderr
+    res = cli("run", shards, "--backend", "sim", "--workers", 3, "-q", "-o", tmp_path / "b.h5")
+    assert res.returncode == 0, res.stderr
+    res = cli("run", shards, "-q", "-o", tmp_path / "c.h5", n=4)       # real MPI, 3 workers
+    assert res.returncode == 0, res.stderr
+    a_attrs, a, wa = read_result(tmp_path / "a.h5")
+    for name in ("b.h5", "c.h5"):
+        attrs, h, w = read_result(tmp_path / name)
+        np.testing.assert_array_equal(h["comm_rounds"], a["comm_rounds"])
+        np.testing.assert_allclose(h["loss"], a["loss"], rtol=1e-12)
+        np.testing.assert_allclose(w, wa, rtol=1e-9, atol=1e-12)
+        assert attrs["n_samples"] == 900 and attrs["n_features"] == 11     # + intercept
+        assert list(attrs["shard_sizes"]) == list(a_attrs["shard_sizes"])
+        assert attrs["dataset_sha256"] == a_attrs["dataset_sha256"]        # the source file
+    assert read_result(tmp_path / "c.h5")[0]["setup_bytes"] == 0          # nothing scattered
+    # report computes f* for a run on shards too (newton over the same parts)
+    res = cli("report", tmp_path / "c.h5", "--format", "json",
+              extra_env={"DISTNEWTON_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["f_star_source"] == "computed"
+    assert row["f_star"] == pytest.approx(a["loss"][-1], rel=1e-12)
+    only_line(cli("run", shards, "-q", "-o", tmp_path / "d.h5", n=3),
+              "has 3 parts but the job has 2 workers")
+    assert not (tmp_path / "d.h5").exists()
+
+
+def test_mpi_master_reads_only_the_manifest(synth, tmp_path):
+    from distnewton.config import resolve
+    from distnewton.data.split import prepare_shards
+    out = tmp_path / "shards"
+    assert cli("data", "split", synth, "--parts", 2, "--out", out).returncode == 0
+    cfg = resolve({"data": {"shards": str(out)}, "algorithm": {"name": "giant"},
+                   "run": {"backend": "mpi"}})
+    (out / "part-00001.h5").write_bytes(b"not read by the master")
+    setup = prepare_shards(cfg, 2, load_rows=False)
+    assert setup.X is None and setup.problem.n == 900 and setup.problem.sizes == (450, 450)

@@ -1,0 +1,215 @@
+"""`distnewton report` / `plot` and `distnewton.results.load`: values checked against
+the HDF5 files by hand, the f* cache, clear errors for foreign/old/new/damaged files."""
+
+import csv
+import io
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from launch import cli, read_result, write_config
+
+from distnewton.errors import UserError
+from distnewton.results import load
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """newton, gd (stopped early) and adaptive_localnewton on one small synthetic set."""
+    tmp = tmp_path_factory.mktemp("runs")
+    data = tmp / "small.svm"
+    res = cli("data", "synth", data, "--samples", 600, "--features", 12, "--density", 0.5,
+              "--seed", 3)
+    assert res.returncode == 0, res.stderr
+    cfg = write_config(tmp / "c.yaml", data={"train": str(data)},
+                       algorithm={"name": "newton"}, run={"max_rounds": 40})
+    out = {}
+    for name, extra in (("newton", []),
+                        ("gd", ["--set", "algorithm.step_size=0.5", "--set", "run.max_rounds=6"]),
+                        ("adaptive_localnewton", [])):
+        out[name] = tmp / f"{name}.h5"
+        res = cli("run", cfg, "--backend", "sim", "--workers", 3, "-q", "-o", out[name],
+                  "--set", f"algorithm.name={name}", *extra)
+        assert res.returncode == 0, res.stderr
+    out["dir"] = tmp
+    return out
+
+
+def cache_env(tmp_path):
+    return {"DISTNEWTON_CACHE": str(tmp_path / "cache")}
+
+
+def report_csv(*args, env=None):
+    res = cli("report", *args, "--format", "csv", extra_env=env)
+    assert res.returncode == 0, res.stderr
+    return list(csv.DictReader(io.StringIO(res.stdout)))
+
+
+def first_hit(hist, mask):
+    return int(np.nonzero(mask)[0][0])
+
+
+def test_report_rows_and_rounds_to_target_match_the_files(runs, tmp_path):
+    f_star = float(read_result(runs["newton"])[1]["loss"][-1])
+    files = [runs[k] for k in ("newton", "gd", "adaptive_localnewton")]
+    rows = report_csv(*files, "--f-star", repr(f_star), "--target", "rel:1e-6",
+                      env=cache_env(tmp_path))
+    assert [r["algorithm"] for r in rows] == ["newton", "gd", "adaptive_localnewton"]
+    for row, path in zip(rows, files):
+        attrs, h, _ = read_result(path)
+        assert row["dataset"] == "small.svm" and int(row["workers"]) == 3
+        assert row["status"] == attrs["status"]
+        assert float(row["loss"]) == h["loss"][-1]
+        assert float(row["rel_subopt"]) == pytest.approx((h["loss"][-1] - f_star) / f_star,
+                                                         rel=1e-12, abs=1e-300)
+        assert int(row["iterations"]) == h["iteration"][-1]
+        assert int(row["rounds"]) == h["comm_rounds"][-1]
+        assert int(row["bytes"]) == h["bytes_up"][-1] + h["bytes_down"][-1]
+        assert float(row["wall_time"]) == pytest.approx(h["wall_time"][-1])
+        assert row["f_star_source"] == "--f-star"
+        hit = np.nonzero((h["loss"] - f_star) / abs(f_star) <= 1e-6)[0]
+        if hit.size:                               # reached: first such row, by hand
+            i = int(hit[0])
+            assert row["target_reached"] == "True"
+            assert int(row["target_rounds"]) == h["comm_rounds"][i]
+            assert int(row["target_bytes"]) == h["bytes_up"][i] + h["bytes_down"][i]
+            assert float(row["target_seconds"]) == pytest.approx(h["wall_time"][i])
+        else:
+            assert row["target_reached"] == "False" and row["target_rounds"] == ""
+    assert rows[0]["target_reached"] == "True" and rows[1]["target_reached"] == "False"
+
+    # a loss target needs no f*; the table says "not reached"
+    attrs, h, _ = read_result(runs["gd"])
+    target = float(h["loss"][3])
+    rows = report_csv(runs["gd"], "--target", f"loss:{target!r}", "--no-compute",
+                      env=cache_env(tmp_path))
+    assert int(rows[0]["target_rounds"]) == h["comm_rounds"][first_hit(h, h["loss"] <= target)]
+    res = cli("report", runs["gd"], runs["newton"], "--target", "rel:1e-6", "--f-star",
+              repr(f_star), extra_env=cache_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    gd_line = [l for l in res.stdout.splitlines() if l.startswith("gd.h5")][0]
+    assert "not reached" in gd_line and "max_rounds" in gd_line
+
+
+def test_f_star_is_computed_once_with_newton_and_cached(runs, tmp_path):
+    env = cache_env(tmp_path)
+    res = cli("report", runs["gd"], "--format", "json", extra_env=env)
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["f_star_source"] == "computed"
+    _, newton, _ = read_result(runs["newton"])
+    assert row["f_star"] == pytest.approx(newton["loss"].min(), rel=1e-13)
+    cache = json.loads((tmp_path / "cache" / "fstar.json").read_text())
+    (key,) = cache
+    attrs, _, _ = read_result(runs["gd"])
+    assert key.startswith(attrs["dataset_sha256"] + "|logistic|")
+    assert f"d={attrs['n_features']}" in key and "intercept=False" in key
+    # the second report reads the cache (made recognisable by hand)
+    cache[key]["f_star"] = 0.25
+    (tmp_path / "cache" / "fstar.json").write_text(json.dumps(cache))
+    (row,) = json.loads(cli("report", runs["gd"], "--format", "json", extra_env=env).stdout)
+    assert row["f_star_source"] == "cache" and row["f_star"] == 0.25
+    # the file's own run.f_star comes first
+    out = tmp_path / "fs.h5"
+    res = cli("run", runs["dir"] / "c.yaml", "--backend", "sim", "-q", "-o", out,
+              "--set", "run.f_star=0.5", "--set", "run.max_rounds=2")
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(cli("report", out, "--format", "json", extra_env=env).stdout)
+    assert row["f_star"] == 0.5 and row["f_star_source"].startswith("file")
+
+
+def test_bad_target_and_missing_files_are_one_line_errors(runs, tmp_path):
+    for target, text in (("rel:-1", "must be a finite number > 0"),
+                         ("abc:1", "expected a loss"), ("loss:x", "not a number")):
+        res = cli("report", runs["gd"], "--target", target, extra_env=cache_env(tmp_path))
+        assert res.returncode == 2 and text in res.stderr, res.stderr
+    res = cli("report", tmp_path / "nope.h5")
+    assert res.returncode == 2 and "no such file" in res.stderr
+
+
+@pytest.mark.parametrize("damage,text", [
+    ("newer", "schema version 99 is newer"),
+    ("older", "schema version 0 is older"),
+    ("foreign", "not a distnewton result file"),
+    ("truncated", "truncated file"),
+    ("no_loss", "history lacks loss"),
+    ("text", "not a readable HDF5 file"),
+])
+def test_old_new_foreign_and_damaged_files_give_a_clear_error(runs, tmp_path, damage, text):
+    path = tmp_path / "r.h5"
+    shutil.copy(runs["newton"], path)
+    if damage in ("newer", "older"):
+        with h5py.File(path, "r+") as f:
+            f.attrs["schema_version"] = 99 if damage == "newer" else 0
+    elif damage == "foreign":
+        with h5py.File(path, "w") as f:
+            f["x"] = np.arange(3)
+    elif damage == "truncated":
+        data = runs["newton"].read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "no_loss":
+        with h5py.File(path, "r+") as f:
+            del f["history/loss"]
+    else:
+        path.write_text("iteration,loss\n0,0.69\n")
+    with pytest.raises(UserError) as info:      # the API: a UserError, never a KeyError
+        load(path)
+    assert str(path) in str(info.value) and text in str(info.value)
+    res = cli("report", path, "--f-star", "0.5")
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and text in lines[0], res.stderr
+
+
+def test_load_api_arrays_attrs_and_dataframe(runs):
+    run = load(runs["adaptive_localnewton"])
+    attrs, hist, w = read_result(runs["adaptive_localnewton"])
+    assert run.attrs["algorithm"] == "adaptive_localnewton" and run.attrs["n_workers"] == 3
+    np.testing.assert_array_equal(run.history["loss"], hist["loss"])
+    np.testing.assert_array_equal(run.w, w)
+    assert {"L", "phase", "comm_rounds"} <= set(run.history)
+
+
+def test_load_dataframe_with_pandas(runs):
+    pd = pytest.importorskip("pandas")
+    run = load(runs["adaptive_localnewton"])
+    _, hist, _ = read_result(runs["adaptive_localnewton"])
+    df = run.dataframe()
+    assert isinstance(df, pd.DataFrame) and len(df) == len(hist["loss"])
+
+
+def test_plot_curves_and_bars(runs, tmp_path):
+    pytest.importorskip("matplotlib")
+    from distnewton.plot import phase_changes
+    _, h, _ = read_result(runs["adaptive_localnewton"])
+    changes = phase_changes(h)
+    expected = [i for i in range(2, len(h["L"]))
+                if h["L"][i] != h["L"][i - 1] or h["phase"][i] != h["phase"][i - 1]]
+    assert [i for i, _ in changes] == expected and expected      # L decrements / GIANT
+    assert any(text == "-> giant" for _, text in changes)
+    f_star = repr(float(read_result(runs["newton"])[1]["loss"][-1]))
+    files = [runs[k] for k in ("newton", "gd", "adaptive_localnewton")]
+    for args in (["--x", "rounds"], ["--kind", "bars", "--target", "rel:1e-6"]):
+        out = tmp_path / f"{args[1]}.png"
+        res = cli("plot", *files, "-o", out, "--f-star", f_star, *args)
+        assert res.returncode == 0, res.stderr
+        data = out.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    # the other axes and the errors, in-process (the same command through click)
+    from click.testing import CliRunner
+
+    from distnewton.cli import main
+    runner = CliRunner()
+    for x in ("time", "bytes"):
+        out = tmp_path / f"{x}.png"
+        res = runner.invoke(main, ["plot", *map(str, files), "-o", str(out), "--x", x,
+                                   "--f-star", f_star])
+        assert res.exit_code == 0, res.output
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    for args, text in ((["--kind", "bars"], "needs --target"),
+                       (["--x", "modelled"], "latency_model")):
+        res = runner.invoke(main, ["plot", *map(str, files), "-o", str(tmp_path / "e.png"),
+                                   "--f-star", f_star, *args])
+        assert res.exit_code == 2 and text in res.output, res.output
