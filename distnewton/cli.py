@@ -50,7 +50,9 @@ def main():
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
+@click.option("--resume", type=click.Path(dir_okay=False),
+              help="continue the run checkpointed in this result file (written in place)")
 @click.option("-o", "--output", help="result file (HDF5); default from output.path")
 @click.option("--backend", type=click.Choice(["auto", "mpi", "sim"]), help="override run.backend")
 @click.option("--workers", type=int, help="simulated workers (backend sim)")
@@ -59,9 +61,15 @@ def main():
 @click.option("--overwrite", is_flag=True, help="replace an existing result file")
 @click.option("-q", "--quiet", is_flag=True, help="no per-round lines")
 @click.option("-v", "--verbose", is_flag=True, help="bytes per round too")
-def run(config, output, backend, workers, overrides, overwrite, quiet, verbose):
-    """Run the algorithm of CONFIG and write one HDF5 result file."""
+def run(config, resume, output, backend, workers, overrides, overwrite, quiet, verbose):
+    """Run the algorithm of CONFIG and write one HDF5 result file.
+
+    Exit codes: 0 done, 1 internal error, 2 user error, 3 stopped by
+    SIGTERM/SIGUSR1 with a checkpoint (continue with --resume FILE).
+    """
     from .run import execute
+    if (config is None) == (resume is None):
+        raise UserError("run: give a CONFIG file or --resume RESULT.h5 (one of the two)")
     extra = list(overrides)
     if backend:
         extra.append(f"run.backend={backend}")
@@ -73,7 +81,8 @@ def run(config, output, backend, workers, overrides, overwrite, quiet, verbose):
         extra.append(f"output.path={output}")
     if overwrite:
         extra.append("output.overwrite=true")
-    sys.exit(execute(config, extra, verbosity=0 if quiet else (2 if verbose else 1)))
+    sys.exit(execute(config, extra, verbosity=0 if quiet else (2 if verbose else 1),
+                     resume_path=resume))
 
 
 @main.command("list")

@@ -93,6 +93,9 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "workers": Param(INT, 4, "number of simulated workers (backend sim)", check=at_least(1)),
         "blas_threads": Param(INT, 1, "BLAS threads per rank", check=at_least(1)),
         "seed": Param(INT, 0, "seed of the algorithms' random streams (worker k: (seed, k))"),
+        "checkpoint_every": Param(INT, None, "write /checkpoint into the result file every "
+                                  "this many rounds (and at the end)", check=at_least(1),
+                                  nullable=True),
         "latency_model": Param((dict,), None, "{per_round: s, per_byte: s}: adds modelled network "
                                "time to a modelled_time column (wall_time is unchanged)",
                                nullable=True),

@@ -28,6 +28,7 @@ from .errors import UserError
 from .objectives import LOSSES
 from .progress import Bar, is_tty
 from .stopping import requested as stop_requested
+from . import checkpoint as _checkpoint  # noqa: F401  (registers worker tasks on every rank)
 
 
 @dataclass
@@ -159,8 +160,17 @@ def test_metrics(problem, test, w):
     return acc, loss
 
 
-def drive(rt, cfg, problem, test, printer):
-    """Run the configured algorithm on ``rt``; returns (alg, history, status, message)."""
+def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
+    """Run the configured algorithm on ``rt``.
+
+    ``resume``: a :class:`~distnewton.checkpoint.Resume` to continue from.
+    ``checkpoint(outcome)``: called every ``run.checkpoint_every`` rounds with
+    a provisional outcome (status ``running``).  Returns the outcome
+    (alg, history, status, message, state), where ``state`` is the checkpoint
+    (counters, worker images) when one is due at the end: a stop by signal,
+    or ``run.checkpoint_every`` set.
+    """
+    from .checkpoint import gather_workers, restore_algorithm, scatter_workers
     from .results import History
     cls = ALGORITHMS[cfg["algorithm"]["name"]]
     params = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
@@ -183,26 +193,48 @@ def drive(rt, cfg, problem, test, printer):
         printer.row(hist)
         return f, float(np.linalg.norm(g))
 
+    def snapshot():
+        counters = {"iteration": it, "wall_time": wall, "g0": g0, "n_workers": rt.K,
+                    "comm_rounds": rt.algo.rounds, "bytes_up": rt.algo.bytes_up,
+                    "bytes_down": rt.algo.bytes_down}
+        return counters, gather_workers(rt)
+
     printer.header(run["max_rounds"])
-    f, gnorm = record(0, 0.0, {})
-    g0, wall, it = gnorm, 0.0, 0
+    if resume is None:
+        f, gnorm = record(0, 0.0, {})
+        g0, wall, it = gnorm, 0.0, 0
+    else:
+        hist.extend(resume.history)
+        c = resume.counters
+        g0, wall, it = float(c["g0"]), float(c["wall_time"]), int(c["iteration"])
+        rt.algo.rounds, rt.algo.bytes_up, rt.algo.bytes_down = (
+            int(c["comm_rounds"]), int(c["bytes_up"]), int(c["bytes_down"]))
+        restore_algorithm(alg, resume.path)
+        if int(c["n_workers"]) == rt.K:
+            scatter_workers(rt, resume.images)
+    every = run["checkpoint_every"]
     last_good = alg.w.copy()
     while True:
         t0 = time.perf_counter()
+        rounds_before = rt.algo.rounds
         info = alg.step()
         wall += time.perf_counter() - t0
         it += info.pop("iterations", 1)
         f, gnorm = record(it, wall, info)
         status, message = stop_reason(run, f, gnorm, g0, rt.algo.rounds, it, alg.stalled)
         if not status and stop_requested():
-            status, message = "stopped", f"{stop_requested()} received: stopped cleanly"
+            status, message = "stopped", (f"{stop_requested()} received: stopped cleanly; "
+                                          "continue with distnewton run --resume FILE")
         if status == "diverged":
             alg.w = last_good
         else:
             last_good = alg.w.copy()
         if status:
             printer.close()
-            return alg, hist, status, message
+            state = snapshot() if (status == "stopped" or every) else None
+            return alg, hist, status, message, state
+        if every and rt.algo.rounds // every > rounds_before // every and checkpoint:
+            checkpoint((alg, hist, "running", "checkpoint", snapshot()))
 
 
 def stop_reason(run, f, gnorm, g0, rounds, it, stalled):

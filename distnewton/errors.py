@@ -1,12 +1,14 @@
 """Errors and exit codes shared by every rank.
 
 Exit codes (documented in the README): 0 done, 1 internal error, 2 user error
-(bad config, bad data, bad arguments).
+(bad config, bad data, bad arguments), 3 stopped by SIGTERM/SIGUSR1 with a
+checkpoint written (``distnewton run --resume FILE`` continues).
 """
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USER = 2
+EXIT_STOPPED = 3
 
 
 class UserError(Exception):

@@ -155,7 +155,7 @@ def compute_f_star(run: Run) -> dict:
         raise UserError(f"{run.path}: cannot compute f*: {setup.dataset} has changed since "
                         "the run (sha256 differs); pass --f-star")
     rt = SimRuntime(make_shards(setup), 0, algorithm_params(rcfg))
-    _, hist, status, _ = drive(rt, rcfg, setup.problem, None, Printer(0))
+    _, hist, status, _, _ = drive(rt, rcfg, setup.problem, None, Printer(0))
     from .run import now
     return {"f_star": float(np.min(hist.rows["loss"])), "dataset": str(setup.dataset),
             "loss": setup.problem.loss, "lambda": setup.problem.lam, "status": status,

@@ -56,6 +56,16 @@ class History:
             default = {"i": 0, "u": 0, "S": b""}.get(kind, np.nan)
             self.rows[key].append(values.get(key, default))
 
+    def extend(self, columns: dict):
+        """Append the rows of a history read back from a file (resume)."""
+        n = len(columns["iteration"])
+        for key in self.rows:
+            if key in columns:
+                self.rows[key].extend(np.asarray(columns[key]).tolist())
+            else:
+                kind = np.dtype(self.dtypes[key]).kind
+                self.rows[key].extend([{"i": 0, "u": 0, "S": b""}.get(kind, np.nan)] * n)
+
     def last(self, key):
         return self.rows[key][-1]
 
@@ -82,7 +92,7 @@ def check_output_path(path, overwrite):
         raise UserError(f"{path}: folder is not writable")
 
 
-def write_result(path, attrs: dict, history: History, w, column_docs=None):
+def write_result(path, attrs: dict, history: History, w, column_docs=None, extra=None):
     """Write the whole file atomically (temporary name, then rename)."""
     import h5py
     folder = os.path.dirname(os.path.abspath(path))
@@ -100,6 +110,8 @@ def write_result(path, attrs: dict, history: History, w, column_docs=None):
                 if key in docs:
                     ds.attrs["description"] = docs[key]
             f.create_group("model").create_dataset("w", data=np.asarray(w, dtype=np.float64))
+            if extra is not None:
+                extra(f)                      # e.g. the /checkpoint group
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -120,18 +132,24 @@ class Run:
         return pd.DataFrame(self.history)
 
 
-def load(path) -> Run:
-    """Read a distnewton HDF5 result; a foreign or newer file is a UserError."""
+def open_h5(path, purpose=""):
+    """Open an HDF5 file read-only; a missing or non-HDF5 file is a UserError."""
     import h5py
 
-    from . import SCHEMA_VERSION
     from .errors import UserError
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+        raise UserError(f"{path}: no such file{purpose}") from None
     except OSError as exc:
-        raise UserError(f"{path}: not a readable HDF5 file ({exc})") from None
+        raise UserError(f"{path}: not a readable HDF5 file{purpose} ({exc})") from None
+
+
+def load(path) -> Run:
+    """Read a distnewton HDF5 result; a foreign or newer file is a UserError."""
+    from . import SCHEMA_VERSION
+    from .errors import UserError
+    f = open_h5(path)
     try:
         with f:
             version = f.attrs.get("schema_version")

@@ -27,7 +27,7 @@ import numpy as np
 from . import SCHEMA_VERSION, __version__
 from .config import dump, load_yaml, resolve
 from .driver import Printer, algorithm_params, drive, prepare
-from .errors import EXIT_OK, EXIT_USER, UserError
+from .errors import EXIT_OK, EXIT_STOPPED, EXIT_USER, UserError
 from .faults import inject
 from .objectives import Shard
 from .results import check_output_path, write_result
@@ -37,10 +37,22 @@ def now():
     return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def execute(config_path, overrides, verbosity=1) -> int:
+def execute(config_path, overrides, verbosity=1, resume_path=None) -> int:
+    """Run a config (or continue the run checkpointed in ``resume_path``)."""
     from .stopping import install
-    install()                                  # SIGUSR1: stop cleanly (SLURM --signal)
-    cfg = resolve(load_yaml(config_path), overrides, source=config_path)
+    install()                                  # SIGTERM/SIGUSR1: stop cleanly
+    resume = None
+    if resume_path is not None:
+        import yaml
+
+        from .checkpoint import read_checkpoint
+        resume = read_checkpoint(resume_path)
+        raw = yaml.safe_load(resume.config)
+        raw["run"]["backend"] = "auto"
+        raw["output"] = {"path": str(resume_path), "overwrite": True}
+        cfg = resolve(raw, overrides, source=str(resume_path))
+    else:
+        cfg = resolve(load_yaml(config_path), overrides, source=config_path)
     backend = cfg["run"]["backend"]
     if backend == "auto":
         from .runtime.mpi import under_launcher
@@ -53,8 +65,25 @@ def execute(config_path, overrides, verbosity=1) -> int:
     from threadpoolctl import threadpool_limits
     threadpool_limits(limits=cfg["run"]["blas_threads"])
     if backend == "sim":
-        return run_sim(cfg, verbosity)
-    return run_mpi(cfg, verbosity)
+        return run_sim(cfg, verbosity, resume)
+    return run_mpi(cfg, verbosity, resume)
+
+
+def setup_master(cfg, K, resume):
+    """Master, before any worker computes: every input check (UserError -> exit 2)."""
+    from .algorithms import ALGORITHMS
+    from .checkpoint import workers_are_stateless
+    check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
+    inject("load", 0)
+    setup = prepare(cfg, K)
+    name = cfg["algorithm"]["name"]
+    params = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
+    ALGORITHMS[name].validate(params, setup.problem, cfg["run"]["seed"])
+    if resume is not None and int(resume.counters["n_workers"]) != K \
+            and not workers_are_stateless(resume.images, cfg["run"]["seed"]):
+        raise UserError(f"{resume.path}: {name} keeps per-worker state: resume with "
+                        f"{int(resume.counters['n_workers'])} workers, not {K}")
+    return setup
 
 
 def make_shards(setup, parts_rows=None):
@@ -62,18 +91,17 @@ def make_shards(setup, parts_rows=None):
     return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam) for idx in setup.parts]
 
 
-def run_sim(cfg, verbosity):
+def run_sim(cfg, verbosity, resume=None):
     from .runtime.sim import SimRuntime
     started = now()
-    check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
-    setup = prepare(cfg, cfg["run"]["workers"])
+    setup = setup_master(cfg, cfg["run"]["workers"], resume)
     rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
-    outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity))
-    finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, verbosity)
-    return EXIT_OK
+    save = lambda outcome: finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, 0)
+    outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume, save)
+    return finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, verbosity)
 
 
-def run_mpi(cfg, verbosity):
+def run_mpi(cfg, verbosity, resume=None):
     from .runtime.mpi import (MPIRuntime, abort_on_exception, check_world, comm_world,
                               install_abort_hook, receive_shard, send_shards, serve)
     comm = comm_world()
@@ -99,9 +127,7 @@ def run_mpi(cfg, verbosity):
         return EXIT_OK
     started = now()
     try:
-        check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
-        inject("load", 0)
-        setup = prepare(cfg, K)
+        setup = setup_master(cfg, K, resume)
     except UserError:
         comm.bcast(EXIT_USER, root=0)
         raise
@@ -112,19 +138,20 @@ def run_mpi(cfg, verbosity):
                        else send_shards(comm, setup.X, setup.y, setup.parts))
         setup.X = setup.y = None               # rank 0 keeps no rows
         rt = MPIRuntime(comm)
-        outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity))
-        rt.shutdown()
         from mpi4py import MPI
         lib = MPI.Get_library_version().strip().splitlines()[0]
-        finish(cfg, setup, rt, outcome, started, lib, setup_bytes, verbosity)
+        save = lambda outcome: finish(cfg, setup, rt, outcome, started, lib, setup_bytes, 0)
+        outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume, save)
+        rt.shutdown()
+        return finish(cfg, setup, rt, outcome, started, lib, setup_bytes, verbosity)
     except Exception as exc:                   # noqa: BLE001
         abort_on_exception(exc)
-    return EXIT_OK
 
 
 def finish(cfg, setup, rt, outcome, started, mpi_library, setup_bytes, verbosity):
-    """Write the HDF5 result and print the summary line."""
-    alg, hist, status, message = outcome
+    """Write the HDF5 result (with /checkpoint when the outcome carries one),
+    print the summary line; returns the exit code (3 for a stopped run)."""
+    alg, hist, status, message, state = outcome
     p = setup.problem
     attrs = {
         "schema_version": SCHEMA_VERSION, "distnewton_version": __version__,
@@ -144,9 +171,14 @@ def finish(cfg, setup, rt, outcome, started, mpi_library, setup_bytes, verbosity
     attrs["scipy"] = scipy.__version__
     path = cfg["output"]["path"]
     inject("write", 0)
+    extra = None
+    if state is not None:
+        from .checkpoint import write_checkpoint
+        extra = lambda f: write_checkpoint(f, alg, *state)        # noqa: E731
     write_result(path, attrs, hist, alg.w,
-                 column_docs={k: k for k in type(alg).columns})
+                 column_docs={k: k for k in type(alg).columns}, extra=extra)
     if verbosity > 0:
         print(f"{status}: {message}; {hist.last('iteration')} iterations, "
               f"{hist.last('comm_rounds')} rounds, loss {hist.last('loss'):.15e}, "
               f"{hist.last('wall_time'):.2f} s -> {path}", flush=True)
+    return EXIT_STOPPED if status == "stopped" else EXIT_OK

@@ -1,10 +1,14 @@
-"""Stop a run cleanly on SIGUSR1 (SLURM: ``#SBATCH --signal=B:USR1@120``).
+"""Stop a run cleanly on SIGTERM or SIGUSR1.
 
-:func:`install` (every rank, at start) makes SIGUSR1 set a flag instead of
-killing the process; the master's loop checks :func:`requested` after each
-iteration and ends the run with status ``stopped``, writing the result file as
-usual.  Workers only set the flag (the master's stop reaches them as the normal
-end of the job).  SIGTERM and SIGINT keep their default behaviour.
+SLURM sends SIGTERM at its time limit (after ``KillWait``) and the signal of
+``#SBATCH --signal=B:USR1@120`` before it; ``mpiexec`` forwards both to every
+rank.  :func:`install` (every rank, at start) makes them set a flag instead
+of killing the process; the master's loop checks :func:`requested` after each
+iteration, gathers the workers' state, writes the result file with status
+``stopped`` and a ``/checkpoint`` group, and exits with code 3
+(``distnewton run --resume FILE`` continues).  Workers only set the flag: a
+blocked collective is never interrupted, and the master's stop reaches them
+as the normal end of the job.  SIGINT (Ctrl-C) keeps its default behaviour.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ def _handler(signum, frame):
 
 
 def install():
-    if hasattr(signal, "SIGUSR1"):
-        try:
-            signal.signal(signal.SIGUSR1, _handler)
-        except ValueError:          # not the main thread (embedded use): no clean stop
-            pass
+    for name in ("SIGTERM", "SIGUSR1"):
+        if hasattr(signal, name):
+            try:
+                signal.signal(getattr(signal, name), _handler)
+            except ValueError:      # not the main thread (embedded use): no clean stop
+                pass
 
 
 def requested():

@@ -46,6 +46,14 @@ class Algorithm:
         self.rng = np.random.default_rng(np.random.SeedSequence((self.seed, 0)))
         self.stalled = ""        # set to a reason when the method cannot go on
 
+    @classmethod
+    def validate(cls, params: dict, problem: Problem, seed: int = 0) -> None:
+        """Check the parameters against the problem before any worker starts.
+
+        Raises a UserError naming the key; run on the master while a bad
+        input can still end every rank with exit code 2.
+        """
+
     def step(self) -> dict:
         """One iteration; returns history values (``step_size`` and ``columns``)."""
         raise NotImplementedError

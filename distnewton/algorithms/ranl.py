@@ -61,6 +61,8 @@ capacities, masks' generator); worker state: the region layout in
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import scipy.linalg as sla
 
@@ -158,6 +160,15 @@ class RANL(Algorithm):
     }
     columns = {"coverage_min": np.int64, "coverage_mean": np.float64,
                "staleness": np.float64, "hessian_computed": np.int64}
+
+    @classmethod
+    def validate(cls, params, problem, seed=0):
+        p, K = SimpleNamespace(**params), len(problem.sizes)
+        Q = int(region_layout(problem.d, p.regions, p.n_regions, p.region_seed).max()) + 1
+        check_tau(p.tau, region_counts(parse_capacities(p.capacities, K, seed), Q), Q)
+        if (problem.lam if p.mu is None else float(p.mu)) <= 0:
+            raise UserError("algorithm.mu: defaults to model.lambda, which is 0 here: the "
+                            "projected Hessian needs a floor > 0, set algorithm.mu")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
