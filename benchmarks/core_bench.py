@@ -65,8 +65,9 @@ def objective(X, y, w, lam):
     return float(np.mean(np.logaddexp(0.0, -y * (X @ w))) + 0.5 * lam * (w @ w))
 
 
-def fmt(x, spec=".3g"):
-    return "-" if x is None else format(x, spec)
+def load():
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
 
 
 def machine_header():
@@ -83,9 +84,11 @@ def machine_header():
             vers.append(f"{pkg} {md.version(pkg)}")
         except md.PackageNotFoundError:
             vers.append(f"{pkg} (not installed)")
-    print(f"# distnewton core benchmark\n")
-    print(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(f"- machine: {platform.node()}, nproc {nproc}, CPU: {cpu}")
+    git = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                         capture_output=True, text=True).stdout.strip() or "unknown"
+    print("# distnewton core benchmark\n")
+    print(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}, commit {git}")
+    print(f"- machine: {platform.node()}, nproc {nproc}, CPU: {cpu}, load average {load()}")
     print(f"- python {platform.python_version()}; " + ", ".join(vers) + "\n", flush=True)
 
 
@@ -162,13 +165,11 @@ def distnewton_rows(tmp, name, files, fs, workers, gd_rounds):
     return rows
 
 
-def tighten(label, name, settings, fit, fs, tag):
-    """fit(setting) -> (w, seconds). Loosest setting reaching each target, median of 3."""
+def tighten(label, name, settings, fit, obj, fs, tag):
+    """fit(setting) -> (w, seconds): loosest setting reaching each target, median of 3 timings."""
     best, sub = [None] * len(TARGETS), None
     for s in settings:
-        w, _ = fit(s)
-        f = fit.objective(w)
-        sub = (f - fs) / abs(fs)
+        sub = (obj(fit(s)[0]) - fs) / abs(fs)
         for j, t in enumerate(TARGETS):
             if best[j] is None and sub <= t:
                 best[j] = s
@@ -185,19 +186,6 @@ def tighten(label, name, settings, fit, fs, tag):
     return [name, label, "1", *cells, "-", f"{sub:.2e}"]
 
 
-class Fitter:
-    """Callable fit(setting) -> (w in distnewton's sign convention, train seconds)."""
-
-    def __init__(self, X, y, lam, train):
-        self.X, self.y, self.lam, self.train = X, y, lam, train
-
-    def objective(self, w):
-        return objective(self.X, self.y, w, self.lam)
-
-    def __call__(self, s):
-        return self.train(s)
-
-
 def liblinear_fitter(X, y, lam):
     from liblinear.liblinearutil import parameter, problem, train
     prob = problem(y, X)                         # conversion once, not timed
@@ -209,11 +197,13 @@ def liblinear_fitter(X, y, lam):
         model = train(prob, param)
         dt = time.perf_counter() - t0
         w = np.array(model.get_decfun()[0])
-        # LIBLINEAR's first label seen is its positive class: w may score label -1.
+        # w scores get_labels()[0]: the first label seen in old LIBLINEAR, +1 for {-1, +1}
+        # labels since 2.4x. Negate when it scores -1; the objective confirms the sign.
         if model.get_labels()[0] != 1:
             w = -w
+        assert objective(X, y, w, lam) < objective(X, y, -w, lam), "LIBLINEAR sign"
         return w, dt
-    return Fitter(X, y, lam, run)
+    return run
 
 
 def sklearn_fitter(X, y, lam, solver):
@@ -228,7 +218,7 @@ def sklearn_fitter(X, y, lam, solver):
             dt = time.perf_counter() - t0
         w = clf.coef_.ravel()
         return (w if clf.classes_[1] == 1 else -w), dt
-    return Fitter(X, y, lam, run)
+    return run
 
 
 def markdown(header, rows):
@@ -285,17 +275,19 @@ def main(argv=None):
             fs_rows.append([name, str(n), str(d), f"{lam:.4e}", f"{f_dn:.15f}", f"{f_sk:.15f}",
                             f"{(f_dn - f_sk) / abs(f_sk):.2e}"])
             rows += distnewton_rows(tmp, name, files, fs, args.workers, gd_rounds)
+            obj = lambda w: objective(X, y, w, lam)  # noqa: E731
             if have_liblinear:
-                rows.append(tighten("LIBLINEAR -s 0", name, eps_list, liblinear_fitter(X, y, lam), fs, "e"))
+                rows.append(tighten("LIBLINEAR -s 0", name, eps_list, liblinear_fitter(X, y, lam),
+                                    obj, fs, "e"))
             for solver in ("newton-cholesky", "lbfgs"):
                 rows.append(tighten(f"sklearn {solver}", name, tol_list,
-                                    sklearn_fitter(X, y, lam, solver), fs, "tol"))
+                                    sklearn_fitter(X, y, lam, solver), obj, fs, "tol"))
             print(f"  {name} done at {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
     print("## f* (L2-regularised logistic regression, lambda = 1/n, no intercept)\n")
     print(markdown(["dataset", "n", "d", "lambda", "f* distnewton newton (sim)",
                     "f* sklearn newton-cholesky", "rel. diff"], fs_rows))
     print("\nf* used below: the smaller of the two.\n")
-    print(f"## Time to relative suboptimality (f - f*)/f*\n")
+    print("## Time to relative suboptimality (f - f*)/f*\n")
     print(markdown(["dataset", "method", "workers", "rounds to 1e-6", "seconds to 1e-6 (in-run)",
                     "rounds to 1e-10", "seconds to 1e-10 (in-run)", "whole-process seconds",
                     "final rel. subopt."], rows))
@@ -305,7 +297,8 @@ def main(argv=None):
           "median of 3 train/fit calls at the loosest setting (in brackets) reaching the target; "
           "final rel. subopt. is that of the tightest setting tried."
           + ("" if have_liblinear else " LIBLINEAR skipped: `pip install liblinear-official`."))
-    print(f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s")
+    print(f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s; load average at the end "
+          f"{load()} (this script's own ranks count too)")
     return 0
 
 

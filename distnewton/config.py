@@ -93,6 +93,8 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "workers": Param(INT, 4, "number of simulated workers (backend sim)", check=at_least(1)),
         "blas_threads": Param(INT, 1, "BLAS threads per rank", check=at_least(1)),
         "seed": Param(INT, 0, "seed of the algorithms' random streams (worker k: (seed, k))"),
+        "divergence_patience": Param(INT, 20, "stop as diverged when the loss grows this many "
+                                     "iterations in a row (0: never)", check=nonneg),
         "checkpoint_every": Param(INT, None, "write /checkpoint into the result file every "
                                   "this many rounds (and at the end)", check=at_least(1),
                                   nullable=True),

@@ -213,7 +213,8 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
         if int(c["n_workers"]) == rt.K:
             scatter_workers(rt, resume.images)
     every = run["checkpoint_every"]
-    last_good = alg.w.copy()
+    best_f = f_prev = float(hist.last("loss"))      # divergence guard: best model, rises
+    best_w, rising = alg.w.copy(), 0
     while True:
         t0 = time.perf_counter()
         rounds_before = rt.algo.rounds
@@ -221,14 +222,16 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
         wall += time.perf_counter() - t0
         it += info.pop("iterations", 1)
         f, gnorm = record(it, wall, info)
-        status, message = stop_reason(run, f, gnorm, g0, rt.algo.rounds, it, alg.stalled)
+        rising = rising + 1 if f > f_prev else 0
+        f_prev = f
+        status, message = stop_reason(run, f, gnorm, g0, rt.algo.rounds, it, alg.stalled, rising)
         if not status and stop_requested():
             status, message = "stopped", (f"{stop_requested()} received: stopped cleanly; "
                                           "continue with distnewton run --resume FILE")
         if status == "diverged":
-            alg.w = last_good
-        else:
-            last_good = alg.w.copy()
+            alg.w = best_w                    # keep the best model seen
+        elif f < best_f:
+            best_f, best_w = f, alg.w.copy()
         if status:
             printer.close()
             state = snapshot() if (status == "stopped" or every) else None
@@ -237,10 +240,16 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
             checkpoint((alg, hist, "running", "checkpoint", snapshot()))
 
 
-def stop_reason(run, f, gnorm, g0, rounds, it, stalled):
+DIVERGED_HINT = ("the result keeps the best model seen; try a smaller step size "
+                 "(step_size, lr, gamma, eta) or a larger model.lambda")
+
+
+def stop_reason(run, f, gnorm, g0, rounds, it, stalled, rising=0):
     """(status, message) when the run should stop, else ("", "")."""
     if not (math.isfinite(f) and math.isfinite(gnorm)):
-        return "diverged", "loss or gradient is not finite: try a smaller step size"
+        return "diverged", f"loss or gradient is not finite: {DIVERGED_HINT}"
+    if run["divergence_patience"] and rising >= run["divergence_patience"]:
+        return "diverged", f"loss grew for {rising} iterations in a row: {DIVERGED_HINT}"
     if run["grad_norm"] is not None and gnorm <= run["grad_norm"]:
         return "converged", f"||grad|| = {gnorm:.3e} <= run.grad_norm"
     if run["grad_rtol"] is not None and gnorm <= run["grad_rtol"] * g0:
