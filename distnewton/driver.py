@@ -156,7 +156,8 @@ def test_metrics(problem, test, w):
     Xt, yt = test
     z = Xt @ w
     loss = float(np.mean(LOSSES[problem.loss].value(z, yt)))
-    acc = float(np.mean(np.where(z >= 0, 1.0, -1.0) == yt)) if problem.loss == "logistic" else math.nan
+    # sklearn's rule: +1 when x.w > 0, else -1 (rows with no features have x.w = 0)
+    acc = float(np.mean(np.where(z > 0, 1.0, -1.0) == yt)) if problem.loss == "logistic" else math.nan
     return acc, loss
 
 

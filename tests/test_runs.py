@@ -25,6 +25,24 @@ def a9a():
     return X, y, lam, w_ref, logistic_objective(X, y, w_ref, lam)
 
 
+def test_test_accuracy_matches_sklearn_on_w8a(tmp_path):
+    """w8a.t has rows with no features (x.w = 0): the prediction rule must be
+    sklearn's (+1 only when x.w > 0), else ~8% of the test rows flip."""
+    X, y = load_svmlight_file(str(SHARED / "w8a.bz2"), n_features=300, zero_based=False)
+    Xt, yt = load_svmlight_file(str(SHARED / "w8a.t.bz2"), n_features=300, zero_based=False)
+    ref = LogisticRegression(C=1.0, fit_intercept=False, solver="newton-cholesky",
+                             tol=1e-12, max_iter=200).fit(X, y)
+    cfg = write_config(tmp_path / "w8a.yaml",
+                       data={"train": str(SHARED / "w8a.bz2"), "test": str(SHARED / "w8a.t.bz2"),
+                             "n_features": 300},
+                       algorithm={"name": "newton"}, run={"grad_rtol": 1e-12, "max_rounds": 40})
+    out = tmp_path / "w8a.h5"
+    run_ok("run", cfg, "--backend", "sim", "--workers", 2, "-o", out, "-q")
+    _, hist, _ = read_result(out)
+    # same optimum (lambda = 1/n <=> C = 1): at most a couple of near-ties may differ
+    assert abs(hist["test_accuracy"][-1] - ref.score(Xt, yt)) <= 2 / len(yt)
+
+
 def a9a_config(tmp_path, name, **run):
     return write_config(
         tmp_path / f"{name}.yaml",
