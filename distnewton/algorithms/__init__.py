@@ -9,7 +9,9 @@ from .localnewton import LocalNewton
 from .localsgd import LocalSGD
 from .newton import Newton
 from .ranl import RANL
+from .scaled_localsgd import ScaledLocalSGD
 
 ALGORITHMS = {cls.name: cls for cls in (
     Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, RANL, IST,
+    ScaledLocalSGD,
 )}
