@@ -72,7 +72,7 @@ def test_run_sbatch_forwards_usr1_and_the_run_stops_cleanly(tmp_path):
             if len(lines) > 8:
                 break
         os.kill(proc.pid, signal.SIGUSR1)           # what SLURM does at --signal=B:USR1@T
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=60) == 3             # stopped, checkpoint written
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -81,6 +81,9 @@ def test_run_sbatch_forwards_usr1_and_the_run_stops_cleanly(tmp_path):
     assert "stopped: SIGUSR1 received" in text
     attrs, hist, _ = read_result(tmp_path / "long-7.h5")
     assert attrs["status"] == "stopped" and 0 < hist["comm_rounds"][-1] < 10**8
+    import h5py
+    with h5py.File(tmp_path / "long-7.h5") as f:      # resubmit with --resume FILE
+        assert f["checkpoint"].attrs["comm_rounds"] == hist["comm_rounds"][-1]
 
 
 def test_sweep_grid_and_list(tmp_path):
