@@ -84,6 +84,15 @@ def test_run_sbatch_forwards_usr1_and_the_run_stops_cleanly(tmp_path):
     import h5py
     with h5py.File(tmp_path / "long-7.h5") as f:      # resubmit with --resume FILE
         assert f["checkpoint"].attrs["comm_rounds"] == hist["comm_rounds"][-1]
+    stop = int(hist["comm_rounds"][-1])
+    res = subprocess.run(["bash", str(RUN), "--resume", str(tmp_path / "long-7.h5"), "-q",
+                          "--set", f"run.max_rounds={stop + 5}"], capture_output=True, text=True,
+                         cwd=tmp_path, env=slurm_env(SLURM_JOB_ID=8, SLURM_NTASKS=3,
+                                                     RESULTS_DIR=tmp_path), timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    attrs, hist2, _ = read_result(tmp_path / "long-7.h5")
+    assert attrs["status"] == "max_rounds" and hist2["comm_rounds"][-1] == stop + 5
+    assert len(hist2["iteration"]) == len(hist["iteration"]) + 5
 
 
 def test_sweep_grid_and_list(tmp_path):
