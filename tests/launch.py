@@ -1,5 +1,6 @@
 """Launching real jobs from tests: ``mpiexec -n N python -m distnewton ...``."""
 
+import functools
 import os
 import shutil
 import subprocess
@@ -55,3 +56,21 @@ def read_result(path):
 
 def logistic_objective(X, y, w, lam):
     return float(np.mean(np.logaddexp(0.0, -y * (X @ w))) + 0.5 * lam * w @ w)
+
+
+@functools.lru_cache(maxsize=None)
+def a9a_reference():
+    """a9a (lambda = 1/n) and its independent reference optimum: (X, y, lam, w*, f*).
+
+    scikit-learn minimises C sum_j l_j + ||w||^2/2, the same minimiser as
+    f(w) = mean_j l_j + (lambda/2)||w||^2 when C = 1/(lambda n).  Computed once
+    per test session.
+    """
+    from sklearn.datasets import load_svmlight_file
+    from sklearn.linear_model import LogisticRegression
+    X, y = load_svmlight_file(str(SHARED / "a9a.bz2"), n_features=123, zero_based=False)
+    lam = 1.0 / X.shape[0]
+    ref = LogisticRegression(C=1.0 / (lam * X.shape[0]), fit_intercept=False,
+                             solver="newton-cholesky", tol=1e-12, max_iter=200).fit(X, y)
+    w_ref = ref.coef_.ravel()
+    return X, y, lam, w_ref, logistic_objective(X, y, w_ref, lam)

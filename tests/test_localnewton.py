@@ -6,18 +6,15 @@ import pytest
 from sklearn.datasets import load_svmlight_file
 from sklearn.linear_model import LogisticRegression
 
-from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config
+from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config, a9a_reference
 
 pytestmark = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
 
 
 @pytest.fixture(scope="module")
 def a9a():
-    X, y = load_svmlight_file(str(SHARED / "a9a.bz2"), n_features=123, zero_based=False)
-    lam = 1.0 / X.shape[0]
-    ref = LogisticRegression(C=1.0 / (lam * X.shape[0]), fit_intercept=False,
-                             solver="newton-cholesky", tol=1e-12, max_iter=200).fit(X, y)
-    return X, y, lam, logistic_objective(X, y, ref.coef_.ravel(), lam)
+    X, y, lam, _, f_ref = a9a_reference()
+    return X, y, lam, f_ref
 
 
 def run(tmp_path, name, backend=("--backend", "sim", "--workers", 4), n=None, **algo):

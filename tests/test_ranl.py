@@ -11,7 +11,7 @@ from distnewton.algorithms.ranl_masks import (check_tau, draw_masks, parse_capac
                                               region_counts, region_layout)
 from distnewton.data import write_libsvm
 from distnewton.errors import UserError
-from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config
+from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config, a9a_reference
 
 needs_data = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
 GERMAN = SHARED / "german.numer_scale.bz2"          # 1000 x 24
@@ -19,11 +19,8 @@ GERMAN = SHARED / "german.numer_scale.bz2"          # 1000 x 24
 
 @pytest.fixture(scope="module")
 def a9a():
-    X, y = load_svmlight_file(str(SHARED / "a9a.bz2"), n_features=123, zero_based=False)
-    lam = 1.0 / X.shape[0]
-    ref = LogisticRegression(C=1.0 / (lam * X.shape[0]), fit_intercept=False,
-                             solver="newton-cholesky", tol=1e-12, max_iter=200).fit(X, y)
-    return X, y, lam, logistic_objective(X, y, ref.coef_.ravel(), lam)
+    X, y, lam, _, f_ref = a9a_reference()
+    return X, y, lam, f_ref
 
 
 def run(tmp_path, tag, train, workers=4, n=None, data=None, model=None, expect=0, **algo):

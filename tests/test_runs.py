@@ -7,22 +7,14 @@ import pytest
 from sklearn.datasets import load_svmlight_file
 from sklearn.linear_model import LogisticRegression
 
-from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config
+from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config, a9a_reference
 
 pytestmark = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
 
 
 @pytest.fixture(scope="module")
 def a9a():
-    X, y = load_svmlight_file(str(SHARED / "a9a.bz2"), n_features=123, zero_based=False)
-    n = X.shape[0]
-    lam = 1.0 / n
-    # Independent reference: scikit-learn minimises C sum_j l_j + ||w||^2/2, the same
-    # minimiser as f(w) = mean_j l_j + (lambda/2)||w||^2 when C = 1/(lambda n).
-    ref = LogisticRegression(C=1.0 / (lam * n), fit_intercept=False, solver="newton-cholesky",
-                             tol=1e-12, max_iter=200).fit(X, y)
-    w_ref = ref.coef_.ravel()
-    return X, y, lam, w_ref, logistic_objective(X, y, w_ref, lam)
+    return a9a_reference()
 
 
 def test_test_accuracy_matches_sklearn_on_w8a(tmp_path):

@@ -15,7 +15,7 @@ from distnewton.config import resolve
 from distnewton.errors import UserError
 from distnewton.objectives import Shard
 from distnewton.runtime import WorkerContext
-from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config
+from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config, a9a_reference
 
 needs_data = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
 D_A9A = 123
@@ -193,13 +193,8 @@ def test_parameters_are_checked(key, value, msg):
 # -- whole runs on a9a -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def a9a():
-    from sklearn.datasets import load_svmlight_file
-    from sklearn.linear_model import LogisticRegression
-    X, y = load_svmlight_file(str(SHARED / "a9a.bz2"), n_features=D_A9A, zero_based=False)
-    lam = 1.0 / X.shape[0]
-    ref = LogisticRegression(C=1.0 / (lam * X.shape[0]), fit_intercept=False,
-                             solver="newton-cholesky", tol=1e-12, max_iter=200).fit(X, y)
-    return X, y, lam, logistic_objective(X, y, ref.coef_.ravel(), lam)
+    X, y, lam, _, f_ref = a9a_reference()
+    return X, y, lam, f_ref
 
 
 def raw_config(algorithm, **run):
