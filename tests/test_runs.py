@@ -119,3 +119,18 @@ def test_ridge_matches_the_closed_form(tmp_path):
     # a quadratic: Newton with unit step lands on the optimum in one iteration
     _, hist, _ = read_result(tmp_path / "newton.h5")
     assert hist["iteration"][-1] == 1 and hist["comm_rounds"][-1] == 2
+
+
+def test_newton_cg_is_hessian_free_and_reaches_the_optimum(tmp_path, a9a):
+    """solver: cg: no d x d matrix is sent (every reply is O(d)), inexact Newton with
+    the forcing sequence still reaches the sklearn optimum."""
+    X, y, lam, w_ref, f_ref = a9a
+    out = tmp_path / "ncg.h5"
+    cfg = a9a_config(tmp_path, "newton", max_rounds=600)
+    run_ok("run", cfg, "--set", "algorithm.solver=cg", "--backend", "sim", "--workers", 2,
+           "-o", out, "-q")
+    _, hist, w = read_result(out)
+    assert abs(logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-8
+    up = np.diff(hist["bytes_up"]) / np.maximum(np.diff(hist["comm_rounds"]), 1)
+    assert up.max() <= 2 * 8 * (123 + 10)         # per round: O(d), never d^2 = 15129 floats
+    assert hist["cg_iterations"][1:].min() >= 1

@@ -6,7 +6,11 @@ Iteration t (w = w_t):
    forms g = grad f(w) and H = Hess f(w)                     [1 round]
    (with ``solver: cg`` only g; each CG iteration then costs one
    Hessian-vector-product round, and no d x d matrix is ever formed)
-2. the master solves H p = g (LAPACK Cholesky, damped if needed)
+2. the master solves H p = g (LAPACK Cholesky, damped if needed); with CG
+   (inexact Newton) to the relative residual
+   eta_t = max(cg_rtol, min(0.1, sqrt(||g_t|| / ||g_0||))), a forcing
+   sequence that is loose far from the optimum and tightens as ||g|| -> 0
+   (Eisenstat & Walker; superlinear convergence is kept)
 3. distributed backtracking: alpha = largest alpha_max 2^-j with
    f(w - alpha p) <= f(w) - beta alpha p.g                   [1 round]
 4. w_{t+1} = w - alpha p
@@ -35,8 +39,10 @@ class Newton(Algorithm):
         cg_its = 0
         if use_cg(self.p, prob.d):
             f, g = P.loss_grad(self.rt, prob, w)
+            self.g0_norm = getattr(self, "g0_norm", None) or float(np.linalg.norm(g))
+            eta = max(self.p.cg_rtol, min(0.1, np.sqrt(np.linalg.norm(g) / self.g0_norm)))
             p, cg_its = cg(lambda v: P.hvp(self.rt, prob, w, v), g,
-                           rtol=self.p.cg_rtol, maxiter=self.p.cg_maxiter)
+                           rtol=eta, maxiter=self.p.cg_maxiter)
         else:
             f, g, H = P.loss_grad_hess(self.rt, prob, w)
             p = solve_spd(H, g)
