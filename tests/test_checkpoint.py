@@ -49,11 +49,9 @@ def interrupted(cmd, out, after_lines=4, timeout=120):
     return proc.returncode, stderr
 
 
-@pytest.mark.parametrize("name", list(CASES))
-@pytest.mark.parametrize("backend", ["mpi", "sim"])
+@pytest.mark.parametrize("name,backend", [(name, "mpi") for name in CASES]
+                         + [("giant", "sim"), ("ranl", "sim")])
 def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, name, backend):
-    if backend == "sim" and name not in ("giant", "ranl"):
-        pytest.skip("sim covered for giant and ranl; the rest through MPI")
     cfg = config(tmp_path, name)
     base = [sys.executable, "-m", "distnewton", "run"]
     launch = ([mpiexec(), "-n", "3"] if backend == "mpi" else [])
