@@ -103,12 +103,14 @@ def run_sim(cfg, verbosity, resume=None):
 
 def run_mpi(cfg, verbosity, resume=None):
     from .runtime.mpi import (MPIRuntime, abort_on_exception, check_world, comm_world,
-                              install_abort_hook, receive_shard, send_shards, serve)
+                              install_abort_hook, receive_shard, send_shards, serve,
+                              wait_idle)
     comm = comm_world()
     install_abort_hook()
     check_world(comm)
     rank, K = comm.Get_rank(), comm.Get_size() - 1
     if rank != 0:
+        wait_idle(comm)                        # sleep while rank 0 reads the data
         status = comm.bcast(None, root=0)
         if status:
             return status
@@ -129,8 +131,10 @@ def run_mpi(cfg, verbosity, resume=None):
     try:
         setup = setup_master(cfg, K, resume)
     except UserError:
+        wait_idle(comm)
         comm.bcast(EXIT_USER, root=0)
         raise
+    wait_idle(comm)
     comm.bcast(0, root=0)
     try:
         comm.bcast((cfg, setup.problem), root=0)

@@ -85,6 +85,8 @@ def abort_on_exception(exc, tb=None, code=None):
         sys.stderr.write(f"distnewton: rank {rank}: internal error:\n{text}")
         code = EXIT_INTERNAL if code is None else code
     sys.stderr.flush()
+    import time
+    time.sleep(0.3)            # let the launcher forward the message before the kill
     comm.Abort(code)
 
 
@@ -141,6 +143,18 @@ def wait(req):
     """
     while not req.Test():
         os.sched_yield()
+
+
+def wait_idle(comm, period=1e-3):
+    """Barrier that sleeps while it waits (workers while rank 0 reads the data).
+
+    A blocking collective would busy-poll for the whole setup and take the
+    cores rank 0 needs to parse; this one wakes every ``period`` seconds.
+    """
+    import time
+    req = comm.Ibarrier()
+    while not req.Test():
+        time.sleep(period)
 
 
 def serve(comm, shard, seed, params=None):
