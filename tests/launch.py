@@ -74,3 +74,11 @@ def a9a_reference():
                              solver="newton-cholesky", tol=1e-12, max_iter=200).fit(X, y)
     w_ref = ref.coef_.ravel()
     return X, y, lam, w_ref, logistic_objective(X, y, w_ref, lam)
+
+
+def synth(path, samples, features, density=0.5, seed=3):
+    """Write a small synthetic logistic problem with `distnewton data synth` (the CLI)."""
+    res = cli("data", "synth", path, "--samples", samples, "--features", features,
+              "--density", density, "--seed", seed)
+    assert res.returncode == 0, res.stderr
+    return path

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from launch import ROOT, cli, env, read_result, write_config
+from launch import ROOT, cli, env, read_result, write_config, synth
 
 SMALL = {"n_samples": 600, "n_features": 12, "density": 0.5, "noise": 0.05, "seed": 3}
 
@@ -18,11 +18,7 @@ SMALL = {"n_samples": 600, "n_features": 12, "density": 0.5, "noise": 0.05, "see
 @pytest.fixture
 def small(tmp_path):
     """A small synthetic logistic problem written as LIBSVM by `distnewton data synth`."""
-    path = tmp_path / "small.svm"
-    res = cli("data", "synth", path, "--samples", 600, "--features", 12, "--density", 0.5,
-              "--seed", 3)
-    assert res.returncode == 0, res.stderr
-    return path
+    return synth(tmp_path / "small.svm", 600, 12)
 
 
 def config(tmp_path, train, name="giant", **sections):

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from launch import SHARED, NO_DATA, cli, read_result, write_config
+from launch import SHARED, NO_DATA, cli, read_result, write_config, synth as synth_file
 
 from distnewton.data import partition, read_libsvm
 from distnewton.data.registry import REGISTRY
@@ -142,11 +142,7 @@ def test_a_config_names_a_registered_data_set(tmp_path):
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("split")
-    path = tmp / "s.svm"
-    res = cli("data", "synth", path, "--samples", 900, "--features", 10, "--density", 0.4,
-              "--seed", 5)
-    assert res.returncode == 0, res.stderr
-    return path
+    return synth_file(tmp / "s.svm", 900, 10, density=0.4, seed=5)
 
 
 @pytest.mark.parametrize("scheme", ["iid", "label_skew"])

@@ -9,16 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from launch import NO_DATA, SHARED, cli, env, mpiexec, read_result, write_config
+from launch import NO_DATA, SHARED, cli, env, mpiexec, read_result, write_config, synth
 
 
 @pytest.fixture
 def small(tmp_path):
-    path = tmp_path / "small.svm"
-    res = cli("data", "synth", path, "--samples", 400, "--features", 10, "--density", 0.5,
-              "--seed", 5)
-    assert res.returncode == 0, res.stderr
-    return path
+    return synth(tmp_path / "small.svm", 400, 10, seed=5)
 
 
 def test_same_config_seed_and_ranks_give_bit_identical_histories(tmp_path, small):

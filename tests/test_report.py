@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from launch import cli, read_result, write_config
+from launch import cli, read_result, write_config, synth
 
 from distnewton.errors import UserError
 from distnewton.results import load
@@ -20,10 +20,7 @@ from distnewton.results import load
 def runs(tmp_path_factory):
     """newton, gd (stopped early) and adaptive_localnewton on one small synthetic set."""
     tmp = tmp_path_factory.mktemp("runs")
-    data = tmp / "small.svm"
-    res = cli("data", "synth", data, "--samples", 600, "--features", 12, "--density", 0.5,
-              "--seed", 3)
-    assert res.returncode == 0, res.stderr
+    data = synth(tmp / "small.svm", 600, 12)
     cfg = write_config(tmp / "c.yaml", data={"train": str(data)},
                        algorithm={"name": "newton"}, run={"max_rounds": 40})
     out = {}
