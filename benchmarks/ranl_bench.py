@@ -40,6 +40,7 @@ from contextlib import redirect_stdout
 import h5py
 import numpy as np
 import yaml
+from _tables import markdown_table  # noqa: E402  (benchmarks/, the script's folder)
 from sklearn.datasets import load_svmlight_file
 from sklearn.linear_model import LogisticRegression
 
@@ -73,13 +74,7 @@ def first(sub, t):
 
 
 def table(header, rows):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
-    print(line(header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line(r))
-    print(flush=True)
+    markdown_table(header, rows)
 
 
 def outcome(attrs, hist, sub):

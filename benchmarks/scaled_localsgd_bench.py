@@ -54,6 +54,7 @@ import warnings
 import h5py
 import numpy as np
 import yaml
+from _tables import markdown_table  # noqa: E402  (benchmarks/, the script's folder)
 
 from distnewton.config import resolve
 from distnewton.driver import Printer, algorithm_params, drive, prepare
@@ -184,14 +185,7 @@ def cell(s):
 
 
 def table(title, header, rows):
-    print(f"\n{title}\n")
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
-    print(line(header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line(r))
-    sys.stdout.flush()
+    markdown_table(header, rows, title)
 
 
 def main():

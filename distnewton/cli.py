@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from .errors import EXIT_USER, UserError
+from .errors import UserError
 
 
 def env_rank():

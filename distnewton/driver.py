@@ -260,7 +260,7 @@ def stop_reason(run, f, gnorm, g0, rounds, it, stalled, rising=0):
     if run["target_subopt"] is not None:
         fs = run["f_star"]
         if (f - fs) / abs(fs) <= run["target_subopt"]:
-            return "converged", f"relative suboptimality <= run.target_subopt"
+            return "converged", "relative suboptimality <= run.target_subopt"
     if stalled:
         return "stalled", stalled
     if rounds >= run["max_rounds"]:

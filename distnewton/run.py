@@ -20,7 +20,6 @@ import os
 import platform
 import socket
 import sys
-import time
 
 import numpy as np
 
@@ -86,7 +85,7 @@ def setup_master(cfg, K, resume):
     return setup
 
 
-def make_shards(setup, parts_rows=None):
+def make_shards(setup):
     p = setup.problem
     return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam) for idx in setup.parts]
 

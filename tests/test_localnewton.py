@@ -4,7 +4,6 @@ scikit-learn's optimum on a9a and the closed-form local/global ridge optima."""
 import numpy as np
 import pytest
 from sklearn.datasets import load_svmlight_file
-from sklearn.linear_model import LogisticRegression
 
 from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config, a9a_reference
 

@@ -5,7 +5,6 @@ optimum on a9a, exact hand counts of the bytes, and a real ``mpiexec`` run."""
 import numpy as np
 import pytest
 from sklearn.datasets import load_svmlight_file
-from sklearn.linear_model import LogisticRegression
 
 from distnewton.algorithms.ranl_masks import (check_tau, draw_masks, parse_capacities,
                                               region_counts, region_layout)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from launch import NO_DATA, SHARED, cli, env, mpiexec, read_result, write_config, synth
+from launch import cli, env, mpiexec, read_result, write_config, synth
 
 
 @pytest.fixture
