@@ -172,7 +172,7 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
     or ``run.checkpoint_every`` set.
     """
     from .checkpoint import gather_workers, restore_algorithm, scatter_workers
-    from .results import History
+    from .results import TIMING_COLUMNS, History
     cls = ALGORITHMS[cfg["algorithm"]["name"]]
     params = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
     alg = cls(rt, problem, params, np.zeros(problem.d), seed=cfg["run"]["seed"])
@@ -180,7 +180,14 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
     lm = run["latency_model"]
     hist = History({**cls.columns, **({"modelled_time": np.float64} if lm else {})})
 
-    def record(iteration, wall, info):
+    times = {k: 0.0 for k in TIMING_COLUMNS}
+
+    def record(iteration, wall, info, step_seconds=None):
+        rt_times = rt.collect_times()   # the step's rounds; None: rounds before any step
+        if step_seconds is not None:    # wall time = compute (master + workers) + comm
+            times["time_compute"] += step_seconds - rt_times.rounds + rt_times.compute
+            times["time_comm"] += rt_times.comm
+            times["time_idle"] += rt_times.idle
         with rt.evaluating():
             f, g = P.loss_grad(rt, problem, alg.w)
         acc, tloss = test_metrics(problem, test, alg.w)
@@ -190,7 +197,7 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
                                      + lm["per_byte"] * (c.bytes_up + c.bytes_down))
         hist.append(iteration=iteration, comm_rounds=c.rounds, bytes_up=c.bytes_up,
                     bytes_down=c.bytes_down, loss=f, grad_norm=float(np.linalg.norm(g)),
-                    test_accuracy=acc, test_loss=tloss, wall_time=wall, **info)
+                    test_accuracy=acc, test_loss=tloss, wall_time=wall, **times, **info)
         printer.row(hist)
         return f, float(np.linalg.norm(g))
 
@@ -208,6 +215,8 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
         hist.extend(resume.history)
         c = resume.counters
         g0, wall, it = float(c["g0"]), float(c["wall_time"]), int(c["iteration"])
+        for k in times:
+            times[k] = float(hist.last(k)) if math.isfinite(hist.last(k)) else 0.0
         rt.algo.rounds, rt.algo.bytes_up, rt.algo.bytes_down = (
             int(c["comm_rounds"]), int(c["bytes_up"]), int(c["bytes_down"]))
         restore_algorithm(alg, resume.path)
@@ -220,9 +229,10 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
         t0 = time.perf_counter()
         rounds_before = rt.algo.rounds
         info = alg.step()
-        wall += time.perf_counter() - t0
+        step_seconds = time.perf_counter() - t0
+        wall += step_seconds
         it += info.pop("iterations", 1)
-        f, gnorm = record(it, wall, info)
+        f, gnorm = record(it, wall, info, step_seconds)
         rising = rising + 1 if f > f_prev else 0
         f_prev = f
         status, message = stop_reason(run, f, gnorm, g0, rt.algo.rounds, it, alg.stalled, rising)

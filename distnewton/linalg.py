@@ -14,6 +14,7 @@ operator v -> H v (``scipy.sparse.linalg.cg``), stopping when
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import scipy.linalg as sla
@@ -22,6 +23,23 @@ import scipy.sparse.linalg as spla
 log = logging.getLogger("distnewton")
 
 MAX_DAMPING_TRIES = 8
+#: d x d float64 arrays a rank holds at once on a dense-Hessian path (the
+#: reduced sums, the Hessian, its Cholesky factor)
+DENSE_COPIES = 3
+
+
+def check_dense_hessian(d, key, hint):
+    """UserError naming ``key`` when DENSE_COPIES d x d arrays exceed this machine's RAM."""
+    from .errors import UserError
+    need = DENSE_COPIES * 8.0 * d * d
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > ram:
+        raise UserError(f"{key}: this path forms d x d matrices: d = {d} needs "
+                        f"{need / 2**30:.1f} GiB per rank, more than this machine's "
+                        f"{ram / 2**30:.1f} GiB; {hint}")
 
 
 def cho_factor_damped(H):

@@ -93,6 +93,7 @@ class Shard:
         self.lam = float(lam)
         self.n, self.d = self.X.shape
         self._dense = self._XT = None
+        self._at = self._z = self._D = None     # margins (and curvature) at the last w
         # Hessian X^T D X: dense BLAS costs n d^2/2 flops, the sparse product
         # about n (nnz per row)^2 multiply-adds: keep a dense copy when cheaper.
         row_nnz = self.X.nnz / max(self.n, 1)
@@ -102,7 +103,20 @@ class Shard:
 
     # -- sums over the shard's rows (no regularisation) -----------------
     def margins(self, w):
-        return self.X @ w
+        """z = X w, remembered for the last w: a round at the same w as the
+        previous one (loss/gradient, then Hessian-vector products and the line
+        search at that w) skips the pass over the rows."""
+        if self._at is None or not np.array_equal(w, self._at):
+            self._z, self._D = self.X @ w, None
+            self._at = np.array(w, dtype=np.float64)
+        return self._z
+
+    def curvature(self, w):
+        """D = l''(x_j.w) for every row (remembered with the margins)."""
+        z = self.margins(w)
+        if self._D is None:
+            self._D = self.loss.deriv2(z, self.y)
+        return self._D
 
     def loss_sum(self, w, z=None):
         z = self.margins(w) if z is None else z
@@ -119,7 +133,7 @@ class Shard:
         Dense shards: B = D^{1/2} X, then B^T B (one BLAS syrk); sparse shards:
         the CSR product X^T (D X).  l'' >= 0 for both losses.
         """
-        D = self.loss.deriv2(self.margins(w), self.y)
+        D = self.curvature(w)
         if self._dense is not None:
             B = self._dense * np.sqrt(D)[:, None]
             return B.T @ B
@@ -129,7 +143,7 @@ class Shard:
 
     def hvp_sum(self, w, v, D=None):
         """sum_j l''_j x_j (x_j.v): Hessian-vector product without forming H."""
-        D = self.loss.deriv2(self.margins(w), self.y) if D is None else D
+        D = self.curvature(w) if D is None else D
         return self.X.T @ (D * (self.X @ v))
 
     def line_losses(self, w, p, steps):
@@ -151,7 +165,7 @@ class Shard:
 
     def local_hvp_operator(self, w):
         """v -> Hess f_k(w) v, with the curvature weights computed once."""
-        D = self.loss.deriv2(self.margins(w), self.y)
+        D = self.curvature(w).copy()
         return lambda v: self.hvp_sum(w, v, D) / self.n + self.lam * v
 
 

@@ -41,12 +41,25 @@ BASE_COLUMNS = {
     "step_size": (np.float64, "step size taken in this iteration (NaN at iteration 0)"),
 }
 
+#: Time breakdown columns (cumulative seconds, like wall_time; added in 0.2,
+#: so files written before lack them and still load).
+#: time_compute + time_comm = wall_time.
+TIMING_COLUMNS = {
+    "time_compute": (np.float64, "seconds computing (cumulative): the master's own work in "
+                     "the iterations plus, per round, the slowest worker's task (mpi) or "
+                     "the sum over workers (sim, where they run in turn)"),
+    "time_comm": (np.float64, "seconds of the rounds not spent computing (cumulative): "
+                  "latency, transfer, reduction, waiting for descheduled ranks"),
+    "time_idle": (np.float64, "load imbalance (cumulative): sum over rounds of the "
+                  "slowest worker's task time minus the mean worker's"),
+}
+
 
 class History:
     """Per-iteration records kept in memory on the master."""
 
     def __init__(self, extra_columns=None):
-        self.dtypes = {k: v[0] for k, v in BASE_COLUMNS.items()}
+        self.dtypes = {k: v[0] for k, v in {**BASE_COLUMNS, **TIMING_COLUMNS}.items()}
         self.dtypes.update(extra_columns or {})
         self.rows = {k: [] for k in self.dtypes}
 
@@ -103,7 +116,7 @@ def write_result(path, attrs: dict, history: History, w, column_docs=None, extra
             for key, value in attrs.items():
                 f.attrs[key] = "" if value is None else value
             hist = f.create_group("history")
-            docs = {k: v[1] for k, v in BASE_COLUMNS.items()}
+            docs = {k: v[1] for k, v in {**BASE_COLUMNS, **TIMING_COLUMNS}.items()}
             docs.update(column_docs or {})
             for key, arr in history.arrays().items():
                 ds = hist.create_dataset(key, data=arr)

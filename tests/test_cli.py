@@ -60,8 +60,19 @@ def test_hdf5_schema(tmp_path, small):
         assert col in hist
     assert hist["iteration"][0] == 0 and hist["comm_rounds"][0] == 0
     assert np.all(np.diff(hist["wall_time"]) >= 0) and np.all(np.diff(hist["loss"]) <= 0)
+    assert_time_breakdown(hist)
     assert w.shape == (12,)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def assert_time_breakdown(hist):
+    """compute + comm = wall time, every part cumulative, imbalance within compute."""
+    np.testing.assert_allclose(hist["time_compute"] + hist["time_comm"], hist["wall_time"],
+                               rtol=1e-12, atol=1e-12)
+    for col in ("time_compute", "time_comm", "time_idle"):
+        assert hist[col][0] == 0 and np.all(np.diff(hist[col]) >= 0), col
+    assert np.all(hist["time_idle"] <= hist["time_compute"])
+    assert hist["time_compute"][-1] > 0
 
 
 def test_round_and_byte_counts_match_hand_counts(tmp_path, small):
@@ -76,7 +87,11 @@ def test_round_and_byte_counts_match_hand_counts(tmp_path, small):
     np.testing.assert_array_equal(hist["comm_rounds"], np.arange(8))
     np.testing.assert_array_equal(hist["bytes_down"], np.arange(8) * K * (header + 8 * d))
     np.testing.assert_array_equal(hist["bytes_up"], np.arange(8) * K * 8 * (d + 1))
-    assert attrs["eval_rounds"] == 8                        # logging: one per record
+    assert_time_breakdown(hist)
+    # logging: one evaluation per record, one timing gather per iteration
+    assert attrs["eval_rounds"] == 8 + 7
+    assert attrs["eval_bytes"] == (8 * K * (header + 8 * d + 8 * (d + 1))
+                                   + 7 * (K * (header + 8) + 8 * K * 1))
     # newton: 2 rounds per iteration; giant: 3 (line search accepted in its first round)
     for name, per_iteration in (("newton", 2), ("giant", 3)):
         out = tmp_path / f"{name}.h5"

@@ -51,8 +51,14 @@ class Algorithm:
         """Check the parameters against the problem before any worker starts.
 
         Raises a UserError naming the key; run on the master while a bad
-        input can still end every rank with exit code 2.
+        input can still end every rank with exit code 2.  The base check: an
+        algorithm with a ``solver`` that would form d x d Hessians too large
+        for this machine.
         """
+        if "solver" in cls.params and not use_cg(SimpleNamespace(**params), problem.d):
+            from ..linalg import check_dense_hessian
+            check_dense_hessian(problem.d, "algorithm.solver",
+                                "use solver: cg (or auto) for the Hessian-free path")
 
     def step(self) -> dict:
         """One iteration; returns history values (``step_size`` and ``columns``)."""
@@ -64,8 +70,10 @@ LINE_SEARCH = {
     "beta": Param(FLOAT, 1e-4, "Armijo constant: f(w - a p) <= f(w) - beta a p.g",
                   check=in_open_closed(0.0, 0.5)),
     "alpha_max": Param(FLOAT, 1.0, "largest step size tried", check=positive),
-    "ls_steps": Param(INT, 10, "trial step sizes alpha_max * 2^-j evaluated per "
-                      "line-search round", check=at_least(1)),
+    "ls_steps": Param(INT, 2, "trial step sizes alpha_max * 2^-j evaluated per "
+                      "line-search round (2: alpha_max and alpha_max/2, which Newton-type "
+                      "steps nearly always pass; each trial costs a loss pass over the rows)",
+                      check=at_least(1)),
     "max_backtracks": Param(INT, 30, "trial step sizes in all before giving up",
                             check=at_least(1)),
 }

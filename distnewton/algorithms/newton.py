@@ -5,7 +5,8 @@ Iteration t (w = w_t):
 1. the workers reduce the gradient and Hessian sums of their rows; the master
    forms g = grad f(w) and H = Hess f(w)                     [1 round]
    (with ``solver: cg`` only g; each CG iteration then costs one
-   Hessian-vector-product round, and no d x d matrix is ever formed)
+   Hessian-vector-product round, v down and Hess f(w) v up, the workers
+   holding w and their curvature weights; no d x d matrix is ever formed)
 2. the master solves H p = g (LAPACK Cholesky, damped if needed); with CG
    (inexact Newton) to the relative residual
    eta_t = max(cg_rtol, min(0.1, sqrt(||g_t|| / ||g_0||))), a forcing
@@ -38,7 +39,7 @@ class Newton(Algorithm):
         prob, w = self.prob, self.w
         cg_its = 0
         if use_cg(self.p, prob.d):
-            f, g = P.loss_grad(self.rt, prob, w)
+            f, g = P.loss_grad_hold(self.rt, prob, w)
             self.g0_norm = getattr(self, "g0_norm", None) or float(np.linalg.norm(g))
             eta = max(self.p.cg_rtol, min(0.1, np.sqrt(np.linalg.norm(g) / self.g0_norm)))
             p, cg_its = cg(lambda v: P.hvp(self.rt, prob, w, v), g,

@@ -41,14 +41,33 @@ def loss_grad_hess(rt, prob, w):
     return (global_value(out[0], prob.n, prob.lam, w), regularise(out[1:1 + d], prob.n, prob.lam, w), H)
 
 
+@worker_task("loss_grad.hold")
+def _loss_grad_hold(ctx, w):
+    ctx.scratch["hessian_at"] = w
+    return _loss_grad(ctx, w)
+
+
+def loss_grad_hold(rt, prob, w):
+    """:func:`loss_grad`, and the workers hold w for the :func:`hvp` rounds that follow.
+
+    1 round: d floats down, d + 1 up per worker.
+    """
+    out = rt.round("loss_grad.hold", w, up=prob.d + 1)
+    return global_value(out[0], prob.n, prob.lam, w), regularise(out[1:], prob.n, prob.lam, w)
+
+
 @worker_task("hvp")
-def _hvp(ctx, w, v):
-    return ctx.shard.hvp_sum(w, v)
+def _hvp(ctx, v):
+    return ctx.shard.hvp_sum(ctx.scratch["hessian_at"], v)
 
 
 def hvp(rt, prob, w, v):
-    """Hess f(w) v.  1 round: 2d down, d up per worker."""
-    return rt.round("hvp", w, v, up=prob.d) / prob.n + prob.lam * v
+    """Hess f(w) v at the w of the last :func:`loss_grad_hold` round.
+
+    1 round: d floats down (v only: the workers hold w and their curvature
+    weights l''(x_j.w) from that round), d up per worker.
+    """
+    return rt.round("hvp", v, up=prob.d) / prob.n + prob.lam * v
 
 
 @worker_task("line_losses")

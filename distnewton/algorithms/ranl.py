@@ -61,6 +61,7 @@ capacities, masks' generator); worker state: the region layout in
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -68,7 +69,7 @@ import scipy.linalg as sla
 
 from ..config import FLOAT, INT, STR, Param, at_least, nonneg, positive
 from ..errors import UserError
-from ..linalg import cho_factor_damped, log
+from ..linalg import check_dense_hessian, cho_factor_damped, log
 from ..runtime import worker_task
 from . import primitives as P
 from .base import LINE_SEARCH, Algorithm
@@ -157,6 +158,9 @@ class RANL(Algorithm):
                            "or loss-checked step halving (no round)",
                            choices=("none", "line_search", "damping")),
         **LINE_SEARCH,
+        # the safeguard's aggregate of stale blocks often needs small steps: 10 per round
+        "ls_steps": dataclasses.replace(LINE_SEARCH["ls_steps"], default=10, doc=(
+            "trial step sizes alpha_max * 2^-j evaluated per line-search round")),
     }
     columns = {"coverage_min": np.int64, "coverage_mean": np.float64,
                "staleness": np.float64, "hessian_computed": np.int64}
@@ -164,6 +168,9 @@ class RANL(Algorithm):
     @classmethod
     def validate(cls, params, problem, seed=0):
         p, K = SimpleNamespace(**params), len(problem.sizes)
+        check_dense_hessian(problem.d, "algorithm.name", "ranl's one-time projected Hessian "
+                            "is dense by design (its eigenvalues are clipped); use newton, "
+                            "giant or adaptive_localnewton, which have Hessian-free paths")
         Q = int(region_layout(problem.d, p.regions, p.n_regions, p.region_seed).max()) + 1
         check_tau(p.tau, region_counts(parse_capacities(p.capacities, K, seed), Q), Q)
         if (problem.lam if p.mu is None else float(p.mu)) <= 0:

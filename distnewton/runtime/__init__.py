@@ -22,6 +22,17 @@ bytes per worker costs K*b bytes up, a gather the sum of the replies.  The
 (``with rt.evaluating():``) go to separate counters and never to the
 algorithm's.
 
+Timing: every worker times its task in every algorithm round (``c_k``,
+seconds of computation); the master times the whole round (``t``).
+:meth:`Runtime.collect_times` fetches the workers' times since the last call
+(one logging-only gather of one float per round and worker) and splits the
+rounds' wall time into the compute part (``max_k c_k`` over MPI, where the
+workers run in parallel; ``sum_k c_k`` in the sim backend, where they run one
+after another), communication (the rest of ``t``: latency, transfer, the
+reduction, waiting for a descheduled rank), and load imbalance
+(``max_k c_k - mean_k c_k``, the time the average worker waits for the
+slowest).
+
 Backends: :class:`~distnewton.runtime.mpi.MPIRuntime` (rank 0 master, ranks
 1..K workers) and :class:`~distnewton.runtime.sim.SimRuntime` (K workers in
 one process).  Both count alike and run the same task code, so for the same
@@ -41,6 +52,7 @@ HEADER_LEN = 8                       # int64 control words per round
 HEADER_BYTES = HEADER_LEN * 8
 MAX_DOWN = HEADER_LEN - 4            # vectors per broadcast (header: op, task, up, n, lens...)
 OP_STOP, OP_REDUCE, OP_GATHER = 0, 1, 2
+OP_MASK, EVAL_FLAG = 3, 4            # header word 0: op | EVAL_FLAG for logging-only rounds
 
 TASKS: dict = {}
 
@@ -71,6 +83,11 @@ class WorkerContext:
     rng: np.random.Generator
     params: object = None
     state: dict = field(default_factory=dict)
+    #: seconds spent in each algorithm round's task since the master last asked
+    times: list = field(default_factory=list)
+    #: values valid within one iteration only (never checkpointed), e.g. the
+    #: point whose Hessian the next Hessian-vector-product rounds use
+    scratch: dict = field(default_factory=dict)
 
 
 def worker_rng(seed, k):
@@ -86,6 +103,16 @@ class Counters:
     seconds: float = 0.0
 
 
+@dataclass
+class RoundTimes:
+    """Seconds of algorithm rounds since the last :meth:`Runtime.collect_times`."""
+
+    rounds: float = 0.0       # sum of the rounds' wall time t on the master
+    compute: float = 0.0      # workers' computation within them (see module docstring)
+    comm: float = 0.0         # rounds - compute
+    idle: float = 0.0         # sum over rounds of max_k c_k - mean_k c_k
+
+
 class Runtime:
     """Master-side interface shared by the backends (see module docstring)."""
 
@@ -97,6 +124,10 @@ class Runtime:
         self.eval = Counters()
         self._counting = self.algo
         self.ids, self.names = task_ids()
+        self._round_seconds = []      # master wall time of each algorithm round
+
+    #: how the workers' compute times combine into a round's compute part
+    parallel_workers = True
 
     @contextlib.contextmanager
     def evaluating(self):
@@ -136,19 +167,62 @@ class Runtime:
             if len(up) != self.K:
                 raise ValueError("up needs one length per worker")
             c.bytes_up += 8 * sum(up)
-        return self._exchange(self.ids[task], down, up, scatter)
+        evaluating = c is self.eval
+        t0 = time.perf_counter()
+        out = self._exchange(self.ids[task], down, up, scatter, evaluating)
+        if not evaluating:
+            self._round_seconds.append(time.perf_counter() - t0)
+        return out
+
+    def collect_times(self) -> RoundTimes:
+        """Split the algorithm rounds since the last call into compute, comm and idle.
+
+        One logging-only gather (``runtime.times``): each worker replies the
+        seconds its task took in each of those rounds.
+        """
+        r = len(self._round_seconds)
+        if r == 0:
+            return RoundTimes()
+        with self.evaluating():
+            c = np.array(self.round("runtime.times", [float(r)], up=[r] * self.K))   # K x r
+        t = np.array(self._round_seconds)
+        self._round_seconds = []
+        work = c.max(axis=0) if self.parallel_workers else c.sum(axis=0)
+        work = np.minimum(work, t)
+        return RoundTimes(rounds=float(t.sum()), compute=float(work.sum()),
+                          comm=float((t - work).sum()),
+                          idle=float((c.max(axis=0) - c.mean(axis=0)).sum()))
 
     # implemented by the backends
-    def _exchange(self, task_id, down, up, scatter):
-        """Do the exchange; ``up`` is an int (sum) or a list (gather)."""
+    def _exchange(self, task_id, down, up, scatter, evaluating):
+        """Do the exchange; ``up`` is an int (sum) or a list (gather);
+        ``evaluating``: a logging-only round (the workers do not time it)."""
         raise NotImplementedError
 
     def shutdown(self):
         pass
 
 
-def run_task(ctx, names, task_id, down, scattered):
-    """Worker side of a round: call the task, return a contiguous float64 reply."""
+def run_task(ctx, names, task_id, down, scattered, evaluating=False):
+    """Worker side of a round: call the task, return a contiguous float64 reply.
+
+    The task's seconds are appended to ``ctx.times`` for algorithm rounds.
+    """
     args = list(down) + ([scattered] if scattered is not None else [])
+    t0 = time.perf_counter()
     out = TASKS[names[task_id]](ctx, *args)
-    return np.ascontiguousarray(np.atleast_1d(out), dtype=np.float64)
+    out = np.ascontiguousarray(np.atleast_1d(out), dtype=np.float64)
+    if not evaluating:
+        ctx.times.append(time.perf_counter() - t0)
+    return out
+
+
+@worker_task("runtime.times")
+def _times(ctx, r):
+    """The seconds of the last r algorithm rounds (see :meth:`Runtime.collect_times`)."""
+    r = int(r[0])
+    out = np.zeros(r)
+    got = ctx.times[-r:]
+    out[r - len(got):] = got
+    ctx.times.clear()
+    return out

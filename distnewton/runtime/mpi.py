@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
 import scipy.sparse as sp
 
-from . import (HEADER_LEN, OP_GATHER, OP_REDUCE, OP_STOP, Runtime, WorkerContext,
-               run_task, task_ids, worker_rng)
+from . import (EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_MASK, OP_REDUCE, OP_STOP, Runtime,
+               WorkerContext, run_task, task_ids, worker_rng)
 from ..errors import EXIT_INTERNAL, UserError
 from ..faults import inject
 
@@ -85,7 +86,6 @@ def abort_on_exception(exc, tb=None, code=None):
         sys.stderr.write(f"distnewton: rank {rank}: internal error:\n{text}")
         code = EXIT_INTERNAL if code is None else code
     sys.stderr.flush()
-    import time
     time.sleep(0.3)            # let the launcher forward the message before the kill
     comm.Abort(code)
 
@@ -101,12 +101,12 @@ class MPIRuntime(Runtime):
         self.K = comm.Get_size() - 1
         self._header = np.zeros(HEADER_LEN, dtype=np.int64)
 
-    def _exchange(self, task_id, down, up, scatter):
+    def _exchange(self, task_id, down, up, scatter, evaluating):
         from mpi4py import MPI
         inject("round", 0)
         comm, h = self.comm, self._header
         h[:] = 0
-        h[0] = OP_REDUCE if isinstance(up, int) else OP_GATHER
+        h[0] = (OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
         h[1], h[2], h[3] = task_id, len(down), scatter is not None
         h[4:4 + len(down)] = [v.size for v in down]
         wait(comm.Ibcast(h, root=0))                            # control header
@@ -119,8 +119,8 @@ class MPIRuntime(Runtime):
             comm.Scatterv([np.concatenate(scatter), counts, displs, MPI.DOUBLE],
                           np.empty(0), root=0)
         if isinstance(up, int):
-            total = np.empty(up)
-            wait(comm.Ireduce(np.zeros(up), total, op=MPI.SUM, root=0))   # workers compute
+            total = np.zeros(up)                     # the master's (zero) part, in place
+            wait(comm.Ireduce(MPI.IN_PLACE, total, op=MPI.SUM, root=0))   # workers compute
             return total
         counts = np.array([0] + list(up), dtype=np.int64)
         displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -134,15 +134,29 @@ class MPIRuntime(Runtime):
         wait(self.comm.Ibcast(self._header, root=0))
 
 
+#: polls with sched_yield before a waiting rank starts sleeping between polls
+SPIN_POLLS = int(os.environ.get("DISTNEWTON_SPIN_POLLS", "200"))
+#: seconds slept between polls after that (Linux rounds up to ~60 us)
+POLL_SLEEP = float(os.environ.get("DISTNEWTON_POLL_SLEEP", "5e-5"))
+
+
 def wait(req):
     """Complete a non-blocking request, yielding the CPU while it is pending.
 
     MPICH busy-polls inside blocking collectives; with more ranks than cores
     (normal on a laptop) an idle rank's spinning steals the core that a busy
-    rank needs.  Polling with ``sched_yield`` between tests gives it back.
+    rank needs.  Polling with ``sched_yield`` between tests gives it back, and
+    after ``SPIN_POLLS`` polls (a round that is not a quick one: the workers are
+    computing) the rank sleeps ``POLL_SLEEP`` between polls, which frees the
+    core entirely at the cost of at most that much latency.
     """
+    polls = 0
     while not req.Test():
-        os.sched_yield()
+        if polls < SPIN_POLLS:
+            os.sched_yield()
+            polls += 1
+        else:
+            time.sleep(POLL_SLEEP)
 
 
 def wait_idle(comm, period=1e-3):
@@ -151,7 +165,6 @@ def wait_idle(comm, period=1e-3):
     A blocking collective would busy-poll for the whole setup and take the
     cores rank 0 needs to parse; this one wakes every ``period`` seconds.
     """
-    import time
     req = comm.Ibarrier()
     while not req.Test():
         time.sleep(period)
@@ -180,8 +193,8 @@ def serve(comm, shard, seed, params=None):
             scattered = np.empty(int(count[0]))
             comm.Scatterv(None, scattered, root=0)
         inject("round", rank)
-        out = run_task(ctx, names, int(h[1]), down, scattered)
-        if h[0] == OP_REDUCE:
+        out = run_task(ctx, names, int(h[1]), down, scattered, bool(h[0] & EVAL_FLAG))
+        if h[0] & OP_MASK == OP_REDUCE:
             wait(comm.Ireduce(out, None, op=MPI.SUM, root=0))
         else:
             wait(comm.Igatherv(out, None, root=0))

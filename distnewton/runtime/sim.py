@@ -14,6 +14,7 @@ from . import Runtime, WorkerContext, run_task, worker_rng
 
 class SimRuntime(Runtime):
     backend = "sim"
+    parallel_workers = False          # the workers run one after another
 
     def __init__(self, shards, seed, params=None):
         super().__init__()
@@ -21,9 +22,9 @@ class SimRuntime(Runtime):
                         for k, s in enumerate(shards)]
         self.K = len(self.workers)
 
-    def _exchange(self, task_id, down, up, scatter):
+    def _exchange(self, task_id, down, up, scatter, evaluating):
         replies = (run_task(ctx, self.names, task_id, down,
-                            None if scatter is None else scatter[ctx.k])
+                            None if scatter is None else scatter[ctx.k], evaluating)
                    for ctx in self.workers)
         if not isinstance(up, int):
             out = list(replies)
