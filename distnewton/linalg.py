@@ -68,15 +68,21 @@ def solve_spd(H, g):
     return sla.cho_solve(factor, g, check_finite=False)
 
 
-def cg(hvp, b, rtol=1e-10, maxiter=None):
-    """Solve H x = b given only v -> H v; returns (x, iterations)."""
+def cg(hvp, b, rtol=1e-10, maxiter=None, diag=None):
+    """Solve H x = b given only v -> H v; returns (x, iterations).
+
+    ``diag``: diag(H) for a Jacobi preconditioner M^{-1} = diag(H)^{-1}
+    (scipy's preconditioned CG; the stopping rule stays ||H x - b|| <= rtol ||b||).
+    """
     d = b.shape[0]
     op = spla.LinearOperator((d, d), matvec=hvp, dtype=np.float64)
+    M = None if diag is None else spla.LinearOperator((d, d), matvec=lambda v: v / diag,
+                                                      dtype=np.float64)
     count = [0]
 
     def callback(_):
         count[0] += 1
 
-    x, _info = spla.cg(op, b, rtol=rtol, atol=0.0, maxiter=maxiter or 10 * d,
+    x, _info = spla.cg(op, b, rtol=rtol, atol=0.0, maxiter=maxiter or 10 * d, M=M,
                        callback=callback)
     return x, count[0]

@@ -92,7 +92,7 @@ class Shard:
         self.loss = LOSSES[loss]
         self.lam = float(lam)
         self.n, self.d = self.X.shape
-        self._dense = self._XT = None
+        self._dense = self._XT = self._X2 = None
         self._at = self._z = self._D = None     # margins (and curvature) at the last w
         # Hessian X^T D X: dense BLAS costs n d^2/2 flops, the sparse product
         # about n (nnz per row)^2 multiply-adds: keep a dense copy when cheaper.
@@ -145,6 +145,13 @@ class Shard:
         """sum_j l''_j x_j (x_j.v): Hessian-vector product without forming H."""
         D = self.curvature(w) if D is None else D
         return self.X.T @ (D * (self.X @ v))
+
+    def hess_diag_sum(self, w):
+        """diag(X^T D X) = sum_j l''_j x_j^2 (elementwise): Jacobi preconditioner sums."""
+        if self._X2 is None:
+            self._X2 = sp.csr_matrix((self.X.data ** 2, self.X.indices, self.X.indptr),
+                                     shape=self.X.shape)
+        return self._X2.T @ self.curvature(w)
 
     def line_losses(self, w, p, steps):
         """sum_j l(x_j.(w - a p)) for every a in ``steps``: one pass for Xw, Xp."""

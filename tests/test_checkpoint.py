@@ -90,7 +90,10 @@ def test_resume_with_another_worker_count(tmp_path):
     assert res.returncode == 0, res.stderr
     attrs, hist, _ = read_result(stopped)
     assert attrs["n_workers"] == 3 and attrs["status"] in ("converged", "max_rounds")
-    assert np.all(np.diff(hist["comm_rounds"]) == 3)       # one history, GIANT all along
+    # one history, GIANT all along: 3 rounds per iteration, +1 per extra line-search
+    # round (ls_steps 2: alpha < 1/2, which happens at rounding-noise level near f*)
+    steps = np.diff(hist["comm_rounds"])
+    assert np.all(steps >= 3) and np.median(steps) == 3
     assert hist["grad_norm"][-1] <= 1e-8 * hist["grad_norm"][0]   # and it converged
 
 

@@ -86,6 +86,18 @@ def test_cg_solves_like_lapack():
     assert 0 < its <= 12 * 10
 
 
+@pytest.mark.parametrize("loss", ["logistic", "ridge"])
+def test_jacobi_preconditioned_cg_uses_the_hessian_diagonal(loss):
+    shard, rng = random_shard(loss, n=300, d=12, seed=6)
+    w, b = rng.standard_normal(12), rng.standard_normal(12)
+    H = shard.local_hessian(w)
+    diag = shard.hess_diag_sum(w) / shard.n + shard.lam
+    np.testing.assert_allclose(diag, np.diag(H), rtol=1e-13)
+    x, its = cg(shard.local_hvp_operator(w), b, rtol=1e-12, diag=diag)
+    np.testing.assert_allclose(x, np.linalg.solve(H, b), rtol=1e-9)
+    assert 0 < its <= 12 * 10
+
+
 def test_cholesky_falls_back_to_damping_on_singular_matrix(caplog):
     A = np.array([[1.0, 1.0], [1.0, 1.0]])          # rank 1: Cholesky fails
     (_, tau) = cho_factor_damped(A)

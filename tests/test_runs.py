@@ -121,14 +121,16 @@ def test_ridge_matches_the_closed_form(tmp_path):
     assert hist["iteration"][-1] == 1 and hist["comm_rounds"][-1] == 2
 
 
-def test_newton_cg_is_hessian_free_and_reaches_the_optimum(tmp_path, a9a):
+@pytest.mark.parametrize("precondition", ["none", "jacobi"])
+def test_newton_cg_is_hessian_free_and_reaches_the_optimum(tmp_path, a9a, precondition):
     """solver: cg: no d x d matrix is sent (every reply is O(d)), inexact Newton with
-    the forcing sequence still reaches the sklearn optimum."""
+    the forcing sequence (and with the Jacobi preconditioner) still reaches the
+    sklearn optimum."""
     X, y, lam, w_ref, f_ref = a9a
     out = tmp_path / "ncg.h5"
     cfg = a9a_config(tmp_path, "newton", max_rounds=600)
     run_ok("run", cfg, "--set", "algorithm.solver=cg", "--backend", "sim", "--workers", 2,
-           "-o", out, "-q")
+           "--set", f"algorithm.cg_precondition={precondition}", "-o", out, "-q")
     _, hist, w = read_result(out)
     assert abs(logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-8
     up = np.diff(hist["bytes_up"]) / np.maximum(np.diff(hist["comm_rounds"]), 1)

@@ -84,6 +84,9 @@ SOLVER = {
     "cg_rtol": Param(FLOAT, 1e-10, "CG stops when ||H p - g|| <= cg_rtol ||g||",
                      check=positive),
     "cg_maxiter": Param(INT, 500, "CG iteration cap", check=at_least(1)),
+    "cg_precondition": Param(STR, "none", "CG preconditioner: none, or jacobi "
+                             "(diag of the Hessian, d more floats up in the gradient round)",
+                             choices=("none", "jacobi")),
 }
 
 

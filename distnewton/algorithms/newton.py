@@ -39,11 +39,12 @@ class Newton(Algorithm):
         prob, w = self.prob, self.w
         cg_its = 0
         if use_cg(self.p, prob.d):
-            f, g = P.loss_grad_hold(self.rt, prob, w)
+            jacobi = self.p.cg_precondition == "jacobi"
+            f, g, diag = P.loss_grad_hold(self.rt, prob, w, diag=jacobi)
             self.g0_norm = getattr(self, "g0_norm", None) or float(np.linalg.norm(g))
             eta = max(self.p.cg_rtol, min(0.1, np.sqrt(np.linalg.norm(g) / self.g0_norm)))
             p, cg_its = cg(lambda v: P.hvp(self.rt, prob, w, v), g,
-                           rtol=eta, maxiter=self.p.cg_maxiter)
+                           rtol=eta, maxiter=self.p.cg_maxiter, diag=diag)
         else:
             f, g, H = P.loss_grad_hess(self.rt, prob, w)
             p = solve_spd(H, g)

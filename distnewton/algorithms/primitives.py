@@ -42,18 +42,24 @@ def loss_grad_hess(rt, prob, w):
 
 
 @worker_task("loss_grad.hold")
-def _loss_grad_hold(ctx, w):
+def _loss_grad_hold(ctx, w, diag):
     ctx.scratch["hessian_at"] = w
-    return _loss_grad(ctx, w)
+    out = _loss_grad(ctx, w)
+    return np.concatenate((out, ctx.shard.hess_diag_sum(w))) if diag[0] else out
 
 
-def loss_grad_hold(rt, prob, w):
+def loss_grad_hold(rt, prob, w, diag=False):
     """:func:`loss_grad`, and the workers hold w for the :func:`hvp` rounds that follow.
 
-    1 round: d floats down, d + 1 up per worker.
+    With ``diag``, also diag(Hess f(w)) (for a Jacobi preconditioner).
+    1 round: d + 1 floats down, d + 1 (2d + 1 with diag) up per worker.
+    Returns (f, g, diag or None).
     """
-    out = rt.round("loss_grad.hold", w, up=prob.d + 1)
-    return global_value(out[0], prob.n, prob.lam, w), regularise(out[1:], prob.n, prob.lam, w)
+    d = prob.d
+    out = rt.round("loss_grad.hold", w, [float(diag)], up=(2 * d + 1) if diag else d + 1)
+    f = global_value(out[0], prob.n, prob.lam, w)
+    g = regularise(out[1:1 + d], prob.n, prob.lam, w)
+    return f, g, (out[1 + d:] / prob.n + prob.lam) if diag else None
 
 
 @worker_task("hvp")
