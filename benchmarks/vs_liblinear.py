@@ -15,7 +15,8 @@ Per data set:
   local CG at ``cg_rtol: 0.01``) with 1 and 2 workers (``mpiexec -n 2`` / ``-n 3``,
   ``python -m distnewton``, which skips the pyenv shim): in-run seconds (history
   ``wall_time`` at the first row with relative suboptimality <= 1e-6; logging-only
-  evaluation excluded) and whole-process seconds of the mpiexec command. The runs
+  evaluation excluded), the part of it in communication (history ``time_comm``) and
+  whole-process seconds of the mpiexec command. The runs
   stop at 1e-6 (``run.target_subopt``). The best distnewton row per worker count is
   marked with *.
 
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import time
 
+import h5py
 import numpy as np
 import yaml
 from sklearn.datasets import load_svmlight_file
@@ -82,19 +84,24 @@ def dn_run(tmp, name, files, fs, algo, workers, repeat):
     out = os.path.join(tmp, f"{name}-{tag}-k{workers}.h5")
     cmd = ["mpiexec", "-n", str(workers + 1), sys.executable, "-m", "distnewton", "run", cfg,
            "-o", out, "-q", "--overwrite"]
-    wholes, ins = [], []
+    wholes, ins, parts = [], [], []
     for _ in range(repeat):
         wholes.append(cb.run_cli(cmd))
         loss, rounds, wall, status, k = cb.read_history(out)
         sub = (loss - fs) / abs(fs)
         (i,) = cb.first_reaching(sub, [TARGET])
         ins.append(None if i is None else float(wall[i]))
+        if i is not None:
+            with h5py.File(out) as f:
+                parts.append(f["history/time_comm"][i])
     whole = statistics.median(wholes)
     inrun = None if None in ins else statistics.median(ins)
+    comm = statistics.median(parts) if parts else None
     print(f"  {name} {algo} K={workers}: {status}, in-run {inrun}, whole {whole:.2f} s, "
           f"load {cb.load()}", file=sys.stderr, flush=True)
     return {"algo": algo, "k": k, "rounds": None if i is None else int(rounds[i]),
-            "inrun": inrun, "whole": whole, "final": float(sub[-1]), "status": status}
+            "inrun": inrun, "whole": whole, "final": float(sub[-1]), "status": status,
+            "comm": comm}
 
 
 def header():
@@ -142,11 +149,11 @@ def main(argv=None):
             obj = lambda w: cb.objective(X, y, w, lam)  # noqa: E731
             ll = cb.tighten("LIBLINEAR -s 0", name, [10.0 ** -k for k in range(1, 9)],
                             cb.liblinear_fitter(X, y, lam), obj, fs, "e")
-            rows.append([name, "LIBLINEAR -s 0", "1", "-", ll[4], "-", ll[-1]])
+            rows.append([name, "LIBLINEAR -s 0", "1", "-", ll[4], "-", "-", ll[-1]])
             for solver in ("newton-cholesky", "lbfgs"):
                 r = cb.tighten(f"sklearn {solver}", name, [10.0 ** -k for k in range(2, 13)],
                                cb.sklearn_fitter(X, y, lam, solver), obj, fs, "tol")
-                rows.append([name, f"sklearn {solver}", "1", "-", r[4], "-", r[-1]])
+                rows.append([name, f"sklearn {solver}", "1", "-", r[4], "-", "-", r[-1]])
             for k in args.workers:
                 res = [dn_run(tmp, name, files, fs, a, k, args.repeat) for a in args.algos]
                 reached = [r for r in res if r["inrun"] is not None]
@@ -156,13 +163,14 @@ def main(argv=None):
                     rows.append([name, f"distnewton {label(r['algo'])}" + (" *" if r is best else ""),
                                  str(r["k"]), "not reached" if r["rounds"] is None else str(r["rounds"]),
                                  "not reached" if r["inrun"] is None else f"{r['inrun']:.3f}",
+                                 "-" if r["comm"] is None else f"{r['comm']:.3f}",
                                  f"{r['whole']:.2f}", f"{r['final']:.1e}{note}"])
             print(f"  {name} done at {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
     print("## f*\n")
     print(cb.markdown(["dataset", "n", "d", "f*", "rel. diff distnewton vs sklearn"], fs_rows))
     print(f"\n## Seconds to relative suboptimality {TARGET:g}\n")
     print(cb.markdown(["dataset", "method", "workers", "rounds", "seconds (in-run / fit call)",
-                       "whole-process s", "final rel. subopt."], rows))
+                       "of which comm", "whole-process s", "final rel. subopt."], rows))
     print(f"\ndistnewton: `mpiexec -n K+1 {os.path.basename(sys.executable)} -m distnewton run CFG -q` "
           f"(rank 0 master + K workers), stopped at {TARGET:g}; in-run = history wall_time at the "
           "first row reaching the target; * = fastest distnewton algorithm for that K. "

@@ -43,7 +43,7 @@ def loss_grad_hess(rt, prob, w):
 
 @worker_task("loss_grad.hold")
 def _loss_grad_hold(ctx, w, diag):
-    ctx.scratch["hessian_at"] = w
+    ctx.scratch["hessian_at"] = w.copy()         # w's buffer is reused by the next round
     out = _loss_grad(ctx, w)
     return np.concatenate((out, ctx.shard.hess_diag_sum(w))) if diag[0] else out
 

@@ -86,7 +86,9 @@ class WorkerContext:
     #: seconds spent in each algorithm round's task since the master last asked
     times: list = field(default_factory=list)
     #: values valid within one iteration only (never checkpointed), e.g. the
-    #: point whose Hessian the next Hessian-vector-product rounds use
+    #: point whose Hessian the next Hessian-vector-product rounds use.  The
+    #: vectors a task receives live in buffers reused by later rounds: a task
+    #: copies what it keeps here or in ``state``.
     scratch: dict = field(default_factory=dict)
 
 

@@ -100,6 +100,7 @@ class MPIRuntime(Runtime):
         self.comm = comm
         self.K = comm.Get_size() - 1
         self._header = np.zeros(HEADER_LEN, dtype=np.int64)
+        self._send = Buffers()
 
     def _exchange(self, task_id, down, up, scatter, evaluating):
         from mpi4py import MPI
@@ -111,7 +112,9 @@ class MPIRuntime(Runtime):
         h[4:4 + len(down)] = [v.size for v in down]
         wait(comm.Ibcast(h, root=0))                            # control header
         if sum(v.size for v in down):
-            wait(comm.Ibcast(np.concatenate(down), root=0))     # the broadcast vectors
+            payload = self._send.get(sum(v.size for v in down))
+            np.concatenate(down, out=payload)
+            wait(comm.Ibcast(payload, root=0))                  # the broadcast vectors
         if scatter is not None:
             counts = np.array([0] + [v.size for v in scatter], dtype=np.int64)
             comm.Scatter(counts, np.empty(1, np.int64), root=0)
@@ -138,6 +141,22 @@ class MPIRuntime(Runtime):
 SPIN_POLLS = int(os.environ.get("DISTNEWTON_SPIN_POLLS", "200"))
 #: seconds slept between polls after that (Linux rounds up to ~60 us)
 POLL_SLEEP = float(os.environ.get("DISTNEWTON_POLL_SLEEP", "5e-5"))
+
+
+class Buffers:
+    """One reusable float64 buffer per length: a round's broadcast payload is not
+    reallocated every round (for d = 1e6 that is 8 MB of fresh pages each time).
+    A buffer is overwritten by the next round of the same length, so worker tasks
+    copy what they keep (see ``WorkerContext.scratch``)."""
+
+    def __init__(self):
+        self._bufs = {}
+
+    def get(self, n):
+        buf = self._bufs.get(n)
+        if buf is None:
+            buf = self._bufs[n] = np.empty(n)
+        return buf
 
 
 def wait(req):
@@ -177,12 +196,13 @@ def serve(comm, shard, seed, params=None):
     ctx = WorkerContext(rank - 1, shard, worker_rng(seed, rank - 1), params)
     _, names = task_ids()
     h = np.zeros(HEADER_LEN, dtype=np.int64)
+    bufs = Buffers()
     while True:
         wait(comm.Ibcast(h, root=0))                 # idle until the master's next round
         if h[0] == OP_STOP:
             return
         lens = [int(n) for n in h[4:4 + int(h[2])]]
-        payload = np.empty(sum(lens))
+        payload = bufs.get(sum(lens))
         if payload.size:
             wait(comm.Ibcast(payload, root=0))
         down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
