@@ -236,6 +236,8 @@ def summarize(run: Run, f_star=None, f_source="", target: Target | None = None) 
     }
     if "modelled_time" in h:
         row["modelled_time"] = float(_last(h, "modelled_time"))
+    for key in ("time_compute", "time_comm", "time_idle"):      # absent before 0.2
+        row[key] = float(_last(h, key)) if key in h else None
     if target is not None:
         row["target"] = str(target)
         try:
@@ -269,7 +271,7 @@ TABLE = [("file", "file"), ("dataset", "dataset"), ("algorithm", "algorithm"),
          ("workers", "K"), ("status", "status"), ("loss", "loss"),
          ("rel_subopt", "rel_subopt"), ("test_accuracy", "test_acc"),
          ("iterations", "iters"), ("rounds", "rounds"), ("bytes", "bytes"),
-         ("wall_time", "seconds")]
+         ("wall_time", "seconds"), ("time_comm", "comm_s")]
 TARGET_COLS = [("target_rounds", "rounds@target"), ("target_bytes", "bytes@target"),
                ("target_seconds", "seconds@target")]
 
@@ -290,7 +292,7 @@ def _cell(key, value, row):
     if key in ("bytes", "target_bytes"):
         from .progress import human_bytes
         return human_bytes(value)
-    if key in ("wall_time", "target_seconds"):
+    if key in ("wall_time", "target_seconds", "time_comm"):
         return f"{value:.3f}"
     return str(value)
 

@@ -66,6 +66,8 @@ def test_report_rows_and_rounds_to_target_match_the_files(runs, tmp_path):
         assert int(row["rounds"]) == h["comm_rounds"][-1]
         assert int(row["bytes"]) == h["bytes_up"][-1] + h["bytes_down"][-1]
         assert float(row["wall_time"]) == pytest.approx(h["wall_time"][-1])
+        for col in ("time_compute", "time_comm", "time_idle"):
+            assert float(row[col]) == pytest.approx(h[col][-1])
         assert row["f_star_source"] == "--f-star"
         hit = np.nonzero((h["loss"] - f_star) / abs(f_star) <= 1e-6)[0]
         if hit.size:                               # reached: first such row, by hand
