@@ -79,9 +79,27 @@ def backtracking(rt, prob, w, p, f, slope, ls):
     return 0.0, f
 
 
-def local_newton_direction(shard, w, g, p):
-    """Solve Hess f_k(w) x = g on one worker (LAPACK Cholesky or local CG)."""
+def newton_cg_direction(rt, prob, w, g, g0_norm, p):
+    """Inexact Newton direction: CG on Hess f(w) x = g, Hessian-free.
+
+    Stops at the relative residual eta = max(cg_rtol, min(0.1, sqrt(||g|| / ||g0||)))
+    (Eisenstat-Walker forcing sequence: loose far from the optimum, tightening
+    as ||g|| -> 0, so superlinear convergence is kept) or after ``cg_maxiter``
+    iterations.  Returns (x, iterations); each iteration is one :func:`hvp`
+    round (2d down, d up per worker).
+    """
+    eta = max(p.cg_rtol, min(0.1, float(np.sqrt(np.linalg.norm(g) / g0_norm))))
+    return cg(lambda v: hvp(rt, prob, w, v), g, rtol=eta, maxiter=p.cg_maxiter)
+
+
+def local_newton_direction(shard, w, g, p, rtol=None):
+    """Solve Hess f_k(w) x = g on one worker (LAPACK Cholesky or local CG).
+
+    Local CG stops at the relative residual ``rtol`` (default ``cg_rtol``) or
+    after ``cg_maxiter`` iterations.
+    """
     if use_cg(p, shard.d):
-        x, _ = cg(shard.local_hvp_operator(w), g, rtol=p.cg_rtol, maxiter=p.cg_maxiter)
+        x, _ = cg(shard.local_hvp_operator(w), g, rtol=p.cg_rtol if rtol is None else rtol,
+                  maxiter=p.cg_maxiter)
         return x
     return solve_spd(shard.local_hessian(w), g)
