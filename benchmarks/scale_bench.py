@@ -1,25 +1,30 @@
-"""Scale and start-up: Hessian-free (CG) runs on news20, and mpiexec-to-first-round time.
+"""Scale and start-up: Hessian-free runs on news20 and on d = 1,000,000, and start-up time.
 
-(a) news20 (15,935 x 62,061, classes 1-10 -> +1, 11-20 -> -1), logistic, lambda = 1/n,
-    ``algorithm.solver: cg``, K workers (``mpiexec -n K+1``): giant (cg_rtol 1e-4 and
-    the default 1e-10), adaptive_localnewton and newton (Newton-CG, cg_rtol 1e-4 and 1e-1), each with a round
-    cap and a wall-clock cap (SIGUSR1 at the cap: distnewton stops cleanly and writes
-    the file). Reported: rounds, in-run seconds to relative suboptimality 1e-6 (or the
-    best reached), iterations, CG iterations where logged, whole-process seconds, and
-    peak resident memory (VmHWM) per rank, sampled from /proc/<pid>/status of the rank
-    processes every 0.1 s while they run, next to the shard's CSR size.
-    f*: LIBLINEAR -s 0 -e 1e-9 (C = 1) or the best distnewton loss, whichever is lower;
-    the LIBLINEAR seconds to 1e-6 are printed for reference.
+(a) news20 (15,935 x 62,061, classes 1-10 -> +1, 11-20 -> -1), logistic, lambda = 1/n, and
+    the synthetic set of ``configs/synth1m/giant.yaml`` (150,000 x 1,000,000, ~30 non-zeros
+    per row, lambda = 1e-7; generated into --synth-dir on first use), all with the default
+    ``solver: auto`` (CG on Hessian-vector products, as d > cg_threshold): giant and
+    adaptive_localnewton (global Newton-CG directions, as every shard has n_k < d: see
+    distnewton/algorithms/giant.py) and newton (Newton-CG), with K = --workers and K = 2
+    workers (``mpiexec -n K+1``); on news20 also giant with ``direction: local`` (the
+    paper's averaged local directions) to show why the fallback exists.  Each run has a
+    round cap and a wall-clock cap (SIGUSR1: distnewton stops cleanly and writes the
+    file).  Reported: rounds and in-run seconds to relative suboptimality 1e-6, the best
+    reached, iterations and CG iterations, and peak resident memory (VmHWM) of the
+    master and of the largest worker, sampled from /proc/<pid>/status every 0.1 s, next
+    to the largest shard's CSR size.  f*: news20 LIBLINEAR -s 0 -e 1e-9 (C = 1), synth the
+    config's value (newton to ||grad|| 2e-14), or the best distnewton loss if lower.
 (b) start-up on a9a with ``mpiexec -n 5``: seconds from launching mpiexec to the
     header, to the iteration-0 line (data loaded and scattered, initial loss) and to
     the iteration-1 line (first algorithm step done), median of 3; the same for
     ``mpiexec -n 5 python -c pass`` and bare imports; and ``python -X importtime -c
     'import distnewton.run'`` (and ``distnewton.cli``) grouped by top-level package.
 
-Run (about 3-5 minutes on 2 cores):
+Run (about 15-25 minutes on 2 cores; the synthetic file is 125 MB):
 
-    python benchmarks/scale_bench.py [--data-dir DIR] [--workers 4] [--cap-seconds 60]
-                                     [--skip-news20] [--skip-startup]
+    python benchmarks/scale_bench.py [--data-dir DIR] [--workers 4] [--cap-seconds 300]
+                                     [--synth-dir DIR] [--skip-news20] [--skip-synth]
+                                     [--skip-startup]
 """
 
 from __future__ import annotations
@@ -27,195 +32,19 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-import numpy as np
 import yaml
-from sklearn.datasets import load_svmlight_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _hessian_free  # noqa: E402
 import core_bench as cb  # noqa: E402
 
-TARGET = 1e-6
 PY = sys.executable
-
-
-# -- memory sampling -------------------------------------------------------
-def _children():
-    kids = collections.defaultdict(list)
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            kids[ppid].append(int(pid))
-        except (OSError, IndexError, ValueError):
-            pass
-    return kids
-
-
-def _descendants(root):
-    kids, out, todo = _children(), [], [root]
-    while todo:
-        p = todo.pop()
-        for c in kids.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _status(pid):
-    with open(f"/proc/{pid}/status") as fh:
-        return dict(ln.split(":", 1) for ln in fh if ":" in ln)
-
-
-class MemSampler(threading.Thread):
-    """VmHWM (kB) of every python descendant of ``root``, keyed by PMI_RANK."""
-
-    def __init__(self, root, period=0.1):
-        super().__init__(daemon=True)
-        self.root, self.period, self.hwm, self.stop = root, period, {}, threading.Event()
-
-    def run(self):
-        rank_of = {}
-        while not self.stop.is_set():
-            for pid in _descendants(self.root):
-                try:
-                    if pid not in rank_of:
-                        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                            if b"distnewton" not in fh.read():
-                                continue
-                        with open(f"/proc/{pid}/environ", "rb") as fh:
-                            env = dict(e.split(b"=", 1) for e in fh.read().split(b"\0") if b"=" in e)
-                        rank_of[pid] = int(env.get(b"PMI_RANK", b"-1"))
-                    kb = int(_status(pid)["VmHWM"].split()[0])
-                    r = rank_of[pid]
-                    self.hwm[r] = max(self.hwm.get(r, 0), kb)
-                except (OSError, KeyError, ValueError):
-                    pass
-            self.stop.wait(self.period)
-
-
-def run_capped(cmd, cap_seconds):
-    """Run mpiexec with memory sampling; SIGUSR1 at the cap (clean stop), kill 30 s later."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    mem = MemSampler(proc.pid)
-    mem.start()
-    capped = False
-    try:
-        _, err = proc.communicate(timeout=cap_seconds)
-    except subprocess.TimeoutExpired:
-        capped = True
-        proc.send_signal(signal.SIGUSR1)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-    whole = time.perf_counter() - t0
-    mem.stop.set()
-    mem.join()
-    if proc.returncode not in (0, 3):
-        print(f"  {' '.join(cmd)} exited {proc.returncode}:\n{err[-1500:]}", file=sys.stderr)
-    return whole, capped, proc.returncode, mem.hwm
-
-
-# -- (a) news20 --------------------------------------------------------------
-def news20(args, tmp):
-    import h5py
-    train = os.path.join(os.path.abspath(args.data_dir), "news20.bz2")
-    d = 62061
-    t = time.perf_counter()
-    X, y_raw = load_svmlight_file(train, n_features=d)
-    X = X.tocsr()
-    print(f"news20 parsed by sklearn in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
-    y = np.where(y_raw <= 10, 1.0, -1.0)
-    n, lam = X.shape[0], 1.0 / X.shape[0]
-    csr_mb = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20
-    fit = cb.liblinear_fitter(X, y, lam)
-    obj = lambda w: cb.objective(X, y, w, lam)  # noqa: E731
-    w_ll, t_ll = fit(1e-9)
-    f_ll = obj(w_ll)
-    ll_rows = []
-    for eps in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6):
-        w, dt = fit(eps)
-        ll_rows.append((eps, dt, obj(w)))
-
-    K = args.workers
-    runs = [  # label, algorithm section, max_rounds
-        ("giant, cg_rtol 1e-4", {"name": "giant", "solver": "cg", "cg_rtol": 1e-4, "cg_maxiter": 500}, 90),
-        ("giant, cg_rtol 1e-10", {"name": "giant", "solver": "cg", "cg_rtol": 1e-10, "cg_maxiter": 500}, 30),
-        ("adaptive_localnewton, cg_rtol 1e-4", {"name": "adaptive_localnewton", "solver": "cg",
-                                                "cg_rtol": 1e-4, "cg_maxiter": 500}, 90),
-        ("newton (Newton-CG), cg_rtol 1e-4", {"name": "newton", "solver": "cg", "cg_rtol": 1e-4,
-                                              "cg_maxiter": 500}, 1500),
-        ("newton (Newton-CG), cg_rtol 1e-1", {"name": "newton", "solver": "cg", "cg_rtol": 1e-1,
-                                              "cg_maxiter": 500}, 1500),
-    ]
-    results = []
-    for label, alg, max_rounds in runs:
-        cfg = {"data": {"train": train, "n_features": d, "partition": "iid", "seed": 0,
-                        "positive_labels": list(range(1, 11))},
-               "model": {"loss": "logistic", "lambda": "1/n", "fit_intercept": False},
-               "algorithm": alg,
-               "run": {"max_rounds": max_rounds, "grad_rtol": 1e-14, "f_star": f_ll,
-                       "target_subopt": TARGET, "backend": "mpi"}}
-        path = os.path.join(tmp, f"news20-{len(results)}.yaml")
-        with open(path, "w") as fh:
-            yaml.safe_dump(cfg, fh)
-        out = os.path.join(tmp, f"news20-{len(results)}.h5")
-        cmd = ["mpiexec", "-n", str(K + 1), PY, "-m", "distnewton", "run", path, "-o", out, "-q",
-               "--overwrite"]
-        whole, capped, rc, hwm = run_capped(cmd, args.cap_seconds)
-        hist = {}
-        if os.path.exists(out):
-            with h5py.File(out, "r") as f:
-                hist = {k: f["history"][k][:] for k in f["history"]}
-                status = str(f.attrs["status"])
-        else:
-            status = f"no result (exit {rc})"
-        results.append((label, alg, max_rounds, whole, capped, status, hist, hwm))
-        print(f"  news20 {label}: {status}, whole {whole:.1f} s, load {cb.load()}",
-              file=sys.stderr, flush=True)
-    f_star = min([f_ll] + [float(np.min(h["loss"])) for *_, h, _ in results if h])
-    return n, d, X.nnz, csr_mb, lam, f_ll, t_ll, f_star, ll_rows, obj, results
-
-
-def print_news20(K, n, d, nnz, csr_mb, lam, f_ll, t_ll, f_star, ll_rows, results):
-    print(f"## (a) news20, Hessian-free (solver: cg), {K} workers\n")
-    print(f"n = {n}, d = {d}, nnz = {nnz}, CSR {csr_mb:.1f} MiB in all (~{csr_mb / K:.1f} MiB per "
-          f"worker shard); a dense d x d Hessian would be {d * d * 8 / 1e9:.0f} GB. lambda = {lam:.3e}. "
-          f"f* = {f_star:.15f} (LIBLINEAR -e 1e-9: {f_ll:.15f}, {t_ll:.2f} s).\n")
-    print("LIBLINEAR -s 0 on news20 for reference: " + "; ".join(
-        f"-e {e:.0e}: {dt:.2f} s, rel. subopt {(f - f_star) / f_star:.1e}" for e, dt, f in ll_rows) + "\n")
-    rows = []
-    for label, alg, max_rounds, whole, capped, status, h, hwm in results:
-        mem = ", ".join(f"r{r}: {kb / 1024:.0f}" for r, kb in sorted(hwm.items()))
-        if not h:
-            rows.append([label, f"{max_rounds}", status, "-", "-", "-", "-", "-", f"{whole:.1f}", mem])
-            continue
-        sub = (h["loss"] - f_star) / abs(f_star)
-        (i,) = cb.first_reaching(sub, [TARGET])
-        cgs = f"{int(h['cg_iterations'].sum())}" if "cg_iterations" in h else "-"
-        first_it = f"{h['wall_time'][1]:.2f}" if len(h["wall_time"]) > 1 else "-"
-        rows.append([label, f"{max_rounds}" + (" + time cap" if capped else ""), status,
-                     "not reached" if i is None else str(int(h["comm_rounds"][i])),
-                     "not reached" if i is None else f"{h['wall_time'][i]:.2f}",
-                     f"{int(h['iteration'][-1])} it / {int(h['comm_rounds'][-1])} rounds / "
-                     f"{h['wall_time'][-1]:.1f} s", f"{np.min(sub):.1e}", first_it + f" (CG its {cgs})",
-                     f"{whole:.1f}", mem])
-    print(cb.markdown(["run", "round cap", "status", "rounds to 1e-6", "in-run s to 1e-6",
-                       "at the end", "best rel. subopt.", "1st iteration s (total CG its)",
-                       "whole-process s", "peak RSS per rank (MiB, r0 = master)"], rows))
-    print()
 
 
 # -- (b) start-up ------------------------------------------------------------
@@ -328,8 +157,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default=os.path.join(cb.REPO, "..", "shared", "data"))
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--cap-seconds", type=float, default=60.0, help="wall-clock cap per news20 run")
+    ap.add_argument("--cap-seconds", type=float, default=300.0, help="wall-clock cap per run")
+    ap.add_argument("--synth-dir", default=os.path.join(cb.REPO, "data"),
+                    help="where the d = 1e6 synthetic file is written (once)")
     ap.add_argument("--skip-news20", action="store_true")
+    ap.add_argument("--skip-synth", action="store_true")
     ap.add_argument("--skip-startup", action="store_true")
     args = ap.parse_args(argv)
     os.environ["PYTHONPATH"] = cb.REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
@@ -339,9 +171,7 @@ def main(argv=None):
         if not args.skip_startup:
             print_startup(*startup(args, tmp))
             print(f"(load average after start-up part: {cb.load()})\n", flush=True)
-        if not args.skip_news20:
-            n, d, nnz, csr_mb, lam, f_ll, t_ll, f_star, ll_rows, _, results = news20(args, tmp)
-            print_news20(args.workers, n, d, nnz, csr_mb, lam, f_ll, t_ll, f_star, ll_rows, results)
+        _hessian_free.run_all(args, tmp)
     print(f"Total benchmark time: {time.perf_counter() - t_start:.0f} s; load average at the end "
           f"{cb.load()} (this script's own ranks count too)")
     return 0

@@ -8,8 +8,8 @@ Iteration t (w = w_t):
    Hessian-vector-product round, v down and Hess f(w) v up, the workers
    holding w and their curvature weights; no d x d matrix is ever formed)
 2. the master solves H p = g (LAPACK Cholesky, damped if needed); with CG
-   (inexact Newton) to the relative residual
-   eta_t = max(cg_rtol, min(0.1, sqrt(||g_t|| / ||g_0||))), a forcing
+   (inexact Newton, :func:`.primitives.newton_cg_direction`) to the relative
+   residual eta_t = max(cg_rtol, min(0.1, sqrt(||g_t|| / ||g_0||))), a forcing
    sequence that is loose far from the optimum and tightens as ||g|| -> 0
    (Eisenstat & Walker; superlinear convergence is kept)
 3. distributed backtracking: alpha = largest alpha_max 2^-j with
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..linalg import cg, solve_spd
+from ..linalg import solve_spd
 from . import primitives as P
 from .base import LINE_SEARCH, SOLVER, Algorithm, use_cg
 
@@ -42,9 +42,7 @@ class Newton(Algorithm):
             jacobi = self.p.cg_precondition == "jacobi"
             f, g, diag = P.loss_grad_hold(self.rt, prob, w, diag=jacobi)
             self.g0_norm = getattr(self, "g0_norm", None) or float(np.linalg.norm(g))
-            eta = max(self.p.cg_rtol, min(0.1, np.sqrt(np.linalg.norm(g) / self.g0_norm)))
-            p, cg_its = cg(lambda v: P.hvp(self.rt, prob, w, v), g,
-                           rtol=eta, maxiter=self.p.cg_maxiter, diag=diag)
+            p, cg_its = P.newton_cg_direction(self.rt, prob, w, g, self.g0_norm, self.p, diag)
         else:
             f, g, H = P.loss_grad_hess(self.rt, prob, w)
             p = solve_spd(H, g)

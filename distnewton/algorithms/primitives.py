@@ -62,18 +62,26 @@ def loss_grad_hold(rt, prob, w, diag=False):
     return f, g, (out[1 + d:] / prob.n + prob.lam) if diag else None
 
 
+def _fingerprint(w):
+    return np.array([float(np.sum(w)), float(w @ w)])
+
+
 @worker_task("hvp")
-def _hvp(ctx, v):
-    return ctx.shard.hvp_sum(ctx.scratch["hessian_at"], v)
+def _hvp(ctx, v, fingerprint):
+    w = ctx.scratch.get("hessian_at")
+    if w is None or not np.array_equal(_fingerprint(w), fingerprint):
+        raise RuntimeError("hvp round without a loss_grad_hold round at the same w")
+    return ctx.shard.hvp_sum(w, v)
 
 
 def hvp(rt, prob, w, v):
     """Hess f(w) v at the w of the last :func:`loss_grad_hold` round.
 
-    1 round: d floats down (v only: the workers hold w and their curvature
-    weights l''(x_j.w) from that round), d up per worker.
+    1 round: d + 2 floats down (v, and w's sum and squared norm, which the
+    workers check against the w they hold with their curvature weights
+    l''(x_j.w) from that round), d up per worker.
     """
-    return rt.round("hvp", v, up=prob.d) / prob.n + prob.lam * v
+    return rt.round("hvp", v, _fingerprint(w), up=prob.d) / prob.n + prob.lam * v
 
 
 @worker_task("line_losses")
@@ -104,9 +112,29 @@ def backtracking(rt, prob, w, p, f, slope, ls):
     return 0.0, f
 
 
-def local_newton_direction(shard, w, g, p):
-    """Solve Hess f_k(w) x = g on one worker (LAPACK Cholesky or local CG)."""
+def newton_cg_direction(rt, prob, w, g, g0_norm, p, diag=None):
+    """Inexact Newton direction: CG on Hess f(w) x = g, Hessian-free.
+
+    The workers must hold w: g came from :func:`loss_grad_hold` at w.
+    Stops at the relative residual eta = max(cg_rtol, min(0.1, sqrt(||g|| / ||g0||)))
+    (Eisenstat-Walker forcing sequence: loose far from the optimum, tightening
+    as ||g|| -> 0, so superlinear convergence is kept) or after ``cg_maxiter``
+    iterations; ``diag``: diag(Hess f(w)) for Jacobi preconditioning.
+    Returns (x, iterations); each iteration is one :func:`hvp` round
+    (d + 2 down, d up per worker).
+    """
+    eta = max(p.cg_rtol, min(0.1, float(np.sqrt(np.linalg.norm(g) / g0_norm))))
+    return cg(lambda v: hvp(rt, prob, w, v), g, rtol=eta, maxiter=p.cg_maxiter, diag=diag)
+
+
+def local_newton_direction(shard, w, g, p, rtol=None):
+    """Solve Hess f_k(w) x = g on one worker (LAPACK Cholesky or local CG).
+
+    Local CG stops at the relative residual ``rtol`` (default ``cg_rtol``) or
+    after ``cg_maxiter`` iterations.
+    """
     if use_cg(p, shard.d):
-        x, _ = cg(shard.local_hvp_operator(w), g, rtol=p.cg_rtol, maxiter=p.cg_maxiter)
+        x, _ = cg(shard.local_hvp_operator(w), g, rtol=p.cg_rtol if rtol is None else rtol,
+                  maxiter=p.cg_maxiter)
         return x
     return solve_spd(shard.local_hessian(w), g)
