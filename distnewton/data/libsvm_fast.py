@@ -63,8 +63,8 @@ def parse_block(block: bytes, zero_based: bool, n_features):
     # then no label has one and no token two, and no token is ":v" or "i:"
     if len(colon) != len(feat) or ((colon <= starts[feat]) | (colon >= ends[feat] - 1)).any():
         return None
-    idx = _parse_digits(u, starts[feat], colon - starts[feat])
-    if idx is None:
+    idx, plain = _digits(u, starts[feat], colon - starts[feat], 10)
+    if not plain.all():
         return None
     nums = _parse_floats(text, u, np.concatenate([starts[lab], colon + 1]),
                          np.concatenate([ends[lab] - starts[lab], ends[feat] - colon - 1]))
@@ -86,6 +86,9 @@ def parse_block(block: bytes, zero_based: bool, n_features):
 
 def _by_length(lengths, cap):
     """Order fields longest first; ``active[k]`` = fields longer than k."""
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo == hi and hi <= cap:          # one length (a9a's values): no sort
+        return slice(None), [len(lengths)] * hi
     short = np.minimum(lengths, cap + 1).astype(np.uint8)
     order = np.argsort(short, kind="stable")[::-1]
     counts = np.bincount(short, minlength=cap + 2)
@@ -93,30 +96,43 @@ def _by_length(lengths, cap):
     return order, active
 
 
-def _parse_digits(u, s, n):
-    """Fields of 1-10 decimal digits as int64, else None."""
-    if not len(s):
-        return np.zeros(0, np.int64)
-    if n.max() > 10:
-        return None
-    order, active = _by_length(n, 10)
-    s = s[order]
-    acc = np.zeros(len(s), np.int64)
+def _digits(u, s, n, cap):
+    """Fields as int64, and whether each is 1 to ``cap`` (<= 15) plain digits."""
+    m = len(s)
+    val, ok = np.zeros(m, np.int64), (n >= 1) & (n <= cap)
+    if not m:
+        return val, ok
+    order, active = _by_length(n, cap)
+    ss = s[order]
+    acc, good = np.zeros(m, np.int64), np.ones(m, bool)
     for k, c in enumerate(active):
         if not c:
             break
-        d = u[s[:c] + k].astype(np.int64) - 48
-        if ((d < 0) | (d > 9)).any():
-            return None
-        acc[:c] = acc[:c] * 10 + d
-    out = np.empty_like(acc)
-    out[order] = acc
-    return out
+        d = u[ss[:c] + k].astype(np.int64) - 48
+        good[:c] &= (d >= 0) & (d <= 9)
+        acc[:c] = acc[:c] * 10 + d          # < 10**17 even for non-digits: no overflow
+    val[order] = acc
+    ok[order] &= good
+    return val, ok
 
 
 def _parse_floats(text, u, s, n):
     """Fields as float64 exactly as Python's float reads them; None when one is
-    not a number or not finite (the byte check has left only ``[0-9+-.eE]``)."""
+    not a number or not finite (the byte check has left only ``[0-9+-.eE]``).
+    Plain digit strings (a9a's values) skip the general reader."""
+    ival, plain = _digits(u, s, n, 15)
+    out = ival.astype(np.float64)           # exact below 10**15
+    rest = np.flatnonzero(~plain)
+    if len(rest):
+        val = _decimal(text, u, s[rest], n[rest])
+        if val is None:
+            return None
+        out[rest] = val
+    return out
+
+
+def _decimal(text, u, s, n):
+    """The general reader: sign, digits, point, exponent (see the module docstring)."""
     m = len(s)
     if not m:
         return np.zeros(0)
