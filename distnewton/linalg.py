@@ -16,12 +16,18 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import scipy.linalg as sla
-import scipy.sparse.linalg as spla
 
+# scipy.linalg and scipy.sparse.linalg are imported on first use: workers of
+# algorithms that never solve locally (and rank 0 before the data) skip them.
 log = logging.getLogger("distnewton")
 
 MAX_DAMPING_TRIES = 8
+
+
+def preload():
+    """Import scipy.linalg and scipy.sparse.linalg now, outside any timed step."""
+    import scipy.linalg  # noqa: F401
+    import scipy.sparse.linalg  # noqa: F401
 
 
 def cho_factor_damped(H):
@@ -29,6 +35,7 @@ def cho_factor_damped(H):
 
     Returns (factor, tau) where tau = 0 when no damping was needed.
     """
+    import scipy.linalg as sla
     tau = 0.0
     base = 1e-10 * max(1.0, float(np.mean(np.abs(np.diag(H)))))
     for attempt in range(MAX_DAMPING_TRIES + 1):
@@ -47,11 +54,13 @@ def solve_spd(H, g):
     factor, tau = cho_factor_damped(H)
     if tau:
         log.warning("Cholesky failed: Newton system damped with tau=%.3g", tau)
+    import scipy.linalg as sla
     return sla.cho_solve(factor, g, check_finite=False)
 
 
 def cg(hvp, b, rtol=1e-10, maxiter=None):
     """Solve H x = b given only v -> H v; returns (x, iterations)."""
+    import scipy.sparse.linalg as spla
     d = b.shape[0]
     op = spla.LinearOperator((d, d), matvec=hvp, dtype=np.float64)
     count = [0]

@@ -32,6 +32,7 @@ def _direction(ctx, w, g):
 
 class GIANT(Algorithm):
     name = "giant"
+    local_solves = True
     params = {**LINE_SEARCH, **SOLVER}
 
     def step(self):
