@@ -343,9 +343,9 @@ def print_startup(med, reps, base_t, imps, phases):
     print(cb.markdown(["phase", "CPU s"], [[n, f"{v:.3f}"] for n, v in zip(names, phases)]))
     py, cli, run, mpi, setup, _, _, special, _ = phases
     need = 5 * (py + cli + run + mpi) + setup + 4 * special
-    print(f"\nCPU the 5 ranks need before the first round: 5 x (python + cli + run + MPI) + "
-          f"setup + 4 x scipy.special = {need:.2f} s, i.e. at least {need / 2:.2f} s on 2 "
-          f"cores before any waiting (MPI_Init's handshake, the scatter).")
+    print(f"\nCPU the 5 ranks need before the first round, estimated from the phases: 5 x "
+          f"(python + cli + run + MPI) + setup + 4 x scipy.special = {need:.2f} s, about "
+          f"{need / 2:.2f} s on 2 cores (single-process CPU times vary with the machine's load).")
     for mod, (total, top) in imps.items():
         print(f"\n`python -X importtime -c 'import {mod}'`: {total / 1e6:.3f} s in all "
               "(self time summed per top-level package, single process):\n")
