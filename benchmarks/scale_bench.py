@@ -15,16 +15,18 @@
     to the largest shard's CSR size.  f*: news20 LIBLINEAR -s 0 -e 1e-9 (C = 1), synth the
     config's value (newton to ||grad|| 2e-14), or the best distnewton loss if lower.
 (b) start-up on a9a with ``mpiexec -n 5``: seconds from launching mpiexec to the
-    header, to the iteration-0 line (data loaded and scattered, initial loss) and to
-    the iteration-1 line (first algorithm step done), median of 3; the same for
-    ``mpiexec -n 5 python -c pass`` and bare imports; and ``python -X importtime -c
-    'import distnewton.run'`` (and ``distnewton.cli``) grouped by top-level package.
+    header, to the iteration-0 line (the first round: data loaded and scattered,
+    initial loss) and to the iteration-1 line (first algorithm step done), median of
+    --startup-reps (5); the same for ``mpiexec -n 5 python -c pass`` and bare imports;
+    the CPU seconds of each start-up phase in one process (imports, MPI_Init, rank 0's
+    data setup, the workers' preload); and ``python -X importtime -c 'import
+    distnewton.run'`` (and ``distnewton.cli``) grouped by top-level package.
 
 Run (about 15-25 minutes on 2 cores; the synthetic file is 125 MB):
 
     python benchmarks/scale_bench.py [--data-dir DIR] [--workers 4] [--cap-seconds 300]
                                      [--synth-dir DIR] [--skip-news20] [--skip-synth]
-                                     [--skip-startup]
+                                     [--skip-startup] [--startup-reps 5]
 """
 
 from __future__ import annotations
@@ -88,14 +90,38 @@ def importtime(module):
     return total, top
 
 
-PHASES = """
-import sys, time
-t = time.perf_counter(); import distnewton.run; a = time.perf_counter() - t
-t = time.perf_counter(); from sklearn.datasets import load_svmlight_file; b = time.perf_counter() - t
-from distnewton.data.libsvm import read_libsvm
-t = time.perf_counter(); read_libsvm(sys.argv[1], n_features=123); c = time.perf_counter() - t
-print(f"import distnewton.run {a:.2f} s, then import sklearn.datasets {b:.2f} s, then read_libsvm(a9a) {c:.2f} s")
+PHASES = r"""
+import bz2, sys, time
+c = time.process_time
+t = c(); import distnewton.cli; cli = c() - t
+t = c(); import distnewton.run; run = c() - t
+t = c(); from mpi4py import MPI; mpi = c() - t
+from distnewton.config import load_yaml, resolve
+from distnewton.driver import prepare
+cfg = resolve(load_yaml(sys.argv[1]), [], source=sys.argv[1])
+t = c(); prepare(cfg, 4); setup = c() - t
+t = c(); raw = bz2.open(cfg["data"]["train"]).read(); unzip = c() - t
+from distnewton.data.libsvm_fast import parse_block
+t = c(); parse_block(raw, False, 123); parse = c() - t
+t = c(); from distnewton.objectives import preload; preload(); special = c() - t
+t = c(); from distnewton.linalg import preload; preload(); linalg = c() - t
+print(cli, run, mpi, setup, unzip, parse, special, linalg)
 """
+PHASE_NAMES = ["import distnewton.cli (click)", "import distnewton.run (numpy, scipy.sparse, yaml, "
+               "the algorithms)", "from mpi4py import MPI (MPI_Init, singleton)",
+               "rank 0: prepare(cfg, 4) (read a9a, map labels, partition, sha256)",
+               "  of which bz2 decompression", "  of which parse_block (numpy parser)",
+               "workers: scipy.special (preload before the first round)",
+               "rank 0: scipy.linalg (after the first round, outside the timed steps)"]
+
+
+def child_cpu(cmd):
+    """User + system CPU seconds of one child process."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def startup(args, tmp):
@@ -108,7 +134,7 @@ def startup(args, tmp):
         yaml.safe_dump(cfg, fh)
     out = os.path.join(tmp, "a9a-start.h5")
     cmd = ["mpiexec", "-n", "5", PY, "-m", "distnewton", "run", path, "-o", out, "--overwrite"]
-    reps = [timed_lines(cmd) for _ in range(3)]
+    reps = [timed_lines(cmd) for _ in range(args.startup_reps)]
     med = {k: statistics.median(r[k] for r in reps if k in r) for k in ("header", "iter0", "iter1", "exit")}
     base = {
         "mpiexec -n 5 python -c pass": [PY, "-c", "pass"],
@@ -120,21 +146,35 @@ def startup(args, tmp):
     base_t = {k: statistics.median(plain_time(["mpiexec", "-n", "5", *c]) for _ in range(3))
               for k, c in base.items()}
     imps = {m: importtime(m) for m in ("distnewton.run", "distnewton.cli")}
-    phases = subprocess.run([PY, "-c", PHASES, train], capture_output=True, text=True, check=True)
-    base_t["rank 0 alone: " + phases.stdout.strip()] = float("nan")
-    return med, reps, base_t, imps
+    runs = [[float(v) for v in subprocess.run([PY, "-c", PHASES, path], capture_output=True,
+                                              text=True, check=True).stdout.split()]
+            for _ in range(3)]
+    phases = [statistics.median(r[i] for r in runs) for i in range(len(PHASE_NAMES))]
+    phases.insert(0, statistics.median(child_cpu([PY, "-c", "pass"]) for _ in range(3)))
+    return med, reps, base_t, imps, phases
 
 
-def print_startup(med, reps, base_t, imps):
+def print_startup(med, reps, base_t, imps, phases):
     print("## (b) Start-up on a9a, `mpiexec -n 5` (master + 4 workers), newton\n")
-    print(cb.markdown(["event (seconds after launching mpiexec)", "median of 3", "runs"],
+    print(cb.markdown(["event (seconds after launching mpiexec)", f"median of {len(reps)}", "runs"],
                       [[k, f"{med[k]:.2f}", ", ".join(f"{r.get(k, float('nan')):.2f}" for r in reps)]
                        for k in ("header", "iter0", "iter1", "exit")]))
-    print("\nheader: printed by the driver after MPI start, imports, parsing a9a on rank 0 and "
-          "scattering the shards; iter0: the initial point's loss/gradient evaluated; iter1: the "
-          "first Newton iteration done.\n")
+    print(f"\n**Time from mpiexec to the first round: {med['iter0']:.2f} s** (median; the "
+          f"iteration-0 line is printed when the first round, the initial loss/gradient, is "
+          f"back). header: printed just before that round, after MPI start, imports, reading "
+          f"a9a on rank 0 and scattering the shards; iter1: the first Newton iteration done "
+          f"(rank 0 imports scipy.linalg between the two, outside the timed steps). Load "
+          f"average now: {cb.load()}.\n")
     print(cb.markdown(["baseline command", "seconds (median of 3)"],
-                      [[k, "-" if v != v else f"{v:.2f}"] for k, v in base_t.items()]))
+                      [[k, f"{v:.2f}"] for k, v in base_t.items()]))
+    names = ["python -c pass (interpreter, site)"] + PHASE_NAMES
+    print("\nCPU seconds per phase, one process alone (median of 3):\n")
+    print(cb.markdown(["phase", "CPU s"], [[n, f"{v:.3f}"] for n, v in zip(names, phases)]))
+    py, cli, run, mpi, setup, _, _, special, _ = phases
+    need = 5 * (py + cli + run + mpi) + setup + 4 * special
+    print(f"\nCPU the 5 ranks need before the first round, estimated from the phases: 5 x "
+          f"(python + cli + run + MPI) + setup + 4 x scipy.special = {need:.2f} s, about "
+          f"{need / 2:.2f} s on 2 cores (single-process CPU times vary with the machine's load).")
     for mod, (total, top) in imps.items():
         print(f"\n`python -X importtime -c 'import {mod}'`: {total / 1e6:.3f} s in all "
               "(self time summed per top-level package, single process):\n")
@@ -163,6 +203,7 @@ def main(argv=None):
     ap.add_argument("--skip-news20", action="store_true")
     ap.add_argument("--skip-synth", action="store_true")
     ap.add_argument("--skip-startup", action="store_true")
+    ap.add_argument("--startup-reps", type=int, default=5, help="start-up runs (median)")
     args = ap.parse_args(argv)
     os.environ["PYTHONPATH"] = cb.REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
     header()

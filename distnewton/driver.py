@@ -25,6 +25,7 @@ from .algorithms import ALGORITHMS
 from .algorithms import primitives as P
 from .algorithms.base import Problem
 from .errors import UserError
+from .linalg import preload as preload_linalg
 from .objectives import LOSSES
 from .progress import Bar, is_tty
 from .stopping import requested as stop_requested
@@ -222,6 +223,7 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
         restore_algorithm(alg, resume.path)
         if int(c["n_workers"]) == rt.K:
             scatter_workers(rt, resume.images)
+    preload_linalg()              # after the first round, before the timed steps
     every = run["checkpoint_every"]
     best_f = f_prev = float(hist.last("loss"))      # divergence guard: best model, rises
     best_w, rising = alg.w.copy(), 0

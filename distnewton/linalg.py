@@ -17,9 +17,9 @@ import logging
 import os
 
 import numpy as np
-import scipy.linalg as sla
-import scipy.sparse.linalg as spla
 
+# scipy.linalg and scipy.sparse.linalg are imported on first use: workers of
+# algorithms that never solve locally (and rank 0 before the data) skip them.
 log = logging.getLogger("distnewton")
 
 MAX_DAMPING_TRIES = 8
@@ -42,11 +42,18 @@ def check_dense_hessian(d, key, hint):
                         f"{ram / 2**30:.1f} GiB; {hint}")
 
 
+def preload():
+    """Import scipy.linalg and scipy.sparse.linalg now, outside any timed step."""
+    import scipy.linalg  # noqa: F401
+    import scipy.sparse.linalg  # noqa: F401
+
+
 def cho_factor_damped(H):
     """Cholesky factor of H, adding damping tau*I if H is not positive definite.
 
     Returns (factor, tau) where tau = 0 when no damping was needed.
     """
+    import scipy.linalg as sla
     tau = 0.0
     base = 1e-10 * max(1.0, float(np.mean(np.abs(np.diag(H)))))
     for attempt in range(MAX_DAMPING_TRIES + 1):
@@ -65,6 +72,7 @@ def solve_spd(H, g):
     factor, tau = cho_factor_damped(H)
     if tau:
         log.warning("Cholesky failed: Newton system damped with tau=%.3g", tau)
+    import scipy.linalg as sla
     return sla.cho_solve(factor, g, check_finite=False)
 
 
@@ -74,6 +82,7 @@ def cg(hvp, b, rtol=1e-10, maxiter=None, diag=None):
     ``diag``: diag(H) for a Jacobi preconditioner M^{-1} = diag(H)^{-1}
     (scipy's preconditioned CG; the stopping rule stays ||H x - b|| <= rtol ||b||).
     """
+    import scipy.sparse.linalg as spla
     d = b.shape[0]
     op = spla.LinearOperator((d, d), matvec=hvp, dtype=np.float64)
     M = None if diag is None else spla.LinearOperator((d, d), matvec=lambda v: v / diag,

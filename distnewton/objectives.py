@@ -23,13 +23,26 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit
 
 #: Shards whose dense copy fits in this many bytes may keep one for BLAS Hessians.
 DENSE_HESSIAN_BYTES = 64 * 2**20
 #: Cost of one sparse multiply-add relative to one dense BLAS flop (measured:
 #: scipy's CSR x CSR product against numpy's syrk-backed B.T @ B, one thread).
 SPARSE_FLOP_COST = 30.0
+
+
+def expit(x):
+    """``scipy.special.expit``, imported on first use: importing scipy.special
+    costs about 0.1 s and the master of an MPI run never evaluates a loss
+    derivative.  The first call rebinds the module-level name to the ufunc."""
+    global expit
+    from scipy.special import expit
+    return expit(x)
+
+
+def preload():
+    """Import what the losses need now (workers: while rank 0 reads the data)."""
+    expit(np.zeros(1))
 
 
 class Logistic:

@@ -100,6 +100,17 @@ def run_sim(cfg, verbosity, resume=None):
     return finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, verbosity)
 
 
+def preload_worker(cfg):
+    """Import what this worker's tasks need (scipy.special for the losses,
+    scipy.linalg for local Newton solves) before the first round."""
+    from .algorithms import ALGORITHMS
+    from .linalg import preload as preload_linalg
+    from .objectives import preload
+    preload()
+    if ALGORITHMS[cfg["algorithm"]["name"]].local_solves:
+        preload_linalg()
+
+
 def run_mpi(cfg, verbosity, resume=None):
     from .runtime.mpi import (MPIRuntime, abort_on_exception, check_world, comm_world,
                               install_abort_hook, receive_shard, send_shards, serve,
@@ -109,7 +120,8 @@ def run_mpi(cfg, verbosity, resume=None):
     check_world(comm)
     rank, K = comm.Get_rank(), comm.Get_size() - 1
     if rank != 0:
-        wait_idle(comm)                        # sleep while rank 0 reads the data
+        preload_worker(cfg)                    # while rank 0 reads the data,
+        wait_idle(comm)                        # then sleep until it is done
         status = comm.bcast(None, root=0)
         if status:
             return status

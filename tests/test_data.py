@@ -197,6 +197,29 @@ def test_scanner_agrees_with_fast_path(tmp_path):
         assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
+NUMBERS = ["1", "-0", "+2.5", ".5", "5.", "1e5", "1E-5", "-3.25e+2", "0e999", "1e22", "1e23",
+           "0.1", "123456789012345e-22", "9007199254740993", "3.14159265358979323846",
+           "2.2250738585072014e-308", "4.9e-324", "1.7976931348623157e308", "0.000000001"]
+
+
+def test_fast_path_numbers_are_exactly_pythons_float():
+    rng = np.random.default_rng(7)
+    nums = NUMBERS + ["%.17g" % v for v in rng.standard_normal(500) * 10.0 ** rng.integers(-30, 30, 500)]
+    block = "".join(f"{v} 1:{v} 3:{v}\n" for v in nums).encode()
+    data, indices, indptr, y = libsvm._fast_block(block, False, None)
+    ref = np.array([float(v) for v in nums])
+    assert np.array_equal(y.view(np.int64), ref.view(np.int64))           # -0.0 too
+    assert np.array_equal(data.view(np.int64), np.repeat(ref, 2).view(np.int64))
+    assert indices.tolist() == [0, 2] * len(nums) and indptr.tolist() == list(range(0, 2 * len(nums) + 1, 2))
+
+
+@pytest.mark.parametrize("text", [b"1 2:1 1:1\n", b"1 1:1 1:2\n", b"1 +1:1\n", b"1 1:nan\n",
+                                  b"1 1:1e400\n", b"1 1:1 qid:2\n", b"1:1 2:1\n", b"1 1:\n",
+                                  b"1 :1\n", b"1 1:1:1\n", b"1 1:1-2 2:.\n", b"1 1:1 7\n"])
+def test_fast_path_declines_what_only_the_scanner_may_judge(text):
+    assert libsvm._fast_block(text, False, None) is None
+
+
 # --------------------------------------------------------------- writing
 
 

@@ -43,6 +43,7 @@ from .localnewton import LOCAL_PARAMS, local_round
 
 class AdaptiveLocalNewton(Algorithm):
     name = "adaptive_localnewton"
+    local_solves = True
     params = {
         "L0": Param(INT, 3, "initial local iterations per round", check=at_least(1)),
         "delta": Param(FLOAT, 1e-4, "minimum decrease of f(w_bar) per round before L "

@@ -36,6 +36,9 @@ class Algorithm:
     params: dict = {}
     #: extra per-iteration history columns: name -> numpy dtype
     columns: dict = {}
+    #: worker tasks solve local Newton systems: MPI workers import scipy.linalg
+    #: during the setup (elsewhere it is imported after the first round)
+    local_solves = False
 
     def __init__(self, rt, problem: Problem, params: dict, w0, seed=0):
         self.rt, self.prob = rt, problem

@@ -74,6 +74,7 @@ def _direction(ctx, w, g):
 
 class GIANT(Algorithm):
     name = "giant"
+    local_solves = True
     params = {**LINE_SEARCH, **SOLVER, **DIRECTION}
     columns = {"cg_iterations": np.int64}
 

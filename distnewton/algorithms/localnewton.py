@@ -80,6 +80,7 @@ def local_round(rt, prob, w_bar, L):
 
 class LocalNewton(Algorithm):
     name = "localnewton"
+    local_solves = True
     params = LOCAL_PARAMS
 
     def step(self):

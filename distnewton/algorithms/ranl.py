@@ -65,7 +65,6 @@ import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
-import scipy.linalg as sla
 
 from ..config import FLOAT, INT, STR, Param, at_least, nonneg, positive
 from ..errors import UserError
@@ -206,6 +205,7 @@ class RANL(Algorithm):
         S = self.rt.round("ranl.hessian", w, up=d * d).reshape(d, d) / prob.n
         H = 0.5 * (S + S.T)
         H[np.diag_indices(d)] += prob.lam
+        import scipy.linalg as sla
         evals, V = sla.eigh(H)
         M = (V * np.maximum(evals, self.mu)) @ V.T
         (self.chol, _), damp = cho_factor_damped(0.5 * (M + M.T))
@@ -247,6 +247,7 @@ class RANL(Algorithm):
             self.blocks[k, c] = r[extra:]
             self.stamp[k, M[k]] = self.t
         g, staleness = self.aggregate()
+        import scipy.linalg as sla
         direction = sla.cho_solve((self.chol, True), g, check_finite=False)
         info["staleness"] = staleness
         if p.safeguard == "damping":

@@ -15,33 +15,29 @@ Policy for odd rows:
 * the same index twice in one row is an error.
 
 Speed: the file is decompressed in blocks of whole lines and each block is
-parsed by scikit-learn's Cython reader (``load_svmlight_file``).  Only when
-that reader fails, or a cheap check raises a doubt (non-finite values,
-``_``/non-ASCII bytes, odd ``qid`` tokens, an index above ``n_features``), is
-the block re-read by the pure-Python scanner :func:`_scan_block`, which is the
-authority: it raises ``UserError("FILE:LINE: what")`` for the first bad line, or
-returns the block (so blocks with unsorted rows load, slowly).
+parsed by the vectorised numpy reader :func:`.libsvm_fast.parse_block`.  Only
+when it declines a block (anything but plain well-formed rows: odd bytes,
+non-finite values, odd ``qid`` tokens, an index above ``n_features``, unsorted
+rows, ...) is the block re-read by the pure-Python scanner :func:`_scan_block`,
+which is the authority: it raises ``UserError("FILE:LINE: what")`` for the
+first bad line, or returns the block (so blocks with unsorted rows load, slowly).
 """
 
 from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import os
-import re
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from distnewton.data.libsvm_fast import MAX_INDEX, parse_block
 from distnewton.errors import UserError
 
-BLOCK_BYTES = 64 << 20          # decompressed text parsed per sklearn call
-MAX_INDEX = 2**31 - 1           # largest feature index sklearn's reader takes
-_GOOD_QID = re.compile(rb"(?<=[ \t])qid:[+-]?[0-9]+(?=[ \t\r\n#]|\Z)")
-_SUSPECT = re.compile(rb"(?m)^[^#\n]*[_\x80-\xff]")  # outside a comment
+BLOCK_BYTES = 64 << 20          # decompressed text parsed per block
 
 
 @dataclass
@@ -180,23 +176,8 @@ def _scan_block(block: bytes, path: str, line0: int, zero_based: bool, n_feature
 
 
 def _fast_block(block: bytes, zero_based: bool, n_features):
-    """Parse one block with sklearn; None when the block needs the scanner."""
-    from sklearn.datasets import load_svmlight_file
-
-    if (not block.isascii() or b"_" in block) and _SUSPECT.search(block):
-        return None
-    if b"qid" in block and block.count(b"qid") != len(_GOOD_QID.findall(block)):
-        return None
-    try:
-        X, y = load_svmlight_file(io.BytesIO(block), zero_based=zero_based,
-                                  dtype=np.float64)
-    except (ValueError, OverflowError):
-        return None
-    if not (np.isfinite(X.data).all() and np.isfinite(y).all()):
-        return None
-    if n_features is not None and X.nnz and X.indices.max() >= n_features:
-        return None
-    return X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64), y
+    """Parse one block vectorised; None when the block needs the scanner."""
+    return parse_block(block, zero_based, n_features)
 
 
 def read_libsvm(path, n_features=None, zero_based=False) -> Dataset:
