@@ -113,11 +113,12 @@ def preload_worker(cfg):
 
 def run_mpi(cfg, verbosity, resume=None):
     from .runtime.mpi import (MPIRuntime, abort_on_exception, check_world, comm_world,
-                              install_abort_hook, receive_shard, send_shards, serve,
-                              wait_idle)
+                              configure_wait, install_abort_hook, receive_shard, send_shards,
+                              serve, wait_idle)
     comm = comm_world()
     install_abort_hook()
     check_world(comm)
+    configure_wait(comm)
     rank, K = comm.Get_rank(), comm.Get_size() - 1
     if rank != 0:
         preload_worker(cfg)                    # while rank 0 reads the data,
