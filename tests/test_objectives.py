@@ -40,12 +40,17 @@ def test_hvp_and_hessian_match_differences_of_the_gradient(loss):
 def test_sparse_and_dense_hessian_paths_agree(monkeypatch):
     import distnewton.objectives as O
     shard, rng = random_shard("logistic", seed=2)
-    w = rng.standard_normal(shard.d)
+    w, v = rng.standard_normal(shard.d), rng.standard_normal(shard.d)
+    assert shard._dense_T is not None and shard._blas        # 40% dense: BLAS path
     dense = shard.hess_sum(w)
     monkeypatch.setattr(O, "DENSE_HESSIAN_BYTES", 0)
     sparse_only = O.Shard(shard.X, shard.y, "logistic", shard.lam)
-    assert sparse_only._dense is None
+    assert sparse_only._dense_T is None and not sparse_only._blas
     np.testing.assert_allclose(sparse_only.hess_sum(w), dense, rtol=1e-13, atol=1e-13)
+    for a, b in ((shard.loss_grad_sum(w), sparse_only.loss_grad_sum(w)),
+                 ((shard.hvp_sum(w, v),), (sparse_only.hvp_sum(w, v),))):
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, rtol=1e-13, atol=1e-13)
 
 
 def test_logistic_is_overflow_safe():
