@@ -45,12 +45,12 @@ ALGOS = {   # label: algorithm section
 
 
 def synth_file(cache, rows):
-    """A synthetic logistic set (rows x 100, density 0.1) written once."""
-    path = os.path.join(cache, f"synth-{rows}x100.svm")
+    """A synthetic logistic set (rows x 100, density 0.05: 5 non-zeros per row) written once."""
+    path = os.path.join(cache, f"synth-{rows}x100-d05.svm")
     if not os.path.exists(path):
         os.makedirs(cache, exist_ok=True)
         subprocess.run([sys.executable, "-m", "distnewton", "data", "synth", path,
-                        "--samples", str(rows), "--features", "100", "--density", "0.1"],
+                        "--samples", str(rows), "--features", "100", "--density", "0.05"],
                        check=True)
     return path
 

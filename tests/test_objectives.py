@@ -110,3 +110,18 @@ def test_cholesky_falls_back_to_damping_on_singular_matrix(caplog):
     x = solve_spd(A, np.array([1.0, 1.0]))
     np.testing.assert_allclose(A @ x, [1.0, 1.0], rtol=1e-6)
     assert "damped" in caplog.text
+
+
+def test_blas_pinning_covers_libraries_loaded_later():
+    """run.blas_threads must also bind scipy.linalg's own OpenBLAS, which distnewton
+    imports lazily after pinning (unpinned, it ran 2 threads per rank: a 300 x 300
+    Cholesky took 120 ms on the oversubscribed 2-core machine)."""
+    import subprocess
+    import sys
+    code = ("import numpy\nfrom distnewton.run import pin_blas_threads\npin_blas_threads(1)\n"
+            "import scipy.linalg\nfrom threadpoolctl import threadpool_info\n"
+            "print(sorted({i['num_threads'] for i in threadpool_info()}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={k: v for k, v in __import__("os").environ.items()
+                                          if not k.endswith("_NUM_THREADS")})
+    assert out.stdout.strip() == "[1]", out.stdout
