@@ -36,7 +36,7 @@ import numpy as np
 
 from ..config import FLOAT, INT, Param, at_least, nonneg
 from . import primitives as P
-from .base import LINE_SEARCH, Algorithm
+from .base import LS_STEPS_APPROX, Algorithm
 from .giant import DIRECTION, GIANT
 from .localnewton import LOCAL_PARAMS, local_round
 
@@ -49,7 +49,7 @@ class AdaptiveLocalNewton(Algorithm):
         "delta": Param(FLOAT, 1e-4, "minimum decrease of f(w_bar) per round before L "
                        "decreases (then GIANT after L = 1)", check=nonneg),
         **{k: v for k, v in LOCAL_PARAMS.items() if k != "L"},
-        "ls_steps": LINE_SEARCH["ls_steps"],
+        "ls_steps": LS_STEPS_APPROX,
         **DIRECTION,
     }
     columns = {"L": np.int64, "phase": np.dtype("S12"), "cg_iterations": np.int64}

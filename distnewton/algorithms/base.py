@@ -10,7 +10,7 @@ worker-side code is a set of functions registered with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -74,12 +74,20 @@ LINE_SEARCH = {
                   check=in_open_closed(0.0, 0.5)),
     "alpha_max": Param(FLOAT, 1.0, "largest step size tried", check=positive),
     "ls_steps": Param(INT, 2, "trial step sizes alpha_max * 2^-j evaluated per "
-                      "line-search round (2: alpha_max and alpha_max/2, which Newton-type "
+                      "line-search round (2: alpha_max and alpha_max/2, which Newton "
                       "steps nearly always pass; each trial costs a loss pass over the rows)",
                       check=at_least(1)),
     "max_backtracks": Param(INT, 30, "trial step sizes in all before giving up",
                             check=at_least(1)),
 }
+#: ``ls_steps`` for approximate Newton directions (GIANT's averaged local solves,
+#: RANL's stale aggregates): they often need alpha < 1/2, and every extra
+#: line-search round is a communication round (measured: with 2 per round,
+#: GIANT on w8a with K = 100 no longer reached 1e-3 in 200 rounds; 183 with 10).
+LS_STEPS_APPROX = replace(LINE_SEARCH["ls_steps"], default=10, doc=(
+    "trial step sizes alpha_max * 2^-j evaluated per line-search round (each costs "
+    "a loss pass over the rows; approximate directions often need alpha < 1/2, and "
+    "each extra line-search round is a communication round)"))
 SOLVER = {
     "solver": Param(STR, "auto", "Newton system solver: cholesky (LAPACK), cg (Hessian-free) "
                     "or auto (cg when d > cg_threshold)", choices=("auto", "cholesky", "cg")),

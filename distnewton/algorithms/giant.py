@@ -51,7 +51,7 @@ import numpy as np
 from ..config import STR, Param
 from ..runtime import worker_task
 from . import primitives as P
-from .base import LINE_SEARCH, SOLVER, Algorithm
+from .base import LINE_SEARCH, LS_STEPS_APPROX, SOLVER, Algorithm
 
 DIRECTION = {
     "direction": Param(STR, "auto", "local: average of the workers' local Newton directions "
@@ -75,7 +75,7 @@ def _direction(ctx, w, g):
 class GIANT(Algorithm):
     name = "giant"
     local_solves = True
-    params = {**LINE_SEARCH, **SOLVER, **DIRECTION}
+    params = {**LINE_SEARCH, "ls_steps": LS_STEPS_APPROX, **SOLVER, **DIRECTION}
     columns = {"cg_iterations": np.int64}
 
     def step(self, fg=None):

@@ -61,7 +61,6 @@ capacities, masks' generator); worker state: the region layout in
 
 from __future__ import annotations
 
-import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -71,7 +70,7 @@ from ..errors import UserError
 from ..linalg import check_dense_hessian, cho_factor_damped, log
 from ..runtime import worker_task
 from . import primitives as P
-from .base import LINE_SEARCH, Algorithm
+from .base import LINE_SEARCH, LS_STEPS_APPROX, Algorithm
 from .ranl_masks import (MASK_STREAM, check_capacities, check_regions, check_tau,
                          draw_masks, parse_capacities, region_counts, region_layout)
 
@@ -157,9 +156,7 @@ class RANL(Algorithm):
                            "or loss-checked step halving (no round)",
                            choices=("none", "line_search", "damping")),
         **LINE_SEARCH,
-        # the safeguard's aggregate of stale blocks often needs small steps: 10 per round
-        "ls_steps": dataclasses.replace(LINE_SEARCH["ls_steps"], default=10, doc=(
-            "trial step sizes alpha_max * 2^-j evaluated per line-search round")),
+        "ls_steps": LS_STEPS_APPROX,        # stale aggregates often need small steps
     }
     columns = {"coverage_min": np.int64, "coverage_mean": np.float64,
                "staleness": np.float64, "hessian_computed": np.int64}
