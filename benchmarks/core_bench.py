@@ -70,7 +70,8 @@ def load():
         return " ".join(fh.read().split()[:3])
 
 
-def machine_header():
+def machine_header(title="distnewton core benchmark"):
+    """Print the title, date, commit, machine, load and package versions."""
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as fh:
@@ -86,7 +87,7 @@ def machine_header():
             vers.append(f"{pkg} (not installed)")
     git = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
                          capture_output=True, text=True).stdout.strip() or "unknown"
-    print("# distnewton core benchmark\n")
+    print(f"# {title}\n")
     print(f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}, commit {git}")
     print(f"- machine: {platform.node()}, nproc {nproc}, CPU: {cpu}, load average {load()}")
     print(f"- python {platform.python_version()}; " + ", ".join(vers) + "\n", flush=True)

@@ -183,15 +183,6 @@ def print_startup(med, reps, base_t, imps, phases):
     print()
 
 
-def header():
-    """core_bench's machine header under this script's title."""
-    import contextlib
-    import io
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        cb.machine_header()
-    print(buf.getvalue().replace("# distnewton core benchmark", "# distnewton scale and start-up benchmark", 1), end="", flush=True)
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -206,7 +197,7 @@ def main(argv=None):
     ap.add_argument("--startup-reps", type=int, default=5, help="start-up runs (median)")
     args = ap.parse_args(argv)
     os.environ["PYTHONPATH"] = cb.REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
-    header()
+    cb.machine_header("distnewton scale and start-up benchmark")
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="scale_bench-") as tmp:
         if not args.skip_startup:

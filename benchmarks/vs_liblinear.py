@@ -104,15 +104,6 @@ def dn_run(tmp, name, files, fs, algo, workers, repeat):
             "comm": comm}
 
 
-def header():
-    """core_bench's machine header under this script's title."""
-    import contextlib
-    import io
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        cb.machine_header()
-    print(buf.getvalue().replace("# distnewton core benchmark", "# distnewton vs LIBLINEAR and scikit-learn", 1), end="", flush=True)
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -126,7 +117,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     data_dir = os.path.abspath(args.data_dir)
     cb.TARGETS = (TARGET,)              # core_bench.tighten reads this module global
-    header()
+    cb.machine_header("distnewton vs LIBLINEAR and scikit-learn")
     print(f"Target: relative suboptimality (f - f*)/f* <= {TARGET:g}\n")
     t_start = time.perf_counter()
     rows, fs_rows = [], []
