@@ -19,7 +19,7 @@
     initial loss) and to the iteration-1 line (first algorithm step done), median of
     --startup-reps (5); the same for ``mpiexec -n 5 python -c pass`` and bare imports;
     the CPU seconds of each start-up phase in one process (imports, MPI_Init, rank 0's
-    data setup, the workers' preload); and ``python -X importtime -c 'import
+    data setup, scipy.linalg); and ``python -X importtime -c 'import
     distnewton.run'`` (and ``distnewton.cli``) grouped by top-level package.
 
 Run (about 15-25 minutes on 2 cores; the synthetic file is 125 MB):
@@ -103,15 +103,13 @@ t = c(); prepare(cfg, 4); setup = c() - t
 t = c(); raw = bz2.open(cfg["data"]["train"]).read(); unzip = c() - t
 from distnewton.data.libsvm_fast import parse_block
 t = c(); parse_block(raw, False, 123); parse = c() - t
-t = c(); from distnewton.objectives import preload; preload(); special = c() - t
 t = c(); from distnewton.linalg import preload; preload(); linalg = c() - t
-print(cli, run, mpi, setup, unzip, parse, special, linalg)
+print(cli, run, mpi, setup, unzip, parse, linalg)
 """
 PHASE_NAMES = ["import distnewton.cli (click)", "import distnewton.run (numpy, scipy.sparse, yaml, "
                "the algorithms)", "from mpi4py import MPI (MPI_Init, singleton)",
                "rank 0: prepare(cfg, 4) (read a9a, map labels, partition, sha256)",
                "  of which bz2 decompression", "  of which parse_block (numpy parser)",
-               "workers: scipy.special (preload before the first round)",
                "rank 0: scipy.linalg (after the first round, outside the timed steps)"]
 
 
@@ -170,10 +168,10 @@ def print_startup(med, reps, base_t, imps, phases):
     names = ["python -c pass (interpreter, site)"] + PHASE_NAMES
     print("\nCPU seconds per phase, one process alone (median of 3):\n")
     print(cb.markdown(["phase", "CPU s"], [[n, f"{v:.3f}"] for n, v in zip(names, phases)]))
-    py, cli, run, mpi, setup, _, _, special, _ = phases
-    need = 5 * (py + cli + run + mpi) + setup + 4 * special
+    py, cli, run, mpi, setup, _, _, _ = phases
+    need = 5 * (py + cli + run + mpi) + setup
     print(f"\nCPU the 5 ranks need before the first round, estimated from the phases: 5 x "
-          f"(python + cli + run + MPI) + setup + 4 x scipy.special = {need:.2f} s, about "
+          f"(python + cli + run + MPI) + setup = {need:.2f} s, about "
           f"{need / 2:.2f} s on 2 cores (single-process CPU times vary with the machine's load).")
     for mod, (total, top) in imps.items():
         print(f"\n`python -X importtime -c 'import {mod}'`: {total / 1e6:.3f} s in all "

@@ -33,10 +33,6 @@ DENSE_HESSIAN_BYTES = 64 * 2**20
 SPARSE_FLOP_COST = 30.0
 
 
-def preload():
-    """Nothing to import any more (the losses are numpy-only); kept for callers."""
-
-
 def _sigmoid_parts(m):
     """e = exp(-|m|) and 1/(1 + e): both bounded, no overflow for any m."""
     e = np.exp(-np.abs(m))
@@ -228,7 +224,7 @@ class Shard:
 
     def local_hvp_operator(self, w):
         """v -> Hess f_k(w) v, with the curvature weights computed once."""
-        D = self.curvature(w).copy()
+        D = self.curvature(w)          # never modified in place: safe to keep
         return lambda v: self.hvp_sum(w, v, D) / self.n + self.lam * v
 
 

@@ -118,12 +118,10 @@ def pin_blas_threads(n):
 
 
 def preload_worker(cfg):
-    """Import what this worker's tasks need (scipy.special for the losses,
-    scipy.linalg for local Newton solves) before the first round."""
+    """Import scipy.linalg before the first round when this worker's tasks
+    solve locally (the losses need only numpy)."""
     from .algorithms import ALGORITHMS
     from .linalg import preload as preload_linalg
-    from .objectives import preload
-    preload()
     if ALGORITHMS[cfg["algorithm"]["name"]].local_solves:
         preload_linalg()
 
