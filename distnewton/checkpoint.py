@@ -217,6 +217,10 @@ class Resume:
 
 def read_checkpoint(path) -> Resume:
     from .results import open_h5
+    from .salvage import is_fallback
+    if is_fallback(path):
+        raise UserError(f"{path}: a fallback file keeps no /checkpoint to resume from "
+                        "(`distnewton recover` turns it into a result file)")
     with open_h5(path, " (--resume)") as f:
         if "checkpoint" not in f or "config" not in f.attrs or "history" not in f:
             status = f.attrs.get("status", "unknown")

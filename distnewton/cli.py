@@ -1,8 +1,11 @@
-"""Command line: ``distnewton run | list | report | plot | data info|synth|list|fetch|split``.
+"""Command line: ``distnewton run | list | report | plot | recover | data ...``.
+
+``data``: ``info | synth | list | fetch | split``.
 
 Exit codes: 0 done, 1 internal error, 2 user error (one line naming the file
-and line, the config key or the argument).  mpi4py is imported only by
-``run`` with the MPI backend.
+and line, the config key or the argument), 3 stopped with a checkpoint, 4
+finished but the result file could not be written (model and history saved
+in a fallback file).  mpi4py is imported only by ``run`` with the MPI backend.
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ def run(config, resume, output, backend, workers, overrides, overwrite, quiet, v
     """Run the algorithm of CONFIG and write one HDF5 result file.
 
     Exit codes: 0 done, 1 internal error, 2 user error, 3 stopped by
-    SIGTERM/SIGUSR1 with a checkpoint (continue with --resume FILE).
+    SIGTERM/SIGUSR1 with a checkpoint (continue with --resume FILE), 4 the
+    result could not be written: model and history are in the fallback file
+    named on stderr (distnewton recover FILE).
     """
     from .run import execute
     if (config is None) == (resume is None):
@@ -139,9 +144,13 @@ def data_synth(output, **kwargs):
     click.echo(f"{output}: {X.shape[0]} x {X.shape[1]}, nnz {X.nnz}")
 
 
-from .commands import register  # noqa: E402  report, plot, data list/fetch/split
+from .commands import register  # noqa: E402  report, plot, recover, data list/fetch/split
 
 register(main, data)
+
+from .launcher import launcher  # noqa: E402  launcher choose|probe (slurm/*.sbatch)
+
+main.add_command(launcher)
 
 
 if __name__ == "__main__":

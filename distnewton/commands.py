@@ -1,4 +1,5 @@
-"""Commands for results and data sets: ``report``, ``plot``, ``data list|fetch|split``.
+"""Commands for results and data sets: ``report``, ``plot``, ``recover``,
+``data list|fetch|split``.
 
 Registered on the main group by :mod:`distnewton.cli` (``register``).  Heavy
 imports (h5py, matplotlib) happen inside the commands, so ``--help`` stays fast.
@@ -58,6 +59,20 @@ def plot(results, output, kind, x, target, f_star, no_compute, title):
     else:
         plot_curves(runs, output, x, title)
     click.echo(output)
+
+
+@click.command()
+@click.argument("fallback")
+@click.option("-o", "--output", help="result file to write (default: the one the run asked for)")
+@click.option("--overwrite", is_flag=True, help="replace an existing result file")
+def recover(fallback, output, overwrite):
+    """Write the HDF5 result kept in FALLBACK (a .fallback.npz left by a failed write).
+
+    The file holds the model, the history and the attributes; the recovered
+    result has no /checkpoint.  report and plot also read FALLBACK as it is.
+    """
+    from .salvage import echo, recover as write_recovered
+    echo(f"{fallback} -> {write_recovered(fallback, output, overwrite)}", err=False)
 
 
 @click.command("list")
@@ -123,6 +138,7 @@ def data_split(path, parts, out, partition, seed, alpha, n_features, zero_based,
 def register(main, data):
     main.add_command(report)
     main.add_command(plot)
+    main.add_command(recover)
     data.add_command(data_list)
     data.add_command(data_fetch)
     data.add_command(data_split)

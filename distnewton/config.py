@@ -157,8 +157,12 @@ def parse_override(text: str):
     section, key = path.split(".", 1)
     try:
         value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.reader.ReaderError:
+        value = raw            # characters YAML cannot read (a file name that is not
+                               # UTF-8, a control character): only a string holds them
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {text}: value is not valid YAML ({exc.problem})") from None
+        raise UserError(f"--set {text}: value is not valid YAML "
+                        f"({getattr(exc, 'problem', exc)})") from None
     return section, key, value
 
 

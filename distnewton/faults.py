@@ -2,18 +2,31 @@
 
 ``DISTNEWTON_TEST_FAULT=RANK:POINT`` makes rank RANK raise a RuntimeError at
 POINT, one of ``load`` (reading/receiving data), ``round`` (the first round
-of the algorithm) or ``write`` (writing the result).  Never set it otherwise.
+of the algorithm), ``write`` (rank 0, before writing the result) or one part
+of the result write (rank 0, :func:`distnewton.results.write_result`):
+``write:attrs``, ``write:history``, ``write:model``, ``write:checkpoint``
+(only when the file gets a /checkpoint), ``write:rename`` (the file is
+complete under its temporary name).  ``RANK:POINT=ERRNO`` raises
+``OSError(errno.ERRNO)`` instead, e.g. ``0:write:model=ENOSPC`` (disk full).
+Never set it otherwise.
 """
 
+import errno
 import os
 
-POINTS = ("load", "round", "write")
+POINTS = ("load", "round", "write", "write:attrs", "write:history", "write:model",
+          "write:checkpoint", "write:rename")
 
 
 def inject(point, rank):
     spec = os.environ.get("DISTNEWTON_TEST_FAULT")
     if not spec:
         return
-    want_rank, _, want_point = spec.partition(":")
-    if want_point == point and int(want_rank) == rank:
-        raise RuntimeError(f"injected fault at {point} (DISTNEWTON_TEST_FAULT)")
+    want_rank, _, rest = spec.partition(":")
+    want_point, _, kind = rest.partition("=")
+    if want_point != point or int(want_rank) != rank:
+        return
+    if kind:
+        code = getattr(errno, kind)
+        raise OSError(code, f"{os.strerror(code)} (injected at {point}, DISTNEWTON_TEST_FAULT)")
+    raise RuntimeError(f"injected fault at {point} (DISTNEWTON_TEST_FAULT)")

@@ -17,15 +17,21 @@ Layout (``schema_version`` 1; later versions only add):
 
 Only rank 0 writes, with serial h5py.  The file is written under a temporary
 name in the target folder and renamed when complete, so a crash never leaves a
-half file under the final name.
+half file under the final name.  Every string attribute passes through
+:func:`clean_text` on its way in (h5py refuses NULs and lone surrogates).
+When the write fails anyway, :mod:`distnewton.salvage` keeps the model and
+history in a ``.fallback.npz`` file, which :func:`load` reads too.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 
 import numpy as np
+
+from .faults import inject
 
 #: The history columns every run has (name -> dtype, meaning).
 BASE_COLUMNS = {
@@ -89,6 +95,49 @@ class History:
         return {k: np.asarray(v, dtype=self.dtypes[k]) for k, v in self.rows.items()}
 
 
+#: Control characters dropped from strings (all of C0, DEL and C1 but tab, newline).
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text) -> str:
+    """``text`` as a string HDF5 stores: valid UTF-8, no control characters.
+
+    Bytes smuggled into a str by ``surrogateescape`` (``sys.argv``, file names
+    that are not UTF-8) are decoded as UTF-8 where they are valid and become
+    U+FFFD where not; any other lone surrogate becomes U+FFFD; NUL and the
+    other control characters except tab and newline are removed (``MPI.
+    Get_library_version()`` of Open MPI ends in a NUL).  Bytes are decoded as
+    UTF-8 the same way.  Everything else is kept as it is.
+    """
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "replace")
+    text = str(text)
+    if SURROGATES.search(text):
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:              # a surrogate not made by surrogateescape
+            pass
+        text = SURROGATES.sub("\ufffd", text)
+    return CONTROL_CHARS.sub("", text)
+
+
+def clean_attr(value):
+    """An attribute value as written: None -> "", strings through :func:`clean_text`."""
+    if value is None:
+        return ""
+    if isinstance(value, (str, bytes)):
+        return clean_text(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (str, bytes)) for v in value):
+        return [clean_text(v) for v in value]
+    return value
+
+
+def column_arrays(history):
+    """``{name: array}`` of a :class:`History` or of such a dict (a recovered run)."""
+    return history.arrays() if isinstance(history, History) else dict(history)
+
+
 def check_output_path(path, overwrite):
     """Fail early (before any work) if the result cannot be written."""
     from .errors import UserError
@@ -105,26 +154,36 @@ def check_output_path(path, overwrite):
         raise UserError(f"{path}: folder is not writable")
 
 
-def write_result(path, attrs: dict, history: History, w, column_docs=None, extra=None):
-    """Write the whole file atomically (temporary name, then rename)."""
+def write_result(path, attrs: dict, history, w, column_docs=None, extra=None):
+    """Write the whole file atomically (temporary name, then rename).
+
+    ``history`` is a :class:`History` or ``{name: array}``; ``extra(f)`` adds
+    groups (the /checkpoint).  On any failure the temporary file is removed
+    and the exception propagates; nothing appears under ``path``.
+    """
     import h5py
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=folder)
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
+            inject("write:attrs", 0)
             for key, value in attrs.items():
-                f.attrs[key] = "" if value is None else value
+                f.attrs[clean_text(key)] = clean_attr(value)
+            inject("write:history", 0)
             hist = f.create_group("history")
             docs = {k: v[1] for k, v in {**BASE_COLUMNS, **TIMING_COLUMNS}.items()}
             docs.update(column_docs or {})
-            for key, arr in history.arrays().items():
+            for key, arr in column_arrays(history).items():
                 ds = hist.create_dataset(key, data=arr)
                 if key in docs:
-                    ds.attrs["description"] = docs[key]
+                    ds.attrs["description"] = clean_text(docs[key])
+            inject("write:model", 0)
             f.create_group("model").create_dataset("w", data=np.asarray(w, dtype=np.float64))
             if extra is not None:
+                inject("write:checkpoint", 0)
                 extra(f)                      # e.g. the /checkpoint group
+        inject("write:rename", 0)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -159,8 +218,11 @@ def open_h5(path, purpose=""):
 
 
 def load(path) -> Run:
-    """Read a distnewton HDF5 result; a foreign or newer file is a UserError."""
-    from . import SCHEMA_VERSION
+    """Read a distnewton HDF5 result, or the ``.fallback.npz`` of a failed write
+    (same :class:`Run`); a foreign or newer file is a UserError."""
+    from . import salvage
+    if salvage.is_fallback(path):
+        return salvage.load_fallback(path)
     from .errors import UserError
     f = open_h5(path)
     try:
@@ -169,17 +231,31 @@ def load(path) -> Run:
             if version is None or "history" not in f:
                 raise UserError(f"{path}: not a distnewton result file "
                                 "(no schema_version/history)")
-            if int(version) > SCHEMA_VERSION:
-                raise UserError(f"{path}: schema version {int(version)} is newer than this "
-                                f"distnewton reads ({SCHEMA_VERSION}): upgrade distnewton")
-            if int(version) < 1:
-                raise UserError(f"{path}: schema version {int(version)} is older than any "
-                                f"this distnewton reads (1..{SCHEMA_VERSION})")
+            check_version(path, version)
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
             history = {k: f["history"][k][()] for k in f["history"]}
             w = f["model/w"][()] if "model/w" in f else None
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise UserError(f"{path}: damaged or truncated result file ({exc})") from None
+    check_history(path, history, version)
+    return Run(path, attrs, history, w)
+
+
+def check_version(path, version):
+    """UserError unless this distnewton reads schema ``version``."""
+    from . import SCHEMA_VERSION
+    from .errors import UserError
+    if int(version) > SCHEMA_VERSION:
+        raise UserError(f"{path}: schema version {int(version)} is newer than this "
+                        f"distnewton reads ({SCHEMA_VERSION}): upgrade distnewton")
+    if int(version) < 1:
+        raise UserError(f"{path}: schema version {int(version)} is older than any "
+                        f"this distnewton reads (1..{SCHEMA_VERSION})")
+
+
+def check_history(path, history, version):
+    """UserError unless ``history`` has every base column, all of one non-zero length."""
+    from .errors import UserError
     missing = [k for k in BASE_COLUMNS if k not in history]
     if missing:
         raise UserError(f"{path}: history lacks {', '.join(missing)} (schema version "
@@ -187,7 +263,6 @@ def load(path) -> Run:
     if len({len(v) for v in history.values()}) != 1 or not len(history["iteration"]):
         raise UserError(f"{path}: history columns are empty or of unequal length "
                         "(damaged file)")
-    return Run(path, attrs, history, w)
 
 
 def reaching(history, f_star, rel_subopt):

@@ -10,7 +10,9 @@ MPI flow (every rank runs :func:`execute`):
    the CSR shards (only the shard's rows stay on a worker);
 4. workers serve rounds until the master sends stop; the master runs the
    algorithm, then writes the HDF5 file.  From here on any exception on any
-   rank aborts the whole job (``MPI_Abort``) after printing it once.
+   rank aborts the whole job (``MPI_Abort``) after printing it once, except a
+   failed result write: the workers are stopped by then, and :func:`finish`
+   saves a fallback file (:mod:`distnewton.salvage`) and returns exit code 4.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from .driver import Printer, algorithm_params, drive, prepare
 from .errors import EXIT_OK, EXIT_STOPPED, EXIT_USER, UserError
 from .faults import inject
 from .objectives import Shard
-from .results import check_output_path, write_result
+from .results import check_output_path, clean_text, write_result
+from .salvage import echo, reason, salvage
 
 
 def now():
@@ -94,7 +97,8 @@ def run_sim(cfg, verbosity, resume=None):
     started = now()
     setup = setup_master(cfg, cfg["run"]["workers"], resume)
     rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
-    save = lambda outcome: finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, 0)
+    save = lambda outcome: finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, 0,
+                                  final=False)
     outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume, save)
     return finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, verbosity)
 
@@ -170,8 +174,9 @@ def run_mpi(cfg, verbosity, resume=None):
         setup.X = setup.y = None               # rank 0 keeps no rows
         rt = MPIRuntime(comm)
         from mpi4py import MPI
-        lib = MPI.Get_library_version().strip().splitlines()[0]
-        save = lambda outcome: finish(cfg, setup, rt, outcome, started, lib, setup_bytes, 0)
+        lib = library_line(MPI.Get_library_version)
+        save = lambda outcome: finish(cfg, setup, rt, outcome, started, lib, setup_bytes, 0,
+                                      final=False)
         outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume, save)
         rt.shutdown()
         return finish(cfg, setup, rt, outcome, started, lib, setup_bytes, verbosity)
@@ -179,37 +184,83 @@ def run_mpi(cfg, verbosity, resume=None):
         abort_on_exception(exc)
 
 
-def finish(cfg, setup, rt, outcome, started, mpi_library, setup_bytes, verbosity):
-    """Write the HDF5 result (with /checkpoint when the outcome carries one),
-    print the summary line; returns the exit code (3 for a stopped run)."""
-    alg, hist, status, message, state = outcome
+def library_line(get_version) -> str:
+    """The first non-empty line of ``get_version()`` (``MPI.Get_library_version``),
+    cleaned: Open MPI's is one line ending in a NUL; "unknown" if it fails."""
+    try:
+        lines = [line.strip() for line in clean_text(get_version()).splitlines()]
+    except Exception:                          # noqa: BLE001 - provenance only
+        return "unknown"
+    return next((line for line in lines if line), "unknown")
+
+
+def provenance() -> dict:
+    """Where and how the run ran; an item that cannot be found says why."""
+    import scipy
+    items = {"argv": lambda: " ".join(sys.argv), "hostname": socket.gethostname,
+             "python": platform.python_version, "numpy": lambda: np.__version__,
+             "scipy": lambda: scipy.__version__}
+    out = {}
+    for key, get in items.items():
+        try:
+            out[key] = get()
+        except Exception as exc:               # noqa: BLE001 - never lose a run over it
+            out[key] = f"unknown ({reason(exc)})"
+    return out
+
+
+def fill_attrs(attrs, cfg, setup, rt, status, message, started, mpi_library, setup_bytes):
+    """The root attributes, added to ``attrs`` a group at a time (what was filled
+    before a failure still reaches the fallback file)."""
     p = setup.problem
-    attrs = {
+    attrs.update({
         "schema_version": SCHEMA_VERSION, "distnewton_version": __version__,
         "algorithm": cfg["algorithm"]["name"], "loss": p.loss, "lambda": p.lam,
         "n_workers": rt.K, "backend": cfg["run"]["backend"], "dataset": setup.dataset,
         "dataset_sha256": setup.sha256, "n_samples": p.n, "n_features": p.d,
-        "shard_sizes": np.asarray(p.sizes, dtype=np.int64),
         "seed": cfg["run"]["seed"], "partition_seed": cfg["data"]["seed"],
         "status": status, "message": message, "mpi_library": mpi_library,
-        "started": started, "finished": now(), "config": dump(cfg),
-        "label_map": repr(setup.label_map), "setup_bytes": int(setup_bytes),
-        "eval_rounds": rt.eval.rounds, "eval_bytes": rt.eval.bytes_up + rt.eval.bytes_down,
-        "argv": " ".join(sys.argv), "hostname": socket.gethostname(),
-        "python": platform.python_version(), "numpy": np.__version__,
-    }
-    import scipy
-    attrs["scipy"] = scipy.__version__
+        "started": started, "finished": now()})
+    attrs["shard_sizes"] = np.asarray(p.sizes, dtype=np.int64)
+    attrs.update({"config": dump(cfg), "label_map": repr(setup.label_map),
+                  "setup_bytes": int(setup_bytes), "eval_rounds": rt.eval.rounds,
+                  "eval_bytes": rt.eval.bytes_up + rt.eval.bytes_down})
+    attrs.update(provenance())
+    return attrs
+
+
+def checkpoint_writer(alg, state):
+    """``extra`` for :func:`write_result`: the /checkpoint group, or None."""
+    if state is None:
+        return None
+    from .checkpoint import write_checkpoint
+    return lambda f: write_checkpoint(f, alg, *state)
+
+
+def finish(cfg, setup, rt, outcome, started, mpi_library, setup_bytes, verbosity, final=True):
+    """Write the HDF5 result (with /checkpoint when the outcome carries one),
+    print the summary line; returns the exit code (3 for a stopped run).
+
+    A failed write of the final result saves the model and history in a
+    fallback file and returns 4 (:func:`distnewton.salvage.salvage`); a failed
+    periodic checkpoint (``final=False``) is a warning and the run goes on.
+    """
+    alg, hist, status, message, state = outcome
     path = cfg["output"]["path"]
-    inject("write", 0)
-    extra = None
-    if state is not None:
-        from .checkpoint import write_checkpoint
-        extra = lambda f: write_checkpoint(f, alg, *state)        # noqa: E731
-    write_result(path, attrs, hist, alg.w,
-                 column_docs={k: k for k in type(alg).columns}, extra=extra)
+    attrs, docs = {}, {k: k for k in type(alg).columns}
+    try:
+        fill_attrs(attrs, cfg, setup, rt, status, message, started, mpi_library, setup_bytes)
+        inject("write", 0)
+        write_result(path, attrs, hist, alg.w, column_docs=docs,
+                     extra=checkpoint_writer(alg, state))
+    except Exception as exc:                   # noqa: BLE001 - never lose a finished run
+        if not final:
+            echo(f"distnewton: warning: checkpoint at iteration {hist.last('iteration')} "
+                 f"not written to {path}: {reason(exc)}; the run goes on")
+            return EXIT_OK
+        return salvage(path, attrs, hist, alg.w, docs, exc, verbosity)
     if verbosity > 0:
-        print(f"{status}: {message}; {hist.last('iteration')} iterations, "
-              f"{hist.last('comm_rounds')} rounds, loss {hist.last('loss'):.15e}, "
-              f"{hist.last('wall_time'):.2f} s -> {path}", flush=True)
+        echo(f"{status}: {message}; {hist.last('iteration')} iterations, "
+             f"{hist.last('comm_rounds')} rounds, loss {hist.last('loss'):.15e}, "
+             f"{hist.last('wall_time'):.2f} s -> {path}", err=False)
     return EXIT_STOPPED if status == "stopped" else EXIT_OK

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from launch import NO_DATA, SHARED, cli, env, mpiexec, read_result, write_config
+from launch import (NO_DATA, SHARED, cli, env, mpi_implementation, mpiexec, read_result,
+                    write_config)
 
 pytestmark = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
 EXIT_STOPPED = 3
@@ -33,8 +34,20 @@ def config(tmp_path, name):
                         run={"max_rounds": rounds, "grad_rtol": 1e-14})
 
 
+def stop_signal(cmd):
+    """The signal a user sends the launcher to stop a run with a checkpoint.
+
+    MPICH's mpiexec (hydra) forwards SIGTERM and SIGUSR1 to every rank.  Open
+    MPI's mpirun forwards SIGUSR1 but treats SIGTERM as an abort (it kills the
+    ranks at once, no checkpoint), so the tests send it SIGUSR1.
+    """
+    if cmd[0] == mpiexec() and mpi_implementation() == "openmpi":
+        return signal.SIGUSR1
+    return signal.SIGTERM
+
+
 def interrupted(cmd, out, after_lines=4, timeout=120):
-    """Start cmd, send SIGTERM once it has printed ``after_lines`` history rows."""
+    """Start cmd, send the stop signal once it has printed ``after_lines`` history rows."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env())
     rows, t0 = 0, time.monotonic()
@@ -42,13 +55,14 @@ def interrupted(cmd, out, after_lines=4, timeout=120):
         if line.split() and line.split()[0].isdigit():
             rows += 1
             if rows == after_lines:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(stop_signal(cmd))
                 break
     stdout, stderr = proc.communicate(timeout=timeout)
     assert time.monotonic() - t0 < timeout
     return proc.returncode, stderr
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("name,backend", [(name, "mpi") for name in CASES]
                          + [("giant", "sim"), ("ranl", "sim")])
 def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, name, backend):
@@ -79,6 +93,7 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, name, backend
     assert np.all(np.diff(hr["wall_time"]) >= 0)
 
 
+@pytest.mark.mpi
 def test_resume_with_another_worker_count(tmp_path):
     """giant keeps no worker state: K may change on resume (the partition changes)."""
     cfg = config(tmp_path, "giant")
@@ -97,6 +112,7 @@ def test_resume_with_another_worker_count(tmp_path):
     assert hist["grad_norm"][-1] <= 1e-8 * hist["grad_norm"][0]   # and it converged
 
 
+@pytest.mark.mpi
 def test_resume_refuses_a_worker_count_change_with_worker_state(tmp_path):
     cfg = config(tmp_path, "localsgd")
     stopped = tmp_path / "s.h5"

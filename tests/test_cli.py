@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from launch import ROOT, cli, env, read_result, write_config, synth
+from launch import ROOT, cli, env, own_lines, read_result, write_config, synth
 
 SMALL = {"n_samples": 600, "n_features": 12, "density": 0.5, "noise": 0.05, "seed": 3}
 
@@ -29,6 +29,7 @@ def config(tmp_path, train, name="giant", **sections):
     return write_config(tmp_path / "c.yaml", **base)
 
 
+@pytest.mark.mpi
 def test_quickstart_runs_under_mpiexec_3_and_5(tmp_path):
     for ranks in (3, 5):
         res = cli("run", ROOT / "configs" / "quickstart.yaml", "-o", tmp_path / f"q{ranks}.h5",
@@ -75,6 +76,7 @@ def assert_time_breakdown(hist):
     assert hist["time_compute"][-1] > 0
 
 
+@pytest.mark.mpi
 def test_round_and_byte_counts_match_hand_counts(tmp_path, small):
     d, K, header = 12, 3, 64
     out = tmp_path / "gd.h5"
@@ -103,8 +105,8 @@ def test_round_and_byte_counts_match_hand_counts(tmp_path, small):
         np.testing.assert_array_equal(hist["comm_rounds"], per_iteration * np.arange(5))
 
 
-@pytest.mark.parametrize("rank,point", [(0, "load"), (2, "load"), (1, "round"), (0, "round"),
-                                        (0, "write")])
+@pytest.mark.mpi
+@pytest.mark.parametrize("rank,point", [(0, "load"), (2, "load"), (1, "round"), (0, "round")])
 def test_an_exception_on_any_rank_ends_the_whole_job(tmp_path, small, rank, point):
     out = tmp_path / "r.h5"
     t0 = time.monotonic()
@@ -120,12 +122,13 @@ def test_an_exception_on_any_rank_ends_the_whole_job(tmp_path, small, rank, poin
 
 def bad(res, text, out=None):
     assert res.returncode == 2, (res.returncode, res.stderr)
-    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    lines = own_lines(res.stderr)
     assert len(lines) == 1 and text in lines[0], res.stderr
     if out is not None:
         assert not out.exists()
 
 
+@pytest.mark.mpi
 def test_malformed_data_under_mpi_is_one_line_exit_2(tmp_path):
     data = tmp_path / "bad.svm"
     data.write_text("1 1:0.5 2:1\n-1 1:0.25\n1 3:abc\n")
@@ -133,6 +136,7 @@ def test_malformed_data_under_mpi_is_one_line_exit_2(tmp_path):
     bad(cli("run", config(tmp_path, data), "-o", out, n=3), f"{data}:3:", out)
 
 
+@pytest.mark.mpi
 def test_more_workers_than_samples(tmp_path):
     data = tmp_path / "tiny.svm"
     data.write_text("1 1:0.5\n-1 1:0.25\n1 2:1\n")

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from launch import SHARED, NO_DATA, cli, read_result, write_config, synth as synth_file
+from launch import SHARED, NO_DATA, cli, own_lines, read_result, write_config, synth as synth_file
 
 from distnewton.data import partition, read_libsvm
 from distnewton.data.registry import REGISTRY
@@ -32,7 +32,7 @@ def sha_of_bz2(path):
 
 
 def only_line(res, text):
-    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    lines = own_lines(res.stderr)
     assert res.returncode == 2 and len(lines) == 1 and text in lines[0], \
         (res.returncode, res.stderr)
 
@@ -166,6 +166,7 @@ def test_split_writes_the_partition_rows_and_a_manifest(synth, tmp_path, scheme)
     only_line(cli("data", "split", synth, "--parts", 3, "--out", out), "--overwrite")
 
 
+@pytest.mark.mpi
 def test_runs_on_shards_equal_the_run_on_the_file(synth, tmp_path):
     out = tmp_path / "shards"
     assert cli("data", "split", synth, "--parts", 3, "--out", out, "--seed", 2).returncode == 0

@@ -29,6 +29,7 @@ def problem(tmp_path_factory):
     return path, X, y, w_ref, logistic_objective(X, y, w_ref, LAM)
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("name", ["giant", "adaptive_localnewton"])
 def test_global_newton_cg_fallback_reaches_the_sklearn_optimum(tmp_path, problem, name):
     path, X, y, w_ref, f_ref = problem

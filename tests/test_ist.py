@@ -229,6 +229,7 @@ def test_heterogeneous_ridge_perm_stalls_within_the_bound(tmp_path, german):
 
 
 # -- sim == mpi ------------------------------------------------------------------
+@pytest.mark.mpi
 def test_sim_equals_mpi_with_batches_and_local_steps(tmp_path):
     """Master stream (sketches) and worker streams (mini-batches) agree across backends."""
     algo = {"name": "ist", "sketch": "perm", "gamma": 0.3, "batch": 64, "local_steps": 2}

@@ -173,6 +173,7 @@ def test_lbfgs_reaches_the_sklearn_optimum_on_a9a(tmp_path, a9a):
     np.testing.assert_array_equal(hist["bytes_up"], R * K * 8 * (D_A9A + 1))
 
 
+@pytest.mark.mpi
 @needs_data
 def test_lbfgs_mpi_equals_sim(tmp_path):
     cfg = config(tmp_path, "lbfgs", {"name": "lbfgs", "m": 5}, max_rounds=40)
@@ -182,6 +183,7 @@ def test_lbfgs_mpi_equals_sim(tmp_path):
         "iteration", "comm_rounds", "bytes_up", "bytes_down", "ls_trials"))
 
 
+@pytest.mark.mpi
 @needs_data
 def test_localsgd_reproducible_identical_over_mpi_and_one_round_each(tmp_path):
     alg = {"name": "localsgd", "batch": 8, "lr": 0.05, "decay": 1e-3}

@@ -59,6 +59,7 @@ def test_adaptive_localnewton_reaches_the_optimum_and_logs_its_phases(tmp_path, 
     np.testing.assert_array_equal(rounds[switch:], 3)              # GIANT: three
 
 
+@pytest.mark.mpi
 def test_adaptive_localnewton_sim_equals_mpi(tmp_path):
     _, hs, ws = run(tmp_path, "adaptive_localnewton", run={"max_rounds": 25})
     _, hm, wm = run(tmp_path, "adaptive_localnewton", run={"max_rounds": 25}, n=5)

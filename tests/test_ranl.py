@@ -219,6 +219,7 @@ def test_refresh_and_line_search_rounds_are_counted(tmp_path):
                                   [8 * K * d * d + grad_ls, grad_ls, 8 * K * d * d + grad_ls])
 
 
+@pytest.mark.mpi
 @needs_data
 def test_mpi_run_equals_the_sim_run(tmp_path):
     """Everything random on: random regions, per-worker capacities, stochastic

@@ -1,6 +1,7 @@
 """Reliability: determinism, a killed worker ends the job, divergence and
 rank-deficient Newton systems are handled (no traceback, a clear status)."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ def small(tmp_path):
     return synth(tmp_path / "small.svm", 400, 10, seed=5)
 
 
+@pytest.mark.mpi
 def test_same_config_seed_and_ranks_give_bit_identical_histories(tmp_path, small):
     cfg = write_config(tmp_path / "c.yaml", data={"train": str(small), "partition": "iid"},
                        algorithm={"name": "localsgd", "batch": 4, "local_steps": 30},
@@ -32,6 +34,34 @@ def test_same_config_seed_and_ranks_give_bit_identical_histories(tmp_path, small
     assert np.array_equal(wa, wb)
 
 
+def rank_pids(cmdline_part):
+    """{MPI rank: pid} of the processes whose command line contains cmdline_part,
+    read from their environment (PMI_RANK under MPICH, OMPI_COMM_WORLD_RANK
+    under Open MPI)."""
+    out = {}
+    for pid in subprocess.run(["pgrep", "-f", cmdline_part], capture_output=True,
+                              text=True).stdout.split():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+        except OSError:
+            continue
+        rank = environ.get(b"PMI_RANK", environ.get(b"OMPI_COMM_WORLD_RANK"))
+        if rank is not None:
+            out[int(rank)] = int(pid)
+    return out
+
+
+def alive(pid):
+    """Whether pid runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.mpi
 def test_a_worker_killed_with_sigkill_ends_the_job(tmp_path, small):
     cfg = write_config(tmp_path / "c.yaml", data={"train": str(small)},
                        algorithm={"name": "localsgd", "batch": 1, "local_steps": 20000},
@@ -43,19 +73,20 @@ def test_a_worker_killed_with_sigkill_ends_the_job(tmp_path, small):
     for line in proc.stdout:                       # wait until rounds are running
         if line.split() and line.split()[0] == "1":
             break
-    workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", ""], capture_output=True,
-                             text=True).stdout.split()
-    ranks = subprocess.run(["pgrep", "-f", f"distnewton run {cfg}"], capture_output=True,
-                           text=True).stdout.split()
-    ranks = [int(p) for p in ranks if int(p) != proc.pid]
-    assert len(ranks) >= 3, (workers, ranks)
+    ranks = rank_pids(f"distnewton run {cfg}")
+    assert sorted(ranks) == [0, 1, 2], ranks
     t0 = time.monotonic()
-    import os
-    os.kill(max(ranks), signal.SIGKILL)          # the last rank started: a worker
-    proc.communicate(timeout=30)
+    os.kill(ranks[2], signal.SIGKILL)              # worker 2, by its MPI rank
+    _, stderr = proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert time.monotonic() - t0 < 30
     assert not out.exists()
+    # the survivors did not go on: every rank's process ends (Open MPI's mpirun
+    # may return while its killed children are still being reaped)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in ranks.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in ranks.values()), ranks
 
 
 def test_divergence_stops_with_the_best_model_kept(tmp_path, small):

@@ -75,6 +75,7 @@ def test_gd_gets_within_1e3_in_2000_rounds(tmp_path, a9a):
     assert 0 <= (logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-3
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("ranks", [2, 3, 5])
 def test_newton_over_1_2_4_mpi_workers_reaches_the_same_optimum(tmp_path, a9a, ranks):
     X, y, lam, w_ref, f_ref = a9a
@@ -87,6 +88,7 @@ def test_newton_over_1_2_4_mpi_workers_reaches_the_same_optimum(tmp_path, a9a, r
     np.testing.assert_allclose(w, w_ref, rtol=0, atol=1e-6 * np.abs(w_ref).max())
 
 
+@pytest.mark.mpi
 def test_sim_and_mpi_give_the_same_iterates(tmp_path):
     cfg = a9a_config(tmp_path, "giant", max_rounds=15)
     run_ok("run", cfg, "-o", tmp_path / "mpi.h5", "-q", n=5)

@@ -281,6 +281,7 @@ def test_bytes_per_round_by_hand():
                                   np.where(it > 0, K * 8 * d, 0) + it * K * 16 * d)
 
 
+@pytest.mark.mpi
 @needs_data
 def test_mpi_equals_sim_global_oasis(tmp_path):
     cfg = write_config(tmp_path / "s.yaml", **raw_config(

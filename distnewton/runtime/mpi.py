@@ -37,8 +37,15 @@ def comm_world():
 
 
 def launched_size():
-    """Tasks a launcher (srun, mpiexec) says it started, or None."""
-    for var in ("SLURM_NTASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+    """Tasks a launcher (srun, mpiexec) says it started, or None.
+
+    The MPI process managers' own counts come first: an ``mpiexec`` inside a
+    SLURM job starts its ranks through a one-task ``srun`` step, so the ranks
+    see ``SLURM_NTASKS=1`` beside ``PMI_SIZE=3`` (MPICH's hydra) or
+    ``OMPI_COMM_WORLD_SIZE=3`` (Open MPI).  ``SLURM_NTASKS`` alone is what
+    ``srun --mpi=none`` leaves: N singletons to detect.
+    """
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS"):
         val = os.environ.get(var)
         if val and val.isdigit():
             return int(val)

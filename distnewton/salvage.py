@@ -1,0 +1,239 @@
+"""When the result file cannot be written: keep the model and history anyway.
+
+A run that finished but whose HDF5 write failed (h5py error, disk full, a
+folder that vanished, a bug in the checkpoint writer) leaves
+``<result>.fallback.npz`` (``-2``, ``-3``... when that name is taken) beside
+the requested path, or else in the current folder, or else in the system's
+temporary folder.  It is a plain numpy archive, written without h5py:
+
+- ``w``: the final weights; ``history/<column>``: every history column;
+- ``attrs``: the root attributes as one JSON string (cleaned like the HDF5
+  ones); ``column_docs``: JSON of the algorithm's column descriptions;
+- ``requested_path``: the result file asked for; ``error``: why it failed;
+  ``distnewton_fallback``: format version (1).
+
+:func:`distnewton.results.load` (so ``distnewton report``/``plot``) reads it
+as the same :class:`~distnewton.results.Run`; ``distnewton recover FILE``
+writes the HDF5 result from it (without /checkpoint: that is not kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import traceback
+
+import numpy as np
+
+from .errors import EXIT_INTERNAL, EXIT_SALVAGED, UserError
+
+FORMAT = 1
+SUFFIX = ".fallback.npz"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+# -- messages that always reach the user ---------------------------------------
+def echo(text, err=True):
+    """Print one line; a name that is not UTF-8 goes out as its raw bytes, and a
+    closed or broken stream is ignored (the result is what matters)."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        try:
+            stream.write(text + "\n")
+        except UnicodeEncodeError:
+            stream.flush()
+            stream.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+        stream.flush()
+    except (OSError, ValueError, AttributeError, UnicodeEncodeError):
+        pass
+
+
+def reason(exc) -> str:
+    """One line saying what went wrong: ``ExceptionType: message``."""
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}"
+
+
+# -- writing --------------------------------------------------------------------
+def folders(path):
+    """Where to try, in order: the result's folder, the current one, the temp one."""
+    out = [os.path.dirname(os.path.abspath(path))]
+    try:
+        out.append(os.getcwd())
+    except OSError:                              # the current folder was removed
+        pass
+    try:
+        out.append(tempfile.gettempdir())
+    except OSError:
+        pass
+    return list(dict.fromkeys(out))
+
+
+def free_name(folder, base):
+    """``base.fallback.npz`` in ``folder``, or ``base.fallback-N.npz`` if taken."""
+    name = os.path.join(folder, base + SUFFIX)
+    n = 2
+    while os.path.lexists(name):
+        name = os.path.join(folder, f"{base}.fallback-{n}.npz")
+        n += 1
+    return name
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def columns_of(history):
+    """History columns as arrays, each on its own: a column numpy cannot give its
+    dtype is kept as float, or left out, rather than losing the others."""
+    from .results import History
+    if not isinstance(history, History):
+        return dict(history)
+    out = {}
+    for key, values in history.rows.items():
+        for dtype in (history.dtypes[key], np.float64):
+            try:
+                out[key] = np.asarray(values, dtype=dtype)
+                break
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
+def payload(path, attrs, columns, w, column_docs, error):
+    """The arrays of the fallback archive (see the module docstring)."""
+    from .results import clean_attr, clean_text
+    clean = {clean_text(k): clean_attr(v) for k, v in attrs.items()}
+    return {"distnewton_fallback": np.array(FORMAT),
+            "w": np.asarray(w, dtype=np.float64),
+            "attrs": np.array(json.dumps(clean, default=_json_default)),
+            "column_docs": np.array(json.dumps(column_docs or {}, default=_json_default)),
+            "requested_path": np.array(os.path.abspath(path)),   # raw: recover writes there
+            "error": np.array(clean_text(error)),
+            **{f"history/{k}": np.asarray(v) for k, v in columns.items()}}
+
+
+def write_npz(name, arrays):
+    """Write ``arrays`` to ``name`` atomically (temporary file, fsync, rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(name))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, name)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_fallback(path, attrs, columns, w, column_docs=None, error=""):
+    """Write the fallback archive in the first folder that takes it; its name.
+
+    Raises OSError naming every folder tried when none does."""
+    arrays = payload(path, attrs, columns, w, column_docs, error)
+    base, failures = os.path.basename(path) or "result", []
+    for folder in folders(path):
+        try:
+            name = free_name(folder, base)
+            write_npz(name, arrays)
+            return name
+        except Exception as exc:                 # noqa: BLE001 - try the next folder
+            failures.append(f"{folder}: {reason(exc)}")
+    raise OSError("no folder took the fallback file (" + "; ".join(failures) + ")")
+
+
+def salvage(path, attrs, history, w, column_docs, exc, verbosity=1) -> int:
+    """The result write failed with ``exc``: save the fallback, say so, exit code.
+
+    ``EXIT_SALVAGED`` (4) when the fallback was written, else ``EXIT_INTERNAL``.
+    """
+    if verbosity > 1:
+        echo("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
+    why = reason(exc)
+    try:
+        saved = save_fallback(path, attrs, columns_of(history), w, column_docs, why)
+    except Exception as exc2:                    # noqa: BLE001 - nowhere to save it
+        echo(f"distnewton: error writing {path}: {why}; the model and history could not "
+             f"be saved either: {reason(exc2)}")
+        return EXIT_INTERNAL
+    echo(f"distnewton: error writing {path}: {why}; model and history saved to {saved}")
+    return EXIT_SALVAGED
+
+
+# -- reading back -------------------------------------------------------------
+def is_fallback(path) -> bool:
+    """True for a fallback archive (by name or by its zip signature)."""
+    if str(path).endswith(".npz"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == ZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _attr(value):
+    """A JSON attribute value as h5py would give it back."""
+    if isinstance(value, bool):
+        return np.bool_(value)
+    if isinstance(value, int):
+        return np.int64(value)
+    if isinstance(value, float):
+        return np.float64(value)
+    if isinstance(value, list):
+        return np.asarray(value, dtype=object if any(isinstance(v, str) for v in value)
+                          else None)
+    return value
+
+
+def read_fallback(path) -> dict:
+    """Every array of a fallback archive (UserError when it is not one)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "distnewton_fallback" not in z.files:
+                raise UserError(f"{path}: not a distnewton fallback file")
+            if int(z["distnewton_fallback"]) > FORMAT:
+                raise UserError(f"{path}: fallback format {int(z['distnewton_fallback'])} "
+                                "is newer than this distnewton reads: upgrade distnewton")
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise UserError(f"{path}: damaged or not a fallback file ({exc})") from None
+
+
+def load_fallback(path):
+    """The :class:`~distnewton.results.Run` kept in a fallback archive."""
+    from .results import Run, check_history, check_version
+    z = read_fallback(path)
+    try:
+        attrs = {k: _attr(v) for k, v in json.loads(str(z["attrs"])).items()}
+    except ValueError as exc:
+        raise UserError(f"{path}: damaged fallback file (attrs: {exc})") from None
+    version = attrs.get("schema_version", 1)
+    check_version(path, version)
+    history = {k[len("history/"):]: v for k, v in z.items() if k.startswith("history/")}
+    check_history(path, history, version)
+    return Run(str(path), attrs, history, z["w"])
+
+
+def recover(path, output=None, overwrite=False):
+    """Write the HDF5 result kept in fallback archive ``path``; its name.
+
+    ``output`` defaults to the result file the run asked for."""
+    from .results import check_output_path, write_result
+    z = read_fallback(path)
+    run = load_fallback(path)
+    output = output or str(z["requested_path"])
+    check_output_path(output, overwrite)
+    docs = json.loads(str(z["column_docs"]))
+    write_result(output, run.attrs, run.history, run.w, column_docs=docs)
+    return output
