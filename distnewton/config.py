@@ -13,43 +13,12 @@ from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import dataclass
-from typing import Any, Callable
 
 import yaml
 
 from .errors import UserError
-
-
-@dataclass
-class Param:
-    """One config key: type(s), default, an optional check and a doc line."""
-
-    types: tuple
-    default: Any
-    doc: str = ""
-    check: Callable[[Any], str | None] | None = None  # returns an error text or None
-    choices: tuple | None = None
-    nullable: bool = False
-
-
-def positive(x):
-    return None if x > 0 else f"must be > 0, got {x}"
-
-
-def nonneg(x):
-    return None if x >= 0 else f"must be >= 0, got {x}"
-
-
-def at_least(lo):
-    return lambda x: None if x >= lo else f"must be >= {lo}, got {x}"
-
-
-def in_open_closed(lo, hi):
-    return lambda x: None if lo < x <= hi else f"must be in ({lo}, {hi}], got {x}"
-
-
-INT, FLOAT, STR, BOOL = (int,), (int, float), (str,), (bool,)
+from .params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed,  # noqa: F401
+                     nonneg, positive)
 
 SCHEMA: dict[str, dict[str, Param]] = {
     "data": {

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import FLOAT, INT, Param, at_least, nonneg
+from ..params import FLOAT, INT, Param, at_least, nonneg
 from . import primitives as P
 from .base import LS_STEPS_APPROX, Algorithm
 from .giant import DIRECTION, GIANT

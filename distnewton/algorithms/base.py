@@ -10,23 +10,13 @@ worker-side code is a set of functions registered with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 
-from ..config import FLOAT, INT, STR, Param, at_least, in_open_closed, positive
-
-
-@dataclass
-class Problem:
-    """What the master knows of the data: sizes, loss and lambda (no rows)."""
-
-    n: int              # training rows over all workers
-    d: int              # features (including the intercept column if any)
-    lam: float          # lambda, the L2 weight
-    loss: str           # "logistic" or "ridge"
-    sizes: tuple        # n_k for k = 1..K
+from ..problem import Problem  # noqa: F401  (re-exported: the algorithms' view)
+from ..params import FLOAT, INT, STR, Param, at_least, in_open_closed, positive
 
 
 class Algorithm:

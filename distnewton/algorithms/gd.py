@@ -17,7 +17,7 @@ per halving (and 1 round once, to start, for f and g at w_0).
 
 from __future__ import annotations
 
-from ..config import FLOAT, INT, Param, at_least, in_open_closed, positive
+from ..params import FLOAT, INT, Param, at_least, in_open_closed, positive
 from . import primitives as P
 from .base import Algorithm
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import STR, Param
+from ..params import STR, Param
 from ..runtime import worker_task
 from . import primitives as P
 from .base import LINE_SEARCH, LS_STEPS_APPROX, SOLVER, Algorithm

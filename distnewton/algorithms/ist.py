@@ -140,7 +140,7 @@ import math
 
 import numpy as np
 
-from ..config import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ..params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
 from ..runtime import worker_task
 from .base import Algorithm
 from .ist_analysis import quadratic_analysis

@@ -32,7 +32,7 @@ from collections import deque
 
 import numpy as np
 
-from ..config import FLOAT, INT, Param, at_least
+from ..params import FLOAT, INT, Param, at_least
 from . import primitives as P
 from .base import Algorithm
 

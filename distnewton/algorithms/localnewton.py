@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import INT, Param, at_least
+from ..params import INT, Param, at_least
 from ..runtime import worker_task
 from . import primitives as P
 from .base import LINE_SEARCH, SOLVER, Algorithm

@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from ..config import FLOAT, INT, Param, at_least, nonneg, positive
+from ..params import FLOAT, INT, Param, at_least, nonneg, positive
 from ..runtime import worker_task
 from .base import Algorithm
 

@@ -65,7 +65,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..config import FLOAT, INT, STR, Param, at_least, nonneg, positive
+from ..params import FLOAT, INT, STR, Param, at_least, nonneg, positive
 from ..errors import UserError
 from ..linalg import check_dense_hessian, cho_factor_damped, log
 from ..runtime import worker_task

@@ -99,7 +99,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import FLOAT, INT, STR, Param, at_least, positive
+from ..params import FLOAT, INT, STR, Param, at_least, positive
 from ..runtime import worker_task
 from .base import Algorithm
 from .localsgd import batches, sgd, stochastic_grad

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from distnewton.errors import UserError
+from distnewton.problem import add_intercept
 
 FORMAT, VERSION = "distnewton-shards", 1
 MANIFEST = "manifest.json"
@@ -154,7 +155,7 @@ def _finish_rows(cfg, X, y, d, mapping, key):
     if cfg["model"]["loss"] == "logistic":
         y, _ = map_labels(y, "logistic", source=key, reference=mapping)
     if cfg["model"]["fit_intercept"]:
-        X = sp.hstack([X, np.ones((X.shape[0], 1))], format="csr")
+        X = add_intercept(X)
     return X, y
 
 
@@ -174,10 +175,9 @@ def prepare_shards(cfg, n_workers, load_rows):
     and ``parts`` are None and each worker loads its own part.  True (sim):
     every part is read and stacked, ``parts`` are the contiguous row ranges.
     """
-    from distnewton.algorithms.base import Problem
     from distnewton.data import map_labels, read_libsvm
     from distnewton.data.registry import resolve_path
-    from distnewton.driver import Setup, lambda_value
+    from distnewton.problem import Problem, Setup, lambda_value
     key = "data.shards"
     dc, mc = cfg["data"], cfg["model"]
     folder = dc["shards"]
@@ -206,10 +206,7 @@ def prepare_shards(cfg, n_workers, load_rows):
         ts = read_libsvm(tpath, n_features=d, zero_based=dc["zero_based"])
         yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=tpath,
                            reference=mapping)
-        Xt = ts.X
-        if mc["fit_intercept"]:
-            Xt = sp.hstack([Xt, np.ones((Xt.shape[0], 1))], format="csr")
-        test = (Xt, yt)
+        test = (add_intercept(ts.X) if mc["fit_intercept"] else ts.X, yt)
     n = m["n_samples"]
     problem = Problem(n=n, d=d_total, lam=lambda_value(cfg, n), loss=mc["loss"],
                       sizes=tuple(m["sizes"]))
