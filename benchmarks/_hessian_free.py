@@ -14,6 +14,7 @@ from sklearn.datasets import load_svmlight_file
 
 import core_bench as cb
 from _memory import run_capped
+from _smoke import have_liblinear, synth_set
 
 TARGET = 1e-6
 PY = sys.executable
@@ -34,7 +35,7 @@ def shard_mib(X, y, K, seed=0):
 def run_one(tmp, tag, data, model, alg, max_rounds, f_star, K, cap, grad_rtol=1e-14):
     cfg = {"data": {**data, "partition": "iid", "seed": 0}, "model": model, "algorithm": alg,
            "run": {"max_rounds": max_rounds, "grad_rtol": grad_rtol, "f_star": f_star,
-                   "target_subopt": TARGET, "backend": "mpi"}}
+                   "target_subopt": None if f_star is None else TARGET, "backend": "mpi"}}
     path = os.path.join(tmp, f"{tag}.yaml")
     with open(path, "w") as fh:
         yaml.safe_dump(cfg, fh)
@@ -54,36 +55,56 @@ def run_one(tmp, tag, data, model, alg, max_rounds, f_star, K, cap, grad_rtol=1e
 
 
 def sweep(args, tmp, name, data, model, f_star, plan):
-    """plan: [(label, algorithm section, max_rounds, K)] -> list of (label, K, result)."""
-    return [(label, K, run_one(tmp, f"{name}-{i}", data, model, alg, rounds, f_star, K,
-                               args.cap_seconds))
+    """plan: [(label, algorithm section, max_rounds, K)] -> list of (label, K, result).
+
+    ``--smoke`` keeps the first entry, ``--round-cap`` lowers every round cap."""
+    plan = plan[:getattr(args, "smoke_plans", None) or len(plan)]
+    cap = getattr(args, "round_cap", None)
+    return [(label, K, run_one(tmp, f"{name}-{i}", data, model, alg,
+                               min(rounds, cap or rounds), f_star, K, args.cap_seconds))
             for i, (label, alg, rounds, K) in enumerate(plan)]
 
 
+def best_f_star(known, results):
+    """The lowest of ``known`` (None: unknown) and every run's best loss."""
+    losses = [float(np.min(r["hist"]["loss"])) for *_, r in results if r["hist"]]
+    return min(([known] if known is not None else []) + losses)
+
+
+def news20_data(args, tmp):
+    """(train, d, positive labels): news20, or a 400 x 6000 synthetic stand-in (--smoke)."""
+    if getattr(args, "smoke", False):
+        return synth_set(tmp, "news20-like", 400, 6000, density=0.003)[0], 6000, [1]
+    return os.path.join(os.path.abspath(args.data_dir), "news20.bz2"), 62061, list(range(1, 11))
+
+
 def news20(args, tmp):
-    train = os.path.join(os.path.abspath(args.data_dir), "news20.bz2")
-    d = 62061
+    train, d, positive = news20_data(args, tmp)
     X, y_raw = load_svmlight_file(train, n_features=d)
     X = X.tocsr()
-    y = np.where(y_raw <= 10, 1.0, -1.0)
+    y = np.where(np.isin(y_raw, positive), 1.0, -1.0)
     n, lam = X.shape[0], 1.0 / X.shape[0]
-    w_ll, t_ll = cb.liblinear_fitter(X, y, lam)(1e-9)
-    f_ll = cb.objective(X, y, w_ll, lam)
+    f_ll = t_ll = None
+    if have_liblinear():
+        w_ll, t_ll = cb.liblinear_fitter(X, y, lam)(1e-9)
+        f_ll = cb.objective(X, y, w_ll, lam)
     plan = []
-    for K in (args.workers, 2):
+    for K in dict.fromkeys((args.workers, 2)):
         plan += [("giant", {"name": "giant"}, 1500, K),
                  ("adaptive_localnewton", {"name": "adaptive_localnewton"}, 1500, K),
                  ("newton (Newton-CG)", {"name": "newton"}, 1500, K)]
     plan.append(("giant, direction: local (the paper's)", {"name": "giant", "direction": "local"},
                  300, args.workers))
-    data = {"train": train, "n_features": d, "positive_labels": list(range(1, 11))}
+    data = {"train": train, "n_features": d, "positive_labels": positive}
     model = {"loss": "logistic", "lambda": "1/n", "fit_intercept": False}
     results = sweep(args, tmp, "news20", data, model, f_ll, plan)
-    f_star = min([f_ll] + [float(np.min(r["hist"]["loss"])) for *_, r in results if r["hist"]])
+    f_star = best_f_star(f_ll, results)
     shards = {K: shard_mib(X, y, K) for K in {K for _, K, _ in results}}
-    head = (f"news20: n = {n}, d = {d}, nnz = {X.nnz}, CSR {csr_mib(X):.1f} MiB in all; a dense "
-            f"d x d Hessian would be {d * d * 8 / 1e9:.0f} GB. lambda = 1/n = {lam:.3e}. f* = "
-            f"{f_star:.15f} (LIBLINEAR -s 0 -e 1e-9: {f_ll:.15f}, {t_ll:.1f} s).")
+    ll = ("LIBLINEAR not installed: the best distnewton loss" if f_ll is None else
+          f"LIBLINEAR -s 0 -e 1e-9: {f_ll:.15f}, {t_ll:.1f} s")
+    head = (f"{os.path.basename(train)}: n = {n}, d = {d}, nnz = {X.nnz}, CSR "
+            f"{csr_mib(X):.1f} MiB in all; a dense d x d Hessian would be "
+            f"{d * d * 8 / 1e9:.2g} GB. lambda = 1/n = {lam:.3e}. f* = {f_star:.15f} ({ll}).")
     return head, f_star, shards, results
 
 
@@ -91,7 +112,12 @@ def synth(args, tmp):
     with open(SYNTH_CONFIG) as fh:
         cfg = yaml.safe_load(fh)
     s = cfg["data"]["synth"]
-    train = os.path.join(args.synth_dir, "synth1m.svm")
+    name = "synth1m.svm"
+    if getattr(args, "smoke", False):                  # the same generator, shrunk
+        s = {**s, "n_samples": 400, "n_features": 8000,      # as many non-zeros per row
+             "density": min(1.0, s["density"] * s["n_features"] / 8000)}
+        name = "synth-smoke.svm"
+    train = os.path.join(args.synth_dir, name)
     if not os.path.exists(train):
         os.makedirs(args.synth_dir, exist_ok=True)
         subprocess.run([PY, "-m", "distnewton", "data", "synth", train, "--samples",
@@ -101,21 +127,23 @@ def synth(args, tmp):
     d = s["n_features"]
     X, y = load_svmlight_file(train, n_features=d)
     X = X.tocsr()
-    lam, f_cfg = cfg["model"]["lambda"], cfg["run"]["f_star"]
+    lam = cfg["model"]["lambda"]
+    f_cfg = None if getattr(args, "smoke", False) else cfg["run"]["f_star"]
     plan = []
-    for K in (args.workers, 2):
+    for K in dict.fromkeys((args.workers, 2)):
         plan += [("giant", {"name": "giant"}, 400, K),
                  ("adaptive_localnewton", {"name": "adaptive_localnewton"}, 400, K),
                  ("newton (Newton-CG)", {"name": "newton"}, 400, K)]
     data = {"train": train, "n_features": d}
     model = {"loss": "logistic", "lambda": lam}
     results = sweep(args, tmp, "synth1m", data, model, f_cfg, plan)
-    f_star = min([f_cfg] + [float(np.min(r["hist"]["loss"])) for *_, r in results if r["hist"]])
+    f_star = best_f_star(f_cfg, results)
     shards = {K: shard_mib(X, y, K) for K in {K for _, K, _ in results}}
+    known = ("--smoke: the best distnewton loss" if f_cfg is None else
+             f"config: {f_cfg:.15f}, from newton solver cg to ||grad|| 2e-14")
     head = (f"synthetic (configs/synth1m/giant.yaml): n = {X.shape[0]}, d = {d}, nnz = {X.nnz}, "
-            f"CSR {csr_mib(X):.1f} MiB in all; a dense Hessian would be {d * d * 8 / 1e12:.0f} TB. "
-            f"lambda = {lam:g}. f* = {f_star:.15f} (config: {f_cfg:.15f}, from newton solver cg "
-            "to ||grad|| 2e-14).")
+            f"CSR {csr_mib(X):.1f} MiB in all; a dense Hessian would be {d * d * 8 / 1e12:.2g} TB. "
+            f"lambda = {lam:g}. f* = {f_star:.15f} ({known}).")
     return head, f_star, shards, results
 
 

@@ -22,10 +22,11 @@ What it measures, per data set:
   3 timings of that fit/train call alone (data conversion excluded). The setting is
   shown in brackets.
 
-Run (from the repo root or anywhere; ~5 minutes on 2 cores, ``--quick`` ~1 minute):
+Run (from the repo root or anywhere; ~5 minutes on 2 cores, ``--quick`` ~1 minute,
+``--smoke`` seconds on a small synthetic set, 1 worker):
 
     python benchmarks/core_bench.py [--datasets a9a w8a] [--data-dir DIR] [--workers 4]
-                                    [--gd-rounds 10000] [--quick]
+                                    [--gd-rounds 10000] [--quick] [--smoke]
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``) for the LIBLINEAR rows.
 Do not run anything else heavy at the same time: the timings are wall-clock.
@@ -52,6 +53,9 @@ import yaml
 from sklearn.datasets import load_svmlight_file
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _smoke import NO_LIBLINEAR, SMOKE_HELP, have_liblinear, synth_set  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASETS = {  # name: (train file, test file or None, n_features)
@@ -228,6 +232,24 @@ def markdown(header, rows):
     return "\n".join(lines)
 
 
+def data_sets(args, data_dir, tmp):
+    """name -> (train, test or None, n_features): the real sets found in ``data_dir``,
+    or one small synthetic set (``--smoke``)."""
+    if args.smoke:
+        train, test = synth_set(tmp, "synth", 600, 20, density=0.4, n_test=200)
+        return {"synth": (train, test, 20)}
+    sets = {}
+    for name in args.datasets:
+        train, test, d = DATASETS[name]
+        train = os.path.join(data_dir, train)
+        test = os.path.join(data_dir, test) if test else None
+        if not os.path.exists(train):
+            print(f"core_bench: {train} not found; skipping {name}")
+            continue
+        sets[name] = (train, test if test and os.path.exists(test) else None, d)
+    return sets
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["a9a", "w8a"])
@@ -235,37 +257,32 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--gd-rounds", type=int, default=10000, help="gd's run.max_rounds cap")
     ap.add_argument("--quick", action="store_true", help="a9a only, fewer settings, gd 2000 rounds")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args(argv)
     data_dir = os.path.abspath(args.data_dir)
-    if not os.path.isdir(data_dir):
-        print(f"core_bench: data directory {data_dir} not found; skipping (use --data-dir)")
+    if not args.smoke and not os.path.isdir(data_dir):
+        print(f"core_bench: data directory {data_dir} not found; skipping (use --data-dir "
+              "or --smoke)")
         return 0
     if shutil.which("mpiexec") is None or shutil.which("distnewton") is None:
         print("core_bench: mpiexec or distnewton not on PATH; skipping")
         return 0
-    datasets, gd_rounds = args.datasets, args.gd_rounds
+    gd_rounds = args.gd_rounds
     eps_list = [10.0 ** -k for k in range(2, 9)]
     tol_list = [10.0 ** -k for k in range(2, 13)]
     if args.quick:
-        datasets, gd_rounds = ["a9a"], min(gd_rounds, 2000)
+        args.datasets, gd_rounds = ["a9a"], min(gd_rounds, 2000)
         eps_list, tol_list = [1e-2, 1e-4, 1e-6, 1e-8], [1e-3, 1e-6, 1e-9, 1e-12]
-    try:
-        import liblinear.liblinearutil  # noqa: F401
-        have_liblinear = True
-    except ImportError:
-        have_liblinear = False
+    if args.smoke:
+        args.workers, gd_rounds = 1, 30
+        eps_list, tol_list = [1e-2, 1e-6, 1e-8], [1e-3, 1e-8, 1e-12]
+    liblinear = have_liblinear()
     machine_header()
     fs_rows, rows = [], []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="core_bench-") as tmp:
-        for name in datasets:
-            train, test, d = DATASETS[name]
-            train = os.path.join(data_dir, train)
-            test = os.path.join(data_dir, test) if test else None
-            if not os.path.exists(train):
-                print(f"core_bench: {train} not found; skipping {name}")
-                continue
-            files = (train, test if test and os.path.exists(test) else None, d)
+        for name, files in data_sets(args, data_dir, tmp).items():
+            train, _, d = files
             X, y = load_svmlight_file(train, n_features=d)
             X = X.tocsr()
             y = np.where(y > 0, 1.0, -1.0)
@@ -277,7 +294,7 @@ def main(argv=None):
                             f"{(f_dn - f_sk) / abs(f_sk):.2e}"])
             rows += distnewton_rows(tmp, name, files, fs, args.workers, gd_rounds)
             obj = lambda w: objective(X, y, w, lam)  # noqa: E731
-            if have_liblinear:
+            if liblinear:
                 rows.append(tighten("LIBLINEAR -s 0", name, eps_list, liblinear_fitter(X, y, lam),
                                     obj, fs, "e"))
             for solver in ("newton-cholesky", "lbfgs"):
@@ -297,7 +314,7 @@ def main(argv=None):
           "(logging-only evaluation excluded). Whole-process: the mpiexec command. LIBLINEAR/sklearn: "
           "median of 3 train/fit calls at the loosest setting (in brackets) reaching the target; "
           "final rel. subopt. is that of the tightest setting tried."
-          + ("" if have_liblinear else " LIBLINEAR skipped: `pip install liblinear-official`."))
+          + ("" if liblinear else f" {NO_LIBLINEAR}."))
     print(f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s; load average at the end "
           f"{load()} (this script's own ranks count too)")
     return 0

@@ -22,10 +22,11 @@ suboptimality reached, bytes per round, and on ridge the logged analysis
 (bias ||E[B]^{-1}E[h] - x*|| and radius R of the ist module docstring, next to
 the final ||x - x*||).
 
-Run (~3-4 minutes on 2 busy cores; --quick: fewer rounds, one problem):
+Run (~3-4 minutes on 2 busy cores; --quick: fewer rounds, one problem; --smoke:
+seconds, two small synthetic problems, 20 rounds):
 
     python benchmarks/ist_bench.py [--data-dir DIR] [--workers 4] [--rounds 300]
-                                   [--targets 0.25 0.02] [--quick]
+                                   [--targets 0.25 0.02] [--quick] [--smoke]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 import warnings
 
@@ -40,7 +42,10 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _smoke import SMOKE_HELP, synth_set                   # noqa: E402
+from _tables import markdown_table                          # noqa: E402
 from distnewton.config import resolve                      # noqa: E402
 from distnewton.driver import Printer, algorithm_params, drive, prepare   # noqa: E402
 from distnewton.run import make_shards                     # noqa: E402
@@ -81,8 +86,8 @@ def one_run(raw, setup, K, fs, targets, rounds):
     cfg = resolve({**raw, "run": {"max_rounds": rounds, "grad_rtol": None,
                                   "target_loss": fs * (1 + min(targets)) if fs > 0 else None}})
     rt = SimRuntime(make_shards(setup), 0, algorithm_params(cfg))
-    alg, hist, status, _ = drive(rt, cfg, setup.problem, setup.test, Printer(0))
-    h = hist.arrays()
+    out = drive(rt, cfg, setup.problem, setup.test, Printer(0))
+    h, status = out.history.arrays(), out.status
     sub = (h["loss"] - fs) / abs(fs)
     total = h["bytes_up"] + h["bytes_down"]
     hits = []
@@ -102,7 +107,52 @@ def score(res):
 
 
 def fmt_hit(h):
-    return f"{h[0]:>5d} {h[1] / 1e3:>9.1f}k" if h else f"{'-':>5} {'-':>10}"
+    return [str(h[0]), f"{h[1] / 1e3:.1f}k"] if h else ["-", "-"]
+
+
+def smoke_problems(tmp):
+    """--smoke: a small synthetic logistic and ridge problem instead of the real sets."""
+    logistic = synth_set(tmp, "logistic", 400, 12, density=0.5)[0]
+    ridge = synth_set(tmp, "ridge", 300, 10, density=0.6, loss="ridge")[0]
+    return {"synth-logistic": (logistic, "logistic", "1/n", 12),
+            "synth-ridge": (ridge, "ridge", 1e-3, 10)}
+
+
+def problem_rows(name, problem, args, K, targets):
+    """The table rows of one problem, both partitions."""
+    file, loss, lam, nf = problem
+    rows = []
+    for part in ("iid", "label_skew"):
+        data = {"train": os.path.join(args.data_dir, file), "n_features": nf, "partition": part}
+        model = {"loss": loss, "lambda": lam}
+        base = resolve({"data": data, "model": model, "algorithm": {"name": "gd"}})
+        setup = prepare(base, K)
+        lam_v = setup.problem.lam
+        fs = f_star(setup.X, setup.y, loss, lam_v)
+        L = smoothness(setup.X, loss, lam_v)
+        runs = [("gd", 1 / L, {"name": "gd", "step_size": 1 / L}),
+                ("ist-identity", 1 / L, {"name": "ist", "sketch": "identity", "gamma": 1 / L})]
+        results = []
+        for label, g, algo in runs:
+            results.append((label, g, one_run({"data": data, "model": model, "algorithm": algo},
+                                              setup, K, fs, targets, args.rounds)))
+        for sk in SKETCHES:
+            tried = []
+            for c in GRID:
+                algo = {"name": "ist", "sketch": sk, "gamma": c / L}
+                tried.append((c / L, one_run({"data": data, "model": model, "algorithm": algo},
+                                             setup, K, fs, targets, args.rounds)))
+            g, res = min(tried, key=lambda t: score(t[1]))
+            results.append((f"ist-{sk}", g, res))
+        for label, g, res in results:
+            ridge = ["", "", ""]
+            if "dist_opt" in res and np.isfinite(res.get("radius", np.nan)):
+                ridge = [f"{res['dist_opt']:.3f}", f"{res['bias']:.3f}", f"{res['radius']:.3f}"]
+            rows.append([name, part, label, f"{g:.3g}", *fmt_hit(res["hits"][0]),
+                         *fmt_hit(res["hits"][1]), f"{res['best']:.2e}",
+                         f"{res['per_round']:.0f}", *ridge])
+            print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+    return rows
 
 
 def main(argv=None):
@@ -113,6 +163,7 @@ def main(argv=None):
     ap.add_argument("--targets", type=float, nargs=2, default=(0.25, 0.02))
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     ap.add_argument("--quick", action="store_true", help="100 rounds, german-ridge only")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.problems = 100, ["german-ridge"]
@@ -120,47 +171,21 @@ def main(argv=None):
     threadpool_limits(1)
     K, targets = args.workers, tuple(sorted(args.targets, reverse=True))
     t_start = time.perf_counter()
-    print(f"# IST vs GD, K = {K} workers (sim), up to {args.rounds} rounds; "
-          f"targets: (f - f*)/f* <= {targets[0]:g} and {targets[1]:g}")
-    head = (f"{'problem':<13} {'partition':<10} {'method':<16} {'gamma':>8} "
-            f"{'rounds':>5} {'bytes':>10} {'rounds':>5} {'bytes':>10} {'best subopt':>11} "
-            f"{'B/round':>8}  ridge: ||x-x*||  bias  radius")
-    print(f"{'':<50}{'to ' + format(targets[0], 'g'):^17} {'to ' + format(targets[1], 'g'):^17}")
-    print(head)
-    for name in args.problems:
-        file, loss, lam, nf = PROBLEMS[name]
-        for part in ("iid", "label_skew"):
-            data = {"train": os.path.join(args.data_dir, file), "n_features": nf,
-                    "partition": part}
-            model = {"loss": loss, "lambda": lam}
-            base = resolve({"data": data, "model": model, "algorithm": {"name": "gd"}})
-            setup = prepare(base, K)
-            lam_v = setup.problem.lam
-            fs = f_star(setup.X, setup.y, loss, lam_v)
-            L = smoothness(setup.X, loss, lam_v)
-            rows = [("gd", 1 / L, {"name": "gd", "step_size": 1 / L}),
-                    ("ist-identity", 1 / L, {"name": "ist", "sketch": "identity",
-                                             "gamma": 1 / L})]
-            results = []
-            for label, g, algo in rows:
-                results.append((label, g, one_run({"data": data, "model": model, "algorithm": algo},
-                                                  setup, K, fs, targets, args.rounds)))
-            for sk in SKETCHES:
-                tried = []
-                for c in GRID:
-                    algo = {"name": "ist", "sketch": sk, "gamma": c / L}
-                    tried.append((c / L, one_run({"data": data, "model": model, "algorithm": algo},
-                                                 setup, K, fs, targets, args.rounds)))
-                g, res = min(tried, key=lambda t: score(t[1]))
-                results.append((f"ist-{sk}", g, res))
-            for label, g, res in results:
-                ridge = ""
-                if "dist_opt" in res and np.isfinite(res.get("radius", np.nan)):
-                    ridge = f"  {res['dist_opt']:.3f}  {res['bias']:.3f}  {res['radius']:.3f}"
-                print(f"{name:<13} {part:<10} {label:<16} {g:>8.3g} {fmt_hit(res['hits'][0])} "
-                      f"{fmt_hit(res['hits'][1])} {res['best']:>11.2e} {res['per_round']:>8.0f}"
-                      f"{ridge}", flush=True)
-    print(f"# f* from scikit-learn / numpy; total {time.perf_counter() - t_start:.0f} s")
+    with tempfile.TemporaryDirectory(prefix="ist_bench-") as tmp:
+        problems = {p: PROBLEMS[p] for p in args.problems}
+        if args.smoke:
+            problems, args.rounds = smoke_problems(tmp), 20
+        print(f"# IST vs GD, K = {K} workers (sim), up to {args.rounds} rounds; "
+              f"targets: (f - f*)/f* <= {targets[0]:g} and {targets[1]:g}\n", flush=True)
+        rows = []
+        for name, problem in problems.items():
+            rows += problem_rows(name, problem, args, K, targets)
+    head = ["problem", "partition", "method", "gamma"]
+    for t in targets:
+        head += [f"rounds to {t:g}", f"bytes to {t:g}"]
+    head += ["best subopt", "B/round", "ridge: dist(x, x*)", "bias", "radius"]
+    markdown_table(head, rows)
+    print(f"f* from scikit-learn / numpy; total {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":

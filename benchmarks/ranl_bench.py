@@ -20,32 +20,33 @@ backend in this process (same counts as MPI, see the README) with K workers
    safeguard line_search / damping, hessian_refresh 10 alone and with each
    safeguard.
 
-Run (from anywhere; ~3-6 minutes on 2 idle cores, ``--quick`` = a9a only):
+Every run is one ``distnewton.solve`` call (the Python API).
+
+Run (from anywhere; ~3-6 minutes on 2 idle cores, ``--quick`` = a9a only, ``--smoke``
+= seconds: n = 200 for the condition numbers, a small synthetic set for the rest,
+25 rounds):
 
     python benchmarks/ranl_bench.py [--data-dir DIR] [--workers 4] [--rounds 300]
-                                    [--gd-rounds 500] [--quick]
+                                    [--gd-rounds 500] [--quick] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import tempfile
 import time
 import warnings
-from contextlib import redirect_stdout
 
-import h5py
 import numpy as np
-import yaml
-from _tables import markdown_table  # noqa: E402  (benchmarks/, the script's folder)
+from _smoke import SMOKE_HELP, synth_set  # noqa: E402  (benchmarks/, the script's folder)
+from _tables import markdown_table  # noqa: E402
 from sklearn.datasets import load_svmlight_file
 from sklearn.linear_model import LogisticRegression
 
+import distnewton
 from distnewton.data import write_libsvm
-from distnewton.run import execute
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASETS = {"a9a": ("a9a.bz2", 123), "w8a": ("w8a.bz2", 300)}
@@ -54,18 +55,13 @@ TARGETS = (1e-4, 1e-6)
 
 
 def run(tmp, tag, data, model, algo, run_keys, workers):
-    """One sim run in this process; returns (attrs, history)."""
-    path, out = os.path.join(tmp, f"{tag}.yaml"), os.path.join(tmp, f"{tag}.h5")
+    """One sim run in this process (``distnewton.solve``); returns (attrs, history)."""
     cfg = {"data": data, "model": model, "algorithm": algo,
-           "run": {"backend": "sim", "workers": workers, "seed": 0, **run_keys},
-           "output": {"path": out, "overwrite": True}}
-    with open(path, "w") as fh:
-        yaml.safe_dump(cfg, fh)
-    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+           "run": {"seed": 0, **run_keys}}
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)      # overflow when a run diverges
-        execute(path, [], verbosity=0)
-    with h5py.File(out, "r") as f:
-        return dict(f.attrs), {k: f["history"][k][()] for k in f["history"]}
+        res = distnewton.solve(cfg, workers=workers)
+    return res.attrs, res.history
 
 
 def first(sub, t):
@@ -98,6 +94,7 @@ def conditioned_ridge(path, kappa, n=1000, d=20, seed=0):
 
 
 def condition_table(tmp, args):
+    """Rounds to 1e-8 on ridge problems of growing condition number."""
     methods = [("ranl, capacity 1", {"name": "ranl"}),
                ("ranl, capacity 0.5", {"name": "ranl", "capacities": 0.5}),
                ("ranl, 0.5 + line_search", {"name": "ranl", "capacities": 0.5,
@@ -109,7 +106,7 @@ def condition_table(tmp, args):
     cells = {m: [] for m, _ in methods}
     for kappa in kappas:
         train = os.path.join(tmp, f"ridge-{kappa:.0e}.svm")
-        fs = conditioned_ridge(train, kappa)
+        fs = conditioned_ridge(train, kappa, n=args.cond_rows)
         for label, algo in methods:
             cap = args.gd_rounds if algo["name"] == "gd" else args.rounds
             attrs, hist = run(tmp, "cond", {"train": train}, {"loss": "ridge", "lambda": 1e-12},
@@ -162,6 +159,8 @@ def compare(het, i, full, j, hess):
     b_h, b_f = int(het["bytes_up"][i]), int(full["bytes_up"][j])
     r_h, r_f = int(het["comm_rounds"][i]) - 1, int(full["comm_rounds"][j]) - 1
     g_h, g_f = b_h - hess, b_f - hess
+    if min(r_h, r_f, g_h, g_f) <= 0:                      # reached in the Hessian round
+        return f"total {b_h / 1e3:.1f} vs {b_f / 1e3:.1f} kB; rounds {r_h + 1} vs {r_f + 1}"
     return (f"total {b_h / 1e3:.1f} vs {b_f / 1e3:.1f} kB (saves {1 - b_h / b_f:.0%}); "
             f"gradient rounds only {g_h / 1e3:.1f} vs {g_f / 1e3:.1f} kB "
             f"(saves {1 - g_h / g_f:.0%}); per gradient round {g_h / r_h / 1e3:.2f} vs "
@@ -169,7 +168,9 @@ def compare(het, i, full, j, hess):
             f"rounds {r_h + 1} vs {r_f + 1}")
 
 
-def hetero_tables(tmp, args, names):
+def hetero_tables(tmp, args, sets):
+    """Heterogeneous capacities vs capacity 1, and the options beyond the paper;
+    ``sets``: name -> (LIBSVM path, n_features)."""
     base = [("ranl, capacities " + HET, {"name": "ranl", "capacities": HET}),
             ("ranl, capacity 1", {"name": "ranl"}),
             ("giant", {"name": "giant"}), ("gd (Armijo)", {"name": "gd"})]
@@ -182,9 +183,7 @@ def hetero_tables(tmp, args, names):
     for t in TARGETS:
         head += [f"rounds to {t:.0e}", f"kB up to {t:.0e}"]
     rows2, rows3, saved = [], [], []
-    for name in names:
-        fname, d = DATASETS[name]
-        path = os.path.join(args.data_dir, fname)
+    for name, (path, d) in sets.items():
         fs = logistic_fstar(path, d)
         for part in ("iid", "label_skew"):
             data = {"train": path, "n_features": d, "partition": part}
@@ -225,14 +224,21 @@ def main():
     ap.add_argument("--rounds", type=int, default=300, help="round cap (RANL, GIANT)")
     ap.add_argument("--gd-rounds", type=int, default=500, help="round cap for GD")
     ap.add_argument("--quick", action="store_true", help="a9a only")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args()
+    args.cond_rows = 1000
     names = ["a9a"] if args.quick else list(DATASETS)
+    sets = {n: (os.path.join(args.data_dir, DATASETS[n][0]), DATASETS[n][1]) for n in names}
+    if args.smoke:
+        args.cond_rows, args.rounds, args.gd_rounds = 200, 25, 25
     print("# RANL benchmark (sim backend, seed 0)\n")
     print("command: python benchmarks/ranl_bench.py " + " ".join(sys.argv[1:]) + "\n")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.smoke:
+            sets = {"synth": (synth_set(tmp, "synth", 500, 15, density=0.4)[0], 15)}
         condition_table(tmp, args)
-        hetero_tables(tmp, args, names)
+        hetero_tables(tmp, args, sets)
     print(f"(total {time.perf_counter() - t0:.0f} s)")
 
 

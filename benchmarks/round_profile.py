@@ -13,10 +13,12 @@ Cholesky, newton with CG, giant, adaptive_localnewton, ranl, lbfgs), one real ru
 * ``idle``: load imbalance (slowest worker minus the mean worker), per round;
 * ``bytes/round`` (up + down), and the data set's ``nnz``/``d``.
 
-Run (about 3 minutes on 2 cores, plus about a minute to generate the synthetic set once):
+Run (about 3 minutes on 2 cores, plus about a minute to generate the synthetic set once;
+``--smoke``: seconds, 3000 synthetic rows only, 1 worker, 2 iterations, newton (cg), giant
+and ranl, nothing cached):
 
     python benchmarks/round_profile.py [--data-dir DIR] [--workers 2] [--iterations 4]
-                                       [--synth-rows 2000000] [--cache DIR]
+                                       [--synth-rows 2000000] [--cache DIR] [--smoke]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import h5py
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _smoke import SMOKE_HELP  # noqa: E402
 from _tables import markdown_table  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +45,16 @@ ALGOS = {   # label: algorithm section
     "ranl": {"name": "ranl"},
     "lbfgs": {"name": "lbfgs"},
 }
+#: --smoke profiles these only (each is one mpiexec run)
+SMOKE_ALGOS = ("newton (cg)", "giant", "ranl")
+
+
+def rows_label(rows):
+    """2000000 -> "2M", 3000 -> "3k"."""
+    for size, unit in ((10**6, "M"), (10**3, "k")):
+        if rows >= size:
+            return f"{rows // size}{unit}"
+    return str(rows)
 
 
 def synth_file(cache, rows):
@@ -81,17 +94,26 @@ def main(argv=None):
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--synth-rows", type=int, default=2_000_000)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "distnewton-bench"))
+    ap.add_argument("--smoke", action="store_true",
+                    help=SMOKE_HELP + "; synthetic rows only (3000), 1 worker, 2 iterations, "
+                    "3 algorithms")
     args = ap.parse_args(argv)
-    sets = {n: os.path.join(args.data_dir, f"{n}.bz2") for n in ("a9a", "w8a", "ijcnn1")}
+    real = () if args.smoke else ("a9a", "w8a", "ijcnn1")
+    sets = {n: os.path.join(args.data_dir, f"{n}.bz2") for n in real}
     sets = {n: p for n, p in sets.items() if os.path.exists(p)}
-    if args.synth_rows:
-        sets[f"synth {args.synth_rows // 10**6}M"] = synth_file(args.cache, args.synth_rows)
     header = ["data", "algorithm", "n x d", "rounds", "ms/round", "compute", "comm", "idle",
               "KiB/round"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        algos = ALGOS
+        if args.smoke:
+            args.synth_rows, args.workers, args.iterations = 3000, 1, 2
+            args.cache = os.path.join(tmp, "cache")
+            algos = {k: ALGOS[k] for k in SMOKE_ALGOS}
+        if args.synth_rows:
+            sets[f"synth {rows_label(args.synth_rows)}"] = synth_file(args.cache, args.synth_rows)
         for ds, train in sets.items():
-            for label, algo in ALGOS.items():
+            for label, algo in algos.items():
                 rows.append([ds, label] + profile(tmp, f"{ds.split()[0]}-{algo['name']}",
                                                   train, algo, args.workers, args.iterations))
                 print(" | ".join(map(str, rows[-1])), file=sys.stderr, flush=True)

@@ -26,7 +26,13 @@ Run (about 15-25 minutes on 2 cores; the synthetic file is 125 MB):
 
     python benchmarks/scale_bench.py [--data-dir DIR] [--workers 4] [--cap-seconds 300]
                                      [--synth-dir DIR] [--skip-news20] [--skip-synth]
-                                     [--skip-startup] [--startup-reps 5]
+                                     [--skip-startup] [--startup-reps 5] [--startup-ranks 5]
+                                     [--baseline-reps 3] [--round-cap N] [--smoke]
+
+``--smoke`` (seconds, no ../shared/data): a 2,000 x 123 synthetic stand-in for a9a, a
+400 x 6,000 one for news20 and the d = 1e6 set shrunk to 400 x 8,000 (CG path, as
+d > cg_threshold), 1 worker (mpiexec -n 2), one run per table, 20 rounds, every
+repetition once.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _hessian_free  # noqa: E402
 import core_bench as cb  # noqa: E402
+from _smoke import SMOKE_HELP, synth_set  # noqa: E402
 
 PY = sys.executable
 
@@ -123,7 +130,7 @@ def child_cpu(cmd):
 
 
 def startup(args, tmp):
-    train = os.path.join(os.path.abspath(args.data_dir), "a9a.bz2")
+    train = args.startup_train
     cfg = {"data": {"train": train, "n_features": 123, "partition": "iid", "seed": 0},
            "model": {"loss": "logistic", "lambda": "1/n", "fit_intercept": False},
            "algorithm": {"name": "newton"}, "run": {"max_rounds": 2, "backend": "mpi"}}
@@ -131,29 +138,32 @@ def startup(args, tmp):
     with open(path, "w") as fh:
         yaml.safe_dump(cfg, fh)
     out = os.path.join(tmp, "a9a-start.h5")
-    cmd = ["mpiexec", "-n", "5", PY, "-m", "distnewton", "run", path, "-o", out, "--overwrite"]
+    n, reps_b = str(args.startup_ranks), args.baseline_reps
+    cmd = ["mpiexec", "-n", n, PY, "-m", "distnewton", "run", path, "-o", out, "--overwrite"]
     reps = [timed_lines(cmd) for _ in range(args.startup_reps)]
     med = {k: statistics.median(r[k] for r in reps if k in r) for k in ("header", "iter0", "iter1", "exit")}
     base = {
-        "mpiexec -n 5 python -c pass": [PY, "-c", "pass"],
-        "mpiexec -n 5 python -c 'import numpy, scipy.sparse, mpi4py.MPI'":
+        f"mpiexec -n {n} python -c pass": [PY, "-c", "pass"],
+        f"mpiexec -n {n} python -c 'import numpy, scipy.sparse, mpi4py.MPI'":
             [PY, "-c", "import numpy, scipy.sparse; from mpi4py import MPI"],
-        "mpiexec -n 5 python -c 'import distnewton.run'": [PY, "-c", "import distnewton.run"],
-        "mpiexec -n 5 python -m distnewton --help": [PY, "-m", "distnewton", "--help"],
+        f"mpiexec -n {n} python -c 'import distnewton.run'": [PY, "-c", "import distnewton.run"],
+        f"mpiexec -n {n} python -m distnewton --help": [PY, "-m", "distnewton", "--help"],
     }
-    base_t = {k: statistics.median(plain_time(["mpiexec", "-n", "5", *c]) for _ in range(3))
+    base_t = {k: statistics.median(plain_time(["mpiexec", "-n", n, *c]) for _ in range(reps_b))
               for k, c in base.items()}
     imps = {m: importtime(m) for m in ("distnewton.run", "distnewton.cli")}
     runs = [[float(v) for v in subprocess.run([PY, "-c", PHASES, path], capture_output=True,
                                               text=True, check=True).stdout.split()]
-            for _ in range(3)]
+            for _ in range(reps_b)]
     phases = [statistics.median(r[i] for r in runs) for i in range(len(PHASE_NAMES))]
-    phases.insert(0, statistics.median(child_cpu([PY, "-c", "pass"]) for _ in range(3)))
+    phases.insert(0, statistics.median(child_cpu([PY, "-c", "pass"]) for _ in range(reps_b)))
     return med, reps, base_t, imps, phases
 
 
-def print_startup(med, reps, base_t, imps, phases):
-    print("## (b) Start-up on a9a, `mpiexec -n 5` (master + 4 workers), newton\n")
+def print_startup(args, med, reps, base_t, imps, phases):
+    ranks, data = args.startup_ranks, os.path.basename(args.startup_train)
+    print(f"## (b) Start-up on {data}, `mpiexec -n {ranks}` (master + {ranks - 1} workers), "
+          "newton\n")
     print(cb.markdown(["event (seconds after launching mpiexec)", f"median of {len(reps)}", "runs"],
                       [[k, f"{med[k]:.2f}", ", ".join(f"{r.get(k, float('nan')):.2f}" for r in reps)]
                        for k in ("header", "iter0", "iter1", "exit")]))
@@ -163,14 +173,15 @@ def print_startup(med, reps, base_t, imps, phases):
           f"a9a on rank 0 and scattering the shards; iter1: the first Newton iteration done "
           f"(rank 0 imports scipy.linalg between the two, outside the timed steps). Load "
           f"average now: {cb.load()}.\n")
-    print(cb.markdown(["baseline command", "seconds (median of 3)"],
+    print(cb.markdown(["baseline command", f"seconds (median of {args.baseline_reps})"],
                       [[k, f"{v:.2f}"] for k, v in base_t.items()]))
     names = ["python -c pass (interpreter, site)"] + PHASE_NAMES
-    print("\nCPU seconds per phase, one process alone (median of 3):\n")
+    print(f"\nCPU seconds per phase, one process alone (median of {args.baseline_reps}):\n")
     print(cb.markdown(["phase", "CPU s"], [[n, f"{v:.3f}"] for n, v in zip(names, phases)]))
     py, cli, run, mpi, setup, _, _, _ = phases
-    need = 5 * (py + cli + run + mpi) + setup
-    print(f"\nCPU the 5 ranks need before the first round, estimated from the phases: 5 x "
+    need = ranks * (py + cli + run + mpi) + setup
+    print(f"\nCPU the {ranks} ranks need before the first round, estimated from the phases: "
+          f"{ranks} x "
           f"(python + cli + run + MPI) + setup = {need:.2f} s, about "
           f"{need / 2:.2f} s on 2 cores (single-process CPU times vary with the machine's load).")
     for mod, (total, top) in imps.items():
@@ -180,6 +191,15 @@ def print_startup(med, reps, base_t, imps, phases):
                           [[p, f"{us / 1e6:.3f}", f"{100 * us / total:.0f}%"] for p, us in top.most_common(12)]))
     print()
 
+
+
+def smoke_args(args, tmp):
+    """--smoke: small synthetic stand-ins, one rep, 1 worker (2 ranks), 20 rounds."""
+    args.startup_train = synth_set(tmp, "a9a-like", 2000, 123, density=0.1, ext="bz2")[0]
+    args.startup_reps = args.baseline_reps = 1
+    args.startup_ranks, args.workers, args.round_cap, args.cap_seconds = 2, 1, 20, 120.0
+    args.synth_dir = os.path.join(tmp, "synth")
+    args.smoke_plans = 1
 
 
 def main(argv=None):
@@ -193,13 +213,23 @@ def main(argv=None):
     ap.add_argument("--skip-synth", action="store_true")
     ap.add_argument("--skip-startup", action="store_true")
     ap.add_argument("--startup-reps", type=int, default=5, help="start-up runs (median)")
+    ap.add_argument("--startup-ranks", type=int, default=5, help="ranks of the start-up runs")
+    ap.add_argument("--baseline-reps", type=int, default=3,
+                    help="runs of each start-up baseline and phase measurement (median)")
+    ap.add_argument("--round-cap", type=int, help="lower every run's round cap to this")
+    ap.add_argument("--smoke", action="store_true",
+                    help=SMOKE_HELP + "; small synthetic stand-ins for a9a, news20 and the "
+                    "d = 1e6 set, 1 worker, one run per table, mpiexec -n 2")
     args = ap.parse_args(argv)
     os.environ["PYTHONPATH"] = cb.REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
     cb.machine_header("distnewton scale and start-up benchmark")
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="scale_bench-") as tmp:
+        args.startup_train = os.path.join(os.path.abspath(args.data_dir), "a9a.bz2")
+        if args.smoke:
+            smoke_args(args, tmp)
         if not args.skip_startup:
-            print_startup(*startup(args, tmp))
+            print_startup(args, *startup(args, tmp))
             print(f"(load average after start-up part: {cb.load()})\n", flush=True)
         _hessian_free.run_all(args, tmp)
     print(f"Total benchmark time: {time.perf_counter() - t_start:.0f} s; load average at the end "

@@ -36,9 +36,11 @@ lr = gamma, decay 0).
 Run (from anywhere).  Measured on the shared 2-core machine with a load
 average of 7-11 from other jobs: 799 s in all (tuning 128 s; each
 ``mpiexec -n 9`` run ~12 s, mostly start-up); ``--quick`` (a9a only, no
-tuning, 5 methods, 50 rounds) 141 s:
+tuning, 5 methods, 50 rounds) 141 s; ``--smoke`` (a small synthetic set,
+2 methods tuned, 8 rounds, K = 1 MPI / 8 sim workers) seconds:
 
     python benchmarks/scaled_localsgd_bench.py [--data-dir DIR] [--rounds 100] [--quick]
+                                               [--smoke]
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ import warnings
 import h5py
 import numpy as np
 import yaml
-from _tables import markdown_table  # noqa: E402  (benchmarks/, the script's folder)
+from _smoke import SMOKE_HELP, synth_set  # noqa: E402  (benchmarks/, the script's folder)
+from _tables import markdown_table  # noqa: E402
 
 from distnewton.config import resolve
 from distnewton.driver import Printer, algorithm_params, drive, prepare
@@ -119,7 +122,7 @@ def run_sim(raw, workers):
     rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)      # overflow when a run diverges
-        hist = drive(rt, cfg, setup.problem, None, Printer(0))[1]   # (alg, history, ...)
+        hist = drive(rt, cfg, setup.problem, None, Printer(0)).history
     return hist.arrays()
 
 
@@ -198,12 +201,27 @@ def main():
     ap.add_argument("--sim-workers", type=int, default=100)
     ap.add_argument("--tune-workers", type=int, default=8)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help=SMOKE_HELP + "; Local SGD and OASIS local, tuned, 8 rounds")
     args = ap.parse_args()
     datasets, methods = list(DATASETS), METHODS
     if args.quick:
         datasets = ["a9a"]
         methods = [m for m in METHODS if m[0] in QUICK[("a9a", "iid")]]
         args.rounds = min(args.rounds, 50)
+    with tempfile.TemporaryDirectory(prefix="scaled_localsgd_bench-") as tmp:
+        if args.smoke:
+            DATASETS.clear()
+            DATASETS["synth"] = (synth_set(tmp, "synth", 600, 20, density=0.4)[0], 20)
+            datasets = ["synth"]
+            methods = [m for m in METHODS if m[0] in ("Local SGD", "OASIS local")]
+            args.rounds, args.local_steps, args.batch = 8, 5, 16
+            args.tune_workers, args.sim_workers, args.mpi_workers = 2, 8, 1
+        bench(args, datasets, methods)
+
+
+def bench(args, datasets, methods):
+    """Tune gamma, run the tables, print them."""
     t_start = time.time()
     problems = [(ds, part) for ds in datasets for part in PARTITIONS]
     fstar, paths = {}, {}

@@ -24,9 +24,13 @@ Measured on the 2-core development VM (shared, loaded), defaults:
 
     data: 2000000 x 50 (193 MB LIBSVM text), 8 workers, mpiexec -n 9, best of 1
     one-off `distnewton data split --parts 8`: 8.2 s
-    loading                                   job seconds    setup bytes  speed-up
-    whole file: rank 0 parses + scatters            51.68    160,556,296     1.00x
-    pre-split: worker k reads part-k                 3.96              0    13.06x
+
+    | loading                              | job seconds | setup bytes | speed-up |
+    |--------------------------------------|-------------|-------------|----------|
+    | whole file: rank 0 parses + scatters | 51.68       | 160,556,296 | 1.00x    |
+    | pre-split: worker k reads part-k     | 3.96        | 0           | 13.06x   |
+
+``--smoke``: 3000 x 20 rows, 2 workers, in a temporary folder (seconds).
 """
 
 from __future__ import annotations
@@ -36,11 +40,16 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import h5py
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _smoke import SMOKE_HELP  # noqa: E402
+from _tables import markdown_table  # noqa: E402
 
 
 def sh(cmd, **kw):
@@ -60,7 +69,19 @@ def main():
     ap.add_argument("--repeat", type=int, default=1, help="runs per variant (best is shown)")
     ap.add_argument("--work", default="/tmp/distnewton-split-bench",
                     help="folder for the data (kept between runs; delete it afterwards)")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args()
+    if args.smoke:
+        with tempfile.TemporaryDirectory(prefix="split_bench-") as tmp:
+            args.samples, args.features, args.workers, args.repeat = 3000, 20, 2, 1
+            args.work = tmp
+            bench(args)
+    else:
+        bench(args)
+
+
+def bench(args):
+    """Generate, split, run both ways; print the table."""
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     dn = [sys.executable, "-m", "distnewton"]
@@ -105,10 +126,9 @@ def main():
     if t_synth is not None:
         print(f"(generating the file took {t_synth:.1f} s)")
     print(f"one-off `distnewton data split --parts {K}`: {t_split:.1f} s\n")
-    print(f"{'loading':<40} {'job seconds':>12} {'setup bytes':>14} {'speed-up':>9}")
     base = rows[0][1]
-    for label, t, b in rows:
-        print(f"{label:<40} {t:12.2f} {b:14,d} {base / t:8.2f}x")
+    markdown_table(["loading", "job seconds", "setup bytes", "speed-up"],
+                   [[label, f"{t:.2f}", f"{b:,d}", f"{base / t:.2f}x"] for label, t, b in rows])
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ Run (from anywhere; about 3-5 minutes on 2 idle cores):
 
     python benchmarks/vs_liblinear.py [--datasets a9a w8a ijcnn1 phishing] [--data-dir DIR]
                                       [--workers 1 2] [--algos newton giant] [--repeat 1]
+                                      [--smoke]
+
+``--smoke``: a small synthetic set, 1 worker, newton and giant:cg:0.01 (seconds).
+Without ``liblinear-official`` the LIBLINEAR rows are left out, saying so.
 
 Reuses the helpers of ``core_bench.py`` (imported, not copied).
 """
@@ -44,6 +48,7 @@ from sklearn.datasets import load_svmlight_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import core_bench as cb  # noqa: E402
+from _smoke import NO_LIBLINEAR, SMOKE_HELP, have_liblinear, synth_set  # noqa: E402
 
 TARGET = 1e-6
 DATASETS = {  # name: (train file, n_features)
@@ -105,6 +110,22 @@ def dn_run(tmp, name, files, fs, algo, workers, repeat):
 
 
 
+def data_sets(args, tmp):
+    """name -> (train, n_features): the real sets found in --data-dir, or one small
+    synthetic set (``--smoke``)."""
+    if args.smoke:
+        return {"synth": (synth_set(tmp, "synth", 600, 20, density=0.4)[0], 20)}
+    data_dir, sets = os.path.abspath(args.data_dir), {}
+    for name in args.datasets:
+        fname, d = DATASETS[name]
+        train = os.path.join(data_dir, fname)
+        if not os.path.exists(train):
+            print(f"vs_liblinear: {train} not found; skipping {name}")
+            continue
+        sets[name] = (train, d)
+    return sets
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", choices=sorted(DATASETS),
@@ -114,20 +135,18 @@ def main(argv=None):
     ap.add_argument("--algos", nargs="+", default=["newton", "giant", "newton:cg:0.1", "giant:cg:0.01"],
                     help="NAME[:SOLVER[:CG_RTOL]], e.g. giant:cg:0.01")
     ap.add_argument("--repeat", type=int, default=1, help="mpiexec runs per cell (median)")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP + "; 1 worker, 2 algorithms")
     args = ap.parse_args(argv)
-    data_dir = os.path.abspath(args.data_dir)
+    if args.smoke:
+        args.workers, args.algos, args.repeat = [1], ["newton", "giant:cg:0.01"], 1
+    liblinear = have_liblinear()
     cb.TARGETS = (TARGET,)              # core_bench.tighten reads this module global
     cb.machine_header("distnewton vs LIBLINEAR and scikit-learn")
     print(f"Target: relative suboptimality (f - f*)/f* <= {TARGET:g}\n")
     t_start = time.perf_counter()
     rows, fs_rows = [], []
     with tempfile.TemporaryDirectory(prefix="vs_liblinear-") as tmp:
-        for name in args.datasets:
-            fname, d = DATASETS[name]
-            train = os.path.join(data_dir, fname)
-            if not os.path.exists(train):
-                print(f"vs_liblinear: {train} not found; skipping {name}")
-                continue
+        for name, (train, d) in data_sets(args, tmp).items():
             files = (train, None, d)
             X, y = load_svmlight_file(train, n_features=d)
             X = X.tocsr()
@@ -138,9 +157,10 @@ def main(argv=None):
             fs = min(f_dn, f_sk)
             fs_rows.append([name, str(n), str(d), f"{fs:.15f}", f"{(f_dn - f_sk) / abs(f_sk):.1e}"])
             obj = lambda w: cb.objective(X, y, w, lam)  # noqa: E731
-            ll = cb.tighten("LIBLINEAR -s 0", name, [10.0 ** -k for k in range(1, 9)],
-                            cb.liblinear_fitter(X, y, lam), obj, fs, "e")
-            rows.append([name, "LIBLINEAR -s 0", "1", "-", ll[4], "-", "-", ll[-1]])
+            if liblinear:
+                ll = cb.tighten("LIBLINEAR -s 0", name, [10.0 ** -k for k in range(1, 9)],
+                                cb.liblinear_fitter(X, y, lam), obj, fs, "e")
+                rows.append([name, "LIBLINEAR -s 0", "1", "-", ll[4], "-", "-", ll[-1]])
             for solver in ("newton-cholesky", "lbfgs"):
                 r = cb.tighten(f"sklearn {solver}", name, [10.0 ** -k for k in range(2, 13)],
                                cb.sklearn_fitter(X, y, lam, solver), obj, fs, "tol")
@@ -166,7 +186,8 @@ def main(argv=None):
           f"(rank 0 master + K workers), stopped at {TARGET:g}; in-run = history wall_time at the "
           "first row reaching the target; * = fastest distnewton algorithm for that K. "
           "LIBLINEAR/sklearn: median of 3 train/fit calls at the loosest setting reaching the target "
-          "(in brackets); final rel. subopt. is that of the tightest setting tried.")
+          "(in brackets); final rel. subopt. is that of the tightest setting tried."
+          + ("" if liblinear else f" {NO_LIBLINEAR}."))
     print(f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s; load average at the end "
           f"{cb.load()} (this script's own ranks count too)")
     return 0

@@ -2,9 +2,38 @@
 
 Rank 0 is the master, ranks 1..K are workers holding one shard each.  See the
 README for the command line, the YAML config and the HDF5 result schema.
+
+From Python::
+
+    import distnewton
+    res = distnewton.solve("configs/quickstart.yaml", workers=4)   # a Result
+    res.w, res.status, res.history["loss"], res.rounds
+
+``solve`` (:func:`distnewton.api.solve`) and ``Result``
+(:class:`distnewton.record.Result`) are imported on first use, so
+``import distnewton`` (and ``distnewton --help``) stays light.
 """
 
 __version__ = "0.3.0.dev0"
 
 #: Version of the HDF5 result layout (root attribute ``schema_version``).
 SCHEMA_VERSION = 1
+
+#: Lazily imported public names: name -> (module, attribute).
+_LAZY = {"solve": ("distnewton.api", "solve"), "Result": ("distnewton.record", "Result")}
+
+__all__ = ["solve", "Result", "__version__", "SCHEMA_VERSION"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -6,7 +6,11 @@
   ``grad_rtol``), the round/byte counters (algorithm and evaluation), ``n_workers``;
 - ``algorithm``: the master's algorithm object, attribute by attribute
   (arrays, scalars, lists/deques such as the L-BFGS memory, dicts, nested
-  algorithms such as Adaptive LocalNewton's GIANT phase, numpy Generators);
+  algorithms such as Adaptive LocalNewton's GIANT phase, numpy Generators).
+  A plugin algorithm (:mod:`distnewton.plugins`) is saved the same way, by the
+  types of its attributes; one of another type stops the write with a
+  TypeError naming it (``algorithm.cache['x']``: keep such values out of the
+  object, or rebuild them in ``step()``);
 - ``workers/<k>``: worker k's ``ctx.state`` and RNG state, serialised on the
   worker into an in-memory HDF5 image and gathered as bytes (2 rounds, counted
   with the evaluation rounds, never charged to the algorithm).
@@ -35,10 +39,19 @@ TYPE = "__type__"
 SKIP = ("rt", "prob")
 
 
+#: what :func:`write_obj` stores (the message for anything else)
+STORABLE = ("None, bool, int, float, str, bytes, numpy arrays and Generators, lists, "
+            "tuples, deques, dicts, SimpleNamespace, Algorithm objects")
+
+
 # -- a small recursive HDF5 serialiser ---------------------------------------
-def write_obj(group, key, value):
-    """Store ``value`` under ``group[key]`` (dataset, attribute or subgroup)."""
+def write_obj(group, key, value, where=None):
+    """Store ``value`` under ``group[key]`` (dataset, attribute or subgroup).
+
+    ``where``: the value's path for the error message (default ``key``).
+    """
     from .algorithms.base import Algorithm
+    where = key if where is None else where
     if value is None:
         group.attrs[key] = json.dumps({TYPE: "none"})
     elif isinstance(value, (bool, np.bool_)):
@@ -65,23 +78,25 @@ def write_obj(group, key, value):
             sub.attrs["maxlen"] = -1 if value.maxlen is None else value.maxlen
         sub.attrs["len"] = len(value)
         for i, item in enumerate(value):
-            write_obj(sub, str(i), item)
+            write_obj(sub, str(i), item, f"{where}[{i}]")
     elif isinstance(value, (dict, SimpleNamespace)):
         sub = group.create_group(key)
         sub.attrs[TYPE] = "dict" if isinstance(value, dict) else "namespace"
         items = value.items() if isinstance(value, dict) else vars(value).items()
         sub.attrs["keys"] = json.dumps([str(k) for k, _ in items])
         for k, item in items:
-            write_obj(sub, str(k), item)
+            write_obj(sub, str(k), item, f"{where}[{k!r}]" if isinstance(value, dict)
+                      else f"{where}.{k}")
     elif isinstance(value, Algorithm):
         sub = group.create_group(key)
         sub.attrs[TYPE] = "algorithm"
         sub.attrs["name"] = value.name
         for k, item in vars(value).items():
             if k not in SKIP:
-                write_obj(sub, k, item)
+                write_obj(sub, k, item, f"{where}.{k}")
     else:
-        raise TypeError(f"cannot checkpoint {key!r} of type {type(value).__name__}")
+        raise TypeError(f"cannot checkpoint {where}: a {type(value).__module__}."
+                        f"{type(value).__qualname__}, and a checkpoint stores only {STORABLE}")
 
 
 def read_obj(group, key, rt=None, prob=None):
@@ -147,7 +162,8 @@ def bytes_to_floats(raw: bytes):
 def _get(ctx, size_only):
     if "image" not in ctx.state.get("_checkpoint", {}):
         raw = _image(lambda f: (write_obj(f, "state", {k: v for k, v in ctx.state.items()
-                                                        if k != "_checkpoint"}),
+                                                        if k != "_checkpoint"},
+                                          f"worker {ctx.k} ctx.state"),
                                 write_obj(f, "rng", ctx.rng)))
         ctx.state["_checkpoint"] = {"image": raw}
     floats, n = bytes_to_floats(ctx.state["_checkpoint"]["image"])

@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from .errors import UserError
+from .errors import PluginError, UserError
 
 
 def env_rank():
@@ -27,6 +27,10 @@ def env_rank():
 
 
 def fail(exc: UserError):
+    if isinstance(exc, PluginError) and exc.backend is not None:
+        # a plugin import may fail on some ranks only: stop them all, one message
+        from .runtime.mpi import join_startup_check
+        exc = join_startup_check(exc, exc.backend)
     if env_rank() == 0:
         click.echo(f"distnewton: error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -62,9 +66,13 @@ def main():
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="override a config key (repeatable)")
 @click.option("--overwrite", is_flag=True, help="replace an existing result file")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="import this algorithm plugin module on every rank (appends to "
+                   "run.plugins; repeatable)")
 @click.option("-q", "--quiet", is_flag=True, help="no per-round lines")
 @click.option("-v", "--verbose", is_flag=True, help="bytes per round too")
-def run(config, resume, output, backend, workers, overrides, overwrite, quiet, verbose):
+def run(config, resume, output, backend, workers, overrides, overwrite, plugins, quiet,
+        verbose):
     """Run the algorithm of CONFIG and write one HDF5 result file.
 
     Exit codes: 0 done, 1 internal error, 2 user error, 3 stopped by
@@ -86,17 +94,26 @@ def run(config, resume, output, backend, workers, overrides, overwrite, quiet, v
         extra.append(f"output.path={output}")
     if overwrite:
         extra.append("output.overwrite=true")
+    extra += [f"run.plugins+={module}" for module in plugins]
     sys.exit(execute(config, extra, verbosity=0 if quiet else (2 if verbose else 1),
                      resume_path=resume))
 
 
 @main.command("list")
-def list_algorithms():
-    """Algorithms and their parameters, with defaults."""
-    from .algorithms import ALGORITHMS
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="import this algorithm plugin module first (repeatable)")
+def list_algorithms(plugins):
+    """Algorithms, where each comes from, and their parameters with defaults.
+
+    Origins: built-in, entry point DIST:NAME = MODULE:CLASS (an installed
+    distribution's group distnewton.algorithms), module M (a --plugin module).
+    """
+    from .algorithms import ALGORITHMS, load_plugins
+    load_plugins(plugins, where="--plugin")
     for name, cls in sorted(ALGORITHMS.items()):
-        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
-        click.echo(f"{name}: {doc}")
+        doc = ((cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+               or [""])[0]
+        click.echo(f"{name} [{ALGORITHMS.origin(name)}]: {doc}")
         for key, p in cls.params.items():
             choices = f" [{'|'.join(p.choices)}]" if p.choices else ""
             click.echo(f"    {key:<16} {str(p.default):<10} {p.doc}{choices}")

@@ -16,7 +16,7 @@ import difflib
 
 import yaml
 
-from .errors import UserError
+from .errors import PluginError, UserError
 from .params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed,  # noqa: F401
                      nonneg, positive)
 
@@ -70,6 +70,10 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "latency_model": Param((dict,), None, "{per_round: s, per_byte: s}: adds modelled network "
                                "time to a modelled_time column (wall_time is unchanged)",
                                nullable=True),
+        "plugins": Param((list,), [], "modules to import on every rank before the run (their "
+                         "@register_algorithm classes and worker tasks; `--plugin MODULE` "
+                         "appends one); recorded here, so --resume imports them again",
+                         nullable=True),
     },
     "output": {
         "path": Param(STR, None, "result file (default results/<config>-<time>.h5)",
@@ -119,7 +123,11 @@ def _typename(types):
 
 
 def parse_override(text: str):
-    """'section.key=value' -> (section, key, value parsed as YAML)."""
+    """'section.key=value' -> (section, key, value parsed as YAML).
+
+    ``section.key+=value`` appends to a list key: the key comes back as ``key+``
+    (``--plugin MODULE`` is ``run.plugins+=MODULE``).
+    """
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise UserError(f"--set {text}: expected section.key=value")
     path, raw = text.split("=", 1)
@@ -159,12 +167,14 @@ def load_yaml(path: str) -> dict:
 def resolve(raw: dict, overrides=(), algorithms=None, source="config") -> dict:
     """Apply overrides, check every key, fill defaults: the resolved config.
 
-    ``algorithms`` maps algorithm names to classes with a ``params`` dict of
-    :class:`Param` (the registry); the algorithm section is validated against
-    the chosen class.
+    ``run.plugins`` are imported here (:func:`distnewton.plugins.load_plugins`),
+    on every rank, before the algorithm is looked up and before any runtime
+    builds its worker-task table.  ``algorithms`` maps algorithm names to
+    classes with a ``params`` dict of :class:`Param` (default: the registry
+    ``distnewton.algorithms.ALGORITHMS``); the algorithm section is validated
+    against the chosen class.  A :class:`~distnewton.errors.PluginError` leaves
+    with ``backend`` set to ``run.backend`` (see :mod:`distnewton.errors`).
     """
-    if algorithms is None:
-        from .algorithms import ALGORITHMS as algorithms
     cfg = copy.deepcopy(raw)
     for text in overrides:
         section, key, value = parse_override(text)
@@ -175,6 +185,12 @@ def resolve(raw: dict, overrides=(), algorithms=None, source="config") -> dict:
         cfg.setdefault(section, {})
         if cfg[section] is None:
             cfg[section] = {}
+        if key.endswith("+"):                   # section.key+=value: append to a list
+            key = key[:-1]
+            old = cfg[section].get(key) or []
+            if not isinstance(old, list):
+                raise UserError(f"--set {text}: {section}.{key} is not a list")
+            value = old + (value if isinstance(value, list) else [value])
         cfg[section][key] = value
     for section in cfg:
         if section not in SECTIONS:
@@ -185,17 +201,44 @@ def resolve(raw: dict, overrides=(), algorithms=None, source="config") -> dict:
     for section, spec in SCHEMA.items():
         given = cfg.get(section) or {}
         out[section] = _check_section(section, given, spec)
-    alg = dict(cfg.get("algorithm") or {})
+    out["run"]["plugins"] = _check_plugins(out["run"]["plugins"])
+    try:
+        from .plugins import load_plugins
+        load_plugins(out["run"]["plugins"])
+        if algorithms is None:
+            from .algorithms import ALGORITHMS as algorithms
+        out["algorithm"] = _check_algorithm(dict(cfg.get("algorithm") or {}), algorithms,
+                                            out["run"]["plugins"])
+    except PluginError as exc:
+        exc.backend = out["run"]["backend"]
+        raise
+    _check_cross(out)
+    return out
+
+
+def _check_plugins(plugins):
+    """run.plugins: module names, each once (in order; --plugin may repeat one)."""
+    plugins = plugins or []
+    for name in plugins:
+        if not isinstance(name, str) or not name.strip():
+            raise UserError(f"run.plugins: expected importable module names, got {name!r}")
+    return list(dict.fromkeys(plugins))
+
+
+def _check_algorithm(alg, algorithms, plugins):
+    """The algorithm section against its class (a registry miss is a PluginError:
+    ranks may see different entry points)."""
     name = alg.pop("name", None)
     if name is None:
         raise UserError(f"algorithm.name: missing (one of {', '.join(sorted(algorithms))})")
     if name not in algorithms:
-        raise UserError(f"algorithm.name: unknown algorithm '{name}'{suggest(name, algorithms)}; "
-                        f"valid: {', '.join(sorted(algorithms))}")
+        hint = (f" (run.plugins {', '.join(plugins)} imported: a plugin module registers its "
+                "class with @register_algorithm)" if plugins else "")
+        raise PluginError(f"algorithm.name: unknown algorithm '{name}'"
+                          f"{suggest(name, algorithms)}; valid: {', '.join(sorted(algorithms))}"
+                          f"{hint}")
     params = _check_section("algorithm", alg, algorithms[name].params)
-    out["algorithm"] = {"name": name, **params}
-    _check_cross(out)
-    return out
+    return {"name": name, **params}
 
 
 def _check_section(section, given, spec):

@@ -23,6 +23,7 @@ from .linalg import preload as preload_linalg
 from .objectives import LOSSES
 from .problem import Problem, Setup, file_sha256, lambda_value, prepare  # noqa: F401
 from .progress import Bar, is_tty
+from .record import Outcome
 from .stopping import requested as stop_requested
 from . import checkpoint as _checkpoint  # noqa: F401  (registers worker tasks on every rank)
 
@@ -96,8 +97,9 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
 
     ``resume``: a :class:`~distnewton.checkpoint.Resume` to continue from.
     ``checkpoint(outcome)``: called every ``run.checkpoint_every`` rounds with
-    a provisional outcome (status ``running``).  Returns the outcome
-    (alg, history, status, message, state), where ``state`` is the checkpoint
+    a provisional :class:`~distnewton.record.Outcome` (status ``running``).
+    Returns the :class:`~distnewton.record.Outcome` (``alg``, ``history``,
+    ``status``, ``message``, ``state``), where ``state`` is the checkpoint
     (counters, worker images) when one is due at the end: a stop by signal,
     or ``run.checkpoint_every`` set.
     """
@@ -177,9 +179,9 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
         if status:
             printer.close()
             state = snapshot() if (status == "stopped" or every) else None
-            return alg, hist, status, message, state
+            return Outcome(alg, hist, status, message, state)
         if every and rt.algo.rounds // every > rounds_before // every and checkpoint:
-            checkpoint((alg, hist, "running", "checkpoint", snapshot()))
+            checkpoint(Outcome(alg, hist, "running", "checkpoint", snapshot()))
 
 
 DIVERGED_HINT = ("the result keeps the best model seen; try a smaller step size "

@@ -22,3 +22,17 @@ class UserError(Exception):
     """
 
     exit_code = EXIT_USER
+
+
+class PluginError(UserError):
+    """A user error from the algorithm registry or a plugin import.
+
+    Unlike other config errors it may differ between ranks (a module that is
+    importable on some nodes only, an entry point installed on one of them), so
+    under MPI the failing rank does not just exit: it joins the start-up check
+    of the worker-task tables (:func:`distnewton.runtime.mpi.join_startup_check`)
+    and every rank stops with the same message.  ``backend`` is set by
+    :func:`distnewton.config.resolve` (the run's ``run.backend``); None outside a run.
+    """
+
+    backend = None

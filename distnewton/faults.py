@@ -8,11 +8,15 @@ of the result write (rank 0, :func:`distnewton.results.write_result`):
 (only when the file gets a /checkpoint), ``write:rename`` (the file is
 complete under its temporary name).  ``RANK:POINT=ERRNO`` raises
 ``OSError(errno.ERRNO)`` instead, e.g. ``0:write:model=ENOSPC`` (disk full).
-Never set it otherwise.
+``DISTNEWTON_TEST_SIGNAL=SIG@N`` makes the master raise the real signal SIG
+(SIGTERM or SIGUSR1) in its own process when it checks for a stop after
+iteration N (:func:`distnewton.stopping.requested`), so a test stops a run
+at a known iteration instead of timing a ``kill``.  Never set them otherwise.
 """
 
 import errno
 import os
+import signal
 
 POINTS = ("load", "round", "write", "write:attrs", "write:history", "write:model",
           "write:checkpoint", "write:rename")
@@ -30,3 +34,13 @@ def inject(point, rank):
         code = getattr(errno, kind)
         raise OSError(code, f"{os.strerror(code)} (injected at {point}, DISTNEWTON_TEST_FAULT)")
     raise RuntimeError(f"injected fault at {point} (DISTNEWTON_TEST_FAULT)")
+
+
+def signal_at(iteration):
+    """Raise ``DISTNEWTON_TEST_SIGNAL``'s signal in this process at its iteration."""
+    spec = os.environ.get("DISTNEWTON_TEST_SIGNAL")
+    if not spec:
+        return
+    name, _, at = spec.partition("@")
+    if int(at) == iteration:
+        signal.raise_signal(getattr(signal, name))     # runs the Python handler at once

@@ -128,39 +128,33 @@ def _write_cache(key, entry):
 
 
 def compute_f_star(run: Run) -> dict:
-    """f* of the run's problem: ``newton`` on its data and model (sim, one worker)."""
-    from .config import resolve
-    from .driver import Printer, algorithm_params, drive, prepare
-    from .run import make_shards
-    from .runtime.sim import SimRuntime
+    """f* of the run's problem: ``newton`` on its data and model (sim, one worker;
+    a split: one per part), with :func:`distnewton.solve`."""
+    from .api import solve
+    from .run import now
     cfg = _config(run)
     if not cfg.get("data") or not cfg.get("model"):
         raise UserError(f"{run.path}: no config attribute: cannot compute f* (pass --f-star)")
     data = dict(cfg["data"], test=None)
     raw = {"data": data, "model": cfg["model"], "algorithm": {"name": "newton"},
-           "run": {"backend": "sim", "workers": 1, "max_rounds": 500, "grad_rtol": 1e-13,
-                   "seed": 0}}
+           "run": {"max_rounds": 500, "grad_rtol": 1e-13, "seed": 0}}
     try:
         workers = 1
         if data.get("shards"):                 # a split: as many (simulated) workers as parts
             from .data.split import read_manifest
             workers = read_manifest(data["shards"])["n_parts"]
-        rcfg = resolve(raw, source=f"{run.path} (config)")
-        setup = prepare(rcfg, workers)
+        res = solve(raw, backend="sim", workers=workers)
     except UserError as exc:
         raise UserError(f"{run.path}: cannot compute f* ({exc}); run the report from the "
                         "folder the run was started in, or pass --f-star") from None
     want = run.attrs.get("dataset_sha256")
-    if want and setup.sha256 != want:
-        raise UserError(f"{run.path}: cannot compute f*: {setup.dataset} has changed since "
-                        "the run (sha256 differs); pass --f-star")
-    rt = SimRuntime(make_shards(setup), 0, algorithm_params(rcfg))
-    _, hist, status, _, _ = drive(rt, rcfg, setup.problem, None, Printer(0))
-    from .run import now
-    return {"f_star": float(np.min(hist.rows["loss"])), "dataset": str(setup.dataset),
-            "loss": setup.problem.loss, "lambda": setup.problem.lam, "status": status,
-            "grad_norm": float(hist.last("grad_norm")), "rounds": int(hist.last("comm_rounds")),
-            "computed": now()}
+    if want and res.attrs["dataset_sha256"] != want:
+        raise UserError(f"{run.path}: cannot compute f*: {res.attrs['dataset']} has changed "
+                        "since the run (sha256 differs); pass --f-star")
+    return {"f_star": float(np.min(res.history["loss"])), "dataset": str(res.attrs["dataset"]),
+            "loss": res.attrs["loss"], "lambda": float(res.attrs["lambda"]),
+            "status": res.status, "grad_norm": float(res.history["grad_norm"][-1]),
+            "rounds": res.rounds, "computed": now()}
 
 
 def f_star_of(run: Run, given=None, compute=True, memo=None):

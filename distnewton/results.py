@@ -32,6 +32,7 @@ import tempfile
 import numpy as np
 
 from .faults import inject
+from .record import Result
 
 #: The history columns every run has (name -> dtype, meaning).
 BASE_COLUMNS = {
@@ -192,16 +193,15 @@ def write_result(path, attrs: dict, history, w, column_docs=None, extra=None):
 
 
 # -- reading results back ---------------------------------------------------
-class Run:
-    """A result file read back: ``attrs`` (dict), ``history`` (name -> array), ``w``."""
+class Run(Result):
+    """A result file read back (:func:`load`): a :class:`~distnewton.record.Result`
+    (``w``, ``status``, ``message``, ``history``, counters, ``attrs``, ``path``,
+    ``save()``, ``dataframe()``) filled from the file's attributes and history.
+
+    ``Run(path, attrs, history, w)`` builds one from a file's parts."""
 
     def __init__(self, path, attrs, history, w):
-        self.path, self.attrs, self.history, self.w = path, attrs, history, w
-
-    def dataframe(self):
-        """The history as a pandas DataFrame (needs pandas)."""
-        import pandas as pd
-        return pd.DataFrame(self.history)
+        super().__init__(Result.fields(attrs, history, w, path))
 
 
 def open_h5(path, purpose=""):
@@ -219,7 +219,8 @@ def open_h5(path, purpose=""):
 
 def load(path) -> Run:
     """Read a distnewton HDF5 result, or the ``.fallback.npz`` of a failed write
-    (same :class:`Run`); a foreign or newer file is a UserError."""
+    (same :class:`Run`, a :class:`~distnewton.record.Result`); a foreign or newer
+    file is a UserError."""
     from . import salvage
     if salvage.is_fallback(path):
         return salvage.load_fallback(path)

@@ -1,5 +1,10 @@
 """``distnewton run``: resolve the config, start the backend, write the result.
 
+:func:`solve_sim` and :func:`solve_mpi` run a resolved config and return the
+master's :class:`Job` and :class:`~distnewton.record.Outcome`; :func:`run_sim`
+and :func:`run_mpi` (the command line) then write the file with :func:`finish`,
+and :func:`distnewton.solve` turns them into a :class:`~distnewton.record.Result`.
+
 MPI flow (every rank runs :func:`execute`):
 
 1. every rank reads and validates the config (identical errors everywhere);
@@ -17,11 +22,13 @@ MPI flow (every rank runs :func:`execute`):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import platform
 import socket
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,11 +62,7 @@ def execute(config_path, overrides, verbosity=1, resume_path=None) -> int:
         cfg = resolve(raw, overrides, source=str(resume_path))
     else:
         cfg = resolve(load_yaml(config_path), overrides, source=config_path)
-    backend = cfg["run"]["backend"]
-    if backend == "auto":
-        from .runtime.mpi import under_launcher
-        backend = "mpi" if under_launcher() else "sim"
-    cfg["run"]["backend"] = backend
+    cfg["run"]["backend"] = backend = pick_backend(cfg["run"]["backend"])
     if cfg["output"]["path"] is None:
         stem = os.path.splitext(os.path.basename(config_path))[0]
         cfg["output"]["path"] = os.path.join(
@@ -70,11 +73,44 @@ def execute(config_path, overrides, verbosity=1, resume_path=None) -> int:
     return run_mpi(cfg, verbosity, resume)
 
 
+def pick_backend(backend):
+    """``auto`` -> ``mpi`` when a launcher (mpiexec, srun) started us, else ``sim``."""
+    if backend == "auto":
+        from .runtime.mpi import under_launcher
+        return "mpi" if under_launcher() else "sim"
+    return backend
+
+
+@dataclass
+class Job:
+    """A run set up on the master: everything :func:`finish` needs beside the outcome."""
+
+    cfg: dict
+    setup: object                  # :class:`~distnewton.problem.Setup`
+    rt: object                     # the master's runtime
+    started: str
+    mpi_library: str = "none (sim backend)"
+    setup_bytes: int = 0
+
+    def attrs(self, outcome, into=None):
+        """The result file's root attributes for ``outcome`` (filled into ``into``)."""
+        return fill_attrs({} if into is None else into, self.cfg, self.setup, self.rt,
+                          outcome.status, outcome.message, self.started, self.mpi_library,
+                          self.setup_bytes)
+
+    def periodic(self):
+        """drive()'s ``checkpoint`` callback: the result file so far (None: no file)."""
+        if self.cfg["output"]["path"] is None:
+            return None
+        return lambda outcome: finish(self, outcome, 0, final=False)
+
+
 def setup_master(cfg, K, resume):
     """Master, before any worker computes: every input check (UserError -> exit 2)."""
     from .algorithms import ALGORITHMS
     from .checkpoint import workers_are_stateless
-    check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
+    if cfg["output"]["path"] is not None:
+        check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
     inject("load", 0)
     setup = prepare(cfg, K)
     name = cfg["algorithm"]["name"]
@@ -92,15 +128,21 @@ def make_shards(setup):
     return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam) for idx in setup.parts]
 
 
-def run_sim(cfg, verbosity, resume=None):
+def solve_sim(cfg, verbosity, resume=None):
+    """The run with ``run.workers`` workers simulated in this process: (job, outcome)."""
     from .runtime.sim import SimRuntime
     started = now()
     setup = setup_master(cfg, cfg["run"]["workers"], resume)
     rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
-    save = lambda outcome: finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, 0,
-                                  final=False)
-    outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume, save)
-    return finish(cfg, setup, rt, outcome, started, "none (sim backend)", 0, verbosity)
+    job = Job(cfg, setup, rt, started)
+    outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume,
+                    job.periodic())
+    return job, outcome
+
+
+def run_sim(cfg, verbosity, resume=None):
+    job, outcome = solve_sim(cfg, verbosity, resume)
+    return finish(job, outcome, verbosity)
 
 
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -121,6 +163,24 @@ def pin_blas_threads(n):
     threadpool_limits(limits=n)
 
 
+@contextlib.contextmanager
+def blas_threads(n):
+    """:func:`pin_blas_threads` for the duration of a block (the Python API): the
+    environment variables and the loaded libraries' limits are restored after."""
+    from threadpoolctl import threadpool_limits
+    saved = {var: os.environ.get(var) for var in BLAS_THREAD_VARS}
+    os.environ.update({var: str(n) for var in BLAS_THREAD_VARS})
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
 def preload_worker(cfg):
     """Import scipy.linalg before the first round when this worker's tasks
     solve locally (the losses need only numpy)."""
@@ -130,57 +190,98 @@ def preload_worker(cfg):
         preload_linalg()
 
 
-def run_mpi(cfg, verbosity, resume=None):
-    from .runtime.mpi import (MPIRuntime, abort_on_exception, check_world, comm_world,
-                              configure_wait, install_abort_hook, receive_shard, send_shards,
-                              serve, wait_idle)
+def start_mpi():
+    """Every rank: COMM_WORLD, checked (singletons, size >= 2), abort hook installed."""
+    from .runtime.mpi import check_world, comm_world, configure_wait, install_abort_hook
     comm = comm_world()
     install_abort_hook()
     check_world(comm)
     configure_wait(comm)
-    rank, K = comm.Get_rank(), comm.Get_size() - 1
-    if rank != 0:
-        preload_worker(cfg)                    # while rank 0 reads the data,
-        wait_idle(comm)                        # then sleep until it is done
-        status = comm.bcast(None, root=0)
-        if status:
-            return status
-        cfg, problem = comm.bcast(None, root=0)
-        try:
-            inject("load", rank)
-            if cfg["data"]["shards"]:          # pre-split: read only this rank's part
-                from .data.split import worker_shard
-                X, y = worker_shard(cfg, rank - 1)
-            else:
-                X, y = receive_shard(comm)
-            serve(comm, Shard(X, y, problem.loss, problem.lam), cfg["run"]["seed"],
-                  algorithm_params(cfg))
-        except Exception as exc:               # noqa: BLE001 - every fault ends the job
-            abort_on_exception(exc)
-        return EXIT_OK
+    return comm
+
+
+def serve_worker(comm, cfg):
+    """Ranks 1..K: receive the shard, serve rounds until the master stops.
+
+    A bad input found by the master raises the same UserError here."""
+    from .runtime.mpi import abort_on_exception, receive_shard, serve, wait_idle
+    rank = comm.Get_rank()
+    preload_worker(cfg)                        # while rank 0 reads the data,
+    wait_idle(comm)                            # then sleep until it is done
+    status = comm.bcast(None, root=0)
+    if status:
+        raise UserError(status[1])
+    cfg, problem = comm.bcast(None, root=0)
+    try:
+        inject("load", rank)
+        if cfg["data"]["shards"]:              # pre-split: read only this rank's part
+            from .data.split import worker_shard
+            X, y = worker_shard(cfg, rank - 1)
+        else:
+            X, y = receive_shard(comm)
+        serve(comm, Shard(X, y, problem.loss, problem.lam), cfg["run"]["seed"],
+              algorithm_params(cfg))
+    except Exception as exc:                   # noqa: BLE001 - every fault ends the job
+        abort_on_exception(exc)
+
+
+def check_inputs_mpi(comm, cfg, resume):
+    """Rank 0, workers waiting: every input check; a UserError stops every rank
+    with the same error (exit code 2), never a hang.  Returns (setup, started)."""
+    from .runtime.mpi import wait_idle
     started = now()
     try:
-        setup = setup_master(cfg, K, resume)
-    except UserError:
+        setup = setup_master(cfg, comm.Get_size() - 1, resume)
+    except UserError as exc:
         wait_idle(comm)
-        comm.bcast(EXIT_USER, root=0)
+        comm.bcast((EXIT_USER, str(exc)), root=0)
         raise
     wait_idle(comm)
     comm.bcast(0, root=0)
+    return setup, started
+
+
+def master_job(comm, cfg, setup, started):
+    """Rank 0: send the config and the shards; the :class:`Job` on MPIRuntime."""
+    from mpi4py import MPI
+
+    from .runtime.mpi import MPIRuntime, send_shards
+    comm.bcast((cfg, setup.problem), root=0)
+    setup_bytes = (0 if cfg["data"]["shards"]
+                   else send_shards(comm, setup.X, setup.y, setup.parts))
+    setup.X = setup.y = None                   # rank 0 keeps no rows
+    return Job(cfg, setup, MPIRuntime(comm), started, library_line(MPI.Get_library_version),
+               setup_bytes)
+
+
+def solve_mpi(cfg, verbosity, resume=None):
+    """Every rank: the run over MPI.  Rank 0 gets (job, outcome), workers None.
+
+    From the shards on, any exception on any rank aborts the whole job."""
+    from .runtime.mpi import abort_on_exception
+    comm = start_mpi()
+    if comm.Get_rank() != 0:
+        serve_worker(comm, cfg)
+        return None
+    setup, started = check_inputs_mpi(comm, cfg, resume)
     try:
-        comm.bcast((cfg, setup.problem), root=0)
-        setup_bytes = (0 if cfg["data"]["shards"]
-                       else send_shards(comm, setup.X, setup.y, setup.parts))
-        setup.X = setup.y = None               # rank 0 keeps no rows
-        rt = MPIRuntime(comm)
-        from mpi4py import MPI
-        lib = library_line(MPI.Get_library_version)
-        save = lambda outcome: finish(cfg, setup, rt, outcome, started, lib, setup_bytes, 0,
-                                      final=False)
-        outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume, save)
-        rt.shutdown()
-        return finish(cfg, setup, rt, outcome, started, lib, setup_bytes, verbosity)
+        job = master_job(comm, cfg, setup, started)
+        outcome = drive(job.rt, cfg, setup.problem, setup.test, Printer(verbosity), resume,
+                        job.periodic())
+        job.rt.shutdown()
     except Exception as exc:                   # noqa: BLE001
+        abort_on_exception(exc)
+    return job, outcome
+
+
+def run_mpi(cfg, verbosity, resume=None):
+    done = solve_mpi(cfg, verbosity, resume)
+    if done is None:
+        return EXIT_OK
+    try:
+        return finish(*done, verbosity)
+    except Exception as exc:                   # noqa: BLE001
+        from .runtime.mpi import abort_on_exception
         abort_on_exception(exc)
 
 
@@ -237,7 +338,26 @@ def checkpoint_writer(alg, state):
     return lambda f: write_checkpoint(f, alg, *state)
 
 
-def finish(cfg, setup, rt, outcome, started, mpi_library, setup_bytes, verbosity, final=True):
+def write_outcome(path, attrs, outcome):
+    """Write the HDF5 result of ``outcome`` (with /checkpoint when it carries one)."""
+    inject("write", 0)
+    write_result(path, attrs, outcome.history, outcome.w, column_docs=column_docs(outcome.alg),
+                 extra=checkpoint_writer(outcome.alg, outcome.state))
+
+
+def column_docs(alg):
+    return {k: k for k in type(alg).columns}
+
+
+def summary_line(outcome, path=None):
+    """``status: message; N iterations, R rounds, loss F, S s -> PATH``."""
+    h = outcome.history
+    return (f"{outcome.status}: {outcome.message}; {h.last('iteration')} iterations, "
+            f"{h.last('comm_rounds')} rounds, loss {h.last('loss'):.15e}, "
+            f"{h.last('wall_time'):.2f} s" + (f" -> {path}" if path else ""))
+
+
+def finish(job, outcome, verbosity, final=True):
     """Write the HDF5 result (with /checkpoint when the outcome carries one),
     print the summary line; returns the exit code (3 for a stopped run).
 
@@ -245,22 +365,16 @@ def finish(cfg, setup, rt, outcome, started, mpi_library, setup_bytes, verbosity
     fallback file and returns 4 (:func:`distnewton.salvage.salvage`); a failed
     periodic checkpoint (``final=False``) is a warning and the run goes on.
     """
-    alg, hist, status, message, state = outcome
-    path = cfg["output"]["path"]
-    attrs, docs = {}, {k: k for k in type(alg).columns}
+    path, hist, attrs = job.cfg["output"]["path"], outcome.history, {}
     try:
-        fill_attrs(attrs, cfg, setup, rt, status, message, started, mpi_library, setup_bytes)
-        inject("write", 0)
-        write_result(path, attrs, hist, alg.w, column_docs=docs,
-                     extra=checkpoint_writer(alg, state))
+        job.attrs(outcome, into=attrs)
+        write_outcome(path, attrs, outcome)
     except Exception as exc:                   # noqa: BLE001 - never lose a finished run
         if not final:
             echo(f"distnewton: warning: checkpoint at iteration {hist.last('iteration')} "
                  f"not written to {path}: {reason(exc)}; the run goes on")
             return EXIT_OK
-        return salvage(path, attrs, hist, alg.w, docs, exc, verbosity)
+        return salvage(path, attrs, hist, outcome.w, column_docs(outcome.alg), exc, verbosity)
     if verbosity > 0:
-        echo(f"{status}: {message}; {hist.last('iteration')} iterations, "
-             f"{hist.last('comm_rounds')} rounds, loss {hist.last('loss'):.15e}, "
-             f"{hist.last('wall_time'):.2f} s -> {path}", err=False)
-    return EXIT_STOPPED if status == "stopped" else EXIT_OK
+        echo(summary_line(outcome, path), err=False)
+    return EXIT_STOPPED if outcome.status == "stopped" else EXIT_OK

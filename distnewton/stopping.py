@@ -16,6 +16,7 @@ from __future__ import annotations
 import signal
 
 _requested = None
+_checks = 0
 
 
 def _handler(signum, frame):
@@ -33,5 +34,10 @@ def install():
 
 
 def requested():
-    """The name of the signal that asked for a stop, or None."""
+    """The name of the signal that asked for a stop, or None (the master asks
+    once per iteration; the tests' ``DISTNEWTON_TEST_SIGNAL`` fault fires here)."""
+    global _checks
+    _checks += 1
+    from .faults import signal_at
+    signal_at(_checks)
     return _requested

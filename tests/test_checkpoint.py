@@ -1,91 +1,73 @@
-"""Checkpoint and resume: a run stopped by SIGTERM (as SLURM sends before its
-time limit; mpiexec forwards it to every rank) and resumed with
-``distnewton run --resume`` ends with the same model as an uninterrupted run
-(to 1e-12) and a continuous history."""
+"""Checkpoint and resume: a run stopped by SIGTERM or SIGUSR1 (as SLURM sends before
+its time limit) and resumed with ``distnewton run --resume`` ends with the same model
+as an uninterrupted run (to 1e-12) and a continuous history.
+
+The stop comes at a known iteration: the fault ``DISTNEWTON_TEST_SIGNAL=SIG@N`` makes
+the master raise the real signal in its own process after iteration N (the signal
+handler and the whole stop path run; only the timing of a ``kill`` is taken out).
+One test signals the launcher itself (mpiexec/mpirun forwarding).  Synthetic data:
+these run on every clone."""
 
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from launch import (NO_DATA, SHARED, cli, env, mpi_implementation, mpiexec, read_result,
+from launch import (cli, env, mpi_implementation, mpiexec, read_result, synth,
                     write_config)
 
-pytestmark = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
 EXIT_STOPPED = 3
+STOP_AT = 3
 
+#: every algorithm that keeps state across iterations: params, rounds of the full run
 CASES = {
-    "giant": ({}, 45),
-    "adaptive_localnewton": ({"L0": 3}, 40),
-    "lbfgs": ({}, 120),
-    "ranl": ({"capacities": "uniform(0.3, 1.0)", "regions": 8}, 120),
-    "localsgd": ({"local_steps": 200, "batch": 8}, 30),
+    "giant": ({}, 30),
+    "adaptive_localnewton": ({"L0": 3}, 30),
+    "lbfgs": ({}, 60),
+    "ranl": ({"capacities": "uniform(0.3, 1.0)", "regions": 8}, 60),
+    "localsgd": ({"local_steps": 50, "batch": 8}, 20),
+    "scaled_localsgd": ({"scaling": "oasis", "local_steps": 20, "batch": 8}, 20),
+    "ist": ({"local_steps": 5}, 20),
 }
 
 
-def config(tmp_path, name):
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return synth(tmp_path_factory.mktemp("ckpt") / "c.svm", 1200, 16, density=0.4, seed=11)
+
+
+def config(tmp_path, data, name):
     params, rounds = CASES[name]
-    return write_config(tmp_path / f"{name}.yaml",
-                        data={"train": str(SHARED / "a9a.bz2"), "n_features": 123},
+    return write_config(tmp_path / f"{name}.yaml", data={"train": str(data)},
                         algorithm={"name": name, **params},
                         run={"max_rounds": rounds, "grad_rtol": 1e-14})
 
 
-def stop_signal(cmd):
+def stopped_run(cfg, out, backend, n=3, sig="SIGTERM", at=STOP_AT, opts=()):
+    """Run cfg with the stop fault; returns the CompletedProcess."""
+    return cli("run", cfg, *opts, "-o", out, "-q", n=n if backend == "mpi" else None,
+               extra_env={"DISTNEWTON_TEST_SIGNAL": f"{sig}@{at}"})
+
+
+def stop_signal():
     """The signal a user sends the launcher to stop a run with a checkpoint.
 
     MPICH's mpiexec (hydra) forwards SIGTERM and SIGUSR1 to every rank.  Open
     MPI's mpirun forwards SIGUSR1 but treats SIGTERM as an abort (it kills the
     ranks at once, no checkpoint), so the tests send it SIGUSR1.
     """
-    if cmd[0] == mpiexec() and mpi_implementation() == "openmpi":
-        return signal.SIGUSR1
-    return signal.SIGTERM
+    return signal.SIGUSR1 if mpi_implementation() == "openmpi" else signal.SIGTERM
 
 
-def interrupted(cmd, out, after_lines=4, timeout=120):
-    """Start cmd, send the stop signal once it has printed ``after_lines`` history rows."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env())
-    rows, t0 = 0, time.monotonic()
-    for line in proc.stdout:
-        if line.split() and line.split()[0].isdigit():
-            rows += 1
-            if rows == after_lines:
-                proc.send_signal(stop_signal(cmd))
-                break
-    stdout, stderr = proc.communicate(timeout=timeout)
-    assert time.monotonic() - t0 < timeout
-    return proc.returncode, stderr
-
-
-@pytest.mark.mpi
-@pytest.mark.parametrize("name,backend", [(name, "mpi") for name in CASES]
-                         + [("giant", "sim"), ("ranl", "sim")])
-def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, name, backend):
-    cfg = config(tmp_path, name)
-    base = [sys.executable, "-m", "distnewton", "run"]
-    launch = ([mpiexec(), "-n", "3"] if backend == "mpi" else [])
-    opts = ["--backend", "sim", "--workers", "2"] if backend == "sim" else []
-    full, stopped = tmp_path / "full.h5", tmp_path / "stopped.h5"
-    res = cli("run", cfg, *opts, "-o", full, "-q", n=3 if backend == "mpi" else None)
-    assert res.returncode == 0, res.stderr
-    code, stderr = interrupted(launch + base + [str(cfg), *opts, "-o", str(stopped)], stopped)
-    assert code == EXIT_STOPPED, stderr
-    attrs, hist_stop, _ = read_result(stopped)
-    assert attrs["status"] == "stopped"
-    res = cli("run", "--resume", stopped, *opts, "-q", n=3 if backend == "mpi" else None)
-    assert res.returncode == 0, res.stderr
+def assert_resumed_equals_full(stopped, full, stop_hist):
     _, hf, wf = read_result(full)
     attrs, hr, wr = read_result(stopped)
-    assert attrs["status"] in ("converged", "max_rounds")
-    # continuous history: the stopped prefix is kept, then the run goes on
-    k = len(hist_stop["iteration"])
+    assert attrs["status"] in ("converged", "max_rounds", "stalled")   # lbfgs at 1e-16
+    k = len(stop_hist["iteration"])
     assert 1 < k < len(hr["iteration"])
-    np.testing.assert_array_equal(hr["iteration"][:k], hist_stop["iteration"])
+    np.testing.assert_array_equal(hr["iteration"][:k], stop_hist["iteration"])
     for col in ("iteration", "comm_rounds", "bytes_up", "bytes_down"):
         np.testing.assert_array_equal(hr[col], hf[col], err_msg=col)
     np.testing.assert_allclose(hr["loss"], hf["loss"], rtol=1e-12)
@@ -93,14 +75,55 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, name, backend
     assert np.all(np.diff(hr["wall_time"]) >= 0)
 
 
+@pytest.mark.parametrize("name,backend",
+                         [pytest.param(name, "mpi", marks=pytest.mark.mpi) for name in CASES]
+                         + [(name, "sim") for name in CASES])
+def test_stop_then_resume_equals_an_uninterrupted_run(tmp_path, data, name, backend):
+    cfg = config(tmp_path, data, name)
+    opts = ["--backend", "sim", "--workers", "2"] if backend == "sim" else []
+    n = 3 if backend == "mpi" else None
+    full, stopped = tmp_path / "full.h5", tmp_path / "stopped.h5"
+    res = cli("run", cfg, *opts, "-o", full, "-q", n=n)
+    assert res.returncode == 0, res.stderr
+    sig = "SIGUSR1" if name in ("lbfgs", "ist") else "SIGTERM"     # both signals stop
+    res = stopped_run(cfg, stopped, backend, sig=sig, opts=opts)
+    assert res.returncode == EXIT_STOPPED, res.stderr
+    attrs, hist_stop, _ = read_result(stopped)
+    assert attrs["status"] == "stopped" and sig in attrs["message"]
+    assert len(hist_stop["iteration"]) == STOP_AT + 1      # w0 and the known steps
+    res = cli("run", "--resume", stopped, *opts, "-q", n=n)
+    assert res.returncode == 0, res.stderr
+    assert_resumed_equals_full(stopped, full, hist_stop)
+
+
 @pytest.mark.mpi
-def test_resume_with_another_worker_count(tmp_path):
+def test_the_launcher_forwards_the_stop_signal(tmp_path, data):
+    """A real signal to mpiexec/mpirun (not to a rank) stops every rank cleanly."""
+    cfg = write_config(tmp_path / "long.yaml", data={"train": str(data)},
+                       algorithm={"name": "gd", "step_size": 1e-4},
+                       run={"max_rounds": 10**8, "grad_rtol": None})
+    out = tmp_path / "s.h5"
+    proc = subprocess.Popen([mpiexec(), "-n", "3", sys.executable, "-m", "distnewton", "run",
+                             str(cfg), "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env())
+    for line in proc.stdout:                  # rounds are running: the ranks are set up
+        if line.split() and line.split()[0] == "2":
+            break
+    proc.send_signal(stop_signal())
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_STOPPED, stderr
+    attrs, hist, _ = read_result(out)
+    assert attrs["status"] == "stopped" and stop_signal().name in attrs["message"]
+    assert 2 <= hist["iteration"][-1] < 10**8
+
+
+@pytest.mark.mpi
+def test_resume_with_another_worker_count(tmp_path, data):
     """giant keeps no worker state: K may change on resume (the partition changes)."""
-    cfg = config(tmp_path, "giant")
+    cfg = config(tmp_path, data, "giant")
     stopped = tmp_path / "s.h5"
-    code, stderr = interrupted([mpiexec(), "-n", "3", sys.executable, "-m", "distnewton", "run",
-                                str(cfg), "-o", str(stopped)], stopped)
-    assert code == EXIT_STOPPED, stderr
+    res = stopped_run(cfg, stopped, "mpi")
+    assert res.returncode == EXIT_STOPPED, res.stderr
     res = cli("run", "--resume", stopped, "-q", n=4)
     assert res.returncode == 0, res.stderr
     attrs, hist, _ = read_result(stopped)
@@ -113,19 +136,18 @@ def test_resume_with_another_worker_count(tmp_path):
 
 
 @pytest.mark.mpi
-def test_resume_refuses_a_worker_count_change_with_worker_state(tmp_path):
-    cfg = config(tmp_path, "localsgd")
+def test_resume_refuses_a_worker_count_change_with_worker_state(tmp_path, data):
+    cfg = config(tmp_path, data, "localsgd")
     stopped = tmp_path / "s.h5"
-    code, stderr = interrupted([mpiexec(), "-n", "3", sys.executable, "-m", "distnewton", "run",
-                                str(cfg), "-o", str(stopped)], stopped, after_lines=2)
-    assert code == EXIT_STOPPED, stderr
+    res = stopped_run(cfg, stopped, "mpi", at=2)
+    assert res.returncode == EXIT_STOPPED, res.stderr
     res = cli("run", "--resume", stopped, "-q", n=4)
     assert res.returncode == 2
     assert "keeps per-worker state" in res.stderr
 
 
-def test_periodic_checkpoint_is_written_and_resumable(tmp_path):
-    cfg = config(tmp_path, "giant")
+def test_periodic_checkpoint_is_written_and_resumable(tmp_path, data):
+    cfg = config(tmp_path, data, "giant")
     out = tmp_path / "p.h5"
     res = cli("run", cfg, "--backend", "sim", "--workers", 2, "-o", out, "-q",
               "--set", "run.checkpoint_every=6", "--set", "run.max_rounds=12")
@@ -135,7 +157,7 @@ def test_periodic_checkpoint_is_written_and_resumable(tmp_path):
         assert "checkpoint" in f and f.attrs["status"] == "max_rounds"
         assert f["checkpoint"].attrs["comm_rounds"] == 12
     res = cli("run", "--resume", out, "--backend", "sim", "--workers", 2, "-q",
-              "--set", "run.max_rounds=45")
+              "--set", f"run.max_rounds={CASES['giant'][1]}")
     assert res.returncode == 0, res.stderr
     full = tmp_path / "f.h5"
     res = cli("run", cfg, "--backend", "sim", "--workers", 2, "-o", full, "-q")

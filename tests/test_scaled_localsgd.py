@@ -217,9 +217,9 @@ def sim_inprocess(algorithm, workers, rounds, seed=0):
         _SETUPS[workers] = prepare(cfg, workers)
     setup = _SETUPS[workers]
     rt = SimRuntime(make_shards(setup), seed, algorithm_params(cfg))
-    alg, hist, status = drive(rt, cfg, setup.problem, None, Printer(0))[:3]
-    assert status == "max_rounds"
-    return alg, hist.arrays()
+    out = drive(rt, cfg, setup.problem, None, Printer(0))
+    assert out.status == "max_rounds"
+    return out.alg, out.history.arrays()
 
 
 @needs_data

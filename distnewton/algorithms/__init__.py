@@ -1,6 +1,14 @@
-"""The algorithm registry: name -> class (``algorithm.name`` in the YAML)."""
+"""The algorithm registry: name -> class (``algorithm.name`` in the YAML).
 
+``ALGORITHMS`` is a read-only mapping over the built-in classes below, the
+entry points of the group ``distnewton.algorithms`` and the classes plugin
+modules (``run.plugins``) register with :func:`register_algorithm`; see
+:mod:`distnewton.plugins`.  ``ALGORITHMS.origin(name)`` says which.
+"""
+
+from ..plugins import AlgorithmRegistry, load_plugins, register_algorithm  # noqa: F401
 from .adaptive_localnewton import AdaptiveLocalNewton
+from .base import Algorithm  # noqa: F401  (for plugin modules)
 from .gd import GD
 from .giant import GIANT
 from .ist import IST
@@ -11,7 +19,7 @@ from .newton import Newton
 from .ranl import RANL
 from .scaled_localsgd import ScaledLocalSGD
 
-ALGORITHMS = {cls.name: cls for cls in (
+ALGORITHMS = AlgorithmRegistry((
     Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, RANL, IST,
     ScaledLocalSGD,
-)}
+))

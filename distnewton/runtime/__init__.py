@@ -15,10 +15,23 @@ summed (``Reduce``, when ``up`` is the reply length) or one per worker
 :func:`worker_task`; they receive a :class:`WorkerContext` (the shard, a
 per-worker RNG, a dict for state kept across rounds) and the vectors.
 
+A *subset round* goes to some workers only::
+
+    out = rt.round("task", w, up=d, to=[0, 2])     # workers 0 and 2: sum of 2 replies
+
+``to`` lists 0-based worker indices (sorted, unique; None or all K: a full
+round).  The other workers take no part and run nothing; over MPI the round is
+point-to-point messages to the addressed ranks (:mod:`~distnewton.runtime.p2p`),
+no collective.  ``up`` as a list and ``scatter`` then have one entry per
+addressed worker, and a gather returns one reply per addressed worker.
+
 Counting (star network model, documented in the README): a broadcast of b
-bytes costs K*b bytes down, a scatter the sum of its pieces; a reduction of b
-bytes per worker costs K*b bytes up, a gather the sum of the replies.  The
-64-byte control header of each round is counted too.  Rounds done only to log
+bytes costs K*b bytes down, a scatter the sum of its pieces plus one 8-byte
+count per worker; a reduction of b bytes per worker costs K*b bytes up, a
+gather the sum of the replies.  The 64-byte control header of each round is
+counted too.  A subset round to m workers costs m*(64 + b) down, the scatter
+pieces (their lengths ride in the per-worker headers: no counts), and m*b
+(reduce) or the replies (gather) up.  Rounds done only to log
 (``with rt.evaluating():``) go to separate counters and never to the
 algorithm's.
 
@@ -31,7 +44,8 @@ workers run in parallel; ``sum_k c_k`` in the sim backend, where they run one
 after another), communication (the rest of ``t``: latency, transfer, the
 reduction, waiting for a descheduled rank), and load imbalance
 (``max_k c_k - mean_k c_k``, the time the average worker waits for the
-slowest).
+slowest).  Max, sum and mean run over the workers a round addressed: a
+worker a subset round left out has no time for it.
 
 Backends: :class:`~distnewton.runtime.mpi.MPIRuntime` (rank 0 master, ranks
 1..K workers) and :class:`~distnewton.runtime.sim.SimRuntime` (K workers in
@@ -127,6 +141,7 @@ class Runtime:
         self._counting = self.algo
         self.ids, self.names = task_ids()
         self._round_seconds = []      # master wall time of each algorithm round
+        self._round_to = []           # and its addressed workers (None: all)
 
     #: how the workers' compute times combine into a round's compute part
     parallel_workers = True
@@ -142,67 +157,114 @@ class Runtime:
             self.eval.seconds += time.perf_counter() - t0
             self._counting = prev
 
-    def round(self, task, *down, up, scatter=None):
+    def round(self, task, *down, up, scatter=None, to=None):
         """One communication round; see the module docstring.
 
-        down    : float64 vectors broadcast to every worker (at most 4)
-        up      : an int n -> every worker replies n floats, the master gets
-                  their sum; a list of K lengths -> replies gathered, returned
-                  as a list of K arrays
-        scatter : optional list of K float64 vectors, worker k gets scatter[k]
+        down    : float64 vectors broadcast to every addressed worker (at most 4)
+        up      : an integer n -> every addressed worker replies n floats, the
+                  master gets their sum; a list of m lengths (one per addressed
+                  worker) -> replies gathered, returned as a list of m arrays
+        scatter : optional list of m float64 vectors, the i-th addressed worker
+                  gets scatter[i]
+        to      : None (all K workers, m = K) or sorted unique 0-based worker
+                  indices (m = len(to)): a subset round
         """
         if len(down) > MAX_DOWN:
             raise ValueError(f"at most {MAX_DOWN} broadcast vectors per round")
+        if task not in self.ids:
+            raise KeyError(f"no worker task {task!r} (registered with @worker_task in a module "
+                           "every rank imports, before the runtime starts)")
+        to = addressed(to, self.K)
+        m = self.K if to is None else len(to)
         down = [np.ascontiguousarray(np.atleast_1d(v), dtype=np.float64) for v in down]
-        c = self._counting
-        c.rounds += 1
-        c.bytes_down += self.K * (HEADER_BYTES + 8 * sum(v.size for v in down))
         if scatter is not None:
-            if len(scatter) != self.K:
-                raise ValueError("scatter needs one vector per worker")
+            if len(scatter) != m:
+                raise ValueError("scatter needs one vector per addressed worker")
             scatter = [np.ascontiguousarray(np.atleast_1d(v), dtype=np.float64) for v in scatter]
-            c.bytes_down += 8 * self.K + 8 * sum(v.size for v in scatter)
         if isinstance(up, (int, np.integer)):
-            c.bytes_up += self.K * 8 * int(up)
+            up = int(up)                 # a numpy integer too (the backends test for int)
         else:
             up = [int(n) for n in up]
-            if len(up) != self.K:
-                raise ValueError("up needs one length per worker")
-            c.bytes_up += 8 * sum(up)
+            if len(up) != m:
+                raise ValueError("up needs one length per addressed worker")
+        c = self._counting               # checked: now count it
+        c.rounds += 1
+        c.bytes_down += m * (HEADER_BYTES + 8 * sum(v.size for v in down))
+        if scatter is not None:
+            c.bytes_down += (8 * m if to is None else 0) + 8 * sum(v.size for v in scatter)
+        c.bytes_up += m * 8 * up if isinstance(up, int) else 8 * sum(up)
         evaluating = c is self.eval
         t0 = time.perf_counter()
-        out = self._exchange(self.ids[task], down, up, scatter, evaluating)
+        out = self._exchange(self.ids[task], down, up, scatter, evaluating, to)
         if not evaluating:
             self._round_seconds.append(time.perf_counter() - t0)
+            self._round_to.append(to)
         return out
 
     def collect_times(self) -> RoundTimes:
         """Split the algorithm rounds since the last call into compute, comm and idle.
 
         One logging-only gather (``runtime.times``): each worker replies the
-        seconds its task took in each of those rounds.
+        seconds its task took in each of those rounds it took part in (after
+        subset rounds, each worker's count is scattered to it: 16 bytes more
+        per worker).  ``c[k, j]`` is worker k's time in round j; the statistics
+        of round j run over the workers it addressed.
         """
         r = len(self._round_seconds)
         if r == 0:
             return RoundTimes()
+        took_part = np.ones((self.K, r), dtype=bool)         # K x r: worker k in round j
+        for j, to in enumerate(self._round_to):
+            if to is not None:
+                took_part[:, j] = False
+                took_part[list(to), j] = True
+        counts = took_part.sum(axis=1)
+        c = np.zeros((self.K, r))
         with self.evaluating():
-            c = np.array(self.round("runtime.times", [float(r)], up=[r] * self.K))   # K x r
+            if counts.min() == r:                            # full rounds only
+                c[:] = self.round("runtime.times", [float(r)], up=[r] * self.K)
+            else:
+                replies = self.round("runtime.times", [float(r)], up=counts,
+                                     scatter=[[float(n)] for n in counts])
+                for k, reply in enumerate(replies):
+                    c[k, took_part[k]] = reply
         t = np.array(self._round_seconds)
-        self._round_seconds = []
-        work = c.max(axis=0) if self.parallel_workers else c.sum(axis=0)
+        self._round_seconds, self._round_to = [], []
+        slowest = np.where(took_part, c, -np.inf).max(axis=0)
+        total = c.sum(axis=0)                                # c is 0 where k took no part
+        work = slowest if self.parallel_workers else total
         work = np.minimum(work, t)
         return RoundTimes(rounds=float(t.sum()), compute=float(work.sum()),
                           comm=float((t - work).sum()),
-                          idle=float((c.max(axis=0) - c.mean(axis=0)).sum()))
+                          idle=float((slowest - total / took_part.sum(axis=0)).sum()))
 
     # implemented by the backends
-    def _exchange(self, task_id, down, up, scatter, evaluating):
+    def _exchange(self, task_id, down, up, scatter, evaluating, to):
         """Do the exchange; ``up`` is an int (sum) or a list (gather);
-        ``evaluating``: a logging-only round (the workers do not time it)."""
+        ``evaluating``: a logging-only round (the workers do not time it);
+        ``to``: None (all workers) or the addressed workers (a tuple)."""
         raise NotImplementedError
 
     def shutdown(self):
         pass
+
+
+def addressed(to, K):
+    """``to`` checked: None for all K workers, else a tuple of sorted unique indices.
+
+    Numpy integers are accepted; ``to`` naming every worker is a full round.
+    """
+    if to is None:
+        return None
+    import operator
+    to = tuple(operator.index(k) for k in to)
+    if not to:
+        raise ValueError("to: a round needs at least one worker")
+    if any(b <= a for a, b in zip(to, to[1:])):
+        raise ValueError(f"to: worker indices must be sorted and unique, got {list(to)}")
+    if to[0] < 0 or to[-1] >= K:
+        raise ValueError(f"to: worker indices must be in 0..{K - 1}, got {list(to)}")
+    return None if len(to) == K else to
 
 
 def run_task(ctx, names, task_id, down, scattered, evaluating=False):
@@ -220,11 +282,13 @@ def run_task(ctx, names, task_id, down, scattered, evaluating=False):
 
 
 @worker_task("runtime.times")
-def _times(ctx, r):
-    """The seconds of the last r algorithm rounds (see :meth:`Runtime.collect_times`)."""
-    r = int(r[0])
+def _times(ctx, r, count=None):
+    """The seconds of this worker's last algorithm rounds (see
+    :meth:`Runtime.collect_times`): the last r, or ``count`` (scattered) when
+    subset rounds left this worker out of some."""
+    r = int(r[0] if count is None else count[0])
     out = np.zeros(r)
-    got = ctx.times[-r:]
+    got = ctx.times[-r:] if r else []
     out[r - len(got):] = got
     ctx.times.clear()
     return out

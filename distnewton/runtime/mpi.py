@@ -9,6 +9,12 @@ calls.
 Faults: :func:`install_abort_hook` makes an uncaught exception on any rank
 print ``distnewton: rank R: ...`` once and call ``MPI_Abort``, so the other
 ranks never hang in a collective.
+
+Start-up (:func:`check_world`, on every rank before anything else): the
+world must be the one the launcher started, and every rank must have the same
+worker-task table (:func:`check_task_table`); a rank that could not import a
+plugin joins that check instead of leaving alone (:func:`join_startup_check`).
+Subset rounds (``to=``) are point-to-point: :mod:`distnewton.runtime.p2p`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from . import (EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_MASK, OP_REDUCE, OP_STOP, Ru
                WorkerContext, run_task, task_ids, worker_rng)
 from ..errors import EXIT_INTERNAL, UserError
 from ..faults import inject
+from .startup import check_task_table
 
 #: Environment variables a launcher sets to say how many tasks it started.
 LAUNCHER_SIZE_VARS = ("SLURM_NTASKS", "PMI_SIZE", "PMIX_SIZE", "OMPI_COMM_WORLD_SIZE",
@@ -58,11 +65,17 @@ def under_launcher():
 
 
 def check_world(comm):
-    """Stop with a clear message when the launcher and MPI disagree.
+    """Stop with a clear message when the launcher and MPI disagree, or the ranks'
+    worker-task tables do (:func:`check_task_table`).
 
     A wrong ``srun``/PMI setup starts N singletons, each "rank 0 of 1": compare
     COMM_WORLD's size with what the launcher says it started.
     """
+    check_world_size(comm)
+    check_task_table(comm)
+
+
+def check_world_size(comm):
     expected = launched_size()
     if expected is not None and expected != comm.Get_size():
         raise UserError(
@@ -72,6 +85,28 @@ def check_world(comm):
     if comm.Get_size() < 2:
         raise UserError("backend mpi needs at least 2 ranks (rank 0 master + workers): "
                         "run `mpiexec -n K+1 distnewton run ...` or use --backend sim")
+
+
+def join_startup_check(exc, backend):
+    """A rank whose config failed with a PluginError: take part in the start-up
+    check the other ranks run (:func:`check_world`), so that they stop too.
+
+    Returns the error to report: the job-wide one, or ``exc`` itself when no
+    MPI run is starting (sim backend, no launcher, a world the size checks
+    refuse on every rank alike).
+    """
+    if backend == "sim" or (backend == "auto" and not under_launcher()):
+        return exc
+    comm = comm_world()
+    try:
+        check_world_size(comm)             # the others stop here too: no check follows
+    except UserError:
+        return exc
+    try:
+        check_task_table(comm, failure=str(exc))
+    except UserError as joint:             # always: this rank's failure is in it
+        return joint
+    return exc
 
 
 def install_abort_hook():
@@ -109,9 +144,13 @@ class MPIRuntime(Runtime):
         self._header = np.zeros(HEADER_LEN, dtype=np.int64)
         self._send = Buffers()
 
-    def _exchange(self, task_id, down, up, scatter, evaluating):
+    def _exchange(self, task_id, down, up, scatter, evaluating, to):
         from mpi4py import MPI
         inject("round", 0)
+        if to is not None:                          # a subset round: point-to-point
+            from .p2p import subset_exchange
+            return subset_exchange(self.comm, task_id, down, up, scatter, evaluating, to,
+                                   self._send)
         comm, h = self.comm, self._header
         h[:] = 0
         h[0] = (OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
@@ -193,8 +232,12 @@ class Buffers:
         return buf
 
 
-def wait(req):
+def wait(req, other=None):
     """Complete a non-blocking request, yielding the CPU while it is pending.
+
+    ``other``: a second condition polled alongside (a worker: has a subset
+    round's header come?); returns False as soon as it holds, leaving ``req``
+    pending, and True when ``req`` completed.
 
     MPICH busy-polls inside blocking collectives; with more ranks than cores
     (normal on a laptop) an idle rank's spinning steals the core that a busy
@@ -206,6 +249,21 @@ def wait(req):
     """
     polls = 0
     while not req.Test():
+        if other is not None and other():
+            return False
+        if polls < SPIN_POLLS or not _sleep_when_waiting:
+            os.sched_yield()
+            polls += 1
+        else:
+            time.sleep(POLL_SLEEP)
+    return True
+
+
+def wait_all(reqs, statuses=None):
+    """:func:`wait` for a list of requests (``statuses`` filled, as ``Testall``)."""
+    from mpi4py import MPI
+    polls = 0
+    while reqs and not MPI.Request.Testall(reqs, statuses):
         if polls < SPIN_POLLS or not _sleep_when_waiting:
             os.sched_yield()
             polls += 1
@@ -225,15 +283,25 @@ def wait_idle(comm, period=1e-3):
 
 
 def serve(comm, shard, seed, params=None):
-    """Worker loop (ranks 1..K): run tasks until the master says stop."""
+    """Worker loop (ranks 1..K): run tasks until the master says stop.
+
+    The next full round's header broadcast (``Ibcast``) is posted at once and
+    stays pending while subset rounds addressed to this rank come and go
+    (point-to-point, :mod:`~distnewton.runtime.p2p`): :func:`wait` polls both.
+    """
     from mpi4py import MPI
+
+    from .p2p import header_waiting, serve_subset_round
     rank = comm.Get_rank()
     ctx = WorkerContext(rank - 1, shard, worker_rng(seed, rank - 1), params)
     _, names = task_ids()
     h = np.zeros(HEADER_LEN, dtype=np.int64)
     bufs = Buffers()
+    subset_header = header_waiting(comm)
     while True:
-        wait(comm.Ibcast(h, root=0))                 # idle until the master's next round
+        full = comm.Ibcast(h, root=0)                # the master's next full round (or stop)
+        while not wait(full, subset_header):         # idle until a round comes; a subset
+            serve_subset_round(comm, ctx, names, bufs)   # round first: the Ibcast stays posted
         if h[0] == OP_STOP:
             return
         lens = [int(n) for n in h[4:4 + int(h[2])]]

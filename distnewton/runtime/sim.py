@@ -1,8 +1,9 @@
 """``backend: sim``: K workers simulated in one process.
 
 Each worker is a :class:`WorkerContext` with its own shard, RNG stream and
-state; a round calls the task for k = 0..K-1 in order and sums (or gathers) the
-replies.  Counting is done by :class:`Runtime`, exactly as for MPI.
+state; a round calls the task for k = 0..K-1 in order (a subset round: for the
+addressed k only, in order) and sums (or gathers) the replies.  Counting is
+done by :class:`Runtime`, exactly as for MPI.
 """
 
 from __future__ import annotations
@@ -22,19 +23,20 @@ class SimRuntime(Runtime):
                         for k, s in enumerate(shards)]
         self.K = len(self.workers)
 
-    def _exchange(self, task_id, down, up, scatter, evaluating):
+    def _exchange(self, task_id, down, up, scatter, evaluating, to):
+        workers = self.workers if to is None else [self.workers[k] for k in to]
         replies = (run_task(ctx, self.names, task_id, down,
-                            None if scatter is None else scatter[ctx.k], evaluating)
-                   for ctx in self.workers)
+                            None if scatter is None else scatter[i], evaluating)
+                   for i, ctx in enumerate(workers))
         if not isinstance(up, int):
             out = list(replies)
-            for k, (r, n) in enumerate(zip(out, up)):
+            for ctx, r, n in zip(workers, out, up):
                 if r.size != n:
-                    raise RuntimeError(f"worker {k} replied {r.size} values, expected {n}")
+                    raise RuntimeError(f"worker {ctx.k} replied {r.size} values, expected {n}")
             return out
         total = np.zeros(up)
-        for k, r in enumerate(replies):
+        for ctx, r in zip(workers, replies):
             if r.size != up:
-                raise RuntimeError(f"worker {k} replied {r.size} values, expected {up}")
+                raise RuntimeError(f"worker {ctx.k} replied {r.size} values, expected {up}")
             total += r
         return total

@@ -1,0 +1,170 @@
+"""The Python API: :func:`solve` runs a config and returns a
+:class:`~distnewton.record.Result`.
+
+It runs the same pipeline as ``distnewton run`` (:func:`distnewton.run.solve_sim`
+and :func:`~distnewton.run.solve_mpi`: the same set-up, driver loop and
+counting), so the same config gives the same iterates, bit for bit on the
+sim backend.  What differs from the command line:
+
+- the backend is ``sim`` unless asked (``backend="mpi"`` inside an MPI job,
+  where every rank calls :func:`solve`: rank 0 gets the Result, the workers
+  None); ``auto`` picks as the CLI does;
+- no file is written unless ``output`` is given (``output.path`` of the
+  config is ignored); the Result holds everything the file would
+  (:meth:`~distnewton.record.Result.save` writes it later);
+- nothing is printed unless ``verbose`` (1: the per-iteration lines and the
+  summary line, 2: bytes too);
+- a bad input raises :class:`~distnewton.errors.UserError` (the CLI prints its
+  one-line message and exits with code 2);
+- no signal handlers are installed (call :func:`distnewton.stopping.install`
+  first for SIGTERM/SIGUSR1 to stop a run cleanly, status ``stopped``);
+  BLAS is pinned to ``run.blas_threads`` only while the run lasts.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Mapping
+
+from .errors import UserError
+
+BACKENDS = ("sim", "mpi", "auto")
+
+
+def solve(config, *, backend="sim", workers=None, set=None, output=None, overwrite=False,
+          verbose=0, seed=None):
+    """Run ``config`` and return its :class:`~distnewton.record.Result`.
+
+    ``config``: a YAML file (path), a dict in the YAML schema (sections
+    ``data``, ``model``, ``algorithm``, ``run``, ``output``), or a resolved
+    config.  Relative paths in it are relative to the current folder.
+
+    ``backend``: ``"sim"`` (default: K simulated workers in this process),
+    ``"mpi"`` (inside ``mpiexec -n K+1``: every rank calls ``solve``; rank 0
+    returns the Result, ranks 1..K return None) or ``"auto"``.
+    ``workers``: K for the sim backend (default ``run.workers``).
+    ``set``: ``{"section.key": value}`` overrides, as the CLI's ``--set`` but
+    with Python values (``{"model.lambda": 1e-4, "algorithm.name": "newton"}``).
+    ``output``: also write the HDF5 result file there (default None: no file);
+    ``overwrite``: replace an existing one.  ``verbose``: 0 silent, 1 a line
+    per iteration and the summary, 2 with bytes.  ``seed``: ``run.seed``.
+
+    Raises :class:`~distnewton.errors.UserError` (one-line message) for a bad
+    config, bad data or bad arguments.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    options = {"run.backend": backend, "run.workers": workers, "run.seed": seed}
+    try:
+        cfg = resolve_config(config, set, {k: v for k, v in options.items() if v is not None},
+                             output, overwrite)
+    except UserError as exc:
+        raise joined(exc) from None
+    return run_config(cfg, verbose)
+
+
+def joined(exc):
+    """As the CLI does: a plugin error under MPI (``exc.backend`` set; it may hit
+    some ranks only) joins the other ranks' start-up check, so every rank stops
+    with the same message instead of some hanging."""
+    backend = getattr(exc, "backend", None)
+    if backend is None:
+        return exc
+    from .runtime.mpi import join_startup_check
+    return join_startup_check(exc, backend)
+
+
+def resolve_config(config, overrides=None, options=None, output=None, overwrite=False):
+    """The resolved config of ``solve``'s arguments (see :func:`solve`)."""
+    from .config import load_yaml, resolve
+    if isinstance(config, (str, os.PathLike)):
+        source = os.fspath(config)
+        raw = load_yaml(source)
+    elif isinstance(config, Mapping):
+        source, raw = "config", copy.deepcopy(dict(config))
+    else:
+        raise UserError(f"config: expected a YAML file path or a mapping, "
+                        f"got {type(config).__name__}")
+    if isinstance(raw.get("output"), Mapping):
+        raw["output"] = {k: v for k, v in raw["output"].items() if k != "path"}
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise UserError(f"set: expected a mapping of 'section.key' to values, "
+                        f"got {type(overrides).__name__}")
+    pairs = {**(overrides or {}), **(options or {})}
+    if output is not None:
+        pairs["output.path"] = os.fspath(output)
+    if overwrite:
+        pairs["output.overwrite"] = True
+    cfg = resolve(apply_overrides(raw, pairs, source), source=source)
+    from .run import pick_backend
+    cfg["run"]["backend"] = pick_backend(cfg["run"]["backend"])
+    return cfg
+
+
+def apply_overrides(raw, pairs, source="config"):
+    """``raw`` with ``{"section.key": value}`` set, as ``--set section.key=value``."""
+    from .config import SECTIONS, suggest
+    for path, value in pairs.items():
+        section, dot, key = str(path).partition(".")
+        if not dot or not section or not key:
+            raise UserError(f"set {path!r}: expected 'section.key'")
+        if section not in SECTIONS:
+            raise UserError(f"set {path}: unknown section '{section}'"
+                            f"{suggest(section, SECTIONS)}")
+        if raw.get(section) is None:
+            raw[section] = {}
+        if not isinstance(raw[section], Mapping):
+            raise UserError(f"{source}: section '{section}' must be a mapping")
+        raw[section] = dict(raw[section])
+        raw[section][key] = plain(value)
+    return raw
+
+
+def plain(value):
+    """A Python value as YAML would give it: numpy scalars and arrays, paths,
+    tuples become int/float/str/list."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()                  # numpy scalar or array
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def run_config(cfg, verbose=0):
+    """Run a resolved config (backend ``sim`` or ``mpi``): the Result, None on workers."""
+    from .run import blas_threads, solve_mpi, solve_sim
+    with blas_threads(cfg["run"]["blas_threads"]):
+        done = (solve_sim if cfg["run"]["backend"] == "sim" else solve_mpi)(cfg, verbose)
+    if done is None:                           # an MPI worker
+        return None
+    return make_result(*done, verbose)
+
+
+def make_result(job, outcome, verbose=0):
+    """The master's Result: the file's attributes, written to ``output.path`` if set."""
+    from .record import Result
+    from .results import clean_attr, clean_text
+    from .run import summary_line, write_outcome
+    from .salvage import echo, reason
+    attrs = job.attrs(outcome)
+    path = job.cfg["output"]["path"]
+    if path is not None:
+        try:
+            write_outcome(path, attrs, outcome)
+        except Exception as exc:               # noqa: BLE001 - the Result still holds it
+            warnings.warn(f"distnewton: result not written to {path}: {reason(exc)}; "
+                          "the returned Result holds the model and history "
+                          "(Result.save writes them)", RuntimeWarning, stacklevel=3)
+            path = None
+    if verbose > 0:
+        echo(summary_line(outcome, path), err=False)
+    attrs = {clean_text(k): clean_attr(v) for k, v in attrs.items()}
+    return Result.build(attrs, outcome.history.arrays(), outcome.w, path)

@@ -1,0 +1,51 @@
+"""The public API for algorithm plugins: everything a new method needs, in one place.
+
+A plugin is a module (or an installed package declaring the entry point group
+``distnewton.algorithms``) that defines an :class:`Algorithm` subclass and its
+worker tasks; the README's "Writing an algorithm" walks through one.  Import
+from here, not from distnewton's internals: these names are kept stable.
+
+Master side (the algorithm class; one ``step()`` is one iteration):
+
+- :func:`register_algorithm`: class decorator that makes a class of a plugin
+  module (``run.plugins``) selectable by its ``name`` (an entry point needs none).
+- :class:`Algorithm`: ``self.rt`` (the runtime), ``self.prob`` (:class:`Problem`:
+  ``n``, ``d``, ``lam`` (lambda), ``loss``, ``sizes`` = (n_1, ..., n_K)),
+  ``self.p`` (the validated parameters), ``self.w`` (the model), ``self.rng``,
+  ``self.stalled``; class attributes ``name``, ``params``, ``columns``.
+- ``self.rt.round(task, *down, up=, scatter=, to=)``: one counted communication
+  round (see :mod:`distnewton.runtime`).
+- :class:`Param` with the types ``INT``, ``FLOAT``, ``STR``, ``BOOL`` and the
+  checks ``positive``, ``nonneg``, ``at_least(lo)``, ``in_open_closed(lo, hi)``;
+  the shared parameter groups ``LINE_SEARCH`` and ``SOLVER``.
+- Primitives (each its rounds, see :mod:`distnewton.algorithms.primitives`):
+  ``loss_grad`` (f, grad f: 1 round), ``loss_grad_hess``, ``hvp``,
+  ``backtracking`` (Armijo line search), ``newton_cg_direction``;
+  ``global_value`` / ``regularise`` turn reduced sums into f and grad f.
+- Dense linear algebra: ``solve_spd`` (Cholesky, damped if needed) and ``cg``.
+
+Worker side: functions registered with :func:`worker_task` receive a
+:class:`WorkerContext` (``k``, ``shard``, ``rng``, ``params``, ``state``) and
+the round's vectors.  ``ctx.shard`` is a :class:`Shard`: ``n``, ``d``,
+``local_value(w)``, ``local_grad(w)``, ``local_hessian(w)``,
+``local_hvp_operator(w)``, ``loss_grad_sum(w)``, ``line_losses(w, p, steps)``.
+"""
+
+from .algorithms.base import LINE_SEARCH, SOLVER, Algorithm, Problem, use_cg
+from .plugins import register_algorithm
+from .algorithms.primitives import (backtracking, hvp, local_newton_direction, loss_grad,
+                                    loss_grad_hess, newton_cg_direction)
+from .errors import UserError
+from .linalg import cg, solve_spd
+from .objectives import Shard, global_value, regularise
+from .params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, nonneg,
+                     positive)
+from .runtime import WorkerContext, worker_task
+
+__all__ = [
+    "Algorithm", "Problem", "register_algorithm", "LINE_SEARCH", "SOLVER", "use_cg",
+    "backtracking", "hvp", "local_newton_direction", "loss_grad", "loss_grad_hess",
+    "newton_cg_direction", "UserError", "cg", "solve_spd", "Shard", "global_value",
+    "regularise", "BOOL", "FLOAT", "INT", "STR", "Param", "at_least", "in_open_closed",
+    "nonneg", "positive", "WorkerContext", "worker_task",
+]

@@ -1,0 +1,62 @@
+"""Every script under benchmarks/ runs: ``python benchmarks/X.py --smoke``.
+
+The scripts are found by glob (``benchmarks/*.py`` but the ``_*.py`` helpers),
+so a new script cannot be forgotten: it needs a ``--smoke`` mode (tiny synthetic
+data or very few rounds, seconds, the whole code path) that prints its tables.
+Smoke mode needs no ``../shared/data`` and no LIBLINEAR (its rows are left out,
+saying so), and must not touch the committed ``benchmarks/results-*.md``.
+A script that launches ``mpiexec`` carries the ``mpi`` marker (the Open MPI pass).
+"""
+
+import hashlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from launch import ROOT, env
+
+BENCH = ROOT / "benchmarks"
+SCRIPTS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+#: A Markdown table: a header row, then the separator row (| --- | :-: |).
+SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
+
+
+def cases():
+    for script in SCRIPTS:
+        text = script.read_text()
+        marks = [pytest.mark.slow]
+        if "mpiexec" in text:
+            marks.append(pytest.mark.mpi)
+        yield pytest.param(script, id=script.stem, marks=marks)
+
+
+def committed_results():
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(BENCH.glob("results-*.md"))}
+
+
+def table_headers(stdout):
+    """The header rows of the Markdown tables in ``stdout``."""
+    lines = stdout.splitlines()
+    return [lines[i - 1] for i in range(1, len(lines))
+            if SEPARATOR.match(lines[i].strip()) and lines[i - 1].strip().startswith("|")]
+
+
+def test_every_script_is_found():
+    assert len(SCRIPTS) >= 9 and all(p.suffix == ".py" for p in SCRIPTS)
+
+
+@pytest.mark.parametrize("script", cases())
+def test_benchmark_smoke_mode_runs_and_prints_its_table(script, tmp_path):
+    if "sklearn" in script.read_text():
+        pytest.importorskip("sklearn", reason="the benchmark needs scikit-learn (bench extra)")
+    before = committed_results()
+    res = subprocess.run([sys.executable, str(script), "--smoke"], cwd=tmp_path, env=env(),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"{script.name} --smoke failed:\n{res.stderr[-4000:]}"
+    headers = table_headers(res.stdout)
+    assert headers, f"{script.name} --smoke printed no table:\n{res.stdout[-3000:]}"
+    assert committed_results() == before, "smoke mode changed benchmarks/results-*.md"
+    assert not list(tmp_path.iterdir()), f"left files behind: {list(tmp_path.iterdir())}"
