@@ -9,6 +9,9 @@ Master side (the algorithm class; one ``step()`` is one iteration):
 
 - :func:`register_algorithm`: class decorator that makes a class of a plugin
   module (``run.plugins``) selectable by its ``name`` (an entry point needs none).
+- :class:`NewtonType`: an Algorithm whose ``step()`` runs the hooks gradient,
+  direction, line search, check, update; a Newton-type method defines
+  ``direction`` (and ``curvature``) only.
 - :class:`Algorithm`: ``self.rt`` (the runtime), ``self.prob`` (:class:`Problem`:
   ``n``, ``d``, ``lam`` (lambda), ``loss``, ``sizes`` = (n_1, ..., n_K)),
   ``self.p`` (the validated parameters), ``self.w`` (the model), ``self.rng``,
@@ -32,6 +35,7 @@ the round's vectors.  ``ctx.shard`` is a :class:`Shard`: ``n``, ``d``,
 """
 
 from .algorithms.base import LINE_SEARCH, SOLVER, Algorithm, Problem, use_cg
+from .algorithms.newton_type import NewtonType
 from .plugins import register_algorithm
 from .algorithms.primitives import (backtracking, hvp, local_newton_direction, loss_grad,
                                     loss_grad_hess, newton_cg_direction)
@@ -43,7 +47,7 @@ from .params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, non
 from .runtime import WorkerContext, worker_task
 
 __all__ = [
-    "Algorithm", "Problem", "register_algorithm", "LINE_SEARCH", "SOLVER", "use_cg",
+    "Algorithm", "NewtonType", "Problem", "register_algorithm", "LINE_SEARCH", "SOLVER", "use_cg",
     "backtracking", "hvp", "local_newton_direction", "loss_grad", "loss_grad_hess",
     "newton_cg_direction", "UserError", "cg", "solve_spd", "Shard", "global_value",
     "regularise", "BOOL", "FLOAT", "INT", "STR", "Param", "at_least", "in_open_closed",

@@ -8,6 +8,7 @@ overrides with the ``--set`` semantics, ``output=``/``Result.save`` files that
 with the CLI's one-line message, and the optimum against scikit-learn.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -107,26 +108,37 @@ import distnewton
 from distnewton.errors import UserError
 from mpi4py import MPI
 rank = MPI.COMM_WORLD.Get_rank()
+
+
+def report(text):          # one file per rank: the launcher may interleave stdout lines
+    with open(f"{sys.argv[2]}.rank{rank}", "w") as f:
+        print(text, file=f)
+
+
 try:
     res = distnewton.solve(sys.argv[1], backend="mpi")
 except UserError as exc:
-    print(f"rank {rank} UserError: {exc}", flush=True)
+    report(f"rank {rank} UserError: {exc}")
     sys.exit(0)
 if rank == 0:
     res.save(sys.argv[2])
-    print("master", res.status, res.rounds, res.attrs["backend"], res.attrs["n_workers"],
-          flush=True)
+    report(" ".join(map(str, ("master", res.status, res.rounds, res.attrs["backend"],
+                              res.attrs["n_workers"]))))
 else:
-    print(f"rank {rank} got", res, flush=True)
+    report(f"rank {rank} got {res}")
 """
 
 
 def mpi_solve(tmp_path, cfg, out, n=4):
+    """Run MPI_SCRIPT on n ranks; (CompletedProcess, the ranks' report lines sorted)."""
     script = tmp_path / "solve_mpi.py"
     script.write_text(MPI_SCRIPT)
-    return subprocess.run([mpiexec(), "-n", str(n), sys.executable, str(script), str(cfg),
-                           str(out)], capture_output=True, text=True, timeout=240, env=env(),
-                          cwd=ROOT)
+    res = subprocess.run([mpiexec(), "-n", str(n), sys.executable, str(script), str(cfg),
+                          str(out)], capture_output=True, text=True, timeout=240, env=env(),
+                         cwd=ROOT)
+    reports = [f"{out}.rank{r}" for r in range(n)]
+    lines = sorted(open(f).read().strip() for f in reports if os.path.exists(f))
+    return res, lines
 
 
 @pytest.mark.mpi
@@ -136,9 +148,8 @@ def test_solve_on_every_rank_of_an_mpi_job_matches_the_cli(tmp_path, data):
     res = cli("run", cfg, "-o", ref, "-q", n=4)
     assert res.returncode == 0, res.stderr
     out = tmp_path / "api.h5"
-    res = mpi_solve(tmp_path, cfg, out)
+    res, lines = mpi_solve(tmp_path, cfg, out)
     assert res.returncode == 0, res.stderr
-    lines = sorted(res.stdout.splitlines())
     assert lines[0].startswith("master ") and lines[0].split()[3:] == ["mpi", "3"], lines
     assert lines[1:] == [f"rank {r} got None" for r in (1, 2, 3)], lines
     attrs, hist, w = read_result(ref)
@@ -151,10 +162,9 @@ def test_solve_on_every_rank_of_an_mpi_job_matches_the_cli(tmp_path, data):
 @pytest.mark.mpi
 def test_bad_input_under_mpi_raises_the_same_usererror_on_every_rank(tmp_path):
     cfg = write_config(tmp_path / "bad.yaml", **raw_config(tmp_path / "missing.svm"))
-    res = mpi_solve(tmp_path, cfg, tmp_path / "never.h5", n=3)
+    res, lines = mpi_solve(tmp_path, cfg, tmp_path / "never.h5", n=3)
     assert res.returncode == 0, res.stderr
-    lines = sorted(res.stdout.splitlines())
-    assert len(lines) == 3 and all(" UserError: " in ln for ln in lines), res.stdout
+    assert len(lines) == 3 and all(" UserError: " in ln for ln in lines), (lines, res.stdout)
     assert len({ln.split(" UserError: ", 1)[1] for ln in lines}) == 1, lines
     assert "missing.svm" in lines[0]
     assert not (tmp_path / "never.h5").exists()

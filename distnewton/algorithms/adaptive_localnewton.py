@@ -7,6 +7,8 @@ decreases by one; when L = 1 and the loss again fails to decrease by delta,
 the method switches to GIANT (3 rounds per iteration; 2 + CG iterations with
 its high-dimensional fallback) for the rest of the run,
 which converges to the exact optimum instead of LocalNewton's error floor.
+The GIANT phase is a :class:`.giant.GIANT` object (``self.giant``, a
+:class:`.newton_type.NewtonType`: the same hooks, GIANT's direction).
 
 GIANT starts from the better of the newest w_bar (not evaluated yet when the
 switch is decided) and the w_bar with the lowest f the master knows: GIANT's

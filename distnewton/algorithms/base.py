@@ -5,7 +5,10 @@ An algorithm is a class with a ``name``, a ``params`` dict of
 ``distnewton list``) and a ``step()`` method: one iteration, run on the
 master, talking to the workers only through ``self.rt.round(...)``.  Its
 worker-side code is a set of functions registered with
-:func:`~distnewton.runtime.worker_task` in the same module.
+:func:`~distnewton.runtime.worker_task` in the same module.  The Newton-type
+methods derive from :class:`~.newton_type.NewtonType`, whose ``step()`` is
+named hooks (gradient, direction, line search, update) over the shared
+:mod:`.primitives`; mini-batch gradients on a shard are :mod:`.minibatch`'s.
 """
 
 from __future__ import annotations

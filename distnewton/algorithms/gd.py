@@ -58,5 +58,5 @@ class GD(Algorithm):
                 self.grow = trial == 0
                 return {"step_size": alpha}
             alpha *= 0.5
-        self.stalled = "line search found no decrease (at machine precision?)"
+        self.stalled = P.NO_DECREASE
         return {"step_size": 0.0}

@@ -42,16 +42,19 @@ at the forcing-sequence residual of :func:`.primitives.newton_cg_direction`
 or at ``cg_maxiter``.  Still Hessian-free and O(d) floats per round; the
 iteration then costs 2 + (CG iterations) rounds, logged as ``cg_iterations``
 (0 in the local regime).  ``direction: local`` / ``global`` force either.
+
+Steps 1-4 are the hooks of :class:`.newton_type.NewtonType`; this module
+defines step 2, the direction (local averaged or global CG), and what it needs
+from step 1.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..params import STR, Param
 from ..runtime import worker_task
 from . import primitives as P
-from .base import LINE_SEARCH, LS_STEPS_APPROX, SOLVER, Algorithm
+from .base import LINE_SEARCH, LS_STEPS_APPROX, SOLVER
+from .newton_type import GRADIENT, HELD, NewtonType
 
 DIRECTION = {
     "direction": Param(STR, "auto", "local: average of the workers' local Newton directions "
@@ -72,33 +75,17 @@ def _direction(ctx, w, g):
     return ctx.shard.n * P.local_newton_direction(ctx.shard, w, g, ctx.params)
 
 
-class GIANT(Algorithm):
+class GIANT(NewtonType):
     name = "giant"
     local_solves = True
     params = {**LINE_SEARCH, "ls_steps": LS_STEPS_APPROX, **SOLVER, **DIRECTION}
-    columns = {"cg_iterations": np.int64}
 
-    def step(self, fg=None):
-        """One iteration; ``fg`` = (f(w), grad f(w)) if the caller has them (no round 1;
-        on the global path they must come from ``loss_grad_hold`` at w)."""
-        prob, w = self.prob, self.w
-        glob = use_global_direction(self.p, prob)
-        diag = None
-        if fg is not None:
-            f, g = fg
-        elif glob:                                 # round 1, the workers hold w for CG
-            f, g, diag = P.loss_grad_hold(self.rt, prob, w,
-                                          diag=self.p.cg_precondition == "jacobi")
-        else:
-            f, g = P.loss_grad(self.rt, prob, w)                      # round 1
-        cg_its = 0
-        if glob:                                                      # CG: 1 round per iteration
-            self.g0_norm = getattr(self, "g0_norm", None) or float(np.linalg.norm(g))
-            p, cg_its = P.newton_cg_direction(self.rt, prob, w, g, self.g0_norm, self.p, diag)
-        else:
-            p = self.rt.round("giant.direction", w, g, up=prob.d) / prob.n  # round 2
-        alpha, _ = P.backtracking(self.rt, prob, w, p, f, float(p @ g), self.p)  # round 3
-        if alpha == 0.0:
-            self.stalled = "line search found no decrease (at machine precision?)"
-        self.w = w - alpha * p
-        return {"step_size": alpha, "cg_iterations": cg_its}
+    def curvature(self):
+        """Only g for the local solves (round 1); held by the workers for global CG."""
+        return HELD if use_global_direction(self.p, self.prob) else GRADIENT
+
+    def direction(self, it):
+        """p = sum_k (n_k/n) p_k with Hess f_k(w) p_k = g (round 2), or Newton-CG."""
+        if self.curvature() == HELD:
+            return self.cg_direction(it)
+        return self.rt.round("giant.direction", it.w, it.g, up=self.prob.d) / self.prob.n

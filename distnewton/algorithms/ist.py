@@ -33,8 +33,9 @@ Round k (one communication round):
          = z - phi c_i * (sum_{j in B} l'_j(z) x_j * (n_i/|B|) + n_i lambda z)   on S_i,
 
    B = its whole shard, or ``batch`` rows drawn from the worker's own stream
-   (``ctx.rng``, a fresh batch every step); z stays supported on S_i.  It
-   replies z_i = z restricted to S_i (q_i floats, ``Gatherv``);
+   (``ctx.rng``, a fresh batch every step; :mod:`.minibatch`, as RANL's); z
+   stays supported on S_i.  It replies z_i = z restricted to S_i (q_i floats,
+   ``Gatherv``);
 3. the master merges (coordinates outside S_i contribute 0 to the sums)
 
        x^{k+1} = (1/K) sum_i z_i  +  (I - (1/K) sum_i C_i) x^k
@@ -144,6 +145,7 @@ from ..params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, pos
 from ..runtime import worker_task
 from .base import Algorithm
 from .ist_analysis import quadratic_analysis
+from .minibatch import grad_sum, rows_of, sample_rows
 
 SKETCHES = ("perm", "perm_precond", "identity", "bernoulli")
 #: largest d for which the ridge analysis (d x d moments per worker) is computed
@@ -155,17 +157,17 @@ CURVATURE_BOUND = {"ridge": 1.0, "logistic": 0.25}
 # -- worker side ----------------------------------------------------------
 def local_steps(ctx, z, idx, scale, phi):
     """``local_steps`` sketched gradient steps on F_i from z (modified in place),
-    restricted to ``idx`` (an index array, or slice(None) for all); returns z[idx]."""
+    restricted to ``idx`` (an index array, or slice(None) for all); returns z[idx].
+
+    The data part of grad F_i is (n_i/|B|) s_B(z) (:func:`.minibatch.grad_sum`) on
+    the whole shard or ``batch`` rows drawn from the worker's stream."""
     p, shard = ctx.params, ctx.shard
     n_i, lam = shard.n, shard.lam
-    b = p.batch
     for _ in range(p.local_steps):
-        if b is None or b >= n_i:
-            gs = shard.X.T @ shard.loss.deriv(shard.X @ z, shard.y)
-        else:
-            rows = np.sort(ctx.rng.choice(n_i, size=b, replace=False))
-            Xb = shard.X[rows]
-            gs = (Xb.T @ shard.loss.deriv(Xb @ z, shard.y[rows])) * (n_i / b)
+        rows = sample_rows(ctx.rng, n_i, p.batch)         # None: the whole shard
+        gs = grad_sum(shard.loss, z, rows_of(shard, rows))
+        if rows is not None:                                # (n_i/|B|) s_B(z)
+            gs = gs * (n_i / len(rows))
         z[idx] -= phi * scale * (gs[idx] + n_i * lam * z[idx])
     return z[idx]
 

@@ -5,17 +5,18 @@ Newton steps on its own shard only (f_k, its local objective):
 
     p   = Hess f_k(w)^{-1} grad f_k(w)          (LAPACK Cholesky, or CG for large d)
     a   = largest alpha_max 2^-j with f_k(w - a p) <= f_k(w) - beta a p.grad f_k(w)
-    w  <- w - a p                                (local Armijo line search, no communication)
+    w  <- w - a p                                (local Armijo line search, no communication:
+                                                  :func:`.primitives.local_backtracking`)
 
 With CG (``solver: cg``, or ``auto`` and d > ``cg_threshold``) the local
 systems are solved inexactly, as in inexact Newton: to the relative residual
 eta = max(cg_rtol, min(0.1, sqrt(||grad f_k(w)|| / ||grad f_k(w_bar)||))), the
-forcing sequence of :func:`.primitives.newton_cg_direction` on the local
-problem, or ``cg_maxiter`` iterations.  Solving them to ``cg_rtol`` instead
-costs hundreds of local Hessian-vector products per step when n_k < d (a
-rank-deficient X_k^T D X_k plus lambda I has condition number ~ ||X_k||^2 /
-(n_k lambda)) and changes little: the local model is itself only an
-approximation of the global one.
+forcing sequence of :func:`.primitives.newton_cg_direction`
+(:func:`.primitives.forcing`) on the local problem, or ``cg_maxiter``
+iterations.  Solving them to ``cg_rtol`` instead costs hundreds of local
+Hessian-vector products per step when n_k < d (a rank-deficient X_k^T D X_k
+plus lambda I has condition number ~ ||X_k||^2 / (n_k lambda)) and changes
+little: the local model is itself only an approximation of the global one.
 
 then the master averages the local models, w_bar = sum_k (n_k/n) w_k (the
 paper's plain mean for equal shards).  One round per L local iterations:
@@ -46,29 +47,18 @@ LOCAL_PARAMS = {
 }
 
 
-def local_armijo(shard, w, p, g, ls):
-    """Largest alpha_max 2^-j (j < max_backtracks) with the Armijo condition on f_k."""
-    steps = ls.alpha_max * 0.5 ** np.arange(ls.max_backtracks)
-    f = shard.local_value(w)
-    slope = float(p @ g)
-    reg = 0.5 * shard.lam * np.array([float((w - a * p) @ (w - a * p)) for a in steps])
-    vals = shard.line_losses(w, p, steps) / shard.n + reg
-    ok = np.nonzero(vals <= f - ls.beta * steps * slope)[0]
-    return float(steps[ok[0]]) if ok.size else 0.0
-
-
 @worker_task("localnewton.local")
 def _local_steps(ctx, w_bar, L):
     """L local Newton steps from w_bar; replies [sum_j l_j(w_bar), n_k * w_k]."""
     shard, w = ctx.shard, w_bar.copy()
     f_bar = shard.loss_sum(w_bar)
-    g0_norm = None
+    g0_norm = None                                    # ||grad f_k(w_bar)||
     for _ in range(int(L[0])):
         g = shard.local_grad(w)
         g0_norm = g0_norm or float(np.linalg.norm(g)) or 1.0
-        eta = max(ctx.params.cg_rtol, min(0.1, float(np.sqrt(np.linalg.norm(g) / g0_norm))))
-        p = P.local_newton_direction(shard, w, g, ctx.params, rtol=eta)
-        w -= local_armijo(shard, w, p, g, ctx.params) * p
+        p = P.local_newton_direction(shard, w, g, ctx.params,
+                                     rtol=P.forcing(g, g0_norm, ctx.params))
+        w -= P.local_backtracking(shard, w, p, g, ctx.params) * p
     return np.concatenate(([f_bar], shard.n * w))
 
 

@@ -26,6 +26,8 @@ Defaults: batch 1, one epoch per round, constant lr 0.01.  On a9a (lambda =
 <= 14/4 and any lr < 2/3.5 is stable) lr 0.01 reaches a relative
 suboptimality of 2.6e-3..3.8e-3 after 20 rounds (seeds 0-3); lr 0.05 or 0.1
 start faster but plateau at a constant-step noise floor of 1e-2..4e-2.  The
+mini-batches and their gradient g are :mod:`.minibatch`'s (:func:`~.minibatch.batches`,
+:func:`~.minibatch.stochastic_grad`, shared with RANL and IST).  The
 inner loop (:func:`sgd`) takes an optional ``precondition(g, w, batch)`` so
 that scaled variants (w <- w - eta D_hat^{-1} g: Adam, RMSProp, OASIS, with D_hat
 global or local) reuse it unchanged.
@@ -40,6 +42,7 @@ import numpy as np
 from ..params import FLOAT, INT, Param, at_least, nonneg, positive
 from ..runtime import worker_task
 from .base import Algorithm
+from .minibatch import batches, stochastic_grad
 
 
 def steps_per_round(p, n_k):
@@ -47,38 +50,6 @@ def steps_per_round(p, n_k):
     if p.local_steps is not None:
         return p.local_steps
     return p.local_epochs * math.ceil(n_k / min(p.batch, n_k))
-
-
-def batches(shard, rng, state, batch, steps):
-    """Yield ``steps`` mini-batches (ind, val, rows, y) as the CSR entries of
-    consecutive rows of the current epoch's permuted shard, drawing a fresh
-    permutation (and permuting the CSR once) when an epoch ends.  ``rows`` are
-    the entries' row numbers within the batch (None for one row)."""
-    n = shard.n
-    for _ in range(steps):
-        if state["pos"] >= n:
-            perm = rng.permutation(n)
-            X = shard.X[perm]
-            state.update(pos=0, indptr=X.indptr.tolist(), ind=X.indices.astype(np.intp),
-                         val=X.data, y=shard.y[perm],
-                         rows=np.repeat(np.arange(n), np.diff(X.indptr)))
-        s = state["pos"]
-        e = min(s + batch, n)
-        a, b = state["indptr"][s], state["indptr"][e]
-        state["pos"] = e
-        yield (state["ind"][a:b], state["val"][a:b],
-               state["rows"][a:b] - s if e - s > 1 else None, state["y"][s:e])
-
-
-def stochastic_grad(loss, lam, w, ind, val, rows, yb):
-    """(1/|B|) sum_{j in B} l'(x_j.w, y_j) x_j + lambda w from the batch's CSR entries."""
-    if rows is None:                        # one row: numpy on its sparse entries
-        g = lam * w
-        g[ind] += loss.deriv(float(np.dot(val, w[ind])), yb[0]) * val
-        return g
-    z = np.bincount(rows, weights=val * w[ind], minlength=len(yb))
-    c = loss.deriv(z, yb)
-    return np.bincount(ind, weights=val * c[rows], minlength=len(w)) / len(yb) + lam * w
 
 
 def sgd(shard, w, rng, state, steps, lr, decay=0.0, batch=1, precondition=None):

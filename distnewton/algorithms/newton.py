@@ -19,35 +19,28 @@ Iteration t (w = w_t):
 So an iteration costs 2 rounds (Cholesky) or 2 + #CG iterations (CG).  The
 method converges quadratically near the optimum; it is the reference that
 computes f* for the other methods.
+
+Steps 1-4 are the hooks of :class:`.newton_type.NewtonType`; this module
+defines step 2, the direction, and what it needs from step 1 (the dense
+Hessian, or the workers holding w for CG).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..linalg import solve_spd
-from . import primitives as P
-from .base import LINE_SEARCH, SOLVER, Algorithm, use_cg
+from .base import LINE_SEARCH, SOLVER, use_cg
+from .newton_type import HELD, HESSIAN, NewtonType
 
 
-class Newton(Algorithm):
+class Newton(NewtonType):
     name = "newton"
     params = {**LINE_SEARCH, **SOLVER}
-    columns = {"cg_iterations": np.int64}
 
-    def step(self):
-        prob, w = self.prob, self.w
-        cg_its = 0
-        if use_cg(self.p, prob.d):
-            jacobi = self.p.cg_precondition == "jacobi"
-            f, g, diag = P.loss_grad_hold(self.rt, prob, w, diag=jacobi)
-            self.g0_norm = getattr(self, "g0_norm", None) or float(np.linalg.norm(g))
-            p, cg_its = P.newton_cg_direction(self.rt, prob, w, g, self.g0_norm, self.p, diag)
-        else:
-            f, g, H = P.loss_grad_hess(self.rt, prob, w)
-            p = solve_spd(H, g)
-        alpha, _ = P.backtracking(self.rt, prob, w, p, f, float(p @ g), self.p)
-        if alpha == 0.0:
-            self.stalled = "line search found no decrease (at machine precision?)"
-        self.w = w - alpha * p
-        return {"step_size": alpha, "cg_iterations": cg_its}
+    def curvature(self):
+        """Hess f(w) reduced (Cholesky), or held by the workers (CG)."""
+        return HELD if use_cg(self.p, self.prob.d) else HESSIAN
+
+    def direction(self, it):
+        """H p = g: LAPACK Cholesky on the master (damped if H is not positive
+        definite), or inexact Newton-CG in Hessian-vector-product rounds."""
+        return self.cg_direction(it) if it.H is None else solve_spd(it.H, it.g)

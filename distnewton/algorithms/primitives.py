@@ -1,7 +1,9 @@
 """Distributed primitives shared by the algorithms (dask-glm style).
 
 Each function states its cost in rounds and floats per worker.  ``d`` is the
-number of features, ``n`` the number of training rows.
+number of features, ``n`` the number of training rows.  The ``local_*`` ones run
+on one worker, on its shard only (no communication): the same line search
+(:func:`armijo`) and forcing sequence (:func:`forcing`) on f_k instead of f.
 """
 
 from __future__ import annotations
@@ -89,42 +91,72 @@ def _line_losses(ctx, w, p, steps):
     return ctx.shard.line_losses(w, p, steps)
 
 
-def backtracking(rt, prob, w, p, f, slope, ls):
-    """Distributed Armijo backtracking along -p; returns (alpha, f(w - alpha p)).
+#: the stall of a line search without a step that decreases f enough
+NO_DECREASE = "line search found no decrease (at machine precision?)"
 
-    Accepts the largest alpha in alpha_max * 2^-j (j = 0, 1, ...) with
-    f(w - alpha p) <= f - beta alpha slope, where slope = p.grad f(w) > 0.  The
-    workers evaluate ``ls_steps`` trial steps per round (one pass over their
-    rows for Xw and Xp), so a line search usually costs 1 round: 2d + ls_steps
-    floats down, ls_steps up per worker.  Returns (0, f) if no trial step out
-    of ``max_backtracks`` decreases f enough.
+
+def armijo(losses, n, lam, w, p, f, slope, ls, per_pass):
+    """Armijo backtracking along -p: (alpha, f(w - alpha p)).
+
+    Tries alpha = alpha_max 2^-j, j = 0, 1, ..., max_backtracks - 1, and accepts
+    the first (largest) with f(w - alpha p) <= f - beta alpha slope, where
+    slope = p.grad f(w) > 0.  ``losses(steps)`` returns the data sums
+    sum_j l(x_j.(w - a p)) for ``per_pass`` trial steps at a time (one pass over
+    the rows for Xw and Xp); f(w - a p) = (1/n) sum + (lambda/2) ||w - a p||^2.
+    Returns (0, f) when no trial decreases f enough.
     """
     tried = 0
     while tried < ls.max_backtracks:
-        m = min(ls.ls_steps, ls.max_backtracks - tried)
+        m = min(per_pass, ls.max_backtracks - tried)
         steps = ls.alpha_max * 0.5 ** np.arange(tried, tried + m)
-        sums = rt.round("line_losses", w, p, steps, up=m)
-        for a, s in zip(steps, sums):
-            f_new = global_value(s, prob.n, prob.lam, w - a * p)
+        for a, s in zip(steps, losses(steps)):
+            f_new = global_value(s, n, lam, w - a * p)
             if f_new <= f - ls.beta * a * slope:
                 return float(a), f_new
         tried += m
     return 0.0, f
 
 
+def backtracking(rt, prob, w, p, f, slope, ls):
+    """Distributed Armijo backtracking (:func:`armijo` on f); returns (alpha, f(w - alpha p)).
+
+    The workers evaluate ``ls_steps`` trial steps per round (one pass over their
+    rows for Xw and Xp), so a line search usually costs 1 round: 2d + ls_steps
+    floats down, ls_steps up per worker.  Returns (0, f) if no trial step out
+    of ``max_backtracks`` decreases f enough.
+    """
+    def losses(steps):
+        return rt.round("line_losses", w, p, steps, up=len(steps))
+    return armijo(losses, prob.n, prob.lam, w, p, f, slope, ls, ls.ls_steps)
+
+
+def local_backtracking(shard, w, p, g, ls):
+    """:func:`armijo` on one worker's f_k (no communication), all ``max_backtracks``
+    trial steps in one pass over the shard; returns alpha (0 if none passes)."""
+    def losses(steps):
+        return shard.line_losses(w, p, steps)
+    return armijo(losses, shard.n, shard.lam, w, p, shard.local_value(w), float(p @ g), ls,
+                  ls.max_backtracks)[0]
+
+
+def forcing(g, g0_norm, p):
+    """Relative CG residual eta = max(cg_rtol, min(0.1, sqrt(||g|| / ||g0||))):
+    the Eisenstat-Walker forcing sequence, loose far from the optimum and
+    tightening as ||g|| -> 0 (superlinear convergence of inexact Newton is kept)."""
+    return max(p.cg_rtol, min(0.1, float(np.sqrt(np.linalg.norm(g) / g0_norm))))
+
+
 def newton_cg_direction(rt, prob, w, g, g0_norm, p, diag=None):
     """Inexact Newton direction: CG on Hess f(w) x = g, Hessian-free.
 
     The workers must hold w: g came from :func:`loss_grad_hold` at w.
-    Stops at the relative residual eta = max(cg_rtol, min(0.1, sqrt(||g|| / ||g0||)))
-    (Eisenstat-Walker forcing sequence: loose far from the optimum, tightening
-    as ||g|| -> 0, so superlinear convergence is kept) or after ``cg_maxiter``
+    Stops at the relative residual :func:`forcing` (g, g0) or after ``cg_maxiter``
     iterations; ``diag``: diag(Hess f(w)) for Jacobi preconditioning.
     Returns (x, iterations); each iteration is one :func:`hvp` round
     (d + 2 down, d up per worker).
     """
-    eta = max(p.cg_rtol, min(0.1, float(np.sqrt(np.linalg.norm(g) / g0_norm))))
-    return cg(lambda v: hvp(rt, prob, w, v), g, rtol=eta, maxiter=p.cg_maxiter, diag=diag)
+    return cg(lambda v: hvp(rt, prob, w, v), g, rtol=forcing(g, g0_norm, p),
+              maxiter=p.cg_maxiter, diag=diag)
 
 
 def local_newton_direction(shard, w, g, p, rtol=None):

@@ -23,7 +23,8 @@ Every iteration t (one round):
        grad F_k(z) = (1/b) sum_{j in batch} grad l_j(z) + lambda z,
    z = x_t (``eval_at: full``) or x_t with its untrained regions zeroed
    (``eval_at: pruned``); batch = the whole shard (default) or ``batch`` rows
-   drawn from the worker's own stream.      [up: that many floats, per worker]
+   drawn from the worker's own stream (:mod:`.minibatch`, as IST's).
+                                            [up: that many floats, per worker]
 3. the master keeps the latest block of every (worker, region) and
    aggregates region q over the workers that have ever sent it (fresh or
    stale), weighted by shard size and renormalised:
@@ -54,6 +55,13 @@ Beyond the paper (off by default; the faithful algorithm is unchanged):
   need not be a descent direction).  A step that decreases f doubles the
   step size, up to eta.  A rejected iteration logs step_size 0.
 
+As a :class:`.newton_type.NewtonType`: the Hessian round and steps 1-3 are the
+gradient hook (the held curvature is the factor of [H]_mu; a point the damping
+safeguard rejects ends the iteration there), step 4's eta [H]_mu^{-1} g_t the
+direction hook, the safeguards the line-search hook (the step along it: 1,
+Armijo backtracking, or eta_t / eta).  A line search that finds no decrease
+stalls the run only when every block was fresh.
+
 Master state: numpy arrays and scalars (blocks, stamps, Cholesky factor,
 capacities, masks' generator); worker state: the region layout in
 ``ctx.state``.
@@ -70,7 +78,9 @@ from ..errors import UserError
 from ..linalg import check_dense_hessian, cho_factor_damped, log
 from ..runtime import worker_task
 from . import primitives as P
-from .base import LINE_SEARCH, LS_STEPS_APPROX, Algorithm
+from .base import LINE_SEARCH, LS_STEPS_APPROX
+from .minibatch import mean_grad, rows_of, sample_rows
+from .newton_type import Iterate, NewtonType
 from .ranl_masks import (MASK_STREAM, check_capacities, check_regions, check_tau,
                          draw_masks, parse_capacities, region_counts, region_layout)
 
@@ -85,27 +95,18 @@ def _layout(ctx):
     return ctx.state["ranl.region_of"]
 
 
-def _rows(ctx, batch):
-    """Sorted random rows (worker's stream), or None for the whole shard."""
-    n = ctx.shard.n
-    if batch is None or batch >= n:
-        return None
-    return np.sort(ctx.rng.choice(n, size=int(batch), replace=False))
-
-
 def local_gradient(shard, z, rows=None):
-    """grad F_k(z) on ``rows`` (all when None): mean of grad l_j + lambda z."""
+    """grad F_k(z) on ``rows`` (the whole shard when None): mean of grad l_j + lambda z."""
     if rows is None:
-        return shard.loss_grad_sum(z)[1] / shard.n + shard.lam * z
-    X, y = shard.X[rows], shard.y[rows]
-    return X.T @ shard.loss.deriv(X @ z, y) / len(rows) + shard.lam * z
+        return shard.local_grad(z)
+    return mean_grad(shard.loss, shard.lam, z, rows_of(shard, rows))
 
 
 @worker_task("ranl.hessian")
 def _hessian(ctx, w):
     """n_k * (data part of Hess F_k(w)) on hessian_batch rows, as d*d floats."""
     shard = ctx.shard
-    rows = _rows(ctx, ctx.params.hessian_batch)
+    rows = sample_rows(ctx.rng, shard.n, ctx.params.hessian_batch)
     if rows is None:
         return shard.hess_sum(w).ravel()
     X, y = shard.X[rows], shard.y[rows]
@@ -120,14 +121,14 @@ def _grad(ctx, w, regions):
     p, shard = ctx.params, ctx.shard
     trained = np.isin(_layout(ctx), regions.astype(np.int64))
     z = w * trained if p.eval_at == "pruned" else w
-    g = local_gradient(shard, z, _rows(ctx, p.batch))[trained]
+    g = local_gradient(shard, z, sample_rows(ctx.rng, shard.n, p.batch))[trained]
     if p.safeguard == "none":
         return g
     return np.concatenate(([shard.loss_sum(w)], g))
 
 
 # -- master side ----------------------------------------------------------
-class RANL(Algorithm):
+class RANL(NewtonType):
     name = "ranl"
     params = {
         "regions": Param((int, str), 10, "Q contiguous equal blocks of coordinates, or "
@@ -217,7 +218,11 @@ class RANL(Algorithm):
         g = np.einsum("kd,kd->d", W[:, self.region_of], self.blocks)
         return g, float(np.mean((self.t - self.stamp)[have]))
 
-    def step(self):
+    # the NewtonType hooks -------------------------------------------------
+    def gradient(self, fg=None):
+        """The held curvature (the Hessian round: once, or every ``hessian_refresh``),
+        then steps 1-3: masks, the masked gradient round, the aggregate g_t.
+        Damping: a rejected x_t ends the iteration here (Iterate.g None)."""
         p, prob = self.p, self.prob
         hess = 0
         if self.chol.size == 0 or (p.hessian_refresh and self.t % p.hessian_refresh == 0):
@@ -230,36 +235,48 @@ class RANL(Algorithm):
                                 scatter=[np.flatnonzero(m).astype(np.float64) for m in M])
         self.t += 1
         cover = M.sum(axis=0)
-        info = {"coverage_min": int(cover.min()), "coverage_mean": float(cover.mean()),
-                "hessian_computed": hess}
-        f = (P.global_value(sum(float(r[0]) for r in replies), prob.n, prob.lam, self.w)
-             if extra else None)
-        if p.safeguard == "damping" and not f <= self.f_acc:      # reject x_t
+        it = Iterate(self.w, info={"coverage_min": int(cover.min()),
+                                   "coverage_mean": float(cover.mean()),
+                                   "hessian_computed": hess})
+        if extra:
+            it.f = P.global_value(sum(float(r[0]) for r in replies), prob.n, prob.lam, self.w)
+        if p.safeguard == "damping" and not it.f <= self.f_acc:     # reject x_t
             self.eta_t *= 0.5
             if self.eta_t < p.eta * 0.5 ** p.max_backtracks:
                 self.stalled = "damping: no decrease after max_backtracks halvings"
             self.w, self.trial = self.w_acc.copy(), False   # re-evaluate there next round
-            return {**info, "staleness": self.aggregate()[1], "step_size": 0.0}
+            it.info.update(staleness=self.aggregate()[1], step_size=0.0)
+            return it
         for k, (c, r) in enumerate(zip(coords, replies)):
             self.blocks[k, c] = r[extra:]
             self.stamp[k, M[k]] = self.t
-        g, staleness = self.aggregate()
+        it.g, it.info["staleness"] = self.aggregate()
+        return it
+
+    def direction(self, it):
+        """Step 4's direction: p_t = eta [H]_mu^{-1} g_t, from the held factor."""
         import scipy.linalg as sla
-        direction = sla.cho_solve((self.chol, True), g, check_finite=False)
-        info["staleness"] = staleness
-        if p.safeguard == "damping":
+        return self.p.eta * sla.cho_solve((self.chol, True), it.g, check_finite=False)
+
+    def line_search(self, it, p):
+        """The step along p_t: 1 (the paper); Armijo backtracking (``line_search``);
+        ``damping``: eta_t / eta (x_t becomes the accepted point; a step after a
+        decrease doubles eta_t, up to eta)."""
+        if self.p.safeguard == "line_search":
+            return super().line_search(it, p)
+        if self.p.safeguard == "damping":
             if self.trial:                                   # a step that decreased f
-                self.eta_t = min(float(p.eta), 2.0 * self.eta_t)
-            self.w_acc, self.f_acc, self.trial = self.w.copy(), f, True
-            self.w = self.w - self.eta_t * direction
-            return {**info, "step_size": self.eta_t}
-        if p.safeguard == "line_search":
-            direction = p.eta * direction
-            alpha, _ = P.backtracking(self.rt, prob, self.w, direction, f,
-                                      float(direction @ g), p)
-            if alpha == 0.0 and staleness == 0.0:
-                self.stalled = "line search found no decrease (at machine precision?)"
-            self.w = self.w - alpha * direction
-            return {**info, "step_size": alpha * p.eta}
-        self.w = self.w - p.eta * direction
-        return {**info, "step_size": p.eta}
+                self.eta_t = min(float(self.p.eta), 2.0 * self.eta_t)
+            self.w_acc, self.f_acc, self.trial = self.w.copy(), it.f, True
+            return self.eta_t / self.p.eta
+        return 1.0
+
+    def check(self, it, alpha):
+        """A line search without decrease stalls only on fresh blocks: a stale
+        aggregate need not be a descent direction, the next round refreshes it."""
+        if it.info["staleness"] == 0.0:
+            super().check(it, alpha)
+
+    def update(self, it, p, alpha):
+        """x_{t+1} = x_t - alpha p_t; step_size logs alpha eta."""
+        return {**super().update(it, p, alpha), "step_size": alpha * self.p.eta}

@@ -102,7 +102,8 @@ import numpy as np
 from ..params import FLOAT, INT, STR, Param, at_least, positive
 from ..runtime import worker_task
 from .base import Algorithm
-from .localsgd import batches, sgd, stochastic_grad
+from .localsgd import sgd
+from .minibatch import batches, stochastic_grad
 
 SCALINGS = ("identity", "adam", "rmsprop", "oasis")
 MODES = ("global", "local")
@@ -121,7 +122,7 @@ def gamma_of(p):
 # -- the pieces (pure functions, shared by master and workers) ----------------
 def batch_hvp(loss, lam, w, v, ind, val, rows, yb):
     """H_z(w) v = (1/|z|) sum_{j in z} l''(x_j.w, y_j) x_j (x_j.v) + lambda v
-    from the mini-batch's CSR entries (as :func:`~.localsgd.stochastic_grad`;
+    from the mini-batch's CSR entries (as :func:`~.minibatch.stochastic_grad`;
     ``rows`` None for a one-row batch)."""
     if rows is None:
         hv = lam * v
