@@ -85,13 +85,14 @@ def own_lines(stderr):
 
     Open MPI's mpirun adds a notice framed by lines of dashes after any rank
     exits non-zero ("prterun detected that one or more processes exited with
-    non-zero status"); MPICH's mpiexec adds nothing.
+    non-zero status"), and its event library may print ``[warn] Epoll MOD(1) on fd
+    N failed ...`` while the job is torn down; MPICH's mpiexec adds nothing.
     """
     out, framed = [], False
     for line in stderr.splitlines():
         if set(line.strip()) == {"-"} and len(line.strip()) > 20:
             framed = not framed
-        elif not framed and line.strip():
+        elif not framed and line.strip() and not line.startswith("[warn] Epoll "):
             out.append(line)
     return out
 
