@@ -1,5 +1,6 @@
 """L-BFGS and Local SGD: their pieces in-process (line search, two-loop
-recursion, the SGD inner loop) and whole runs on a9a, sim and real mpiexec."""
+recursion, the SGD inner loop) and whole runs, sim and real mpiexec, on a
+synthetic set (every clone) and on a9a (``data``: its published-scale optimum)."""
 
 import numpy as np
 import pytest
@@ -8,10 +9,14 @@ import scipy.sparse as sp
 from distnewton.algorithms.lbfgs import strong_wolfe, two_loop
 from distnewton.algorithms.localsgd import sgd, stochastic_grad
 from distnewton.objectives import Shard
-from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config, a9a_reference
+from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
+                    read_result, synth, write_config)
 
-needs_data = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
-D_A9A = 123
+A9A_DATA = pytest.mark.data(reason="a9a's published-scale optimum and measured floors")
+#: Local SGD at its defaults on the synthetic set (rows of norm ~1, so lr 0.01 is
+#: slow): measured 0.4606 after 1 round and 0.1346 after 20 for seeds 0-3 (they
+#: agree to 1e-4); the bound keeps a 1.5x margin
+SMALL_LSGD_BOUND = 0.2
 
 
 # -- in-process: the pieces ---------------------------------------------------
@@ -121,17 +126,24 @@ def test_sgd_never_modifies_the_broadcast_vector():
     np.testing.assert_array_equal(w, np.ones(5))
 
 
-# -- whole runs on a9a ---------------------------------------------------------
+# -- whole runs ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """4000 x 50 synthetic logistic set: (data keys, X, y, lam, f*)."""
+    path = synth(tmp_path_factory.mktemp("lbfgs") / "s.svm", 4000, 50, density=0.2)
+    X, y, lam, _, f_ref = logistic_reference(path)
+    return {"train": str(path)}, X, y, lam, f_ref
+
+
 @pytest.fixture(scope="module")
 def a9a():
     X, y, lam, _, f_ref = a9a_reference()
-    return X, y, lam, f_ref
+    return {"train": str(SHARED / "a9a.bz2"), "n_features": 123}, X, y, lam, f_ref
 
 
-def config(tmp_path, tag, algorithm, **run):
+def config(tmp_path, tag, algorithm, data, **run):
     return write_config(
-        tmp_path / f"{tag}.yaml",
-        data={"train": str(SHARED / "a9a.bz2"), "n_features": D_A9A, "partition": "iid"},
+        tmp_path / f"{tag}.yaml", data={**data, "partition": "iid"},
         model={"loss": "logistic", "lambda": "1/n"},
         algorithm=algorithm, run={"grad_rtol": 1e-12, **run})
 
@@ -154,29 +166,31 @@ def assert_same_run(a, b, exact=("iteration", "comm_rounds", "bytes_up", "bytes_
     np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-12 * np.abs(wb).max())
 
 
-@needs_data
-def test_lbfgs_reaches_the_sklearn_optimum_on_a9a(tmp_path, a9a):
-    X, y, lam, f_ref = a9a
-    attrs, hist, w = sim(config(tmp_path, "lbfgs", {"name": "lbfgs"}, max_rounds=300),
+@pytest.mark.parametrize("ref", ["small", pytest.param("a9a", marks=A9A_DATA)])
+def test_lbfgs_reaches_the_sklearn_optimum(tmp_path, ref, request):
+    data, X, y, lam, f_ref = request.getfixturevalue(ref)
+    D = X.shape[1]
+    attrs, hist, w = sim(config(tmp_path, "lbfgs", {"name": "lbfgs"}, data, max_rounds=300),
                          tmp_path / "l.h5", 4)
     f = logistic_objective(X, y, w, lam)
-    # measured: 7.2e-10 after 300 rounds (262 iterations); f* ~ 0.32
+    # a9a measured: 7.2e-10 after 300 rounds (262 iterations); f* ~ 0.32
     assert abs(f - f_ref) / f_ref <= 1e-8
     assert hist["loss"][-1] == pytest.approx(f, rel=1e-12)
-    assert np.all(np.diff(hist["loss"]) < 0)                 # sufficient decrease every step
+    # sufficient decrease every step (strict until f is within rounding of f*)
+    dec, above = np.diff(hist["loss"]), hist["loss"][1:] - f_ref > 1e-13 * f_ref
+    assert np.all(dec <= 0) and np.all(dec[above] < 0)
     # rounds: 1 to start (f, g at w0), then one per line-search trial
     rounds = 1 + np.cumsum(hist["ls_trials"])[1:]
     np.testing.assert_array_equal(hist["comm_rounds"][1:], rounds)
-    assert np.mean(hist["ls_trials"][1:]) < 1.3               # the unit step is mostly accepted
+    assert np.median(hist["ls_trials"][1:]) == 1              # the unit step is mostly accepted
     K, R = 4, hist["comm_rounds"]
-    np.testing.assert_array_equal(hist["bytes_down"], R * K * (64 + 8 * D_A9A))
-    np.testing.assert_array_equal(hist["bytes_up"], R * K * 8 * (D_A9A + 1))
+    np.testing.assert_array_equal(hist["bytes_down"], R * K * (64 + 8 * D))
+    np.testing.assert_array_equal(hist["bytes_up"], R * K * 8 * (D + 1))
 
 
 @pytest.mark.mpi
-@needs_data
-def test_lbfgs_mpi_equals_sim(tmp_path):
-    cfg = config(tmp_path, "lbfgs", {"name": "lbfgs", "m": 5}, max_rounds=40)
+def test_lbfgs_mpi_equals_sim(tmp_path, small):
+    cfg = config(tmp_path, "lbfgs", {"name": "lbfgs", "m": 5}, small[0], max_rounds=40)
     mpi = run(cfg, tmp_path / "mpi.h5", n=3)
     assert mpi[0]["backend"] == "mpi" and mpi[0]["n_workers"] == 2
     assert_same_run(mpi, sim(cfg, tmp_path / "sim.h5", 2), exact=(
@@ -184,10 +198,10 @@ def test_lbfgs_mpi_equals_sim(tmp_path):
 
 
 @pytest.mark.mpi
-@needs_data
-def test_localsgd_reproducible_identical_over_mpi_and_one_round_each(tmp_path):
+def test_localsgd_reproducible_identical_over_mpi_and_one_round_each(tmp_path, small):
     alg = {"name": "localsgd", "batch": 8, "lr": 0.05, "decay": 1e-3}
-    cfg = config(tmp_path, "lsgd", alg, max_rounds=3)
+    cfg = config(tmp_path, "lsgd", alg, small[0], max_rounds=3)
+    D = small[1].shape[1]
     a = sim(cfg, tmp_path / "a.h5", 2)
     b = sim(cfg, tmp_path / "b.h5", 2)
     assert_same_run(a, b, exact=tuple(k for k in a[1] if k != "wall_time" and not k.startswith("time_")))
@@ -198,36 +212,37 @@ def test_localsgd_reproducible_identical_over_mpi_and_one_round_each(tmp_path):
     # one round per iteration; down: header + w, up: n_k w_k (d floats) per worker
     hist, K, it = a[1], 2, a[1]["iteration"]
     np.testing.assert_array_equal(hist["comm_rounds"], it)
-    np.testing.assert_array_equal(hist["bytes_down"], it * K * (64 + 8 * D_A9A))
-    np.testing.assert_array_equal(hist["bytes_up"], it * K * 8 * D_A9A)
-    # step_size: worker 1's first step of the round, lr/(1 + decay s), s = 2035 steps/round
+    np.testing.assert_array_equal(hist["bytes_down"], it * K * (64 + 8 * D))
+    np.testing.assert_array_equal(hist["bytes_up"], it * K * 8 * D)
+    # step_size: worker 1's first step of the round, lr/(1 + decay s), s steps per round
     s = np.ceil(a[0]["shard_sizes"][0] / 8) * (it[1:] - 1)
     np.testing.assert_allclose(hist["step_size"][1:], 0.05 / (1 + 1e-3 * s))
 
 
-@needs_data
-def test_localsgd_learns_on_a9a(tmp_path, a9a):
-    X, y, lam, f_ref = a9a
-    attrs, hist, w = sim(config(tmp_path, "lsgd", {"name": "localsgd"}, max_rounds=20),
+@pytest.mark.parametrize("ref,bound", [("small", SMALL_LSGD_BOUND),
+                                       pytest.param("a9a", 1e-2, marks=A9A_DATA)])
+def test_localsgd_learns(tmp_path, ref, bound, request):
+    data, X, y, lam, f_ref = request.getfixturevalue(ref)
+    attrs, hist, w = sim(config(tmp_path, "lsgd", {"name": "localsgd"}, data, max_rounds=20),
                          tmp_path / "l.h5", 4)
     subopt = (hist["loss"] - f_ref) / f_ref
-    # Defaults (batch 1, 1 epoch per round, lr 0.01).  Measured: 4.1e-2 after 1
+    # Defaults (batch 1, 1 epoch per round, lr 0.01).  a9a measured: 4.1e-2 after 1
     # round, 2.7e-3 after 20 (seeds 1-3: 2.6e-3..3.8e-3; the largest value at any
     # round 10..20 over seeds 0-3 is 9.1e-3, the constant-step noise floor).
+    # The synthetic set: see SMALL_LSGD_BOUND.
     assert hist["comm_rounds"][-1] == 20 and attrs["status"] == "max_rounds"
-    assert subopt[-1] <= 1e-2
+    assert subopt[-1] <= bound
     assert hist["loss"][-1] < hist["loss"][1] < hist["loss"][0]
     assert logistic_objective(X, y, w, lam) == pytest.approx(hist["loss"][-1], rel=1e-12)
 
 
-@needs_data
-def test_one_full_batch_local_step_is_one_gd_step(tmp_path):
+def test_one_full_batch_local_step_is_one_gd_step(tmp_path, small):
     """local_steps 1, batch >= n_k: w_k = w - lr grad f_k(w) and
     sum_k (n_k/n) w_k = w - lr grad f(w), for shards of unequal size too."""
     lsgd = sim(config(tmp_path, "lsgd", {"name": "localsgd", "local_steps": 1, "batch": 10**6,
-                                         "lr": 2.0}, max_rounds=4), tmp_path / "l.h5", 3)
-    gd = sim(config(tmp_path, "gd", {"name": "gd", "step_size": 2.0}, max_rounds=4),
+                                         "lr": 2.0}, small[0], max_rounds=4), tmp_path / "l.h5", 3)
+    gd = sim(config(tmp_path, "gd", {"name": "gd", "step_size": 2.0}, small[0], max_rounds=4),
              tmp_path / "g.h5", 3)
-    assert len(set(lsgd[0]["shard_sizes"])) > 1               # 32561 = 10854 + 2 * 10853
+    assert len(set(lsgd[0]["shard_sizes"])) > 1               # 4000 = 1334 + 2 * 1333
     assert_same_run(lsgd, gd, exact=("iteration", "comm_rounds", "bytes_down"))
     assert lsgd[1]["loss"][-1] < lsgd[1]["loss"][0]

@@ -1,22 +1,32 @@
-"""End-to-end runs on real data, checked against independent references:
-scikit-learn's LogisticRegression optimum and the closed-form ridge solution.
-The distributed ones launch real ``mpiexec`` jobs."""
+"""End-to-end runs checked against independent references: scikit-learn's
+LogisticRegression optimum and the closed-form ridge solution.  A synthetic set
+on every clone; a9a and w8a (marked ``data``) for their published scale and
+w8a.t's empty rows.  The distributed ones launch real ``mpiexec`` jobs."""
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_svmlight_file
 from sklearn.linear_model import LogisticRegression
 
-from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config, a9a_reference
+from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
+                    read_result, synth, write_config)
 
-pytestmark = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
+A9A = {"train": str(SHARED / "a9a.bz2"), "n_features": 123}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """4000 x 50 synthetic logistic set (density 0.2): (data keys, X, y, lam, w*, f*)."""
+    path = synth(tmp_path_factory.mktemp("runs") / "s.svm", 4000, 50, density=0.2)
+    return ({"train": str(path)},) + logistic_reference(path)
 
 
 @pytest.fixture(scope="module")
 def a9a():
-    return a9a_reference()
+    return (A9A,) + a9a_reference()
 
 
+@pytest.mark.data(reason="w8a.t's rows without features and its published test accuracy")
 def test_test_accuracy_matches_sklearn_on_w8a(tmp_path):
     """w8a.t has rows with no features (x.w = 0): the prediction rule must be
     sklearn's (+1 only when x.w > 0), else ~8% of the test rows flip."""
@@ -35,10 +45,9 @@ def test_test_accuracy_matches_sklearn_on_w8a(tmp_path):
     assert abs(hist["test_accuracy"][-1] - ref.score(Xt, yt)) <= 2 / len(yt)
 
 
-def a9a_config(tmp_path, name, **run):
+def config(tmp_path, data, name, **run):
     return write_config(
-        tmp_path / f"{name}.yaml",
-        data={"train": str(SHARED / "a9a.bz2"), "n_features": 123, "partition": "iid"},
+        tmp_path / f"{name}.yaml", data={**data, "partition": "iid"},
         model={"loss": "logistic", "lambda": "1/n"},
         algorithm={"name": name},
         run={"grad_rtol": 1e-12, **run})
@@ -50,11 +59,13 @@ def run_ok(*args, **kw):
     return res
 
 
+@pytest.mark.parametrize("ref", ["small", pytest.param("a9a", marks=pytest.mark.data(
+    reason="a9a's published-scale optimum"))])
 @pytest.mark.parametrize("name,rounds", [("newton", 40), ("giant", 60)])
-def test_sim_reaches_the_sklearn_optimum_on_a9a(tmp_path, a9a, name, rounds):
-    X, y, lam, w_ref, f_ref = a9a
+def test_sim_reaches_the_sklearn_optimum(tmp_path, ref, name, rounds, request):
+    data, X, y, lam, w_ref, f_ref = request.getfixturevalue(ref)
     out = tmp_path / "r.h5"
-    run_ok("run", a9a_config(tmp_path, name, max_rounds=rounds), "--backend", "sim",
+    run_ok("run", config(tmp_path, data, name, max_rounds=rounds), "--backend", "sim",
            "--workers", 4, "-o", out, "-q")
     attrs, hist, w = read_result(out)
     f = logistic_objective(X, y, w, lam)
@@ -65,10 +76,10 @@ def test_sim_reaches_the_sklearn_optimum_on_a9a(tmp_path, a9a, name, rounds):
     assert attrs["status"] == "converged"
 
 
-def test_gd_gets_within_1e3_in_2000_rounds(tmp_path, a9a):
-    X, y, lam, _, f_ref = a9a
+def test_gd_gets_within_1e3_in_2000_rounds(tmp_path, small):
+    data, X, y, lam, _, f_ref = small
     out = tmp_path / "gd.h5"
-    run_ok("run", a9a_config(tmp_path, "gd", max_rounds=2000), "--backend", "sim",
+    run_ok("run", config(tmp_path, data, "gd", max_rounds=2000), "--backend", "sim",
            "--workers", 4, "-o", out, "-q")
     attrs, hist, w = read_result(out)
     assert hist["comm_rounds"][-1] <= 2000
@@ -77,10 +88,10 @@ def test_gd_gets_within_1e3_in_2000_rounds(tmp_path, a9a):
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("ranks", [2, 3, 5])
-def test_newton_over_1_2_4_mpi_workers_reaches_the_same_optimum(tmp_path, a9a, ranks):
-    X, y, lam, w_ref, f_ref = a9a
+def test_newton_over_1_2_4_mpi_workers_reaches_the_same_optimum(tmp_path, small, ranks):
+    data, X, y, lam, w_ref, f_ref = small
     out = tmp_path / "n.h5"
-    run_ok("run", a9a_config(tmp_path, "newton", max_rounds=40), "-o", out, "-q", n=ranks)
+    run_ok("run", config(tmp_path, data, "newton", max_rounds=40), "-o", out, "-q", n=ranks)
     attrs, hist, w = read_result(out)
     assert attrs["n_workers"] == ranks - 1 and attrs["backend"] == "mpi"
     assert abs(logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-8
@@ -89,8 +100,8 @@ def test_newton_over_1_2_4_mpi_workers_reaches_the_same_optimum(tmp_path, a9a, r
 
 
 @pytest.mark.mpi
-def test_sim_and_mpi_give_the_same_iterates(tmp_path):
-    cfg = a9a_config(tmp_path, "giant", max_rounds=15)
+def test_sim_and_mpi_give_the_same_iterates(tmp_path, small):
+    cfg = config(tmp_path, small[0], "giant", max_rounds=15)
     run_ok("run", cfg, "-o", tmp_path / "mpi.h5", "-q", n=5)
     run_ok("run", cfg, "--backend", "sim", "--workers", 4, "-o", tmp_path / "sim.h5", "-q")
     _, hm, wm = read_result(tmp_path / "mpi.h5")
@@ -102,7 +113,7 @@ def test_sim_and_mpi_give_the_same_iterates(tmp_path):
 
 
 def test_ridge_matches_the_closed_form(tmp_path):
-    path = SHARED / "german.numer_scale.bz2"
+    path = synth(tmp_path / "g.svm", 1000, 24, density=1.0, seed=5)   # german.numer's shape
     X, y = load_svmlight_file(str(path), zero_based=False)
     Xd, n, lam = X.toarray(), X.shape[0], 1e-3
     w_star = np.linalg.solve(Xd.T @ Xd / n + lam * np.eye(Xd.shape[1]), Xd.T @ y / n)
@@ -124,17 +135,18 @@ def test_ridge_matches_the_closed_form(tmp_path):
 
 
 @pytest.mark.parametrize("precondition", ["none", "jacobi"])
-def test_newton_cg_is_hessian_free_and_reaches_the_optimum(tmp_path, a9a, precondition):
+def test_newton_cg_is_hessian_free_and_reaches_the_optimum(tmp_path, small, precondition):
     """solver: cg: no d x d matrix is sent (every reply is O(d)), inexact Newton with
     the forcing sequence (and with the Jacobi preconditioner) still reaches the
     sklearn optimum."""
-    X, y, lam, w_ref, f_ref = a9a
+    data, X, y, lam, w_ref, f_ref = small
+    d = X.shape[1]
     out = tmp_path / "ncg.h5"
-    cfg = a9a_config(tmp_path, "newton", max_rounds=600)
+    cfg = config(tmp_path, data, "newton", max_rounds=600)
     run_ok("run", cfg, "--set", "algorithm.solver=cg", "--backend", "sim", "--workers", 2,
            "--set", f"algorithm.cg_precondition={precondition}", "-o", out, "-q")
     _, hist, w = read_result(out)
     assert abs(logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-8
     up = np.diff(hist["bytes_up"]) / np.maximum(np.diff(hist["comm_rounds"]), 1)
-    assert up.max() <= 2 * 8 * (123 + 10)         # per round: O(d), never d^2 = 15129 floats
+    assert up.max() <= 2 * 8 * (d + 10)           # per round: O(d), never d^2 floats
     assert hist["cg_iterations"][1:].min() >= 1
