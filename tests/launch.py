@@ -144,3 +144,29 @@ def synth(path, samples, features, density=0.5, seed=3):
               "--density", density, "--seed", seed)
     assert res.returncode == 0, res.stderr
     return path
+
+
+def german_like(path, n=1000, d=24, seed=5):
+    """A dense stand-in of german.numer_scale's shape and scale: features uniform in
+    [-1, 1] (the set is scaled to [-1, 1]), +-1 labels from a logistic model."""
+    from distnewton.data import write_libsvm
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1.0, 1.0, (n, d))
+    y = np.where(rng.random(n) < 1 / (1 + np.exp(-X @ rng.standard_normal(d))), 1.0, -1.0)
+    write_libsvm(path, X, y)
+    return path
+
+
+def a9a_like(path, n=3000, d=123, per_row=14, seed=7):
+    """A sparse stand-in of a9a's shape and scale: binary features, ``per_row``
+    ones per row (a9a has 14 of 123), +-1 labels from a logistic model."""
+    import scipy.sparse as sp
+    from distnewton.data import write_libsvm
+    rng = np.random.default_rng(seed)
+    cols = np.stack([rng.choice(d, per_row, replace=False) for _ in range(n)])
+    X = sp.csr_matrix((np.ones(n * per_row), (np.repeat(np.arange(n), per_row), cols.ravel())),
+                      shape=(n, d))
+    m = X @ (rng.standard_normal(d) / np.sqrt(per_row)) * 2.0
+    y = np.where(rng.random(n) < 1 / (1 + np.exp(-m)), 1.0, -1.0)
+    write_libsvm(path, X, y)
+    return path

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from launch import (NO_DATA, ROOT, SHARED, a9a_reference, cli, logistic_objective,
+from launch import (ROOT, SHARED, a9a_reference, cli, logistic_objective,
                     read_result, synth, write_config)
 
 PLUGIN = ROOT / "examples" / "dane_plugin"
@@ -87,9 +87,8 @@ def test_dane_reaches_the_sklearn_optimum_in_two_rounds_per_iteration(tmp_path, 
 
 
 @pytest.mark.mpi
+@pytest.mark.data(reason="a9a's published-scale optimum")
 def test_dane_on_a9a_mpi_equals_sim_and_the_sklearn_optimum(tmp_path, installed):
-    if not SHARED.exists():
-        pytest.skip(NO_DATA)
     X, y, lam, w_ref, f_ref = a9a_reference()
     cfg = dane_config(tmp_path, SHARED / "a9a.bz2")
     res = run(cfg, tmp_path / "mpi.h5", installed, n=5)

@@ -22,7 +22,6 @@ from distnewton.data import (
 from distnewton.data import libsvm
 from distnewton.errors import UserError
 
-SKIP_REASON = "../shared/data not found: real LIBSVM data sets live beside the checkout"
 
 
 def _write(tmp_path, name, content: bytes):
@@ -312,8 +311,6 @@ def test_map_labels_reference():
 
 
 def _manifest(shared_data):
-    if not shared_data.is_dir():
-        pytest.skip(SKIP_REASON)
     with open(shared_data / "MANIFEST.tsv", newline="") as f:
         return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
 
@@ -322,6 +319,7 @@ REAL = ["a9a.bz2", "a9a.t.bz2", "w8a.bz2", "ijcnn1.bz2", "mushrooms.bz2",
         "phishing.crlf.bz2", "german.numer.bz2", "australian.bz2", "news20.bz2"]
 
 
+@pytest.mark.data(reason="the real files, read against scikit-learn and MANIFEST.tsv")
 @pytest.mark.parametrize("name", REAL)
 def test_real_data_matches_sklearn_and_manifest(shared_data, name):
     from sklearn.datasets import load_svmlight_file
@@ -342,6 +340,7 @@ def test_real_data_matches_sklearn_and_manifest(shared_data, name):
     assert np.array_equal(ds.X.data, Xs.data)
 
 
+@pytest.mark.data(reason="the real sets' label sets (mushrooms, phishing, news20, a9a)")
 def test_real_labels(shared_data):
     _manifest(shared_data)
     y, m = map_labels(read_libsvm(shared_data / "mushrooms.bz2").y, "logistic")

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from launch import SHARED, NO_DATA, cli, own_lines, read_result, write_config, synth as synth_file
+from launch import SHARED, cli, own_lines, read_result, write_config, synth as synth_file
 
 from distnewton.data import partition, read_libsvm
 from distnewton.data.registry import REGISTRY
@@ -22,9 +22,8 @@ PAPER_SETS = ("a9a", "w8a", "ijcnn1", "covtype.binary", "phishing", "mushrooms",
               "rcv1.binary", "news20.binary", "epsilon")
 
 
-def need_shared():
-    if not SHARED.is_dir():
-        pytest.skip(NO_DATA)
+#: the real files, whose bytes must match the registry's sha256
+REAL_FILES = pytest.mark.data(reason="the real files, to match the registry's sha256 sums")
 
 
 def sha_of_bz2(path):
@@ -59,8 +58,8 @@ def test_registry_lists_the_papers_sets_with_official_urls_and_manifest_sums():
     assert checked >= 7
 
 
+@REAL_FILES
 def test_fetch_from_the_shared_mirror_verifies_and_caches(tmp_path):
-    need_shared()
     folder = tmp_path / "data"
     res = cli("data", "fetch", "a9a", "mushrooms", "--mirror", SHARED, "--dir", folder)
     assert res.returncode == 0, res.stderr
@@ -76,11 +75,9 @@ def test_fetch_from_the_shared_mirror_verifies_and_caches(tmp_path):
 
 
 def test_fetch_refuses_a_checksum_mismatch_and_leaves_no_file(tmp_path):
-    need_shared()
     mirror, folder = tmp_path / "mirror", tmp_path / "data"
     mirror.mkdir()
-    good = bz2.decompress((SHARED / "a9a.bz2").read_bytes())
-    bad = good.replace(b"\n-1 ", b"\n+1 ", 1)                  # one label flipped
+    bad = b"-1 3:1 11:1\n+1 5:1\n"                   # not a9a: its sum cannot match
     (mirror / "a9a.bz2").write_bytes(bz2.compress(bad))
     res = cli("data", "fetch", "a9a", "--mirror", mirror, "--dir", folder)
     only_line(res, "sha256 mismatch")
@@ -105,26 +102,32 @@ def test_fetch_without_a_registered_sum_warns_and_plain_files_are_compressed(tmp
 
 
 def test_fetch_from_an_http_mirror(tmp_path):
-    """The download code path (urllib, Content-Length, streaming) against a local server."""
-    need_shared()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SHARED))
+    """The download code path (urllib, Content-Length, streaming) against a local
+    server: a made-up file under a set's name without a registered sum (phishing:
+    fetched, not verified, byte for byte), and a set the mirror lacks."""
+    served = tmp_path / "served"
+    served.mkdir()
+    text = b"".join(b"%d 1:0.5 %d:1\n" % (i % 2, 2 + i % 60) for i in range(20000))
+    (served / "phishing.bz2").write_bytes(bz2.compress(text))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
-        res = cli("data", "fetch", "mushrooms", "--mirror", url, "--dir", tmp_path)
+        res = cli("data", "fetch", "phishing", "--mirror", url, "--dir", tmp_path)
         assert res.returncode == 0, res.stderr
-        assert sha_of_bz2(tmp_path / "mushrooms.bz2") == REGISTRY["mushrooms"].sha256
+        assert hashlib.sha256(text).hexdigest() in res.stderr     # "cannot verify": the sum
+        assert bz2.decompress((tmp_path / "phishing.bz2").read_bytes()) == text
         only_line(cli("data", "fetch", "real-sim", "--mirror", url, "--dir", tmp_path),
                   "not found at mirror")
     finally:
         server.shutdown()
 
 
+@REAL_FILES
 def test_a_config_names_a_registered_data_set(tmp_path):
-    need_shared()
     env = {"DISTNEWTON_DATA": str(tmp_path / "data")}
     cfg = write_config(tmp_path / "c.yaml", data={"train": "mushrooms"},
                        algorithm={"name": "newton"}, run={"max_rounds": 4})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_svmlight_file
 
-from launch import NO_DATA, SHARED, cli, read_result, write_config
+from launch import a9a_like, cli, german_like, read_result, write_config
 
 from distnewton.algorithms.base import Problem
 from distnewton.algorithms.ist import IST, draw_sketches, perm_assignment, quadratic_analysis
@@ -17,10 +17,16 @@ from distnewton.data import partition
 from distnewton.objectives import Shard
 from distnewton.runtime.sim import SimRuntime
 
-pytestmark = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
 
-A9A = {"train": str(SHARED / "a9a.bz2"), "n_features": 123}
-GERMAN = str(SHARED / "german.numer_scale.bz2")
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    """Synthetic stand-ins of the real sets' shapes and scales (tests/launch.py):
+    ``a9a`` (3000 x 123, 14 binary features per row) and ``german`` (dense 1000 x 24
+    in [-1, 1]).  Generated on every clone: no test here needs the real sets."""
+    tmp = tmp_path_factory.mktemp("ist")
+    return {"a9a": {"train": str(a9a_like(tmp / "a.svm")), "n_features": 123},
+            "german": str(german_like(tmp / "g.svm"))}
 
 
 def run(tmp_path, tag, data, algorithm, model=None, workers=4, n=None, **run_keys):
@@ -36,8 +42,8 @@ def run(tmp_path, tag, data, algorithm, model=None, workers=4, n=None, **run_key
 
 
 @pytest.fixture(scope="module")
-def german():
-    X, y = load_svmlight_file(GERMAN, zero_based=False)
+def german(sets):
+    X, y = load_svmlight_file(sets["german"], zero_based=False)
     return X, y
 
 
@@ -52,10 +58,10 @@ def quadratic(X, y, parts, lam):
 
 
 # -- identity == gd ------------------------------------------------------------
-def test_identity_sketch_is_fixed_step_gd_with_unequal_shards(tmp_path):
-    """label_skew shards of a9a are very unequal; IST runs on F_i = (K n_i/N) f_i,
+def test_identity_sketch_is_fixed_step_gd_with_unequal_shards(tmp_path, sets):
+    """label_skew shards are very unequal; IST runs on F_i = (K n_i/N) f_i,
     so (1/K) sum_i (x - gamma grad F_i(x)) = x - gamma grad f(x) for any sizes."""
-    data = {**A9A, "partition": "label_skew"}
+    data = {**sets["a9a"], "partition": "label_skew"}
     attrs, h_ist, w_ist = run(tmp_path, "ist", data, {"name": "ist", "sketch": "identity",
                                                       "gamma": 0.5}, max_rounds=25)
     _, h_gd, w_gd = run(tmp_path, "gd", data, {"name": "gd", "step_size": 0.5}, max_rounds=25)
@@ -74,24 +80,24 @@ def test_identity_sketch_is_fixed_step_gd_with_unequal_shards(tmp_path):
 
 
 # -- bytes by hand ----------------------------------------------------------------
-def test_perm_bytes_by_hand(tmp_path):
+def test_perm_bytes_by_hand(tmp_path, sets):
     """Per round, d >= K: header + phi broadcast to K workers (K*(64 + 8)), the
     Scatterv counts (8K) and the payloads [q_i, S_i, w_i, scale] (8 (2d + 2K));
     up: each worker's block, 8d in all."""
     K, d = 4, 123
-    _, h, _ = run(tmp_path, "perm", A9A, {"name": "ist", "sketch": "perm"}, max_rounds=3)
+    _, h, _ = run(tmp_path, "perm", sets["a9a"], {"name": "ist", "sketch": "perm"}, max_rounds=3)
     np.testing.assert_array_equal(np.diff(h["bytes_down"]), K * 72 + 8 * K + 8 * (2 * d + 2 * K))
     np.testing.assert_array_equal(np.diff(h["bytes_down"]), 2352)
     np.testing.assert_array_equal(np.diff(h["bytes_up"]), 8 * d)
     np.testing.assert_array_equal(h["comm_rounds"], [0, 1, 2, 3])
 
 
-def test_perm_with_more_workers_than_features_bytes_and_precond_setup_round(tmp_path):
+def test_perm_with_more_workers_than_features_bytes_and_precond_setup_round(tmp_path, sets):
     """K = 30 > d = 24: every worker gets one coordinate, payload [1, j, w_j, scale]
     (4 floats) and replies 1 float.  perm_precond spends one extra round, once, for
     the curvature diagonals (header down, d floats up per worker)."""
     K, d = 30, 24
-    data = {"train": GERMAN}
+    data = {"train": sets["german"]}
     model = {"loss": "ridge", "lambda": 1e-3}
     _, h, _ = run(tmp_path, "permK", data, {"name": "ist", "sketch": "perm", "gamma": 0.05},
                   model, workers=K, max_rounds=3)
@@ -170,7 +176,7 @@ def api_run(X, yv, parts, lam, w0, rounds, **params):
 
 
 def test_interpolation_b_zero_converges_to_the_optimum_with_perm(german):
-    """b_i = 0 (labels 0, lambda = 0; real german features, label_skew shards): x* = 0
+    """b_i = 0 (labels 0, lambda = 0; german-like features, label_skew shards): x* = 0
     and g_k(x*) = 0 for every sketch, so sigma = R = 0 and
     sqrt(E||x^k||^2) <= rho^{k/2} ||x^0||: linear convergence to the optimum."""
     X, y = german
@@ -199,18 +205,18 @@ def test_consistent_but_shifted_problem_is_not_interpolation_for_ist(german):
     assert info[-1]["dist_opt"] < 0.1 * info[0]["dist_opt"]
 
 
-def test_heterogeneous_ridge_perm_stalls_within_the_bound(tmp_path, german):
-    """label_skew shards of german.numer (ridge, lambda = 1e-3, K = 4): naive perm IST
+def test_heterogeneous_ridge_perm_stalls_within_the_bound(tmp_path, sets, german):
+    """label_skew shards of the german-like set (ridge, lambda = 1e-3, K = 4): naive perm IST
     does not converge to x* = L^{-1} b.  Its mean tends to m = E[B]^{-1} E[h] != x*,
     and in mean square it stays in the ball of radius R = gamma sigma/(1 - sqrt(rho))
     (ist.py docstring), so for the stationary tail
 
         ||m - x*||^2  <=  E||x^k - x*||^2  <=  R^2.
 
-    Measured: bias 0.604, tail RMS 0.68, R 3.77, ||x*|| 0.75."""
+    (On german.numer_scale itself: bias 0.604, tail RMS 0.68, R 3.77, ||x*|| 0.75.)"""
     X, y = german
     lam, K = 1e-3, 4
-    attrs, h, w = run(tmp_path, "stall", {"train": GERMAN, "partition": "label_skew"},
+    attrs, h, w = run(tmp_path, "stall", {"train": sets["german"], "partition": "label_skew"},
                       {"name": "ist", "sketch": "perm", "gamma": 0.1},
                       {"loss": "ridge", "lambda": lam}, workers=K, max_rounds=600)
     parts = partition(y, K, "label_skew", seed=0)
@@ -230,13 +236,13 @@ def test_heterogeneous_ridge_perm_stalls_within_the_bound(tmp_path, german):
 
 # -- sim == mpi ------------------------------------------------------------------
 @pytest.mark.mpi
-def test_sim_equals_mpi_with_batches_and_local_steps(tmp_path):
+def test_sim_equals_mpi_with_batches_and_local_steps(tmp_path, sets):
     """Master stream (sketches) and worker streams (mini-batches) agree across backends."""
     algo = {"name": "ist", "sketch": "perm", "gamma": 0.3, "batch": 64, "local_steps": 2}
-    _, hs, ws = run(tmp_path, "sim", A9A, algo, workers=2, max_rounds=12)
-    _, hm, wm = run(tmp_path, "mpi", A9A, algo, n=3, max_rounds=12)
+    _, hs, ws = run(tmp_path, "sim", sets["a9a"], algo, workers=2, max_rounds=12)
+    _, hm, wm = run(tmp_path, "mpi", sets["a9a"], algo, n=3, max_rounds=12)
     for col in ("iteration", "comm_rounds", "bytes_up", "bytes_down"):
         np.testing.assert_array_equal(hs[col], hm[col])
     np.testing.assert_allclose(hs["loss"], hm["loss"], rtol=1e-12)
     np.testing.assert_allclose(ws, wm, rtol=0, atol=1e-11 * np.abs(ws).max())
-    assert hs["loss"][-1] < 0.65 * hs["loss"][0]              # measured 0.606
+    assert hs["loss"][-1] < 0.9 * hs["loss"][0]               # it learns: measured 0.82 f(0)

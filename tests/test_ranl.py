@@ -1,6 +1,9 @@
 """RANL (one-time Hessian, pruning masks, stale-region aggregation) against
 independent references: the closed-form ridge optimum, scikit-learn's logistic
-optimum on a9a, exact hand counts of the bytes, and a real ``mpiexec`` run."""
+optimum (a synthetic set everywhere, a9a marked ``data``), exact hand counts of
+the bytes, and a real ``mpiexec`` run.  ``german`` is a dense synthetic set of
+german.numer_scale's shape (1000 x 24, +-1 labels), so the byte counts by hand
+keep d = 24."""
 
 import numpy as np
 import pytest
@@ -10,16 +13,29 @@ from distnewton.algorithms.ranl_masks import (check_tau, draw_masks, parse_capac
                                               region_counts, region_layout)
 from distnewton.data import write_libsvm
 from distnewton.errors import UserError
-from launch import NO_DATA, SHARED, cli, logistic_objective, read_result, write_config, a9a_reference
+from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
+                    read_result, synth, write_config)
 
-needs_data = pytest.mark.skipif(not SHARED.exists(), reason=NO_DATA)
-GERMAN = SHARED / "german.numer_scale.bz2"          # 1000 x 24
+A9A_DATA = pytest.mark.data(reason="a9a's scale for the rounds measured on it")
+
+
+@pytest.fixture(scope="module")
+def german(tmp_path_factory):
+    return synth(tmp_path_factory.mktemp("ranl") / "g.svm", 1000, 24, density=1.0, seed=5)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """4000 x 40 synthetic logistic set: (path, data keys, X, y, lam, f*)."""
+    path = synth(tmp_path_factory.mktemp("ranl") / "s.svm", 4000, 40, density=0.25)
+    X, y, lam, _, f_ref = logistic_reference(path)
+    return path, {}, X, y, lam, f_ref
 
 
 @pytest.fixture(scope="module")
 def a9a():
     X, y, lam, _, f_ref = a9a_reference()
-    return X, y, lam, f_ref
+    return SHARED / "a9a.bz2", {"n_features": 123}, X, y, lam, f_ref
 
 
 def run(tmp_path, tag, train, workers=4, n=None, data=None, model=None, expect=0, **algo):
@@ -81,15 +97,14 @@ def test_regions_capacities_and_tau_errors():
             bad()
 
 
-# -- runs on real data ----------------------------------------------------
-@needs_data
-def test_ridge_with_full_masks_is_newton_and_lands_on_the_closed_form(tmp_path):
+# -- whole runs -----------------------------------------------------------
+def test_ridge_with_full_masks_is_newton_and_lands_on_the_closed_form(tmp_path, german):
     """Capacity 1, full batches: the frozen Hessian is the exact ridge Hessian, so one
     gradient round solves the problem.  label_skew shards have unequal sizes: the
     n_k/n weights make the aggregate the exact global gradient."""
     lam, K, d, Q = 1e-3, 4, 24, 10
-    w_star, _ = ridge_optimum(GERMAN, lam)
-    attrs, hist, w = run(tmp_path, "ridge", GERMAN, data={"partition": "label_skew"},
+    w_star, _ = ridge_optimum(german, lam)
+    attrs, hist, w = run(tmp_path, "ridge", german, data={"partition": "label_skew"},
                          model={"loss": "ridge", "lambda": lam})
     assert attrs["status"] == "converged" and len(set(attrs["shard_sizes"])) > 1
     np.testing.assert_array_equal(hist["comm_rounds"], [0, 2])        # Hessian + gradient
@@ -100,13 +115,13 @@ def test_ridge_with_full_masks_is_newton_and_lands_on_the_closed_form(tmp_path):
     assert hist["hessian_computed"][1] == 1
 
 
-@needs_data
-def test_a9a_faithful_reaches_1e8_of_sklearn_within_300_rounds(tmp_path, a9a):
-    """Measured: 1e-8 after 208 rounds (1 Hessian + 207 gradient rounds).  H = Hess f(0)
-    bounds every Hessian from above (l'' <= 1/4), so the unit steps decrease f
-    monotonically, linearly."""
-    X, y, lam, f_ref = a9a
-    attrs, hist, w = run(tmp_path, "a9a", SHARED / "a9a.bz2", data={"n_features": 123},
+@pytest.mark.parametrize("ref", ["small", pytest.param("a9a", marks=A9A_DATA)])
+def test_faithful_reaches_1e8_of_sklearn_within_300_rounds(tmp_path, ref, request):
+    """a9a measured: 1e-8 after 208 rounds (1 Hessian + 207 gradient rounds).
+    H = Hess f(0) bounds every Hessian from above (l'' <= 1/4), so the unit steps
+    decrease f monotonically, linearly."""
+    path, data, X, y, lam, f_ref = request.getfixturevalue(ref)
+    attrs, hist, w = run(tmp_path, "faithful", path, data=data,
                          run={"target_subopt": 1e-8, "f_star": f_ref})
     assert attrs["status"] == "converged" and hist["comm_rounds"][-1] <= 300
     assert -1e-12 <= (logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-8
@@ -123,7 +138,6 @@ def conditioned_ridge(path, kappa, n=1000, d=20, seed=0):
     return path
 
 
-@needs_data
 def test_rounds_do_not_depend_on_the_condition_number_but_gd_rounds_do(tmp_path):
     """Full masks: 2 rounds at every kappa (measured 2, 2, 2).  GD (Armijo): 387 rounds
     at kappa 1e2, not done in 500 at 1e4 and 1e6.  (With partial masks the stale
@@ -143,11 +157,11 @@ def test_rounds_do_not_depend_on_the_condition_number_but_gd_rounds_do(tmp_path)
     assert 10 * max(rounds["ranl"]) < rounds["gd"][0] < np.inf == rounds["gd"][1] == rounds["gd"][2]
 
 
-@needs_data
+@A9A_DATA
 def test_heterogeneous_capacities_on_label_skewed_a9a_reach_1e6(tmp_path, a9a):
     """capacities uniform(0.3, 1) (3..10 of 10 regions), label_skew: measured 1e-6
     after 206 rounds (iid: 132), faithful settings otherwise."""
-    X, y, lam, f_ref = a9a
+    _, _, X, y, lam, f_ref = a9a
     attrs, hist, w = run(tmp_path, "het", SHARED / "a9a.bz2",
                          data={"n_features": 123, "partition": "label_skew"},
                          capacities="uniform(0.3, 1.0)",
@@ -161,13 +175,13 @@ def test_heterogeneous_capacities_on_label_skewed_a9a_reach_1e6(tmp_path, a9a):
     assert hist["staleness"][1] == 0 and hist["staleness"][2:].min() > 0
 
 
-@needs_data
+@A9A_DATA
 def test_refreshing_the_hessian_with_stale_blocks_needs_the_safeguard(tmp_path, a9a):
     """Measured (seed 0): hessian_refresh 10 alone blows up on label-skewed a9a with
     heterogeneous capacities (loss ~1e5 after 300 rounds): the fresh Hessian is much
     smaller than H0 and amplifies the stale blocks.  With the line search it is stable
     and reaches 1e-8 in 138 rounds (faithful, no refresh: 272)."""
-    X, y, lam, f_ref = a9a
+    _, _, X, y, lam, f_ref = a9a
     common = dict(data={"n_features": 123, "partition": "label_skew"},
                   capacities="uniform(0.3, 1.0)", hessian_refresh=10)
     _, hist, _ = run(tmp_path, "refresh", SHARED / "a9a.bz2", **common)
@@ -178,24 +192,22 @@ def test_refreshing_the_hessian_with_stale_blocks_needs_the_safeguard(tmp_path, 
     assert (logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-8
 
 
-@needs_data
 @pytest.mark.parametrize("algo,needle", [({"tau": 5}, "tau <= 4"),
                                          ({"tau": 2, "capacities": 0.3}, "needs 20")])
-def test_impossible_tau_is_a_one_line_user_error(tmp_path, algo, needle):
-    res = run(tmp_path, "tau", GERMAN, model={"loss": "ridge", "lambda": 1e-3}, expect=2,
+def test_impossible_tau_is_a_one_line_user_error(tmp_path, german, algo, needle):
+    res = run(tmp_path, "tau", german, model={"loss": "ridge", "lambda": 1e-3}, expect=2,
               **algo)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "algorithm.tau" in lines[0] and needle in lines[0]
     assert not (tmp_path / "tau.h5").exists()
 
 
-@needs_data
-def test_half_capacity_sends_exactly_half_the_gradient_bytes(tmp_path):
+def test_half_capacity_sends_exactly_half_the_gradient_bytes(tmp_path, german):
     """german: d = 24 in 4 regions of 6; capacity 0.5 -> 2 regions = 12 entries."""
     K, d, Q = 4, 24, 4
     per_round = {}
     for cap, s in ((1.0, 4), (0.5, 2)):
-        _, hist, _ = run(tmp_path, f"cap{cap}", GERMAN, model={"loss": "ridge", "lambda": 1e-3},
+        _, hist, _ = run(tmp_path, f"cap{cap}", german, model={"loss": "ridge", "lambda": 1e-3},
                          regions=Q, capacities=cap,
                          run={"grad_rtol": None, "max_iterations": 4})
         up, down = np.diff(hist["bytes_up"]), np.diff(hist["bytes_down"])
@@ -206,29 +218,32 @@ def test_half_capacity_sends_exactly_half_the_gradient_bytes(tmp_path):
     np.testing.assert_array_equal(2 * per_round[0.5], per_round[1.0])
 
 
-@needs_data
-def test_refresh_and_line_search_rounds_are_counted(tmp_path):
+def test_refresh_and_line_search_rounds_are_counted(tmp_path, german):
     K, d, m = 4, 24, 10                                # m = ls_steps trial steps per round
-    _, hist, _ = run(tmp_path, "ls", GERMAN, model={"loss": "ridge", "lambda": 1e-3},
+    _, hist, _ = run(tmp_path, "ls", german, model={"loss": "ridge", "lambda": 1e-3},
                      regions=4, capacities=0.5, hessian_refresh=2, safeguard="line_search",
                      run={"grad_rtol": None, "max_iterations": 3})
-    np.testing.assert_array_equal(hist["hessian_computed"][1:], [1, 0, 1])
-    np.testing.assert_array_equal(np.diff(hist["comm_rounds"]), [3, 2, 3])
-    grad_ls = 8 * K * (12 + 1) + 8 * K * m             # masked entries + loss; trial losses
+    hess = hist["hessian_computed"][1:]
+    np.testing.assert_array_equal(hess, [1, 0, 1])
+    # line-search rounds from the accepted step alpha = 2^-j (trial j is in round j // m),
+    # or all ceil(max_backtracks / m) = 3 rounds when no trial passed (step 0)
+    steps = hist["step_size"][1:]
+    ls = np.array([3 if a == 0 else int(round(-np.log2(a))) // m + 1 for a in steps])
+    assert steps[0] == 1.0                              # the first, exact-Hessian step
+    np.testing.assert_array_equal(np.diff(hist["comm_rounds"]), hess + 1 + ls)
+    grad = 8 * K * (12 + 1)                             # masked entries + loss
     np.testing.assert_array_equal(np.diff(hist["bytes_up"]),
-                                  [8 * K * d * d + grad_ls, grad_ls, 8 * K * d * d + grad_ls])
+                                  8 * K * d * d * hess + grad + 8 * K * m * ls)
 
 
 @pytest.mark.mpi
-@needs_data
-def test_mpi_run_equals_the_sim_run(tmp_path):
+def test_mpi_run_equals_the_sim_run(tmp_path, small):
     """Everything random on: random regions, per-worker capacities, stochastic
     gradient and Hessian batches (worker streams), gradients at the pruned model."""
     algo = dict(regions="random", n_regions=8, region_seed=5, capacities=[0.5, 0.8],
-                batch=4000, hessian_batch=3000, eval_at="pruned",
-                data={"n_features": 123}, run={"max_rounds": 12})
-    _, hs, ws = run(tmp_path, "sim", SHARED / "a9a.bz2", workers=2, **dict(algo))
-    _, hm, wm = run(tmp_path, "mpi", SHARED / "a9a.bz2", n=3, **dict(algo))
+                batch=1500, hessian_batch=1000, eval_at="pruned", run={"max_rounds": 12})
+    _, hs, ws = run(tmp_path, "sim", small[0], workers=2, **dict(algo))
+    _, hm, wm = run(tmp_path, "mpi", small[0], n=3, **dict(algo))
     for col in ("comm_rounds", "bytes_up", "bytes_down", "coverage_min", "coverage_mean",
                 "staleness", "hessian_computed"):
         np.testing.assert_array_equal(hs[col], hm[col])
