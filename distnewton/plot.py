@@ -83,6 +83,12 @@ def phase_changes(history):
 
 def plot_curves(runs, out, x="rounds", title=None):
     """``runs``: [(Run, f*, f* source)].  Writes ``out``."""
+    _save_and_close(draw_curves(runs, x, title), out)
+
+
+def draw_curves(runs, x="rounds", title=None):
+    """The figure of :func:`plot_curves`, not saved: one semilog line per run,
+    (x, max((f - f*) / |f*|, FLOOR)), in the order of ``runs``."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     labels = labels_for(runs)
@@ -118,8 +124,7 @@ def plot_curves(runs, out, x="rounds", title=None):
                 label="phase / L change")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, out)
-    plt.close(fig)
+    return fig
 
 
 def bar_values(runs, target, time="wall_time"):
@@ -137,6 +142,12 @@ def bar_values(runs, target, time="wall_time"):
 
 def plot_bars(runs, out, target, title=None, time="wall_time"):
     """Rounds and seconds (``time``: wall_time or modelled_time) to reach ``target``."""
+    _save_and_close(draw_bars(runs, target, title, time), out)
+
+
+def draw_bars(runs, target, title=None, time="wall_time"):
+    """The figure of :func:`plot_bars`, not saved: two panels (rounds, seconds),
+    one horizontal bar per run that reached ``target``."""
     plt = _pyplot()
     if time == "modelled_time" and any("modelled_time" not in r.history for r, _, _ in runs):
         raise UserError("--x modelled: a run has no modelled_time column "
@@ -165,14 +176,15 @@ def plot_bars(runs, out, target, title=None, time="wall_time"):
         ax.grid(True, axis="x", alpha=0.3)
     fig.suptitle(title or f"to reach {target}", fontsize=10)
     fig.tight_layout()
-    _save(fig, out)
-    plt.close(fig)
+    return fig
 
 
-def _save(fig, out):
+def _save_and_close(fig, out):
     folder = os.path.dirname(os.path.abspath(out))
     try:
         os.makedirs(folder, exist_ok=True)
         fig.savefig(out)
     except (OSError, ValueError) as exc:
         raise UserError(f"-o {out}: cannot write ({exc})") from None
+    finally:
+        _pyplot().close(fig)

@@ -14,6 +14,15 @@ def pytest_report_header(config):
         return f"mpi: not available ({exc})"
 
 
+def pytest_collection_modifyitems(config, items):
+    """``slow`` also covers every test marked ``mpi``, ``slurm`` or ``data``: they
+    start MPI jobs, a cluster, or read the real sets, so ``-m "not slow"`` is the
+    in-process inner loop (README "Tests")."""
+    for item in items:
+        if any(item.get_closest_marker(m) for m in ("mpi", "slurm", "data")):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_runtest_setup(item):
     """A test marked ``data`` skips, one by one and saying why, without ../shared/data.
 

@@ -80,6 +80,7 @@ def assert_same_result(a, b):
 
 # -- the same iterates as the command line ------------------------------------------
 @pytest.mark.parametrize("algorithm", ["giant", "localsgd"])
+@pytest.mark.slow
 def test_solve_gives_the_cli_iterates_bit_for_bit(tmp_path, data, algorithm):
     cfg = config_file(tmp_path, data, algorithm)
     out = tmp_path / "cli.h5"

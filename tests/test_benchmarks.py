@@ -17,6 +17,9 @@ import pytest
 
 from launch import ROOT, env
 
+#: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
+pytestmark = pytest.mark.slow
+
 BENCH = ROOT / "benchmarks"
 SCRIPTS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
 #: A Markdown table: a header row, then the separator row (| --- | :-: |).

@@ -18,6 +18,9 @@ import pytest
 from launch import (cli, env, mpi_implementation, mpiexec, read_result, synth,
                     write_config)
 
+#: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
+pytestmark = pytest.mark.slow
+
 EXIT_STOPPED = 3
 STOP_AT = 3
 

@@ -41,6 +41,7 @@ def test_quickstart_runs_under_mpiexec_3_and_5(tmp_path):
     assert (tmp_path / "data" / "quickstart.svm").exists()     # generated on first use
 
 
+@pytest.mark.slow
 def test_hdf5_schema(tmp_path, small):
     out = tmp_path / "r.h5"
     res = cli("run", config(tmp_path, small, "newton"), "--backend", "sim", "-o", out, "-q")
@@ -146,6 +147,7 @@ def test_more_workers_than_samples(tmp_path):
         "9 workers but only 3 samples", out)
 
 
+@pytest.mark.slow
 def test_config_errors(tmp_path, small):
     out = tmp_path / "r.h5"
     bad(cli("run", config(tmp_path, small, run={"max_round": 3}), "-o", out),
@@ -156,6 +158,7 @@ def test_config_errors(tmp_path, small):
     bad(cli("run", tmp_path / "nope.yaml"), "nope.yaml: no such config file")
 
 
+@pytest.mark.slow
 def test_existing_output_needs_overwrite(tmp_path, small):
     out = tmp_path / "r.h5"
     out.write_bytes(b"keep me")
@@ -165,6 +168,7 @@ def test_existing_output_needs_overwrite(tmp_path, small):
     assert res.returncode == 0 and read_result(out)[0]["algorithm"] == "giant"
 
 
+@pytest.mark.slow
 def test_labels_multiclass_and_test_features(tmp_path):
     data = tmp_path / "multi.svm"
     data.write_text("1 1:1\n2 2:1\n3 1:1 2:1\n1 2:0.5\n2 1:0.3\n3 2:2\n")
@@ -180,6 +184,7 @@ def test_labels_multiclass_and_test_features(tmp_path):
             "--backend", "sim", "--workers", 2, "-o", tmp_path / "t.h5"), f"{test}:2:")
 
 
+@pytest.mark.slow
 def test_singletons_from_a_wrong_launcher_are_detected(tmp_path, small):
     out = tmp_path / "r.h5"
     bad(cli("run", config(tmp_path, small), "--backend", "mpi", "-o", out,
@@ -198,6 +203,7 @@ def test_help_list_and_data_do_not_start_mpi():
     assert "giant" in res.stdout and "max_backtracks" in res.stdout
 
 
+@pytest.mark.slow
 def test_data_info(tmp_path, small):
     res = cli("data", "info", small)
     assert res.returncode == 0

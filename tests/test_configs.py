@@ -12,6 +12,9 @@ import yaml
 
 from launch import ROOT, cli, read_result, synth
 
+#: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
+pytestmark = pytest.mark.slow
+
 CONFIGS = sorted(Path(p).relative_to(ROOT) for p in glob.glob(str(ROOT / "configs/**/*.yaml"),
                                                                  recursive=True))
 ROUNDS = 6

@@ -74,6 +74,7 @@ def test_fetch_from_the_shared_mirror_verifies_and_caches(tmp_path):
     assert res.returncode == 0 and "already cached" in res.stdout, res.stderr
 
 
+@pytest.mark.slow
 def test_fetch_refuses_a_checksum_mismatch_and_leaves_no_file(tmp_path):
     mirror, folder = tmp_path / "mirror", tmp_path / "data"
     mirror.mkdir()
@@ -85,6 +86,7 @@ def test_fetch_refuses_a_checksum_mismatch_and_leaves_no_file(tmp_path):
     assert not folder.exists() or list(folder.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_fetch_without_a_registered_sum_warns_and_plain_files_are_compressed(tmp_path):
     mirror, folder = tmp_path / "mirror", tmp_path / "data"
     mirror.mkdir()
@@ -101,6 +103,7 @@ def test_fetch_without_a_registered_sum_warns_and_plain_files_are_compressed(tmp
     only_line(cli("data", "fetch", "a9", "--dir", folder), "did you mean 'a9a'")
 
 
+@pytest.mark.slow
 def test_fetch_from_an_http_mirror(tmp_path):
     """The download code path (urllib, Content-Length, streaming) against a local
     server: a made-up file under a set's name without a registered sum (phishing:
@@ -149,6 +152,7 @@ def synth(tmp_path_factory):
 
 
 @pytest.mark.parametrize("scheme", ["iid", "label_skew"])
+@pytest.mark.slow
 def test_split_writes_the_partition_rows_and_a_manifest(synth, tmp_path, scheme):
     import h5py
     out = tmp_path / "shards"

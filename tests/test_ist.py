@@ -58,6 +58,7 @@ def quadratic(X, y, parts, lam):
 
 
 # -- identity == gd ------------------------------------------------------------
+@pytest.mark.slow
 def test_identity_sketch_is_fixed_step_gd_with_unequal_shards(tmp_path, sets):
     """label_skew shards are very unequal; IST runs on F_i = (K n_i/N) f_i,
     so (1/K) sum_i (x - gamma grad F_i(x)) = x - gamma grad f(x) for any sizes."""
@@ -80,6 +81,7 @@ def test_identity_sketch_is_fixed_step_gd_with_unequal_shards(tmp_path, sets):
 
 
 # -- bytes by hand ----------------------------------------------------------------
+@pytest.mark.slow
 def test_perm_bytes_by_hand(tmp_path, sets):
     """Per round, d >= K: header + phi broadcast to K workers (K*(64 + 8)), the
     Scatterv counts (8K) and the payloads [q_i, S_i, w_i, scale] (8 (2d + 2K));
@@ -92,6 +94,7 @@ def test_perm_bytes_by_hand(tmp_path, sets):
     np.testing.assert_array_equal(h["comm_rounds"], [0, 1, 2, 3])
 
 
+@pytest.mark.slow
 def test_perm_with_more_workers_than_features_bytes_and_precond_setup_round(tmp_path, sets):
     """K = 30 > d = 24: every worker gets one coordinate, payload [1, j, w_j, scale]
     (4 floats) and replies 1 float.  perm_precond spends one extra round, once, for
@@ -205,6 +208,7 @@ def test_consistent_but_shifted_problem_is_not_interpolation_for_ist(german):
     assert info[-1]["dist_opt"] < 0.1 * info[0]["dist_opt"]
 
 
+@pytest.mark.slow
 def test_heterogeneous_ridge_perm_stalls_within_the_bound(tmp_path, sets, german):
     """label_skew shards of the german-like set (ridge, lambda = 1e-3, K = 4): naive perm IST
     does not converge to x* = L^{-1} b.  Its mean tends to m = E[B]^{-1} E[h] != x*,

@@ -167,6 +167,7 @@ def assert_same_run(a, b, exact=("iteration", "comm_rounds", "bytes_up", "bytes_
 
 
 @pytest.mark.parametrize("ref", ["small", pytest.param("a9a", marks=A9A_DATA)])
+@pytest.mark.slow
 def test_lbfgs_reaches_the_sklearn_optimum(tmp_path, ref, request):
     data, X, y, lam, f_ref = request.getfixturevalue(ref)
     D = X.shape[1]
@@ -221,6 +222,7 @@ def test_localsgd_reproducible_identical_over_mpi_and_one_round_each(tmp_path, s
 
 @pytest.mark.parametrize("ref,bound", [("small", SMALL_LSGD_BOUND),
                                        pytest.param("a9a", 1e-2, marks=A9A_DATA)])
+@pytest.mark.slow
 def test_localsgd_learns(tmp_path, ref, bound, request):
     data, X, y, lam, f_ref = request.getfixturevalue(ref)
     attrs, hist, w = sim(config(tmp_path, "lsgd", {"name": "localsgd"}, data, max_rounds=20),
@@ -236,6 +238,7 @@ def test_localsgd_learns(tmp_path, ref, bound, request):
     assert logistic_objective(X, y, w, lam) == pytest.approx(hist["loss"][-1], rel=1e-12)
 
 
+@pytest.mark.slow
 def test_one_full_batch_local_step_is_one_gd_step(tmp_path, small):
     """local_steps 1, batch >= n_k: w_k = w - lr grad f_k(w) and
     sum_k (n_k/n) w_k = w - lr grad f(w), for shards of unequal size too."""

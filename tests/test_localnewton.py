@@ -9,6 +9,9 @@ from sklearn.datasets import load_svmlight_file
 from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
                     read_result, synth, write_config)
 
+#: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
+pytestmark = pytest.mark.slow
+
 A9A = {"train": str(SHARED / "a9a.bz2"), "n_features": 123}
 
 

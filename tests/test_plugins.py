@@ -67,6 +67,7 @@ BACKENDS = ["sim", pytest.param("mpi", marks=MPI)]
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("how", ["run.plugins", "--plugin"])
+@pytest.mark.slow
 def test_plugin_module_reaches_the_sklearn_optimum(tmp_path, data, plugins, backend, how):
     train, w_ref = data
     cfg = config(tmp_path, train, plugins=("myplugin",) if how == "run.plugins" else ())
@@ -129,6 +130,7 @@ def one_error(res, *parts):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_broken_entry_point_is_one_line(tmp_path, data, plugins):
     train, _ = data
     site = write_entry_point(tmp_path / "site", "ep_gd = myplug_mod:Missing\n")
@@ -146,6 +148,7 @@ def test_broken_entry_point_is_one_line(tmp_path, data, plugins):
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.slow
 def test_names_clashing_with_a_built_in_name_both_origins(tmp_path, data, plugins):
     train, _ = data
     site = write_entry_point(tmp_path / "site", "gd = myplug_mod:EPGD\n")
@@ -202,6 +205,7 @@ def test_plugin_on_some_ranks_only_stops_every_rank(tmp_path, data, plugins, mod
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow
 def test_plugin_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, data, plugins,
                                                                    backend):
     """The plugin given by --plugin only; --resume finds it in the recorded config."""

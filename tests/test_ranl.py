@@ -98,6 +98,7 @@ def test_regions_capacities_and_tau_errors():
 
 
 # -- whole runs -----------------------------------------------------------
+@pytest.mark.slow
 def test_ridge_with_full_masks_is_newton_and_lands_on_the_closed_form(tmp_path, german):
     """Capacity 1, full batches: the frozen Hessian is the exact ridge Hessian, so one
     gradient round solves the problem.  label_skew shards have unequal sizes: the
@@ -116,6 +117,7 @@ def test_ridge_with_full_masks_is_newton_and_lands_on_the_closed_form(tmp_path, 
 
 
 @pytest.mark.parametrize("ref", ["small", pytest.param("a9a", marks=A9A_DATA)])
+@pytest.mark.slow
 def test_faithful_reaches_1e8_of_sklearn_within_300_rounds(tmp_path, ref, request):
     """a9a measured: 1e-8 after 208 rounds (1 Hessian + 207 gradient rounds).
     H = Hess f(0) bounds every Hessian from above (l'' <= 1/4), so the unit steps
@@ -138,6 +140,7 @@ def conditioned_ridge(path, kappa, n=1000, d=20, seed=0):
     return path
 
 
+@pytest.mark.slow
 def test_rounds_do_not_depend_on_the_condition_number_but_gd_rounds_do(tmp_path):
     """Full masks: 2 rounds at every kappa (measured 2, 2, 2).  GD (Armijo): 387 rounds
     at kappa 1e2, not done in 500 at 1e4 and 1e6.  (With partial masks the stale
@@ -194,6 +197,7 @@ def test_refreshing_the_hessian_with_stale_blocks_needs_the_safeguard(tmp_path, 
 
 @pytest.mark.parametrize("algo,needle", [({"tau": 5}, "tau <= 4"),
                                          ({"tau": 2, "capacities": 0.3}, "needs 20")])
+@pytest.mark.slow
 def test_impossible_tau_is_a_one_line_user_error(tmp_path, german, algo, needle):
     res = run(tmp_path, "tau", german, model={"loss": "ridge", "lambda": 1e-3}, expect=2,
               **algo)
@@ -202,6 +206,7 @@ def test_impossible_tau_is_a_one_line_user_error(tmp_path, german, algo, needle)
     assert not (tmp_path / "tau.h5").exists()
 
 
+@pytest.mark.slow
 def test_half_capacity_sends_exactly_half_the_gradient_bytes(tmp_path, german):
     """german: d = 24 in 4 regions of 6; capacity 0.5 -> 2 regions = 12 entries."""
     K, d, Q = 4, 24, 4
@@ -218,6 +223,7 @@ def test_half_capacity_sends_exactly_half_the_gradient_bytes(tmp_path, german):
     np.testing.assert_array_equal(2 * per_round[0.5], per_round[1.0])
 
 
+@pytest.mark.slow
 def test_refresh_and_line_search_rounds_are_counted(tmp_path, german):
     K, d, m = 4, 24, 10                                # m = ls_steps trial steps per round
     _, hist, _ = run(tmp_path, "ls", german, model={"loss": "ridge", "lambda": 1e-3},

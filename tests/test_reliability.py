@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from launch import cli, env, mpiexec, read_result, write_config, synth
+from launch import cli, env, mpi_implementation, mpiexec, read_result, write_config, synth
 
 
 @pytest.fixture
@@ -77,9 +77,20 @@ def test_a_worker_killed_with_sigkill_ends_the_job(tmp_path, small):
     assert sorted(ranks) == [0, 1, 2], ranks
     t0 = time.monotonic()
     os.kill(ranks[2], signal.SIGKILL)              # worker 2, by its MPI rank
-    _, stderr = proc.communicate(timeout=30)
+    rest, stderr = proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert time.monotonic() - t0 < 30
+    # the launcher's report: Open MPI names the rank killed ("rank 2 with PID ...");
+    # MPICH's hydra banner (on stdout) names the first process it saw end, which is
+    # the killed one or a survivor its clean-up killed: one of this job's PIDs.
+    # (A process killed with SIGKILL cannot say anything itself; an exception on a
+    # rank is named by distnewton: test_cli's test_an_exception_on_any_rank...)
+    said = " ".join((rest + stderr).split())
+    if mpi_implementation() == "openmpi":
+        assert f"rank 2 with PID {ranks[2]}" in said, said
+    else:
+        named = said.split("BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES = PID ")
+        assert len(named) == 2 and int(named[1].split()[0]) in ranks.values(), said
     assert not out.exists()
     # the survivors did not go on: every rank's process ends (Open MPI's mpirun
     # may return while its killed children are still being reaped)

@@ -252,6 +252,7 @@ def test_identity_scaling_is_localsgd_bit_for_bit(small, mode):
     "a9a", 5e-2, marks=pytest.mark.data(reason="a9a's scale for the floors measured on it"))])
 @pytest.mark.parametrize("scaling,mode", [(s, m) for s in ("adam", "rmsprop", "oasis")
                                           for m in ("global", "local")])
+@pytest.mark.slow
 def test_every_scaling_learns(ref, bound, scaling, mode, request):
     """Defaults (H = 10 steps of batch 32, beta 0.99, alpha 1e-2, gamma 0.03), K = 4
     iid, 40 rounds.  The synthetic set: see SMALL_BOUND.  a9a: measured relative
@@ -321,6 +322,7 @@ def test_mpi_equals_sim_global_oasis(tmp_path, small):
 
 
 @pytest.mark.parametrize("scaling,mode", [("oasis", "local"), ("adam", "global")])
+@pytest.mark.slow
 def test_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, small, scaling, mode):
     """Master state (m, count, dhat) and worker state (the local D, the epoch
     position, the RNG that draws batches and Rademacher vectors) survive a

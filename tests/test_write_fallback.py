@@ -21,6 +21,9 @@ from distnewton.results import History, clean_text, load, write_result
 from distnewton.run import library_line
 from distnewton.salvage import SUFFIX, columns_of, free_name, load_fallback, save_fallback
 
+#: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
+pytestmark = pytest.mark.slow
+
 EXIT_SALVAGED = 4
 POINTS = ["write", "write:attrs", "write:history", "write:model", "write:checkpoint",
           "write:rename"]
