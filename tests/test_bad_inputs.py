@@ -32,8 +32,24 @@ def merge(base, extra):
     return out
 
 
-def test_corpus_is_large_enough():
-    assert len(CASES) >= 30
+def test_every_case_expects_a_named_location_and_covers_each_kind():
+    """The corpus's own checks: each expected message names where the input is bad
+    (a file path, a config key ``section.key``, a section, or a command-line
+    option), case names are unique, and every kind of input has cases: LIBSVM
+    lines, config files, config keys, command-line options, output paths."""
+    import re
+    located = re.compile(r"\{tmp\}/|\b[a-z_]+\.[a-zA-Z_]+\b|section '|--[a-z]|workers|"
+                         r"CONFIG file")
+    names = [c["name"] for c in CASES]
+    assert len(set(names)) == len(names)
+    for case in CASES:
+        assert located.search(case["message"]), case["name"]
+    messages = [c["message"] for c in CASES]
+    kinds = {"libsvm line": r"data\.svm:\d+:", "config file": r"c\.yaml:",
+             "config key": r"^(data|model|algorithm|run)\.", "option": r"^--",
+             "output path": r"out\.h5|adir"}
+    for kind, pattern in kinds.items():
+        assert any(re.search(pattern, m) for m in messages), kind
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
