@@ -35,6 +35,10 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "partition": Param(STR, "iid", "how rows are split over workers",
                            choices=("iid", "contiguous", "label_skew")),
         "partition_alpha": Param(FLOAT, 0.5, "Dirichlet alpha of label_skew", check=positive),
+        "rows_per_worker": Param(INT, None, "keep exactly this many rows per worker, drawn "
+                                 "from its part with data.seed (the FedNL papers' splits: "
+                                 "the rows beyond workers x rows are left out)",
+                                 check=positive, nullable=True),
         "seed": Param(INT, 0, "seed of the partition (and of synthetic data)"),
         "synth": Param((dict,), None, "generate `train` with these make_synthetic arguments "
                        "if the file does not exist", nullable=True),

@@ -64,6 +64,17 @@ def file_sha256(path):
     return h.hexdigest()
 
 
+def keep_rows(parts, per_worker, seed):
+    """``data.rows_per_worker``: ``per_worker`` rows of every part, drawn with
+    ``data.seed`` (sorted); the others are left out of the problem."""
+    small = min(len(p) for p in parts)
+    if small < per_worker:
+        raise UserError(f"data.rows_per_worker: {per_worker} rows per worker, but a worker's "
+                        f"part has only {small} (use fewer workers or rows)")
+    rng = np.random.default_rng(np.random.SeedSequence((int(seed), 17)))
+    return [np.sort(rng.choice(p, per_worker, replace=False)) for p in parts]
+
+
 def prepare(cfg, n_workers) -> Setup:
     """Master: read, map and partition the data; every input error is a UserError."""
     from .data import make_synthetic, map_labels, partition, read_libsvm, write_libsvm
@@ -98,6 +109,9 @@ def prepare(cfg, n_workers) -> Setup:
             test = (add_intercept(test[0]), test[1])
     n, d = X.shape
     parts = partition(y, n_workers, dc["partition"], seed=dc["seed"], alpha=dc["partition_alpha"])
+    if dc.get("rows_per_worker"):
+        parts = keep_rows(parts, int(dc["rows_per_worker"]), dc["seed"])
+        n = sum(len(p) for p in parts)
     problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
                       sizes=tuple(len(p) for p in parts))
     return Setup(X, y, parts, problem, test, train, file_sha256(train), label_map)

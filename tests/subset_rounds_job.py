@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from distnewton.runtime import worker_task
+from distnewton.runtime import RAGGED, worker_task
 
 
 @worker_task("subset_test.scale")
@@ -57,6 +57,8 @@ def rounds(rt):
         out["ran_after_collect"] = rt.round("subset_test.ran", up=[2, 2, 2])
     out["to_all_sum"] = rt.round("subset_test.scale", v, up=2, to=[0, 1, 2])  # = full
     out["last_full"] = rt.round("subset_test.scale", v, up=2)
+    out["ragged_full"] = rt.round("subset_test.tag", [0.5], up=[RAGGED] * 3)    # any lengths
+    out["ragged_to_02"] = rt.round("subset_test.tag", [0.5], up=[RAGGED] * 2, to=[0, 2])
     result = {k: [np.asarray(x).tolist() for x in val] if isinstance(val, list)
               else (np.asarray(val).tolist() if not isinstance(val, list) else val)
               for k, val in out.items()}

@@ -41,6 +41,8 @@ def overrides(cfg_path, tmp_path):
                  "data.n_features=null"]
         return sets, False
     stood_in = False
+    if data.get("rows_per_worker"):     # the papers' splits need the real set's rows
+        sets.append("data.rows_per_worker=null")
     for key in ("train", "test"):
         value = data.get(key)
         if value and not (ROOT / value).exists():

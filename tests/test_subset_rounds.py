@@ -1,7 +1,8 @@
 """Subset rounds, ``rt.round(..., to=[k, ...])``: only the addressed workers run
 and answer, counted by hand, in step with full rounds before and after (sim,
 and ``mpiexec -n 4`` where they are point-to-point messages), identical
-results in both backends; ``up`` as a numpy integer; a plugin algorithm whose
+results in both backends; ``up`` as a numpy integer; ragged gathers (replies of
+lengths the master does not know, full and subset); a plugin algorithm whose
 gradient comes from two subset rounds in a real run."""
 
 import json
@@ -36,6 +37,8 @@ EXPECTED = {
     "ran_after_collect": [[5, 0], [5, 0], [6, 0]],       # collect_times took them all
     "to_all_sum": [6 * x for x in V],                    # to = all three: a full round
     "last_full": [6 * x for x in V],
+    "ragged_full": [[0.5], [10.5] * 2, [20.5] * 3],      # lengths the master did not know
+    "ragged_to_02": [[0.5], [20.5] * 3],
 }
 
 
@@ -51,14 +54,16 @@ def hand_counts():
             + 3 * (H + 8)                                       # full gather, down [0.5]
             + 2 * (H + 8) + 8 * (1 + 2)                         # [0, 2] gather, pieces
             + 1 * (H + v) + 3 * (H + v)                         # numpy-integer up
-            + 3 * (H + v) + 3 * (H + v))                        # to all, last full
-    up = (3 * v + v + 2 * v + 8 * (1 + 2 + 3) + 8 * (1 + 3) + v + 3 * v + 3 * v + 3 * v)
+            + 3 * (H + v) + 3 * (H + v)                         # to all, last full
+            + 3 * (H + 8) + 2 * (H + 8))                        # ragged gathers
+    up = (3 * v + v + 2 * v + 8 * (1 + 2 + 3) + 8 * (1 + 3) + v + 3 * v + 3 * v + 3 * v
+          + 8 * 3 + 8 * (1 + 2 + 3) + 8 * 2 + 8 * (1 + 3))     # ragged: a length word each
     # evaluation: the round to [2]; "ran" (no vectors, 2 floats from each); the
     # timing gather after subset rounds (down [r], the count scattered, r_k up:
     # 5 each); "ran" again
     e_down = (H + v) + 3 * H + (3 * (H + 8) + 8 * 3 + 8 * 3) + 3 * H
     e_up = v + 3 * 16 + 8 * (5 + 5 + 5) + 3 * 16
-    return [9, down, up], [4, e_down, e_up]
+    return [11, down, up], [4, e_down, e_up]
 
 
 def job(backend):

@@ -9,6 +9,7 @@ modules (``run.plugins``) register with :func:`register_algorithm`; see
 from ..plugins import AlgorithmRegistry, load_plugins, register_algorithm  # noqa: F401
 from .adaptive_localnewton import AdaptiveLocalNewton
 from .base import Algorithm  # noqa: F401  (for plugin modules)
+from .fednl import FedNL
 from .gd import GD
 from .giant import GIANT
 from .ist import IST
@@ -21,5 +22,5 @@ from .scaled_localsgd import ScaledLocalSGD
 
 ALGORITHMS = AlgorithmRegistry((
     Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, RANL, IST,
-    ScaledLocalSGD,
+    ScaledLocalSGD, FedNL,
 ))

@@ -98,7 +98,8 @@ NO_DECREASE = "line search found no decrease (at machine precision?)"
 def armijo(losses, n, lam, w, p, f, slope, ls, per_pass):
     """Armijo backtracking along -p: (alpha, f(w - alpha p)).
 
-    Tries alpha = alpha_max 2^-j, j = 0, 1, ..., max_backtracks - 1, and accepts
+    Tries alpha = alpha_max 2^-j, j = 0, 1, ..., max_backtracks - 1 (gamma^j for
+    an ``ls.ls_gamma`` other than 1/2: FedNL-LS), and accepts
     the first (largest) with f(w - alpha p) <= f - beta alpha slope, where
     slope = p.grad f(w) > 0.  ``losses(steps)`` returns the data sums
     sum_j l(x_j.(w - a p)) for ``per_pass`` trial steps at a time (one pass over
@@ -108,7 +109,7 @@ def armijo(losses, n, lam, w, p, f, slope, ls, per_pass):
     tried = 0
     while tried < ls.max_backtracks:
         m = min(per_pass, ls.max_backtracks - tried)
-        steps = ls.alpha_max * 0.5 ** np.arange(tried, tried + m)
+        steps = ls.alpha_max * getattr(ls, "ls_gamma", 0.5) ** np.arange(tried, tried + m)
         for a, s in zip(steps, losses(steps)):
             f_new = global_value(s, n, lam, w - a * p)
             if f_new <= f - ls.beta * a * slope:

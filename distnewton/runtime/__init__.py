@@ -28,7 +28,9 @@ addressed worker, and a gather returns one reply per addressed worker.
 Counting (star network model, documented in the README): a broadcast of b
 bytes costs K*b bytes down, a scatter the sum of its pieces plus one 8-byte
 count per worker; a reduction of b bytes per worker costs K*b bytes up, a
-gather the sum of the replies.  The 64-byte control header of each round is
+gather the sum of the replies, a ragged gather (replies whose lengths the
+master does not know: ``up=[RAGGED] * K``) the replies plus one 8-byte length
+per worker.  The 64-byte control header of each round is
 counted too.  A subset round to m workers costs m*(64 + b) down, the scatter
 pieces (their lengths ride in the per-worker headers: no counts), and m*b
 (reduce) or the replies (gather) up.  Rounds done only to log
@@ -67,6 +69,9 @@ HEADER_BYTES = HEADER_LEN * 8
 MAX_DOWN = HEADER_LEN - 4            # vectors per broadcast (header: op, task, up, n, lens...)
 OP_STOP, OP_REDUCE, OP_GATHER = 0, 1, 2
 OP_MASK, EVAL_FLAG = 3, 4            # header word 0: op | EVAL_FLAG for logging-only rounds
+RAGGED_FLAG = 8                      # | RAGGED_FLAG: a gather of replies of any length
+#: ``up=[RAGGED] * m``: every addressed worker replies as many floats as it likes
+RAGGED = None
 
 TASKS: dict = {}
 
@@ -163,7 +168,9 @@ class Runtime:
         down    : float64 vectors broadcast to every addressed worker (at most 4)
         up      : an integer n -> every addressed worker replies n floats, the
                   master gets their sum; a list of m lengths (one per addressed
-                  worker) -> replies gathered, returned as a list of m arrays
+                  worker) -> replies gathered, returned as a list of m arrays;
+                  ``[RAGGED] * m`` -> gathered replies of any length, each
+                  preceded by its length (one int64 word, counted)
         scatter : optional list of m float64 vectors, the i-th addressed worker
                   gets scatter[i]
         to      : None (all K workers, m = K) or sorted unique 0-based worker
@@ -183,19 +190,27 @@ class Runtime:
             scatter = [np.ascontiguousarray(np.atleast_1d(v), dtype=np.float64) for v in scatter]
         if isinstance(up, (int, np.integer)):
             up = int(up)                 # a numpy integer too (the backends test for int)
+        elif all(n is RAGGED for n in up):
+            up = [RAGGED] * len(up)
+            if len(up) != m:
+                raise ValueError("up needs one length per addressed worker")
         else:
             up = [int(n) for n in up]
             if len(up) != m:
                 raise ValueError("up needs one length per addressed worker")
+        ragged = isinstance(up, list) and up and up[0] is RAGGED
         c = self._counting               # checked: now count it
         c.rounds += 1
         c.bytes_down += m * (HEADER_BYTES + 8 * sum(v.size for v in down))
         if scatter is not None:
             c.bytes_down += (8 * m if to is None else 0) + 8 * sum(v.size for v in scatter)
-        c.bytes_up += m * 8 * up if isinstance(up, int) else 8 * sum(up)
+        if not ragged:
+            c.bytes_up += m * 8 * up if isinstance(up, int) else 8 * sum(up)
         evaluating = c is self.eval
         t0 = time.perf_counter()
         out = self._exchange(self.ids[task], down, up, scatter, evaluating, to)
+        if ragged:                       # a length word and the reply, per worker
+            c.bytes_up += 8 * m + 8 * sum(r.size for r in out)
         if not evaluating:
             self._round_seconds.append(time.perf_counter() - t0)
             self._round_to.append(to)

@@ -27,8 +27,8 @@ import traceback
 import numpy as np
 import scipy.sparse as sp
 
-from . import (EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_MASK, OP_REDUCE, OP_STOP, Runtime,
-               WorkerContext, run_task, task_ids, worker_rng)
+from . import (EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_MASK, OP_REDUCE, OP_STOP, RAGGED,
+               RAGGED_FLAG, Runtime, WorkerContext, run_task, task_ids, worker_rng)
 from ..errors import EXIT_INTERNAL, UserError
 from ..faults import inject
 from .startup import check_task_table
@@ -152,8 +152,10 @@ class MPIRuntime(Runtime):
             return subset_exchange(self.comm, task_id, down, up, scatter, evaluating, to,
                                    self._send)
         comm, h = self.comm, self._header
+        ragged = not isinstance(up, int) and up[0] is RAGGED
         h[:] = 0
-        h[0] = (OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
+        h[0] = ((OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
+                | (RAGGED_FLAG * ragged))
         h[1], h[2], h[3] = task_id, len(down), scatter is not None
         h[4:4 + len(down)] = [v.size for v in down]
         wait(comm.Ibcast(h, root=0))                            # control header
@@ -171,6 +173,10 @@ class MPIRuntime(Runtime):
             total = np.zeros(up)                     # the master's (zero) part, in place
             wait(comm.Ireduce(MPI.IN_PLACE, total, op=MPI.SUM, root=0))   # workers compute
             return total
+        if ragged:                                   # the lengths first (8 bytes each)
+            counts = np.empty(comm.Get_size(), dtype=np.int64)
+            comm.Gather(np.zeros(1, np.int64), counts, root=0)
+            up = [int(n) for n in counts[1:]]
         counts = np.array([0] + list(up), dtype=np.int64)
         displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
         buf = np.empty(int(counts.sum()))
@@ -320,6 +326,8 @@ def serve(comm, shard, seed, params=None):
         if h[0] & OP_MASK == OP_REDUCE:
             wait(comm.Ireduce(out, None, op=MPI.SUM, root=0))
         else:
+            if h[0] & RAGGED_FLAG:                   # a ragged gather: the length first
+                comm.Gather(np.array([out.size], dtype=np.int64), None, root=0)
             wait(comm.Igatherv(out, None, root=0))
 
 

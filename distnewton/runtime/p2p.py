@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_REDUCE, run_task
+from . import EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_REDUCE, RAGGED, RAGGED_FLAG, run_task
 from ..faults import inject
 
-TAG_HEADER, TAG_PAYLOAD, TAG_SCATTER, TAG_REPLY = 41, 42, 43, 44
+TAG_HEADER, TAG_PAYLOAD, TAG_SCATTER, TAG_REPLY, TAG_LENGTH = 41, 42, 43, 44, 45
 
 
 def subset_exchange(comm, task_id, down, up, scatter, evaluating, to, send_buffers):
@@ -41,15 +41,21 @@ def subset_exchange(comm, task_id, down, up, scatter, evaluating, to, send_buffe
 
     from .mpi import wait_all
     m = len(to)
+    ragged = not isinstance(up, int) and up[0] is RAGGED
     heads = np.zeros((m, HEADER_LEN), dtype=np.int64)
-    heads[:, 0] = (OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
+    heads[:, 0] = ((OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
+                   | (RAGGED_FLAG * ragged))
     heads[:, 1], heads[:, 2] = task_id, len(down)
     if scatter is not None:
         heads[:, 3] = [1 + v.size for v in scatter]
     heads[:, 4:4 + len(down)] = [v.size for v in down]
     sizes = [up] * m if isinstance(up, int) else up
-    replies = [np.empty(n) for n in sizes]
-    recvs = [comm.Irecv(buf, source=k + 1, tag=TAG_REPLY) for buf, k in zip(replies, to)]
+    if ragged:                                   # each reply's length comes first
+        lengths = np.zeros((m, 1), dtype=np.int64)
+        recvs = [comm.Irecv(lengths[i], source=k + 1, tag=TAG_LENGTH) for i, k in enumerate(to)]
+    else:
+        replies = [np.empty(n) for n in sizes]
+        recvs = [comm.Irecv(buf, source=k + 1, tag=TAG_REPLY) for buf, k in zip(replies, to)]
     n_down = sum(v.size for v in down)
     payload = send_buffers.get(n_down)
     if n_down:
@@ -61,6 +67,11 @@ def subset_exchange(comm, task_id, down, up, scatter, evaluating, to, send_buffe
             sends.append(comm.Isend(payload, dest=k + 1, tag=TAG_PAYLOAD))  # down vectors
         if scatter is not None:
             sends.append(comm.Isend(scatter[i], dest=k + 1, tag=TAG_SCATTER))
+    if ragged:
+        wait_all(recvs)                                      # the workers compute
+        sizes = [int(n) for n in lengths[:, 0]]
+        replies = [np.empty(n) for n in sizes]
+        recvs = [comm.Irecv(buf, source=k + 1, tag=TAG_REPLY) for buf, k in zip(replies, to)]
     statuses = [MPI.Status() for _ in recvs]
     wait_all(recvs, statuses)                                # the workers compute
     for k, st, n in zip(to, statuses, sizes):
@@ -98,4 +109,6 @@ def serve_subset_round(comm, ctx, names, bufs):
     down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
     inject("round", comm.Get_rank())
     out = run_task(ctx, names, int(h[1]), down, scattered, bool(h[0] & EVAL_FLAG))
+    if h[0] & RAGGED_FLAG:
+        wait(comm.Isend(np.array([out.size], dtype=np.int64), dest=0, tag=TAG_LENGTH))
     wait(comm.Isend(out, dest=0, tag=TAG_REPLY))

@@ -1,0 +1,171 @@
+"""Matrix compressors for FedNL's Hessian learning (Safaryan et al., ICML 2022).
+
+A compressor C maps a symmetric d x d matrix M (here the difference
+Hess f_i(x_k) - H_i) to a message of float64 words, and the message back to
+C(M).  It acts on the upper triangle only, u = M[triu] with D = d(d+1)/2
+entries: the lower triangle is its mirror image, so sending it would double the
+bytes for nothing.  ``K`` (the entries kept) is ``k_mult * d``, capped at D.
+
+=========  ==========================================  ===========  ===================
+name       C(M)                                        class        message (float64 words)
+=========  ==========================================  ===========  ===================
+identity   M                                           delta = 1    D values
+topk       the K entries of u largest in magnitude     delta = K/D  K values + K int32
+randk      K entries drawn uniformly, scaled by D/K    omega = D/K - 1  K values + K int32
+randseqk   K consecutive entries of u from a uniform    omega = D/K - 1  K values (indices from
+           offset (wrapping), scaled by D/K                           the shared seed)
+toplek     the fewest largest entries, at most K,      delta = K/D  k values + k int32
+           with ||u - C(u)||^2 <= (1 - K/D) ||u||^2                  (k <= K; a ragged reply)
+rankr      sum of the R eigenpairs largest in |lambda|  delta = R/d  R values + R d-vectors
+=========  ==========================================  ===========  ===================
+
+*Contractive* compressors satisfy E||C(M) - M||^2 <= (1 - delta) ||M||^2,
+*unbiased* ones E C(M) = M and E||C(M) - M||^2 <= omega ||M||^2 (norms over
+the upper-triangle entries; Rank-R: Frobenius).  FedNL's theoretical
+Hessian learning rate is alpha = 1 - sqrt(1 - delta) for contractive and
+alpha = 1 / (omega + 1) for unbiased compressors (:meth:`Compressor.alpha_theory`).
+
+Indices travel as int32, two per float64 word (an odd count is padded with 4
+bytes): :func:`pack_indices` / :func:`unpack_indices`.  RandSeqK's offset comes
+from ``SeedSequence((seed, k, t))`` (client k, round t), which the master
+regenerates, so no index is sent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pack_indices(idx):
+    """int32 indices as float64 words (bit copies, two per word)."""
+    a = np.zeros(2 * ((len(idx) + 1) // 2), dtype=np.int32)
+    a[:len(idx)] = idx
+    return a.view(np.float64)
+
+
+def unpack_indices(words, count):
+    return np.ascontiguousarray(words).view(np.int32)[:count].astype(np.int64)
+
+
+def index_words(count):
+    """float64 words that ``count`` packed int32 indices take."""
+    return (count + 1) // 2
+
+
+class Compressor:
+    """One compressor on d x d symmetric matrices (see the module docstring)."""
+
+    kinds = {"identity": "contractive", "topk": "contractive", "toplek": "contractive",
+             "rankr": "contractive", "randk": "unbiased", "randseqk": "unbiased"}
+
+    def __init__(self, name, d, k_mult=8, rank=1, seed=0):
+        self.name, self.d = name, int(d)
+        self.D = self.d * (self.d + 1) // 2
+        self.K = min(self.D, int(k_mult) * self.d)
+        self.R = min(int(rank), self.d)
+        self.seed = int(seed)
+        self.kind = self.kinds[name]
+        self.triu = np.triu_indices(self.d)
+
+    # -- constants of the compressor class --------------------------------
+    @property
+    def delta(self):
+        return {"identity": 1.0, "topk": self.K / self.D, "toplek": self.K / self.D,
+                "rankr": self.R / self.d}[self.name]
+
+    @property
+    def omega(self):
+        return self.D / self.K - 1.0
+
+    def alpha_theory(self):
+        """1 - sqrt(1 - delta) (contractive), 1 / (omega + 1) (unbiased)."""
+        if self.kind == "unbiased":
+            return 1.0 / (self.omega + 1.0)
+        return 1.0 - float(np.sqrt(1.0 - self.delta))
+
+    def words(self):
+        """Message length in float64 words; None when it varies (toplek)."""
+        return {"identity": self.D, "topk": self.K + index_words(self.K),
+                "randk": self.K + index_words(self.K), "randseqk": self.K,
+                "toplek": None, "rankr": self.R * (self.d + 1)}[self.name]
+
+    def max_words(self):
+        return self.K + index_words(self.K) if self.name == "toplek" else self.words()
+
+    # -- the two ends -------------------------------------------------------
+    def seq_offset(self, k, t):
+        """RandSeqK's offset for client k in round t (shared seed: both ends)."""
+        return int(np.random.default_rng(np.random.SeedSequence(
+            (self.seed, int(k), int(t)))).integers(self.D))
+
+    def encode(self, M, rng=None, k=0, t=0):
+        """The message for C(M); ``rng`` draws Rand-K's indices."""
+        if self.name == "rankr":
+            import scipy.linalg as sla
+            lam, V = sla.eigh(0.5 * (M + M.T))
+            keep = np.argsort(-np.abs(lam), kind="stable")[:self.R]
+            return np.concatenate((lam[keep], V[:, keep].T.ravel()))
+        u = M[self.triu]
+        if self.name == "identity":
+            return u
+        if self.name == "randseqk":
+            idx = (self.seq_offset(k, t) + np.arange(self.K)) % self.D
+            return u[idx] * (self.D / self.K)
+        if self.name == "randk":
+            idx = np.sort(rng.choice(self.D, size=self.K, replace=False))
+            return np.concatenate((u[idx] * (self.D / self.K), pack_indices(idx)))
+        idx = top_indices(u, self.K)
+        if self.name == "toplek":
+            idx = idx[:toplek_count(u[idx], float(u @ u), self.K / self.D)]
+            return np.concatenate((u[idx], pack_indices(idx)))      # k + ceil(k/2) words
+        return np.concatenate((u[idx], pack_indices(idx)))
+
+    def decode(self, msg, k=0, t=0):
+        """C(M) as a dense symmetric d x d matrix, from the message."""
+        return self.symmetric(self.decode_upper(msg, k, t))
+
+    def decode_upper(self, msg, k=0, t=0):
+        """The upper triangle of C(M) (D entries), from the message."""
+        d, K = self.d, self.K
+        if self.name == "rankr":
+            lam, V = msg[:self.R], msg[self.R:].reshape(self.R, d)
+            return ((V.T * lam) @ V)[self.triu]
+        u = np.zeros(self.D)
+        if self.name == "identity":
+            u[:] = msg
+        elif self.name == "randseqk":
+            u[(self.seq_offset(k, t) + np.arange(K)) % self.D] = msg
+        elif self.name == "toplek":
+            c = 2 * msg.size // 3                   # inverts size = c + ceil(c/2)
+            u[unpack_indices(msg[c:], c)] = msg[:c]
+        else:
+            u[unpack_indices(msg[K:], K)] = msg[:K]
+        return u
+
+    def symmetric(self, u):
+        """The symmetric matrix whose upper triangle is u."""
+        M = np.zeros((self.d, self.d))
+        M[self.triu] = u
+        M.T[self.triu] = u
+        return M
+
+
+def top_indices(u, K):
+    """Indices of the K entries of u largest in magnitude, largest first (ties:
+    the lower index first, so both ends and every run agree)."""
+    if K >= u.size:
+        part = np.arange(u.size)
+    else:
+        part = np.argpartition(-np.abs(u), K - 1)[:K]
+    order = np.lexsort((part, -np.abs(u[part])))
+    return part[order]
+
+
+def toplek_count(top_values, total, delta):
+    """Fewest k with ||u - top_k(u)||^2 <= (1 - delta) ||u||^2, given the
+    entries sorted by magnitude (their squares' running sum is what is kept)."""
+    if total == 0.0:
+        return 0
+    kept = np.cumsum(top_values ** 2)
+    need = total - (1.0 - delta) * total
+    return int(min(top_values.size, np.searchsorted(kept, need * (1 - 1e-15)) + 1))

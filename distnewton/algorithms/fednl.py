@@ -1,0 +1,300 @@
+"""FedNL: Newton's method with Hessians learned from compressed differences.
+
+Safaryan, Islamov, Qian, Richtarik, "FedNL: Making Newton-type methods
+applicable to federated learning", ICML 2022 (arXiv 2106.02969): Algorithm 1
+(FedNL), Algorithm 2 (FedNL-LS) and Algorithm 3 (FedNL-PP).  Notation: client
+i (a worker, i = 1..K) holds f_i, the mean loss over its n_i rows plus
+(lambda/2)||x||^2; f = sum_i (n_i/n) f_i (the paper's plain mean for equal
+shards, and every mean below is weighted alike).  H_i is client i's learned
+Hessian, H = sum_i (n_i/n) H_i the master's copy of their mean, C a matrix
+compressor (:mod:`.compressors`: on the upper triangle), alpha the Hessian
+learning rate, mu the floor of the projection [M]_mu = V max(Lambda, mu) V^T.
+
+FedNL, round k (one gather round; ``h0: local`` starts from H_i = Hess f_i(x_0)):
+
+    client i:  g_i = grad f_i(x_k),  S_i = C(Hess f_i(x_k) - H_i),
+               l_i = ||Hess f_i(x_k) - H_i||_F        (option 2 only)
+               sends g_i, S_i (, l_i);  H_i <- H_i + alpha S_i
+    master:    g = sum (n_i/n) g_i,  l = sum (n_i/n) l_i
+               x_{k+1} = x_k - [H]_mu^{-1} g            (option 1)
+               x_{k+1} = x_k - (H + l I)^{-1} g         (option 2)
+               H <- H + alpha sum (n_i/n) S_i
+
+    [up per client: d floats + the message (+ 1); down: x_k and 3 floats
+    (round k, alpha, the seed RandSeqK's offsets derive from)]
+
+With ``h0: local`` the first round (k = 0) carries the clients' exact local
+Hessians instead of a message (S_i = C(0) = 0 there): one reduction of
+d + d(d+1)/2 floats per client.  With ``h0: zero`` every round is as above.
+
+FedNL-LS (``line_search: true``): the clients add their loss sum at x_k
+(1 float), and x_{k+1} = x_k - a p with the largest a = gamma^j passing
+f(x_k - a p) <= f(x_k) - c a p.g (distributed backtracking, ``ls_steps`` trial
+steps per counted round: :func:`.primitives.backtracking`).
+
+FedNL-PP (``participation: tau``): the master keeps, per client, the shifted
+vector g_i = (H_i + l_i I) w_i - grad f_i(w_i) at the point w_i the client last
+saw, and its l_i; then every iteration
+
+    x_{k+1} = (H + l I)^{-1} g,   g = sum (n_i/n) g_i,  l = sum (n_i/n) l_i
+    tau clients S drawn uniformly without replacement (the master's stream);
+    i in S:  w_i = x_{k+1},  S_i = C(Hess f_i(w_i) - H_i),  H_i <- H_i + alpha S_i,
+             l_i = ||H_i - Hess f_i(w_i)||_F,  g_i = (H_i + l_i I) w_i - grad f_i(w_i)
+             sends S_i, l_i, g_i;       H <- H + alpha sum_{i in S} (n_i/n) S_i
+
+    [one subset round to the tau clients; a first full round sets every
+    client's g_i, l_i (and H_i for ``h0: local``)]
+
+History columns: ``hessian_gap`` (l, the mean ||Hess f_i(x_k) - H_i||_F, when
+option 2 or PP sends it; NaN otherwise) and ``participants``.
+Master state (checkpointed): H, the round counter, the PP vectors; worker
+state: H_i in ``ctx.state``.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..errors import UserError
+from ..linalg import check_dense_hessian, solve_spd
+from ..params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ..runtime import RAGGED, worker_task
+from . import primitives as P
+from .base import LINE_SEARCH, Algorithm
+from .compressors import Compressor
+
+COMPRESSORS = ("identity", "topk", "randk", "randseqk", "toplek", "rankr")
+
+
+@functools.lru_cache(maxsize=8)
+def compressor(name, d, k_mult, rank, seed):
+    return Compressor(name, d, k_mult, rank, seed)
+
+
+def local_hessian(shard, w):
+    """Hess f_i(w) = (1/n_i) X^T D X + lambda I (dense)."""
+    return shard.local_hessian(w)
+
+
+# -- worker side ----------------------------------------------------------
+def _comp(ctx, info):
+    p = ctx.params
+    return compressor(p.compressor, ctx.shard.d, p.k_mult, p.rank, int(info[2]))
+
+
+def _learn(ctx, comp, Hess, alpha, t):
+    """S_i = C(Hess - H_i) as a message; H_i <- H_i + alpha S_i."""
+    H_i = ctx.state.setdefault("fednl.H", np.zeros_like(Hess))
+    msg = comp.encode(Hess - H_i, ctx.rng, k=ctx.k, t=t)
+    H_i += alpha * comp.symmetric(comp.decode_upper(msg, k=ctx.k, t=t))
+    return msg
+
+
+@worker_task("fednl.init")
+def _init(ctx, w, info):
+    """h0 local: H_i = Hess f_i(x_0); reply [loss sum, grad sum, n_i H_i upper]."""
+    shard = ctx.shard
+    H = ctx.state["fednl.H"] = local_hessian(shard, w)
+    f, g = shard.loss_grad_sum(w)
+    return np.concatenate(([f], g, shard.n * H[_comp(ctx, info).triu]))
+
+
+@worker_task("fednl.round")
+def _round(ctx, w, info):
+    """FedNL round: [loss sum (LS)] + grad sum + [l_i (option 2)] + message."""
+    p, shard, t = ctx.params, ctx.shard, int(info[0])
+    Hess = local_hessian(shard, w)
+    gap = np.linalg.norm(Hess - ctx.state.get("fednl.H", 0.0)) if info[3] else None
+    msg = _learn(ctx, _comp(ctx, info), Hess, float(info[1]), t)
+    f, g = shard.loss_grad_sum(w)
+    head = [f] if p.line_search else []
+    return np.concatenate((head, g, [] if gap is None else [gap], msg))
+
+
+@worker_task("fednl.pp")
+def _pp(ctx, w, info):
+    """FedNL-PP: [l_i, g_i (d), message]; info[3] = 1 for the first (full) round,
+    which sets H_i (h0 local) and sends no message."""
+    shard, t = ctx.shard, int(info[0])
+    Hess = local_hessian(shard, w)
+    comp = _comp(ctx, info)
+    if info[3]:
+        if ctx.params.h0 == "local":
+            ctx.state["fednl.H"] = Hess.copy()
+        ctx.state.setdefault("fednl.H", np.zeros_like(Hess))
+        msg = np.zeros(0)
+    else:
+        msg = _learn(ctx, comp, Hess, float(info[1]), t)
+    H_i = ctx.state["fednl.H"]
+    l_i = float(np.linalg.norm(H_i - Hess))
+    g_i = H_i @ w + l_i * w - shard.local_grad(w)
+    head = np.concatenate(([l_i], g_i))
+    return np.concatenate((head, shard.n * H_i[comp.triu])) if info[3] and \
+        ctx.params.h0 == "local" else np.concatenate((head, msg))
+
+
+# -- master side ----------------------------------------------------------
+def check_option(x):
+    return None if x in ("auto", 1, 2) else f"must be 1, 2 or auto, got {x!r}"
+
+
+def check_alpha(x):
+    if x == "theory":
+        return None
+    if isinstance(x, str) or isinstance(x, bool):
+        return f"must be 'theory' or a number in (0, 1], got {x!r}"
+    return in_open_closed(0.0, 1.0)(x)
+
+
+class FedNL(Algorithm):
+    name = "fednl"
+    params = {
+        "compressor": Param(STR, "topk", "C on the Hessian differences' upper triangle",
+                            choices=COMPRESSORS),
+        "k_mult": Param(INT, 8, "K = k_mult * d entries kept (topk, randk, randseqk, "
+                        "toplek: at most)", check=at_least(1)),
+        "rank": Param(INT, 1, "R, the rank kept by rankr", check=at_least(1)),
+        "alpha": Param((int, float, str), "theory", "Hessian learning rate: 'theory' "
+                       "(1 - sqrt(1 - delta) contractive, 1/(omega + 1) unbiased) or a "
+                       "number", check=check_alpha),
+        "option": Param((int, str), "auto", "1: x - [H]_mu^-1 g; 2: x - (H + l I)^-1 g; "
+                        "auto: 1, or 2 with participation (FedNL-PP's step)",
+                        check=check_option),
+        "mu": Param(FLOAT, None, "floor of the projection [H]_mu (default model.lambda)",
+                    check=positive, nullable=True),
+        "h0": Param(STR, "local", "H_i at the start: the local Hessian at x_0 (one "
+                    "d(d+1)/2 round) or zero", choices=("local", "zero")),
+        "line_search": Param(BOOL, False, "FedNL-LS: Armijo backtracking along the "
+                             "FedNL direction"),
+        "ls_c": Param(FLOAT, 0.49, "FedNL-LS Armijo constant c", check=in_open_closed(0, 0.5)),
+        "ls_gamma": Param(FLOAT, 0.5, "FedNL-LS backtracking factor gamma",
+                          check=lambda x: None if 0 < x < 1 else f"must be in (0, 1), got {x}"),
+        "ls_steps": LINE_SEARCH["ls_steps"],
+        "max_backtracks": LINE_SEARCH["max_backtracks"],
+        "participation": Param(INT, None, "FedNL-PP: tau clients per round (default: all, "
+                               "FedNL)", check=at_least(1), nullable=True),
+    }
+    columns = {"hessian_gap": np.float64, "participants": np.int64}
+
+    @classmethod
+    def validate(cls, params, problem, seed=0):
+        p, K = SimpleNamespace(**params), len(problem.sizes)
+        check_dense_hessian(problem.d, "algorithm.name", "FedNL learns dense d x d Hessians")
+        if (problem.lam if p.mu is None else float(p.mu)) <= 0 and p.option != 2:
+            raise UserError("algorithm.mu: defaults to model.lambda, which is 0 here: the "
+                            "projection [H]_mu needs a floor > 0, set algorithm.mu")
+        if p.participation is not None:
+            if p.participation > K:
+                raise UserError(f"algorithm.participation: {p.participation} clients per "
+                                f"round, but there are {K} workers")
+            if p.line_search:
+                raise UserError("algorithm.line_search: FedNL-PP (participation) has no "
+                                "line search in the paper; use one or the other")
+            if p.option == 1:
+                raise UserError("algorithm.option: FedNL-PP (participation) steps with "
+                                "(H + l I)^-1, option 2; use option: 2 or auto")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        p, prob = self.p, self.prob
+        self.alpha = self.comp.alpha_theory() if p.alpha == "theory" else float(p.alpha)
+        self.pp = p.participation is not None and p.participation < self.rt.K
+        self.option = (2 if self.pp else 1) if p.option == "auto" else int(p.option)
+        self.mu = prob.lam if p.mu is None else float(p.mu)
+        self.weights = np.asarray(prob.sizes, dtype=np.float64) / prob.n
+        self.H = np.zeros((prob.d, prob.d))      # H = sum (n_i/n) H_i
+        self.t = 0                               # rounds so far
+        self.g_i = np.zeros((self.rt.K, prob.d))  # PP: shifted vectors
+        self.l_i = np.zeros(self.rt.K)            # PP: ||H_i - Hess f_i(w_i)||_F
+        self.ls = SimpleNamespace(beta=p.ls_c, alpha_max=1.0, ls_gamma=p.ls_gamma,
+                                  ls_steps=p.ls_steps, max_backtracks=p.max_backtracks)
+
+    @property
+    def comp(self):
+        """The compressor (derived from the parameters: not checkpointed)."""
+        p = self.p
+        return compressor(p.compressor, self.prob.d, p.k_mult, p.rank, self.seed)
+
+    def info(self, first=False):
+        """[t, alpha, seed, flag] sent down with x (4 floats)."""
+        flag = first if self.pp else self.option == 2
+        return np.array([self.t, self.alpha, self.seed, float(flag)])
+
+    def messages_sum(self, replies, start, clients):
+        """sum over clients of (n_i/n) S_i from the replies' messages (from ``start``)."""
+        u = np.zeros(self.comp.D)
+        for i, r in zip(clients, replies):
+            u += self.weights[i] * self.comp.decode_upper(r[start:], k=i, t=self.t)
+        return self.comp.symmetric(u)
+
+    def direction(self, g, gap):
+        """[H]_mu^{-1} g (option 1: eigenvalue clipping) or (H + l I)^{-1} g (option 2)."""
+        if self.option == 2:
+            return solve_spd(self.H + gap * np.eye(self.prob.d), g)
+        import scipy.linalg as sla
+        lam, V = sla.eigh(self.H)
+        return V @ ((V.T @ g) / np.maximum(lam, self.mu))
+
+    def step(self):
+        return self.step_pp() if self.pp else self.step_full()
+
+    def step_full(self):
+        """One FedNL(-LS) round (the first one with h0 local: the exact Hessians)."""
+        prob, d, rt, p = self.prob, self.prob.d, self.rt, self.p
+        gap = np.nan
+        if self.t == 0 and p.h0 == "local":
+            out = rt.round("fednl.init", self.w, self.info(), up=1 + d + self.comp.D)
+            fsum, g = out[0], P.regularise(out[1:1 + d], prob.n, prob.lam, self.w)
+            self.H = self.comp.symmetric(out[1 + d:] / prob.n)
+            S = np.zeros_like(self.H)
+            if self.option == 2:
+                gap = 0.0
+        else:
+            words = self.comp.words()
+            head = int(p.line_search) + d + (self.option == 2)
+            up = [RAGGED] * rt.K if words is None else [head + words] * rt.K
+            replies = rt.round("fednl.round", self.w, self.info(), up=up)
+            fsum = sum(r[0] for r in replies) if p.line_search else 0.0
+            o = int(p.line_search)
+            g = P.regularise(sum(r[o:o + d] for r in replies), prob.n, prob.lam, self.w)
+            if self.option == 2:
+                gap = float(sum(wi * r[o + d] for wi, r in zip(self.weights, replies)))
+            S = self.messages_sum(replies, head, range(rt.K))
+        step = self.direction(g, 0.0 if np.isnan(gap) else gap)
+        a = 1.0
+        if p.line_search:
+            f = P.global_value(fsum, prob.n, prob.lam, self.w)
+            a, _ = P.backtracking(rt, prob, self.w, step, f, float(step @ g), self.ls)
+            if a == 0.0:
+                self.stalled = P.NO_DECREASE
+        self.w = self.w - a * step
+        self.H = self.H + self.alpha * S
+        self.t += 1
+        return {"step_size": a, "hessian_gap": gap, "participants": rt.K}
+
+    def step_pp(self):
+        """One FedNL-PP iteration (the first also sets every client's g_i, l_i)."""
+        prob, d, rt, p = self.prob, self.prob.d, self.rt, self.p
+        if self.t == 0:
+            replies = rt.round("fednl.pp", self.w, self.info(first=True),
+                               up=[1 + d + (self.comp.D if p.h0 == "local" else 0)] * rt.K)
+            for i, r in enumerate(replies):
+                self.l_i[i], self.g_i[i] = r[0], r[1:1 + d]
+            if p.h0 == "local":
+                self.H = self.comp.symmetric(sum(r[1 + d:] for r in replies) / prob.n)
+            self.t += 1
+        lbar = float(self.weights @ self.l_i)
+        self.w = solve_spd(self.H + lbar * np.eye(d), self.weights @ self.g_i)
+        chosen = np.sort(self.rng.choice(rt.K, size=p.participation, replace=False))
+        words = self.comp.words()
+        up = [RAGGED] * len(chosen) if words is None else [1 + d + words] * len(chosen)
+        replies = rt.round("fednl.pp", self.w, self.info(), up=up, to=chosen)
+        S = self.messages_sum(replies, 1 + d, chosen)
+        for i, r in zip(chosen, replies):
+            self.l_i[i], self.g_i[i] = r[0], r[1:1 + d]
+        self.H = self.H + self.alpha * S
+        self.t += 1
+        return {"step_size": 1.0, "hessian_gap": lbar, "participants": len(chosen)}
