@@ -63,7 +63,10 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "f_star": Param(FLOAT, None, "optimal value, for relative suboptimality", nullable=True),
         "backend": Param(STR, "auto", "mpi (real ranks), sim (one process) or auto",
                          choices=("auto", "mpi", "sim")),
-        "workers": Param(INT, 4, "number of simulated workers (backend sim)", check=at_least(1)),
+        "workers": Param(INT, None, "number of workers K: simulated (backend sim; default "
+                         "4), or logical workers spread over the mpiexec job's P - 1 worker "
+                         "ranks (backend mpi; default P - 1, one per rank)",
+                         check=at_least(1), nullable=True),
         "blas_threads": Param(INT, 1, "BLAS threads per rank", check=at_least(1)),
         "seed": Param(INT, 0, "seed of the algorithms' random streams (worker k: (seed, k))"),
         "divergence_patience": Param(INT, 20, "stop as diverged when the loss grows this many "

@@ -130,6 +130,7 @@ class Shard:
         self.lam = float(lam)
         self.n, self.d = self.X.shape
         self._dense_T = self._XT = self._X2 = None   # _dense_T: X^T as a dense d x n array
+        self._pairs = None                      # hess_upper_sum's (index, x_a x_b, row)
         self._at = self._z = self._D = None     # margins (and curvature) at the last w
         # Hessian X^T D X: dense BLAS costs n d^2/2 flops, the sparse product
         # about n (nnz per row)^2 multiply-adds: keep a dense copy when cheaper.
@@ -193,6 +194,23 @@ class Shard:
             self._XT = self.X.T.tocsr()
         return (self._XT @ self.X.multiply(D[:, None]).tocsr()).toarray()
 
+    def hess_upper_sum(self, w):
+        """The upper triangle of X^T D X (``numpy.triu_indices`` order, d(d+1)/2 entries).
+
+        Sparse rows: sum_j D_j over the pairs (a <= b) of row j's non-zeros,
+        one ``bincount`` over pairs listed once per shard (sum_j nnz_j(nnz_j+1)/2
+        of them; FedNL's clients: ~50k, against a CSR product's overhead 10x
+        slower).  Above UPPER_PAIRS_MAX pairs, the dense :meth:`hess_sum`'s triangle.
+        """
+        d = self.d
+        if self._pairs is None:
+            self._pairs = _upper_pairs(self.X) if _pair_count(self.X) <= UPPER_PAIRS_MAX else ()
+        if not self._pairs:
+            return self.hess_sum(w)[np.triu_indices(d)]
+        idx, val, row = self._pairs
+        return np.bincount(idx, weights=val * self.curvature(w)[row],
+                           minlength=d * (d + 1) // 2)
+
     def hvp_sum(self, w, v, D=None):
         """sum_j l''_j x_j (x_j.v): Hessian-vector product without forming H."""
         D = self.curvature(w) if D is None else D
@@ -226,6 +244,34 @@ class Shard:
         """v -> Hess f_k(w) v, with the curvature weights computed once."""
         D = self.curvature(w)          # never modified in place: safe to keep
         return lambda v: self.hvp_sum(w, v, D) / self.n + self.lam * v
+
+
+#: pairs of non-zeros per shard above which hess_upper_sum uses the dense Hessian
+UPPER_PAIRS_MAX = 2_000_000
+
+
+def _pair_count(X):
+    nnz = np.diff(X.indptr)
+    return int(np.sum(nnz * (nnz + 1) // 2))
+
+
+def _upper_pairs(X):
+    """For every row j and non-zero pair a <= b: the triu index of (a, b), x_ja x_jb, j."""
+    X = X.copy()
+    X.sort_indices()
+    d = X.shape[1]
+    idx, val, row = [], [], []
+    for j in range(X.shape[0]):
+        lo, hi = X.indptr[j], X.indptr[j + 1]
+        c, v = X.indices[lo:hi].astype(np.int64), X.data[lo:hi]
+        a, b = np.triu_indices(c.size)
+        ca, cb = c[a], c[b]
+        idx.append(ca * (2 * d - ca + 1) // 2 + (cb - ca))
+        val.append(v[a] * v[b])
+        row.append(np.full(a.size, j, dtype=np.int64))
+    if not idx:
+        return (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
+    return np.concatenate(idx), np.concatenate(val), np.concatenate(row)
 
 
 def global_value(loss_sum, n, lam, w):

@@ -123,6 +123,20 @@ def setup_master(cfg, K, resume):
     return setup
 
 
+#: workers of the sim backend when run.workers is not set
+SIM_WORKERS = 4
+
+
+def mpi_workers(cfg, comm):
+    """K over MPI: ``run.workers`` logical workers, or one per worker rank."""
+    ranks = comm.Get_size() - 1
+    K = cfg["run"]["workers"] or ranks
+    if K < ranks:
+        raise UserError(f"run.workers: {K} workers but {ranks} worker ranks would idle: "
+                        f"launch mpiexec -n {K + 1}, or set run.workers >= {ranks}")
+    return K
+
+
 def make_shards(setup):
     p = setup.problem
     return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam) for idx in setup.parts]
@@ -132,7 +146,7 @@ def solve_sim(cfg, verbosity, resume=None):
     """The run with ``run.workers`` workers simulated in this process: (job, outcome)."""
     from .runtime.sim import SimRuntime
     started = now()
-    setup = setup_master(cfg, cfg["run"]["workers"], resume)
+    setup = setup_master(cfg, cfg["run"]["workers"] or SIM_WORKERS, resume)
     rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
     job = Job(cfg, setup, rt, started)
     outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume,
@@ -204,7 +218,8 @@ def serve_worker(comm, cfg):
     """Ranks 1..K: receive the shard, serve rounds until the master stops.
 
     A bad input found by the master raises the same UserError here."""
-    from .runtime.mpi import abort_on_exception, receive_shard, serve, wait_idle
+    from .runtime.hosting import host_blocks, receive_shards
+    from .runtime.mpi import abort_on_exception, serve, wait_idle
     rank = comm.Get_rank()
     preload_worker(cfg)                        # while rank 0 reads the data,
     wait_idle(comm)                            # then sleep until it is done
@@ -214,13 +229,14 @@ def serve_worker(comm, cfg):
     cfg, problem = comm.bcast(None, root=0)
     try:
         inject("load", rank)
-        if cfg["data"]["shards"]:              # pre-split: read only this rank's part
+        ks = host_blocks(len(problem.sizes), comm.Get_size() - 1)[rank - 1]
+        if cfg["data"]["shards"]:              # pre-split: read only this rank's parts
             from .data.split import worker_shard
-            X, y = worker_shard(cfg, rank - 1)
+            pairs = [worker_shard(cfg, int(k)) for k in ks]
         else:
-            X, y = receive_shard(comm)
-        serve(comm, Shard(X, y, problem.loss, problem.lam), cfg["run"]["seed"],
-              algorithm_params(cfg))
+            pairs = receive_shards(comm)
+        serve(comm, [Shard(X, y, problem.loss, problem.lam) for X, y in pairs],
+              cfg["run"]["seed"], algorithm_params(cfg), ks=ks)
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         abort_on_exception(exc)
 
@@ -231,7 +247,7 @@ def check_inputs_mpi(comm, cfg, resume):
     from .runtime.mpi import wait_idle
     started = now()
     try:
-        setup = setup_master(cfg, comm.Get_size() - 1, resume)
+        setup = setup_master(cfg, mpi_workers(cfg, comm), resume)
     except UserError as exc:
         wait_idle(comm)
         comm.bcast((EXIT_USER, str(exc)), root=0)
@@ -247,10 +263,11 @@ def master_job(comm, cfg, setup, started):
 
     from .runtime.mpi import MPIRuntime, send_shards
     comm.bcast((cfg, setup.problem), root=0)
+    rt = MPIRuntime(comm, len(setup.problem.sizes))
     setup_bytes = (0 if cfg["data"]["shards"]
-                   else send_shards(comm, setup.X, setup.y, setup.parts))
+                   else send_shards(comm, setup.X, setup.y, setup.parts, rt.hosts))
     setup.X = setup.y = None                   # rank 0 keeps no rows
-    return Job(cfg, setup, MPIRuntime(comm), started, library_line(MPI.Get_library_version),
+    return Job(cfg, setup, rt, started, library_line(MPI.Get_library_version),
                setup_bytes)
 
 

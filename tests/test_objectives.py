@@ -148,3 +148,20 @@ def test_logistic_pieces_match_scipy_special_over_the_whole_range():
         for zi, di, ci in zip(z[::37], deriv[::37], curv[::37]):
             assert Logistic.deriv(float(zi), y) == pytest.approx(di, rel=1e-15, abs=0)
             assert Logistic.deriv2(float(zi), y) == pytest.approx(ci, rel=1e-15, abs=0)
+
+
+@pytest.mark.parametrize("density", [0.05, 0.5, 1.0])
+def test_upper_hessian_triangle_equals_the_dense_hessian(density):
+    """hess_upper_sum (pairs of non-zeros, bincount) against X^T D X formed densely."""
+    import scipy.sparse as sp
+
+    from distnewton.objectives import Shard
+    rng = np.random.default_rng(3)
+    X = sp.random(60, 12, density=density, random_state=4, format="csr")
+    y = np.where(rng.random(60) < 0.5, 1.0, -1.0)
+    w = rng.standard_normal(12)
+    shard = Shard(X, y, "logistic", 0.1)
+    D = 1 / (1 + np.exp(-y * (X @ w)))
+    D = D * (1 - D)
+    H = (X.toarray().T * D) @ X.toarray()
+    assert np.allclose(shard.hess_upper_sum(w), H[np.triu_indices(12)], rtol=1e-13, atol=1e-15)

@@ -66,6 +66,7 @@ class Compressor:
         self.seed = int(seed)
         self.kind = self.kinds[name]
         self.triu = np.triu_indices(self.d)
+        self.diagonal = np.flatnonzero(self.triu[0] == self.triu[1])   # u's diagonal entries
 
     # -- constants of the compressor class --------------------------------
     @property
@@ -100,12 +101,15 @@ class Compressor:
 
     def encode(self, M, rng=None, k=0, t=0):
         """The message for C(M); ``rng`` draws Rand-K's indices."""
+        return self.encode_upper(M[self.triu], rng, k, t)
+
+    def encode_upper(self, u, rng=None, k=0, t=0):
+        """The message for C(M), from M's upper triangle u (D entries)."""
         if self.name == "rankr":
             import scipy.linalg as sla
-            lam, V = sla.eigh(0.5 * (M + M.T))
+            lam, V = sla.eigh(self.symmetric(u))
             keep = np.argsort(-np.abs(lam), kind="stable")[:self.R]
             return np.concatenate((lam[keep], V[:, keep].T.ravel()))
-        u = M[self.triu]
         if self.name == "identity":
             return u
         if self.name == "randseqk":
@@ -126,21 +130,29 @@ class Compressor:
 
     def decode_upper(self, msg, k=0, t=0):
         """The upper triangle of C(M) (D entries), from the message."""
+        u = np.zeros(self.D)
+        self.accumulate(u, msg, 1.0, k, t)
+        return u
+
+    def accumulate(self, u, msg, weight, k=0, t=0):
+        """u += weight * (upper triangle of C(M)), touching only the sent entries."""
         d, K = self.d, self.K
         if self.name == "rankr":
             lam, V = msg[:self.R], msg[self.R:].reshape(self.R, d)
-            return ((V.T * lam) @ V)[self.triu]
-        u = np.zeros(self.D)
-        if self.name == "identity":
-            u[:] = msg
+            u += weight * ((V.T * lam) @ V)[self.triu]
+        elif self.name == "identity":
+            u += weight * msg
         elif self.name == "randseqk":
-            u[(self.seq_offset(k, t) + np.arange(K)) % self.D] = msg
+            u[(self.seq_offset(k, t) + np.arange(K)) % self.D] += weight * msg
         elif self.name == "toplek":
             c = 2 * msg.size // 3                   # inverts size = c + ceil(c/2)
-            u[unpack_indices(msg[c:], c)] = msg[:c]
-        else:
-            u[unpack_indices(msg[K:], K)] = msg[:K]
-        return u
+            u[unpack_indices(msg[c:], c)] += weight * msg[:c]
+        else:                                       # indices are unique within a message
+            u[unpack_indices(msg[K:], K)] += weight * msg[:K]
+
+    def frobenius(self, u):
+        """||M||_F from M's upper triangle (off-diagonal entries count twice)."""
+        return float(np.sqrt(2.0 * (u @ u) - np.sum(u[self.diagonal] ** 2)))
 
     def symmetric(self, u):
         """The symmetric matrix whose upper triangle is u."""

@@ -74,41 +74,46 @@ def compressor(name, d, k_mult, rank, seed):
     return Compressor(name, d, k_mult, rank, seed)
 
 
-def local_hessian(shard, w):
-    """Hess f_i(w) = (1/n_i) X^T D X + lambda I (dense)."""
-    return shard.local_hessian(w)
-
-
 # -- worker side ----------------------------------------------------------
+# H_i is kept as its upper triangle h_i (D = d(d+1)/2 entries, ``ctx.state``):
+# the compressors act on it and the learning step touches only the sent entries.
 def _comp(ctx, info):
     p = ctx.params
     return compressor(p.compressor, ctx.shard.d, p.k_mult, p.rank, int(info[2]))
 
 
-def _learn(ctx, comp, Hess, alpha, t):
-    """S_i = C(Hess - H_i) as a message; H_i <- H_i + alpha S_i."""
-    H_i = ctx.state.setdefault("fednl.H", np.zeros_like(Hess))
-    msg = comp.encode(Hess - H_i, ctx.rng, k=ctx.k, t=t)
-    H_i += alpha * comp.symmetric(comp.decode_upper(msg, k=ctx.k, t=t))
+def _hessian_upper(ctx, comp, w):
+    """Upper triangle of Hess f_i(w) = (1/n_i) X^T D X + lambda I."""
+    shard = ctx.shard
+    h = shard.hess_upper_sum(w) / shard.n
+    h[comp.diagonal] += shard.lam
+    return h
+
+
+def _learn(ctx, comp, hess, alpha, t):
+    """S_i = C(Hess f_i - H_i) as a message; H_i <- H_i + alpha S_i (upper triangles)."""
+    h = ctx.state.setdefault("fednl.H", np.zeros(comp.D))
+    msg = comp.encode_upper(hess - h, ctx.rng, k=ctx.k, t=t)
+    comp.accumulate(h, msg, alpha, k=ctx.k, t=t)
     return msg
 
 
 @worker_task("fednl.init")
 def _init(ctx, w, info):
     """h0 local: H_i = Hess f_i(x_0); reply [loss sum, grad sum, n_i H_i upper]."""
-    shard = ctx.shard
-    H = ctx.state["fednl.H"] = local_hessian(shard, w)
+    shard, comp = ctx.shard, _comp(ctx, info)
+    h = ctx.state["fednl.H"] = _hessian_upper(ctx, comp, w)
     f, g = shard.loss_grad_sum(w)
-    return np.concatenate(([f], g, shard.n * H[_comp(ctx, info).triu]))
+    return np.concatenate(([f], g, shard.n * h))
 
 
 @worker_task("fednl.round")
 def _round(ctx, w, info):
     """FedNL round: [loss sum (LS)] + grad sum + [l_i (option 2)] + message."""
-    p, shard, t = ctx.params, ctx.shard, int(info[0])
-    Hess = local_hessian(shard, w)
-    gap = np.linalg.norm(Hess - ctx.state.get("fednl.H", 0.0)) if info[3] else None
-    msg = _learn(ctx, _comp(ctx, info), Hess, float(info[1]), t)
+    p, shard, t, comp = ctx.params, ctx.shard, int(info[0]), _comp(ctx, info)
+    hess = _hessian_upper(ctx, comp, w)
+    gap = comp.frobenius(hess - ctx.state.get("fednl.H", 0.0)) if info[3] else None
+    msg = _learn(ctx, comp, hess, float(info[1]), t)
     f, g = shard.loss_grad_sum(w)
     head = [f] if p.line_search else []
     return np.concatenate((head, g, [] if gap is None else [gap], msg))
@@ -117,23 +122,19 @@ def _round(ctx, w, info):
 @worker_task("fednl.pp")
 def _pp(ctx, w, info):
     """FedNL-PP: [l_i, g_i (d), message]; info[3] = 1 for the first (full) round,
-    which sets H_i (h0 local) and sends no message."""
-    shard, t = ctx.shard, int(info[0])
-    Hess = local_hessian(shard, w)
-    comp = _comp(ctx, info)
+    which sets H_i (h0 local: n_i H_i's upper triangle is sent) and no message."""
+    shard, t, comp = ctx.shard, int(info[0]), _comp(ctx, info)
+    hess = _hessian_upper(ctx, comp, w)
+    local = info[3] and ctx.params.h0 == "local"
     if info[3]:
-        if ctx.params.h0 == "local":
-            ctx.state["fednl.H"] = Hess.copy()
-        ctx.state.setdefault("fednl.H", np.zeros_like(Hess))
+        ctx.state["fednl.H"] = hess.copy() if local else np.zeros(comp.D)
         msg = np.zeros(0)
     else:
-        msg = _learn(ctx, comp, Hess, float(info[1]), t)
-    H_i = ctx.state["fednl.H"]
-    l_i = float(np.linalg.norm(H_i - Hess))
-    g_i = H_i @ w + l_i * w - shard.local_grad(w)
-    head = np.concatenate(([l_i], g_i))
-    return np.concatenate((head, shard.n * H_i[comp.triu])) if info[3] and \
-        ctx.params.h0 == "local" else np.concatenate((head, msg))
+        msg = _learn(ctx, comp, hess, float(info[1]), t)
+    h = ctx.state["fednl.H"]
+    l_i = comp.frobenius(h - hess)
+    g_i = comp.symmetric(h) @ w + l_i * w - shard.local_grad(w)
+    return np.concatenate(([l_i], g_i, shard.n * h if local else msg))
 
 
 # -- master side ----------------------------------------------------------
@@ -225,10 +226,10 @@ class FedNL(Algorithm):
 
     def messages_sum(self, replies, start, clients):
         """sum over clients of (n_i/n) S_i from the replies' messages (from ``start``)."""
-        u = np.zeros(self.comp.D)
+        u, comp = np.zeros(self.comp.D), self.comp
         for i, r in zip(clients, replies):
-            u += self.weights[i] * self.comp.decode_upper(r[start:], k=i, t=self.t)
-        return self.comp.symmetric(u)
+            comp.accumulate(u, r[start:], self.weights[i], k=i, t=self.t)
+        return comp.symmetric(u)
 
     def direction(self, g, gap):
         """[H]_mu^{-1} g (option 1: eigenvalue clipping) or (H + l I)^{-1} g (option 2)."""

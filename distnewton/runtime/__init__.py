@@ -223,7 +223,9 @@ class Runtime:
         seconds its task took in each of those rounds it took part in (after
         subset rounds, each worker's count is scattered to it: 16 bytes more
         per worker).  ``c[k, j]`` is worker k's time in round j; the statistics
-        of round j run over the workers it addressed.
+        of round j run over the workers it addressed.  With logical workers
+        (``hosts``: several per MPI rank, run one after another) they run over
+        the ranks, a rank's time being the sum of its workers'.
         """
         r = len(self._round_seconds)
         if r == 0:
@@ -245,6 +247,10 @@ class Runtime:
                     c[k, took_part[k]] = reply
         t = np.array(self._round_seconds)
         self._round_seconds, self._round_to = [], []
+        hosts = getattr(self, "hosts", None)
+        if hosts is not None and any(len(ks) > 1 for ks in hosts):   # logical workers:
+            c = np.stack([c[ks].sum(axis=0) for ks in hosts])        # a rank runs its
+            took_part = np.stack([took_part[ks].any(axis=0) for ks in hosts])  # in turn
         slowest = np.where(took_part, c, -np.inf).max(axis=0)
         total = c.sum(axis=0)                                # c is 0 where k took no part
         work = slowest if self.parallel_workers else total

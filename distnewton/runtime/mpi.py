@@ -25,7 +25,6 @@ import time
 import traceback
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import (EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_MASK, OP_REDUCE, OP_STOP, RAGGED,
                RAGGED_FLAG, Runtime, WorkerContext, run_task, task_ids, worker_rng)
@@ -133,16 +132,26 @@ def abort_on_exception(exc, tb=None, code=None):
 
 
 class MPIRuntime(Runtime):
-    """Master side of the MPI backend (rank 0)."""
+    """Master side of the MPI backend (rank 0).
+
+    ``K``: logical workers (default one per worker rank; more: see
+    :mod:`~distnewton.runtime.hosting`), ``hosts[r - 1]`` those rank r runs.
+    """
 
     backend = "mpi"
 
-    def __init__(self, comm):
+    def __init__(self, comm, K=None):
         super().__init__()
         self.comm = comm
-        self.K = comm.Get_size() - 1
+        self.K = comm.Get_size() - 1 if K is None else int(K)
+        self.hosts = host_blocks(self.K, comm.Get_size() - 1)
         self._header = np.zeros(HEADER_LEN, dtype=np.int64)
         self._send = Buffers()
+
+    def _per_rank(self, lengths):
+        """Per-rank totals of per-logical-worker lengths (rank 0: 0)."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        return np.array([0] + [int(lengths[ks].sum()) for ks in self.hosts], dtype=np.int64)
 
     def _exchange(self, task_id, down, up, scatter, evaluating, to):
         from mpi4py import MPI
@@ -150,7 +159,7 @@ class MPIRuntime(Runtime):
         if to is not None:                          # a subset round: point-to-point
             from .p2p import subset_exchange
             return subset_exchange(self.comm, task_id, down, up, scatter, evaluating, to,
-                                   self._send)
+                                   self._send, self.hosts)
         comm, h = self.comm, self._header
         ragged = not isinstance(up, int) and up[0] is RAGGED
         h[:] = 0
@@ -163,30 +172,60 @@ class MPIRuntime(Runtime):
             payload = self._send.get(sum(v.size for v in down))
             np.concatenate(down, out=payload)
             wait(comm.Ibcast(payload, root=0))                  # the broadcast vectors
-        if scatter is not None:
-            counts = np.array([0] + [v.size for v in scatter], dtype=np.int64)
-            comm.Scatter(counts, np.empty(1, np.int64), root=0)
-            displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            comm.Scatterv([np.concatenate(scatter), counts, displs, MPI.DOUBLE],
+        if scatter is not None:                     # each worker's length, then the pieces
+            sizes = np.array([v.size for v in scatter], dtype=np.int64)
+            n_of = np.array([0] + [len(ks) for ks in self.hosts], dtype=np.int64)
+            comm.Scatterv([sizes, n_of, _displs(n_of), MPI.INT64_T], np.empty(0, np.int64),
+                          root=0)
+            counts = self._per_rank(sizes)
+            comm.Scatterv([np.concatenate(scatter), counts, _displs(counts), MPI.DOUBLE],
                           np.empty(0), root=0)
         if isinstance(up, int):
             total = np.zeros(up)                     # the master's (zero) part, in place
             wait(comm.Ireduce(MPI.IN_PLACE, total, op=MPI.SUM, root=0))   # workers compute
             return total
         if ragged:                                   # the lengths first (8 bytes each)
-            counts = np.empty(comm.Get_size(), dtype=np.int64)
-            comm.Gather(np.zeros(1, np.int64), counts, root=0)
-            up = [int(n) for n in counts[1:]]
-        counts = np.array([0] + list(up), dtype=np.int64)
-        displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            n_of = np.array([0] + [len(ks) for ks in self.hosts], dtype=np.int64)
+            lengths = np.empty(self.K, dtype=np.int64)
+            comm.Gatherv(np.empty(0, np.int64), [lengths, n_of, _displs(n_of), MPI.INT64_T],
+                         root=0)
+            up = [int(n) for n in lengths]
+        counts = self._per_rank(up)
         buf = np.empty(int(counts.sum()))
-        wait(comm.Igatherv(np.empty(0), [buf, counts, displs, MPI.DOUBLE], root=0))
+        wait(comm.Igatherv(np.empty(0), [buf, counts, _displs(counts), MPI.DOUBLE], root=0))
         return np.split(buf, np.cumsum(up)[:-1])
 
     def shutdown(self):
         self._header[:] = 0
         self._header[0] = OP_STOP
         wait(self.comm.Ibcast(self._header, root=0))
+
+
+def _displs(counts):
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+
+def run_tasks(ctxs, names, h, down, pieces):
+    """A worker rank's part of a round: its logical workers' tasks in order of k.
+    Returns their replies (a list)."""
+    outs = []
+    for i, ctx in enumerate(ctxs):
+        outs.append(run_task(ctx, names, int(h[1]), down, None if pieces is None else pieces[i],
+                             bool(h[0] & EVAL_FLAG)))
+    return outs
+
+
+def combine(comm, h, outs):
+    """Send a worker rank's replies: their sum (reduction) or one after another
+    (gather; a ragged gather sends every reply's length first)."""
+    from mpi4py import MPI
+    if h[0] & OP_MASK == OP_REDUCE:
+        total = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0].copy())
+        wait(comm.Ireduce(total, None, op=MPI.SUM, root=0))
+        return
+    if h[0] & RAGGED_FLAG:
+        comm.Gatherv(np.array([o.size for o in outs], dtype=np.int64), None, root=0)
+    wait(comm.Igatherv(outs[0] if len(outs) == 1 else np.concatenate(outs), None, root=0))
 
 
 #: polls with sched_yield before a waiting rank starts sleeping between polls
@@ -288,18 +327,20 @@ def wait_idle(comm, period=1e-3):
         time.sleep(period)
 
 
-def serve(comm, shard, seed, params=None):
-    """Worker loop (ranks 1..K): run tasks until the master says stop.
+def serve(comm, shard, seed, params=None, ks=None):
+    """Worker loop (ranks 1..P-1): run tasks until the master says stop.
 
-    The next full round's header broadcast (``Ibcast``) is posted at once and
-    stays pending while subset rounds addressed to this rank come and go
-    (point-to-point, :mod:`~distnewton.runtime.p2p`): :func:`wait` polls both.
+    ``shard``: this rank's shard, or a list of them, one per logical worker
+    ``ks`` (default: the one worker rank - 1).  The next full round's header
+    broadcast (``Ibcast``) is posted at once and stays pending while subset
+    rounds addressed to this rank come and go (point-to-point,
+    :mod:`~distnewton.runtime.p2p`): :func:`wait` polls both.
     """
-    from mpi4py import MPI
-
     from .p2p import header_waiting, serve_subset_round
     rank = comm.Get_rank()
-    ctx = WorkerContext(rank - 1, shard, worker_rng(seed, rank - 1), params)
+    shards = shard if isinstance(shard, list) else [shard]
+    ks = [rank - 1] if ks is None else [int(k) for k in ks]
+    ctxs = [WorkerContext(k, s, worker_rng(seed, k), params) for k, s in zip(ks, shards)]
     _, names = task_ids()
     h = np.zeros(HEADER_LEN, dtype=np.int64)
     bufs = Buffers()
@@ -307,7 +348,7 @@ def serve(comm, shard, seed, params=None):
     while True:
         full = comm.Ibcast(h, root=0)                # the master's next full round (or stop)
         while not wait(full, subset_header):         # idle until a round comes; a subset
-            serve_subset_round(comm, ctx, names, bufs)   # round first: the Ibcast stays posted
+            serve_subset_round(comm, ctxs, names, bufs)  # round first: the Ibcast stays posted
         if h[0] == OP_STOP:
             return
         lens = [int(n) for n in h[4:4 + int(h[2])]]
@@ -315,59 +356,16 @@ def serve(comm, shard, seed, params=None):
         if payload.size:
             wait(comm.Ibcast(payload, root=0))
         down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
-        scattered = None
+        pieces = None
         if h[3]:
-            count = np.empty(1, np.int64)
-            comm.Scatter(None, count, root=0)
-            scattered = np.empty(int(count[0]))
+            sizes = np.empty(len(ctxs), np.int64)
+            comm.Scatterv(None, sizes, root=0)
+            scattered = np.empty(int(sizes.sum()))
             comm.Scatterv(None, scattered, root=0)
+            pieces = np.split(scattered, np.cumsum(sizes)[:-1])
         inject("round", rank)
-        out = run_task(ctx, names, int(h[1]), down, scattered, bool(h[0] & EVAL_FLAG))
-        if h[0] & OP_MASK == OP_REDUCE:
-            wait(comm.Ireduce(out, None, op=MPI.SUM, root=0))
-        else:
-            if h[0] & RAGGED_FLAG:                   # a ragged gather: the length first
-                comm.Gather(np.array([out.size], dtype=np.int64), None, root=0)
-            wait(comm.Igatherv(out, None, root=0))
+        combine(comm, h, run_tasks(ctxs, names, h, down, pieces))
 
 
-# -- distributing the shards (setup, counted apart from the algorithm) -----
-def send_shards(comm, X, y, parts):
-    """Master: give worker k the rows parts[k] of (X, y) as CSR buffers.
-
-    Returns the bytes sent.  Only rank 0 ever holds the whole matrix.
-    """
-    from mpi4py import MPI
-    pieces = [X[idx] for idx in parts]
-    meta = np.zeros((comm.Get_size(), 3), dtype=np.int64)
-    meta[1:, 0] = [p.shape[0] for p in pieces]
-    meta[1:, 1] = [p.nnz for p in pieces]
-    meta[1:, 2] = X.shape[1]
-    comm.Scatter(meta, np.empty(3, np.int64), root=0)
-    sent = meta.nbytes
-
-    def scatterv(arrays, dtype, mpitype):
-        nonlocal sent
-        counts = np.array([0] + [a.size for a in arrays], dtype=np.int64)
-        displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        buf = np.concatenate([np.asarray(a, dtype=dtype) for a in arrays])
-        comm.Scatterv([buf, counts, displs, mpitype], np.empty(0, dtype), root=0)
-        sent += buf.nbytes
-
-    scatterv([p.indptr for p in pieces], np.int64, MPI.INT64_T)
-    scatterv([p.indices for p in pieces], np.int64, MPI.INT64_T)
-    scatterv([p.data for p in pieces], np.float64, MPI.DOUBLE)
-    scatterv([y[idx] for idx in parts], np.float64, MPI.DOUBLE)
-    return sent
-
-
-def receive_shard(comm):
-    """Worker: receive this rank's (X, y) from :func:`send_shards`."""
-    meta = np.empty(3, np.int64)
-    comm.Scatter(None, meta, root=0)
-    n, nnz, d = (int(v) for v in meta)
-    indptr, indices = np.empty(n + 1, np.int64), np.empty(nnz, np.int64)
-    data, y = np.empty(nnz), np.empty(n)
-    for buf in (indptr, indices, data, y):
-        comm.Scatterv(None, buf, root=0)
-    return sp.csr_matrix((data, indices, indptr), shape=(n, d)), y
+# the shards' distribution lives in .hosting (kept importable from here)
+from .hosting import host_blocks, receive_shard, receive_shards, send_shards  # noqa: E402,F401

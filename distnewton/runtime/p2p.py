@@ -2,16 +2,22 @@
 
 ``rt.round(task, *down, up=, scatter=, to=[k, ...])`` (see
 :mod:`distnewton.runtime`) must not involve the other workers, so it cannot
-use a collective.  The master (rank 0), for each addressed worker k (rank k+1):
+use a collective.  The master (rank 0), for each rank r hosting addressed
+logical workers (rank k + 1 for worker k with one worker per rank; see
+:mod:`~distnewton.runtime.hosting`):
 
-1. posts an ``Irecv`` of the reply (tag :data:`TAG_REPLY`, exactly the
-   expected length: n floats for a sum, ``up[i]`` for a gather);
+1. posts an ``Irecv`` of the rank's reply (tag :data:`TAG_REPLY`, exactly the
+   expected length: n floats for a sum of its workers' replies, the sum of
+   their ``up[i]`` for a gather; a ragged gather first receives the replies'
+   lengths, :data:`TAG_LENGTH`);
 2. ``Isend`` s its own copy of the 8-word header (tag :data:`TAG_HEADER`; word
-   3 is 1 + the length of k's scatter piece, 0 without a scatter), the
-   concatenated ``down`` vectors (:data:`TAG_PAYLOAD`, when not empty) and k's
-   scatter piece (:data:`TAG_SCATTER`);
+   3 is the number of its addressed workers, :data:`SCATTER_FLAG` in word 0
+   when there are scatter pieces), which workers (:data:`TAG_WHO`: their
+   indices, then their pieces' lengths), the concatenated ``down`` vectors
+   (:data:`TAG_PAYLOAD`, when not empty) and the pieces (:data:`TAG_SCATTER`);
 3. waits for all of them (polling, as every wait here) and sums the replies in
-   increasing k, the order the sim backend sums them, or returns them in order.
+   increasing rank (so increasing k, the order the sim backend sums them, with
+   one worker per rank), or returns them in order.
 
 Cost: m headers of 64 bytes, m copies of the payload, the pieces down; m
 replies up (what :meth:`Runtime.round` counts).  A worker waits for its next
@@ -29,62 +35,83 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_REDUCE, RAGGED, RAGGED_FLAG, run_task
+from . import EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_MASK, OP_REDUCE, RAGGED, RAGGED_FLAG
 from ..faults import inject
 
-TAG_HEADER, TAG_PAYLOAD, TAG_SCATTER, TAG_REPLY, TAG_LENGTH = 41, 42, 43, 44, 45
+TAG_HEADER, TAG_PAYLOAD, TAG_SCATTER, TAG_REPLY, TAG_LENGTH, TAG_WHO = 41, 42, 43, 44, 45, 46
+#: header word 0 of a subset round: the addressed workers get scatter pieces
+SCATTER_FLAG = 16
 
 
-def subset_exchange(comm, task_id, down, up, scatter, evaluating, to, send_buffers):
-    """Master side of a subset round (see the module docstring)."""
+def subset_exchange(comm, task_id, down, up, scatter, evaluating, to, send_buffers,
+                    hosts=None):
+    """Master side of a subset round (see the module docstring).
+
+    ``hosts``: the logical workers of each worker rank (default one per rank);
+    every rank hosting an addressed worker gets one set of messages."""
     from mpi4py import MPI
 
     from .mpi import wait_all
-    m = len(to)
+    hosts = hosts or [[k] for k in range(max(to) + 1)]
+    rank_of = {int(k): r + 1 for r, ks in enumerate(hosts) for k in ks}
     ragged = not isinstance(up, int) and up[0] is RAGGED
-    heads = np.zeros((m, HEADER_LEN), dtype=np.int64)
-    heads[:, 0] = ((OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
-                   | (RAGGED_FLAG * ragged))
-    heads[:, 1], heads[:, 2] = task_id, len(down)
-    if scatter is not None:
-        heads[:, 3] = [1 + v.size for v in scatter]
-    heads[:, 4:4 + len(down)] = [v.size for v in down]
-    sizes = [up] * m if isinstance(up, int) else up
-    if ragged:                                   # each reply's length comes first
-        lengths = np.zeros((m, 1), dtype=np.int64)
-        recvs = [comm.Irecv(lengths[i], source=k + 1, tag=TAG_LENGTH) for i, k in enumerate(to)]
-    else:
-        replies = [np.empty(n) for n in sizes]
-        recvs = [comm.Irecv(buf, source=k + 1, tag=TAG_REPLY) for buf, k in zip(replies, to)]
+    sizes = [up] * len(to) if isinstance(up, int) else list(up)
+    groups = {}                                   # rank -> positions in ``to``
+    for i, k in enumerate(to):
+        groups.setdefault(rank_of[int(k)], []).append(i)
     n_down = sum(v.size for v in down)
     payload = send_buffers.get(n_down)
     if n_down:
         np.concatenate(down, out=payload)
-    sends = []
-    for i, k in enumerate(to):
-        sends.append(comm.Isend(heads[i], dest=k + 1, tag=TAG_HEADER))      # header
+    sends, lengths, replies, recvs = [], {}, {}, []
+    for r, pos in groups.items():
+        if ragged:                                # each reply's length comes first
+            lengths[r] = np.zeros(len(pos), dtype=np.int64)
+            recvs.append(comm.Irecv(lengths[r], source=r, tag=TAG_LENGTH))
+        else:
+            n = up if isinstance(up, int) else sum(sizes[i] for i in pos)
+            replies[r] = np.empty(n)
+            recvs.append(comm.Irecv(replies[r], source=r, tag=TAG_REPLY))
+        h = np.zeros(HEADER_LEN, dtype=np.int64)
+        h[0] = ((OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
+                | (RAGGED_FLAG * ragged) | (SCATTER_FLAG * (scatter is not None)))
+        h[1], h[2], h[3] = task_id, len(down), len(pos)
+        h[4:4 + len(down)] = [v.size for v in down]
+        who = [int(to[i]) for i in pos] + ([scatter[i].size for i in pos] if scatter else [])
+        sends.append(comm.Isend(h, dest=r, tag=TAG_HEADER))                 # header
+        sends.append(comm.Isend(np.array(who, dtype=np.int64), dest=r, tag=TAG_WHO))
         if n_down:
-            sends.append(comm.Isend(payload, dest=k + 1, tag=TAG_PAYLOAD))  # down vectors
+            sends.append(comm.Isend(payload, dest=r, tag=TAG_PAYLOAD))      # down vectors
         if scatter is not None:
-            sends.append(comm.Isend(scatter[i], dest=k + 1, tag=TAG_SCATTER))
+            sends.append(comm.Isend(np.concatenate([scatter[i] for i in pos]), dest=r,
+                                    tag=TAG_SCATTER))
     if ragged:
         wait_all(recvs)                                      # the workers compute
-        sizes = [int(n) for n in lengths[:, 0]]
-        replies = [np.empty(n) for n in sizes]
-        recvs = [comm.Irecv(buf, source=k + 1, tag=TAG_REPLY) for buf, k in zip(replies, to)]
+        for r, pos in groups.items():
+            for i, n in zip(pos, lengths[r]):
+                sizes[i] = int(n)
+        recvs = []
+        for r, pos in groups.items():
+            replies[r] = np.empty(sum(sizes[i] for i in pos))
+            recvs.append(comm.Irecv(replies[r], source=r, tag=TAG_REPLY))
     statuses = [MPI.Status() for _ in recvs]
     wait_all(recvs, statuses)                                # the workers compute
-    for k, st, n in zip(to, statuses, sizes):
-        if st.Get_count(MPI.DOUBLE) != n:
-            raise RuntimeError(f"worker {k} replied {st.Get_count(MPI.DOUBLE)} values, "
-                               f"expected {n}")
+    for (r, buf), st in zip(replies.items(), statuses):
+        if st.Get_count(MPI.DOUBLE) != buf.size:
+            raise RuntimeError(f"rank {r} replied {st.Get_count(MPI.DOUBLE)} values, "
+                               f"expected {buf.size}")
     wait_all(sends)
-    if not isinstance(up, int):
-        return replies
-    total = np.zeros(up)
-    for r in replies:
-        total += r
-    return total
+    if isinstance(up, int):
+        total = np.zeros(up)
+        for r in sorted(replies):                            # increasing k, as sim sums
+            total += replies[r]
+        return total
+    out = [None] * len(to)
+    for r, pos in groups.items():
+        parts = np.split(replies[r], np.cumsum([sizes[i] for i in pos])[:-1])
+        for i, part in zip(pos, parts):
+            out[i] = part
+    return out
 
 
 def header_waiting(comm):
@@ -93,22 +120,34 @@ def header_waiting(comm):
     return lambda: comm.Iprobe(source=0, tag=TAG_HEADER)
 
 
-def serve_subset_round(comm, ctx, names, bufs):
-    """Worker side of a subset round whose header :func:`header_waiting` saw."""
-    from .mpi import wait, wait_all
+def serve_subset_round(comm, ctxs, names, bufs):
+    """Worker side of a subset round whose header :func:`header_waiting` saw:
+    the addressed ones of this rank's logical workers ``ctxs`` run, in order."""
+    from .mpi import run_tasks, wait, wait_all
     h = np.empty(HEADER_LEN, dtype=np.int64)
     comm.Recv(h, source=0, tag=TAG_HEADER)
+    m, scattered_round = int(h[3]), bool(h[0] & SCATTER_FLAG)
+    who = np.empty(m * (2 if scattered_round else 1), dtype=np.int64)
+    comm.Recv(who, source=0, tag=TAG_WHO)
     lens = [int(n) for n in h[4:4 + int(h[2])]]
     payload = bufs.get(sum(lens))
     reqs = [comm.Irecv(payload, source=0, tag=TAG_PAYLOAD)] if payload.size else []
-    scattered = None
-    if h[3]:
-        scattered = np.empty(int(h[3]) - 1)
+    pieces = None
+    if scattered_round:
+        scattered = np.empty(int(who[m:].sum()))
         reqs.append(comm.Irecv(scattered, source=0, tag=TAG_SCATTER))
     wait_all(reqs)
+    if scattered_round:
+        pieces = np.split(scattered, np.cumsum(who[m:])[:-1])
     down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
+    by_k = {ctx.k: ctx for ctx in ctxs}
     inject("round", comm.Get_rank())
-    out = run_task(ctx, names, int(h[1]), down, scattered, bool(h[0] & EVAL_FLAG))
-    if h[0] & RAGGED_FLAG:
-        wait(comm.Isend(np.array([out.size], dtype=np.int64), dest=0, tag=TAG_LENGTH))
-    wait(comm.Isend(out, dest=0, tag=TAG_REPLY))
+    outs = run_tasks([by_k[int(k)] for k in who[:m]], names, h, down, pieces)
+    if h[0] & OP_MASK == OP_REDUCE:
+        reply = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0].copy())
+    else:
+        if h[0] & RAGGED_FLAG:
+            wait(comm.Isend(np.array([o.size for o in outs], dtype=np.int64), dest=0,
+                            tag=TAG_LENGTH))
+        reply = outs[0] if len(outs) == 1 else np.concatenate(outs)
+    wait(comm.Isend(np.ascontiguousarray(reply), dest=0, tag=TAG_REPLY))

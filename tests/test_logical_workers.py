@@ -1,0 +1,55 @@
+"""Logical workers: ``run.workers: K`` under ``mpiexec -n P`` runs K clients on the
+P - 1 worker ranks.  Each real MPI run equals the sim backend with K workers (iterates
+to 1e-12, the same rounds and bytes per round, the same shard sizes) through every
+kind of round: reductions, gathers, ragged gathers, scatters and subset rounds."""
+
+import numpy as np
+import pytest
+
+import distnewton
+from launch import a9a_like, cli, own_lines, read_result, write_config
+
+K = 5
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return str(a9a_like(tmp_path_factory.mktemp("lw") / "d.svm", n=1500, d=30, per_row=6))
+
+
+CASES = {
+    "giant": {"name": "giant"},                                            # reductions
+    "ranl": {"name": "ranl", "capacities": "uniform(0.3, 1.0)", "regions": 6},  # scatters
+    "fednl-toplek-pp": {"name": "fednl", "compressor": "toplek", "participation": 3},
+    "lbfgs": {"name": "lbfgs"},
+}
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("case", list(CASES))
+def test_k_logical_workers_on_two_ranks_equal_k_simulated(tmp_path, data, case):
+    cfg = {"data": {"train": data}, "model": {"loss": "logistic", "lambda": 1e-3},
+           "algorithm": CASES[case],
+           "run": {"workers": K, "max_iterations": 8, "grad_rtol": 1e-16, "max_rounds": 200}}
+    path = write_config(tmp_path / "c.yaml", **cfg)
+    res = cli("run", path, "-o", tmp_path / "m.h5", "-q", n=3)       # master + 2 ranks
+    assert res.returncode == 0, res.stderr
+    attrs, hist, w = read_result(tmp_path / "m.h5")
+    sim = distnewton.solve(cfg)
+    assert attrs["n_workers"] == K and attrs["backend"] == "mpi"
+    assert list(attrs["shard_sizes"]) == list(sim.attrs["shard_sizes"]) == [300] * K
+    assert np.linalg.norm(w - sim.w) <= 1e-12 * np.linalg.norm(sim.w)
+    for key in ("comm_rounds", "bytes_up", "bytes_down"):
+        assert np.array_equal(hist[key], sim.history[key]), key
+
+
+@pytest.mark.mpi
+def test_fewer_workers_than_ranks_is_a_one_line_error(tmp_path, data):
+    path = write_config(tmp_path / "c.yaml", data={"train": data},
+                        algorithm={"name": "giant"}, run={"workers": 2})
+    res = cli("run", path, "-o", tmp_path / "m.h5", "-q", n=4)
+    assert res.returncode == 2
+    assert own_lines(res.stderr) == ["distnewton: error: run.workers: 2 workers but 3 worker "
+                                     "ranks would idle: launch mpiexec -n 3, or set "
+                                     "run.workers >= 3"]
+    assert not (tmp_path / "m.h5").exists()
