@@ -53,3 +53,22 @@ def test_fewer_workers_than_ranks_is_a_one_line_error(tmp_path, data):
                                      "ranks would idle: launch mpiexec -n 3, or set "
                                      "run.workers >= 3"]
     assert not (tmp_path / "m.h5").exists()
+
+
+@pytest.mark.mpi
+def test_stop_and_resume_with_logical_workers_equals_the_full_run(tmp_path, data):
+    """Every logical worker's state (FedNL-PP's H_i, its RNG) goes into the
+    checkpoint and comes back to the same rank-independent worker k."""
+    from test_checkpoint import EXIT_STOPPED, assert_resumed_equals_full, stopped_run
+    path = write_config(tmp_path / "c.yaml", data={"train": data},
+                        model={"loss": "logistic", "lambda": 1e-3},
+                        algorithm={"name": "fednl", "compressor": "randk", "participation": 2},
+                        run={"workers": K, "max_rounds": 30, "grad_rtol": 1e-16})
+    full, stopped = tmp_path / "full.h5", tmp_path / "stopped.h5"
+    assert cli("run", path, "-o", full, "-q", n=3).returncode == 0
+    res = stopped_run(path, stopped, "mpi", n=3, sig="SIGUSR1")
+    assert res.returncode == EXIT_STOPPED, res.stderr
+    _, hist_stop, _ = read_result(stopped)
+    res = cli("run", "--resume", stopped, "-q", n=3)
+    assert res.returncode == 0, res.stderr
+    assert_resumed_equals_full(stopped, full, hist_stop)
