@@ -130,7 +130,7 @@ class Shard:
         self.lam = float(lam)
         self.n, self.d = self.X.shape
         self._dense_T = self._XT = self._X2 = None   # _dense_T: X^T as a dense d x n array
-        self._pairs = None                      # hess_upper_sum's (index, x_a x_b, row)
+        self._pairs = self._triu = None         # hess_upper_sum's (index, x_a x_b, row)
         self._at = self._z = self._D = None     # margins (and curvature) at the last w
         # Hessian X^T D X: dense BLAS costs n d^2/2 flops, the sparse product
         # about n (nnz per row)^2 multiply-adds: keep a dense copy when cheaper.
@@ -204,9 +204,15 @@ class Shard:
         """
         d = self.d
         if self._pairs is None:
-            self._pairs = _upper_pairs(self.X) if _pair_count(self.X) <= UPPER_PAIRS_MAX else ()
+            pairs = _pair_count(self.X)
+            # a pair costs ~4 ns (gather, multiply, bincount), a BLAS syrk flop ~0.2 ns:
+            # dense shards (phishing) are faster through B B^T
+            dense_first = self._dense_T is not None and 40 * pairs > self.n * d * d
+            self._pairs = () if dense_first or pairs > UPPER_PAIRS_MAX else _upper_pairs(self.X)
         if not self._pairs:
-            return self.hess_sum(w)[np.triu_indices(d)]
+            if self._triu is None:
+                self._triu = np.triu_indices(d)
+            return self.hess_sum(w)[self._triu]
         idx, val, row = self._pairs
         return np.bincount(idx, weights=val * self.curvature(w)[row],
                            minlength=d * (d + 1) // 2)
