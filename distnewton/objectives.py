@@ -197,10 +197,11 @@ class Shard:
     def hess_upper_sum(self, w):
         """The upper triangle of X^T D X (``numpy.triu_indices`` order, d(d+1)/2 entries).
 
-        Sparse rows: sum_j D_j over the pairs (a <= b) of row j's non-zeros,
-        one ``bincount`` over pairs listed once per shard (sum_j nnz_j(nnz_j+1)/2
-        of them; FedNL's clients: ~50k, against a CSR product's overhead 10x
-        slower).  Above UPPER_PAIRS_MAX pairs, the dense :meth:`hess_sum`'s triangle.
+        Sparse rows: sum_j D_j x_ja x_jb over the pairs (a <= b) of row j's
+        non-zeros, as one sparse product P D with P (D x n) built once per shard
+        (sum_j nnz_j(nnz_j+1)/2 pairs; FedNL's w8a clients: ~27k, 30 us, against
+        1 ms for the CSR product X^T D X).  Dense shards, and above
+        UPPER_PAIRS_MAX pairs: the triangle of :meth:`hess_sum`.
         """
         d = self.d
         if self._pairs is None:
@@ -209,13 +210,11 @@ class Shard:
             # dense shards (phishing) are faster through B B^T
             dense_first = self._dense_T is not None and 40 * pairs > self.n * d * d
             self._pairs = () if dense_first or pairs > UPPER_PAIRS_MAX else _upper_pairs(self.X)
-        if not self._pairs:
+        if isinstance(self._pairs, tuple):
             if self._triu is None:
                 self._triu = np.triu_indices(d)
             return self.hess_sum(w)[self._triu]
-        idx, val, row = self._pairs
-        return np.bincount(idx, weights=val * self.curvature(w)[row],
-                           minlength=d * (d + 1) // 2)
+        return self._pairs @ self.curvature(w)
 
     def hvp_sum(self, w, v, D=None):
         """sum_j l''_j x_j (x_j.v): Hessian-vector product without forming H."""
@@ -262,22 +261,31 @@ def _pair_count(X):
 
 
 def _upper_pairs(X):
-    """For every row j and non-zero pair a <= b: the triu index of (a, b), x_ja x_jb, j."""
+    """The (D x n) sparse map P with P @ c = upper triangle of X^T diag(c) X: entry
+    (triu index of (a, b), j) = x_ja x_jb for every row j and non-zeros a <= b.
+    Built per group of rows with the same number of non-zeros (vectorised)."""
     X = X.copy()
     X.sort_indices()
-    d = X.shape[1]
+    n, d = X.shape
+    nnz = np.diff(X.indptr)
     idx, val, row = [], [], []
-    for j in range(X.shape[0]):
-        lo, hi = X.indptr[j], X.indptr[j + 1]
-        c, v = X.indices[lo:hi].astype(np.int64), X.data[lo:hi]
-        a, b = np.triu_indices(c.size)
-        ca, cb = c[a], c[b]
-        idx.append(ca * (2 * d - ca + 1) // 2 + (cb - ca))
-        val.append(v[a] * v[b])
-        row.append(np.full(a.size, j, dtype=np.int64))
+    for c in np.unique(nnz):
+        if c == 0:
+            continue
+        rows = np.flatnonzero(nnz == c)
+        take = X.indptr[rows][:, None] + np.arange(c)              # r x c positions
+        cols, vals = X.indices[take].astype(np.int64), X.data[take]
+        a, b = np.triu_indices(c)
+        ca, cb = cols[:, a], cols[:, b]
+        idx.append((ca * (2 * d - ca + 1) // 2 + (cb - ca)).ravel())
+        val.append((vals[:, a] * vals[:, b]).ravel())
+        row.append(np.repeat(rows, a.size))
+    D = d * (d + 1) // 2
     if not idx:
-        return (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
-    return np.concatenate(idx), np.concatenate(val), np.concatenate(row)
+        return sp.csc_matrix((D, n))
+    # CSC: the product walks the n columns (rows of X), not the D mostly empty rows
+    return sp.csc_matrix((np.concatenate(val), (np.concatenate(idx), np.concatenate(row))),
+                         shape=(D, n))
 
 
 def global_value(loss_sum, n, lam, w):
