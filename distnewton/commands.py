@@ -1,5 +1,5 @@
 """Commands for results and data sets: ``report``, ``plot``, ``recover``,
-``predict``, ``evaluate``, ``data list|fetch|split``.
+``predict``, ``evaluate``, ``export``, ``data list|fetch|split``.
 
 Registered on the main group by :mod:`distnewton.cli` (``register``).  Heavy
 imports (h5py, matplotlib) happen inside the commands, so ``--help`` stays fast.
@@ -134,6 +134,23 @@ def evaluate(result, data, fmt):
         click.echo(format_metrics(found))
 
 
+@click.command()
+@click.argument("result")
+@click.option("-o", "--output", required=True, help="file to write")
+@click.option("--format", "fmt", type=click.Choice(["liblinear", "npz", "json"]),
+              default="liblinear", show_default=True)
+def export(result, output, fmt):
+    """Write the model in RESULT for another tool.
+
+    liblinear: LIBLINEAR's model file (L2R_LR for logistic, L2R_L2LOSS_SVR with
+    p = 0 for ridge; bias 1 with an intercept).  npz, json: w, intercept,
+    labels, objective, lam, fit_intercept, regularize_intercept, n_features.
+    """
+    from .export import export as write
+    from .model import load_model
+    click.echo(write(load_model(result), output, fmt))
+
+
 @click.command("list")
 def data_list():
     """Registered data sets (name, size, where it is cached)."""
@@ -200,6 +217,7 @@ def register(main, data):
     main.add_command(recover)
     main.add_command(predict)
     main.add_command(evaluate)
+    main.add_command(export)
     data.add_command(data_list)
     data.add_command(data_fetch)
     data.add_command(data_split)

@@ -209,3 +209,89 @@ def test_cli_run_then_predict(tmp_path):
     np.testing.assert_allclose(np.loadtxt(res.stdout.splitlines()), clf.predict_proba(Xt),
                                atol=1e-12, rtol=0)
     assert "accuracy" in res.stderr
+
+
+# -- export --------------------------------------------------------------------
+def liblinear_rows(X):
+    """Rows of X as LIBLINEAR's sparse dicts (1-based)."""
+    import scipy.sparse as sp
+    X = sp.csr_matrix(X)
+    return [{int(j) + 1: float(v) for j, v in zip(X.indices[a:b], X.data[a:b])}
+            for a, b in zip(X.indptr[:-1], X.indptr[1:])]
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_liblinear_export_predicts_as_distnewton(tmp_path, intercept):
+    liblinear = pytest.importorskip("liblinear.liblinearutil",
+                                    reason="pip install liblinear-official (extra test)")
+    path, *_ = fit(tmp_path, intercept=intercept)
+    test = tmp_path / "test.svm"
+    Xt, yt = labelled(test, n=150, seed=9)
+    out = invoke("export", path, "-o", tmp_path / "m.model", "--format", "liblinear")
+    assert out.exit_code == 0, out.output
+    text = (tmp_path / "m.model").read_text()
+    assert "solver_type L2R_LR" in text and "label 7 3" in text
+    assert f"bias {1 if intercept else -1}" in text
+    m = liblinear.load_model(str(tmp_path / "m.model"))
+    labels, _, dec = liblinear.predict(list(yt), liblinear_rows(Xt), m, "-q")
+    ours = np.array(invoke("predict", path, test).stdout.split(), dtype=float)
+    np.testing.assert_array_equal(np.array(labels), ours)
+    from distnewton.model import load_model
+    model = load_model(path)
+    np.testing.assert_allclose(np.array(dec).ravel(), model.decision(Xt), rtol=1e-13,
+                               atol=1e-13)
+    # LIBLINEAR's probabilities (-b 1) for label order [7, 3] against --proba ([3, 7])
+    _, _, prob = liblinear.predict(list(yt), liblinear_rows(Xt), m, "-b 1 -q")
+    proba = np.loadtxt(invoke("predict", path, test, "--proba").stdout.splitlines())
+    np.testing.assert_allclose(np.array(prob)[:, ::-1], proba, atol=1e-12, rtol=0)
+
+
+def test_liblinear_export_of_ridge_is_an_svr_model_predicting_x_w(tmp_path):
+    liblinear = pytest.importorskip("liblinear.liblinearutil",
+                                    reason="pip install liblinear-official (extra test)")
+    path, X, y, res = fit(tmp_path, loss="ridge")
+    out = invoke("export", path, "-o", tmp_path / "r.model")
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "r.model").read_text().startswith("solver_type L2R_L2LOSS_SVR\n")
+    m = liblinear.load_model(str(tmp_path / "r.model"))
+    pred, _, _ = liblinear.predict(list(y), liblinear_rows(X), m, "-q")
+    np.testing.assert_allclose(pred, X @ res.w[:D] + res.w[D], rtol=1e-13, atol=1e-13)
+    # and LIBLINEAR's own L2R_L2LOSS_SVR with p = 0, C = 1/(2 lambda n) (and the bias
+    # regularised, as distnewton's intercept column) finds the same model
+    lam, n = res.attrs["lambda"], len(y)
+    ref = liblinear.train(list(y), liblinear_rows(X),
+                          f"-s 11 -p 0 -c {1 / (2 * lam * n)!r} -B 1 -e 1e-10 -q")
+    w_ref = np.array([ref.w[i] for i in range(D + 1)])
+    np.testing.assert_allclose(w_ref, res.w, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "json"])
+def test_array_exports(tmp_path, fmt):
+    path, *_, res = fit(tmp_path)
+    out = invoke("export", path, "-o", tmp_path / f"m.{fmt}", "--format", fmt)
+    assert out.exit_code == 0, out.output
+    if fmt == "npz":
+        got = dict(np.load(tmp_path / "m.npz"))
+    else:
+        got = json.loads((tmp_path / "m.json").read_text())
+    np.testing.assert_array_equal(np.asarray(got["w"]), res.w[:D])
+    assert float(got["intercept"]) == res.w[D]
+    assert list(np.asarray(got["labels"], dtype=float)) == [3.0, 7.0]
+    assert str(got["objective"]) == "logistic"
+    assert float(got["lam"]) == res.attrs["lambda"] == 1 / 400
+    assert bool(got["fit_intercept"]) and int(got["n_features"]) == D
+
+
+def test_export_errors(tmp_path):
+    path, *_ = fit(tmp_path)
+    out = invoke("export", path, "-o", tmp_path, "--format", "json")
+    assert out.exit_code == 2 and "is a directory" in out.output
+    out = invoke("export", path, "-o", tmp_path / "x", "--format", "pmml")
+    assert out.exit_code == 2 and "pmml" in out.output
+    train = tmp_path / "half.svm"
+    labelled(train, labels=(0.5, 1.5))
+    distnewton.solve({"data": {"train": str(train)}, "algorithm": {"name": "newton"}},
+                     output=tmp_path / "h.h5")
+    out = invoke("export", tmp_path / "h.h5", "-o", tmp_path / "h.model")
+    assert out.exit_code == 2 and "LIBLINEAR labels are integers" in out.output
+    assert not (tmp_path / "h.model").exists()
