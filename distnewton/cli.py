@@ -1,4 +1,5 @@
-"""Command line: ``distnewton run | list | report | plot | recover | data ...``.
+"""Command line: ``distnewton run | list | report | plot | recover | predict |
+evaluate | data ...``.
 
 ``data``: ``info | synth | list | fetch | split``.
 

@@ -1,5 +1,5 @@
 """Commands for results and data sets: ``report``, ``plot``, ``recover``,
-``data list|fetch|split``.
+``predict``, ``evaluate``, ``export``, ``data list|fetch|split``.
 
 Registered on the main group by :mod:`distnewton.cli` (``register``).  Heavy
 imports (h5py, matplotlib) happen inside the commands, so ``--help`` stays fast.
@@ -75,6 +75,82 @@ def recover(fallback, output, overwrite):
     echo(f"{fallback} -> {write_recovered(fallback, output, overwrite)}", err=False)
 
 
+@click.command()
+@click.argument("result")
+@click.argument("data")
+@click.option("-o", "--output", help="write the predictions here (default: stdout)")
+@click.option("--proba", is_flag=True,
+              help="class probabilities (logistic): one column per class, in the "
+                   "order of the training labels (the -1 class first)")
+def predict(result, data, output, proba):
+    """Predictions of the model in RESULT for the rows of DATA, one line per row.
+
+    Labels are the training labels (through the stored label map); ridge
+    prints x.w.  When DATA's labels are known to the model, accuracy,
+    log-loss and AUC (logistic) or MSE and R^2 (ridge) go to stderr.
+    """
+    from .model import evaluate as score, load_model, prediction_lines
+    model = load_model(result)
+    if proba and model.loss != "logistic":
+        raise UserError(f"--proba: only for logistic models ({result} is {model.loss})")
+    X, _, found, why = score(model, data, strict=False)
+    text = "\n".join(prediction_lines(model, X, proba)) + "\n"
+    if output:
+        try:
+            with open(output, "w", encoding="ascii") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UserError(f"{output}: cannot write ({exc.strerror})") from None
+    else:
+        click.echo(text, nl=False)
+    if found is None:
+        click.echo(f"{data}: no metrics: {why}", err=True)
+    else:
+        click.echo(f"{data}: " + ", ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.6g}"
+                                         for k, v in found.items()), err=True)
+
+
+@click.command()
+@click.argument("result")
+@click.argument("data")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def evaluate(result, data, fmt):
+    """Metrics of the model in RESULT on the labelled rows of DATA.
+
+    Logistic: accuracy, log_loss, auc; ridge: mse, r2 (and n_samples).  A
+    label the training label map does not know is an error (exit 2).
+    """
+    from .model import evaluate as score, format_metrics, load_model
+    model = load_model(result)
+    found = score(model, data, strict=True)[2]
+    if fmt == "json":
+        import json
+        import math
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                 for k, v in found.items()}
+        click.echo(json.dumps({"result": result, "data": data, "loss": model.loss, **clean}))
+    else:
+        click.echo(format_metrics(found))
+
+
+@click.command()
+@click.argument("result")
+@click.option("-o", "--output", required=True, help="file to write")
+@click.option("--format", "fmt", type=click.Choice(["liblinear", "npz", "json"]),
+              default="liblinear", show_default=True)
+def export(result, output, fmt):
+    """Write the model in RESULT for another tool.
+
+    liblinear: LIBLINEAR's model file (L2R_LR for logistic, L2R_L2LOSS_SVR with
+    p = 0 for ridge; bias 1 with an intercept).  npz, json: w, intercept,
+    labels, objective, lam, fit_intercept, regularize_intercept, n_features.
+    """
+    from .export import export as write
+    from .model import load_model
+    click.echo(write(load_model(result), output, fmt))
+
+
 @click.command("list")
 def data_list():
     """Registered data sets (name, size, where it is cached)."""
@@ -139,6 +215,9 @@ def register(main, data):
     main.add_command(report)
     main.add_command(plot)
     main.add_command(recover)
+    main.add_command(predict)
+    main.add_command(evaluate)
+    main.add_command(export)
     data.add_command(data_list)
     data.add_command(data_fetch)
     data.add_command(data_split)

@@ -47,6 +47,8 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "loss": Param(STR, "logistic", "objective", choices=("logistic", "ridge")),
         "lambda": Param(FLOAT + STR, "1/n", "L2 weight: a number >= 0 or '1/n'"),
         "fit_intercept": Param(BOOL, False, "append a constant feature 1 (regularised too)"),
+        "w0": Param(STR, None, "warm start: a result file (its /model/w) or a .npy vector of "
+                    "d weights (d counts the intercept); default zeros", nullable=True),
     },
     "run": {
         "max_rounds": Param(INT, 100, "stop after this many communication rounds",
@@ -55,7 +57,7 @@ SCHEMA: dict[str, dict[str, Param]] = {
                                 check=at_least(1), nullable=True),
         "grad_norm": Param(FLOAT, None, "stop when ||grad f(w)|| <= this", check=positive,
                            nullable=True),
-        "grad_rtol": Param(FLOAT, 1e-8, "stop when ||grad f(w)|| <= this * ||grad f(w0)|| "
+        "grad_rtol": Param(FLOAT, 1e-8, "stop when ||grad f(w)|| <= this * ||grad f(0)|| "
                            "(LIBLINEAR's eps)", check=positive, nullable=True),
         "target_loss": Param(FLOAT, None, "stop when f(w) <= this", nullable=True),
         "target_subopt": Param(FLOAT, None, "stop when (f(w) - f*)/|f*| <= this (needs f_star)",

@@ -92,8 +92,8 @@ def test_metrics(problem, test, w):
     return acc, loss
 
 
-def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
-    """Run the configured algorithm on ``rt``.
+def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None, w0=None):
+    """Run the configured algorithm on ``rt``, from ``w0`` (default zeros).
 
     ``resume``: a :class:`~distnewton.checkpoint.Resume` to continue from.
     ``checkpoint(outcome)``: called every ``run.checkpoint_every`` rounds with
@@ -107,7 +107,8 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
     from .results import TIMING_COLUMNS, History
     cls = ALGORITHMS[cfg["algorithm"]["name"]]
     params = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
-    alg = cls(rt, problem, params, np.zeros(problem.d), seed=cfg["run"]["seed"])
+    start = np.zeros(problem.d) if w0 is None else np.array(w0, dtype=np.float64)
+    alg = cls(rt, problem, params, start, seed=cfg["run"]["seed"])
     run = cfg["run"]
     lm = run["latency_model"]
     hist = History({**cls.columns, **({"modelled_time": np.float64} if lm else {})})
@@ -143,6 +144,13 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
     if resume is None:
         f, gnorm = record(0, 0.0, {})
         g0, wall, it = gnorm, 0.0, 0
+        if w0 is not None:
+            g0 = zero_gradient_norm(rt, problem)
+            status, message = stop_reason(run, f, gnorm, g0, 0, 0, "")
+            if status in ("converged", "diverged"):         # the warm start is the answer
+                printer.close()
+                return Outcome(alg, hist, status, message,
+                               snapshot() if run["checkpoint_every"] else None)
     else:
         hist.extend(resume.history)
         c = resume.counters
@@ -184,6 +192,15 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None):
             checkpoint(Outcome(alg, hist, "running", "checkpoint", snapshot()))
 
 
+def zero_gradient_norm(rt, problem):
+    """||grad f(0)||, the reference of ``run.grad_rtol`` (one logging-only round,
+    counted in eval_rounds): a warm start's own gradient would make a start near
+    the optimum chase a tolerance far below a cold run's, and never stop."""
+    with rt.evaluating():
+        _, g = P.loss_grad(rt, problem, np.zeros(problem.d))
+    return float(np.linalg.norm(g))
+
+
 DIVERGED_HINT = ("the result keeps the best model seen; try a smaller step size "
                  "(step_size, lr, gamma, eta) or a larger model.lambda")
 
@@ -197,7 +214,7 @@ def stop_reason(run, f, gnorm, g0, rounds, it, stalled, rising=0):
     if run["grad_norm"] is not None and gnorm <= run["grad_norm"]:
         return "converged", f"||grad|| = {gnorm:.3e} <= run.grad_norm"
     if run["grad_rtol"] is not None and gnorm <= run["grad_rtol"] * g0:
-        return "converged", f"||grad|| = {gnorm:.3e} <= run.grad_rtol * ||grad f(w0)||"
+        return "converged", f"||grad|| = {gnorm:.3e} <= run.grad_rtol * ||grad f(0)||"
     if run["target_loss"] is not None and f <= run["target_loss"]:
         return "converged", f"loss {f:.15e} <= run.target_loss"
     if run["target_subopt"] is not None:

@@ -49,6 +49,7 @@ class Setup:
     dataset: str
     sha256: str
     label_map: dict
+    w0: np.ndarray | None = None    # model.w0, the warm start (None: zeros)
 
 
 def lambda_value(cfg, n):

@@ -136,7 +136,8 @@ def compute_f_star(run: Run) -> dict:
     if not cfg.get("data") or not cfg.get("model"):
         raise UserError(f"{run.path}: no config attribute: cannot compute f* (pass --f-star)")
     data = dict(cfg["data"], test=None)
-    raw = {"data": data, "model": cfg["model"], "algorithm": {"name": "newton"},
+    model = {k: v for k, v in cfg["model"].items() if k != "w0"}     # f*: a cold start
+    raw = {"data": data, "model": model, "algorithm": {"name": "newton"},
            "run": {"max_rounds": 500, "grad_rtol": 1e-13, "seed": 0}}
     try:
         workers = 1

@@ -113,6 +113,9 @@ def setup_master(cfg, K, resume):
         check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
     inject("load", 0)
     setup = prepare(cfg, K)
+    if cfg["model"]["w0"] is not None and resume is None:
+        from .model import load_w0
+        setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
     name = cfg["algorithm"]["name"]
     params = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
     ALGORITHMS[name].validate(params, setup.problem, cfg["run"]["seed"])
@@ -150,7 +153,7 @@ def solve_sim(cfg, verbosity, resume=None):
     rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
     job = Job(cfg, setup, rt, started)
     outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume,
-                    job.periodic())
+                    job.periodic(), w0=setup.w0)
     return job, outcome
 
 
@@ -284,7 +287,7 @@ def solve_mpi(cfg, verbosity, resume=None):
     try:
         job = master_job(comm, cfg, setup, started)
         outcome = drive(job.rt, cfg, setup.problem, setup.test, Printer(verbosity), resume,
-                        job.periodic())
+                        job.periodic(), w0=setup.w0)
         job.rt.shutdown()
     except Exception as exc:                   # noqa: BLE001
         abort_on_exception(exc)

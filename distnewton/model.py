@@ -1,0 +1,269 @@
+"""The trained model of a result file: predictions, metrics, warm starts.
+
+:func:`load_model` reads what a run learnt from its HDF5 result (or fallback
+file): the weights ``/model/w``, the loss and lambda, ``model.fit_intercept``
+(the last weight is then the intercept, the constant feature 1 appended by
+:func:`distnewton.problem.add_intercept`), the feature count, whether indices
+are zero-based, and the training label map (root attribute ``label_map``, the
+Python literal of the dict :func:`distnewton.data.libsvm.map_labels` returns).
+
+:meth:`Model.predict` / :meth:`Model.proba` give labels (raw training labels,
+through the label map) and probabilities for a LIBSVM file read against the
+model's feature count: a file with fewer features is padded, an index beyond
+the model's is a UserError naming the file, line and index.  :func:`metrics`
+computes accuracy, log-loss and AUC (logistic) or MSE and R^2 (ridge) with
+numpy (scikit-learn is only a test dependency; the tests check them against
+scikit-learn's metric functions).
+
+``distnewton predict`` and ``evaluate`` (:mod:`distnewton.commands`) are thin
+wrappers over this module; ``export`` is :mod:`distnewton.export`.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+
+
+@dataclass
+class Model:
+    """A linear model read from a result file (:func:`load_model`)."""
+
+    w: np.ndarray           # every weight, the intercept last when fit_intercept
+    loss: str               # "logistic" or "ridge"
+    lam: float
+    fit_intercept: bool
+    zero_based: bool
+    label_map: dict         # as map_labels returns it
+    path: str
+    regularize_intercept: bool = True
+
+    @property
+    def n_features(self) -> int:
+        """Data features (the intercept column not counted)."""
+        return len(self.w) - int(self.fit_intercept)
+
+    @property
+    def coef(self) -> np.ndarray:
+        return self.w[:self.n_features]
+
+    @property
+    def intercept(self) -> float:
+        return float(self.w[-1]) if self.fit_intercept else 0.0
+
+    @property
+    def classes(self) -> list:
+        """Logistic: the labels printed for the classes -1 and +1, in that order
+        (scikit-learn's ``classes_`` order: the class of decision > 0 last).
+
+        When each class is one raw training label (rules ``plus_minus_one`` and
+        ``two_labels``), those labels; when several raw labels make up a class
+        (``data.positive_labels``), the mapped values [-1, 1].  Ridge: [].
+        """
+        if self.loss != "logistic":
+            return []
+        sides = [[k for k, v in self.label_map["map"].items() if float(v) == side]
+                 for side in (-1.0, 1.0)]
+        if all(len(raw) == 1 for raw in sides):
+            return [_number(raw[0]) for raw in sides]
+        return [-1, 1]
+
+    def decision(self, X) -> np.ndarray:
+        """x.w for the rows of X (n x n_features, without the intercept column)."""
+        return X @ self.coef + self.intercept
+
+    def predict(self, X) -> np.ndarray:
+        """Ridge: x.w; logistic: the class label (+1 side when x.w > 0, as scikit-learn)."""
+        z = self.decision(X)
+        if self.loss != "logistic":
+            return z
+        neg, pos = self.classes
+        return np.where(z > 0, pos, neg)
+
+    def proba(self, X) -> np.ndarray:
+        """Logistic: (n, 2) probabilities of the classes in :attr:`classes` order."""
+        z = self.decision(X)
+        return np.column_stack([sigmoid(-z), sigmoid(z)])
+
+    def targets(self, y, source):
+        """Raw labels of a data file as the model's targets (logistic: -1/+1
+        through the training label map; a label it does not know is a UserError)."""
+        if self.loss != "logistic":
+            return np.asarray(y, dtype=np.float64)
+        from .data import map_labels
+        return map_labels(y, "logistic", source=source, reference=self.label_map)[0]
+
+
+def _number(text):
+    v = float(text)
+    return int(v) if v.is_integer() else v
+
+
+def sigmoid(z):
+    """1 / (1 + exp(-z)) without overflow for any z."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def parse_label_map(text, path):
+    """The ``label_map`` attribute (a dict's Python literal) as a dict."""
+    if isinstance(text, dict):
+        return text
+    try:
+        value = ast.literal_eval(str(text))
+    except (ValueError, SyntaxError):
+        value = None
+    if not isinstance(value, dict) or "loss" not in value:
+        raise UserError(f"{path}: attribute label_map is missing or unreadable "
+                        f"({str(text)[:60]!r})")
+    return value
+
+
+def load_model(path) -> Model:
+    """The model of a result file (HDF5 or ``.fallback.npz``); UserError if it has none."""
+    import yaml
+
+    from .results import load
+    path = os.fspath(path)
+    run = load(path)
+    if run.w is None:
+        raise UserError(f"{path}: no /model/w in the result file")
+    attrs = run.attrs
+    try:
+        cfg = yaml.safe_load(attrs.get("config", "")) or {}
+    except yaml.YAMLError:
+        cfg = {}
+    model, data = cfg.get("model") or {}, cfg.get("data") or {}
+    loss = str(attrs.get("loss", model.get("loss", "logistic")))
+    lm = attrs.get("label_map")
+    label_map = ({"loss": "ridge", "rule": "identity"} if lm is None and loss == "ridge"
+                 else parse_label_map(lm, path))
+    return Model(w=np.asarray(run.w, dtype=np.float64), loss=loss,
+                 lam=float(attrs.get("lambda", math.nan)),
+                 fit_intercept=bool(model.get("fit_intercept", False)),
+                 zero_based=bool(data.get("zero_based", False)), label_map=label_map,
+                 path=path, regularize_intercept=bool(model.get("regularize_intercept", True)))
+
+
+def read_data(model: Model, path):
+    """A LIBSVM file's rows against the model: (X, raw labels); X has the model's
+    feature count (fewer in the file is fine; an index beyond is a UserError
+    naming the file, line and index)."""
+    from .data import read_libsvm
+    from .data.registry import resolve_path
+    path = resolve_path(os.fspath(path), "DATA")
+    try:
+        ds = read_libsvm(path, n_features=model.n_features, zero_based=model.zero_based)
+    except UserError as exc:
+        if "exceeds n_features" in str(exc):
+            raise UserError(f"{exc} (the model in {model.path} has {model.n_features} "
+                            "features)") from None
+        raise
+    return ds.X, ds.y
+
+
+def metrics(loss, z, t) -> dict:
+    """Logistic (targets t in {-1, +1}, decision values z): accuracy, log_loss
+    (mean -log p(t | x)), auc; ridge (predictions z): mse, r2."""
+    z, t = np.asarray(z, dtype=np.float64), np.asarray(t, dtype=np.float64)
+    out = {"n_samples": int(len(t))}
+    if loss == "logistic":
+        from .objectives import Logistic
+        out["accuracy"] = float(np.mean(np.where(z > 0, 1.0, -1.0) == t))
+        out["log_loss"] = float(np.mean(Logistic.value(z, t)))
+        out["auc"] = roc_auc(z, t)
+    else:
+        r = z - t
+        out["mse"] = float(np.mean(r * r))
+        sst = float(np.sum((t - t.mean()) ** 2))
+        out["r2"] = 1.0 - float(np.sum(r * r)) / sst if sst > 0 else math.nan
+    return out
+
+
+def roc_auc(z, t) -> float:
+    """Area under the ROC curve of scores z for targets t in {-1, +1}: the
+    Mann-Whitney statistic with average ranks for ties; NaN with one class only."""
+    from scipy.stats import rankdata
+    pos = t > 0
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = rankdata(z)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def evaluate(model: Model, path, strict=True):
+    """(decision values, metrics or None, why no metrics) of a data file.
+
+    ``strict``: a label unknown to the training label map is a UserError;
+    otherwise the metrics are None and the reason is returned.
+    """
+    X, y = read_data(model, path)
+    z = model.decision(X)
+    try:
+        t = model.targets(y, os.fspath(path))
+    except UserError as exc:
+        if strict:
+            raise
+        return X, z, None, str(exc)
+    return X, z, metrics(model.loss, z, t), ""
+
+
+def format_metrics(m: dict) -> str:
+    """``accuracy 0.91 log_loss 0.23 ...`` lines (%.10g)."""
+    return "\n".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.10g}"
+                     for k, v in m.items())
+
+
+def _label_text(v) -> str:
+    return "%d" % v if float(v).is_integer() else "%.17g" % v
+
+
+def prediction_lines(model: Model, X, proba=False) -> list:
+    """One text line per row: the label (logistic), x.w (ridge), or with
+    ``proba`` the class probabilities in :attr:`Model.classes` order (%.17g)."""
+    if proba:
+        if model.loss != "logistic":
+            raise UserError("--proba: only for logistic models (this one is "
+                            f"{model.loss}: predictions are x.w)")
+        return ["%.17g %.17g" % (a, b) for a, b in model.proba(X).tolist()]
+    pred = model.predict(X)
+    if model.loss != "logistic":
+        return ["%.17g" % v for v in pred.tolist()]
+    return [_label_text(v) for v in pred.tolist()]
+
+
+def load_w0(path, d, key="model.w0") -> np.ndarray:
+    """The warm start of ``model.w0``: a result file's /model/w (HDF5 or
+    fallback) or a ``.npy`` vector; it must hold ``d`` finite weights (d
+    counts the intercept column).  Every problem is a UserError naming ``key``."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UserError(f"{key}: {path}: no such file")
+    if path.lower().endswith(".npy"):
+        try:
+            w = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{key}: {path}: not a readable .npy file ({exc})") from None
+    else:
+        try:
+            w = load_model(path).w
+        except UserError as exc:
+            raise UserError(f"{key}: {exc} (expected a distnewton result file or a .npy "
+                            "vector)") from None
+    if w.ndim != 1 or w.dtype.kind not in "fiu":
+        raise UserError(f"{key}: {path}: expected a 1-D numeric vector, got shape "
+                        f"{w.shape} of {w.dtype}")
+    if len(w) != d:
+        raise UserError(f"{key}: {path} has {len(w)} weights, the problem has {d} "
+                        "(features, plus 1 with model.fit_intercept)")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all():
+        raise UserError(f"{key}: {path}: weights must be finite")
+    return w
