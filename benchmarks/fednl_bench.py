@@ -5,7 +5,9 @@ loss, lambda = 1e-3, intercept added, clients x rows per client w8a 142 x 350, a
 80 x 407, phishing 100 x 110 (``data.rows_per_worker``: the rows beyond are left
 out, as the FedNL code does: 49, 1 and 55 rows), target ||grad f|| <= 1e-9.  For
 every method: communication rounds, iterations, MB sent up (clients -> master) and
-seconds of the run (``wall_time``: data loading and set-up excluded) to the target.
+seconds of the run (``wall_time``: data loading and set-up excluded) to the target,
+split into compute (master and the slowest worker rank) and communication (the rest
+of the rounds' time: latency, transfer, waiting), and distnewton's time over u-FedNL's.
 
 Methods: fednl with each compressor (K = 8d; theoretical alpha; option 1; h0 local),
 with and without line search (FedNL-LS: option 2, c = 0.49, gamma = 0.5, as u-FedNL
@@ -71,7 +73,7 @@ def config(train, features, clients, rows, algo, max_rounds):
 
 
 def run_distnewton(cfg, backend, ranks, tmp):
-    """(status, rounds, iterations, MB up, seconds, final ||grad||)."""
+    """(status, rounds, iterations, MB up, seconds, final ||grad||, compute s, comm s)."""
     if backend == "sim":
         r = distnewton.solve(cfg)
         h = r.history
@@ -97,7 +99,8 @@ def run_distnewton(cfg, backend, ranks, tmp):
     hit = np.flatnonzero(g <= TARGET)
     i = int(hit[0]) if hit.size else len(g) - 1
     return (r.status, int(h["comm_rounds"][i]), int(h["iteration"][i]),
-            h["bytes_up"][i] / 1e6, float(h["wall_time"][i]), float(g[i]))
+            h["bytes_up"][i] / 1e6, float(h["wall_time"][i]), float(g[i]),
+            float(h["time_compute"][i]), float(h["time_comm"][i]))
 
 
 def find_ufednl(given):
@@ -168,9 +171,10 @@ def main(argv=None):
             if algo.get("participation", 0) > clients:
                 algo = {**algo, "participation": max(1, clients // 2)}
             cfg = config(train, d, clients, rows, algo, args.max_rounds)
-            st, rounds, its, mb, sec, g = run_distnewton(cfg, args.backend, args.ranks, tmp)
+            st, rounds, its, mb, sec, g, comp, comm = run_distnewton(cfg, args.backend,
+                                                                     args.ranks, tmp)
             table.append([label, f"distnewton {args.backend}", st, rounds, its, f"{mb:.2f}",
-                          f"{sec:.2f}", f"{g:.1e}"])
+                          f"{sec:.2f}", f"{comp:.2f}", f"{comm:.2f}", f"{g:.1e}", ""])
             if binary and label in ("fednl-ls randseqk", "fednl-ls identity"):
                 text = os.path.join(tmp, f"{name}.txt")
                 if not os.path.exists(text):
@@ -180,12 +184,14 @@ def main(argv=None):
                 r, s, g2 = ufednl_to_target(binary, text, clients, comp, args.ranks, its, tmp)
                 table.append([label, f"u-FedNL {args.ranks} threads",
                               "converged" if g2 <= TARGET else "max_rounds", r, r, "",
-                              f"{s:.2f}", f"{g2:.1e}"])
+                              f"{s:.2f}", "", "", f"{g2:.1e}", ""])
+                table[-2][-1] = f"{sec / s:.2f}x u-FedNL"
         if not binary and not args.smoke:
             print("\n(u-FedNL rows left out: build it with ../shared/peers/build-ufednl.sh "
                   "or pass --ufednl PATH)")
         markdown_table(["method", "implementation", "status", "rounds", "iterations",
-                        "MB up", "seconds", "grad norm"], table,
+                        "MB up", "seconds", "compute s", "comm s", "grad norm",
+                        "time ratio"], table,
                        title=f"{name}: {clients} clients x {rows} rows, d = {d} + 1, "
                              f"lambda = 1e-3, to ||grad f|| <= {TARGET:g}")
     shutil.rmtree(tmp, ignore_errors=True)
