@@ -33,7 +33,7 @@ CASES = {
     "localsgd": ({"local_steps": 50, "batch": 8}, 20),
     "scaled_localsgd": ({"scaling": "oasis", "local_steps": 20, "batch": 8}, 20),
     "ist": ({"local_steps": 5}, 20),
-    "fednl": ({"compressor": "randk", "participation": 1}, 30),   # H_i, rng, PP vectors
+    "fednl": ({"compressor": "randk", "line_search": True}, 30),  # H_i, rng, LS ahead
 }
 
 

@@ -274,3 +274,20 @@ def test_rows_per_worker_keeps_the_papers_split(small):
     cfg["data"]["rows_per_worker"] = 501                  # the parts have 500 rows
     with pytest.raises(UserError, match="data.rows_per_worker: 501 rows per worker"):
         distnewton.solve(cfg, workers=4)
+
+
+@pytest.mark.parametrize("compressor", ["randseqk", "randk", "toplek"])
+def test_line_search_ahead_keeps_the_iterates_with_fewer_rounds(small, compressor):
+    """ls_ahead: the unit step's loss rides with the next FedNL round.  Until the
+    Armijo test compares losses at rounding level (||g|| ~ 1e-10 here), the iterates
+    equal the plain line search's (the same losses, iteration by iteration), and the
+    rounds to ||grad f|| <= 1e-9 drop by close to half (one per accepted unit step)."""
+    runs = [solve(small, compressor=compressor, line_search=True, option=2, ls_ahead=ahead)
+            for ahead in (False, True)]
+    g = [r.history["grad_norm"] for r in runs]
+    upto = int(np.flatnonzero(g[0] <= 1e-9)[0])
+    assert np.array_equal(runs[0].history["loss"][:upto], runs[1].history["loss"][:upto])
+    rounds = [int(r.history["comm_rounds"][np.flatnonzero(gn <= 1e-9)[0]])
+              for r, gn in zip(runs, g)]
+    assert rounds[1] < 0.75 * rounds[0]
+    assert np.linalg.norm(runs[1].w - small[3]) <= 1e-8 * np.linalg.norm(small[3])

@@ -53,6 +53,7 @@ state: H_i in ``ctx.state``.
 
 from __future__ import annotations
 
+import copy
 import functools
 from types import SimpleNamespace
 
@@ -90,12 +91,30 @@ def _hessian_upper(ctx, comp, w):
     return h
 
 
-def _learn(ctx, comp, hess, alpha, t):
-    """S_i = C(Hess f_i - H_i) as a message; H_i <- H_i + alpha S_i (upper triangles)."""
+def _learn(ctx, comp, hess, alpha, t, pending=False):
+    """S_i = C(Hess f_i - H_i) as a message; H_i <- H_i + alpha S_i (upper triangles).
+    ``pending`` (a speculative line-search trial): the update waits for the master's
+    verdict, with the RNG state to return to if the trial is rejected."""
     h = ctx.state.setdefault("fednl.H", np.zeros(comp.D))
+    rng_before = copy.deepcopy(ctx.rng) if pending else None
     msg = comp.encode_upper(hess - h, ctx.rng, k=ctx.k, t=t)
-    comp.accumulate(h, msg, alpha, k=ctx.k, t=t)
+    if pending:
+        ctx.state["fednl.pending"] = {"msg": msg.copy(), "t": t, "rng": rng_before}
+    else:
+        comp.accumulate(h, msg, alpha, k=ctx.k, t=t)
     return msg
+
+
+def _resolve(ctx, comp, verdict, alpha):
+    """The master's verdict on the last speculative trial: 1 accepted (apply its
+    update), 2 rejected (forget it, rewind the RNG)."""
+    pend = ctx.state.pop("fednl.pending", None)
+    if pend is None:
+        return
+    if verdict == 1:
+        comp.accumulate(ctx.state["fednl.H"], pend["msg"], alpha, k=ctx.k, t=pend["t"])
+    else:
+        ctx.rng = pend["rng"]
 
 
 @worker_task("fednl.init")
@@ -111,9 +130,11 @@ def _init(ctx, w, info):
 def _round(ctx, w, info):
     """FedNL round: [loss sum (LS)] + grad sum + [l_i (option 2)] + message."""
     p, shard, t, comp = ctx.params, ctx.shard, int(info[0]), _comp(ctx, info)
+    if info.size > 4:                          # speculative line search: info[4] the
+        _resolve(ctx, comp, int(info[4]), float(info[1]))   # verdict, info[5] a trial
     hess = _hessian_upper(ctx, comp, w)
     gap = comp.frobenius(hess - ctx.state.get("fednl.H", 0.0)) if info[3] else None
-    msg = _learn(ctx, comp, hess, float(info[1]), t)
+    msg = _learn(ctx, comp, hess, float(info[1]), t, pending=info.size > 5 and bool(info[5]))
     f, g = shard.loss_grad_sum(w)
     head = [f] if p.line_search else []
     return np.concatenate((head, g, [] if gap is None else [gap], msg))
@@ -173,6 +194,9 @@ class FedNL(Algorithm):
         "ls_c": Param(FLOAT, 0.49, "FedNL-LS Armijo constant c", check=in_open_closed(0, 0.5)),
         "ls_gamma": Param(FLOAT, 0.5, "FedNL-LS backtracking factor gamma",
                           check=lambda x: None if 0 < x < 1 else f"must be in (0, 1), got {x}"),
+        "ls_ahead": Param(BOOL, True, "FedNL-LS: the unit step's loss rides with the next "
+                          "FedNL round (1 round per accepted iteration instead of 2; the "
+                          "same iterates); false: a line-search round every iteration"),
         "ls_steps": LINE_SEARCH["ls_steps"],
         "max_backtracks": LINE_SEARCH["max_backtracks"],
         "participation": Param(INT, None, "FedNL-PP: tau clients per round (default: all, "
@@ -210,6 +234,8 @@ class FedNL(Algorithm):
         self.t = 0                               # rounds so far
         self.g_i = np.zeros((self.rt.K, prob.d))  # PP: shifted vectors
         self.l_i = np.zeros(self.rt.K)            # PP: ||H_i - Hess f_i(w_i)||_F
+        self.ahead = None                        # LS ahead: the accepted trial's round
+        self.verdict = 0.0                       # on the last trial: 1 accepted, 2 not
         self.ls = SimpleNamespace(beta=p.ls_c, alpha_max=1.0, ls_gamma=p.ls_gamma,
                                   ls_steps=p.ls_steps, max_backtracks=p.max_backtracks)
 
@@ -219,16 +245,16 @@ class FedNL(Algorithm):
         p = self.p
         return compressor(p.compressor, self.prob.d, p.k_mult, p.rank, self.seed)
 
-    def info(self, first=False):
+    def info(self, t=None, first=False):
         """[t, alpha, seed, flag] sent down with x (4 floats)."""
         flag = first if self.pp else self.option == 2
-        return np.array([self.t, self.alpha, self.seed, float(flag)])
+        return np.array([self.t if t is None else t, self.alpha, self.seed, float(flag)])
 
-    def messages_sum(self, replies, start, clients):
+    def messages_sum(self, replies, start, clients, t=None):
         """sum over clients of (n_i/n) S_i from the replies' messages (from ``start``)."""
-        u, comp = np.zeros(self.comp.D), self.comp
+        u, comp, t = np.zeros(self.comp.D), self.comp, self.t if t is None else t
         for i, r in zip(clients, replies):
-            comp.accumulate(u, r[start:], self.weights[i], k=i, t=self.t)
+            comp.accumulate(u, r[start:], self.weights[i], k=i, t=t)
         return comp.symmetric(u)
 
     def direction(self, g, gap):
@@ -243,38 +269,71 @@ class FedNL(Algorithm):
         return self.step_pp() if self.pp else self.step_full()
 
     def step_full(self):
-        """One FedNL(-LS) round (the first one with h0 local: the exact Hessians)."""
-        prob, d, rt, p = self.prob, self.prob.d, self.rt, self.p
-        gap = np.nan
+        """One FedNL(-LS) iteration (the first one with h0 local: the exact Hessians)."""
+        prob, rt, p = self.prob, self.rt, self.p
         if self.t == 0 and p.h0 == "local":
-            out = rt.round("fednl.init", self.w, self.info(), up=1 + d + self.comp.D)
-            fsum, g = out[0], P.regularise(out[1:1 + d], prob.n, prob.lam, self.w)
-            self.H = self.comp.symmetric(out[1 + d:] / prob.n)
-            S = np.zeros_like(self.H)
-            if self.option == 2:
-                gap = 0.0
+            fsum, g, gap, S = self.init_round()
+        elif self.ahead is not None:               # the accepted trial's round (LS ahead)
+            fsum, g, gap, S = self.ahead
+            self.ahead = None
         else:
-            words = self.comp.words()
-            head = int(p.line_search) + d + (self.option == 2)
-            up = [RAGGED] * rt.K if words is None else [head + words] * rt.K
-            replies = rt.round("fednl.round", self.w, self.info(), up=up)
-            fsum = sum(r[0] for r in replies) if p.line_search else 0.0
-            o = int(p.line_search)
-            g = P.regularise(sum(r[o:o + d] for r in replies), prob.n, prob.lam, self.w)
-            if self.option == 2:
-                gap = float(sum(wi * r[o + d] for wi, r in zip(self.weights, replies)))
-            S = self.messages_sum(replies, head, range(rt.K))
+            fsum, g, gap, S = self.gather(self.w, self.t)
         step = self.direction(g, 0.0 if np.isnan(gap) else gap)
         a = 1.0
         if p.line_search:
             f = P.global_value(fsum, prob.n, prob.lam, self.w)
-            a, _ = P.backtracking(rt, prob, self.w, step, f, float(step @ g), self.ls)
+            a = self.line_search(f, g, step) if p.ls_ahead else \
+                P.backtracking(rt, prob, self.w, step, f, float(step @ g), self.ls)[0]
             if a == 0.0:
                 self.stalled = P.NO_DECREASE
         self.w = self.w - a * step
         self.H = self.H + self.alpha * S
         self.t += 1
         return {"step_size": a, "hessian_gap": gap, "participants": rt.K}
+
+    def init_round(self):
+        """h0 local: the exact local Hessians at x_0 and the gradient, one reduction."""
+        prob, d = self.prob, self.prob.d
+        out = self.rt.round("fednl.init", self.w, self.info(), up=1 + d + self.comp.D)
+        g = P.regularise(out[1:1 + d], prob.n, prob.lam, self.w)
+        self.H = self.comp.symmetric(out[1 + d:] / prob.n)
+        return out[0], g, (0.0 if self.option == 2 else np.nan), np.zeros_like(self.H)
+
+    def gather(self, x, t, trial=False):
+        """The FedNL round at x: (loss sum, g, l or NaN, sum (n_i/n) S_i).  With
+        ``ls_ahead`` the round also carries the verdict on the last trial, and
+        ``trial`` makes the clients hold back their H_i update until the next."""
+        prob, d, rt, p = self.prob, self.prob.d, self.rt, self.p
+        info = self.info(t)
+        if p.line_search and p.ls_ahead:
+            info = np.concatenate((info, [self.verdict, float(trial)]))
+            self.verdict = 1.0 if trial else 0.0    # a trial is accepted unless rejected
+        words = self.comp.words()
+        head = int(p.line_search) + d + (self.option == 2)
+        up = [RAGGED] * rt.K if words is None else [head + words] * rt.K
+        replies = rt.round("fednl.round", x, info, up=up)
+        o = int(p.line_search)
+        fsum = sum(r[0] for r in replies) if p.line_search else 0.0
+        g = P.regularise(sum(r[o:o + d] for r in replies), prob.n, prob.lam, x)
+        gap = float(sum(wi * r[o + d] for wi, r in zip(self.weights, replies))) \
+            if self.option == 2 else np.nan
+        return fsum, g, gap, self.messages_sum(replies, head, range(rt.K), t)
+
+    def line_search(self, f, g, step):
+        """FedNL-LS with the unit step tried ahead: the next FedNL round goes to
+        x - step at once; its loss decides.  Accepted (the usual case near x*): that
+        round is the next iteration's, no line-search round.  Rejected: the clients
+        forget it (told in the next round) and the backtracking goes on from gamma
+        in line-search rounds.  The iterates are those of the plain line search."""
+        prob, slope = self.prob, float(step @ g)
+        ahead = self.gather(self.w - step, self.t + 1, trial=True)
+        if P.global_value(ahead[0], prob.n, prob.lam, self.w - step) <= f - self.p.ls_c * slope:
+            self.ahead = ahead
+            return 1.0
+        self.verdict = 2.0
+        ls = SimpleNamespace(**{**vars(self.ls), "alpha_max": self.p.ls_gamma,
+                                "max_backtracks": self.p.max_backtracks - 1})
+        return P.backtracking(self.rt, prob, self.w, step, f, slope, ls)[0]
 
     def step_pp(self):
         """One FedNL-PP iteration (the first also sets every client's g_i, l_i)."""
