@@ -34,7 +34,7 @@ BACKENDS = ("sim", "mpi", "auto")
 
 
 def solve(config, *, backend="sim", workers=None, set=None, output=None, overwrite=False,
-          verbose=0, seed=None):
+          verbose=0, seed=None, data=None):
     """Run ``config`` and return its :class:`~distnewton.record.Result`.
 
     ``config``: a YAML file (path), a dict in the YAML schema (sections
@@ -50,6 +50,10 @@ def solve(config, *, backend="sim", workers=None, set=None, output=None, overwri
     ``output``: also write the HDF5 result file there (default None: no file);
     ``overwrite``: replace an existing one.  ``verbose``: 0 silent, 1 a line
     per iteration and the summary, 2 with bytes.  ``seed``: ``run.seed``.
+    ``data``: ``(X, y)`` in memory (X a numpy array or scipy sparse matrix, y the
+    labels) instead of ``data.train`` (sim backend only; ``data.n_features``,
+    ``positive_labels``, ``partition`` and ``model.fit_intercept`` apply as for a
+    file; the result's dataset is ``<in-memory>`` with the arrays' sha256).
 
     Raises :class:`~distnewton.errors.UserError` (one-line message) for a bad
     config, bad data or bad arguments.
@@ -57,12 +61,21 @@ def solve(config, *, backend="sim", workers=None, set=None, output=None, overwri
     if backend not in BACKENDS:
         raise UserError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
     options = {"run.backend": backend, "run.workers": workers, "run.seed": seed}
+    if data is not None:
+        from .problem import IN_MEMORY
+        if backend != "sim":
+            raise UserError("data: arrays in memory run on the sim backend only (an MPI "
+                            "job reads its data from files: write them with "
+                            "distnewton.data.write_libsvm)")
+        if not (isinstance(data, (tuple, list)) and len(data) == 2):
+            raise UserError("data: expected a pair (X, y)")
+        options["data.train"] = IN_MEMORY
     try:
         cfg = resolve_config(config, set, {k: v for k, v in options.items() if v is not None},
                              output, overwrite)
     except UserError as exc:
         raise joined(exc) from None
-    return run_config(cfg, verbose)
+    return run_config(cfg, verbose, arrays=data)
 
 
 def joined(exc):
@@ -138,11 +151,14 @@ def plain(value):
     return value
 
 
-def run_config(cfg, verbose=0):
+def run_config(cfg, verbose=0, arrays=None):
     """Run a resolved config (backend ``sim`` or ``mpi``): the Result, None on workers."""
     from .run import blas_threads, solve_mpi, solve_sim
     with blas_threads(cfg["run"]["blas_threads"]):
-        done = (solve_sim if cfg["run"]["backend"] == "sim" else solve_mpi)(cfg, verbose)
+        if cfg["run"]["backend"] == "sim":
+            done = solve_sim(cfg, verbose, arrays=arrays)
+        else:
+            done = solve_mpi(cfg, verbose)
     if done is None:                           # an MPI worker
         return None
     return make_result(*done, verbose)

@@ -76,11 +76,32 @@ def keep_rows(parts, per_worker, seed):
     return [np.sort(rng.choice(p, per_worker, replace=False)) for p in parts]
 
 
-def prepare(cfg, n_workers) -> Setup:
-    """Master: read, map and partition the data; every input error is a UserError."""
-    from .data import make_synthetic, map_labels, partition, read_libsvm, write_libsvm
+IN_MEMORY = "<in-memory>"
+
+
+def array_data(X, y):
+    """``distnewton.solve(data=(X, y))``: CSR float64 X and float64 y, checked."""
+    X = sp.csr_matrix(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if X.shape[0] != y.shape[0]:
+        raise UserError(f"data: X has {X.shape[0]} rows but y has {y.shape[0]} labels")
+    if X.shape[0] == 0:
+        raise UserError("data: X has no rows")
+    if not (np.all(np.isfinite(X.data)) and np.all(np.isfinite(y))):
+        raise UserError("data: X and y must be finite (NaN or inf found)")
+    return X, y
+
+
+def prepare(cfg, n_workers, arrays=None) -> Setup:
+    """Master: read, map and partition the data; every input error is a UserError.
+
+    ``arrays``: (X, y) given in memory (the Python API's ``data=``) instead of
+    ``data.train``; ``data.n_features`` pads X with empty columns."""
+    from .data import make_synthetic, map_labels, read_libsvm, write_libsvm
     from .data.registry import resolve_path
     dc, mc = cfg["data"], cfg["model"]
+    if arrays is not None:
+        return prepare_arrays(cfg, n_workers, *arrays)
     if dc["shards"]:
         from .data.split import prepare_shards
         return prepare_shards(cfg, n_workers, load_rows=cfg["run"]["backend"] == "sim")
@@ -104,6 +125,31 @@ def prepare(cfg, n_workers) -> Setup:
         yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=dc["test"],
                            reference=label_map)
         test = (ts.X, yt)
+    return finish_setup(cfg, n_workers, X, y, test, train, file_sha256(train), label_map)
+
+
+def prepare_arrays(cfg, n_workers, X, y):
+    """:func:`prepare` for arrays in memory: the dataset is named ``<in-memory>``
+    and its sha256 is that of X's CSR buffers and y."""
+    from .data import map_labels
+    X, y = array_data(X, y)
+    d = cfg["data"]["n_features"]
+    if d is not None:
+        if d < X.shape[1]:
+            raise UserError(f"data.n_features: {d}, but X has {X.shape[1]} columns")
+        X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], d))
+    y, label_map = map_labels(y, cfg["model"]["loss"], cfg["data"]["positive_labels"],
+                              source="data (y)")
+    h = hashlib.sha256()
+    for a in (X.indptr, X.indices, X.data, y):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return finish_setup(cfg, n_workers, X, y, None, IN_MEMORY, h.hexdigest(), label_map)
+
+
+def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map):
+    """Intercept, partition, the Problem: the part every data source shares."""
+    from .data import partition
+    dc, mc = cfg["data"], cfg["model"]
     if mc["fit_intercept"]:
         X = add_intercept(X)
         if test:
@@ -115,4 +161,4 @@ def prepare(cfg, n_workers) -> Setup:
         n = sum(len(p) for p in parts)
     problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
                       sizes=tuple(len(p) for p in parts))
-    return Setup(X, y, parts, problem, test, train, file_sha256(train), label_map)
+    return Setup(X, y, parts, problem, test, train, sha, label_map)

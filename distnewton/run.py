@@ -105,14 +105,14 @@ class Job:
         return lambda outcome: finish(self, outcome, 0, final=False)
 
 
-def setup_master(cfg, K, resume):
+def setup_master(cfg, K, resume, arrays=None):
     """Master, before any worker computes: every input check (UserError -> exit 2)."""
     from .algorithms import ALGORITHMS
     from .checkpoint import workers_are_stateless
     if cfg["output"]["path"] is not None:
         check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
     inject("load", 0)
-    setup = prepare(cfg, K)
+    setup = prepare(cfg, K, arrays)
     if cfg["model"]["w0"] is not None and resume is None:
         from .model import load_w0
         setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
@@ -145,11 +145,12 @@ def make_shards(setup):
     return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam) for idx in setup.parts]
 
 
-def solve_sim(cfg, verbosity, resume=None):
-    """The run with ``run.workers`` workers simulated in this process: (job, outcome)."""
+def solve_sim(cfg, verbosity, resume=None, arrays=None):
+    """The run with ``run.workers`` workers simulated in this process: (job, outcome).
+    ``arrays``: (X, y) in memory instead of ``data.train`` (the Python API)."""
     from .runtime.sim import SimRuntime
     started = now()
-    setup = setup_master(cfg, cfg["run"]["workers"] or SIM_WORKERS, resume)
+    setup = setup_master(cfg, cfg["run"]["workers"] or SIM_WORKERS, resume, arrays)
     rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
     job = Job(cfg, setup, rt, started)
     outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume,

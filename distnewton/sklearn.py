@@ -1,0 +1,150 @@
+"""scikit-learn estimators over the Python API: :class:`DistNewtonClassifier`
+(L2-regularised logistic regression) and :class:`DistNewtonRegressor` (ridge).
+
+``fit`` runs :func:`distnewton.solve` on the sim backend with ``workers``
+simulated workers and the chosen ``algorithm`` (any name of ``distnewton
+list``, with its parameters in ``params``), on the arrays in memory.  The
+objective is distnewton's, f(w) = (1/n) sum_j l(x_j.w, y_j) + (lam/2)||w||^2
+(``lam="1/n"``: lambda = 1/n, the same minimiser as scikit-learn's
+``LogisticRegression(C=1)`` with ``fit_intercept=False``).  ``fit_intercept``
+appends the constant feature (regularised, as LIBLINEAR does).
+
+More than two classes: one-vs-rest, one binary run per class (``n_iter_``
+and ``rounds_`` per class); ``predict_proba`` normalises the classes'
+sigmoids, as scikit-learn's one-vs-rest logistic regression does.
+(Multinomial logistic regression is not offered.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .api import solve
+
+
+class _DistNewton(BaseEstimator):
+    """Shared by both estimators: the config of one run and the run itself."""
+
+    _loss = ""
+
+    def __init__(self, algorithm="newton", lam="1/n", fit_intercept=True, workers=4,
+                 max_rounds=200, tol=1e-10, params=None, seed=0):
+        self.algorithm = algorithm
+        self.lam = lam
+        self.fit_intercept = fit_intercept
+        self.workers = workers
+        self.max_rounds = max_rounds
+        self.tol = tol
+        self.params = params
+        self.seed = seed
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True            # CSR is distnewton's own format
+        return tags
+
+    def _run(self, X, y):
+        """One distnewton run on (X, y): (w without intercept, intercept, Result)."""
+        cfg = {"model": {"loss": self._loss, "lambda": self.lam,
+                         "fit_intercept": bool(self.fit_intercept)},
+               "algorithm": {"name": self.algorithm, **(self.params or {})},
+               "run": {"max_rounds": int(self.max_rounds), "grad_rtol": float(self.tol),
+                       "seed": int(self.seed)}}
+        workers = max(1, min(int(self.workers), X.shape[0]))
+        r = solve(cfg, workers=workers, data=(X, y))
+        w = np.asarray(r.w, dtype=np.float64)
+        if self.fit_intercept:
+            return w[:-1], float(w[-1]), r
+        return w, 0.0, r
+
+    def _scores(self, X):
+        """X w + b for each fitted coefficient vector."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", reset=False)
+        scores = X @ self.coef_.T + self.intercept_
+        return np.asarray(scores).ravel() if scores.ndim > 1 and scores.shape[1] == 1 \
+            else np.asarray(scores)
+
+
+class DistNewtonClassifier(ClassifierMixin, _DistNewton):
+    """L2-regularised logistic regression trained by a distnewton algorithm.
+
+    Parameters
+    ----------
+    algorithm : a distnewton algorithm name (newton, giant, fednl, ...)
+    lam : lambda, the L2 weight, or "1/n"
+    fit_intercept : append a constant feature (regularised like the others)
+    workers : simulated workers K (at most the number of rows)
+    max_rounds, tol : ``run.max_rounds`` and ``run.grad_rtol``
+    params : the algorithm's parameters (a dict, as in the YAML)
+    seed : ``run.seed``
+
+    Attributes: ``classes_``, ``coef_`` (1 x d, or classes x d), ``intercept_``,
+    ``n_iter_`` and ``rounds_`` (one per binary problem), ``n_features_in_``.
+    """
+
+    _loss = "logistic"
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if self.classes_.size < 2:
+            raise ValueError(f"DistNewtonClassifier needs samples of at least 2 classes; "
+                             f"got 1 class ({self.classes_[0]!r})")
+        targets = self.classes_[1:] if self.classes_.size == 2 else self.classes_
+        coef, icpt, its, rounds = [], [], [], []
+        for c in targets:                        # binary: one run; else one-vs-rest
+            w, b, r = self._run(X, np.where(y == c, 1.0, -1.0))
+            coef.append(w)
+            icpt.append(b)
+            its.append(r.iterations)
+            rounds.append(r.rounds)
+        self.coef_, self.intercept_ = np.array(coef), np.array(icpt)
+        self.n_iter_, self.rounds_ = np.array(its), np.array(rounds)
+        return self
+
+    def decision_function(self, X):
+        """x.w + b: one column per class beyond two, a vector for two classes."""
+        return self._scores(X)
+
+    def predict_proba(self, X):
+        s = self.decision_function(X)
+        if self.classes_.size == 2:
+            p = 1.0 / (1.0 + np.exp(-s))
+            return np.column_stack((1.0 - p, p))
+        p = 1.0 / (1.0 + np.exp(-s))
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        s = self.decision_function(X)
+        if self.classes_.size == 2:
+            return self.classes_[(s > 0).astype(int)]
+        return self.classes_[np.argmax(s, axis=1)]
+
+
+class DistNewtonRegressor(RegressorMixin, _DistNewton):
+    """Ridge regression, f(w) = (1/2n) ||X w - y||^2 + (lam/2) ||w||^2, trained by a
+    distnewton algorithm (parameters as :class:`DistNewtonClassifier`).
+
+    Attributes: ``coef_`` (d,), ``intercept_``, ``n_iter_``, ``rounds_``,
+    ``n_features_in_``.
+    """
+
+    _loss = "ridge"
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=True)
+        w, b, r = self._run(X, y)
+        self.coef_, self.intercept_ = w, b
+        self.n_iter_, self.rounds_ = r.iterations, r.rounds
+        return self
+
+    def predict(self, X):
+        return self._scores(X)
