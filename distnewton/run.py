@@ -128,7 +128,8 @@ def setup_master(cfg, K, resume):
 
 def make_shards(setup):
     p = setup.problem
-    return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam) for idx in setup.parts]
+    return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam, p.free_intercept)
+            for idx in setup.parts]
 
 
 def solve_sim(cfg, verbosity, resume=None):
@@ -222,8 +223,8 @@ def serve_worker(comm, cfg):
             X, y = worker_shard(cfg, rank - 1)
         else:
             X, y = receive_shard(comm)
-        serve(comm, Shard(X, y, problem.loss, problem.lam), cfg["run"]["seed"],
-              algorithm_params(cfg))
+        serve(comm, Shard(X, y, problem.loss, problem.lam, problem.free_intercept),
+              cfg["run"]["seed"], algorithm_params(cfg))
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         abort_on_exception(exc)
 
