@@ -47,6 +47,9 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "loss": Param(STR, "logistic", "objective", choices=("logistic", "ridge")),
         "lambda": Param(FLOAT + STR, "1/n", "L2 weight: a number >= 0 or '1/n'"),
         "fit_intercept": Param(BOOL, False, "append a constant feature 1 (regularised too)"),
+        "regularize_intercept": Param(BOOL, True, "with fit_intercept: false leaves the "
+                                      "intercept out of the L2 penalty (scikit-learn's and "
+                                      "Spark's convention; LIBLINEAR regularises it)"),
         "w0": Param(STR, None, "warm start: a result file (its /model/w) or a .npy vector of "
                     "d weights (d counts the intercept); default zeros", nullable=True),
     },
@@ -268,6 +271,9 @@ def _check_cross(cfg):
             raise UserError(f"model.lambda: must be a number >= 0 or '1/n', got {lam!r}")
     elif lam < 0:
         raise UserError(f"model.lambda: must be >= 0, got {lam}")
+    if not cfg["model"]["regularize_intercept"] and not cfg["model"]["fit_intercept"]:
+        raise UserError("model.regularize_intercept: false needs model.fit_intercept: true "
+                        "(there is no intercept to leave out of the penalty)")
     if cfg["data"]["train"] is None and cfg["data"]["shards"] is None:
         raise UserError("data.train: missing (path of a LIBSVM file)")
     run = cfg["run"]

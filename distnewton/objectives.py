@@ -121,14 +121,18 @@ class Shard:
     y : labels (already mapped to {-1, +1} for logistic)
     loss : ``"logistic"`` or ``"ridge"``
     lam : lambda, the L2 regularisation weight
+    free_intercept : the last column is an intercept left out of the penalty
+        (``model.regularize_intercept: false``); ``penalty`` is then the vector
+        lambda (1, ..., 1, 0), else the number lambda
     """
 
-    def __init__(self, X, y, loss, lam):
+    def __init__(self, X, y, loss, lam, free_intercept=False):
         self.X = sp.csr_matrix(X, dtype=np.float64)
         self.y = np.ascontiguousarray(y, dtype=np.float64)
         self.loss = LOSSES[loss]
         self.lam = float(lam)
         self.n, self.d = self.X.shape
+        self.penalty = penalty_weights(self.lam, self.d, free_intercept)
         self._dense_T = self._XT = self._X2 = None   # _dense_T: X^T as a dense d x n array
         self._pairs = self._triu = None         # hess_upper_sum's (index, x_a x_b, row)
         self._at = self._z = self._D = None     # margins (and curvature) at the last w
@@ -235,20 +239,34 @@ class Shard:
 
     # -- the local objective f_k and its derivatives --------------------
     def local_value(self, w):
-        return self.loss_sum(w) / self.n + 0.5 * self.lam * float(w @ w)
+        return global_value(self.loss_sum(w), self.n, self.penalty, w)
 
     def local_grad(self, w):
-        return self.loss_grad_sum(w)[1] / self.n + self.lam * w
+        return self.loss_grad_sum(w)[1] / self.n + self.penalty * w
 
     def local_hessian(self, w):
         H = self.hess_sum(w) / self.n
-        H[np.diag_indices_from(H)] += self.lam
+        H[np.diag_indices_from(H)] += self.penalty
         return H
 
     def local_hvp_operator(self, w):
         """v -> Hess f_k(w) v, with the curvature weights computed once."""
         D = self.curvature(w)          # never modified in place: safe to keep
-        return lambda v: self.hvp_sum(w, v, D) / self.n + self.lam * v
+        penalty = self.penalty
+        return lambda v: self.hvp_sum(w, v, D) / self.n + penalty * v
+
+
+def penalty_weights(lam, d, free_intercept=False):
+    """The L2 weights of the d coordinates: the number lambda, or with
+    ``free_intercept`` the vector lambda (1, ..., 1, 0) (the intercept, the last
+    column, unpenalised).  Every objective, gradient, Hessian and line search
+    takes the penalty as ``lam * w`` / ``w @ (lam * w)`` / ``H + diag(lam)``, so
+    both forms work in the same code."""
+    if not free_intercept:
+        return float(lam)
+    out = np.full(d, float(lam))
+    out[-1] = 0.0
+    return out
 
 
 #: pairs of non-zeros per shard above which hess_upper_sum uses the dense Hessian
@@ -289,10 +307,13 @@ def _upper_pairs(X):
 
 
 def global_value(loss_sum, n, lam, w):
-    """f(w) from the reduced data term: (1/n) sum_j l_j + (lambda/2)||w||^2."""
+    """f(w) from the reduced data term: (1/n) sum_j l_j + (1/2) w.(lambda w)
+    (``lam``: a number, or per-coordinate weights, :func:`penalty_weights`)."""
+    if np.ndim(lam):
+        return loss_sum / n + 0.5 * float(w @ (lam * w))
     return loss_sum / n + 0.5 * lam * float(w @ w)
 
 
 def regularise(grad_sum, n, lam, w):
-    """grad f(w) = (1/n) sum_j grad l_j + lambda w."""
+    """grad f(w) = (1/n) sum_j grad l_j + lambda w (``lam`` as for global_value)."""
     return grad_sum / n + lam * w

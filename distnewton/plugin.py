@@ -13,7 +13,11 @@ Master side (the algorithm class; one ``step()`` is one iteration):
   direction, line search, check, update; a Newton-type method defines
   ``direction`` (and ``curvature``) only.
 - :class:`Algorithm`: ``self.rt`` (the runtime), ``self.prob`` (:class:`Problem`:
-  ``n``, ``d``, ``lam`` (lambda), ``loss``, ``sizes`` = (n_1, ..., n_K)),
+  ``n``, ``d``, ``lam`` (lambda), ``loss``, ``sizes`` = (n_1, ..., n_K), and
+  ``penalty``, the L2 weights to compute with: lambda, or the vector lambda (1,
+  ..., 1, 0) under ``model.regularize_intercept: false``; a worker's shard has
+  the same ``penalty``; use ``w @ (penalty * w)``, ``penalty * w``, ``H +
+  diag(penalty)``),
   ``self.p`` (the validated parameters), ``self.w`` (the model), ``self.rng``,
   ``self.stalled``; class attributes ``name``, ``params``, ``columns``.
 - ``self.rt.round(task, *down, up=, scatter=, to=)``: one counted communication

@@ -29,6 +29,15 @@ class Problem:
     lam: float          # lambda, the L2 weight
     loss: str           # "logistic" or "ridge"
     sizes: tuple        # n_k for k = 1..K
+    free_intercept: bool = False    # the last column is an unpenalised intercept
+
+    @property
+    def penalty(self):
+        """The L2 weights every objective, gradient and Hessian uses: lambda, or
+        lambda (1, ..., 1, 0) when the intercept is not regularised
+        (:func:`~distnewton.objectives.penalty_weights`).  ``lam`` stays the number."""
+        from .objectives import penalty_weights
+        return penalty_weights(self.lam, self.d, self.free_intercept)
 
 
 def add_intercept(X):
@@ -50,6 +59,12 @@ class Setup:
     sha256: str
     label_map: dict
     w0: np.ndarray | None = None    # model.w0, the warm start (None: zeros)
+
+
+def free_intercept(cfg):
+    """``model.fit_intercept`` with ``model.regularize_intercept: false``."""
+    mc = cfg["model"]
+    return bool(mc["fit_intercept"] and not mc.get("regularize_intercept", True))
 
 
 def lambda_value(cfg, n):
@@ -160,5 +175,5 @@ def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map):
         parts = keep_rows(parts, int(dc["rows_per_worker"]), dc["seed"])
         n = sum(len(p) for p in parts)
     problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
-                      sizes=tuple(len(p) for p in parts))
+                      sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg))
     return Setup(X, y, parts, problem, test, train, sha, label_map)

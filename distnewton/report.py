@@ -99,10 +99,12 @@ def _config(run: Run) -> dict:
 
 def fstar_key(run: Run) -> str:
     a = run.attrs
-    intercept = bool((_config(run).get("model") or {}).get("fit_intercept", False))
+    model = _config(run).get("model") or {}
+    intercept = bool(model.get("fit_intercept", False))
+    free = intercept and not model.get("regularize_intercept", True)
     return (f"{a.get('dataset_sha256', '?')}|{a.get('loss', '?')}|"
             f"lambda={float(a.get('lambda', math.nan))!r}|d={int(a.get('n_features', -1))}|"
-            f"intercept={intercept}")
+            f"intercept={intercept}" + ("|free_intercept" if free else ""))
 
 
 def _read_cache():

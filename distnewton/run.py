@@ -142,7 +142,8 @@ def mpi_workers(cfg, comm):
 
 def make_shards(setup):
     p = setup.problem
-    return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam) for idx in setup.parts]
+    return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam, p.free_intercept)
+            for idx in setup.parts]
 
 
 def solve_sim(cfg, verbosity, resume=None, arrays=None):
@@ -239,8 +240,8 @@ def serve_worker(comm, cfg):
             pairs = [worker_shard(cfg, int(k)) for k in ks]
         else:
             pairs = receive_shards(comm)
-        serve(comm, [Shard(X, y, problem.loss, problem.lam) for X, y in pairs],
-              cfg["run"]["seed"], algorithm_params(cfg), ks=ks)
+        serve(comm, [Shard(X, y, problem.loss, problem.lam, problem.free_intercept)
+                     for X, y in pairs], cfg["run"]["seed"], algorithm_params(cfg), ks=ks)
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         abort_on_exception(exc)
 

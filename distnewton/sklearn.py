@@ -7,7 +7,9 @@ list``, with its parameters in ``params``), on the arrays in memory.  The
 objective is distnewton's, f(w) = (1/n) sum_j l(x_j.w, y_j) + (lam/2)||w||^2
 (``lam="1/n"``: lambda = 1/n, the same minimiser as scikit-learn's
 ``LogisticRegression(C=1)`` with ``fit_intercept=False``).  ``fit_intercept``
-appends the constant feature (regularised, as LIBLINEAR does).
+appends the constant feature, regularised as LIBLINEAR does unless
+``regularize_intercept=False`` (then the minimiser is scikit-learn's with
+``fit_intercept=True``).
 
 More than two classes: one-vs-rest, one binary run per class (``n_iter_``
 and ``rounds_`` per class); ``predict_proba`` normalises the classes'
@@ -30,11 +32,13 @@ class _DistNewton(BaseEstimator):
 
     _loss = ""
 
-    def __init__(self, algorithm="newton", lam="1/n", fit_intercept=True, workers=4,
-                 max_rounds=200, tol=1e-10, params=None, seed=0):
+    def __init__(self, algorithm="newton", lam="1/n", fit_intercept=True,
+                 regularize_intercept=True, workers=4, max_rounds=200, tol=1e-10,
+                 params=None, seed=0):
         self.algorithm = algorithm
         self.lam = lam
         self.fit_intercept = fit_intercept
+        self.regularize_intercept = regularize_intercept
         self.workers = workers
         self.max_rounds = max_rounds
         self.tol = tol
@@ -49,7 +53,8 @@ class _DistNewton(BaseEstimator):
     def _run(self, X, y):
         """One distnewton run on (X, y): (w without intercept, intercept, Result)."""
         cfg = {"model": {"loss": self._loss, "lambda": self.lam,
-                         "fit_intercept": bool(self.fit_intercept)},
+                         "fit_intercept": bool(self.fit_intercept),
+                         "regularize_intercept": bool(self.regularize_intercept)},
                "algorithm": {"name": self.algorithm, **(self.params or {})},
                "run": {"max_rounds": int(self.max_rounds), "grad_rtol": float(self.tol),
                        "seed": int(self.seed)}}
@@ -76,7 +81,9 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
     ----------
     algorithm : a distnewton algorithm name (newton, giant, fednl, ...)
     lam : lambda, the L2 weight, or "1/n"
-    fit_intercept : append a constant feature (regularised like the others)
+    fit_intercept : append a constant feature
+    regularize_intercept : penalise it like the others (LIBLINEAR; default) or not
+        (scikit-learn's and Spark's convention: ``model.regularize_intercept``)
     workers : simulated workers K (at most the number of rows)
     max_rounds, tol : ``run.max_rounds`` and ``run.grad_rtol``
     params : the algorithm's parameters (a dict, as in the YAML)

@@ -86,3 +86,12 @@ def test_works_in_grid_search():
                                                  ["newton", "giant"]}, cv=3).fit(X, y)
     assert len(grid.cv_results_["mean_test_score"]) == 4
     assert grid.best_params_["lam"] == 1e-4 and grid.best_score_ > 0.8
+
+
+def test_an_unregularised_intercept_equals_sklearns_fit_intercept():
+    X, y = blobs()
+    X = X + 1.5                                        # an intercept that matters
+    est = DistNewtonClassifier(regularize_intercept=False, tol=1e-14).fit(X, y)
+    ref = LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-12).fit(X, y)
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(est.intercept_, ref.intercept_, rtol=1e-7, atol=1e-9)

@@ -87,7 +87,7 @@ def _hessian_upper(ctx, comp, w):
     """Upper triangle of Hess f_i(w) = (1/n_i) X^T D X + lambda I."""
     shard = ctx.shard
     h = shard.hess_upper_sum(w) / shard.n
-    h[comp.diagonal] += shard.lam
+    h[comp.diagonal] += shard.penalty        # lambda (0 for a free intercept)
     return h
 
 
@@ -281,7 +281,7 @@ class FedNL(Algorithm):
         step = self.direction(g, 0.0 if np.isnan(gap) else gap)
         a = 1.0
         if p.line_search:
-            f = P.global_value(fsum, prob.n, prob.lam, self.w)
+            f = P.global_value(fsum, prob.n, prob.penalty, self.w)
             a = self.line_search(f, g, step) if p.ls_ahead else \
                 P.backtracking(rt, prob, self.w, step, f, float(step @ g), self.ls)[0]
             if a == 0.0:
@@ -295,7 +295,7 @@ class FedNL(Algorithm):
         """h0 local: the exact local Hessians at x_0 and the gradient, one reduction."""
         prob, d = self.prob, self.prob.d
         out = self.rt.round("fednl.init", self.w, self.info(), up=1 + d + self.comp.D)
-        g = P.regularise(out[1:1 + d], prob.n, prob.lam, self.w)
+        g = P.regularise(out[1:1 + d], prob.n, prob.penalty, self.w)
         self.H = self.comp.symmetric(out[1 + d:] / prob.n)
         return out[0], g, (0.0 if self.option == 2 else np.nan), np.zeros_like(self.H)
 
@@ -314,7 +314,7 @@ class FedNL(Algorithm):
         replies = rt.round("fednl.round", x, info, up=up)
         o = int(p.line_search)
         fsum = sum(r[0] for r in replies) if p.line_search else 0.0
-        g = P.regularise(sum(r[o:o + d] for r in replies), prob.n, prob.lam, x)
+        g = P.regularise(sum(r[o:o + d] for r in replies), prob.n, prob.penalty, x)
         gap = float(sum(wi * r[o + d] for wi, r in zip(self.weights, replies))) \
             if self.option == 2 else np.nan
         return fsum, g, gap, self.messages_sum(replies, head, range(rt.K), t)
@@ -327,7 +327,7 @@ class FedNL(Algorithm):
         in line-search rounds.  The iterates are those of the plain line search."""
         prob, slope = self.prob, float(step @ g)
         ahead = self.gather(self.w - step, self.t + 1, trial=True)
-        if P.global_value(ahead[0], prob.n, prob.lam, self.w - step) <= f - self.p.ls_c * slope:
+        if P.global_value(ahead[0], prob.n, prob.penalty, self.w - step) <= f - self.p.ls_c * slope:
             self.ahead = ahead
             return 1.0
         self.verdict = 2.0

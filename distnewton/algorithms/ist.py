@@ -162,13 +162,13 @@ def local_steps(ctx, z, idx, scale, phi):
     The data part of grad F_i is (n_i/|B|) s_B(z) (:func:`.minibatch.grad_sum`) on
     the whole shard or ``batch`` rows drawn from the worker's stream."""
     p, shard = ctx.params, ctx.shard
-    n_i, lam = shard.n, shard.lam
+    n_i, lam = shard.n, shard.penalty
     for _ in range(p.local_steps):
         rows = sample_rows(ctx.rng, n_i, p.batch)         # None: the whole shard
         gs = grad_sum(shard.loss, z, rows_of(shard, rows))
         if rows is not None:                                # (n_i/|B|) s_B(z)
             gs = gs * (n_i / len(rows))
-        z[idx] -= phi * scale * (gs[idx] + n_i * lam * z[idx])
+        z[idx] -= phi * scale * (gs[idx] + n_i * (lam[idx] if np.ndim(lam) else lam) * z[idx])
     return z[idx]
 
 
@@ -284,7 +284,7 @@ class IST(Algorithm):
         colsq = np.vstack(self.rt.round("ist.colsq", up=[prob.d] * K))
         kappa = CURVATURE_BOUND[prob.loss]
         sizes = np.asarray(prob.sizes, dtype=float)[:, None]
-        self.diag = (K / prob.n) * (kappa * colsq + sizes * prob.lam)
+        self.diag = (K / prob.n) * (kappa * colsq + sizes * prob.penalty)
 
     def _analyse(self):
         prob, p, K, d = self.prob, self.p, self.rt.K, self.prob.d
@@ -295,7 +295,7 @@ class IST(Algorithm):
             out = self.rt.round("ist.quadratic", up=[d * d + d] * K)
         Ls, bs = [], []
         for o, n_i in zip(out, prob.sizes):
-            Ls.append((K / prob.n) * (o[:d * d].reshape(d, d) + n_i * prob.lam * np.eye(d)))
+            Ls.append((K / prob.n) * (o[:d * d].reshape(d, d) + n_i * prob.penalty * np.eye(d)))
             bs.append((K / prob.n) * o[d * d:])
         try:
             res = quadratic_analysis(Ls, bs, p.sketch, p.gamma, p.p)

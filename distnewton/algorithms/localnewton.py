@@ -65,7 +65,7 @@ def _local_steps(ctx, w_bar, L):
 def local_round(rt, prob, w_bar, L):
     """One LocalNewton round: returns (f(w_bar), new w_bar).  1 round."""
     out = rt.round("localnewton.local", w_bar, [float(L)], up=prob.d + 1)
-    return P.global_value(out[0], prob.n, prob.lam, w_bar), out[1:] / prob.n
+    return P.global_value(out[0], prob.n, prob.penalty, w_bar), out[1:] / prob.n
 
 
 class LocalNewton(Algorithm):

@@ -66,7 +66,7 @@ def sgd(shard, w, rng, state, steps, lr, decay=0.0, batch=1, precondition=None):
     state.setdefault("pos", shard.n)
     state.setdefault("t", 0)
     for B in batches(shard, rng, state, min(batch, shard.n), steps):
-        g = stochastic_grad(shard.loss, shard.lam, w, *B)
+        g = stochastic_grad(shard.loss, shard.penalty, w, *B)
         eta = lr / (1.0 + decay * state["t"])
         w -= eta * (g if precondition is None else precondition(g, w, B))
         state["t"] += 1

@@ -25,7 +25,7 @@ def _loss_grad(ctx, w):
 def loss_grad(rt, prob, w):
     """f(w), grad f(w).  1 round: d floats down, d + 1 up per worker."""
     out = rt.round("loss_grad", w, up=prob.d + 1)
-    return global_value(out[0], prob.n, prob.lam, w), regularise(out[1:], prob.n, prob.lam, w)
+    return global_value(out[0], prob.n, prob.penalty, w), regularise(out[1:], prob.n, prob.penalty, w)
 
 
 @worker_task("loss_grad_hess")
@@ -39,8 +39,8 @@ def loss_grad_hess(rt, prob, w):
     d = prob.d
     out = rt.round("loss_grad_hess", w, up=1 + d + d * d)
     H = out[1 + d:].reshape(d, d) / prob.n
-    H[np.diag_indices(d)] += prob.lam
-    return (global_value(out[0], prob.n, prob.lam, w), regularise(out[1:1 + d], prob.n, prob.lam, w), H)
+    H[np.diag_indices(d)] += prob.penalty
+    return (global_value(out[0], prob.n, prob.penalty, w), regularise(out[1:1 + d], prob.n, prob.penalty, w), H)
 
 
 @worker_task("loss_grad.hold")
@@ -59,9 +59,9 @@ def loss_grad_hold(rt, prob, w, diag=False):
     """
     d = prob.d
     out = rt.round("loss_grad.hold", w, [float(diag)], up=(2 * d + 1) if diag else d + 1)
-    f = global_value(out[0], prob.n, prob.lam, w)
-    g = regularise(out[1:1 + d], prob.n, prob.lam, w)
-    return f, g, (out[1 + d:] / prob.n + prob.lam) if diag else None
+    f = global_value(out[0], prob.n, prob.penalty, w)
+    g = regularise(out[1:1 + d], prob.n, prob.penalty, w)
+    return f, g, (out[1 + d:] / prob.n + prob.penalty) if diag else None
 
 
 def _fingerprint(w):
@@ -83,7 +83,7 @@ def hvp(rt, prob, w, v):
     workers check against the w they hold with their curvature weights
     l''(x_j.w) from that round), d up per worker.
     """
-    return rt.round("hvp", v, _fingerprint(w), up=prob.d) / prob.n + prob.lam * v
+    return rt.round("hvp", v, _fingerprint(w), up=prob.d) / prob.n + prob.penalty * v
 
 
 @worker_task("line_losses")
@@ -128,7 +128,7 @@ def backtracking(rt, prob, w, p, f, slope, ls):
     """
     def losses(steps):
         return rt.round("line_losses", w, p, steps, up=len(steps))
-    return armijo(losses, prob.n, prob.lam, w, p, f, slope, ls, ls.ls_steps)
+    return armijo(losses, prob.n, prob.penalty, w, p, f, slope, ls, ls.ls_steps)
 
 
 def local_backtracking(shard, w, p, g, ls):
@@ -136,7 +136,7 @@ def local_backtracking(shard, w, p, g, ls):
     trial steps in one pass over the shard; returns alpha (0 if none passes)."""
     def losses(steps):
         return shard.line_losses(w, p, steps)
-    return armijo(losses, shard.n, shard.lam, w, p, shard.local_value(w), float(p @ g), ls,
+    return armijo(losses, shard.n, shard.penalty, w, p, shard.local_value(w), float(p @ g), ls,
                   ls.max_backtracks)[0]
 
 

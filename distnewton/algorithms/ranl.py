@@ -99,7 +99,7 @@ def local_gradient(shard, z, rows=None):
     """grad F_k(z) on ``rows`` (the whole shard when None): mean of grad l_j + lambda z."""
     if rows is None:
         return shard.local_grad(z)
-    return mean_grad(shard.loss, shard.lam, z, rows_of(shard, rows))
+    return mean_grad(shard.loss, shard.penalty, z, rows_of(shard, rows))
 
 
 @worker_task("ranl.hessian")
@@ -202,7 +202,7 @@ class RANL(NewtonType):
         prob, d = self.prob, self.prob.d
         S = self.rt.round("ranl.hessian", w, up=d * d).reshape(d, d) / prob.n
         H = 0.5 * (S + S.T)
-        H[np.diag_indices(d)] += prob.lam
+        H[np.diag_indices(d)] += prob.penalty
         import scipy.linalg as sla
         evals, V = sla.eigh(H)
         M = (V * np.maximum(evals, self.mu)) @ V.T
@@ -239,7 +239,7 @@ class RANL(NewtonType):
                                    "coverage_mean": float(cover.mean()),
                                    "hessian_computed": hess})
         if extra:
-            it.f = P.global_value(sum(float(r[0]) for r in replies), prob.n, prob.lam, self.w)
+            it.f = P.global_value(sum(float(r[0]) for r in replies), prob.n, prob.penalty, self.w)
         if p.safeguard == "damping" and not it.f <= self.f_acc:     # reject x_t
             self.eta_t *= 0.5
             if self.eta_t < p.eta * 0.5 ** p.max_backtracks:

@@ -144,7 +144,7 @@ def statistic(rule, shard, w, g, B, rng):
     """The scaling's sample at w on mini-batch B: g (.) g, or v (.) H_B(w) v."""
     if rule == "oasis":
         v = rademacher(rng, len(w))
-        return v * batch_hvp(shard.loss, shard.lam, w, v, *B)
+        return v * batch_hvp(shard.loss, shard.penalty, w, v, *B)
     return g * g
 
 
@@ -208,7 +208,7 @@ def _stat(ctx, w):
     st.setdefault("pos", shard.n)
     st.setdefault("t", 0)
     B = next(batches(shard, ctx.rng, st, min(p.batch, shard.n), 1))
-    g = stochastic_grad(shard.loss, shard.lam, np.array(w), *B)
+    g = stochastic_grad(shard.loss, shard.penalty, np.array(w), *B)
     return shard.n * statistic(p.scaling, shard, np.array(w), g, B, ctx.rng)
 
 

@@ -177,7 +177,7 @@ def prepare_shards(cfg, n_workers, load_rows):
     """
     from distnewton.data import map_labels, read_libsvm
     from distnewton.data.registry import resolve_path
-    from distnewton.problem import Problem, Setup, lambda_value
+    from distnewton.problem import Problem, Setup, free_intercept, lambda_value
     key = "data.shards"
     dc, mc = cfg["data"], cfg["model"]
     folder = dc["shards"]
@@ -209,5 +209,5 @@ def prepare_shards(cfg, n_workers, load_rows):
         test = (add_intercept(ts.X) if mc["fit_intercept"] else ts.X, yt)
     n = m["n_samples"]
     problem = Problem(n=n, d=d_total, lam=lambda_value(cfg, n), loss=mc["loss"],
-                      sizes=tuple(m["sizes"]))
+                      sizes=tuple(m["sizes"]), free_intercept=free_intercept(cfg))
     return Setup(X, y, parts, problem, test, str(folder), m["source_sha256"], mapping)
