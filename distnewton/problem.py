@@ -30,6 +30,7 @@ class Problem:
     loss: str           # "logistic" or "ridge"
     sizes: tuple        # n_k for k = 1..K
     free_intercept: bool = False    # the last column is an unpenalised intercept
+    weighted: bool = False          # rows carry weights (data.weights, model.class_weight)
 
     @property
     def penalty(self):
@@ -59,6 +60,7 @@ class Setup:
     sha256: str
     label_map: dict
     w0: np.ndarray | None = None    # model.w0, the warm start (None: zeros)
+    weights: np.ndarray | None = None   # per-row weights s_j (None: unweighted)
 
 
 def free_intercept(cfg):
@@ -100,6 +102,8 @@ def prepare(cfg, n_workers) -> Setup:
         write_libsvm(train, X, y)
     ds = read_libsvm(train, n_features=dc["n_features"], zero_based=dc["zero_based"])
     y, label_map = map_labels(ds.y, mc["loss"], dc["positive_labels"], source=train)
+    from .weights import row_weights
+    weights = row_weights(cfg, ds.y, y, label_map)
     X = ds.X
     test = None
     if dc["test"]:
@@ -115,5 +119,7 @@ def prepare(cfg, n_workers) -> Setup:
     n, d = X.shape
     parts = partition(y, n_workers, dc["partition"], seed=dc["seed"], alpha=dc["partition_alpha"])
     problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
-                      sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg))
-    return Setup(X, y, parts, problem, test, train, file_sha256(train), label_map)
+                      sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
+                      weighted=weights is not None)
+    return Setup(X, y, parts, problem, test, train, file_sha256(train), label_map,
+                 weights=weights)

@@ -128,8 +128,9 @@ def setup_master(cfg, K, resume):
 
 def make_shards(setup):
     p = setup.problem
-    return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam, p.free_intercept)
-            for idx in setup.parts]
+    s = setup.weights
+    return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam, p.free_intercept,
+                  weights=None if s is None else s[idx]) for idx in setup.parts]
 
 
 def solve_sim(cfg, verbosity, resume=None):
@@ -221,9 +222,10 @@ def serve_worker(comm, cfg):
         if cfg["data"]["shards"]:              # pre-split: read only this rank's part
             from .data.split import worker_shard
             X, y = worker_shard(cfg, rank - 1)
+            s = None
         else:
-            X, y = receive_shard(comm)
-        serve(comm, Shard(X, y, problem.loss, problem.lam, problem.free_intercept),
+            X, y, s = receive_shard(comm, problem.weighted)
+        serve(comm, Shard(X, y, problem.loss, problem.lam, problem.free_intercept, weights=s),
               cfg["run"]["seed"], algorithm_params(cfg))
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         abort_on_exception(exc)
@@ -252,8 +254,8 @@ def master_job(comm, cfg, setup, started):
     from .runtime.mpi import MPIRuntime, send_shards
     comm.bcast((cfg, setup.problem), root=0)
     setup_bytes = (0 if cfg["data"]["shards"]
-                   else send_shards(comm, setup.X, setup.y, setup.parts))
-    setup.X = setup.y = None                   # rank 0 keeps no rows
+                   else send_shards(comm, setup.X, setup.y, setup.parts, setup.weights))
+    setup.X = setup.y = setup.weights = None   # rank 0 keeps no rows
     return Job(cfg, setup, MPIRuntime(comm), started, library_line(MPI.Get_library_version),
                setup_bytes)
 

@@ -324,8 +324,9 @@ def serve(comm, shard, seed, params=None):
 
 
 # -- distributing the shards (setup, counted apart from the algorithm) -----
-def send_shards(comm, X, y, parts):
-    """Master: give worker k the rows parts[k] of (X, y) as CSR buffers.
+def send_shards(comm, X, y, parts, weights=None):
+    """Master: give worker k the rows parts[k] of (X, y) (and of the row
+    ``weights`` when given) as CSR buffers.
 
     Returns the bytes sent.  Only rank 0 ever holds the whole matrix.
     """
@@ -350,16 +351,19 @@ def send_shards(comm, X, y, parts):
     scatterv([p.indices for p in pieces], np.int64, MPI.INT64_T)
     scatterv([p.data for p in pieces], np.float64, MPI.DOUBLE)
     scatterv([y[idx] for idx in parts], np.float64, MPI.DOUBLE)
+    if weights is not None:
+        scatterv([weights[idx] for idx in parts], np.float64, MPI.DOUBLE)
     return sent
 
 
-def receive_shard(comm):
-    """Worker: receive this rank's (X, y) from :func:`send_shards`."""
+def receive_shard(comm, weighted=False):
+    """Worker: receive this rank's (X, y, weights or None) from :func:`send_shards`."""
     meta = np.empty(3, np.int64)
     comm.Scatter(None, meta, root=0)
     n, nnz, d = (int(v) for v in meta)
     indptr, indices = np.empty(n + 1, np.int64), np.empty(nnz, np.int64)
     data, y = np.empty(nnz), np.empty(n)
-    for buf in (indptr, indices, data, y):
+    s = np.empty(n) if weighted else None
+    for buf in (indptr, indices, data, y) + ((s,) if weighted else ()):
         comm.Scatterv(None, buf, root=0)
-    return sp.csr_matrix((data, indices, indptr), shape=(n, d)), y
+    return sp.csr_matrix((data, indices, indptr), shape=(n, d)), y, s
