@@ -50,8 +50,9 @@ def solve(config, *, backend="sim", workers=None, set=None, output=None, overwri
     ``output``: also write the HDF5 result file there (default None: no file);
     ``overwrite``: replace an existing one.  ``verbose``: 0 silent, 1 a line
     per iteration and the summary, 2 with bytes.  ``seed``: ``run.seed``.
-    ``data``: ``(X, y)`` in memory (X a numpy array or scipy sparse matrix, y the
-    labels) instead of ``data.train`` (sim backend only; ``data.n_features``,
+    ``data``: ``(X, y)`` or ``(X, y, sample_weight)`` in memory (X a numpy array or
+    scipy sparse matrix, y the labels, the rows' weights as ``data.weights``)
+    instead of ``data.train`` (sim backend only; ``data.n_features``,
     ``positive_labels``, ``partition`` and ``model.fit_intercept`` apply as for a
     file; the result's dataset is ``<in-memory>`` with the arrays' sha256).
 
@@ -67,8 +68,8 @@ def solve(config, *, backend="sim", workers=None, set=None, output=None, overwri
             raise UserError("data: arrays in memory run on the sim backend only (an MPI "
                             "job reads its data from files: write them with "
                             "distnewton.data.write_libsvm)")
-        if not (isinstance(data, (tuple, list)) and len(data) == 2):
-            raise UserError("data: expected a pair (X, y)")
+        if not (isinstance(data, (tuple, list)) and len(data) in (2, 3)):
+            raise UserError("data: expected (X, y) or (X, y, sample_weight)")
         options["data.train"] = IN_MEMORY
     try:
         cfg = resolve_config(config, set, {k: v for k, v in options.items() if v is not None},

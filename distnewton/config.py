@@ -40,6 +40,8 @@ SCHEMA: dict[str, dict[str, Param]] = {
                                  "the rows beyond workers x rows are left out)",
                                  check=positive, nullable=True),
         "seed": Param(INT, 0, "seed of the partition (and of synthetic data)"),
+        "weights": Param(STR, None, "per-row sample weights: a text file with one number "
+                         ">= 0 per training row (sharded with the rows)", nullable=True),
         "synth": Param((dict,), None, "generate `train` with these make_synthetic arguments "
                        "if the file does not exist", nullable=True),
     },
@@ -50,6 +52,8 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "regularize_intercept": Param(BOOL, True, "with fit_intercept: false leaves the "
                                       "intercept out of the L2 penalty (scikit-learn's and "
                                       "Spark's convention; LIBLINEAR regularises it)"),
+        "class_weight": Param(STR + (dict,), None, "logistic: 'balanced' or {label: weight} "
+                              "(multiplies data.weights)", nullable=True),
         "w0": Param(STR, None, "warm start: a result file (its /model/w) or a .npy vector of "
                     "d weights (d counts the intercept); default zeros", nullable=True),
     },
@@ -274,6 +278,13 @@ def _check_cross(cfg):
     if not cfg["model"]["regularize_intercept"] and not cfg["model"]["fit_intercept"]:
         raise UserError("model.regularize_intercept: false needs model.fit_intercept: true "
                         "(there is no intercept to leave out of the penalty)")
+    cw = cfg["model"]["class_weight"]
+    if isinstance(cw, str) and cw != "balanced":
+        raise UserError(f"model.class_weight: must be 'balanced' or a mapping {{label: weight}}, "
+                        f"got {cw!r}")
+    if cfg["data"]["shards"] and (cfg["data"]["weights"] or cw is not None):
+        key = "data.weights" if cfg["data"]["weights"] else "model.class_weight"
+        raise UserError(f"{key}: not supported with data.shards (yet): give data.train")
     if cfg["data"]["train"] is None and cfg["data"]["shards"] is None:
         raise UserError("data.train: missing (path of a LIBSVM file)")
     run = cfg["run"]

@@ -124,15 +124,18 @@ class Shard:
     free_intercept : the last column is an intercept left out of the penalty
         (``model.regularize_intercept: false``); ``penalty`` is then the vector
         lambda (1, ..., 1, 0), else the number lambda
+    weights : per-row weights s_j >= 0 (``data.weights``, ``model.class_weight``),
+        or None; every sum over rows is then sum_j s_j (...) (:mod:`distnewton.weights`)
     """
 
-    def __init__(self, X, y, loss, lam, free_intercept=False):
+    def __init__(self, X, y, loss, lam, free_intercept=False, weights=None):
         self.X = sp.csr_matrix(X, dtype=np.float64)
         self.y = np.ascontiguousarray(y, dtype=np.float64)
         self.loss = LOSSES[loss]
         self.lam = float(lam)
         self.n, self.d = self.X.shape
         self.penalty = penalty_weights(self.lam, self.d, free_intercept)
+        self.s = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
         self._dense_T = self._XT = self._X2 = None   # _dense_T: X^T as a dense d x n array
         self._pairs = self._triu = None         # hess_upper_sum's (index, x_a x_b, row)
         self._at = self._z = self._D = None     # margins (and curvature) at the last w
@@ -170,19 +173,24 @@ class Shard:
         """D = l''(x_j.w) for every row (remembered with the margins)."""
         z = self.margins(w)
         if self._D is None:
-            self._D = self.loss.deriv2(z, self.y)
+            self._D = self.weigh(self.loss.deriv2(z, self.y))
         return self._D
+
+    def weigh(self, per_row):
+        """``per_row`` times the row weights s_j (unchanged without weights)."""
+        return per_row if self.s is None else per_row * self.s
 
     def loss_sum(self, w, z=None):
         z = self.margins(w) if z is None else z
-        return float(self.loss.value(z, self.y).sum())
+        return float(self.weigh(self.loss.value(z, self.y)).sum())
 
     def loss_grad_sum(self, w):
         """(sum_j l_j, sum_j grad l_j) in one pass over the rows (the curvature
         l''_j at w comes from the same exponentials and is remembered)."""
         z = self.margins(w)
-        value, deriv, self._D = self.loss.parts(z, self.y)
-        return float(value.sum()), self._tmul(deriv)
+        value, deriv, D = self.loss.parts(z, self.y)
+        self._D = self.weigh(D)
+        return float(self.weigh(value).sum()), self._tmul(self.weigh(deriv))
 
     def hess_sum(self, w):
         """sum_j l''_j x_j x_j^T = X^T D X as a dense d x d array.
@@ -235,7 +243,7 @@ class Shard:
     def line_losses(self, w, p, steps):
         """sum_j l(x_j.(w - a p)) for every a in ``steps``: one pass for Xw, Xp."""
         z, u = self.margins(w), self._mul(p)
-        return np.array([self.loss.value(z - a * u, self.y).sum() for a in steps])
+        return np.array([self.weigh(self.loss.value(z - a * u, self.y)).sum() for a in steps])
 
     # -- the local objective f_k and its derivatives --------------------
     def local_value(self, w):

@@ -17,7 +17,8 @@ Master side (the algorithm class; one ``step()`` is one iteration):
   ``penalty``, the L2 weights to compute with: lambda, or the vector lambda (1,
   ..., 1, 0) under ``model.regularize_intercept: false``; a worker's shard has
   the same ``penalty``; use ``w @ (penalty * w)``, ``penalty * w``, ``H +
-  diag(penalty)``),
+  diag(penalty)``; a shard's rows may carry weights ``shard.s``: take sums over
+  rows through ``shard.weigh(per_row)`` or the Shard's own sums),
   ``self.p`` (the validated parameters), ``self.w`` (the model), ``self.rng``,
   ``self.stalled``; class attributes ``name``, ``params``, ``columns``.
 - ``self.rt.round(task, *down, up=, scatter=, to=)``: one counted communication

@@ -30,6 +30,7 @@ class Problem:
     loss: str           # "logistic" or "ridge"
     sizes: tuple        # n_k for k = 1..K
     free_intercept: bool = False    # the last column is an unpenalised intercept
+    weighted: bool = False          # rows carry weights (data.weights, model.class_weight)
 
     @property
     def penalty(self):
@@ -59,6 +60,7 @@ class Setup:
     sha256: str
     label_map: dict
     w0: np.ndarray | None = None    # model.w0, the warm start (None: zeros)
+    weights: np.ndarray | None = None   # per-row weights s_j (None: unweighted)
 
 
 def free_intercept(cfg):
@@ -132,6 +134,8 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
         write_libsvm(train, X, y)
     ds = read_libsvm(train, n_features=dc["n_features"], zero_based=dc["zero_based"])
     y, label_map = map_labels(ds.y, mc["loss"], dc["positive_labels"], source=train)
+    from .weights import row_weights
+    weights = row_weights(cfg, ds.y, y, label_map)
     X = ds.X
     test = None
     if dc["test"]:
@@ -140,28 +144,37 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
         yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=dc["test"],
                            reference=label_map)
         test = (ts.X, yt)
-    return finish_setup(cfg, n_workers, X, y, test, train, file_sha256(train), label_map)
+    return finish_setup(cfg, n_workers, X, y, test, train, file_sha256(train), label_map,
+                        weights)
 
 
-def prepare_arrays(cfg, n_workers, X, y):
+def prepare_arrays(cfg, n_workers, X, y, sample_weight=None):
     """:func:`prepare` for arrays in memory: the dataset is named ``<in-memory>``
-    and its sha256 is that of X's CSR buffers and y."""
+    and its sha256 is that of X's CSR buffers and y (and the sample weights)."""
     from .data import map_labels
-    X, y = array_data(X, y)
+    from .weights import row_weights
+    X, raw = array_data(X, y)
     d = cfg["data"]["n_features"]
     if d is not None:
         if d < X.shape[1]:
             raise UserError(f"data.n_features: {d}, but X has {X.shape[1]} columns")
         X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], d))
-    y, label_map = map_labels(y, cfg["model"]["loss"], cfg["data"]["positive_labels"],
+    y, label_map = map_labels(raw, cfg["model"]["loss"], cfg["data"]["positive_labels"],
                               source="data (y)")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64).ravel()
+        if sample_weight.shape != y.shape or not np.all(np.isfinite(sample_weight)) \
+                or np.any(sample_weight < 0):
+            raise UserError(f"data: sample weights must be {y.size} finite numbers >= 0")
+    weights = row_weights(cfg, raw, y, label_map, sample=sample_weight)
     h = hashlib.sha256()
-    for a in (X.indptr, X.indices, X.data, y):
+    for a in (X.indptr, X.indices, X.data, y) + (() if weights is None else (weights,)):
         h.update(np.ascontiguousarray(a).tobytes())
-    return finish_setup(cfg, n_workers, X, y, None, IN_MEMORY, h.hexdigest(), label_map)
+    return finish_setup(cfg, n_workers, X, y, None, IN_MEMORY, h.hexdigest(), label_map,
+                        weights)
 
 
-def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map):
+def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None):
     """Intercept, partition, the Problem: the part every data source shares."""
     from .data import partition
     dc, mc = cfg["data"], cfg["model"]
@@ -175,5 +188,6 @@ def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map):
         parts = keep_rows(parts, int(dc["rows_per_worker"]), dc["seed"])
         n = sum(len(p) for p in parts)
     problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
-                      sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg))
-    return Setup(X, y, parts, problem, test, train, sha, label_map)
+                      sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
+                      weighted=weights is not None)
+    return Setup(X, y, parts, problem, test, train, sha, label_map, weights=weights)

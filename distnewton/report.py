@@ -98,13 +98,15 @@ def _config(run: Run) -> dict:
 
 
 def fstar_key(run: Run) -> str:
+    from .weights import weights_key
     a = run.attrs
     model = _config(run).get("model") or {}
     intercept = bool(model.get("fit_intercept", False))
     free = intercept and not model.get("regularize_intercept", True)
     return (f"{a.get('dataset_sha256', '?')}|{a.get('loss', '?')}|"
             f"lambda={float(a.get('lambda', math.nan))!r}|d={int(a.get('n_features', -1))}|"
-            f"intercept={intercept}" + ("|free_intercept" if free else ""))
+            f"intercept={intercept}" + ("|free_intercept" if free else "")
+            + weights_key(_config(run)))
 
 
 def _read_cache():

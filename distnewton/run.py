@@ -142,8 +142,9 @@ def mpi_workers(cfg, comm):
 
 def make_shards(setup):
     p = setup.problem
-    return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam, p.free_intercept)
-            for idx in setup.parts]
+    s = setup.weights
+    return [Shard(setup.X[idx], setup.y[idx], p.loss, p.lam, p.free_intercept,
+                  weights=None if s is None else s[idx]) for idx in setup.parts]
 
 
 def solve_sim(cfg, verbosity, resume=None, arrays=None):
@@ -237,11 +238,11 @@ def serve_worker(comm, cfg):
         ks = host_blocks(len(problem.sizes), comm.Get_size() - 1)[rank - 1]
         if cfg["data"]["shards"]:              # pre-split: read only this rank's parts
             from .data.split import worker_shard
-            pairs = [worker_shard(cfg, int(k)) for k in ks]
+            pairs = [(*worker_shard(cfg, int(k)), None) for k in ks]
         else:
-            pairs = receive_shards(comm)
-        serve(comm, [Shard(X, y, problem.loss, problem.lam, problem.free_intercept)
-                     for X, y in pairs], cfg["run"]["seed"], algorithm_params(cfg), ks=ks)
+            pairs = receive_shards(comm, problem.weighted)
+        serve(comm, [Shard(X, y, problem.loss, problem.lam, problem.free_intercept, weights=s)
+                     for X, y, s in pairs], cfg["run"]["seed"], algorithm_params(cfg), ks=ks)
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         abort_on_exception(exc)
 
@@ -270,8 +271,9 @@ def master_job(comm, cfg, setup, started):
     comm.bcast((cfg, setup.problem), root=0)
     rt = MPIRuntime(comm, len(setup.problem.sizes))
     setup_bytes = (0 if cfg["data"]["shards"]
-                   else send_shards(comm, setup.X, setup.y, setup.parts, rt.hosts))
-    setup.X = setup.y = None                   # rank 0 keeps no rows
+                   else send_shards(comm, setup.X, setup.y, setup.parts, rt.hosts,
+                                    setup.weights))
+    setup.X = setup.y = setup.weights = None   # rank 0 keeps no rows
     return Job(cfg, setup, rt, started, library_line(MPI.Get_library_version),
                setup_bytes)
 

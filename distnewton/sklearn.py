@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .api import solve
 
@@ -50,7 +50,7 @@ class _DistNewton(BaseEstimator):
         tags.input_tags.sparse = True            # CSR is distnewton's own format
         return tags
 
-    def _run(self, X, y):
+    def _run(self, X, y, sample_weight=None):
         """One distnewton run on (X, y): (w without intercept, intercept, Result)."""
         cfg = {"model": {"loss": self._loss, "lambda": self.lam,
                          "fit_intercept": bool(self.fit_intercept),
@@ -59,7 +59,8 @@ class _DistNewton(BaseEstimator):
                "run": {"max_rounds": int(self.max_rounds), "grad_rtol": float(self.tol),
                        "seed": int(self.seed)}}
         workers = max(1, min(int(self.workers), X.shape[0]))
-        r = solve(cfg, workers=workers, data=(X, y))
+        data = (X, y) if sample_weight is None else (X, y, sample_weight)
+        r = solve(cfg, workers=workers, data=data)
         w = np.asarray(r.w, dtype=np.float64)
         if self.fit_intercept:
             return w[:-1], float(w[-1]), r
@@ -95,9 +96,12 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
 
     _loss = "logistic"
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
+        """``sample_weight``: per-row weights (the loss stays averaged over n, so
+        lam = 1/n is scikit-learn's C = 1 with the same weights)."""
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
         check_classification_targets(y)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         self.classes_ = np.unique(y)
         if self.classes_.size < 2:
             raise ValueError(f"DistNewtonClassifier needs samples of at least 2 classes; "
@@ -105,7 +109,7 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
         targets = self.classes_[1:] if self.classes_.size == 2 else self.classes_
         coef, icpt, its, rounds = [], [], [], []
         for c in targets:                        # binary: one run; else one-vs-rest
-            w, b, r = self._run(X, np.where(y == c, 1.0, -1.0))
+            w, b, r = self._run(X, np.where(y == c, 1.0, -1.0), sample_weight)
             coef.append(w)
             icpt.append(b)
             its.append(r.iterations)
@@ -146,9 +150,10 @@ class DistNewtonRegressor(RegressorMixin, _DistNewton):
 
     _loss = "ridge"
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=True)
-        w, b, r = self._run(X, y)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        w, b, r = self._run(X, y, sample_weight)
         self.coef_, self.intercept_ = w, b
         self.n_iter_, self.rounds_ = r.iterations, r.rounds
         return self

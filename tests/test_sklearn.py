@@ -95,3 +95,12 @@ def test_an_unregularised_intercept_equals_sklearns_fit_intercept():
     ref = LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-12).fit(X, y)
     np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(est.intercept_, ref.intercept_, rtol=1e-7, atol=1e-9)
+
+
+def test_sample_weights_equal_sklearns_weighted_optimum():
+    X, y = blobs()
+    sw = np.random.default_rng(2).uniform(0.1, 3.0, len(y))
+    est = DistNewtonClassifier(fit_intercept=False, tol=1e-14).fit(X, y, sample_weight=sw)
+    ref = LogisticRegression(C=1.0, fit_intercept=False, solver="newton-cholesky",
+                             tol=1e-12).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-7, atol=1e-9)

@@ -140,6 +140,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
 from ..runtime import worker_task
@@ -194,17 +195,20 @@ def _sub(ctx, ctrl, payload):
 @worker_task("ist.colsq")
 def _colsq(ctx):
     """Column sums of squares of X_i (d floats): the curvature diagonal's data part."""
-    X = ctx.shard.X
-    return np.asarray(X.multiply(X).sum(axis=0)).ravel()
+    X, s = ctx.shard.X, ctx.shard.s
+    X2 = X.multiply(X) if s is None else X.multiply(X).multiply(s[:, None])
+    return np.asarray(X2.sum(axis=0)).ravel()
 
 
 @worker_task("ist.quadratic")
 def _quadratic(ctx):
-    """[X_i^T X_i (d*d), X_i^T y_i (d)]: logging-only, for the ridge analysis."""
-    X = ctx.shard.X
-    H = X.T @ X
+    """[X_i^T S_i X_i (d*d), X_i^T S_i y_i (d)] (S_i the row weights, I without):
+    logging-only, for the ridge analysis."""
+    X, y, s = ctx.shard.X, ctx.shard.y, ctx.shard.s
+    SX = X if s is None else sp.csr_matrix(X.multiply(s[:, None]))
+    H = X.T @ SX
     H = H.toarray() if hasattr(H, "toarray") else np.asarray(H)
-    return np.concatenate((H.ravel(), X.T @ ctx.shard.y))
+    return np.concatenate((H.ravel(), SX.T @ y))
 
 
 # -- sketches (master side) ----------------------------------------------

@@ -46,6 +46,7 @@ class Entries(NamedTuple):
     val: np.ndarray
     rows: np.ndarray | None
     y: np.ndarray
+    s: np.ndarray | None = None         # the rows' weights (None: unweighted)
 
 
 class Rows(NamedTuple):
@@ -53,6 +54,7 @@ class Rows(NamedTuple):
 
     X: object
     y: np.ndarray
+    s: np.ndarray | None = None         # the rows' weights (None: unweighted)
 
 
 def sample_rows(rng, n, batch):
@@ -66,17 +68,20 @@ def sample_rows(rng, n, batch):
 def rows_of(shard, rows=None):
     """The :class:`Rows` batch of ``rows`` of the shard (None: all of them)."""
     if rows is None:
-        return Rows(shard.X, shard.y)
-    return Rows(shard.X[rows], shard.y[rows])
+        return Rows(shard.X, shard.y, shard.s)
+    return Rows(shard.X[rows], shard.y[rows], None if shard.s is None else shard.s[rows])
 
 
 def grad_sum(loss, w, B):
     """s_B(w) = sum_{j in B} l'(x_j.w, y_j) x_j for a :class:`Rows` or a multi-row
     :class:`Entries` batch (see the module docstring: the same sums either way)."""
     if isinstance(B, Rows):
-        return B.X.T @ loss.deriv(B.X @ w, B.y)
+        c = loss.deriv(B.X @ w, B.y)
+        return B.X.T @ (c if B.s is None else c * B.s)
     z = np.bincount(B.rows, weights=B.val * w[B.ind], minlength=len(B.y))
     c = loss.deriv(z, B.y)
+    if B.s is not None:
+        c = c * B.s
     return np.bincount(B.ind, weights=B.val * c[B.rows], minlength=len(w))
 
 
@@ -85,14 +90,15 @@ def mean_grad(loss, lam, w, B):
     return grad_sum(loss, w, B) / len(B.y) + lam * w
 
 
-def stochastic_grad(loss, lam, w, ind, val, rows, yb):
-    """grad f_k(w; B) for the :class:`Entries` (ind, val, rows, yb) of Local SGD's
+def stochastic_grad(loss, lam, w, ind, val, rows, yb, sb=None):
+    """grad f_k(w; B) for the :class:`Entries` (ind, val, rows, yb, sb) of Local SGD's
     batches; a single row (rows None) in scalar arithmetic on its sparse entries."""
     if rows is None:
         g = lam * w
-        g[ind] += loss.deriv(float(np.dot(val, w[ind])), yb[0]) * val
+        c = loss.deriv(float(np.dot(val, w[ind])), yb[0])
+        g[ind] += (c if sb is None else c * float(sb[0])) * val
         return g
-    return mean_grad(loss, lam, w, Entries(ind, val, rows, yb))
+    return mean_grad(loss, lam, w, Entries(ind, val, rows, yb, sb))
 
 
 def batches(shard, rng, state, batch, steps):
@@ -107,9 +113,12 @@ def batches(shard, rng, state, batch, steps):
             state.update(pos=0, indptr=X.indptr.tolist(), ind=X.indices.astype(np.intp),
                          val=X.data, y=shard.y[perm],
                          rows=np.repeat(np.arange(n), np.diff(X.indptr)))
+            if shard.s is not None:             # (the key only exists for weighted rows)
+                state["s"] = shard.s[perm]
         s = state["pos"]
         e = min(s + batch, n)
         a, b = state["indptr"][s], state["indptr"][e]
         state["pos"] = e
         yield Entries(state["ind"][a:b], state["val"][a:b],
-                      state["rows"][a:b] - s if e - s > 1 else None, state["y"][s:e])
+                      state["rows"][a:b] - s if e - s > 1 else None, state["y"][s:e],
+                      state["s"][s:e] if "s" in state else None)

@@ -111,6 +111,8 @@ def _hessian(ctx, w):
         return shard.hess_sum(w).ravel()
     X, y = shard.X[rows], shard.y[rows]
     D = shard.loss.deriv2(X @ w, y)
+    if shard.s is not None:
+        D = D * shard.s[rows]
     H = np.asarray((X.T @ X.multiply(D[:, None]).tocsr()).todense())
     return (shard.n / len(rows)) * H.ravel()
 

@@ -120,18 +120,21 @@ def gamma_of(p):
 
 
 # -- the pieces (pure functions, shared by master and workers) ----------------
-def batch_hvp(loss, lam, w, v, ind, val, rows, yb):
+def batch_hvp(loss, lam, w, v, ind, val, rows, yb, sb=None):
     """H_z(w) v = (1/|z|) sum_{j in z} l''(x_j.w, y_j) x_j (x_j.v) + lambda v
     from the mini-batch's CSR entries (as :func:`~.minibatch.stochastic_grad`;
     ``rows`` None for a one-row batch)."""
     if rows is None:
         hv = lam * v
-        hv[ind] += loss.deriv2(float(np.dot(val, w[ind])), yb[0]) * float(np.dot(val, v[ind])) * val
+        c = loss.deriv2(float(np.dot(val, w[ind])), yb[0]) * float(np.dot(val, v[ind]))
+        hv[ind] += (c if sb is None else c * float(sb[0])) * val
         return hv
     nb = len(yb)
     z = np.bincount(rows, weights=val * w[ind], minlength=nb)
     u = np.bincount(rows, weights=val * v[ind], minlength=nb)
     c = loss.deriv2(z, yb) * u
+    if sb is not None:
+        c = c * sb
     return np.bincount(ind, weights=val * c[rows], minlength=len(w)) / nb + lam * v
 
 

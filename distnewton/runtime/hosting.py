@@ -26,8 +26,9 @@ def host_blocks(K, ranks):
     return [np.asarray(b, dtype=np.int64) for b in np.array_split(np.arange(K), ranks)]
 
 
-def send_shards(comm, X, y, parts, hosts=None):
-    """Master: give every rank the rows of its logical workers' parts as CSR buffers.
+def send_shards(comm, X, y, parts, hosts=None, weights=None):
+    """Master: give every rank the rows of its logical workers' parts as CSR buffers
+    (and the rows' ``weights`` when given).
 
     ``parts[k]``: the row indices of logical worker k; ``hosts``: the blocks of
     :func:`host_blocks` (default: one worker per rank).  A rank receives its
@@ -59,25 +60,30 @@ def send_shards(comm, X, y, parts, hosts=None):
     scatterv([p.indices for p in pieces], np.int64, MPI.INT64_T)
     scatterv([p.data for p in pieces], np.float64, MPI.DOUBLE)
     scatterv([y[idx] for idx in rows], np.float64, MPI.DOUBLE)
+    if weights is not None:
+        scatterv([weights[idx] for idx in rows], np.float64, MPI.DOUBLE)
     return sent
 
 
-def receive_shards(comm):
-    """Worker rank: its logical workers' (X, y), one pair per worker, from :func:`send_shards`."""
+def receive_shards(comm, weighted=False):
+    """Worker rank: its logical workers' (X, y, weights or None), one per worker,
+    from :func:`send_shards`."""
     meta = np.empty(4, np.int64)
     comm.Scatter(None, meta, root=0)
     n, nnz, d, m = (int(v) for v in meta)
     sizes = np.empty(m, np.int64)
     indptr, indices = np.empty(n + 1, np.int64), np.empty(nnz, np.int64)
     data, y = np.empty(nnz), np.empty(n)
-    for buf in (sizes, indptr, indices, data, y):
+    s = np.empty(n) if weighted else None
+    for buf in (sizes, indptr, indices, data, y) + ((s,) if weighted else ()):
         comm.Scatterv(None, buf, root=0)
     X = sp.csr_matrix((data, indices, indptr), shape=(n, d))
     cuts = np.concatenate([[0], np.cumsum(sizes)])
-    return [(X[a:b], y[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    return [(X[a:b], y[a:b], None if s is None else s[a:b])
+            for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-def receive_shard(comm):
-    """Worker rank with one logical worker: its (X, y)."""
-    (X, y), = receive_shards(comm)
-    return X, y
+def receive_shard(comm, weighted=False):
+    """Worker rank with one logical worker: its (X, y, weights or None)."""
+    (X, y, s), = receive_shards(comm, weighted)
+    return X, y, s

@@ -1,0 +1,125 @@
+"""Per-row weights: ``data.weights`` (a file, one number per row) and
+``model.class_weight`` (``balanced`` or ``{label: weight}``).
+
+With row weights s_j the objective is
+
+    f(w) = (1/n) sum_j s_j l(x_j.w, y_j) + penalty(w)
+
+(the mean is still over the n rows, so weights of 1 are the unweighted problem),
+which is scikit-learn's ``C sum_j s_j l_j + ||w||^2/2`` up to the factor
+1/(lambda n) with C = 1/(lambda n), i.e. its ``sample_weight``.  ``class_weight``
+multiplies each row's weight by its class's weight, as scikit-learn does;
+``balanced`` gives class c the weight sum_j s_j / (2 sum_{j in c} s_j)
+(scikit-learn's ``compute_class_weight`` with ``sample_weight``; with no
+``data.weights`` that is n / (2 n_c)).  The classes are the mapped ones (-1, +1),
+so with ``data.positive_labels`` a class is the group of its raw labels; a
+``{label: weight}`` mapping names raw training labels, and rows of labels it
+does not name keep weight 1.  The weights are sharded with the rows
+(:class:`~distnewton.objectives.Shard` ``s``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import UserError
+
+
+def read_weights(path, n, key="data.weights") -> np.ndarray:
+    """One finite number >= 0 per non-blank line (``#`` comments allowed; plain,
+    .gz or .bz2), exactly n of them; errors name the file and line."""
+    from .data.libsvm import _open
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"{key}: {path}: no such file")
+    values = []
+    try:
+        with _open(path, "rb") as fh:
+            for ln, raw in enumerate(fh, start=1):
+                text = raw.split(b"#", 1)[0].strip()
+                if not text:
+                    continue
+                try:
+                    v = float(text.decode("ascii"))
+                except (UnicodeDecodeError, ValueError):
+                    raise UserError(f"{path}:{ln}: weight {text[:40].decode('ascii', 'replace')!r}"
+                                    " is not a number") from None
+                if not np.isfinite(v) or v < 0:
+                    raise UserError(f"{path}:{ln}: weight {v!r} must be finite and >= 0")
+                values.append(v)
+    except OSError as exc:
+        raise UserError(f"{key}: {path}: cannot read ({exc})") from None
+    if len(values) != n:
+        raise UserError(f"{key}: {path} has {len(values)} weights but the training set has "
+                        f"{n} rows (one weight per row)")
+    return np.array(values, dtype=np.float64)
+
+
+def class_weights(spec, raw_y, y, sample, label_map, key="model.class_weight"):
+    """Per-row factors of ``model.class_weight`` (None: none)."""
+    if spec is None:
+        return None
+    if spec == "balanced":
+        out = np.ones(len(y))
+        total = float(sample.sum())
+        for c in (-1.0, 1.0):
+            mass = float(sample[y == c].sum())
+            if mass > 0:
+                out[y == c] = total / (2.0 * mass)
+        return out
+    if not isinstance(spec, dict):
+        raise UserError(f"{key}: must be 'balanced' or a mapping {{label: weight}}, "
+                        f"got {spec!r}")
+    known = sorted(float(k) for k in label_map["map"])
+    out = np.ones(len(y))
+    for label, weight in spec.items():
+        try:
+            lab = float(label)
+        except (TypeError, ValueError):
+            raise UserError(f"{key}: label {label!r} is not a number") from None
+        if lab not in known:
+            shown = [int(k) if k.is_integer() else k for k in known]
+            raise UserError(f"{key}: label {label!r} does not occur in the training labels "
+                            f"{shown}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) \
+                or not np.isfinite(weight) or weight < 0:
+            raise UserError(f"{key}.{label}: must be a number >= 0, got {weight!r}")
+        out[raw_y == lab] = float(weight)
+    return out
+
+
+def row_weights(cfg, raw_y, y, label_map, sample=None):
+    """The rows' weights s_j (data.weights, or ``sample`` given in memory, times
+    class weights), or None when neither is set (the unweighted problem,
+    computed exactly as before)."""
+    dc, mc = cfg["data"], cfg["model"]
+    if dc["weights"] is None and mc["class_weight"] is None and sample is None:
+        return None
+    if mc["class_weight"] is not None and mc["loss"] != "logistic":
+        raise UserError("model.class_weight: only for loss logistic (ridge has no classes; "
+                        "use data.weights)")
+    if sample is None:
+        sample = (np.ones(len(y)) if dc["weights"] is None
+                  else read_weights(dc["weights"], len(y)))
+    factor = class_weights(mc["class_weight"], raw_y, y, sample, label_map)
+    s = sample if factor is None else sample * factor
+    if not s.any():
+        raise UserError("data.weights: every row has weight 0")
+    return s
+
+
+def weights_key(cfg) -> str:
+    """What the weights add to the f* cache key ("" when unweighted)."""
+    dc, mc = cfg.get("data") or {}, cfg.get("model") or {}
+    parts = []
+    if dc.get("weights"):
+        from .problem import file_sha256
+        try:
+            parts.append(f"weights={file_sha256(dc['weights'])}")
+        except OSError:
+            parts.append(f"weights={dc['weights']}")
+    if mc.get("class_weight") is not None:
+        parts.append(f"class_weight={mc['class_weight']!r}")
+    return "".join(f"|{p}" for p in parts)
