@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import FLOAT, INT, Param, at_least, nonneg
+from ..params import FLOAT, INT, STR, Param, at_least, nonneg
 from . import primitives as P
 from .base import LS_STEPS_APPROX, Algorithm
 from .giant import DIRECTION, GIANT
@@ -49,7 +49,18 @@ class AdaptiveLocalNewton(Algorithm):
     params = {
         "L0": Param(INT, 3, "initial local iterations per round", check=at_least(1)),
         "delta": Param(FLOAT, 1e-4, "minimum decrease of f(w_bar) per round before L "
-                       "decreases (then GIANT after L = 1)", check=nonneg),
+                       "decreases (then GIANT after L = 1); a fraction of f_prev with "
+                       "delta_mode: relative", check=nonneg),
+        "delta_mode": Param(STR, "absolute", "absolute: f_prev - f(w_bar) < delta; relative: "
+                            "f_prev - f(w_bar) < delta * f_prev", choices=("absolute", "relative")),
+        "loss_eval": Param(STR, "riding", "riding: f(w_bar) comes back with the next round's "
+                           "local models (no extra round, the decision one round late); round: "
+                           "Algorithm 2's order, one reduce of one float after every average, "
+                           "the decision before the next round is sent",
+                           choices=("riding", "round")),
+        "restart": Param(STR, "best", "the model GIANT starts from: best (the lowest f(w_bar) "
+                         "known, or the newest if no worse) or newest (the paper)",
+                         choices=("best", "newest")),
         **{k: v for k, v in LOCAL_PARAMS.items() if k != "L"},
         "ls_steps": LS_STEPS_APPROX,
         **DIRECTION,
@@ -64,7 +75,7 @@ class AdaptiveLocalNewton(Algorithm):
     def step(self):
         if self.giant is not None:
             fg = None
-            if self.best is not None:     # first GIANT step: the newest w_bar or the best known
+            if self.best is not None:     # riding: the newest w_bar or the best known
                 fg = P.loss_grad_hold(self.rt, self.prob, self.giant.w)[:2]   # workers hold w
                 if fg[0] > self.best[0]:
                     self.giant.w, fg = self.best[1], None
@@ -73,14 +84,41 @@ class AdaptiveLocalNewton(Algorithm):
             self.w, self.stalled = self.giant.w, self.giant.stalled
             return {**info, "L": 0, "phase": b"giant"}
         L, sent = self.L, self.w
-        f_bar, self.w = local_round(self.rt, self.prob, sent, L)     # f_bar = f(model sent)
-        if self.best is None or f_bar < self.best[0]:
-            self.best = (f_bar, sent)
-        if self.f_prev is not None and self.f_prev - f_bar < self.p.delta:
-            if self.L > 1:
-                self.L -= 1
-            else:
-                giant_params = {k: getattr(self.p, k) for k in GIANT.params}
-                self.giant = GIANT(self.rt, self.prob, giant_params, self.w, seed=self.seed)
-        self.f_prev = f_bar
+        f_sent, self.w = local_round(self.rt, self.prob, sent, L)     # f_sent = f(model sent)
+        self._note(f_sent, sent)
+        if self.p.loss_eval == "round":            # Algorithm 2: f(w_bar_t) now, 1 round
+            if self.f_prev is None:
+                self.f_prev = f_sent               # f(w_bar_0), riding on the first round
+            f_new = P.loss(self.rt, self.prob, self.w)
+            self._note(f_new, self.w)
+            if self._adapt(f_new):
+                if self.p.restart == "best":
+                    self.w = self.best[1]
+                self.best = None                   # both losses known: no check round
+                self._start_giant(self.w)
+        elif self.f_prev is None:
+            self.f_prev = f_sent
+        elif self._adapt(f_sent):                  # riding: judged one round late
+            if self.p.restart == "newest":
+                self.best = None
+            self._start_giant(self.w)
         return {"iterations": L, "L": L, "phase": b"localnewton"}
+
+    def _note(self, f, w):
+        if self.best is None or f < self.best[0]:
+            self.best = (f, w)
+
+    def _adapt(self, f_new):
+        """Algorithm 2, lines 6-15: when f_prev - f(w_bar) < delta, L decreases by one, or
+        after L = 1 the method switches to GIANT (returns True); f_prev = f(w_bar)."""
+        delta = self.p.delta * abs(self.f_prev) if self.p.delta_mode == "relative" \
+            else self.p.delta
+        switch = self.f_prev - f_new < delta and self.L == 1
+        if self.f_prev - f_new < delta and self.L > 1:
+            self.L -= 1
+        self.f_prev = f_new
+        return switch
+
+    def _start_giant(self, w):
+        giant_params = {k: getattr(self.p, k) for k in GIANT.params}
+        self.giant = GIANT(self.rt, self.prob, giant_params, w, seed=self.seed)
