@@ -96,7 +96,8 @@ def variants_table(datasets, configs, workers, max_rounds, target, extra_sets=()
         row = [label]
         for ds, (stem, fs, ds_sets) in datasets.items():
             res = solve(configs / f"{stem}-{alg}.yaml", workers,
-                        {"run.max_rounds": max_rounds, **ds_sets, **sets, **dict(extra_sets)})
+                        {"run.max_rounds": max_rounds, "run.f_star": fs,
+                         "run.target_subopt": target, **ds_sets, **sets, **dict(extra_sets)})
             hit = reaching(res.history, fs, target)
             r = hit["comm_rounds"] if hit else None
             if alg == "giant" and sets is B:
