@@ -10,9 +10,21 @@ paper's serverless network) to reach relative suboptimality 1e-3 and 1e-6,
 the final relative suboptimality and the test accuracy.  f* comes from
 `newton` (grad_rtol 1e-14), cached in results/paper-localnewton/fstar.json.
 
-    python benchmarks/paper_localnewton.py                 # everything (~15 min)
-    python benchmarks/paper_localnewton.py --datasets a9a --modes sim100
+    python benchmarks/paper_localnewton.py                 # everything (~1 h)
+    python benchmarks/paper_localnewton.py --datasets a9a --modes sim100 --tables main
+    python benchmarks/paper_localnewton.py --tables variants fig2 fig4
     python benchmarks/paper_localnewton.py --smoke         # seconds: see below
+
+``--tables`` (default: all): ``main`` the table above; ``variants`` Adaptive
+LocalNewton's control-flow choices one at a time (K = 100 sim, rounds to 1e-3 and
+the fraction of GIANT's, :mod:`_localnewton_variants`); ``fig2`` LocalNewton
+L = 1, 2, 3 against GIANT and Adaptive on w8a (the error floor, the paper's Fig. 2);
+``fig4`` rounds to the paper's absolute training-loss target (w8a 0.19) and to
+relative 1e-2 / 1e-3, with full BFGS (backtracking), L-BFGS and Local SGD at the
+paper's batch 1 and one epoch per round (Fig. 3/4).  The variants, fig2 and fig4
+tables take f* from scikit-learn (newton-cholesky), run in this process on the sim
+backend, and without ``--smoke`` are also written to
+benchmarks/results-paper_localnewton.md.
 
 ``--smoke``: the a9a configs of adaptive_localnewton and lbfgs on a small synthetic
 set (train and test), 6 rounds, K = 4 simulated and K = 1 MPI worker, files in a
@@ -33,7 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _localnewton_variants as V  # noqa: E402
 from _smoke import SMOKE_HELP, synth_set  # noqa: E402
+from _tables import markdown_table  # noqa: E402
 
 from distnewton.algorithms import ALGORITHMS  # noqa: E402
 from distnewton.results import load, reaching  # noqa: E402
@@ -42,6 +56,9 @@ CONFIGS = ROOT / "configs" / "paper-localnewton"
 ALGOS = ("adaptive_localnewton", "giant", "lbfgs", "localsgd")
 MODES = {"sim100": ("sim", 100), "mpi4": ("mpi", 4)}
 TARGETS = (1e-3, 1e-6)
+TABLES = ("main", "variants", "fig2", "fig4")
+N_FEATURES = {"w8a": 300, "a9a": 123, "ijcnn1": 22}
+RESULTS_MD = ROOT / "benchmarks" / "results-paper_localnewton.md"
 
 
 def distnewton(*args, ranks=None):
@@ -105,10 +122,69 @@ def rows_for(ds, stem, sets, fs, modes, algos, out):
             print("| " + " | ".join(row) + " |", flush=True)
 
 
+def paper_tables(args, sets, out, smoke):
+    """The variants / fig2 / fig4 tables, in this process; returns Markdown text."""
+    import os
+
+    import yaml
+    os.chdir(ROOT)                        # the configs' data paths are relative to it
+    K, big, sgd = (4, 6, 3) if smoke else (100, 200, 50)
+    known = {}
+    for ds, (stem, overrides) in sets.items():
+        if smoke:
+            train = overrides[overrides.index("--set") + 1].split("=", 1)[1]
+            fs = V.f_star_sklearn(train, 20, out / "fstar_sklearn.json", ds)
+        else:
+            fs = V.f_star_sklearn(ROOT.parent / "shared" / "data" / f"{ds}.bz2",
+                                  N_FEATURES[ds], out / "fstar_sklearn.json", ds)
+        ds_sets = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in overrides[1::2])}
+        known[ds] = (stem, fs, ds_sets)
+    md = []
+
+    def emit(title, header, rows):
+        markdown_table(header, rows, title)
+        md.extend([f"## {title}", "", "| " + " | ".join(header) + " |",
+                   "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+                  + [""])
+    if "variants" in args.tables:
+        header, rows = V.variants_table(known, CONFIGS, K, big, 1e-3)
+        emit(f"Adaptive LocalNewton's choices: rounds to relative suboptimality 1e-3 "
+             f"(K = {K}, sim, lambda = 1/n; % of GIANT with beta 0.1)", header, rows)
+    if "fig2" in args.tables:
+        ds = "w8a" if "w8a" in known else next(iter(known))
+        stem, fs, ds_sets = known[ds]
+        header, rows = V.fig2_table(stem, fs, CONFIGS, K, min(big, 100), ds_sets)
+        emit(f"Fig. 2: LocalNewton's error floor on {ds}, relative suboptimality after r "
+             f"rounds (K = {K})", header, rows)
+    if "fig4" in args.tables:
+        rows = []
+        for ds, (stem, fs, ds_sets) in known.items():
+            rows += V.fig4_rows(ds, stem, fs, CONFIGS, K, big, sgd, ds_sets)
+        emit(f"Fig. 3/4: rounds to the paper's training-loss target and to relative 1e-2, "
+             f"1e-3 (K = {K}; Local SGD {sgd} rounds)", V.FIG4_HEADER, rows)
+    return "\n".join(md)
+
+
+def write_results(md):
+    """benchmarks/results-paper_localnewton.md: this run's sections replace the ones with
+    the same title (up to its first colon); the other tables stay."""
+    def sections(text):
+        parts = ("\n" + text).split("\n## ")[1:]
+        return {p.split(":", 1)[0]: "## " + p.rstrip() + "\n" for p in parts}
+    old = sections(RESULTS_MD.read_text().split("\n", 4)[-1]) if RESULTS_MD.exists() else {}
+    old.update(sections(md))
+    RESULTS_MD.write_text(
+        "# benchmarks/paper_localnewton.py: the LocalNewton paper's settings\n\n"
+        "Written by `python benchmarks/paper_localnewton.py --tables variants fig2 fig4`; "
+        "rounds are exact (sim backend).  f* from scikit-learn newton-cholesky.\n\n"
+        + "\n".join(old[k] for k in sorted(old)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["w8a", "a9a", "ijcnn1"])
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    ap.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES)
     ap.add_argument("--out", default=str(ROOT / "results" / "paper-localnewton"))
     ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args()
@@ -125,16 +201,21 @@ def main():
             sets, out = smoke_sets(tmp), Path(tmp) / "results"
             algos, rows_sets = ["adaptive_localnewton", "lbfgs"], ["--set", "run.max_rounds=6"]
         out.mkdir(parents=True, exist_ok=True)
-        cols = ["dataset", "K", "algorithm"]
-        for t in TARGETS:
-            cols += [f"rounds to {t:g}", f"s to {t:g}", f"modelled s to {t:g}"]
-        cols += ["final rel. subopt", "test acc", "process s"]
-        print("| " + " | ".join(cols) + " |")
-        print("|" + "---|" * len(cols))
-        for ds, (stem, overrides) in sets.items():
-            fs = f_star(ds, out, stem, overrides)
-            rows_for(ds, stem, overrides + rows_sets, fs, args.modes, algos, out)
-
+        if "main" in args.tables:
+            cols = ["dataset", "K", "algorithm"]
+            for t in TARGETS:
+                cols += [f"rounds to {t:g}", f"s to {t:g}", f"modelled s to {t:g}"]
+            cols += ["final rel. subopt", "test acc", "process s"]
+            print("| " + " | ".join(cols) + " |")
+            print("|" + "---|" * len(cols))
+            for ds, (stem, overrides) in sets.items():
+                fs = f_star(ds, out, stem, overrides)
+                rows_for(ds, stem, overrides + rows_sets, fs, args.modes, algos, out)
+        if set(args.tables) - {"main"}:
+            md = paper_tables(args, {ds: (stem, ov) for ds, (stem, ov) in sets.items()},
+                              out, args.smoke)
+            if not args.smoke:
+                write_results(md)
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,15 @@ y_i = g_{i+1} - g_i; the workers only ever evaluate f and grad f.  Iteration t
 3. w_{t+1} = w + a p; the pair (s, y) enters the memory unless
    s.y <= 1e-10 ||s|| ||y|| (curvature safeguard; the oldest pair leaves).
 
+``hessian: full`` keeps the dense d x d inverse BFGS matrix H on the master
+instead (Fletcher 2013; the LocalNewton paper's "BFGS" baseline): p = -H g,
+H = gamma I (gamma = s.y / y.y) before the first update, then
+H <- (I - rho s y^T) H (I - rho y s^T) + rho s s^T with rho = 1/s.y (pairs that
+fail the curvature safeguard are skipped).  ``line_search: backtracking`` replaces
+the strong Wolfe search by Armijo backtracking, a = a_1 2^-j until
+f(w + a p) <= f(w) + c1 a p.g (the paper's "backtracking line-search"), one
+``loss_grad`` round per trial.  Neither changes what the workers compute.
+
 Rounds: every trial point costs one ``loss_grad`` round (d floats down,
 d + 1 up per worker) returning both f and grad f there, so the accepted trial
 brings the next iteration's gradient: an iteration costs ``ls_trials`` rounds
@@ -32,7 +41,7 @@ from collections import deque
 
 import numpy as np
 
-from ..params import FLOAT, INT, Param, at_least
+from ..params import FLOAT, INT, STR, Param, at_least
 from . import primitives as P
 from .base import Algorithm
 
@@ -102,6 +111,26 @@ def strong_wolfe(phi, f0, d0, a1, c1, c2, a_max, max_trials):
     return None, f0, None, trial
 
 
+def armijo_backtracking(phi, f0, d0, a1, c1, max_trials):
+    """a = a1 2^-j, j = 0, 1, ..., until f(a) <= f0 + c1 a d0: (a, f, extra, trials),
+    a = None when ``max_trials`` did not suffice.  ``phi`` as in :func:`strong_wolfe`."""
+    for trial in range(1, max_trials + 1):
+        a = a1 * 0.5 ** (trial - 1)
+        f, _, extra = phi(a)
+        if math.isfinite(f) and f <= f0 + c1 * a * d0:
+            return a, f, extra, trial
+    return None, f0, None, max_trials
+
+
+def bfgs_update(H, s, y, rho):
+    """The inverse BFGS update of H (gamma I from the first pair when H is None)."""
+    if H is None:
+        H = float(s @ y) / float(y @ y) * np.eye(len(s))
+    Hy = H @ y
+    return (H - rho * (np.outer(s, Hy) + np.outer(Hy, s))
+            + (rho * rho * float(y @ Hy) + rho) * np.outer(s, s))
+
+
 class LBFGS(Algorithm):
     name = "lbfgs"
     params = {
@@ -115,13 +144,27 @@ class LBFGS(Algorithm):
                            check=lambda x: None if x >= 1 else f"must be >= 1, got {x}"),
         "max_ls": Param(INT, 20, "trial points (rounds) per line search before giving up",
                         check=at_least(1)),
+        "hessian": Param(STR, "limited", "limited: L-BFGS, m pairs and the two-loop recursion; "
+                         "full: BFGS with the dense d x d inverse Hessian approximation on "
+                         "the master", choices=("limited", "full")),
+        "line_search": Param(STR, "wolfe", "wolfe: strong Wolfe bracketing and zoom; "
+                             "backtracking: Armijo (c1) halving from the first trial step",
+                             choices=("wolfe", "backtracking")),
     }
     columns = {"ls_trials": np.int64}
+
+    @classmethod
+    def validate(cls, params, problem, seed=0):
+        """``hessian: full`` keeps a dense d x d matrix on the master: refused when too big."""
+        if params.get("hessian") == "full":
+            from ..linalg import check_dense_hessian
+            check_dense_hessian(problem.d, "algorithm.hessian", "use hessian: limited (L-BFGS)")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.f = self.g = None
         self.memory = deque(maxlen=self.p.m)
+        self.H = None            # hessian: full: the inverse BFGS matrix (None: not yet)
 
     def step(self):
         rt, prob, p = self.rt, self.prob, self.p
@@ -131,25 +174,38 @@ class LBFGS(Algorithm):
         if not g.any():
             self.stalled = "the gradient is exactly zero"
             return {"step_size": 0.0, "ls_trials": 0}
-        d = -two_loop(g, self.memory)
+        full = p.hessian == "full"
+        if full:
+            d = -g if self.H is None else -(self.H @ g)
+        else:
+            d = -two_loop(g, self.memory)
         if not d @ g < 0:                                            # lost H's definiteness
             self.memory.clear()
-            d = -g
-        a1 = 1.0 if self.memory else min(1.0, 1.0 / float(np.linalg.norm(g)))
+            self.H, d = None, -g
+        known = self.H is not None if full else bool(self.memory)
+        a1 = 1.0 if known else min(1.0, 1.0 / float(np.linalg.norm(g)))
 
         def phi(a):                                                  # 1 round per trial
             f_a, g_a = P.loss_grad(rt, prob, w + a * d)
             return f_a, float(g_a @ d), g_a
 
-        a, f_new, g_new, trials = strong_wolfe(phi, f, float(d @ g), a1, p.c1, p.c2,
-                                               p.alpha_max, p.max_ls)
+        if p.line_search == "backtracking":
+            a, f_new, g_new, trials = armijo_backtracking(phi, f, float(d @ g), a1, p.c1,
+                                                          p.max_ls)
+        else:
+            a, f_new, g_new, trials = strong_wolfe(phi, f, float(d @ g), a1, p.c1, p.c2,
+                                                   p.alpha_max, p.max_ls)
         if a is None:
-            self.stalled = (f"line search found no strong Wolfe point in {trials} trials "
+            kind = "Armijo" if p.line_search == "backtracking" else "strong Wolfe"
+            self.stalled = (f"line search found no {kind} point in {trials} trials "
                             "(at machine precision?)")
             return {"step_size": 0.0, "ls_trials": trials}
         s, y = a * d, g_new - g
         sy = float(s @ y)
         if sy > CURVATURE_EPS * float(np.linalg.norm(s) * np.linalg.norm(y)):
-            self.memory.append((s, y, 1.0 / sy))
+            if full:
+                self.H = bfgs_update(self.H, s, y, 1.0 / sy)
+            else:
+                self.memory.append((s, y, 1.0 / sy))
         self.w, self.f, self.g = w + s, f_new, g_new
         return {"step_size": a, "ls_trials": trials}

@@ -28,6 +28,16 @@ def loss_grad(rt, prob, w):
     return global_value(out[0], prob.n, prob.penalty, w), regularise(out[1:], prob.n, prob.penalty, w)
 
 
+@worker_task("loss")
+def _loss(ctx, w):
+    return np.array([ctx.shard.loss_sum(w)])
+
+
+def loss(rt, prob, w):
+    """f(w) alone.  1 round: d floats down, 1 up per worker."""
+    return global_value(rt.round("loss", w, up=1)[0], prob.n, prob.lam, w)
+
+
 @worker_task("loss_grad_hess")
 def _loss_grad_hess(ctx, w):
     f, g = ctx.shard.loss_grad_sum(w)

@@ -1,0 +1,114 @@
+"""Adaptive LocalNewton's control-flow options (issue 18), in process on the sim backend,
+against an independent numpy loop of the paper's Algorithm 2 (dense numpy on the
+full data: local Newton steps by np.linalg.solve, the local and the distributed
+Armijo backtracking written out, GIANT's averaged local directions)."""
+
+import numpy as np
+import pytest
+
+from distnewton.algorithms.adaptive_localnewton import AdaptiveLocalNewton
+
+from test_newton_type import setup, synthetic
+
+
+def value(X, y, w, lam):
+    return float(np.mean(np.logaddexp(0.0, -y * (X @ w))) + 0.5 * lam * w @ w)
+
+
+def grad(X, y, w, lam):
+    s = -y / (1.0 + np.exp(y * (X @ w)))
+    return X.T @ s / len(y) + lam * w
+
+
+def hess(X, y, w, lam):
+    q = 1.0 / (1.0 + np.exp(-y * (X @ w)))
+    return X.T @ (X * (q * (1 - q))[:, None]) / len(y) + lam * np.eye(X.shape[1])
+
+
+def backtrack(fun, w, p, g, beta, tries=30):
+    f0, slope = fun(w), p @ g
+    for j in range(tries):
+        a = 0.5 ** j
+        if fun(w - a * p) <= f0 - beta * a * slope:
+            return a
+    return 0.0
+
+
+def numpy_algorithm2(X, y, K, lam, rounds, L0=3, delta=1e-3, beta=0.1, relative=True,
+                     extra_round=True, restart="newest"):
+    """Algorithm 2 as the paper writes it (extra_round: f(w_bar_t) before the next round,
+    one more round; else the loss of the model sent comes back with the next round).
+    Returns [(rounds so far, L used or 0, w)] after every iteration."""
+    n, d = X.shape
+    parts = np.array_split(np.arange(n), K)
+    shards = [(X[p], y[p]) for p in parts]
+    f = lambda w: value(X, y, w, lam)                          # noqa: E731
+    w, L, f_prev, giant, used, out = np.zeros(d), L0, None, False, 0, []
+    best = (np.inf, None)
+    while used < rounds:
+        if giant:
+            g = grad(X, y, w, lam)
+            p = sum(len(Yk) / n * np.linalg.solve(hess(Xk, Yk, w, lam), g) for Xk, Yk in shards)
+            w = w - backtrack(f, w, p, g, beta) * p
+            used += 3
+            out.append((used, 0, w))
+            continue
+        sent, models = w, []
+        for Xk, Yk in shards:
+            wk = sent.copy()
+            fk = lambda v: value(Xk, Yk, v, lam)               # noqa: E731,B023
+            for _ in range(L):
+                gk = grad(Xk, Yk, wk, lam)
+                pk = np.linalg.solve(hess(Xk, Yk, wk, lam), gk)
+                wk = wk - backtrack(fk, wk, pk, gk, beta) * pk
+            models.append(len(Yk) / n * wk)
+        w, used, L_used = sum(models), used + 1, L
+        if best[0] > f(sent):
+            best = (f(sent), sent)
+        if extra_round:
+            f_prev = f(sent) if f_prev is None else f_prev
+            f_new, used = f(w), used + 1
+            best = (f_new, w) if f_new < best[0] else best
+        elif f_prev is None:
+            f_prev, f_new = f(sent), None
+        else:
+            f_new = f(sent)
+        if f_new is not None:
+            thr = delta * abs(f_prev) if relative else delta
+            if f_prev - f_new < thr:
+                if L > 1:
+                    L -= 1
+                else:
+                    giant = True
+                    if restart == "best" and extra_round:
+                        w = best[1]
+            f_prev = f_new
+        out.append((used, L_used, w))
+    return out
+
+
+@pytest.mark.parametrize("opts", [
+    {"loss_eval": "round", "delta_mode": "relative", "delta": 1e-3, "restart": "newest"},
+    {"loss_eval": "round", "delta_mode": "relative", "delta": 1e-3, "restart": "best"},
+    {"loss_eval": "riding", "delta_mode": "relative", "delta": 1e-3, "restart": "newest"},
+    {"loss_eval": "round", "delta_mode": "absolute", "delta": 1e-4, "restart": "newest"},
+])
+def test_adaptive_localnewton_follows_a_numpy_algorithm_2(opts):
+    """Same iterates, L, phases and rounds as the numpy loop, through every switch
+    (3 -> 2 -> 1 -> GIANT) on a 6-worker logistic problem."""
+    X, y = synthetic(n=600, d=20, seed=1)
+    alg, rt = setup(AdaptiveLocalNewton, X, y, K=6, solver="cholesky", direction="local",
+                    beta=0.1, L0=3, **opts)
+    kw = dict(beta=0.1, L0=3, delta=opts["delta"], relative=opts["delta_mode"] == "relative",
+              extra_round=opts["loss_eval"] == "round")
+    ref = numpy_algorithm2(X.toarray(), y, 6, 1.0 / 600, 40, restart=opts["restart"], **kw)
+    phases = []
+    for used, L, w in ref:
+        info = alg.step()
+        phases.append(info["L"])
+        assert info["L"] == L and rt.algo.rounds == used, (phases, used)
+        np.testing.assert_allclose(alg.w, w, rtol=0, atol=1e-10 * max(1.0, np.abs(w).max()))
+    assert phases[0] == 3 and 2 in phases and 1 in phases and phases[-1] == 0, phases
+    if opts["restart"] == "best":     # here the best w_bar is not the newest at the switch
+        other = numpy_algorithm2(X.toarray(), y, 6, 1.0 / 600, 40, restart="newest", **kw)
+        assert max(np.abs(a[2] - b[2]).max() for a, b in zip(ref, other)) > 1e-2
