@@ -29,6 +29,10 @@ class Problem:
     lam: float          # lambda, the L2 weight
     loss: str           # "logistic" or "ridge"
     sizes: tuple        # n_k for k = 1..K
+    #: non-zeros per shard, and sum_j nnz(x_j)^2 per shard (the cost of forming
+    #: X_k^T D X_k from sparse rows): what ``solver: auto`` weighs; None when unknown
+    nnz: tuple | None = None
+    row_nnz_sq: tuple | None = None
 
 
 def add_intercept(X):
@@ -98,6 +102,9 @@ def prepare(cfg, n_workers) -> Setup:
             test = (add_intercept(test[0]), test[1])
     n, d = X.shape
     parts = partition(y, n_workers, dc["partition"], seed=dc["seed"], alpha=dc["partition_alpha"])
+    counts = np.diff(X.indptr).astype(np.float64)
     problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
-                      sizes=tuple(len(p) for p in parts))
+                      sizes=tuple(len(p) for p in parts),
+                      nnz=tuple(int(counts[p].sum()) for p in parts),
+                      row_nnz_sq=tuple(float((counts[p] ** 2).sum()) for p in parts))
     return Setup(X, y, parts, problem, test, train, file_sha256(train), label_map)
