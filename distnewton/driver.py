@@ -107,6 +107,8 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None, w0=None
     from .results import TIMING_COLUMNS, History
     cls = ALGORITHMS[cfg["algorithm"]["name"]]
     params = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
+    if cfg["run"]["latency_model"]:
+        rt.modelled_latency = float(cfg["run"]["latency_model"]["per_round"])
     start = np.zeros(problem.d) if w0 is None else np.array(w0, dtype=np.float64)
     alg = cls(rt, problem, params, start, seed=cfg["run"]["seed"])
     run = cfg["run"]

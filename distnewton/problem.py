@@ -40,6 +40,11 @@ class Problem:
         from .objectives import penalty_weights
         return penalty_weights(self.lam, self.d, self.free_intercept)
 
+    #: non-zeros per shard, and sum_j nnz(x_j)^2 per shard (the cost of forming
+    #: X_k^T D X_k from sparse rows): what ``solver: auto`` weighs; None when unknown
+    nnz: tuple | None = None
+    row_nnz_sq: tuple | None = None
+
 
 def add_intercept(X):
     """``[X, 1]``: the constant feature of ``model.fit_intercept`` (regularised
@@ -187,7 +192,10 @@ def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None
     if dc.get("rows_per_worker"):
         parts = keep_rows(parts, int(dc["rows_per_worker"]), dc["seed"])
         n = sum(len(p) for p in parts)
+    counts = np.diff(X.indptr).astype(np.float64)
     problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
                       sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
-                      weighted=weights is not None)
+                      weighted=weights is not None,
+                      nnz=tuple(int(counts[p].sum()) for p in parts),
+                      row_nnz_sq=tuple(float((counts[p] ** 2).sum()) for p in parts))
     return Setup(X, y, parts, problem, test, train, sha, label_map, weights=weights)

@@ -16,7 +16,10 @@ Iteration t (w = w_t):
    f(w - alpha p) <= f(w) - beta alpha p.g                   [1 round]
 4. w_{t+1} = w - alpha p
 
-So an iteration costs 2 rounds (Cholesky) or 2 + #CG iterations (CG).  The
+So an iteration costs 2 rounds (Cholesky) or 2 + #CG iterations (CG).
+``solver: auto`` (the default) picks by estimated time (:mod:`.solver_cost`):
+forming, reducing and factoring H against about 10 Hessian-vector rounds; it
+is decided once, at the first iteration, and kept (checkpointed) for the run.  The
 method converges quadratically near the optimum; it is the reference that
 computes f* for the other methods.
 
@@ -28,6 +31,7 @@ Hessian, or the workers holding w for CG).
 from __future__ import annotations
 
 from ..linalg import solve_spd
+from . import solver_cost
 from .base import LINE_SEARCH, SOLVER, use_cg
 from .newton_type import HELD, HESSIAN, NewtonType
 
@@ -35,10 +39,21 @@ from .newton_type import HELD, HESSIAN, NewtonType
 class Newton(NewtonType):
     name = "newton"
     params = {**LINE_SEARCH, **SOLVER}
+    #: "cg" or "cholesky": the solver this run uses (``solver: auto`` decides once)
+    solver_used = None
+
+    def hessian_free(self):
+        """True on the CG path: solver cg, or auto and d > cg_threshold, or auto
+        and Newton-CG estimated faster (:func:`.solver_cost.prefer_cg`)."""
+        if self.solver_used is None:
+            cg = use_cg(self.p, self.prob.d) or (self.p.solver == "auto" and solver_cost.prefer_cg(
+                self.prob, self.rt.round_latency + self.rt.modelled_latency))
+            self.solver_used = "cg" if cg else "cholesky"
+        return self.solver_used == "cg"
 
     def curvature(self):
         """Hess f(w) reduced (Cholesky), or held by the workers (CG)."""
-        return HELD if use_cg(self.p, self.prob.d) else HESSIAN
+        return HELD if self.hessian_free() else HESSIAN
 
     def direction(self, it):
         """H p = g: LAPACK Cholesky on the master (damped if H is not positive

@@ -13,7 +13,7 @@ import numpy as np
 from ..linalg import cg, solve_spd
 from ..objectives import global_value, regularise  # noqa: F401 (re-exported)
 from ..runtime import worker_task
-from .base import use_cg
+from .base import NEWTON_CG_RTOL, local_cg_rtol, use_cg
 
 
 @worker_task("loss_grad")
@@ -153,31 +153,34 @@ def local_backtracking(shard, w, p, g, ls):
 def forcing(g, g0_norm, p):
     """Relative CG residual eta = max(cg_rtol, min(0.1, sqrt(||g|| / ||g0||))):
     the Eisenstat-Walker forcing sequence, loose far from the optimum and
-    tightening as ||g|| -> 0 (superlinear convergence of inexact Newton is kept)."""
-    return max(p.cg_rtol, min(0.1, float(np.sqrt(np.linalg.norm(g) / g0_norm))))
+    tightening as ||g|| -> 0 (superlinear convergence of inexact Newton is kept).
+    cg_rtol unset: the floor is local CG's 1e-10."""
+    return max(local_cg_rtol(p), min(0.1, float(np.sqrt(np.linalg.norm(g) / g0_norm))))
 
 
 def newton_cg_direction(rt, prob, w, g, g0_norm, p, diag=None):
     """Inexact Newton direction: CG on Hess f(w) x = g, Hessian-free.
 
     The workers must hold w: g came from :func:`loss_grad_hold` at w.
-    Stops at the relative residual :func:`forcing` (g, g0) or after ``cg_maxiter``
-    iterations; ``diag``: diag(Hess f(w)) for Jacobi preconditioning.
+    Stops at the relative residual :func:`forcing` (g, g0) — with ``cg_rtol``
+    unset at ``NEWTON_CG_RTOL`` = 0.1 — or after ``cg_maxiter`` iterations;
+    ``diag``: diag(Hess f(w)) for Jacobi preconditioning.
     Returns (x, iterations); each iteration is one :func:`hvp` round
     (d + 2 down, d up per worker).
     """
-    return cg(lambda v: hvp(rt, prob, w, v), g, rtol=forcing(g, g0_norm, p),
+    rtol = NEWTON_CG_RTOL if p.cg_rtol is None else forcing(g, g0_norm, p)
+    return cg(lambda v: hvp(rt, prob, w, v), g, rtol=rtol,
               maxiter=p.cg_maxiter, diag=diag)
 
 
 def local_newton_direction(shard, w, g, p, rtol=None):
     """Solve Hess f_k(w) x = g on one worker (LAPACK Cholesky or local CG).
 
-    Local CG stops at the relative residual ``rtol`` (default ``cg_rtol``) or
-    after ``cg_maxiter`` iterations.
+    Local CG stops at the relative residual ``rtol`` (default ``cg_rtol``, 1e-10
+    when unset) or after ``cg_maxiter`` iterations.
     """
     if use_cg(p, shard.d):
-        x, _ = cg(shard.local_hvp_operator(w), g, rtol=p.cg_rtol if rtol is None else rtol,
+        x, _ = cg(shard.local_hvp_operator(w), g, rtol=local_cg_rtol(p) if rtol is None else rtol,
                   maxiter=p.cg_maxiter)
         return x
     return solve_spd(shard.local_hessian(w), g)

@@ -208,6 +208,8 @@ def prepare_shards(cfg, n_workers, load_rows):
                            reference=mapping)
         test = (add_intercept(ts.X) if mc["fit_intercept"] else ts.X, yt)
     n = m["n_samples"]
+    extra = 1 if mc["fit_intercept"] else 0            # the intercept column's entries
     problem = Problem(n=n, d=d_total, lam=lambda_value(cfg, n), loss=mc["loss"],
-                      sizes=tuple(m["sizes"]), free_intercept=free_intercept(cfg))
+                      sizes=tuple(m["sizes"]), free_intercept=free_intercept(cfg),
+                      nnz=tuple(z + extra * s for z, s in zip(m["nnz_per_part"], m["sizes"])))
     return Setup(X, y, parts, problem, test, str(folder), m["source_sha256"], mapping)

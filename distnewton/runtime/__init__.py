@@ -139,6 +139,11 @@ class Runtime:
 
     K: int                     # number of workers
     is_master: bool = True
+    #: seconds a round waits beyond the workers' compute, as the backend estimates it
+    #: (what ``solver: auto`` weighs against forming a Hessian); the driver adds
+    #: ``run.latency_model.per_round`` to ``modelled_latency`` when a network is modelled
+    round_latency = 5e-4
+    modelled_latency = 0.0
 
     def __init__(self):
         self.algo = Counters()
