@@ -16,10 +16,11 @@ from distnewton.algorithms import solver_cost as sc
 from distnewton.algorithms.base import Problem
 from distnewton.algorithms.giant import GIANT
 from distnewton.algorithms.newton import Newton
+from distnewton.data import write_libsvm
 from distnewton.objectives import Shard
 from distnewton.runtime.sim import SimRuntime
 
-from launch import a9a_like, german_like, logistic_reference, write_config
+from launch import german_like, logistic_reference, write_config
 
 
 def sparse_rows(n=3000, d=123, per_row=14, seed=7):
@@ -61,8 +62,8 @@ def test_the_cost_model_by_hand():
     X, _ = sparse_rows()                       # 2 shards of 1500 rows, 14 non-zeros each
     prob, _ = problem(X)
     assert prob.nnz == (21000, 21000) and prob.row_nnz_sq == (1500 * 196.0,) * 2
-    # sparse shard (d^2/2 = 7564.5 > 30 * 14^2): 30 * sum nnz^2 + 20 d^2 + 2 d^3/3 flops
-    want = sc.FLOP_SECONDS * (30 * 1500 * 196 + 20 * 123 ** 2 + 2 * 123 ** 3 / 3)
+    # sparse shard (d^2/2 = 7564.5 > 30 * 14^2): 10.5 * sum nnz^2 + 20 d^2 + 2 d^3/3 flops
+    want = sc.FLOP_SECONDS * (10.5 * 1500 * 196 + 20 * 123 ** 2 + 2 * 123 ** 3 / 3)
     assert sc.direct_seconds(prob) == pytest.approx(want, rel=1e-12)
     assert sc.cg_seconds(prob, 1e-3) == pytest.approx(10 * (1e-3 + sc.FLOP_SECONDS * 10 * 21000),
                                                       rel=1e-12)
@@ -73,11 +74,19 @@ def test_the_cost_model_by_hand():
     assert sc.cg_seconds(prob, 0.0) == pytest.approx(10 * sc.FLOP_SECONDS * 1.25 * 1500 * 22)
 
 
+def wide_rows(n=20000, scale=0.0):
+    """d = 300 and 30 non-zeros per row (forming H costs ~30 hvp), 10,000 rows per
+    shard; ``scale`` = e spreads the column norms over 10^-e..1 (ill-conditioned H)."""
+    X, y = sparse_rows(n=n, d=300, per_row=30)
+    return (X @ sp.diags(np.logspace(-scale, 0, 300))).tocsr(), y
+
+
 @pytest.mark.parametrize("rows, latency, want", [
-    (sparse_rows, 2e-5, "cg"),          # a9a's shape: forming H costs ~60 hvp
-    (sparse_rows, 5e-4, "cholesky"),    # 1500 rows per shard: 10 such rounds cost more
-    (lambda: sparse_rows(n=32000), 5e-4, "cg"),     # a9a's 16,000 rows per shard
-    (lambda: sparse_rows(n=32000), 1e-2, "cholesky"),  # slow rounds: the direct path
+    (sparse_rows, 2e-5, "cg"),          # 1500 rows of a9a's shape, cheap rounds
+    (sparse_rows, 5e-4, "cholesky"),    # 10 rounds of 0.5 ms cost more than H
+    (lambda: sparse_rows(n=32000), 5e-4, "cholesky"),  # a9a: H costs ~26 hvp, d^3 small
+    (wide_rows, 5e-4, "cg"),            # w8a-like: d = 300, H costs ~30 hvp + d^3/3
+    (wide_rows, 1e-2, "cholesky"),      # slow rounds: the direct path
     (dense_rows, 2e-5, "cholesky"),     # ijcnn1's shape: H from one small syrk
 ])
 def test_auto_picks_by_cost_and_only_when_auto(rows, latency, want):
@@ -93,7 +102,7 @@ def test_auto_picks_by_cost_and_only_when_auto(rows, latency, want):
     assert alg.hessian_free()                         # d > cg_threshold: always CG
 
 
-@pytest.mark.parametrize("rows", [sparse_rows, dense_rows])
+@pytest.mark.parametrize("rows", [wide_rows, dense_rows])
 def test_the_default_reaches_the_sklearn_optimum(rows):
     X, y = rows()
     alg, rt = newton(X, y)
@@ -106,7 +115,31 @@ def test_the_default_reaches_the_sklearn_optimum(rows):
                              tol=1e-13, max_iter=200).fit(X, y)
     np.testing.assert_allclose(alg.w, ref.coef_.ravel(), rtol=0,
                                atol=1e-7 * np.abs(ref.coef_).max())
-    assert alg.solver_used == ("cg" if rows is sparse_rows else "cholesky")
+    assert alg.solver_used == ("cg" if rows is wide_rows else "cholesky")
+
+
+def test_auto_leaves_cg_once_a_solve_costs_more_than_a_direct_iteration():
+    """Column norms over 10^-2..1: CG starts (the estimate is per 10 hvp) but its
+    counts grow past the break-even; from the next iteration on the run is
+    Cholesky, and it still reaches scikit-learn's optimum."""
+    X, y = wide_rows(scale=2.0)
+    alg, rt = newton(X, y)
+    limit = sc.break_even_hvps(alg.prob, rt.round_latency)
+    assert 15 < limit < 30                  # ~ 2.1 ms per direct iteration / 0.1 ms per hvp
+    counts = []
+    for _ in range(40):
+        counts.append(alg.step()["cg_iterations"])
+        with rt.evaluating():
+            if np.linalg.norm(P.loss_grad(rt, alg.prob, alg.w)[1]) < 1e-11:
+                break
+    first = next(i for i, c in enumerate(counts) if c > limit)
+    assert all(0 < c <= limit for c in counts[:first])        # CG while it was cheap
+    assert counts[first + 1:] and not any(counts[first + 1:])  # then Cholesky for good
+    assert alg.solver_used == "cholesky"
+    ref = LogisticRegression(C=1.0, fit_intercept=False, solver="newton-cholesky",
+                             tol=1e-13, max_iter=200).fit(X, y)
+    np.testing.assert_allclose(alg.w, ref.coef_.ravel(), rtol=0,
+                               atol=1e-6 * np.abs(ref.coef_).max())
 
 
 def capture_cg(monkeypatch):
@@ -159,9 +192,11 @@ def run(tmp_path, path, **run_extra):
 
 
 def test_the_run_pipeline_hands_auto_the_data_and_the_modelled_latency(tmp_path):
-    """Through a config: a9a-like rows go to CG (the row counts reach the Problem),
+    """Through a config: w8a-like rows go to CG (the row counts reach the Problem),
     a modelled 10 ms per round sends them back to Cholesky; both reach f*."""
-    path = a9a_like(tmp_path / "a9a_like.svm")
+    X, y = wide_rows()                                   # 10,000 rows per worker
+    path = tmp_path / "wide.svm"
+    write_libsvm(path, X, y)
     _, _, _, _, f_ref = logistic_reference(path)
     fast = run(tmp_path, path)
     slow = run(tmp_path, path, latency_model={"per_round": 1e-2, "per_byte": 0.0})

@@ -19,7 +19,8 @@ Iteration t (w = w_t):
 So an iteration costs 2 rounds (Cholesky) or 2 + #CG iterations (CG).
 ``solver: auto`` (the default) picks by estimated time (:mod:`.solver_cost`):
 forming, reducing and factoring H against about 10 Hessian-vector rounds; it
-is decided once, at the first iteration, and kept (checkpointed) for the run.  The
+is decided at the first iteration, and a CG solve that cost more than a direct
+iteration would have sends the run to Cholesky for good (checkpointed).  The
 method converges quadratically near the optimum; it is the reference that
 computes f* for the other methods.
 
@@ -57,5 +58,14 @@ class Newton(NewtonType):
 
     def direction(self, it):
         """H p = g: LAPACK Cholesky on the master (damped if H is not positive
-        definite), or inexact Newton-CG in Hessian-vector-product rounds."""
-        return self.cg_direction(it) if it.H is None else solve_spd(it.H, it.g)
+        definite), or inexact Newton-CG in Hessian-vector-product rounds; under
+        ``auto`` a CG solve dearer than a direct iteration switches the run to
+        Cholesky from the next iteration (:func:`.solver_cost.break_even_hvps`)."""
+        if it.H is not None:
+            return solve_spd(it.H, it.g)
+        p = self.cg_direction(it)
+        if (self.p.solver == "auto" and not use_cg(self.p, self.prob.d)
+                and it.info["cg_iterations"] > solver_cost.break_even_hvps(
+                    self.prob, self.rt.round_latency + self.rt.modelled_latency)):
+            self.solver_used = "cholesky"
+        return p

@@ -5,7 +5,7 @@ Per Newton iteration (the gradient and line-search rounds are common to both):
 * **direct** (Cholesky): every worker forms X_k^T D X_k — on a dense shard (the
   shard keeps a dense copy when that is cheaper, :class:`~distnewton.objectives.Shard`)
   a BLAS syrk of n_k d^2 / 2 flops, on a sparse one about
-  ``SPARSE_FLOP_COST`` x sum_j nnz(x_j)^2 flop-equivalents (scipy's CSR x CSR
+  ``SPARSE_FORM`` x sum_j nnz(x_j)^2 flop-equivalents (scipy's CSR x CSR
   product) — then the d^2 floats per worker go up in the reduction
   (``REDUCE_FLOAT`` flop-equivalents each) and the master factors H (d^3/3 flops,
   ``CHOL_FLOP`` each);
@@ -14,16 +14,25 @@ Per Newton iteration (the gradient and line-search rounds are common to both):
   non-zero on CSR, ``DENSE_HVP`` per entry on a BLAS shard).
 
 With one dense flop taking ``FLOP_SECONDS`` and a round ``latency`` seconds (the
-runtime's estimate of its own wait — larger when ranks outnumber cores — plus
-``run.latency_model.per_round`` when a network is modelled), auto takes CG when
-its estimate is smaller.  The outer iterations are about as many either way
-(measured with the CG path's default cg_rtol 0.1: a9a 7 against 6, w8a 9 / 9,
-ijcnn1 6 / 6, phishing 6 / 5), so they cancel.  The constants were measured on
-the project's 2-core machine (one BLAS thread; ``benchmarks/vs_liblinear.py``
-shows the rows of both solvers next to auto's choice): a9a and w8a (sparse
-rows, forming H costs 60 hvp) go to CG, ijcnn1 and phishing (dense shards, d = 22
-and 68: H costs a few hvp) stay with Cholesky.  Above ``cg_threshold`` auto is
-always CG (no d x d matrix), as before.
+shared-memory MPI round, 0.5 ms, :attr:`~distnewton.runtime.Runtime.round_latency`:
+one value for every backend and machine, so that sim and mpi pick the same solver
+and give the same iterates; plus ``run.latency_model.per_round`` when a network is
+modelled), auto starts with CG when its estimate is smaller.  The CG count is
+the one thing the model cannot know in advance (at cg_rtol 0.1 it grows as the
+iterates near the optimum: a9a 2, 4, 6, 8, 19, 27, ..., w8a 2, 2, 3, 7, ..., 16),
+so auto also watches it: once one CG solve needs more Hessian-vector rounds than
+one direct iteration costs (:func:`break_even_hvps`), the run goes to Cholesky
+for the rest (kept in the checkpoint).  Auto therefore never pays more than about
+twice the direct cost for an iteration.  The choice depends only on the data,
+K, d and the config: the same on every backend and machine.
+
+Measured on the project's 2-core machine, 2026-12-02 (one BLAS thread; forming H
+on a9a's 16,000-row shard 6.6 ms against 0.25 ms per hvp, w8a's 14 ms against
+0.57 ms; ``benchmarks/vs_liblinear.py`` shows both solvers' rows next to auto's
+choice): w8a goes to CG (0.19 s against 0.32 s to 1e-8 with 2 workers), a9a
+stays with Cholesky (0.10 s, 14 rounds, against 0.17 s, 249 rounds), ijcnn1 and
+phishing (dense shards, d = 22 and 68: H costs a few hvp) stay with Cholesky.
+Above ``cg_threshold`` auto is always CG (no d x d matrix), as before.
 """
 
 from __future__ import annotations
@@ -43,6 +52,9 @@ REDUCE_FLOAT = 20.0
 SPARSE_HVP, DENSE_HVP = 10.0, 1.25
 #: CG iterations expected per Newton iteration at cg_rtol 0.1 (measured 5-14)
 CG_EXPECTED = 10
+#: flop-equivalents per multiply-add of the sparse X^T (D X) (scipy CSR x CSR, then
+#: to dense: 2.1 ns per sum_j nnz(x_j)^2 on a9a's and w8a's shards, 2026-12-02)
+SPARSE_FORM = 10.5
 
 
 def shard_stats(problem):
@@ -62,7 +74,7 @@ def _dense(n, nnz, d):
 def direct_seconds(problem):
     """Estimated seconds of forming, reducing and factoring Hess f per iteration."""
     d = problem.d
-    form = max((n * d * d / 2 if _dense(n, z, d) else SPARSE_FLOP_COST * sq)
+    form = max((n * d * d / 2 if _dense(n, z, d) else SPARSE_FORM * sq)
                for n, z, sq in shard_stats(problem))
     return FLOP_SECONDS * (form + REDUCE_FLOAT * d * d + CHOL_FLOP * d ** 3 / 3)
 
@@ -78,6 +90,12 @@ def cg_seconds(problem, latency):
 def prefer_cg(problem, latency):
     """True when Newton-CG is estimated faster than Cholesky (see the module docstring)."""
     return bool(cg_seconds(problem, latency) < direct_seconds(problem))
+
+
+def break_even_hvps(problem, latency):
+    """Hessian-vector rounds that cost as much as one direct iteration: a CG solve
+    that needed more sends ``auto`` to Cholesky for the rest of the run."""
+    return direct_seconds(problem) / (cg_seconds(problem, latency) / CG_EXPECTED)
 
 
 def row_nnz_sq(X, parts):

@@ -139,9 +139,12 @@ class Runtime:
 
     K: int                     # number of workers
     is_master: bool = True
-    #: seconds a round waits beyond the workers' compute, as the backend estimates it
-    #: (what ``solver: auto`` weighs against forming a Hessian); the driver adds
-    #: ``run.latency_model.per_round`` to ``modelled_latency`` when a network is modelled
+    #: seconds a round waits beyond the workers' compute: what ``solver: auto`` weighs
+    #: against forming a Hessian.  One value for every backend (a shared-memory MPI
+    #: round on a node whose ranks outnumber its cores, measured 0.4-0.8 ms), so that
+    #: ``sim`` and ``mpi`` and any machine choose the same solver and so give the same
+    #: iterates; the driver adds ``run.latency_model.per_round`` to
+    #: ``modelled_latency`` when a network is modelled
     round_latency = 5e-4
     modelled_latency = 0.0
 

@@ -140,12 +140,6 @@ class MPIRuntime(Runtime):
 
     backend = "mpi"
 
-    @property
-    def round_latency(self):
-        """0.5 ms when ranks outnumber the node's cores (sleeping waits, measured
-        0.4-0.8 ms per round), else 0.15 ms (spinning, 0.1-0.2 ms): ``configure_wait``."""
-        return 5e-4 if _sleep_when_waiting else 1.5e-4
-
     def __init__(self, comm, K=None):
         super().__init__()
         self.comm = comm

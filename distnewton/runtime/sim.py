@@ -16,7 +16,6 @@ from . import RAGGED, Runtime, WorkerContext, run_task, worker_rng
 class SimRuntime(Runtime):
     backend = "sim"
     parallel_workers = False          # the workers run one after another
-    round_latency = 2e-5              # a Python call per worker, no messages
 
     def __init__(self, shards, seed, params=None):
         super().__init__()
