@@ -54,6 +54,9 @@ SCHEMA: dict[str, dict[str, Param]] = {
                                       "Spark's convention; LIBLINEAR regularises it)"),
         "class_weight": Param(STR + (dict,), None, "logistic: 'balanced' or {label: weight} "
                               "(multiplies data.weights)", nullable=True),
+        "multiclass": Param(STR, None, "logistic with more than two classes: 'ovr' trains "
+                            "one binary problem per class (one-vs-rest) on the same shards",
+                            choices=("ovr",), nullable=True),
         "w0": Param(STR, None, "warm start: a result file (its /model/w) or a .npy vector of "
                     "d weights (d counts the intercept); default zeros", nullable=True),
     },
@@ -305,6 +308,8 @@ def _check_cross(cfg):
                 raise UserError(f"run.latency_model.{key}: must be a number >= 0, got {value!r}")
     if run["target_subopt"] is not None and run["f_star"] is None:
         raise UserError("run.target_subopt: needs run.f_star (the optimal value)")
+    from .multiclass import check_config
+    check_config(cfg)
 
 
 def dump(cfg: dict) -> str:

@@ -26,6 +26,7 @@ from .progress import Bar, is_tty
 from .record import Outcome
 from .stopping import requested as stop_requested
 from . import checkpoint as _checkpoint  # noqa: F401  (registers worker tasks on every rank)
+from . import multiclass as _multiclass  # noqa: F401  (the same)
 
 
 def algorithm_params(cfg):

@@ -9,9 +9,16 @@
   with C = 1/(2 lambda n), and predicts x.w, so the file means the same model.
   ``bias`` is 1 with ``model.fit_intercept`` (the last w row is the intercept,
   LIBLINEAR's constant feature), else -1.  Values are written ``%.17g``.
-- ``npz`` / ``json``: ``w`` (the coefficients, without the intercept),
-  ``intercept`` (0.0 without one), ``labels`` (logistic: the -1 class's label
-  then the +1 class's; ridge: empty), ``objective`` (logistic | ridge),
+  A one-vs-rest model (``model.multiclass: ovr``) of C > 2 classes is
+  LIBLINEAR's own one-vs-rest layout: ``nr_class C``, the labels in the model's
+  class order, and one w line per feature holding the C classes' weights
+  (LIBLINEAR predicts the label of the largest w_i.x, as distnewton does); with
+  C = 2, LIBLINEAR's binary layout of the single vector (w_2 - w_1)/2, whose sign
+  is that of w_2.x - w_1.x, so the predictions are the argmax's.
+- ``npz`` / ``json``: ``w`` (the coefficients, without the intercept; ovr:
+  classes x features), ``intercept`` (0.0 without one; ovr: one per class),
+  ``labels`` (logistic: the -1 class's label then the +1 class's; ovr: the
+  classes in the rows' order; ridge: empty), ``objective`` (logistic | ridge),
   ``lam``, ``fit_intercept``, ``regularize_intercept``, ``n_features``.
 """
 
@@ -30,7 +37,9 @@ FORMATS = ("liblinear", "npz", "json")
 
 def arrays(model: Model) -> dict:
     """The plain-array form of the model (npz and json)."""
-    return {"w": model.coef.copy(), "intercept": model.intercept,
+    intercept = model.intercept
+    return {"w": model.coef.copy(),
+            "intercept": intercept.tolist() if model.multiclass else intercept,
             "labels": list(model.classes), "objective": model.loss, "lam": model.lam,
             "fit_intercept": model.fit_intercept,
             "regularize_intercept": model.regularize_intercept,
@@ -40,6 +49,8 @@ def arrays(model: Model) -> dict:
 def liblinear_text(model: Model) -> str:
     """The LIBLINEAR model file of ``model``."""
     lines = []
+    if model.multiclass:
+        return _liblinear_ovr(model)
     if model.loss == "logistic":
         neg, pos = model.classes
         if not all(float(v).is_integer() for v in (neg, pos)):
@@ -51,6 +62,26 @@ def liblinear_text(model: Model) -> str:
     lines += [f"nr_feature {model.n_features}", f"bias {1 if model.fit_intercept else -1}",
               "w"]
     lines += ["%.17g " % v for v in model.w.tolist()]
+    return "\n".join(lines) + "\n"
+
+
+def _liblinear_ovr(model: Model) -> str:
+    """LIBLINEAR's file of a one-vs-rest model (see the module docstring)."""
+    labels = model.classes
+    if not all(float(v).is_integer() for v in labels):
+        raise UserError(f"--format liblinear: LIBLINEAR labels are integers, the model in "
+                        f"{model.path} has labels {labels}")
+    W = model.w
+    if len(labels) == 2:
+        lines = ["solver_type L2R_LR", "nr_class 2", f"label {int(labels[1])} {int(labels[0])}"]
+        rows = [["%.17g" % v] for v in ((W[1] - W[0]) / 2).tolist()]
+    else:
+        lines = ["solver_type L2R_LR", f"nr_class {len(labels)}",
+                 "label " + " ".join(str(int(v)) for v in labels)]
+        rows = [["%.17g" % v for v in col] for col in W.T.tolist()]
+    lines += [f"nr_feature {model.n_features}", f"bias {1 if model.fit_intercept else -1}",
+              "w"]
+    lines += [" ".join(r) + " " for r in rows]
     return "\n".join(lines) + "\n"
 
 

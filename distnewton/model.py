@@ -35,7 +35,8 @@ from .errors import UserError
 class Model:
     """A linear model read from a result file (:func:`load_model`)."""
 
-    w: np.ndarray           # every weight, the intercept last when fit_intercept
+    w: np.ndarray           # every weight, the intercept last when fit_intercept;
+    #                         (classes x d) for ``model.multiclass: ovr``
     loss: str               # "logistic" or "ridge"
     lam: float
     fit_intercept: bool
@@ -45,16 +46,26 @@ class Model:
     regularize_intercept: bool = True
 
     @property
+    def multiclass(self) -> bool:
+        """One-vs-rest: one row of w per class (:mod:`distnewton.multiclass`)."""
+        return self.w.ndim == 2
+
+    @property
     def n_features(self) -> int:
         """Data features (the intercept column not counted)."""
-        return len(self.w) - int(self.fit_intercept)
+        return self.w.shape[-1] - int(self.fit_intercept)
 
     @property
     def coef(self) -> np.ndarray:
-        return self.w[:self.n_features]
+        """The coefficients: (n_features,), or (classes, n_features) for ovr."""
+        return self.w[..., :self.n_features]
 
     @property
-    def intercept(self) -> float:
+    def intercept(self):
+        """The intercept (0.0 without one): a float, or one per class for ovr."""
+        if self.multiclass:
+            return (self.w[:, -1].copy() if self.fit_intercept
+                    else np.zeros(self.w.shape[0]))
         return float(self.w[-1]) if self.fit_intercept else 0.0
 
     @property
@@ -68,6 +79,8 @@ class Model:
         """
         if self.loss != "logistic":
             return []
+        if self.multiclass:                     # ovr: the sorted training labels
+            return list(self.label_map["classes"])
         sides = [[k for k, v in self.label_map["map"].items() if float(v) == side]
                  for side in (-1.0, 1.0)]
         if all(len(raw) == 1 for raw in sides):
@@ -75,27 +88,39 @@ class Model:
         return [-1, 1]
 
     def decision(self, X) -> np.ndarray:
-        """x.w for the rows of X (n x n_features, without the intercept column)."""
+        """x.w for the rows of X (n x n_features, without the intercept column);
+        ovr: (n, classes), column i the decision value of class i."""
+        if self.multiclass:
+            return np.asarray(X @ self.coef.T) + self.intercept
         return X @ self.coef + self.intercept
 
     def predict(self, X) -> np.ndarray:
-        """Ridge: x.w; logistic: the class label (+1 side when x.w > 0, as scikit-learn)."""
+        """Ridge: x.w; logistic: the class label (+1 side when x.w > 0, as
+        scikit-learn); ovr: the class of the largest decision value."""
         z = self.decision(X)
         if self.loss != "logistic":
             return z
+        if self.multiclass:
+            return np.asarray(self.classes)[np.argmax(z, axis=1)]
         neg, pos = self.classes
         return np.where(z > 0, pos, neg)
 
     def proba(self, X) -> np.ndarray:
-        """Logistic: (n, 2) probabilities of the classes in :attr:`classes` order."""
-        z = self.decision(X)
-        return np.column_stack([sigmoid(-z), sigmoid(z)])
+        """Logistic: (n, 2) probabilities of the classes in :attr:`classes` order;
+        ovr: (n, classes), each class's sigmoid normalised over the classes
+        (scikit-learn's one-vs-rest rule)."""
+        return scores_proba(self.decision(X), self.multiclass)
 
     def targets(self, y, source):
         """Raw labels of a data file as the model's targets (logistic: -1/+1
-        through the training label map; a label it does not know is a UserError)."""
+        through the training label map; ovr: the class index 0..C-1; a label it
+        does not know is a UserError)."""
         if self.loss != "logistic":
             return np.asarray(y, dtype=np.float64)
+        if self.multiclass:
+            from .multiclass import ovr_labels
+            raw, _ = ovr_labels(y, source, reference=self.label_map)
+            return np.searchsorted(np.asarray(self.classes, dtype=np.float64), raw)
         from .data import map_labels
         return map_labels(y, "logistic", source=source, reference=self.label_map)[0]
 
@@ -103,6 +128,15 @@ class Model:
 def _number(text):
     v = float(text)
     return int(v) if v.is_integer() else v
+
+
+def scores_proba(z, multiclass):
+    """Class probabilities from decision values: (n, 2) of one binary model, or
+    the normalised sigmoids of one-vs-rest's (n, classes)."""
+    if multiclass:
+        p = sigmoid(z)
+        return p / p.sum(axis=1, keepdims=True)
+    return np.column_stack([sigmoid(-z), sigmoid(z)])
 
 
 def sigmoid(z):
@@ -170,10 +204,20 @@ def read_data(model: Model, path):
 
 def metrics(loss, z, t) -> dict:
     """Logistic (targets t in {-1, +1}, decision values z): accuracy, log_loss
-    (mean -log p(t | x)), auc; ridge (predictions z): mse, r2."""
+    (mean -log p(t | x)), auc; ovr (z of shape (n, classes), t class indices):
+    accuracy of the argmax, log_loss of the normalised probabilities and the
+    macro one-vs-rest AUC of those probabilities (scikit-learn's
+    ``roc_auc_score(multi_class="ovr")``); ridge (predictions z): mse, r2."""
     z, t = np.asarray(z, dtype=np.float64), np.asarray(t, dtype=np.float64)
     out = {"n_samples": int(len(t))}
-    if loss == "logistic":
+    if z.ndim == 2:                               # ovr: t holds class indices
+        P = scores_proba(z, True)
+        out["accuracy"] = float(np.mean(np.argmax(z, axis=1) == t))
+        out["log_loss"] = float(-np.mean(np.log(np.clip(
+            P[np.arange(len(t)), t.astype(np.int64)], 1e-300, None))))
+        aucs = [roc_auc(P[:, c], np.where(t == c, 1.0, -1.0)) for c in range(z.shape[1])]
+        out["auc"] = float(np.mean(aucs))         # macro one-vs-rest, as scikit-learn's
+    elif loss == "logistic":
         from .objectives import Logistic
         out["accuracy"] = float(np.mean(np.where(z > 0, 1.0, -1.0) == t))
         out["log_loss"] = float(np.mean(Logistic.value(z, t)))
@@ -232,7 +276,7 @@ def prediction_lines(model: Model, X, proba=False) -> list:
         if model.loss != "logistic":
             raise UserError("--proba: only for logistic models (this one is "
                             f"{model.loss}: predictions are x.w)")
-        return ["%.17g %.17g" % (a, b) for a, b in model.proba(X).tolist()]
+        return [" ".join("%.17g" % v for v in row) for row in model.proba(X).tolist()]
     pred = model.predict(X)
     if model.loss != "logistic":
         return ["%.17g" % v for v in pred.tolist()]
@@ -257,6 +301,9 @@ def load_w0(path, d, key="model.w0") -> np.ndarray:
         except UserError as exc:
             raise UserError(f"{key}: {exc} (expected a distnewton result file or a .npy "
                             "vector)") from None
+        if w.ndim == 2:
+            raise UserError(f"{key}: {path} holds a one-vs-rest model ({w.shape[0]} "
+                            "classes): warm starts take one binary model")
     if w.ndim != 1 or w.dtype.kind not in "fiu":
         raise UserError(f"{key}: {path}: expected a 1-D numeric vector, got shape "
                         f"{w.shape} of {w.dtype}")

@@ -176,6 +176,12 @@ class Shard:
             self._D = self.weigh(self.loss.deriv2(z, self.y))
         return self._D
 
+    def set_targets(self, y):
+        """New targets for the same rows (``model.multiclass: ovr``): the cached
+        margins and curvature are dropped."""
+        self.y = np.ascontiguousarray(y, dtype=np.float64)
+        self._at = self._z = self._D = None
+
     def weigh(self, per_row):
         """``per_row`` times the row weights s_j (unchanged without weights)."""
         return per_row if self.s is None else per_row * self.s

@@ -119,7 +119,7 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
 
     ``arrays``: (X, y) given in memory (the Python API's ``data=``) instead of
     ``data.train``; ``data.n_features`` pads X with empty columns."""
-    from .data import make_synthetic, map_labels, read_libsvm, write_libsvm
+    from .data import make_synthetic, read_libsvm, write_libsvm
     from .data.registry import resolve_path
     dc, mc = cfg["data"], cfg["model"]
     if arrays is not None:
@@ -138,7 +138,7 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
         os.makedirs(os.path.dirname(os.path.abspath(train)), exist_ok=True)
         write_libsvm(train, X, y)
     ds = read_libsvm(train, n_features=dc["n_features"], zero_based=dc["zero_based"])
-    y, label_map = map_labels(ds.y, mc["loss"], dc["positive_labels"], source=train)
+    y, label_map = labels(cfg, ds.y, train)
     from .weights import row_weights
     weights = row_weights(cfg, ds.y, y, label_map)
     X = ds.X
@@ -146,17 +146,26 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
     if dc["test"]:
         ts = read_libsvm(resolve_path(dc["test"], "data.test"), n_features=X.shape[1],
                          zero_based=dc["zero_based"])
-        yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=dc["test"],
-                           reference=label_map)
+        yt, _ = labels(cfg, ts.y, dc["test"], reference=label_map)
         test = (ts.X, yt)
     return finish_setup(cfg, n_workers, X, y, test, train, file_sha256(train), label_map,
                         weights)
 
 
+def labels(cfg, y, source, reference=None):
+    """(targets, label map): :func:`~distnewton.data.libsvm.map_labels`, or the raw
+    labels and the class table under ``model.multiclass: ovr``."""
+    if cfg["model"].get("multiclass") == "ovr":
+        from .multiclass import ovr_labels
+        return ovr_labels(y, source, reference)
+    from .data import map_labels
+    return map_labels(y, cfg["model"]["loss"], cfg["data"]["positive_labels"], source=source,
+                      reference=reference)
+
+
 def prepare_arrays(cfg, n_workers, X, y, sample_weight=None):
     """:func:`prepare` for arrays in memory: the dataset is named ``<in-memory>``
     and its sha256 is that of X's CSR buffers and y (and the sample weights)."""
-    from .data import map_labels
     from .weights import row_weights
     X, raw = array_data(X, y)
     d = cfg["data"]["n_features"]
@@ -164,8 +173,7 @@ def prepare_arrays(cfg, n_workers, X, y, sample_weight=None):
         if d < X.shape[1]:
             raise UserError(f"data.n_features: {d}, but X has {X.shape[1]} columns")
         X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], d))
-    y, label_map = map_labels(raw, cfg["model"]["loss"], cfg["data"]["positive_labels"],
-                              source="data (y)")
+    y, label_map = labels(cfg, raw, "data (y)")
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64).ravel()
         if sample_weight.shape != y.shape or not np.all(np.isfinite(sample_weight)) \
@@ -192,6 +200,9 @@ def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None
     if dc.get("rows_per_worker"):
         parts = keep_rows(parts, int(dc["rows_per_worker"]), dc["seed"])
         n = sum(len(p) for p in parts)
+    if label_map.get("rule") == "ovr":      # class sizes over the rows kept
+        rows = np.concatenate(parts)
+        label_map["counts"] = [int(np.sum(y[rows] == c)) for c in label_map["classes"]]
     counts = np.diff(X.indptr).astype(np.float64)
     problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
                       sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),

@@ -164,6 +164,8 @@ def compute_f_star(run: Run) -> dict:
 
 def f_star_of(run: Run, given=None, compute=True, memo=None):
     """(f*, source) for ``run``; (None, reason) when unknown.  See the module doc."""
+    if run.attrs.get("multiclass"):
+        return None, "none: one-vs-rest (a loss per class; see class_rounds, class_status)"
     if given is not None:
         return float(given), "--f-star"
     value = run.attrs.get("f_star")
@@ -222,6 +224,8 @@ def summarize(run: Run, f_star=None, f_source="", target: Target | None = None) 
     h, a = run.history, run.attrs
     loss = float(_last(h, "loss"))
     acc = float(_last(h, "test_accuracy"))
+    if a.get("multiclass"):          # ovr: the argmax's accuracy (the file's attribute)
+        acc = float(a.get("test_accuracy", math.nan))
     row = {
         "file": run.path, "dataset": os.path.basename(str(a.get("dataset", ""))),
         "algorithm": a.get("algorithm", ""), "workers": int(a.get("n_workers", 0)),

@@ -93,10 +93,13 @@ class Job:
     setup_bytes: int = 0
 
     def attrs(self, outcome, into=None):
-        """The result file's root attributes for ``outcome`` (filled into ``into``)."""
-        return fill_attrs({} if into is None else into, self.cfg, self.setup, self.rt,
-                          outcome.status, outcome.message, self.started, self.mpi_library,
-                          self.setup_bytes)
+        """The result file's root attributes for ``outcome`` (filled into ``into``;
+        an ovr outcome adds its per-class attributes)."""
+        attrs = fill_attrs({} if into is None else into, self.cfg, self.setup, self.rt,
+                           outcome.status, outcome.message, self.started, self.mpi_library,
+                           self.setup_bytes)
+        attrs.update(getattr(outcome, "attrs", {}))
+        return attrs
 
     def periodic(self):
         """drive()'s ``checkpoint`` callback: the result file so far (None: no file)."""
@@ -155,9 +158,15 @@ def solve_sim(cfg, verbosity, resume=None, arrays=None):
     setup = setup_master(cfg, cfg["run"]["workers"] or SIM_WORKERS, resume, arrays)
     rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
     job = Job(cfg, setup, rt, started)
-    outcome = drive(rt, cfg, setup.problem, setup.test, Printer(verbosity), resume,
-                    job.periodic(), w0=setup.w0)
-    return job, outcome
+    return job, run_algorithm(rt, cfg, setup, Printer(verbosity), resume, job.periodic())
+
+
+def run_algorithm(rt, cfg, setup, printer, resume, periodic):
+    """The configured algorithm on ``rt``: one run, or one per class (ovr)."""
+    if cfg["model"]["multiclass"] == "ovr":
+        from .multiclass import drive_ovr
+        return drive_ovr(rt, cfg, setup, printer, drive)
+    return drive(rt, cfg, setup.problem, setup.test, printer, resume, periodic, w0=setup.w0)
 
 
 def run_sim(cfg, verbosity, resume=None):
@@ -290,8 +299,7 @@ def solve_mpi(cfg, verbosity, resume=None):
     setup, started = check_inputs_mpi(comm, cfg, resume)
     try:
         job = master_job(comm, cfg, setup, started)
-        outcome = drive(job.rt, cfg, setup.problem, setup.test, Printer(verbosity), resume,
-                        job.periodic(), w0=setup.w0)
+        outcome = run_algorithm(job.rt, cfg, setup, Printer(verbosity), resume, job.periodic())
         job.rt.shutdown()
     except Exception as exc:                   # noqa: BLE001
         abort_on_exception(exc)

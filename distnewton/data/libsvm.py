@@ -284,7 +284,7 @@ def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
         shown = [_label_key(v) for v in values[:10]] + (["..."] if len(values) > 10 else [])
         raise UserError(f"{source}: {len(values)} distinct labels {shown}; logistic "
                         "loss needs two classes: set data.positive_labels to the "
-                        "labels that count as +1")
+                        "labels that count as +1, or model.multiclass: ovr")
     keys = np.array(sorted(table))
     out = np.array([table[k] for k in keys])[np.searchsorted(keys, y)]
     mapping = {"loss": "logistic", "rule": rule, "positive_labels":
