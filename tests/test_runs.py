@@ -86,7 +86,9 @@ def test_gd_gets_within_1e3_in_2000_rounds(tmp_path, small):
            "--workers", 4, "-o", out, "-q")
     attrs, hist, w = read_result(out)
     assert hist["comm_rounds"][-1] <= 2000
-    assert 0 <= (logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-3
+    # f_ref is sklearn's optimum, itself exact only to rounding (~1e-15 relative):
+    # gd may land a hair below it, never meaningfully
+    assert -1e-12 <= (logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-3
 
 
 @pytest.mark.mpi
