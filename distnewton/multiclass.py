@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UserError
-from .runtime import Counters, worker_rng, worker_task
+from .runtime import worker_rng, worker_task
 
 
 def _key(v: float):
@@ -104,8 +104,7 @@ def drive_ovr(rt, cfg, setup, printer, drive):
     classes, counts = lm["classes"], lm["counts"]
     runs = []
     for i, c in enumerate(classes):
-        rt.algo, rt.eval = Counters(), Counters()
-        rt._counting = rt.algo
+        rt.reset_counters()                        # each class counts from zero
         with rt.evaluating():
             n_c = rt.round("multiclass.relabel", [float(c), float(cfg["run"]["seed"])], up=1)
         if int(round(float(n_c[0]))) != counts[i]:

@@ -1,7 +1,7 @@
 """``distnewton run``: resolve the config, start the backend, write the result.
 
-:func:`solve_sim` and :func:`solve_mpi` (:mod:`distnewton.mpi_run`) run a resolved config and return the
-master's :class:`Job` and :class:`~distnewton.record.Outcome`; :func:`run_sim`
+:func:`solve_sim` and :func:`solve_mpi` (:mod:`distnewton.mpi_run`) run a
+resolved config and return the master's :class:`Job` and :class:`~distnewton.record.Outcome`; :func:`run_sim`
 and :func:`run_mpi` (the command line) then write the file with :func:`finish`,
 and :func:`distnewton.solve` turns them into a :class:`~distnewton.record.Result`.
 

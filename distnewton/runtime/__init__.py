@@ -156,6 +156,12 @@ class Runtime:
         self._round_seconds = []      # master wall time of each algorithm round
         self._round_to = []           # and its addressed workers (None: all)
 
+    def reset_counters(self):
+        """Start counting rounds and bytes from zero (a new run on the same
+        workers: one class of ``model.multiclass: ovr``)."""
+        self.algo, self.eval = Counters(), Counters()
+        self._counting = self.algo
+
     #: how the workers' compute times combine into a round's compute part
     parallel_workers = True
 
