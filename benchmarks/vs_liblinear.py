@@ -19,7 +19,8 @@ Per data set:
   ``adaptive_localnewton``: no solver keys), then explicit solvers (``newton`` with
   ``solver: cholesky``, ``solver: cg`` at the default forcing sequence and at
   ``cg_rtol: 0.1``; ``giant`` with local CG at ``cg_rtol: 0.01``), with 1 and 2 workers
-  (``mpiexec -n 2`` / ``-n 3``, ``python -m distnewton``, which skips the pyenv shim):
+  (``mpiexec -n 2`` / ``-n 3``, ``python -m distnewton``, which skips the pyenv shim;
+  and 2 workers on ``mpiexec -n 2``, rank 0 hosting worker 0: ``run.master_shard``):
   in-run seconds (history ``wall_time`` at the first row with relative suboptimality
   <= 1e-6; logging-only evaluation excluded), the part of it in communication and load
   imbalance (history ``time_comm`` / ``time_idle``), which solver the Newton systems
@@ -109,13 +110,16 @@ def write_config(tmp, name, files, algo, run, tag, key=None):
     return cfg
 
 
-def dn_run(tmp, name, files, fs, algo, workers, repeat):
+def dn_run(tmp, name, files, fs, algo, workers, repeat, on_master=False):
+    """``on_master``: ``mpiexec -n K`` with ``run.workers: K`` (rank 0 hosts worker 0,
+    ``run.master_shard: auto``) instead of ``mpiexec -n K+1``."""
     run = {"max_rounds": 2000, "grad_rtol": 1e-14, "f_star": fs, "target_subopt": TARGET,
-           "backend": "mpi"}
-    tag = algo.replace(":", "-")
+           "backend": "mpi"} | ({"workers": workers} if on_master else {})
+    tag = algo.replace(":", "-") + ("-m" if on_master else "")
     cfg = write_config(tmp, name, files, algo, run, tag, f"{name}-k{workers}")
     out = os.path.join(tmp, f"{name}-{tag}-k{workers}.h5")
-    cmd = ["mpiexec", "-n", str(workers + 1), sys.executable, "-m", "distnewton", "run", cfg,
+    ranks = workers if on_master else workers + 1
+    cmd = ["mpiexec", "-n", str(ranks), sys.executable, "-m", "distnewton", "run", cfg,
            "-o", out, "-q", "--overwrite"]
     wholes, ins, parts, i = [], [], [], None
     for _ in range(repeat):
@@ -136,7 +140,7 @@ def dn_run(tmp, name, files, fs, algo, workers, repeat):
     cg_iters = parts[-1][2] if parts else None
     print(f"  {name} {algo} K={workers}: {status}, in-run {inrun}, whole {whole:.2f} s, "
           f"load {cb.load()}", file=sys.stderr, flush=True)
-    return {"algo": algo, "k": k, "rounds": None if i is None else int(rounds[i]),
+    return {"algo": algo, "k": f"{k} (-n {ranks})", "rounds": None if i is None else int(rounds[i]),
             "inrun": inrun, "whole": whole, "final": float(sub[-1]), "status": status,
             "comm": comm, "idle": idle, "cg": cg_iters}
 
@@ -220,6 +224,9 @@ def main(argv=None):
     ap.add_argument("--algos", nargs="+", default=ALGOS,
                     help="NAME[:SOLVER[:CG_RTOL]], e.g. giant:cg:0.01")
     ap.add_argument("--repeat", type=int, default=1, help="mpiexec runs per cell (median)")
+    ap.add_argument("--no-master-shard", dest="master_shard", action="store_false",
+                    help="leave out the rows of K >= 2 workers on mpiexec -n K (rank 0 "
+                         "hosting worker 0)")
     ap.add_argument("--multicore-python", default=llv.PYTHON,
                     help="python of the venv with liblinear-multicore (--setup-multicore)")
     ap.add_argument("--setup-multicore", action="store_true",
@@ -264,6 +271,9 @@ def main(argv=None):
             for k in args.workers:
                 rows += dn_rows(name, [dn_run(tmp, name, files, fs, a, k, args.repeat)
                                        for a in algos])
+                if k >= 2 and args.master_shard:
+                    rows += dn_rows(name, [dn_run(tmp, name, files, fs, a, k, args.repeat, True)
+                                           for a in algos])
             print(f"  {name} done at {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
     print("## f*\n")
     print(cb.markdown(["dataset", "n", "d", "f*", "rel. diff distnewton vs reference"], fs_rows))
@@ -272,7 +282,8 @@ def main(argv=None):
                        "seconds (in-run / train call)", "of which comm / idle", "hvp rounds",
                        "whole-process s", "final rel. subopt."], rows))
     print(f"\ndistnewton: `mpiexec -n K+1 {os.path.basename(sys.executable)} -m distnewton run CFG -q` "
-          f"(rank 0 master + K workers), stopped at {TARGET:g}; in-run = history wall_time at the "
+          f"(rank 0 master + K workers; rows `K (-n K)`: `run.workers: K` on K ranks, rank 0 "
+          f"hosting worker 0 as well, `run.master_shard: auto`), stopped at {TARGET:g}; in-run = history wall_time at the "
           "first row reaching the target (median of --repeat runs); comm / idle = the history's "
           "time_comm / time_idle there; hvp rounds: Hessian-vector-product rounds of global "
           "Newton-CG to the target (0: Cholesky on the master, or local solves); * = fastest distnewton "

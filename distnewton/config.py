@@ -79,6 +79,10 @@ SCHEMA: dict[str, dict[str, Param]] = {
                          "4), or logical workers spread over the mpiexec job's P - 1 worker "
                          "ranks (backend mpi; default P - 1, one per rank)",
                          check=at_least(1), nullable=True),
+        "master_shard": Param((str, bool), "auto", "backend mpi: rank 0 also hosts a block "
+                              "of workers (true: K >= P workers on mpiexec -n P; auto: when "
+                              "K >= P; false: ranks 1..P-1 only); iterates unchanged",
+                              choices=("auto", True, False)),
         "blas_threads": Param(INT, 1, "BLAS threads per rank", check=at_least(1)),
         "seed": Param(INT, 0, "seed of the algorithms' random streams (worker k: (seed, k))"),
         "divergence_patience": Param(INT, 20, "stop as diverged when the loss grows this many "

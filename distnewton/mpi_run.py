@@ -23,7 +23,28 @@ def mpi_workers(cfg, comm):
     if K < ranks:
         raise UserError(f"run.workers: {K} workers but {ranks} worker ranks would idle: "
                         f"launch mpiexec -n {K + 1}, or set run.workers >= {ranks}")
+    if cfg["run"]["master_shard"] is True and K <= ranks:
+        raise UserError(f"run.master_shard: true needs at least as many workers as ranks: "
+                        f"{K} workers on mpiexec -n {ranks + 1} (launch mpiexec -n {K}, or "
+                        f"set run.workers >= {ranks + 1})")
     return K
+
+
+def blocks_of(cfg, K, P):
+    """Every rank's logical workers (:func:`~distnewton.runtime.hosting.rank_blocks`),
+    computed alike on every rank from the broadcast config."""
+    from .runtime.hosting import master_hosts, rank_blocks
+    return rank_blocks(K, P, master_hosts(cfg["run"]["master_shard"], K, P))
+
+
+def shards_of(cfg, problem, ks, pairs):
+    """The :class:`Shard` of each logical worker in ``ks``: from ``pairs`` of
+    (X, y, weights), or read from the pre-split files (``data.shards``)."""
+    if cfg["data"]["shards"]:
+        from .data.split import worker_shard
+        pairs = [(*worker_shard(cfg, int(k)), None) for k in ks]
+    return [Shard(X, y, problem.loss, problem.lam, problem.free_intercept, weights=s)
+            for X, y, s in pairs]
 
 
 def preload_worker(cfg):
@@ -49,7 +70,7 @@ def serve_worker(comm, cfg):
     """Ranks 1..K: receive the shard, serve rounds until the master stops.
 
     A bad input found by the master raises the same UserError here."""
-    from .runtime.hosting import host_blocks, receive_shards
+    from .runtime.hosting import receive_shards
     from .runtime.mpi import abort_on_exception, serve, wait_idle
     rank = comm.Get_rank()
     preload_worker(cfg)                        # while rank 0 reads the data,
@@ -60,14 +81,10 @@ def serve_worker(comm, cfg):
     cfg, problem = comm.bcast(None, root=0)
     try:
         inject("load", rank)
-        ks = host_blocks(len(problem.sizes), comm.Get_size() - 1)[rank - 1]
-        if cfg["data"]["shards"]:              # pre-split: read only this rank's parts
-            from .data.split import worker_shard
-            pairs = [(*worker_shard(cfg, int(k)), None) for k in ks]
-        else:
-            pairs = receive_shards(comm, problem.weighted)
-        serve(comm, [Shard(X, y, problem.loss, problem.lam, problem.free_intercept, weights=s)
-                     for X, y, s in pairs], cfg["run"]["seed"], algorithm_params(cfg), ks=ks)
+        ks = blocks_of(cfg, len(problem.sizes), comm.Get_size())[rank]
+        pairs = None if cfg["data"]["shards"] else receive_shards(comm, problem.weighted)
+        serve(comm, shards_of(cfg, problem, ks, pairs), cfg["run"]["seed"],
+              algorithm_params(cfg), ks=ks)
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         abort_on_exception(exc)
 
@@ -94,11 +111,19 @@ def master_job(comm, cfg, setup, started):
 
     from .runtime.mpi import MPIRuntime, send_shards
     comm.bcast((cfg, setup.problem), root=0)
-    rt = MPIRuntime(comm, len(setup.problem.sizes))
+    K = len(setup.problem.sizes)
+    rt = MPIRuntime(comm, K, blocks=blocks_of(cfg, K, comm.Get_size()))
     setup_bytes = (0 if cfg["data"]["shards"]
                    else send_shards(comm, setup.X, setup.y, setup.parts, rt.hosts,
                                     setup.weights))
-    setup.X = setup.y = setup.weights = None   # rank 0 keeps no rows
+    if len(rt.local):                          # run.master_shard: rank 0's own block
+        s = setup.weights
+        pairs = None if cfg["data"]["shards"] else [
+            (setup.X[setup.parts[k]], setup.y[setup.parts[k]],
+             None if s is None else s[setup.parts[k]]) for k in rt.local]
+        rt.host(shards_of(cfg, setup.problem, rt.local, pairs), cfg["run"]["seed"],
+                algorithm_params(cfg))
+    setup.X = setup.y = setup.weights = None   # rank 0 keeps no other rows
     return Job(cfg, setup, rt, started, library_line(MPI.Get_library_version),
                setup_bytes)
 

@@ -251,6 +251,7 @@ def fill_attrs(attrs, cfg, setup, rt, status, message, started, mpi_library, set
         "schema_version": SCHEMA_VERSION, "distnewton_version": __version__,
         "algorithm": cfg["algorithm"]["name"], "loss": p.loss, "lambda": p.lam,
         "n_workers": rt.K, "backend": cfg["run"]["backend"], "dataset": setup.dataset,
+        "master_shard": bool(len(getattr(rt, "local", ()))),
         "dataset_sha256": setup.sha256, "n_samples": p.n, "n_features": p.d,
         "seed": cfg["run"]["seed"], "partition_seed": cfg["data"]["seed"],
         "status": status, "message": message, "mpi_library": mpi_library,

@@ -261,7 +261,7 @@ class Runtime:
                     c[k, took_part[k]] = reply
         t = np.array(self._round_seconds)
         self._round_seconds, self._round_to = [], []
-        hosts = getattr(self, "hosts", None)
+        hosts = getattr(self, "rank_hosts", None)
         if hosts is not None and any(len(ks) > 1 for ks in hosts):   # logical workers:
             c = np.stack([c[ks].sum(axis=0) for ks in hosts])        # a rank runs its
             took_part = np.stack([took_part[ks].any(axis=0) for ks in hosts])  # in turn

@@ -13,6 +13,14 @@ P is; only the wall time shows that P - 1 ranks did the work.
 
 With one client per rank (K = P - 1, the default) nothing differs from the
 plain MPI backend.  This module also distributes the shards at set-up.
+
+``run.master_shard`` (:func:`master_hosts`): rank 0 hosts the first block
+too, so K = P workers run on P ranks (``mpiexec -n 2`` with 2 workers on a
+2-core laptop: no rank waits idle on a core a worker needs).  The master
+runs its block's tasks between sending a round and receiving it, while the
+other ranks compute theirs; the reduction adds its part in place.  Worker k
+is the same wherever it is hosted (shard, stream, state), so the iterates
+are those of the sim backend (to rounding: the sums' order differs).
 """
 
 from __future__ import annotations
@@ -24,6 +32,22 @@ import scipy.sparse as sp
 def host_blocks(K, ranks):
     """The logical workers of each worker rank: ``ranks`` int arrays over 0..K-1."""
     return [np.asarray(b, dtype=np.int64) for b in np.array_split(np.arange(K), ranks)]
+
+
+def master_hosts(setting, K, P):
+    """``run.master_shard`` resolved for K logical workers on P ranks: ``auto``
+    hosts on the master when there are at least as many workers as ranks
+    (K >= P), where it would otherwise wait idle while a worker rank runs two
+    or more workers one after another."""
+    return K >= P if setting == "auto" else bool(setting)
+
+
+def rank_blocks(K, P, on_master):
+    """The logical workers of every rank 0..P-1: ``numpy.array_split`` of
+    0..K-1 over the P ranks (``on_master``) or over ranks 1..P-1 (rank 0: none)."""
+    if on_master:
+        return host_blocks(K, P)
+    return [np.zeros(0, dtype=np.int64)] + host_blocks(K, P - 1)
 
 
 def send_shards(comm, X, y, parts, hosts=None, weights=None):

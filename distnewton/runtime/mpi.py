@@ -31,6 +31,7 @@ from . import (EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_MASK, OP_REDUCE, OP_STOP, RA
 from ..errors import EXIT_INTERNAL, UserError
 from ..faults import inject
 from .startup import check_task_table
+from .waiting import configure_wait, wait, wait_all, wait_idle  # noqa: F401 (kept here)
 
 #: Environment variables a launcher sets to say how many tasks it started.
 LAUNCHER_SIZE_VARS = ("SLURM_NTASKS", "PMI_SIZE", "PMIX_SIZE", "OMPI_COMM_WORLD_SIZE",
@@ -135,31 +136,57 @@ class MPIRuntime(Runtime):
     """Master side of the MPI backend (rank 0).
 
     ``K``: logical workers (default one per worker rank; more: see
-    :mod:`~distnewton.runtime.hosting`), ``hosts[r - 1]`` those rank r runs.
+    :mod:`~distnewton.runtime.hosting`), ``hosts[r - 1]`` those rank r runs;
+    ``blocks``: every rank's workers (``rank_blocks``), when rank 0 hosts
+    ``local`` = ``blocks[0]`` itself (``run.master_shard``; their contexts come
+    with :meth:`host`).  Their tasks run here between a round's sending and
+    its receiving (:meth:`_run_local`), while the worker ranks compute theirs.
     """
 
     backend = "mpi"
 
-    def __init__(self, comm, K=None):
+    def __init__(self, comm, K=None, blocks=None):
         super().__init__()
         self.comm = comm
         self.K = comm.Get_size() - 1 if K is None else int(K)
-        self.hosts = host_blocks(self.K, comm.Get_size() - 1)
+        if blocks is None:
+            blocks = [np.zeros(0, dtype=np.int64)] + host_blocks(self.K, comm.Get_size() - 1)
+        self.local, self.hosts = blocks[0], blocks[1:]
+        self.ctxs = []
         self._header = np.zeros(HEADER_LEN, dtype=np.int64)
         self._send = Buffers()
 
+    @property
+    def rank_hosts(self):
+        """The workers of each rank that hosts any (what runs one after another)."""
+        return ([self.local] if len(self.local) else []) + list(self.hosts)
+
+    def host(self, shards, seed, params):
+        """Rank 0's own workers ``local``: their contexts, as a worker rank's."""
+        self.ctxs = [WorkerContext(int(k), s, worker_rng(seed, k), params)
+                     for k, s in zip(self.local, shards)]
+
+    def _run_local(self, task_id, payload, lens, pieces, evaluating, ctxs=None):
+        """This rank's part of a round: its workers' (or ``ctxs``') replies, in
+        order of k.  The tasks see the vectors in the send buffer, as a worker
+        rank sees its receive buffer."""
+        ctxs = self.ctxs if ctxs is None else ctxs
+        down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
+        return [run_task(ctx, self.names, task_id, down,
+                         None if pieces is None else pieces[i], evaluating)
+                for i, ctx in enumerate(ctxs)]
+
     def _per_rank(self, lengths):
-        """Per-rank totals of per-logical-worker lengths (rank 0: 0)."""
+        """Per-rank totals of per-logical-worker lengths (rank 0: its own workers')."""
         lengths = np.asarray(lengths, dtype=np.int64)
-        return np.array([0] + [int(lengths[ks].sum()) for ks in self.hosts], dtype=np.int64)
+        return np.array([int(lengths[self.local].sum())]
+                        + [int(lengths[ks].sum()) for ks in self.hosts], dtype=np.int64)
 
     def _exchange(self, task_id, down, up, scatter, evaluating, to):
         from mpi4py import MPI
         inject("round", 0)
         if to is not None:                          # a subset round: point-to-point
-            from .p2p import subset_exchange
-            return subset_exchange(self.comm, task_id, down, up, scatter, evaluating, to,
-                                   self._send, self.hosts)
+            return self._subset(task_id, down, up, scatter, evaluating, to)
         comm, h = self.comm, self._header
         ragged = not isinstance(up, int) and up[0] is RAGGED
         h[:] = 0
@@ -168,32 +195,75 @@ class MPIRuntime(Runtime):
         h[1], h[2], h[3] = task_id, len(down), scatter is not None
         h[4:4 + len(down)] = [v.size for v in down]
         wait(comm.Ibcast(h, root=0))                            # control header
-        if sum(v.size for v in down):
-            payload = self._send.get(sum(v.size for v in down))
+        lens = [v.size for v in down]
+        payload = self._send.get(sum(lens))
+        if payload.size:
             np.concatenate(down, out=payload)
             wait(comm.Ibcast(payload, root=0))                  # the broadcast vectors
+        n_of = np.array([len(self.local)] + [len(ks) for ks in self.hosts], dtype=np.int64)
         if scatter is not None:                     # each worker's length, then the pieces
             sizes = np.array([v.size for v in scatter], dtype=np.int64)
-            n_of = np.array([0] + [len(ks) for ks in self.hosts], dtype=np.int64)
-            comm.Scatterv([sizes, n_of, _displs(n_of), MPI.INT64_T], np.empty(0, np.int64),
-                          root=0)
+            comm.Scatterv([sizes, n_of, _displs(n_of), MPI.INT64_T], MPI.IN_PLACE, root=0)
             counts = self._per_rank(sizes)
             comm.Scatterv([np.concatenate(scatter), counts, _displs(counts), MPI.DOUBLE],
-                          np.empty(0), root=0)
+                          MPI.IN_PLACE, root=0)
+        mine = self._run_local(task_id, payload, lens,        # rank 0's own workers, while
+                               scatter, evaluating)          # the worker ranks compute
         if isinstance(up, int):
-            total = np.zeros(up)                     # the master's (zero) part, in place
+            total = np.zeros(up)                     # the master's part, added in place
+            for out in mine:
+                total += out
             wait(comm.Ireduce(MPI.IN_PLACE, total, op=MPI.SUM, root=0))   # workers compute
             return total
         if ragged:                                   # the lengths first (8 bytes each)
-            n_of = np.array([0] + [len(ks) for ks in self.hosts], dtype=np.int64)
             lengths = np.empty(self.K, dtype=np.int64)
-            comm.Gatherv(np.empty(0, np.int64), [lengths, n_of, _displs(n_of), MPI.INT64_T],
-                         root=0)
+            lengths[:len(mine)] = [o.size for o in mine]
+            comm.Gatherv(MPI.IN_PLACE, [lengths, n_of, _displs(n_of), MPI.INT64_T], root=0)
             up = [int(n) for n in lengths]
         counts = self._per_rank(up)
         buf = np.empty(int(counts.sum()))
-        wait(comm.Igatherv(np.empty(0), [buf, counts, _displs(counts), MPI.DOUBLE], root=0))
+        if mine:
+            np.concatenate(mine, out=buf[:counts[0]])
+        wait(comm.Igatherv(MPI.IN_PLACE, [buf, counts, _displs(counts), MPI.DOUBLE], root=0))
         return np.split(buf, np.cumsum(up)[:-1])
+
+    def _subset(self, task_id, down, up, scatter, evaluating, to):
+        """A subset round: rank 0's own addressed workers here, the others
+        point-to-point (:func:`~distnewton.runtime.p2p.subset_exchange`) while
+        these compute; a sum is taken in increasing k, as the sim backend does."""
+        from .p2p import subset_exchange
+        local = {int(k) for k in self.local}
+        here = [i for i, k in enumerate(to) if k in local]
+        there = [i for i, k in enumerate(to) if k not in local]
+        lens = [v.size for v in down]
+        payload = np.concatenate(down) if lens else np.empty(0)
+        by_k = {ctx.k: ctx for ctx in self.ctxs}
+
+        def run_here():
+            return self._run_local(task_id, payload, lens,
+                                   None if scatter is None else [scatter[i] for i in here],
+                                   evaluating, ctxs=[by_k[int(to[i])] for i in here])
+        if not there:
+            mine, theirs = run_here(), None
+        else:
+            done = {}
+            theirs = subset_exchange(
+                self.comm, task_id, down, up if isinstance(up, int) else [up[i] for i in there],
+                None if scatter is None else [scatter[i] for i in there], evaluating,
+                tuple(to[i] for i in there), self._send, self.hosts,
+                between=lambda: done.setdefault("mine", run_here()))
+            mine = done["mine"]
+        if isinstance(up, int):
+            total = np.zeros(up)
+            for out in mine:
+                total += out
+            return total if theirs is None else total + theirs
+        out = [None] * len(to)
+        for i, reply in zip(here, mine):
+            out[i] = reply
+        for i, reply in zip(there, theirs or []):
+            out[i] = reply
+        return out
 
     def shutdown(self):
         self._header[:] = 0
@@ -228,39 +298,6 @@ def combine(comm, h, outs):
     wait(comm.Igatherv(outs[0] if len(outs) == 1 else np.concatenate(outs), None, root=0))
 
 
-#: polls with sched_yield before a waiting rank starts sleeping between polls
-#: (only when the node has more ranks than cores: see :func:`configure_wait`)
-SPIN_POLLS = int(os.environ.get("DISTNEWTON_SPIN_POLLS", "200"))
-#: seconds slept between polls after that (the kernel makes it ~85 us or more)
-POLL_SLEEP = float(os.environ.get("DISTNEWTON_POLL_SLEEP", "1e-5"))
-_sleep_when_waiting = True
-
-
-def configure_wait(comm):
-    """Sleep while waiting only when this node has more ranks than cores.
-
-    Measured (a round whose task computes 0.5-5 ms, d = 22): with 2 ranks on 2
-    cores, spinning costs 0.1-0.2 ms per round and sleeping 0.55 ms (a sleep
-    lasts >= 85 us, and a round waits three times); with 3 ranks on 2 cores,
-    spinning costs 1-3 ms (the waiting master takes a core a worker needs)
-    and sleeping 0.4-0.8 ms.  ``DISTNEWTON_WAIT=spin|sleep`` overrides.
-    All ranks of a node decide alike (same counts).
-    """
-    global _sleep_when_waiting
-    mode = os.environ.get("DISTNEWTON_WAIT", "auto")
-    if mode in ("spin", "sleep"):
-        _sleep_when_waiting = mode == "sleep"
-        return
-    from mpi4py import MPI
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    _sleep_when_waiting = node.Get_size() > cores
-    node.Free()
-
-
 class Buffers:
     """One reusable float64 buffer per length: a round's broadcast payload is not
     reallocated every round (for d = 1e6 that is 8 MB of fresh pages each time).
@@ -275,56 +312,6 @@ class Buffers:
         if buf is None:
             buf = self._bufs[n] = np.empty(n)
         return buf
-
-
-def wait(req, other=None):
-    """Complete a non-blocking request, yielding the CPU while it is pending.
-
-    ``other``: a second condition polled alongside (a worker: has a subset
-    round's header come?); returns False as soon as it holds, leaving ``req``
-    pending, and True when ``req`` completed.
-
-    MPICH busy-polls inside blocking collectives; with more ranks than cores
-    (normal on a laptop) an idle rank's spinning steals the core that a busy
-    rank needs.  Polling with ``sched_yield`` between tests gives it back, and
-    when the node is oversubscribed, after ``SPIN_POLLS`` polls (a round that is
-    not a quick one: the workers are computing) the rank sleeps ``POLL_SLEEP``
-    between polls, which frees the core entirely at the cost of about 0.1 ms
-    of latency per wait.
-    """
-    polls = 0
-    while not req.Test():
-        if other is not None and other():
-            return False
-        if polls < SPIN_POLLS or not _sleep_when_waiting:
-            os.sched_yield()
-            polls += 1
-        else:
-            time.sleep(POLL_SLEEP)
-    return True
-
-
-def wait_all(reqs, statuses=None):
-    """:func:`wait` for a list of requests (``statuses`` filled, as ``Testall``)."""
-    from mpi4py import MPI
-    polls = 0
-    while reqs and not MPI.Request.Testall(reqs, statuses):
-        if polls < SPIN_POLLS or not _sleep_when_waiting:
-            os.sched_yield()
-            polls += 1
-        else:
-            time.sleep(POLL_SLEEP)
-
-
-def wait_idle(comm, period=1e-3):
-    """Barrier that sleeps while it waits (workers while rank 0 reads the data).
-
-    A blocking collective would busy-poll for the whole setup and take the
-    cores rank 0 needs to parse; this one wakes every ``period`` seconds.
-    """
-    req = comm.Ibarrier()
-    while not req.Test():
-        time.sleep(period)
 
 
 def serve(comm, shard, seed, params=None, ks=None):

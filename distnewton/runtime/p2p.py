@@ -44,11 +44,13 @@ SCATTER_FLAG = 16
 
 
 def subset_exchange(comm, task_id, down, up, scatter, evaluating, to, send_buffers,
-                    hosts=None):
+                    hosts=None, between=None):
     """Master side of a subset round (see the module docstring).
 
     ``hosts``: the logical workers of each worker rank (default one per rank);
-    every rank hosting an addressed worker gets one set of messages."""
+    every rank hosting an addressed worker gets one set of messages.
+    ``between``: called once every message is posted, before the waits (the
+    master's own workers compute then: ``run.master_shard``)."""
     from mpi4py import MPI
 
     from .mpi import wait_all
@@ -85,6 +87,8 @@ def subset_exchange(comm, task_id, down, up, scatter, evaluating, to, send_buffe
         if scatter is not None:
             sends.append(comm.Isend(np.concatenate([scatter[i] for i in pos]), dest=r,
                                     tag=TAG_SCATTER))
+    if between is not None:
+        between()
     if ragged:
         wait_all(recvs)                                      # the workers compute
         for r, pos in groups.items():
