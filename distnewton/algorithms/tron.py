@@ -32,7 +32,12 @@ that quadratic is not convex), and on the first iteration Delta first cut to ||s
     rho >= eta_2:         Delta = max(Delta, min(alpha ||s||, sigma_3 Delta))
 
 eta = (1e-4, 0.25, 0.75), sigma = (0.25, 0.5, 4).  The run stalls, as tron.cpp
-stops, when prered <= 0 or both reductions are below 1e-12 |f| (machine precision).
+stops, when prered <= 0.  Where tron.cpp also stops, both reductions below 1e-12 |f|
+(f's rounding then decides rho), this module goes on: it accepts the step when
+||grad f(w_t + s_t)|| < ||g_t|| (from the same round; the gradient keeps its
+accuracy where f differences are lost), keeping Delta, and stalls only when not.  With xi = 0.1 TRON converges
+linearly near the optimum, and the tron.cpp stop left ||g|| at 1e-9..1e-11
+||g_0|| on small synthetic sets: above ``run.grad_rtol``'s range.
 
 In :class:`~.newton_type.NewtonType`'s shape (w_{t+1} = w_t - alpha_t p_t): the
 gradient hook hands over f_t, g_t from the last accepted trial, the direction is
@@ -159,18 +164,22 @@ def direction(alg, it):
 
 def trial(alg, it, p):
     """2.-4. f, g at w_t + s_t [1 round], the new radius, and alpha = 1 (accepted:
-    f, g kept for the next iteration) or 0 (rejected); TRON's stops set ``stalled``."""
+    f, g kept for the next iteration) or 0 (rejected); TRON's stops set ``stalled``.
+    Below f's rounding (both reductions <= 1e-12 |f|) the gradient decides."""
     tr, s = alg.tron, -p
     f_new, g_new = P.loss_grad(alg.rt, alg.prob, it.w - p, task="tron.loss_grad")
-    gs, prered = float(it.g @ s), it.predicted
-    tr.delta, accept = radius(tr.delta, float(np.linalg.norm(s)), gs, it.f, f_new, prered,
-                              tr.accepted == 0)
+    gs, prered, actred = float(it.g @ s), it.predicted, it.f - f_new
+    if prered <= 0:
+        alg.stalled, accept = "TRON: predicted reduction <= 0 (at machine precision?)", False
+    elif abs(actred) <= TINY * abs(it.f) and prered <= TINY * abs(it.f):
+        accept = bool(np.linalg.norm(g_new) < np.linalg.norm(it.g))     # Delta kept
+        if not accept:
+            alg.stalled = ("TRON: reductions below 1e-12 |f| and no smaller gradient "
+                           "(machine precision)")
+    else:
+        tr.delta, accept = radius(tr.delta, float(np.linalg.norm(s)), gs, it.f, f_new, prered,
+                                  tr.accepted == 0)
     it.info["trust_radius"] = tr.delta
     if accept:
         tr.f, tr.g, tr.accepted = f_new, g_new, tr.accepted + 1
-    actred = it.f - f_new
-    if prered <= 0:
-        alg.stalled = "TRON: predicted reduction <= 0 (at machine precision?)"
-    elif abs(actred) <= TINY * abs(it.f) and abs(prered) <= TINY * abs(it.f):
-        alg.stalled = "TRON: actual and predicted reductions below 1e-12 |f| (machine precision)"
     return 1.0 if accept else 0.0
