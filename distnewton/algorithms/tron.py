@@ -35,9 +35,10 @@ eta = (1e-4, 0.25, 0.75), sigma = (0.25, 0.5, 4).  The run stalls, as tron.cpp
 stops, when prered <= 0.  Where tron.cpp also stops, both reductions below 1e-12 |f|
 (f's rounding then decides rho), this module goes on: it accepts the step when
 ||grad f(w_t + s_t)|| < ||g_t|| (from the same round; the gradient keeps its
-accuracy where f differences are lost), keeping Delta, and stalls only when not.  With xi = 0.1 TRON converges
-linearly near the optimum, and the tron.cpp stop left ||g|| at 1e-9..1e-11
-||g_0|| on small synthetic sets: above ``run.grad_rtol``'s range.
+accuracy where f differences are lost), keeping Delta, and stalls only when not.
+With xi = 0.1 TRON converges linearly near the optimum, and the tron.cpp stop
+left ||g|| at 1e-9..1e-11 ||g_0|| on small synthetic sets (``run.grad_rtol``
+goes to 1e-14); the gradient test takes them to 1e-17.
 
 In :class:`~.newton_type.NewtonType`'s shape (w_{t+1} = w_t - alpha_t p_t): the
 gradient hook hands over f_t, g_t from the last accepted trial, the direction is
