@@ -69,6 +69,10 @@ SCHEMA: dict[str, dict[str, Param]] = {
                            nullable=True),
         "grad_rtol": Param(FLOAT, 1e-8, "stop when ||grad f(w)|| <= this * ||grad f(0)|| "
                            "(LIBLINEAR's eps)", check=positive, nullable=True),
+        "liblinear_eps": Param(FLOAT, None, "stop by LIBLINEAR's rule (its -e, 0.01 there by "
+                               "default): ||grad f(w)|| <= this * max(min(#pos, #neg), 1)/n * "
+                               "||grad f(0)|| (logistic; ridge: this * ||grad f(0)||)",
+                               check=positive, nullable=True),
         "target_loss": Param(FLOAT, None, "stop when f(w) <= this", nullable=True),
         "target_subopt": Param(FLOAT, None, "stop when (f(w) - f*)/|f*| <= this (needs f_star)",
                                check=positive, nullable=True),

@@ -144,6 +144,10 @@ def drive(rt, cfg, problem, test, printer, resume=None, checkpoint=None, w0=None
         return counters, gather_workers(rt)
 
     printer.header(run["max_rounds"])
+    if run["liblinear_eps"] is not None:           # LIBLINEAR's rule: logging-only round
+        with rt.evaluating():
+            scale = P.liblinear_scale(rt, problem)
+        run = {**run, "liblinear_eps": run["liblinear_eps"] * scale}
     if resume is None:
         f, gnorm = record(0, 0.0, {})
         g0, wall, it = gnorm, 0.0, 0
@@ -218,6 +222,9 @@ def stop_reason(run, f, gnorm, g0, rounds, it, stalled, rising=0):
         return "converged", f"||grad|| = {gnorm:.3e} <= run.grad_norm"
     if run["grad_rtol"] is not None and gnorm <= run["grad_rtol"] * g0:
         return "converged", f"||grad|| = {gnorm:.3e} <= run.grad_rtol * ||grad f(0)||"
+    if run.get("liblinear_eps") is not None and gnorm <= run["liblinear_eps"] * g0:
+        return "converged", (f"||grad|| = {gnorm:.3e} <= run.liblinear_eps * "
+                             "max(min(#pos, #neg), 1)/n * ||grad f(0)||")
     if run["target_loss"] is not None and f <= run["target_loss"]:
         return "converged", f"loss {f:.15e} <= run.target_loss"
     if run["target_subopt"] is not None:

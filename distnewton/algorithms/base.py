@@ -113,7 +113,7 @@ def local_cg_rtol(p):
 
 
 def use_cg(p, d):
-    """CG for a system of size d by the size rule alone: ``solver: cg``, or auto and
-    d > cg_threshold (local systems; newton's global one adds a cost model,
-    :mod:`.solver_cost`)."""
-    return p.solver == "cg" or (p.solver == "auto" and d > p.cg_threshold)
+    """CG for a system of size d by the size rule alone: ``solver: cg`` (or newton's
+    ``tron``, CG in a trust region), or auto and d > cg_threshold (local systems;
+    newton's global one adds a cost model, :mod:`.solver_cost`)."""
+    return p.solver in ("cg", "tron") or (p.solver == "auto" and d > p.cg_threshold)

@@ -17,6 +17,10 @@ Iteration t (w = w_t):
 4. w_{t+1} = w - alpha p
 
 So an iteration costs 2 rounds (Cholesky) or 2 + #CG iterations (CG).
+``solver: tron`` replaces steps 2-4 by a trust region (:mod:`.tron`, LIBLINEAR's
+TRON): Steihaug CG inside ||s|| <= Delta, one round for f and g at w + s, which
+is kept or rejected by the ratio of actual to predicted reduction; #CG + 1
+rounds per iteration, the radius in the history column ``trust_radius``.
 ``solver: auto`` (the default) picks by estimated time (:mod:`.solver_cost`):
 forming, reducing and factoring H against about 10 Hessian-vector rounds; it
 is decided at the first iteration, and a CG solve that cost more than a direct
@@ -26,22 +30,49 @@ computes f* for the other methods.
 
 Steps 1-4 are the hooks of :class:`.newton_type.NewtonType`; this module
 defines step 2, the direction, and what it needs from step 1 (the dense
-Hessian, or the workers holding w for CG).
+Hessian, or the workers holding w for CG); with ``solver: tron`` the hooks
+are :mod:`.tron`'s.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import UserError
 from ..linalg import solve_spd
-from . import solver_cost
+from . import solver_cost, tron
 from .base import LINE_SEARCH, SOLVER, use_cg
 from .newton_type import HELD, HESSIAN, NewtonType
 
 
 class Newton(NewtonType):
     name = "newton"
-    params = {**LINE_SEARCH, **SOLVER}
-    #: "cg" or "cholesky": the solver this run uses (``solver: auto`` decides once)
+    params = {**LINE_SEARCH, **SOLVER, "solver": replace(
+        SOLVER["solver"], choices=SOLVER["solver"].choices + ("tron",),
+        doc=SOLVER["solver"].doc + "; tron: trust-region Newton-CG (LIBLINEAR's TRON: "
+        "Steihaug CG to ||r|| <= cg_rtol ||g||, unset 0.1; no line search)")}
+    columns = {**NewtonType.columns, "trust_radius": np.float64}
+    #: "cg", "cholesky" or "tron": the solver this run uses (``solver: auto`` decides once)
     solver_used = None
+    #: solver tron: f, g at w, the radius Delta and the accepted steps (:mod:`.tron`)
+    tron = None
+
+    @classmethod
+    def validate(cls, params, problem, seed=0):
+        super().validate(params, problem, seed)
+        if params["solver"] == "tron" and params["cg_precondition"] != "none":
+            raise UserError("algorithm.cg_precondition: solver tron runs unpreconditioned "
+                            "CG (LIBLINEAR's TRON before 2.20); use none")
+
+    def gradient(self, fg=None):
+        """f, g and the curvature (:meth:`.NewtonType.gradient`); with ``solver: tron``
+        those of the last accepted trial point (:func:`.tron.gradient`; ``fg`` unused)."""
+        if self.p.solver == "tron":
+            self.solver_used = "tron"
+            return tron.gradient(self)
+        return super().gradient(fg)
 
     def hessian_free(self):
         """True on the CG path: solver cg, or auto and d > cg_threshold, or auto
@@ -61,6 +92,8 @@ class Newton(NewtonType):
         definite), or inexact Newton-CG in Hessian-vector-product rounds; under
         ``auto`` a CG solve dearer than a direct iteration switches the run to
         Cholesky from the next iteration (:func:`.solver_cost.break_even_hvps`)."""
+        if self.p.solver == "tron":
+            return tron.direction(self, it)
         if it.H is not None:
             return solve_spd(it.H, it.g)
         p = self.cg_direction(it)
@@ -69,3 +102,15 @@ class Newton(NewtonType):
                     self.prob, self.rt.round_latency + self.rt.modelled_latency)):
             self.solver_used = "cholesky"
         return p
+
+    def line_search(self, it, p):
+        """Armijo backtracking; with ``solver: tron`` the trust-region test of the
+        trial point instead, alpha = 1 (accepted) or 0 (:func:`.tron.trial`)."""
+        if self.p.solver == "tron":
+            return tron.trial(self, it, p)
+        return super().line_search(it, p)
+
+    def check(self, it, alpha):
+        """A rejected trust-region step is no stall (TRON sets its own stops)."""
+        if self.p.solver != "tron":
+            super().check(it, alpha)

@@ -65,6 +65,8 @@ class Iterate:
     g: np.ndarray | None = None
     H: np.ndarray | None = None           # HESSIAN: Hess f(w_t), dense
     diag: np.ndarray | None = None        # HELD with Jacobi: diag Hess f(w_t)
+    #: newton's solver tron: the model's decrease -q_t(s_t) at the step (:mod:`.tron`)
+    predicted: float | None = None
     #: this iteration's values of the algorithm's extra history columns
     info: dict = field(default_factory=dict)
 

@@ -22,10 +22,27 @@ def _loss_grad(ctx, w):
     return np.concatenate(([f], g))
 
 
-def loss_grad(rt, prob, w):
-    """f(w), grad f(w).  1 round: d floats down, d + 1 up per worker."""
-    out = rt.round("loss_grad", w, up=prob.d + 1)
+def loss_grad(rt, prob, w, task="loss_grad"):
+    """f(w), grad f(w).  1 round: d floats down, d + 1 up per worker.
+
+    ``task``: a worker task that also keeps something (``tron.loss_grad``)."""
+    out = rt.round(task, w, up=prob.d + 1)
     return global_value(out[0], prob.n, prob.penalty, w), regularise(out[1:], prob.n, prob.penalty, w)
+
+
+@worker_task("positives")
+def _positives(ctx):
+    return np.array([float(np.sum(ctx.shard.y > 0))])
+
+
+def liblinear_scale(rt, prob):
+    """max(min(#pos, #neg), 1) / n, the factor of LIBLINEAR's stopping rule for
+    logistic regression (1 for ridge, as LIBLINEAR's regression rule).
+    1 round: nothing down, 1 float up per worker."""
+    if prob.loss != "logistic":
+        return 1.0
+    pos = int(rt.round("positives", up=1)[0])
+    return max(min(pos, prob.n - pos), 1) / prob.n
 
 
 @worker_task("loss")
@@ -86,14 +103,15 @@ def _hvp(ctx, v, fingerprint):
     return ctx.shard.hvp_sum(w, v)
 
 
-def hvp(rt, prob, w, v):
-    """Hess f(w) v at the w of the last :func:`loss_grad_hold` round.
+def hvp(rt, prob, w, v, task="hvp"):
+    """Hess f(w) v at the w of the last :func:`loss_grad_hold` round (``task``:
+    another worker task holding w its own way, ``tron.hvp``).
 
     1 round: d + 2 floats down (v, and w's sum and squared norm, which the
     workers check against the w they hold with their curvature weights
     l''(x_j.w) from that round), d up per worker.
     """
-    return rt.round("hvp", v, _fingerprint(w), up=prob.d) / prob.n + prob.penalty * v
+    return rt.round(task, v, _fingerprint(w), up=prob.d) / prob.n + prob.penalty * v
 
 
 @worker_task("line_losses")
