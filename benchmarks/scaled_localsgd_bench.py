@@ -111,8 +111,9 @@ def config(path, d, partition, scaling, mode, ga, args, seed=0, backend="sim"):
 _SETUPS = {}
 
 
-def run_sim(raw, workers):
-    """One sim run in this process (data read once per problem and K): history."""
+def run_sim(raw, workers, with_alg=False):
+    """One sim run in this process (data read once per problem and K): history
+    (and the algorithm object, for its final state, ``with_alg``)."""
     cfg = resolve(raw)
     cfg["run"]["workers"] = workers
     key = (cfg["data"]["train"], cfg["data"]["partition"], workers)
@@ -122,8 +123,8 @@ def run_sim(raw, workers):
     rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)      # overflow when a run diverges
-        hist = drive(rt, cfg, setup.problem, None, Printer(0)).history
-    return hist.arrays()
+        out = drive(rt, cfg, setup.problem, None, Printer(0))
+    return (out.history.arrays(), out.alg) if with_alg else out.history.arrays()
 
 
 def run_mpi(raw, workers, tmp, tag):
@@ -191,12 +192,17 @@ def table(title, header, rows):
     markdown_table(header, rows, title)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def common_args(ap):
+    """The options this script shares with paper_scaled_localsgd.py."""
     ap.add_argument("--data-dir", default=os.path.join(os.path.dirname(REPO), "shared", "data"))
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--local-steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=32)
+    return ap
+
+
+def main():
+    ap = common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     ap.add_argument("--mpi-workers", type=int, default=8)
     ap.add_argument("--sim-workers", type=int, default=100)
     ap.add_argument("--tune-workers", type=int, default=8)

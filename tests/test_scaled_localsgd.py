@@ -45,6 +45,12 @@ def csr_batch(sh, B):
     return Xb.indices.astype(np.intp), Xb.data, rows, sh.y[B]
 
 
+def params(**kw):
+    """A worker's ctx.params: the defaults with ``kw``."""
+    return SimpleNamespace(**{**{k: v.default for k, v in S.ScaledLocalSGD.params.items()},
+                              **kw})
+
+
 # -- in-process: the pieces ---------------------------------------------------
 @pytest.mark.parametrize("loss", ["logistic", "ridge"])
 def test_batch_hvp_is_the_minibatch_hessian_times_v(loss):
@@ -101,12 +107,33 @@ def test_averaging_rules():
     np.testing.assert_array_equal(S.clip(np.array([-3.0, 1e-9, 0.5]), 1e-2), [3.0, 1e-2, 0.5])
 
 
-def naive_rounds(sh, w, rng, rounds, H, b, gamma, rule, beta, alpha, mode, dhat=None):
+def capped_average(rule, beta, cap, m, t, s):
+    """The t-th update of the theory schedule written as weights: the new sample's
+    weight is Adam's bias-corrected (1 - beta)/(1 - beta^t) (1 at t = 1), oasis's 1
+    then 1 - beta, rmsprop's 1 - beta, each at most ``cap`` from t = 2 on."""
+    if rule == "adam":
+        wt = (1 - beta) / (1 - beta ** t)
+    elif rule == "oasis":
+        wt = 1.0 if t == 1 else 1 - beta
+    else:
+        wt = 1 - beta
+    if t > 1:
+        wt = min(wt, cap)
+    return (1 - wt) * m + wt * s
+
+
+def naive_rounds(sh, w, rng, rounds, H, b, gamma, rule, beta, alpha, mode, dhat=None,
+                 cap=None, beta1=0.0, estimate="hutchinson"):
     """Naive reference of one worker over several rounds (dense algebra):
     per-epoch permutations, consecutive batches, local D every step (local)
-    or the fixed dhat with the statistic of the last step (global)."""
+    or the fixed dhat with the statistic of the last step (global).  ``cap``:
+    the theory schedule, the weight w_t of the t-th sample in D (D^2 for adam,
+    rmsprop) at most cap from t = 2 on (:func:`capped_average`); ``beta1``: the
+    step along Adam's bias-corrected first moment; ``estimate: exact``:
+    oasis's statistic is the batch Hessian's diagonal."""
     Xd, n = sh.X.toarray(), sh.n
     order, m, count, out = [], np.zeros(sh.d), 0, []
+    mom, mc = np.zeros(sh.d), 0
     for _ in range(rounds):
         x, stat = w.copy(), None
         for step in range(H):
@@ -116,23 +143,32 @@ def naive_rounds(sh, w, rng, rounds, H, b, gamma, rule, beta, alpha, mode, dhat=
             B = order.pop(0)
             g = Xd[B].T @ sh.loss.deriv(Xd[B] @ x, sh.y[B]) / len(B) + sh.lam * x
             if mode == "local" or step == H - 1:
-                if rule == "oasis":
+                if rule == "oasis" and estimate == "exact":
+                    s = np.diag(dense_batch_hessian(sh, x, B)).copy()
+                elif rule == "oasis":
                     v = 1.0 - 2.0 * rng.integers(0, 2, size=sh.d)
                     s = v * (dense_batch_hessian(sh, x, B) @ v)
                 else:
                     s = g * g
+            u = g
+            if beta1 > 0:
+                mom, mc = beta1 * mom + (1 - beta1) * g, mc + 1
+                u = mom / (1 - beta1 ** mc)
             if mode == "local":
                 count += 1
-                if rule == "oasis":
+                if cap is not None:
+                    m = capped_average(rule, beta, cap, m, count, s)
+                    D = m if rule == "oasis" else np.sqrt(m)
+                elif rule == "oasis":
                     m = s if count == 1 else beta * m + (1 - beta) * s
                     D = m
                 else:
                     m = beta * m + (1 - beta) * s
                     D = np.sqrt(m / (1 - beta ** count)) if rule == "adam" else np.sqrt(m)
-                x = x - gamma * g / np.maximum(alpha, np.abs(D))
+                x = x - gamma * u / np.maximum(alpha, np.abs(D))
             else:
                 stat = s if step == H - 1 else None
-                x = x - gamma * g / dhat
+                x = x - gamma * u / dhat
         out.append((x, stat))
         w = x
     return out
@@ -142,8 +178,8 @@ def naive_rounds(sh, w, rng, rounds, H, b, gamma, rule, beta, alpha, mode, dhat=
 @pytest.mark.parametrize("mode", ["local", "global"])
 def test_worker_tasks_follow_the_formulas_across_rounds(rule, mode):
     sh = tiny_shard("logistic")
-    p = SimpleNamespace(scaling=rule, mode=mode, gamma=0.2, beta=0.8, alpha=0.05,
-                        local_steps=6, batch=4)
+    p = params(scaling=rule, mode=mode, gamma=0.2, beta=0.8, alpha=0.05, local_steps=6,
+               batch=4)
     ctx = WorkerContext(0, sh, np.random.default_rng(5), p)
     w0, dhat = np.linspace(-0.5, 0.5, sh.d), np.linspace(0.5, 2.0, sh.d)
     want = naive_rounds(sh, w0, np.random.default_rng(5), 3, 6, 4, 0.2, rule, 0.8, 0.05,
@@ -186,7 +222,9 @@ def test_parameters_are_checked(key, value, msg):
     cfg = resolve(base_cfg())
     assert cfg["algorithm"] == {"name": "scaled_localsgd", "scaling": "adam", "mode": "global",
                                 "gamma": None, "beta": 0.99, "alpha": 0.01, "local_steps": 10,
-                                "batch": 32}
+                                "batch": 32, "step_size": "constant",
+                                "beta_schedule": "constant", "beta1": 0.0,
+                                "estimate": "hutchinson"}
 
 
 # -- whole runs ------------------------------------------------------------------
@@ -321,15 +359,19 @@ def test_mpi_equals_sim_global_oasis(tmp_path, small):
     assert mh["comm_rounds"][-1] == 6 and mh["iteration"][-1] == 5    # init round + 5
 
 
-@pytest.mark.parametrize("scaling,mode", [("oasis", "local"), ("adam", "global")])
+@pytest.mark.parametrize("scaling,mode,options", [
+    ("oasis", "local", {}), ("adam", "global", {}),
+    ("rmsprop", "global", {"beta_schedule": "theory", "step_size": "theory", "beta1": 0.9})])
 @pytest.mark.slow
-def test_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, small, scaling, mode):
-    """Master state (m, count, dhat) and worker state (the local D, the epoch
-    position, the RNG that draws batches and Rademacher vectors) survive a
-    checkpoint: 12 rounds, resume to 20 == 20 rounds straight."""
+def test_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, small, scaling, mode,
+                                                            options):
+    """Master state (m, count, dhat; the theory's step and cap) and worker state (the
+    local D, the first moment, the epoch position, the RNG that draws batches and
+    Rademacher vectors) survive a checkpoint: 12 rounds, resume to 20 == 20 rounds
+    straight."""
     cfg = write_config(tmp_path / "c.yaml", **raw_config(
         {"name": "scaled_localsgd", "scaling": scaling, "mode": mode, "local_steps": 30,
-         "batch": 4}, small[0], max_rounds=20))
+         "batch": 4, **options}, small[0], max_rounds=20))
     sim = ("--backend", "sim", "--workers", 2, "-q")
     part, full = tmp_path / "part.h5", tmp_path / "full.h5"
     for args in (("run", cfg, "-o", part, "--set", "run.checkpoint_every=6",

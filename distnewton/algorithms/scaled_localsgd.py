@@ -83,6 +83,24 @@ the Hessian diagonal spans 4e-5..0.24 (median 7.6e-3), so alpha = 1e-2
 leaves OASIS scaling only the frequent features; the tuning preferred
 alpha = 1e-3 only for local OASIS on iid data.
 
+Options beyond the defaults (the maths is in :mod:`.scaled_localsgd_rules`):
+
+* ``beta_schedule: theory``: the averaging weights beta_t capped so that D_hat
+  changes slowly enough for the paper's rate (Corollary 1's condition, re-derived:
+  the summary does not state it), 1 - beta_t <= h gamma mu / (2 Gamma kappa);
+* ``step_size: theory``: gamma = alpha / (4 L) (identity: 1 / (4 L)), L the
+  smoothness of every mini-batch loss;
+* ``beta1`` > 0: Adam's first moment, m1 <- beta1 m1 + (1 - beta1) g, each step
+  moving by gamma m1_hat / D_hat (per client, kept across rounds, never sent);
+* ``estimate: exact`` (oasis): the statistic is diag H_z(x) itself (closed form
+  for these linear models, one sparse pass, no Rademacher draw) instead of the
+  paper's Hutchinson sample; measured on a9a (``benchmarks/paper_scaled_localsgd.py``)
+  one 32-row Hutchinson sample has a standard deviation ~3x its mean.
+
+Either theory option costs one gather round once, before the first round
+(7 floats up per worker: the row maxima that give L, Gamma and G), and 2 floats
+(gamma, the cap) more down per worker in every round.
+
 History columns: ``dhat_min``, ``dhat_median``, ``dhat_max`` and ``clipped``
 (fraction of coordinates with D_hat = alpha) of the shared D_hat used in the
 next round (global mode; NaN in local and identity modes, where the master
@@ -97,13 +115,19 @@ worker k's ``SeedSequence((seed, k + 1))`` (mini-batches and Rademacher v).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
+from ..errors import UserError
 from ..params import FLOAT, INT, STR, Param, at_least, positive
 from ..runtime import worker_task
 from .base import Algorithm
 from .localsgd import sgd
 from .minibatch import batches, stochastic_grad
+from .scaled_localsgd_rules import (N_CONSTANTS, batch_hvp, clip, ema_update,  # noqa: F401
+                                    first_moment, rademacher, row_constants, statistic,
+                                    theory_cap, theory_constants, theory_gamma)
 
 SCALINGS = ("identity", "adam", "rmsprop", "oasis")
 MODES = ("global", "local")
@@ -115,92 +139,66 @@ def in_closed_open(lo, hi):
     return lambda x: None if lo <= x < hi else f"must be in [{lo}, {hi}), got {x}"
 
 
-def gamma_of(p):
+def gamma_of(p, knobs=None):
+    """The step: theory's (sent down in ``knobs``), the config's, or the default."""
+    if knobs is not None:
+        return float(knobs[0])
     return GAMMA[p.scaling] if p.gamma is None else p.gamma
 
 
-# -- the pieces (pure functions, shared by master and workers) ----------------
-def batch_hvp(loss, lam, w, v, ind, val, rows, yb, sb=None):
-    """H_z(w) v = (1/|z|) sum_{j in z} l''(x_j.w, y_j) x_j (x_j.v) + lambda v
-    from the mini-batch's CSR entries (as :func:`~.minibatch.stochastic_grad`;
-    ``rows`` None for a one-row batch)."""
-    if rows is None:
-        hv = lam * v
-        c = loss.deriv2(float(np.dot(val, w[ind])), yb[0]) * float(np.dot(val, v[ind]))
-        hv[ind] += (c if sb is None else c * float(sb[0])) * val
-        return hv
-    nb = len(yb)
-    z = np.bincount(rows, weights=val * w[ind], minlength=nb)
-    u = np.bincount(rows, weights=val * v[ind], minlength=nb)
-    c = loss.deriv2(z, yb) * u
-    if sb is not None:
-        c = c * sb
-    return np.bincount(ind, weights=val * c[rows], minlength=len(w)) / nb + lam * v
+def cap_of(knobs):
+    """The theory schedule's cap on 1 - beta_t (None: the constant schedule)."""
+    return None if knobs is None or np.isnan(knobs[1]) else float(knobs[1])
 
 
-def rademacher(rng, d):
-    """v in {-1, +1}^d, each sign with probability 1/2."""
-    return 1.0 - 2.0 * rng.integers(0, 2, size=d)
-
-
-def statistic(rule, shard, w, g, B, rng):
-    """The scaling's sample at w on mini-batch B: g (.) g, or v (.) H_B(w) v."""
-    if rule == "oasis":
-        v = rademacher(rng, len(w))
-        return v * batch_hvp(shard.loss, shard.penalty, w, v, *B)
-    return g * g
-
-
-def ema_update(rule, beta, m, count, s):
-    """One update of the average with sample s: returns (m, count, D)."""
-    count += 1
-    if rule == "oasis":
-        m = s.copy() if count == 1 else beta * m + (1.0 - beta) * s
-        return m, count, m
-    m = beta * m + (1.0 - beta) * s
-    D = np.sqrt(m / (1.0 - beta ** count)) if rule == "adam" else np.sqrt(m)
-    return m, count, D
-
-
-def clip(D, alpha):
-    """D_hat = max(alpha, |D|) elementwise."""
-    return np.maximum(alpha, np.abs(D))
+def theory_on(p):
+    return p.step_size == "theory" or p.beta_schedule == "theory"
 
 
 # -- worker side -------------------------------------------------------------
+def direction(p, st, g, dhat):
+    """D_hat^{-1} g, or with a first moment D_hat^{-1} m1_hat (dhat None: I)."""
+    u = first_moment(st, p.beta1, g) if p.beta1 > 0 else g
+    return u if dhat is None else u / dhat
+
+
 @worker_task("scaled_localsgd.local")
-def _local(ctx, w):
+def _local(ctx, w, knobs=None):
     """Identity, or local mode: n_m x_m after H steps, each with this client's own D."""
     p, shard, st = ctx.params, ctx.shard, ctx.state
-    precondition = None
+    precondition, cap = None, cap_of(knobs)
     if p.scaling != "identity":
         alpha = p.alpha
         st.setdefault("scale_m", np.zeros(shard.d))
         st.setdefault("scale_count", 0)
 
         def precondition(g, x, B):
-            s = statistic(p.scaling, shard, x, g, B, ctx.rng)
+            s = statistic(p.scaling, shard, x, g, B, ctx.rng, p.estimate)
             st["scale_m"], st["scale_count"], D = ema_update(
-                p.scaling, p.beta, st["scale_m"], st["scale_count"], s)
-            return g / clip(D, alpha)
+                p.scaling, p.beta, st["scale_m"], st["scale_count"], s, cap)
+            return direction(p, st, g, clip(D, alpha))
+    elif p.beta1 > 0:
+        def precondition(g, x, B):
+            return direction(p, st, g, None)
 
-    w_m = sgd(shard, w, ctx.rng, st, p.local_steps, gamma_of(p), 0.0, p.batch, precondition)
+    w_m = sgd(shard, w, ctx.rng, st, p.local_steps, gamma_of(p, knobs), 0.0, p.batch,
+              precondition)
     return shard.n * w_m
 
 
 @worker_task("scaled_localsgd.global")
-def _global(ctx, w, dhat):
+def _global(ctx, w, dhat, knobs=None):
     """Global mode: [n_m x_m, n_m s_m], H steps with the shared D_hat, s_m from the last."""
-    p, shard = ctx.params, ctx.shard
+    p, shard, st = ctx.params, ctx.shard, ctx.state
     H, seen, stat = p.local_steps, [0], []
 
     def precondition(g, x, B):
         seen[0] += 1
         if seen[0] == H:
-            stat.append(statistic(p.scaling, shard, x, g, B, ctx.rng))
-        return g / dhat
+            stat.append(statistic(p.scaling, shard, x, g, B, ctx.rng, p.estimate))
+        return direction(p, st, g, dhat)
 
-    w_m = sgd(shard, w, ctx.rng, ctx.state, H, gamma_of(p), 0.0, p.batch, precondition)
+    w_m = sgd(shard, w, ctx.rng, st, H, gamma_of(p, knobs), 0.0, p.batch, precondition)
     return shard.n * np.concatenate((w_m, stat[0]))
 
 
@@ -212,7 +210,13 @@ def _stat(ctx, w):
     st.setdefault("t", 0)
     B = next(batches(shard, ctx.rng, st, min(p.batch, shard.n), 1))
     g = stochastic_grad(shard.loss, shard.penalty, np.array(w), *B)
-    return shard.n * statistic(p.scaling, shard, np.array(w), g, B, ctx.rng)
+    return shard.n * statistic(p.scaling, shard, np.array(w), g, B, ctx.rng, p.estimate)
+
+
+@worker_task("scaled_localsgd.constants")
+def _constants(ctx):
+    """Once, for the theory options: this shard's row maxima and sum s_j l(0, y_j)."""
+    return row_constants(ctx.shard)
 
 
 # -- master ------------------------------------------------------------------
@@ -228,8 +232,23 @@ class ScaledLocalSGD(Algorithm):
                       choices=MODES),
         "gamma": Param(FLOAT, None, "step size: x <- x - gamma D_hat^-1 g (empty: identity "
                        "1.0, adam/rmsprop/oasis 0.03)", check=positive, nullable=True),
+        "step_size": Param(STR, "constant", "constant: gamma; theory: gamma = alpha/(4 L) "
+                           "(identity 1/(4 L)), L = max l'' max_j ||x_j||^2 + lambda (one "
+                           "gather round once; leave gamma empty)",
+                           choices=("constant", "theory")),
         "beta": Param(FLOAT, 0.99, "weight of the exponential average of the statistics",
                       check=in_closed_open(0.0, 1.0)),
+        "beta_schedule": Param(STR, "constant", "constant: beta (Adam's bias correction, "
+                               "OASIS's warm start); theory: 1 - beta_t capped at "
+                               "h gamma mu / (2 Gamma kappa) so D_hat changes slower than the "
+                               "method contracts (needs lambda > 0; one gather round once)",
+                               choices=("constant", "theory")),
+        "beta1": Param(FLOAT, 0.0, "Adam's first moment: m1 <- beta1 m1 + (1 - beta1) g, steps "
+                       "along m1_hat (per client, kept across rounds; 0: none)",
+                       check=in_closed_open(0.0, 1.0)),
+        "estimate": Param(STR, "hutchinson", "oasis's statistic: hutchinson v (.) H_z v (the "
+                          "paper) or exact: diag H_z (closed form for these linear models)",
+                          choices=("hutchinson", "exact")),
         "alpha": Param(FLOAT, 1e-2, "lower bound: D_hat = max(alpha, |D|) elementwise, so "
                        "every step is at most gamma/alpha times the gradient", check=positive),
         "local_steps": Param(INT, 10, "H, local steps between synchronisations",
@@ -239,27 +258,58 @@ class ScaledLocalSGD(Algorithm):
     columns = {"dhat_min": np.float64, "dhat_median": np.float64, "dhat_max": np.float64,
                "clipped": np.float64}
 
+    @classmethod
+    def validate(cls, params, problem, seed=0):
+        super().validate(params, problem, seed)
+        p = SimpleNamespace(**params)
+        if p.step_size == "theory" and p.gamma is not None:
+            raise UserError(f"algorithm.gamma: must be empty with step_size: theory (the step "
+                            f"is alpha/(4 L)), got {p.gamma}")
+        if p.beta_schedule == "theory" and float(np.min(problem.penalty)) <= 0:
+            raise UserError("algorithm.beta_schedule: theory needs a strongly convex objective "
+                            "(mu = min lambda > 0; model.lambda is 0 or the intercept is free)")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         d = self.prob.d
         self.m = np.zeros(d)                  # EMA of the statistics (global mode)
         self.count = 0                        # EMA updates so far
         self.dhat = np.ones(d)                # D_hat for the next round
+        self.knobs = None                     # theory: [gamma, cap or NaN], sent down
+        self.theory = None                    # theory: the constants (a dict), for the record
 
     def _update(self, s):
         p = self.p
-        self.m, self.count, D = ema_update(p.scaling, p.beta, self.m, self.count, s)
+        self.m, self.count, D = ema_update(p.scaling, p.beta, self.m, self.count, s,
+                                           cap_of(self.knobs))
         self.dhat = clip(D, p.alpha)
+
+    def _theory(self):
+        """Once: the constants (one gather round), then gamma and the cap on 1 - beta_t."""
+        p, prob = self.p, self.prob
+        replies = self.rt.round("scaled_localsgd.constants", up=[N_CONSTANTS] * self.rt.K)
+        th = theory_constants(replies, prob.loss, prob.penalty, prob.n, p.estimate)
+        gamma = theory_gamma(p.scaling, p.alpha, th) if p.step_size == "theory" \
+            else gamma_of(p)
+        cap = np.nan
+        if p.beta_schedule == "theory" and p.scaling != "identity":
+            h = p.local_steps if p.mode == "global" else 1
+            cap = theory_cap(p.scaling, p.alpha, gamma, h, th)
+        self.knobs = np.array([gamma, cap])
+        self.theory = {k: float(v) for k, v in th._asdict().items()}   # for the record
 
     def step(self):
         rt, prob, p, d = self.rt, self.prob, self.p, self.prob.d
-        info = {"step_size": gamma_of(p)}
+        if theory_on(p) and self.knobs is None:
+            self._theory()                    # once: [nothing down, N_CONSTANTS up, gathered]
+        extra = () if self.knobs is None else (self.knobs,)
+        info = {"step_size": gamma_of(p, self.knobs)}
         if p.scaling == "identity" or p.mode == "local":
-            self.w = rt.round("scaled_localsgd.local", self.w, up=d) / prob.n    # 1 round
+            self.w = rt.round("scaled_localsgd.local", self.w, *extra, up=d) / prob.n  # 1 round
             return info
         if self.count == 0:                   # once: D at x^0 [d down, d up]
             self._update(rt.round("scaled_localsgd.stat", self.w, up=d) / prob.n)
-        out = rt.round("scaled_localsgd.global", self.w, self.dhat, up=2 * d) / prob.n
+        out = rt.round("scaled_localsgd.global", self.w, self.dhat, *extra, up=2 * d) / prob.n
         self.w = out[:d]
         self._update(out[d:])
         info.update(dhat_min=float(self.dhat.min()), dhat_median=float(np.median(self.dhat)),
