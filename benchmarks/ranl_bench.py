@@ -20,7 +20,10 @@ backend in this process (same counts as MPI, see the README) with K workers
    safeguard line_search / damping, hessian_refresh 10 alone and with each
    safeguard.
 
-Every run is one ``distnewton.solve`` call (the Python API).
+Every run is one ``distnewton.solve`` call (the Python API).  RANL runs here with
+the defaults until 0.3 unless a row sets them (``OLD``: capacity 1, gradients at the
+full x_t over the whole shard); ``benchmarks/paper_ranl.py`` measures the published
+defaults (pruned sub-models, capacities uniform(0.5, 1), mini-batches).
 
 Run (from anywhere; ~3-6 minutes on 2 idle cores, ``--quick`` = a9a only, ``--smoke``
 = seconds: n = 200 for the condition numbers, a small synthetic set for the rest,
@@ -52,10 +55,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASETS = {"a9a": ("a9a.bz2", 123), "w8a": ("w8a.bz2", 300)}
 HET = "uniform(0.3, 1.0)"
 TARGETS = (1e-4, 1e-6)
+OLD = {"capacities": 1.0, "eval_at": "full", "batch": None}     # ranl's defaults until 0.3
 
 
 def run(tmp, tag, data, model, algo, run_keys, workers):
     """One sim run in this process (``distnewton.solve``); returns (attrs, history)."""
+    if algo["name"] == "ranl":
+        algo = {**OLD, **algo}
     cfg = {"data": data, "model": model, "algorithm": algo,
            "run": {"seed": 0, **run_keys}}
     with warnings.catch_warnings():

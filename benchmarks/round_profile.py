@@ -42,7 +42,8 @@ ALGOS = {   # label: algorithm section
     "newton (cg)": {"name": "newton", "solver": "cg", "cg_rtol": 0.1},
     "giant": {"name": "giant"},
     "adaptive_localnewton": {"name": "adaptive_localnewton"},
-    "ranl": {"name": "ranl"},
+    # the defaults until 0.3 (Newton with a frozen Hessian), as measured in the README
+    "ranl": {"name": "ranl", "capacities": 1.0, "eval_at": "full", "batch": None},
     "lbfgs": {"name": "lbfgs"},
 }
 #: --smoke profiles these only (each is one mpiexec run)

@@ -44,7 +44,8 @@ def solve(path, name, rtol=1e-10, regularize=False, **params):
 # the methods that converge to the optimum; w tolerance from their stopping rule
 EXACT = [("newton", {}, 1e-10, 1e-9), ("newton", {"solver": "cg"}, 1e-10, 1e-9),
          ("giant", {}, 1e-10, 1e-9), ("adaptive_localnewton", {}, 1e-10, 1e-9),
-         ("ranl", {"regions": 7}, 1e-10, 1e-8), ("lbfgs", {}, 1e-8, 1e-7),
+         ("ranl", {"regions": 7, "capacities": 1.0, "eval_at": "full", "batch": None},
+          1e-10, 1e-8), ("lbfgs", {}, 1e-8, 1e-7),
          ("gd", {}, 1e-8, 1e-6), ("ist", {"sketch": "identity", "gamma": 4.0}, 1e-8, 1e-6)]
 
 

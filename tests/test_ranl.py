@@ -17,6 +17,11 @@ from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_ref
                     read_result, synth, write_config)
 
 A9A_DATA = pytest.mark.data(reason="a9a's scale for the rounds measured on it")
+#: the defaults until 0.3 (now options): every region on every worker, gradients at the
+#: full x_t over the whole shard, i.e. Newton with a frozen projected Hessian
+OLD = {"capacities": 1.0, "eval_at": "full", "batch": None}
+#: the old gradient (masked, at the full x_t, whole shard) with the capacities a test sets
+MASKED_FULL = {"eval_at": "full", "batch": None}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +111,7 @@ def test_ridge_with_full_masks_is_newton_and_lands_on_the_closed_form(tmp_path, 
     lam, K, d, Q = 1e-3, 4, 24, 10
     w_star, _ = ridge_optimum(german, lam)
     attrs, hist, w = run(tmp_path, "ridge", german, data={"partition": "label_skew"},
-                         model={"loss": "ridge", "lambda": lam})
+                         model={"loss": "ridge", "lambda": lam}, **OLD)
     assert attrs["status"] == "converged" and len(set(attrs["shard_sizes"])) > 1
     np.testing.assert_array_equal(hist["comm_rounds"], [0, 2])        # Hessian + gradient
     np.testing.assert_allclose(w, w_star, rtol=0, atol=1e-10 * np.abs(w_star).max())
@@ -118,12 +123,13 @@ def test_ridge_with_full_masks_is_newton_and_lands_on_the_closed_form(tmp_path, 
 
 @pytest.mark.parametrize("ref", ["small", pytest.param("a9a", marks=A9A_DATA)])
 @pytest.mark.slow
-def test_faithful_reaches_1e8_of_sklearn_within_300_rounds(tmp_path, ref, request):
-    """a9a measured: 1e-8 after 208 rounds (1 Hessian + 207 gradient rounds).
-    H = Hess f(0) bounds every Hessian from above (l'' <= 1/4), so the unit steps
-    decrease f monotonically, linearly."""
+def test_frozen_hessian_newton_reaches_1e8_of_sklearn_within_300_rounds(tmp_path, ref,
+                                                                          request):
+    """The old defaults (capacity 1, full batches).  a9a measured: 1e-8 after 208
+    rounds (1 Hessian + 207 gradient rounds).  H = Hess f(0) bounds every Hessian
+    from above (l'' <= 1/4), so the unit steps decrease f monotonically, linearly."""
     path, data, X, y, lam, f_ref = request.getfixturevalue(ref)
-    attrs, hist, w = run(tmp_path, "faithful", path, data=data,
+    attrs, hist, w = run(tmp_path, "faithful", path, data=data, **OLD,
                          run={"target_subopt": 1e-8, "f_star": f_ref})
     assert attrs["status"] == "converged" and hist["comm_rounds"][-1] <= 300
     assert -1e-12 <= (logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-8
@@ -142,15 +148,16 @@ def conditioned_ridge(path, kappa, n=1000, d=20, seed=0):
 
 @pytest.mark.slow
 def test_rounds_do_not_depend_on_the_condition_number_but_gd_rounds_do(tmp_path):
-    """Full masks: 2 rounds at every kappa (measured 2, 2, 2).  GD (Armijo): 387 rounds
-    at kappa 1e2, not done in 500 at 1e4 and 1e6.  (With partial masks the stale
-    blocks are not condition-number free: see benchmarks/ranl_bench.py.)"""
+    """Full masks (the old defaults): 2 rounds at every kappa (measured 2, 2, 2).  GD
+    (Armijo): 387 rounds at kappa 1e2, not done in 500 at 1e4 and 1e6.  (With partial
+    masks the stale blocks are not condition-number free: see benchmarks/paper_ranl.py.)"""
     lam, rounds = 1e-12, {"ranl": [], "gd": []}
     for kappa in (1e2, 1e4, 1e6):
         path = conditioned_ridge(tmp_path / f"k{kappa:.0e}.svm", kappa)
         _, f_star = ridge_optimum(path, lam)
         for name in rounds:
             attrs, hist, _ = run(tmp_path, f"{name}{kappa:.0e}", path, name=name,
+                                 **(OLD if name == "ranl" else {}),
                                  model={"loss": "ridge", "lambda": lam},
                                  run={"grad_rtol": None, "target_subopt": 1e-8,
                                       "f_star": f_star, "max_rounds": 500})
@@ -162,12 +169,12 @@ def test_rounds_do_not_depend_on_the_condition_number_but_gd_rounds_do(tmp_path)
 
 @A9A_DATA
 def test_heterogeneous_capacities_on_label_skewed_a9a_reach_1e6(tmp_path, a9a):
-    """capacities uniform(0.3, 1) (3..10 of 10 regions), label_skew: measured 1e-6
-    after 206 rounds (iid: 132), faithful settings otherwise."""
+    """capacities uniform(0.3, 1) (3..10 of 10 regions), label_skew, the masked
+    full-batch gradient: measured 1e-6 after 206 rounds (iid: 132)."""
     _, _, X, y, lam, f_ref = a9a
     attrs, hist, w = run(tmp_path, "het", SHARED / "a9a.bz2",
                          data={"n_features": 123, "partition": "label_skew"},
-                         capacities="uniform(0.3, 1.0)",
+                         capacities="uniform(0.3, 1.0)", **MASKED_FULL,
                          run={"target_subopt": 1e-6, "f_star": f_ref})
     assert attrs["status"] == "converged" and hist["comm_rounds"][-1] <= 300
     assert (logistic_objective(X, y, w, lam) - f_ref) / f_ref <= 1e-6
@@ -186,7 +193,7 @@ def test_refreshing_the_hessian_with_stale_blocks_needs_the_safeguard(tmp_path, 
     and reaches 1e-8 in 138 rounds (faithful, no refresh: 272)."""
     _, _, X, y, lam, f_ref = a9a
     common = dict(data={"n_features": 123, "partition": "label_skew"},
-                  capacities="uniform(0.3, 1.0)", hessian_refresh=10)
+                  capacities="uniform(0.3, 1.0)", hessian_refresh=10, **MASKED_FULL)
     _, hist, _ = run(tmp_path, "refresh", SHARED / "a9a.bz2", **common)
     assert not hist["loss"][-1] < 1.0                                 # f(0) = log 2
     attrs, hist, w = run(tmp_path, "refresh-ls", SHARED / "a9a.bz2", safeguard="line_search",
@@ -213,7 +220,7 @@ def test_half_capacity_sends_exactly_half_the_gradient_bytes(tmp_path, german):
     per_round = {}
     for cap, s in ((1.0, 4), (0.5, 2)):
         _, hist, _ = run(tmp_path, f"cap{cap}", german, model={"loss": "ridge", "lambda": 1e-3},
-                         regions=Q, capacities=cap,
+                         regions=Q, capacities=cap, **MASKED_FULL,
                          run={"grad_rtol": None, "max_iterations": 4})
         up, down = np.diff(hist["bytes_up"]), np.diff(hist["bytes_down"])
         np.testing.assert_array_equal(up, [8 * K * (d * d + s * 6)] + [8 * K * s * 6] * 3)
@@ -228,6 +235,7 @@ def test_refresh_and_line_search_rounds_are_counted(tmp_path, german):
     K, d, m = 4, 24, 10                                # m = ls_steps trial steps per round
     _, hist, _ = run(tmp_path, "ls", german, model={"loss": "ridge", "lambda": 1e-3},
                      regions=4, capacities=0.5, hessian_refresh=2, safeguard="line_search",
+                     **MASKED_FULL,
                      run={"grad_rtol": None, "max_iterations": 3})
     hess = hist["hessian_computed"][1:]
     np.testing.assert_array_equal(hess, [1, 0, 1])

@@ -57,7 +57,8 @@ def objective(X, y, w, s, lam):
 
 EXACT = [("newton", {}, 1e-10, 1e-9), ("newton", {"solver": "cg"}, 1e-10, 1e-9),
          ("giant", {}, 1e-10, 1e-8), ("adaptive_localnewton", {}, 1e-10, 1e-8),
-         ("ranl", {"regions": 6}, 1e-10, 1e-8), ("lbfgs", {}, 1e-8, 1e-6),
+         ("ranl", {"regions": 6, "capacities": 1.0, "eval_at": "full", "batch": None},
+          1e-10, 1e-8), ("lbfgs", {}, 1e-8, 1e-6),
          ("gd", {}, 1e-8, 1e-6), ("ist", {"sketch": "identity", "gamma": 2.0}, 1e-8, 1e-6)]
 
 

@@ -15,23 +15,53 @@ Once, at the first iteration (w = x0):
 
 Every iteration t (one round):
 
-1. the master draws the masks: worker k trains s_k = floor(c_k Q) of the Q
+1. the master draws the masks m_k: worker k trains s_k = floor(c_k Q) of the Q
    regions (capacity c_k), every region trained by >= ``tau`` workers
-   (:mod:`.ranl_masks`), and scatters each worker its region indices;
-                                          [d down (x_t) + s_k floats scattered]
+   (:mod:`.ranl_masks`), and sends each worker its pruned sub-model
+   x_t (.) m_k: [s_k, its regions, x_t on their coordinates] scattered
+   (``eval_at: pruned``), or x_t to all and the regions scattered (``eval_at:
+   full``, and with a safeguard, whose loss needs the whole x_t);
+                    [pruned: s_k + 1 + |m_k| floats down; full: d down + s_k]
 2. worker k replies only the entries of its regions of
        grad F_k(z) = (1/b) sum_{j in batch} grad l_j(z) + lambda z,
-   z = x_t (``eval_at: full``) or x_t with its untrained regions zeroed
-   (``eval_at: pruned``); batch = the whole shard (default) or ``batch`` rows
-   drawn from the worker's own stream (:mod:`.minibatch`, as IST's).
+   z = x_t (.) m_k, its untrained regions zeroed (``eval_at: pruned``) or
+   z = x_t (``eval_at: full``); batch = ``batch`` rows drawn afresh from the
+   worker's own stream (:mod:`.minibatch`, as IST's), or the whole shard
+   (``batch: null``, or a shard of at most ``batch`` rows);
                                             [up: that many floats, per worker]
 3. the master keeps the latest block of every (worker, region) and
    aggregates region q over the workers that have ever sent it (fresh or
    stale), weighted by shard size and renormalised:
        g_t[q] = sum_{k in C_q} n_k grad_q F_k / sum_{k in C_q} n_k
    (the paper's plain average for equal shards; with fresh full-batch blocks
-   from every worker it is exactly grad f(x_t));
+   at x_t from every worker it is exactly grad f(x_t));
 4. x_{t+1} = x_t - eta [H]_mu^{-1} g_t.
+
+Defaults: the published method (since 0.3; the summary in
+``../shared/papers/000_ddad30882eed9299.txt`` has no pseudo-code, so the open
+choices are ours, and the old behaviour stays reachable by its keys):
+
+* ``eval_at: pruned`` (was ``full``).  The paper is pruning-based: a worker
+  holds and trains the sub-model its mask leaves ("adaptive pruning masks
+  dynamically adjust model size per worker", "sub-model diversity"); a masked
+  full gradient would need the whole model on every worker, which is what the
+  pruning is there to avoid.  Its price: grad_q F_k(x (.) m) is not
+  grad_q F_k(x) when regions share curvature, so x* is not a fixed point and
+  the iterates settle where the region-wise pruned gradients cancel (exact
+  only when no row spans two regions).  ``eval_at: full`` converges to x*.
+* ``capacities: uniform(0.5, 1.0)`` (was 1.0): partial, heterogeneous
+  sub-models are the paper's setting ("diverse worker capabilities"); the
+  range is ours: with a lower end of 0.5 any two workers cover every region
+  (tau 1) for every seed, which uniform(0.3, 1.0) does not (one worker alone
+  cannot: set ``capacities: 1``).
+* ``batch: 256`` (was null, the whole shard): the paper's gradients are
+  stochastic, grad F_k(x, xi_k^t); the size is ours (a common mini-batch, 3%
+  of an a9a shard with 4 workers).  With a unit step the noise is not
+  averaged out: the error stops at a floor proportional to (1/b - 1/n_k).
+* kept: ``tau`` 1, ``eta`` 1 (the paper's step is the plain Newton step),
+  ``mu`` = lambda (the strong-convexity constant of the regularised loss),
+  ``hessian_batch`` null (the one-time Hessian on the whole shard: Lemma 1's
+  error bound is smallest there, and it is paid once).
 
 History columns: ``coverage_min``/``coverage_mean`` (workers per region in
 this round), ``staleness`` (mean age, in iterations, of the (worker, region)
@@ -129,6 +159,18 @@ def _grad(ctx, w, regions):
     return np.concatenate(([shard.loss_sum(w)], g))
 
 
+@worker_task("ranl.grad_pruned")
+def _grad_pruned(ctx, sub):
+    """The pruned sub-model only, sub = [s_k, its s_k regions, x_t on their
+    coordinates]: grad F_k(x_t (.) m_k) entries of those regions."""
+    s = int(sub[0])
+    trained = np.isin(_layout(ctx), sub[1:1 + s].astype(np.int64))
+    z = np.zeros(ctx.shard.d)
+    z[trained] = sub[1 + s:]
+    rows = sample_rows(ctx.rng, ctx.shard.n, ctx.params.batch)
+    return local_gradient(ctx.shard, z, rows)[trained]
+
+
 # -- master side ----------------------------------------------------------
 class RANL(NewtonType):
     name = "ranl"
@@ -139,19 +181,21 @@ class RANL(NewtonType):
         "n_regions": Param(INT, None, "number of regions with regions: random (default 10)",
                            check=at_least(1), nullable=True),
         "region_seed": Param(INT, 0, "seed of the coordinate permutation (regions: random)"),
-        "capacities": Param((int, float, list, str), 1.0, "fraction of regions a worker "
-                            "trains per round: a number, a list (one per worker) or "
-                            "'uniform(a, b)' drawn with run.seed", check=check_capacities),
+        "capacities": Param((int, float, list, str), "uniform(0.5, 1.0)", "fraction of "
+                            "regions a worker trains per round: a number, a list (one per "
+                            "worker) or 'uniform(a, b)' drawn with run.seed (was 1.0)",
+                            check=check_capacities),
         "tau": Param(INT, 1, "every region is trained by >= tau workers per round",
                      check=at_least(1)),
         "mu": Param(FLOAT, None, "eigenvalue floor of the projected Hessian "
                     "(default model.lambda)", check=positive, nullable=True),
         "eta": Param(FLOAT, 1.0, "step size: x <- x - eta [H]_mu^-1 g", check=positive),
-        "batch": Param(INT, None, "rows per stochastic gradient (default: whole shard)",
-                       check=at_least(1), nullable=True),
+        "batch": Param(INT, 256, "rows per stochastic gradient (null: the whole shard, "
+                       "the default until 0.3)", check=at_least(1), nullable=True),
         "hessian_batch": Param(INT, None, "rows per worker for the Hessian "
                                "(default: whole shard)", check=at_least(1), nullable=True),
-        "eval_at": Param(STR, "full", "gradient at x_t or at the pruned sub-model",
+        "eval_at": Param(STR, "pruned", "gradient of the pruned sub-model x_t (.) m_k "
+                         "(the paper) or masked gradient at the full x_t (was the default)",
                          choices=("full", "pruned")),
         "hessian_refresh": Param(INT, 0, "recompute the Hessian every N iterations "
                                  "(0: never, the paper)", check=nonneg),
@@ -233,8 +277,13 @@ class RANL(NewtonType):
         M = draw_masks(self.mask_rng, self.counts, self.Q, p.tau)
         coords = [np.flatnonzero(m[self.region_of]) for m in M]
         extra = int(p.safeguard != "none")
-        replies = self.rt.round("ranl.grad", self.w, up=[c.size + extra for c in coords],
-                                scatter=[np.flatnonzero(m).astype(np.float64) for m in M])
+        regions = [np.flatnonzero(m).astype(np.float64) for m in M]
+        up = [c.size + extra for c in coords]
+        if p.eval_at == "pruned" and not extra:      # each worker gets its sub-model only
+            replies = self.rt.round("ranl.grad_pruned", up=up, scatter=[
+                np.concatenate(([r.size], r, self.w[c])) for r, c in zip(regions, coords)])
+        else:                                        # x_t to all (the loss needs all of it)
+            replies = self.rt.round("ranl.grad", self.w, up=up, scatter=regions)
         self.t += 1
         cover = M.sum(axis=0)
         it = Iterate(self.w, info={"coverage_min": int(cover.min()),
