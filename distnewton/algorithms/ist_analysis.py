@@ -208,7 +208,7 @@ def set_gamma(res, gamma):
     EB, s, d = res["EB"], res["s"], len(res["s"])
     R = (np.eye(d) - gamma * ((EB * s[None, :]) / s[:, None] + (EB * s[:, None]) / s[None, :])
          + gamma ** 2 * res["QN"] / np.outer(s, s))
-    rho = float(np.linalg.eigvalsh((R + R.T) / 2).max())
+    rho = max(float(np.linalg.eigvalsh((R + R.T) / 2).max()), 0.0)
     radius = gamma * res["sigma"] / (1.0 - math.sqrt(rho)) if rho < 1.0 else math.inf
     if res["sigma"] == 0.0 and rho < 1.0:
         radius = 0.0

@@ -79,6 +79,8 @@ class SketchLaw:
             return 1.0
         if self.kind == "bernoulli":
             return self.p ** t
+        if t > self.d:                                  # t distinct coordinates of d < t
+            return 0.0
         return float(self.size_p @ falling(self.sizes, t)) / float(falling(self.d, t))
 
     def cross(self, u, v, shared):
@@ -88,7 +90,7 @@ class SketchLaw:
             return 1.0
         if self.kind == "bernoulli":
             return self.p ** (u + v)
-        if shared:
+        if shared or u + v > self.d:
             return 0.0
         num = falling(self.sizes, u)[:, None] * falling(self.sizes, v)[None, :]
         return float((self.pair_p * num).sum()) / float(falling(self.d, u + v))
