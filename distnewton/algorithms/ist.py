@@ -86,71 +86,76 @@ Sketches (``sketch``):
   probability p; C_i = (1/p) diag(mask_i); E[C_i] = I.  A worker that keeps
   nothing receives [0, 1/p] and replies nothing.
 
+Options from the slides (Shulgin and Richtarik, ICML 2023 workshop; equation
+numbers are the slides'):
+
+* ``step_size: theory`` replaces ``gamma`` by the step the slides' theorems
+  allow on ridge.  "If W_bar := 1/2 E[L_bar B_bar^k + B_bar^k L_bar] >= 0 (22),
+  and there exists a constant theta > 0: E[B_bar^k L_bar B_bar^k] <= theta W_bar
+  (23), and the step size is chosen as 0 < gamma <= 1/theta", Theorem (24)
+  holds; for the preconditioned Perm-1 sketch (``perm_precond`` with d = K,
+  B_bar^k = I on every draw) Theorem (19) asks "0 < gamma <= (1/2 - beta) /
+  (beta + 1/2), for beta in (0, 1/2)" (``theory_beta``).  The step taken is
+  gamma = 1/theta, and min(1/theta, (1/2 - beta)/(beta + 1/2)) when both apply
+  (always Theorem (19)'s there: theta = 1).  theta is computed exactly from the
+  L_i (:mod:`.ist_analysis`): one *charged* round before the first step, every
+  worker sending X_i^T X_i and X_i^T y_i (d^2 + d floats up; the ridge columns
+  below then come from it, whatever ``analysis`` says).  Only on ``ridge``, one
+  local full-gradient step, d <= ANALYSIS_MAX_D and d >= K for the permutation
+  sketches (else exit code 2, naming the key); W_bar not positive definite
+  (theta undefined: naive ``perm`` on badly scaled data) stops the run with
+  exit code 2 too.
+* ``precondition: homogeneous``: "Define D = Diag(L).  Then, the original problem
+  can be converted to f_i(D^{-1/2} x) = 1/2 x^T (D^{-1/2} L D^{-1/2}) x (29)";
+  with Perm-1 sketches E[B_bar^k] = n Diag(L~) = n I (30).  IST runs on
+  u = D^{1/2} x with D = Diag(L) (ridge: exactly (1/N) ||X e_j||^2 + lambda;
+  logistic: the curvature bound below), the sketches acting on u.  D and the
+  C_i are diagonal, so C_i u = D^{1/2} C_i x and in x the local step is
+
+      z <- z - gamma C_i D^{-1} grad F_i(z)       (coordinate j: step gamma c_j / D_jj),
+
+  the same submodels w_i = C_i x and the same merge: the scattered scale is
+  c_i / D on S_i (q_i floats, no longer one), and ``identity`` broadcasts
+  D^{-1} (d floats more per worker and round).  D costs the ``perm_precond``
+  diagonal round (once; shared with it; with ``step_size: theory`` taken from
+  the L_i instead).  With ``perm_precond`` the sketch's diagonal is then
+  [L_i]_jj / D_jj, the u-space curvature.
+
 Analysis logged on ``ridge`` (``analysis: true``; one *logging-only* round when
 the algorithm starts, counted in ``eval_rounds``/``eval_bytes``, never charged
-nor timed: every worker sends X_i^T X_i and X_i^T y_i, the master forms L_i, b_i).
-Computed only for one local full-gradient step, d <= ANALYSIS_MAX_D and the
-sketches identity, bernoulli, and perm / perm_precond with d >= K (else NaN).
-Write the round as the random affine map x^{k+1} = x^k - gamma (B_k x^k - h_k),
-B_k = (1/K) sum_i C_i L_i C_i, h_k = (1/K) sum_i C_i b_i, drawn independently
-of x^k, and e^k = x^k - x*:
+nor timed: every worker sends X_i^T X_i and X_i^T y_i, the master forms L_i, b_i;
+with ``step_size: theory`` the charged round above instead).  Computed only for
+one local full-gradient step, d <= ANALYSIS_MAX_D and the sketches identity,
+bernoulli, and perm / perm_precond with d >= K (else NaN): the neighbourhood
+bound sqrt(E||x^k - x*||^2) <= rho^{k/2} ||x^0 - x*|| + R (1 - rho^{k/2}), the
+bias ||E[B]^{-1} E[h] - x*|| and the slides' h, sigma^2, theta, W_bar with the
+right-hand sides of Theorems (19) and (24): maths and columns in
+:mod:`.ist_analysis`, exact moments in :mod:`.ist_moments`.  ``dist_opt`` is for
+logging only: the algorithm never uses x* (``step_size: theory`` uses theta, a
+function of the L_i only).
 
-    e^{k+1} = (I - gamma B_k) e^k - gamma g_k(x*),    g_k(x*) = B_k x* - h_k.
-
-Minkowski's inequality in L2(Omega) with E||(I - gamma B_k) e||^2 <= rho ||e||^2
-(B_k independent of e^k) gives, for every k,
-
-    sqrt(E||x^k - x*||^2) <= rho^{k/2} ||x^0 - x*|| + R (1 - rho^{k/2}),
-    rho   = lambda_max(E[(I - gamma B_k)^2]) = lambda_max(I - 2 gamma E[B] + gamma^2 E[B^2]),
-    sigma = sqrt(E||g_k(x*)||^2),     R = gamma sigma / (1 - sqrt(rho))   (rho < 1),
-
-so IST stays, in mean square, in the ball of radius R around x* (the
-neighbourhood).  It does not converge to x* in general: E[x^{k+1}] =
-(I - gamma E[B]) E[x^k] + gamma E[h], so E[x^k] -> m = E[B]^{-1} E[h], and
-||m - x*|| (the bias; E[h] = b for unbiased sketches, E[B] != L unless C_i = I)
-is a lower bound of the limit of sqrt(E||x^k - x*||^2).  For ``perm`` with K | d,
-E[B] = ((d-K)/(d-1)) L + (K - (d-K)/(d-1)) Diag(L) (Perm-1: K Diag(L)), for
-``bernoulli`` E[B] = L + ((1-p)/p) Diag(L): both depend on the L_i only through
-L, so the bias is the sketch's own, the same for iid and heterogeneous shards;
-heterogeneity enlarges sigma, i.e. R and the spread.  sigma = 0 exactly when
-g_k(x*) = 0 for every sketch: identity (B_k = L), and the interpolation case
-b_i = 0 (x* = 0), where sqrt(E||x^k||^2) <= rho^{k/2} ||x^0||.  The moments
-are exact (no sampling): with P = diag of a random subset S and inclusion
-probabilities pi_1, pi_2, pi_3 of one, two, three given coordinates,
-
-    E[P A P]   = pi_2 A + (pi_1 - pi_2) Diag(A),
-    E[P A P A P]_jl = pi_3 (A^2)_jl + (pi_2 - pi_3)(A_jj + A_ll) A_jl       (j != l),
-    E[P A P A P]_jj = pi_1 A_jj^2 + pi_2 ((A^2)_jj - A_jj^2);
-
-``perm`` blocks are disjoint (B_k is block diagonal, no cross terms; pi from
-the block-size mixture), ``bernoulli`` workers independent (pi_t = p^t).
-History columns (NaN where not computed; constant ones repeat each row):
-``dist_opt`` ||x^k - x*||, ``dist_bound`` the bound above (k = IST rounds
-since the start), ``bias`` ||m - x*||, ``radius`` R, ``rho``.
-``dist_opt`` is for logging only: the algorithm never uses x*.
-
-Master state: x, the diagonal table (perm_precond), the analysis results and
-round counter (numpy arrays and scalars) and the sketch generator
+Master state: x, the diagonal table (perm_precond, homogeneous), the step in
+use, the analysis state and round counter (numpy arrays, scalars and a dict) and the sketch generator
 (``self.rng``); the workers keep nothing between rounds (their batch stream is
 ``ctx.rng``).
 """
 
 from __future__ import annotations
 
-import math
+from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import UserError
 from ..params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
 from ..runtime import worker_task
+from . import ist_analysis as A
 from .base import Algorithm
-from .ist_analysis import quadratic_analysis
+from .ist_analysis import quadratic_analysis  # noqa: F401  (re-exported)
 from .minibatch import grad_sum, rows_of, sample_rows
 
 SKETCHES = ("perm", "perm_precond", "identity", "bernoulli")
-#: largest d for which the ridge analysis (d x d moments per worker) is computed
-ANALYSIS_MAX_D = 1000
 #: l'' bound used for the perm_precond curvature diagonal
 CURVATURE_BOUND = {"ridge": 1.0, "logistic": 0.25}
 
@@ -174,9 +179,11 @@ def local_steps(ctx, z, idx, scale, phi):
 
 
 @worker_task("ist.full")
-def _full(ctx, x, ctrl):
-    """identity sketch: z_i after local steps from x (d floats)."""
-    return local_steps(ctx, np.array(x, dtype=np.float64), slice(None), 1.0, float(ctrl[0]))
+def _full(ctx, x, ctrl, scale=None):
+    """identity sketch: z_i after local steps from x (d floats); ``scale``: the
+    coordinate steps D^{-1} (``precondition: homogeneous``), else 1."""
+    return local_steps(ctx, np.array(x, dtype=np.float64), slice(None),
+                       1.0 if scale is None else scale, float(ctrl[0]))
 
 
 @worker_task("ist.sub")
@@ -252,92 +259,133 @@ def encode(idx, w, scale):
     return np.concatenate(([float(idx.size)], idx.astype(np.float64), w, sc))
 
 
+def open_interval(lo, hi):
+    return lambda x: None if lo < x < hi else f"must be in ({lo}, {hi}), got {x}"
+
+
 class IST(Algorithm):
     name = "ist"
     params = {
         "gamma": Param(FLOAT, 0.5, "step size of the local submodel gradient steps (identity: "
                        "stable below 2/L, like gd; perm: the blocks' curvature is ~K times larger)",
                        check=positive),
+        "step_size": Param(STR, "fixed", "fixed (gamma) or theory (ridge: gamma = 1/theta of the "
+                           "slides' (23), min with Theorem (19)'s (1/2 - beta)/(beta + 1/2) for "
+                           "preconditioned Perm-1; one charged round for the L_i)",
+                           choices=("fixed", "theory")),
+        "theory_beta": Param(FLOAT, 1 / 6, "step_size theory: Theorem (19)'s beta in (0, 1/2) "
+                             "(1/6: gamma = 1/2)", check=open_interval(0.0, 0.5)),
         "sketch": Param(STR, "perm", "perm (Perm-q), perm_precond (Perm with "
                         "sqrt(K/[L_i]_jj) scaling), identity (= fixed-step gd), bernoulli",
                         choices=SKETCHES),
+        "precondition": Param(STR, "none", "none, or homogeneous (IST on D^{1/2} x, D = Diag(L): "
+                              "the slides' (29); one round once for D)",
+                              choices=("none", "homogeneous")),
         "p": Param(FLOAT, 0.5, "bernoulli: probability of keeping a coordinate",
                    check=in_open_closed(0.0, 1.0)),
         "local_steps": Param(INT, 1, "local submodel gradient steps per round",
                              check=at_least(1)),
         "batch": Param(INT, None, "rows per local gradient (none: the whole shard)",
                        check=at_least(1), nullable=True),
-        "analysis": Param(BOOL, True, "ridge: log dist_opt/dist_bound/bias/radius/rho "
-                          "(one logging-only round at the start)"),
+        "analysis": Param(BOOL, True, "ridge: log dist_opt/dist_bound/bias/radius/rho and the "
+                          "slides' h, sigma^2, theta, W_bar (one logging-only round at the start)"),
     }
-    columns = {"dist_opt": np.float64, "dist_bound": np.float64, "bias": np.float64,
-               "radius": np.float64, "rho": np.float64}
+    columns = {c: np.float64 for c in A.COLUMNS}
+
+    @classmethod
+    def validate(cls, params, problem, seed=0):
+        p = SimpleNamespace(**params)
+        why = A.unsupported(problem, p, len(problem.sizes))
+        if p.step_size == "theory" and why:
+            raise UserError(f"algorithm.step_size: theory needs {why}")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)       # self.rng: the master's stream (run.seed, 0)
-        self.diag = None                        # K x d curvature diagonals (perm_precond)
+        self.diag = None                        # K x d curvature diagonals of the L_i
+        self.dinv = None                        # D^{-1} (precondition: homogeneous)
         self.k = 0                              # IST rounds done
-        self.x_star = None                      # ridge analysis (logging only)
-        self.e0 = self.bias = self.radius = self.rho = math.nan
-        self._analyse()                         # here, so that wall_time never includes it
+        self.gamma = self.p.gamma if self.p.step_size == "fixed" else None
+        self.ridge = None                       # ridge analysis state (ist_analysis.start_log)
+        if self.p.analysis and self.gamma is not None:
+            self._analyse(charged=False)        # here, so that wall_time never includes it
+
+    @property
+    def x_star(self):
+        """L^{-1} b of the ridge analysis (None without it): for logging and tests."""
+        return None if self.ridge is None else self.ridge["x_star"]
 
     # one-time rounds
     def _fetch_diag(self):
-        """perm_precond: [L_i]_jj for every worker (1 counted round, d floats up each)."""
+        """[L_i]_jj for every worker (1 counted round, d floats up each)."""
         prob, K = self.prob, self.rt.K
         colsq = np.vstack(self.rt.round("ist.colsq", up=[prob.d] * K))
         kappa = CURVATURE_BOUND[prob.loss]
         sizes = np.asarray(prob.sizes, dtype=float)[:, None]
         self.diag = (K / prob.n) * (kappa * colsq + sizes * prob.penalty)
 
-    def _analyse(self):
-        prob, p, K, d = self.prob, self.p, self.rt.K, self.prob.d
-        if (not p.analysis or prob.loss != "ridge" or d > ANALYSIS_MAX_D or p.local_steps != 1
-                or (p.batch is not None and p.batch < max(prob.sizes))):
-            return
-        with self.rt.evaluating():              # logging only: never charged
+    def _quadratics(self, charged):
+        """The L_i, b_i of every worker (one round: logging-only unless ``charged``)."""
+        prob, K, d = self.prob, self.rt.K, self.prob.d
+        if charged:
             out = self.rt.round("ist.quadratic", up=[d * d + d] * K)
+        else:
+            with self.rt.evaluating():          # logging only: never charged
+                out = self.rt.round("ist.quadratic", up=[d * d + d] * K)
         Ls, bs = [], []
         for o, n_i in zip(out, prob.sizes):
             Ls.append((K / prob.n) * (o[:d * d].reshape(d, d) + n_i * prob.penalty * np.eye(d)))
             bs.append((K / prob.n) * o[d * d:])
-        try:
-            res = quadratic_analysis(Ls, bs, p.sketch, p.gamma, p.p)
-        except np.linalg.LinAlgError:           # singular L (lambda = 0, rank deficient)
-            return
-        if res is None:
-            return
-        self.x_star = res["x_star"]
-        self.e0 = float(np.linalg.norm(self.w - self.x_star))
-        self.bias, self.radius, self.rho = res["bias"], res["radius"], res["rho"]
+        return Ls, bs
 
-    def _log(self):
-        if self.x_star is None:
-            return {}
-        dist = float(np.linalg.norm(self.w - self.x_star))
-        if self.rho < 1.0:
-            c = self.rho ** (self.k / 2)
-            bound = c * self.e0 + self.radius * (1.0 - c)
-        else:
-            bound = math.inf
-        return {"dist_opt": dist, "dist_bound": bound, "bias": self.bias,
-                "radius": self.radius, "rho": self.rho}
+    def _analyse(self, charged):
+        """Ridge analysis (and with ``step_size: theory``, the step)."""
+        p = self.p
+        if A.unsupported(self.prob, p, self.rt.K, perm_k=False):
+            return
+        Ls, bs = self._quadratics(charged)
+        try:
+            res = quadratic_analysis(Ls, bs, p.sketch, self.gamma or 1.0, p.p, p.precondition)
+        except np.linalg.LinAlgError:           # singular L (lambda = 0, rank deficient)
+            res = None
+        if self.gamma is None:                  # step_size: theory
+            self.diag = np.array([np.diag(L) for L in Ls])
+            self.gamma = None if res is None else A.theory_gamma(res, p.theory_beta)
+            if self.gamma is None:
+                why = ("L is singular" if res is None else
+                       f"W_bar (22) is not positive definite (lambda_min {res['W_min']:.3g})")
+                raise UserError(f"algorithm.step_size: theory: {why}, so no theta (23) exists "
+                                f"for sketch {p.sketch}; try precondition: homogeneous or "
+                                "step_size: fixed")
+            A.set_gamma(res, self.gamma)
+        if res is not None:
+            self.ridge = A.start_log(res, self.w, self.gamma)
 
     def step(self):
         rt, prob, p, K, d = self.rt, self.prob, self.p, self.rt.K, self.prob.d
-        if p.sketch == "perm_precond" and self.diag is None:
+        if self.gamma is None:
+            self._analyse(charged=True)         # step_size: theory: 1 round, once
+        homogeneous = p.precondition == "homogeneous"
+        if (p.sketch == "perm_precond" or homogeneous) and self.diag is None:
             self._fetch_diag()                  # 1 round, once
-        ctrl = np.array([p.gamma * K / prob.n])
+        if homogeneous and self.dinv is None:
+            self.dinv = 1.0 / self.diag.mean(axis=0)        # D = Diag(L) = (1/K) sum_i D_i
+        if self.ridge is not None:
+            A.accumulate(self.ridge, self.w)
+        ctrl = np.array([self.gamma * K / prob.n])
         x = self.w
         if p.sketch == "identity":
-            zs = rt.round("ist.full", x, ctrl, up=[d] * K)
+            extra = (self.dinv,) if homogeneous else ()
+            zs = rt.round("ist.full", x, ctrl, *extra, up=[d] * K)
             acc = np.zeros(d)
             for z in zs:
                 acc += z
             self.w = acc / K
         else:
-            sk = draw_sketches(self.rng, p.sketch, d, K, p.p, self.diag)
-            payload = [encode(idx, c * x[idx], c) for idx, c in sk]
+            diag = self.diag * self.dinv if homogeneous and self.diag is not None else self.diag
+            sk = draw_sketches(self.rng, p.sketch, d, K, p.p, diag)
+            dinv = self.dinv if homogeneous else None
+            payload = [encode(idx, c * x[idx], c if dinv is None else c * dinv[idx])
+                       for idx, c in sk]
             zs = rt.round("ist.sub", ctrl, up=[idx.size for idx, _ in sk], scatter=payload)
             acc, cov = np.zeros(d), np.zeros(d)
             for (idx, c), z in zip(sk, zs):
@@ -345,4 +393,5 @@ class IST(Algorithm):
                 cov[idx] += c
             self.w = acc / K + (1.0 - cov / K) * x
         self.k += 1
-        return {"step_size": p.gamma, **self._log()}
+        log = {} if self.ridge is None else A.row(self.ridge, self.w, self.k)
+        return {"step_size": self.gamma, **log}
