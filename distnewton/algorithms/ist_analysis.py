@@ -249,6 +249,7 @@ def quad_value(log, x):
     return float(0.5 * x @ log["L"] @ x - log["b"] @ x)
 
 
+@np.errstate(over="ignore", invalid="ignore")        # a diverging run: logged as inf / NaN
 def accumulate(log, x):
     """Add ||grad f(x)||^2 in the L^-1 and L^-1 W_bar L^-1 norms (before a round from x)."""
     e = x - log["x_star"]
@@ -257,6 +258,7 @@ def accumulate(log, x):
     log["gsum_W"] += float(eu @ log["W"] @ eu)
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def row(log, x, k):
     """The analysis history columns at model x after k IST rounds."""
     gamma, rho = log["gamma"], log["rho"]
