@@ -34,7 +34,11 @@ def fail(exc: UserError):
         exc = join_startup_check(exc, exc.backend)
     if env_rank() == 0:
         click.echo(f"distnewton: error: {exc}", err=True)
-    sys.exit(exc.exit_code)
+    code = exc.exit_code
+    if "mpi4py.MPI" in sys.modules:          # after MPI_Init: every rank is here alike
+        from .runtime.mpi import leave_world
+        code = leave_world(code)
+    sys.exit(code)
 
 
 class Group(click.Group):

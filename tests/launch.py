@@ -8,6 +8,7 @@ implementations get the environment a small machine needs (see :func:`env`).
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,19 +81,26 @@ def cli(*args, n=None, timeout=240, cwd=None, extra_env=None):
                           cwd=cwd or ROOT, env=e)
 
 
+#: Open MPI's PMIx server (inside prterun), not distnewton: ``[vm:30165] PMIX ERROR: ...``.
+LAUNCHER_PMIX = re.compile(r"^\[[^\]\s]+:\d+\] PMIX ERROR: ")
+
+
 def own_lines(stderr):
     """The non-blank lines distnewton printed, without the launcher's notices.
 
     Open MPI's mpirun adds a notice framed by lines of dashes after any rank
     exits non-zero ("prterun detected that one or more processes exited with
     non-zero status"), and its event library may print ``[warn] Epoll MOD(1) on fd
-    N failed ...`` while the job is torn down; MPICH's mpiexec adds nothing.
+    N failed ...`` while the job is torn down, and its PMIx server may print
+    ``[host:pid] PMIX ERROR: ...`` when it kills a job after ``MPI_Abort``;
+    MPICH's mpiexec adds nothing.
     """
     out, framed = [], False
     for line in stderr.splitlines():
         if set(line.strip()) == {"-"} and len(line.strip()) > 20:
             framed = not framed
-        elif not framed and line.strip() and not line.startswith("[warn] Epoll "):
+        elif not framed and line.strip() and not line.startswith("[warn] Epoll ") \
+                and not LAUNCHER_PMIX.match(line):
             out.append(line)
     return out
 

@@ -51,7 +51,7 @@ def test_every_script_is_found():
     assert len(SCRIPTS) >= 9 and all(p.suffix == ".py" for p in SCRIPTS)
 
 
-@pytest.mark.parametrize("script", cases())
+@pytest.mark.parametrize("script", list(cases()))
 def test_benchmark_smoke_mode_runs_and_prints_its_table(script, tmp_path):
     if "sklearn" in script.read_text():
         pytest.importorskip("sklearn", reason="the benchmark needs scikit-learn (bench extra)")

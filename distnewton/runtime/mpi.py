@@ -109,6 +109,30 @@ def join_startup_check(exc, backend):
     return exc
 
 
+def leave_world(code):
+    """End a job that every rank stops with the same user error; the exit code
+    this rank should return.
+
+    The UserErrors raised after MPI_Init (world size, task tables, rank 0's
+    input checks) are collective: every rank gets the same one.  All ranks
+    finalize; the workers then exit 0 and rank 0, a moment later, ``code``.
+    Were every rank to exit non-zero, Open MPI's prterun could start killing
+    the job while a rank is still in PMIx_Finalize, and print
+    ``PMIX ERROR: PMIX_ERR_UNREACH`` after distnewton's one line.  The
+    launcher's exit code is still ``code`` (mpiexec and srun return the worst
+    status of the job).
+    """
+    from mpi4py import MPI
+    if not MPI.Is_initialized() or MPI.Is_finalized() or MPI.COMM_WORLD.Get_size() < 2:
+        return code
+    rank = MPI.COMM_WORLD.Get_rank()
+    MPI.Finalize()
+    if rank != 0:
+        return 0
+    time.sleep(0.2)            # the workers are gone before the non-zero status
+    return code
+
+
 def install_abort_hook():
     """Uncaught exception on any rank -> print it once with the rank, MPI_Abort."""
     def hook(etype, value, tb):
