@@ -77,7 +77,7 @@ POSITIVE = {"news20": list(range(1, 11))}
 DENSE_D = 5000
 #: the distnewton rows by default: every algorithm at its defaults, then explicit solvers
 ALGOS = ["newton", "giant", "adaptive_localnewton", "newton:cholesky", "newton:cg",
-         "newton:cg:0.1", "giant:cg:0.01"]
+         "newton:cg:0.1", "newton:tron", "giant:cg:0.01"]
 
 
 def algo_section(spec):

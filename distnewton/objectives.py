@@ -26,6 +26,8 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from .pairs import PAIR_BYTES, PAIRS_MAX_BYTES, pair_count, row_pairs, unpack
+
 #: Shards whose dense copy fits in this many bytes may keep one for BLAS Hessians.
 DENSE_HESSIAN_BYTES = 64 * 2**20
 #: Cost of one sparse multiply-add relative to one dense BLAS flop (measured:
@@ -137,7 +139,7 @@ class Shard:
         self.penalty = penalty_weights(self.lam, self.d, free_intercept)
         self.s = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
         self._dense_T = self._XT = self._X2 = None   # _dense_T: X^T as a dense d x n array
-        self._pairs = self._triu = None         # hess_upper_sum's (index, x_a x_b, row)
+        self._pairs = self._triu = None         # the pair map (pair_map), triu_indices(d)
         self._at = self._z = self._D = None     # margins (and curvature) at the last w
         # Hessian X^T D X: dense BLAS costs n d^2/2 flops, the sparse product
         # about n (nnz per row)^2 multiply-adds: keep a dense copy when cheaper.
@@ -202,37 +204,44 @@ class Shard:
         """sum_j l''_j x_j x_j^T = X^T D X as a dense d x d array.
 
         Dense shards: B = X^T D^{1/2} (d x n), then B B^T (one BLAS syrk);
-        sparse shards: the CSR product X^T (D X).  l'' >= 0 for both losses.
+        sparse shards: P^T D over the pair map (:mod:`distnewton.pairs`, 4-5x
+        faster), or the CSR product X^T (D X) when the map would be too big.  l'' >= 0 for both losses.
         """
         D = self.curvature(w)
         if self._dense_T is not None:
             B = self._dense_T * np.sqrt(D)
             return B @ B.T
+        P = self.pair_map()
+        if P is not False:
+            if self._triu is None:
+                self._triu = np.triu_indices(self.d)
+            return unpack(P[0].T @ D[P[1]], self.d, self._triu)
         if self._XT is None:
             self._XT = self.X.T.tocsr()
         return (self._XT @ self.X.multiply(D[:, None]).tocsr()).toarray()
 
-    def hess_upper_sum(self, w):
-        """The upper triangle of X^T D X (``numpy.triu_indices`` order, d(d+1)/2 entries).
-
-        Sparse rows: sum_j D_j x_ja x_jb over the pairs (a <= b) of row j's
-        non-zeros, as one sparse product P D with P (D x n) built once per shard
-        (sum_j nnz_j(nnz_j+1)/2 pairs; FedNL's w8a clients: ~27k, 30 us, against
-        1 ms for the CSR product X^T D X).  Dense shards, and above
-        UPPER_PAIRS_MAX pairs: the triangle of :meth:`hess_sum`.
-        """
-        d = self.d
+    def pair_map(self):
+        """The shard's pair map (P, order) (:mod:`distnewton.pairs`), built at the first
+        Hessian, or False: dense shards whose syrk is cheaper (40 x pairs > n d^2,
+        a pair costing ~1.5-4 ns against ~0.2 ns per BLAS flop: phishing), and
+        maps over ``PAIRS_MAX_BYTES``."""
         if self._pairs is None:
-            pairs = _pair_count(self.X)
-            # a pair costs ~4 ns (gather, multiply, bincount), a BLAS syrk flop ~0.2 ns:
-            # dense shards (phishing) are faster through B B^T
-            dense_first = self._dense_T is not None and 40 * pairs > self.n * d * d
-            self._pairs = () if dense_first or pairs > UPPER_PAIRS_MAX else _upper_pairs(self.X)
-        if isinstance(self._pairs, tuple):
+            count = pair_count(self.X)
+            dense_first = self._dense_T is not None and 40 * count > self.n * self.d ** 2
+            self._pairs = (False if dense_first or PAIR_BYTES * count > PAIRS_MAX_BYTES
+                           or self.d * (self.d + 1) // 2 >= 2**31 else row_pairs(self.X))
+        return self._pairs
+
+    def hess_upper_sum(self, w):
+        """The upper triangle of X^T D X (``numpy.triu_indices`` order, d(d+1)/2
+        entries): P^T D over the shard's pair map, or the triangle of
+        :meth:`hess_sum` where there is none."""
+        P = self.pair_map()
+        if P is False:
             if self._triu is None:
-                self._triu = np.triu_indices(d)
+                self._triu = np.triu_indices(self.d)
             return self.hess_sum(w)[self._triu]
-        return self._pairs @ self.curvature(w)
+        return P[0].T @ self.curvature(w)[P[1]]
 
     def hvp_sum(self, w, v, D=None):
         """sum_j l''_j x_j (x_j.v): Hessian-vector product without forming H."""
@@ -282,42 +291,6 @@ def penalty_weights(lam, d, free_intercept=False):
     out[-1] = 0.0
     return out
 
-
-#: pairs of non-zeros per shard above which hess_upper_sum uses the dense Hessian
-UPPER_PAIRS_MAX = 2_000_000
-
-
-def _pair_count(X):
-    nnz = np.diff(X.indptr)
-    return int(np.sum(nnz * (nnz + 1) // 2))
-
-
-def _upper_pairs(X):
-    """The (D x n) sparse map P with P @ c = upper triangle of X^T diag(c) X: entry
-    (triu index of (a, b), j) = x_ja x_jb for every row j and non-zeros a <= b.
-    Built per group of rows with the same number of non-zeros (vectorised)."""
-    X = X.copy()
-    X.sort_indices()
-    n, d = X.shape
-    nnz = np.diff(X.indptr)
-    idx, val, row = [], [], []
-    for c in np.unique(nnz):
-        if c == 0:
-            continue
-        rows = np.flatnonzero(nnz == c)
-        take = X.indptr[rows][:, None] + np.arange(c)              # r x c positions
-        cols, vals = X.indices[take].astype(np.int64), X.data[take]
-        a, b = np.triu_indices(c)
-        ca, cb = cols[:, a], cols[:, b]
-        idx.append((ca * (2 * d - ca + 1) // 2 + (cb - ca)).ravel())
-        val.append((vals[:, a] * vals[:, b]).ravel())
-        row.append(np.repeat(rows, a.size))
-    D = d * (d + 1) // 2
-    if not idx:
-        return sp.csc_matrix((D, n))
-    # CSC: the product walks the n columns (rows of X), not the D mostly empty rows
-    return sp.csc_matrix((np.concatenate(val), (np.concatenate(idx), np.concatenate(row))),
-                         shape=(D, n))
 
 
 def global_value(loss_sum, n, lam, w):

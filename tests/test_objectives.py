@@ -165,3 +165,38 @@ def test_upper_hessian_triangle_equals_the_dense_hessian(density):
     D = D * (1 - D)
     H = (X.toarray().T * D) @ X.toarray()
     assert np.allclose(shard.hess_upper_sum(w), H[np.triu_indices(12)], rtol=1e-13, atol=1e-15)
+
+
+def test_sparse_hessian_through_the_pair_map_and_the_csr_product(monkeypatch):
+    """A sparse shard's X^T D X (pair map; rows of 0..12 non-zeros, unsorted
+    indices, row weights) against numpy's dense product; with the map over its
+    byte budget the CSR-product fallback gives the same."""
+    import scipy.sparse as sp
+
+    import distnewton.objectives as O
+    rng = np.random.default_rng(5)
+    n, d = 300, 40
+    X = sp.random(n, d, density=0.08, random_state=6, format="lil")
+    X[7, :] = 0                                     # an empty row
+    X[8, :12] = rng.standard_normal(12)             # a long one
+    X = X.tocsr()
+    X.indices[X.indptr[8]:X.indptr[9]] = X.indices[X.indptr[8]:X.indptr[9]][::-1].copy()
+    X.data[X.indptr[8]:X.indptr[9]] = X.data[X.indptr[8]:X.indptr[9]][::-1].copy()
+    X.has_sorted_indices = False
+    y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    s = rng.uniform(0.5, 2.0, n)
+    w = rng.standard_normal(d)
+    shard = O.Shard(X, y, "logistic", 0.1, weights=s)
+    assert shard._dense_T is None and shard.pair_map() is not False
+    A = X.toarray()
+    z = y * (A @ w)
+    p = 1 / (1 + np.exp(-z))
+    H = (A.T * (s * p * (1 - p))) @ A
+    np.testing.assert_allclose(shard.hess_sum(w), H, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(shard.hess_sum(w), shard.hess_sum(w).T)
+    monkeypatch.setattr(O, "PAIRS_MAX_BYTES", 0)
+    fallback = O.Shard(X, y, "logistic", 0.1, weights=s)
+    assert fallback.pair_map() is False
+    np.testing.assert_allclose(fallback.hess_sum(w), H, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fallback.hess_upper_sum(w), H[np.triu_indices(d)],
+                               rtol=1e-12, atol=1e-14)

@@ -62,9 +62,15 @@ def test_the_cost_model_by_hand():
     X, _ = sparse_rows()                       # 2 shards of 1500 rows, 14 non-zeros each
     prob, _ = problem(X)
     assert prob.nnz == (21000, 21000) and prob.row_nnz_sq == (1500 * 196.0,) * 2
-    # sparse shard (d^2/2 = 7564.5 > 30 * 14^2): 10.5 * sum nnz^2 + 20 d^2 + 2 d^3/3 flops
-    want = sc.FLOP_SECONDS * (10.5 * 1500 * 196 + 20 * 123 ** 2 + 2 * 123 ** 3 / 3)
+    # sparse shard (d^2/2 = 7564.5 > 30 * 14^2), its pair map of 1500 * 14 * 15 / 2
+    # pairs: 22 per pair + 20 d^2 + 2 d^3/3 flops
+    want = sc.FLOP_SECONDS * (22 * 1500 * 105 + 20 * 123 ** 2 + 2 * 123 ** 3 / 3)
     assert sc.direct_seconds(prob) == pytest.approx(want, rel=1e-12)
+    # a map over its byte budget: scipy's CSR product, 10.5 * sum nnz^2
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sc, "PAIRS_MAX_BYTES", 12 * 1500 * 105 - 1)
+        want = sc.FLOP_SECONDS * (10.5 * 1500 * 196 + 20 * 123 ** 2 + 2 * 123 ** 3 / 3)
+        assert sc.direct_seconds(prob) == pytest.approx(want, rel=1e-12)
     assert sc.cg_seconds(prob, 1e-3) == pytest.approx(10 * (1e-3 + sc.FLOP_SECONDS * 10 * 21000),
                                                       rel=1e-12)
     Xd, _ = dense_rows()                       # a dense shard: BLAS syrk and BLAS hvp

@@ -4,9 +4,10 @@ Per Newton iteration (the gradient and line-search rounds are common to both):
 
 * **direct** (Cholesky): every worker forms X_k^T D X_k — on a dense shard (the
   shard keeps a dense copy when that is cheaper, :class:`~distnewton.objectives.Shard`)
-  a BLAS syrk of n_k d^2 / 2 flops, on a sparse one about
-  ``SPARSE_FORM`` x sum_j nnz(x_j)^2 flop-equivalents (scipy's CSR x CSR
-  product) — then the d^2 floats per worker go up in the reduction
+  a BLAS syrk of n_k d^2 / 2 flops, on a sparse one ``PAIR_FORM`` per pair of
+  non-zeros in a row (the pair map, :mod:`distnewton.pairs`, its build included),
+  or where that map is too big ``SPARSE_FORM`` x sum_j nnz(x_j)^2 (scipy's CSR x
+  CSR product) — then the d^2 floats per worker go up in the reduction
   (``REDUCE_FLOAT`` flop-equivalents each) and the master factors H (d^3/3 flops,
   ``CHOL_FLOP`` each);
 * **CG**: ``CG_EXPECTED`` = min(d, 10) Hessian-vector products, each one round:
@@ -40,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..objectives import DENSE_HESSIAN_BYTES, SPARSE_FLOP_COST
+from ..pairs import PAIR_BYTES, PAIRS_MAX_BYTES
 
 #: seconds per dense BLAS flop, one thread (syrk of ijcnn1's dense shard: 0.19 ns)
 FLOP_SECONDS = 0.2e-9
@@ -53,8 +55,13 @@ SPARSE_HVP, DENSE_HVP = 10.0, 1.25
 #: CG iterations expected per Newton iteration at cg_rtol 0.1 (measured 5-14)
 CG_EXPECTED = 10
 #: flop-equivalents per multiply-add of the sparse X^T (D X) (scipy CSR x CSR, then
-#: to dense: 2.1 ns per sum_j nnz(x_j)^2 on a9a's and w8a's shards, 2026-12-02)
+#: to dense: 2.1-5 ns per sum_j nnz(x_j)^2 on a9a's and w8a's shards, 2026-12-02),
+#: used where a shard's pair map would be too big
 SPARSE_FORM = 10.5
+#: flop-equivalents per entry of the pair map (:mod:`distnewton.pairs`): the
+#: product P^T D, 1.4-2 ns per pair, plus its one-time build, 18-36 ns per pair,
+#: spread over about 8 iterations (a9a, w8a, 2026-12-02)
+PAIR_FORM = 22.0
 
 
 def shard_stats(problem):
@@ -71,10 +78,18 @@ def _dense(n, nnz, d):
     return n * d * 8 <= DENSE_HESSIAN_BYTES and d * d / 2 <= SPARSE_FLOP_COST * r * r
 
 
+def _sparse_form(nnz, sq):
+    """Flop-equivalents of X_k^T D X_k on a sparse shard: over the pair map
+    when it fits (:mod:`distnewton.pairs`, (sq + nnz) / 2 pairs), else scipy's
+    CSR product."""
+    pairs = (sq + nnz) / 2
+    return PAIR_FORM * pairs if PAIR_BYTES * pairs <= PAIRS_MAX_BYTES else SPARSE_FORM * sq
+
+
 def direct_seconds(problem):
     """Estimated seconds of forming, reducing and factoring Hess f per iteration."""
     d = problem.d
-    form = max((n * d * d / 2 if _dense(n, z, d) else SPARSE_FORM * sq)
+    form = max((n * d * d / 2 if _dense(n, z, d) else _sparse_form(z, sq))
                for n, z, sq in shard_stats(problem))
     return FLOP_SECONDS * (form + REDUCE_FLOAT * d * d + CHOL_FLOP * d ** 3 / 3)
 

@@ -1,0 +1,78 @@
+"""The pair map of a sparse shard: X^T D X as one sparse matrix-vector product.
+
+For a row x_j with non-zeros at columns c_1 < ... < c_k, the Hessian sum
+sum_j D_j x_j x_j^T touches only the k(k+1)/2 entries (c_a, c_b), a <= b, of the
+upper triangle.  The pair map P (n x d(d+1)/2, CSR) holds, in row j, the
+products x_{j c_a} x_{j c_b} at the packed index of (c_a, c_b) in
+``numpy.triu_indices(d)`` order, so that
+
+    upper triangle of X^T diag(D) X  =  P^T D        (one pass over the pairs).
+
+(P's rows are X's in the order of :func:`row_pairs`.)  Built once per shard,
+at its first Hessian (vectorised per group of rows with the same number of
+non-zeros; on this project's machine 60 ms for a9a, 80-150 ms for w8a, about
+10-15 products' worth) and kept: 12 bytes per pair (``PAIR_BYTES``).
+Measured 2026-12-02, one thread: a9a's 16,280-row shard 2.8 ms against 11.8 ms
+for scipy's CSR product X^T (D X), w8a's 24,874-row shard 4.6 against 23 ms,
+whole w8a 9.2 against 37-51 ms; the results agree to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+#: bytes a pair takes in the map (float64 value, int32 index)
+PAIR_BYTES = 12
+#: above this size of map a shard forms X^T D X with scipy's CSR product instead
+PAIRS_MAX_BYTES = 128 * 2**20
+
+
+def pair_count(X):
+    """sum_j k_j (k_j + 1) / 2: the map's entries (k_j: non-zeros of row j)."""
+    nnz = np.diff(X.indptr).astype(np.int64)
+    return int(np.sum(nnz * (nnz + 1) // 2))
+
+
+def row_pairs(X):
+    """The pair map of CSR ``X``: (P, order), P's row i holding the pairs of X's
+    row ``order[i]`` (rows sorted by their number of non-zeros, so that each
+    group of equal counts fills one contiguous block of P), hence
+    upper triangle of X^T diag(D) X = P^T D[order]."""
+    X = X.copy()
+    X.sort_indices()
+    n, d = X.shape
+    k_row = np.diff(X.indptr)
+    order = np.argsort(k_row, kind="stable")
+    ks = k_row[order].astype(np.int64)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(ks * (ks + 1) // 2, out=indptr[1:])
+    packed = d * (d + 1) // 2
+    itype = np.int32 if max(packed, int(indptr[-1])) < 2**31 else np.int64
+    ctype = np.int32 if 2 * d * d < 2**31 else np.int64      # (c, 0)'s index in range
+    indices, data = np.empty(indptr[-1], itype), np.empty(indptr[-1])
+    edges = np.flatnonzero(np.diff(ks)) + 1
+    for lo, hi in zip(np.r_[0, edges], np.r_[edges, n]):
+        k = int(ks[lo])
+        if k == 0:
+            continue
+        take = X.indptr[order[lo:hi]][:, None] + np.arange(k)     # rows x k positions
+        cols, vals = X.indices[take].astype(ctype), X.data[take]
+        a, b = np.triu_indices(k)                                 # a <= b, row-major
+        start = cols * (2 * d - cols + 1) // 2 - cols             # packed index of (c, 0)
+        block = slice(indptr[lo], indptr[hi])
+        np.add(start[:, a], cols[:, b], out=indices[block].reshape(hi - lo, a.size),
+               casting="unsafe")
+        np.multiply(vals[:, a], vals[:, b], out=data[block].reshape(hi - lo, a.size))
+    P = sp.csr_matrix((data, indices, indptr.astype(itype)), shape=(n, packed))
+    P.has_sorted_indices = True            # packed indices grow with (c_a, c_b)
+    return P, order
+
+
+def unpack(upper, d, triu=None):
+    """The symmetric d x d array of a packed upper triangle."""
+    triu = np.triu_indices(d) if triu is None else triu
+    H = np.empty((d, d))
+    H[triu] = upper
+    H.T[triu] = upper
+    return H
