@@ -63,8 +63,8 @@ def test_the_cost_model_by_hand():
     prob, _ = problem(X)
     assert prob.nnz == (21000, 21000) and prob.row_nnz_sq == (1500 * 196.0,) * 2
     # sparse shard (d^2/2 = 7564.5 > 30 * 14^2), its pair map of 1500 * 14 * 15 / 2
-    # pairs: 22 per pair + 20 d^2 + 2 d^3/3 flops
-    want = sc.FLOP_SECONDS * (22 * 1500 * 105 + 20 * 123 ** 2 + 2 * 123 ** 3 / 3)
+    # pairs: 20 per pair + 20 d^2 + 2 d^3/3 flops
+    want = sc.FLOP_SECONDS * (20 * 1500 * 105 + 20 * 123 ** 2 + 2 * 123 ** 3 / 3)
     assert sc.direct_seconds(prob) == pytest.approx(want, rel=1e-12)
     # a map over its byte budget: scipy's CSR product, 10.5 * sum nnz^2
     with pytest.MonkeyPatch.context() as mp:

@@ -60,8 +60,10 @@ CG_EXPECTED = 10
 SPARSE_FORM = 10.5
 #: flop-equivalents per entry of the pair map (:mod:`distnewton.pairs`): the
 #: product P^T D, 1.4-2 ns per pair, plus its one-time build, 18-36 ns per pair,
-#: spread over about 8 iterations (a9a, w8a, 2026-12-02)
-PAIR_FORM = 22.0
+#: spread over about 8 iterations (a9a, w8a, 2026-12-02): 18-32; 20 keeps a9a
+#: with one worker on Cholesky (22 sent it to CG, then by the break-even rule to
+#: Cholesky: 0.31 s to 1e-6 against 0.13 s for Cholesky throughout)
+PAIR_FORM = 20.0
 
 
 def shard_stats(problem):
