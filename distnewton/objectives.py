@@ -213,9 +213,7 @@ class Shard:
             return B @ B.T
         P = self.pair_map()
         if P is not False:
-            if self._triu is None:
-                self._triu = np.triu_indices(self.d)
-            return unpack(P[0].T @ D[P[1]], self.d, self._triu)
+            return unpack(P[0].T @ D[P[1]], self.d, self.triu())
         if self._XT is None:
             self._XT = self.X.T.tocsr()
         return (self._XT @ self.X.multiply(D[:, None]).tocsr()).toarray()
@@ -232,15 +230,19 @@ class Shard:
                            or self.d * (self.d + 1) // 2 >= 2**31 else row_pairs(self.X))
         return self._pairs
 
+    def triu(self):
+        """``numpy.triu_indices(d)``, made once."""
+        if self._triu is None:
+            self._triu = np.triu_indices(self.d)
+        return self._triu
+
     def hess_upper_sum(self, w):
         """The upper triangle of X^T D X (``numpy.triu_indices`` order, d(d+1)/2
         entries): P^T D over the shard's pair map, or the triangle of
         :meth:`hess_sum` where there is none."""
         P = self.pair_map()
         if P is False:
-            if self._triu is None:
-                self._triu = np.triu_indices(self.d)
-            return self.hess_sum(w)[self._triu]
+            return self.hess_sum(w)[self.triu()]
         return P[0].T @ self.curvature(w)[P[1]]
 
     def hvp_sum(self, w, v, D=None):
