@@ -16,6 +16,7 @@ from distnewton.algorithms import solver_cost as sc
 from distnewton.algorithms.base import Problem
 from distnewton.algorithms.giant import GIANT
 from distnewton.algorithms.newton import Newton
+from distnewton.algorithms.newton_type import HESSIAN
 from distnewton.data import write_libsvm
 from distnewton.objectives import Shard
 from distnewton.runtime.sim import SimRuntime
@@ -88,10 +89,10 @@ def wide_rows(n=20000, scale=0.0):
 
 
 @pytest.mark.parametrize("rows, latency, want", [
-    (sparse_rows, 2e-5, "cg"),          # 1500 rows of a9a's shape, cheap rounds
+    (sparse_rows, 2e-5, "tron"),        # 1500 rows of a9a's shape, cheap rounds
     (sparse_rows, 5e-4, "cholesky"),    # 10 rounds of 0.5 ms cost more than H
     (lambda: sparse_rows(n=32000), 5e-4, "cholesky"),  # a9a: H costs ~26 hvp, d^3 small
-    (wide_rows, 5e-4, "cg"),            # w8a-like: d = 300, H costs ~30 hvp + d^3/3
+    (wide_rows, 5e-4, "tron"),          # w8a-like: d = 300, H costs ~30 hvp + d^3/3
     (wide_rows, 1e-2, "cholesky"),      # slow rounds: the direct path
     (dense_rows, 2e-5, "cholesky"),     # ijcnn1's shape: H from one small syrk
 ])
@@ -99,13 +100,17 @@ def test_auto_picks_by_cost_and_only_when_auto(rows, latency, want):
     X, y = rows()
     alg, rt = newton(X, y)
     rt.modelled_latency = latency - rt.round_latency
-    assert alg.hessian_free() == (want == "cg") and alg.solver_used == want
-    for solver in ("cholesky", "cg"):                  # explicit settings are obeyed
+    assert alg.solver() == want and alg.solver_used == want and not alg.hessian_free()
+    alg, rt = newton(X, y, cg_precondition="jacobi")  # preconditioned: line-search CG
+    rt.modelled_latency = latency - rt.round_latency
+    assert alg.solver() == ("cg" if want == "tron" else want)
+    assert alg.hessian_free() == (want == "tron")
+    for solver in ("cholesky", "cg", "tron"):          # explicit settings are obeyed
         alg, rt = newton(X, y, solver=solver)
         rt.modelled_latency = latency
-        assert alg.hessian_free() == (solver == "cg")
+        assert alg.solver() == solver and alg.hessian_free() == (solver == "cg")
     alg, _ = newton(X, y, cg_threshold=100 if X.shape[1] > 100 else 10)
-    assert alg.hessian_free()                         # d > cg_threshold: always CG
+    assert alg.solver() == "tron"                     # d > cg_threshold: always Hessian-free
 
 
 @pytest.mark.parametrize("rows", [wide_rows, dense_rows])
@@ -121,15 +126,16 @@ def test_the_default_reaches_the_sklearn_optimum(rows):
                              tol=1e-13, max_iter=200).fit(X, y)
     np.testing.assert_allclose(alg.w, ref.coef_.ravel(), rtol=0,
                                atol=1e-7 * np.abs(ref.coef_).max())
-    assert alg.solver_used == ("cg" if rows is wide_rows else "cholesky")
+    assert alg.solver_used == ("tron" if rows is wide_rows else "cholesky")
 
 
 def test_auto_leaves_cg_once_a_solve_costs_more_than_a_direct_iteration():
-    """Column norms over 10^-2..1: CG starts (the estimate is per 10 hvp) but its
-    counts grow past the break-even; from the next iteration on the run is
-    Cholesky, and it still reaches scikit-learn's optimum."""
+    """Column norms over 10^-2..1: the Hessian-free path starts (TRON; the estimate
+    is per 10 hvp) but its CG counts grow past the break-even; from the next
+    iteration on the run is Cholesky, and it still reaches scikit-learn's optimum."""
     X, y = wide_rows(scale=2.0)
     alg, rt = newton(X, y)
+    assert alg.solver() == "tron"
     limit = sc.break_even_hvps(alg.prob, rt.round_latency)
     assert 15 < limit < 30                  # ~ 2.1 ms per direct iteration / 0.1 ms per hvp
     counts = []
@@ -147,6 +153,18 @@ def test_auto_leaves_cg_once_a_solve_costs_more_than_a_direct_iteration():
     np.testing.assert_allclose(alg.w, ref.coef_.ravel(), rtol=0,
                                atol=1e-6 * np.abs(ref.coef_).max())
 
+
+
+def test_auto_with_jacobi_leaves_line_search_cg_the_same_way(monkeypatch):
+    """Preconditioned, auto's Hessian-free path is the line-search Newton-CG; a solve
+    over the break-even (here set to 1 hvp) sends it to Cholesky just the same."""
+    X, y = wide_rows(scale=2.0)
+    alg, rt = newton(X, y, cg_precondition="jacobi")
+    monkeypatch.setattr(sc, "break_even_hvps", lambda prob, latency: 1.0)
+    assert alg.solver() == "cg"
+    first = alg.step()
+    assert first["cg_iterations"] > 1 and alg.solver_used == "cholesky"
+    assert alg.step()["cg_iterations"] == 0 and alg.curvature() == HESSIAN
 
 def capture_cg(monkeypatch):
     seen = []

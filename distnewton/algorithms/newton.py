@@ -22,9 +22,11 @@ TRON): Steihaug CG inside ||s|| <= Delta, one round for f and g at w + s, which
 is kept or rejected by the ratio of actual to predicted reduction; #CG + 1
 rounds per iteration, the radius in the history column ``trust_radius``.
 ``solver: auto`` (the default) picks by estimated time (:mod:`.solver_cost`):
-forming, reducing and factoring H against about 10 Hessian-vector rounds; it
-is decided at the first iteration, and a CG solve that cost more than a direct
-iteration would have sends the run to Cholesky for good (checkpointed).  The
+forming, reducing and factoring H against about 10 Hessian-vector rounds, and
+takes TRON for the Hessian-free side (the line-search CG above when
+``cg_precondition: jacobi``); it is decided at the first iteration, and a CG
+solve that cost more than a direct iteration would have sends the run to
+Cholesky for good (checkpointed).  The
 method converges quadratically near the optimum; it is the reference that
 computes f* for the other methods.
 
@@ -58,6 +60,8 @@ class Newton(NewtonType):
     solver_used = None
     #: solver tron: f, g at w, the radius Delta and the accepted steps (:mod:`.tron`)
     tron = None
+    #: auto's TRON: the last CG solve cost more than a direct iteration (go to Cholesky)
+    tron_to_direct = False
 
     @classmethod
     def validate(cls, params, problem, seed=0):
@@ -66,22 +70,36 @@ class Newton(NewtonType):
             raise UserError("algorithm.cg_precondition: solver tron runs unpreconditioned "
                             "CG (LIBLINEAR's TRON before 2.20); use none")
 
+    def solver(self):
+        """The solver this run uses, decided once (at the first iteration, kept in the
+        checkpoint): the one asked for, or under ``auto`` Cholesky, or on the
+        Hessian-free path (d > cg_threshold, or Newton-CG estimated faster,
+        :func:`.solver_cost.prefer_cg`) TRON (CG with ``cg_precondition: jacobi``:
+        TRON runs unpreconditioned).  TRON needs fewer Hessian-vector rounds than
+        the line-search Newton-CG where auto goes Hessian-free (w8a 59 against 66
+        to 1e-6, news20 207 against 359; ``benchmarks/results-vs_liblinear.md``)."""
+        if self.solver_used is None:
+            s = self.p.solver
+            if s == "auto":
+                free = use_cg(self.p, self.prob.d) or solver_cost.prefer_cg(
+                    self.prob, self.rt.round_latency + self.rt.modelled_latency)
+                s = ("tron" if self.p.cg_precondition == "none" else "cg") if free else "cholesky"
+            self.solver_used = s
+        return self.solver_used
+
     def gradient(self, fg=None):
-        """f, g and the curvature (:meth:`.NewtonType.gradient`); with ``solver: tron``
-        those of the last accepted trial point (:func:`.tron.gradient`; ``fg`` unused)."""
-        if self.p.solver == "tron":
-            self.solver_used = "tron"
+        """f, g and the curvature (:meth:`.NewtonType.gradient`); on TRON those of the
+        last accepted trial point (:func:`.tron.gradient`; ``fg`` unused).  Auto's
+        TRON that went to Cholesky (:meth:`direction`) starts with a full round."""
+        if self.solver() == "tron" and self.tron_to_direct:
+            self.solver_used, fg = "cholesky", None
+        if self.solver() == "tron":
             return tron.gradient(self)
         return super().gradient(fg)
 
     def hessian_free(self):
-        """True on the CG path: solver cg, or auto and d > cg_threshold, or auto
-        and Newton-CG estimated faster (:func:`.solver_cost.prefer_cg`)."""
-        if self.solver_used is None:
-            cg = use_cg(self.p, self.prob.d) or (self.p.solver == "auto" and solver_cost.prefer_cg(
-                self.prob, self.rt.round_latency + self.rt.modelled_latency))
-            self.solver_used = "cg" if cg else "cholesky"
-        return self.solver_used == "cg"
+        """True on the line-search CG path (:meth:`solver` "cg")."""
+        return self.solver() == "cg"
 
     def curvature(self):
         """Hess f(w) reduced (Cholesky), or held by the workers (CG)."""
@@ -92,25 +110,33 @@ class Newton(NewtonType):
         definite), or inexact Newton-CG in Hessian-vector-product rounds; under
         ``auto`` a CG solve dearer than a direct iteration switches the run to
         Cholesky from the next iteration (:func:`.solver_cost.break_even_hvps`)."""
-        if self.p.solver == "tron":
-            return tron.direction(self, it)
+        if self.solver() == "tron":
+            p = tron.direction(self, it)
+            self.tron_to_direct = self.dearer_than_direct(it)
+            return p
         if it.H is not None:
             return solve_spd(it.H, it.g)
         p = self.cg_direction(it)
-        if (self.p.solver == "auto" and not use_cg(self.p, self.prob.d)
-                and it.info["cg_iterations"] > solver_cost.break_even_hvps(
-                    self.prob, self.rt.round_latency + self.rt.modelled_latency)):
+        if self.dearer_than_direct(it):
             self.solver_used = "cholesky"
         return p
+
+    def dearer_than_direct(self, it):
+        """Under ``auto`` below cg_threshold: did this CG solve need more
+        Hessian-vector rounds than a direct iteration costs?  Then the run goes to
+        Cholesky from the next iteration (:func:`.solver_cost.break_even_hvps`)."""
+        return bool(self.p.solver == "auto" and not use_cg(self.p, self.prob.d)
+                    and it.info["cg_iterations"] > solver_cost.break_even_hvps(
+                        self.prob, self.rt.round_latency + self.rt.modelled_latency))
 
     def line_search(self, it, p):
         """Armijo backtracking; with ``solver: tron`` the trust-region test of the
         trial point instead, alpha = 1 (accepted) or 0 (:func:`.tron.trial`)."""
-        if self.p.solver == "tron":
+        if self.solver() == "tron":
             return tron.trial(self, it, p)
         return super().line_search(it, p)
 
     def check(self, it, alpha):
         """A rejected trust-region step is no stall (TRON sets its own stops)."""
-        if self.p.solver != "tron":
+        if self.solver() != "tron":
             super().check(it, alpha)
