@@ -139,6 +139,7 @@ class Shard:
         self.penalty = penalty_weights(self.lam, self.d, free_intercept)
         self.s = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
         self._dense_T = self._XT = self._X2 = None   # _dense_T: X^T as a dense d x n array
+        self._Xt = None                         # X^T as a CSC view of X's arrays (_tmul)
         self._pairs = self._triu = None         # the pair map (pair_map), triu_indices(d)
         self._at = self._z = self._D = None     # margins (and curvature) at the last w
         # Hessian X^T D X: dense BLAS costs n d^2/2 flops, the sparse product
@@ -158,8 +159,13 @@ class Shard:
         return self._dense_T.T @ v if self._blas else self.X @ v
 
     def _tmul(self, r):
-        """X^T r."""
-        return self._dense_T @ r if self._blas else self.X.T @ r
+        """X^T r (on CSR: a CSC view of the same arrays, made once: a new one per
+        call cost about 0.1 ms of a 0.9 ms product on w8a)."""
+        if self._blas:
+            return self._dense_T @ r
+        if self._Xt is None:
+            self._Xt = self.X.T
+        return self._Xt @ r
 
     # -- sums over the shard's rows (no regularisation) -----------------
     def margins(self, w):
