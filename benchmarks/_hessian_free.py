@@ -92,7 +92,7 @@ def news20(args, tmp):
     for K in dict.fromkeys((args.workers, 2)):
         plan += [("giant", {"name": "giant"}, 1500, K),
                  ("adaptive_localnewton", {"name": "adaptive_localnewton"}, 1500, K),
-                 ("newton (Newton-CG)", {"name": "newton"}, 1500, K)]
+                 ("newton (Newton-CG)", {"name": "newton", "solver": "cg"}, 1500, K)]
     plan.append(("giant, direction: local (the paper's)", {"name": "giant", "direction": "local"},
                  300, args.workers))
     data = {"train": train, "n_features": d, "positive_labels": positive}
@@ -133,7 +133,7 @@ def synth(args, tmp):
     for K in dict.fromkeys((args.workers, 2)):
         plan += [("giant", {"name": "giant"}, 400, K),
                  ("adaptive_localnewton", {"name": "adaptive_localnewton"}, 400, K),
-                 ("newton (Newton-CG)", {"name": "newton"}, 400, K)]
+                 ("newton (Newton-CG)", {"name": "newton", "solver": "cg"}, 400, K)]
     data = {"train": train, "n_features": d}
     model = {"loss": "logistic", "lambda": lam}
     results = sweep(args, tmp, "synth1m", data, model, f_cfg, plan)

@@ -4,7 +4,7 @@ news20 (15,935 x 62,061 term counts, 20 classes of 780-800 rows) is split once
 (rows permuted with seed 0): 80% to train, 20% held out.  L2-regularised logistic
 regression, lambda = 1/n (C = 1); every class against the rest.
 
-* distnewton ``newton`` (d > cg_threshold: Newton-CG) with ``model.multiclass:
+* distnewton ``newton`` (``solver: cg``: the line-search Newton-CG) with ``model.multiclass:
   ovr``, K workers (``--backend sim``, or ``mpi`` with ``--ranks``), to
   ``run.grad_rtol`` (LIBLINEAR's relative gradient rule; default 1e-3);
 * LIBLINEAR ``-s 0 -e EPS`` (liblinear-official), its own one-vs-rest, at the
@@ -56,7 +56,7 @@ def run_distnewton(train, d, args, folder):
     """The ovr run; returns the result file's path."""
     cfg = {"data": {"train": train, "n_features": d},
            "model": {"loss": "logistic", "lambda": "1/n", "multiclass": "ovr"},
-           "algorithm": {"name": "newton"},
+           "algorithm": {"name": "newton", "solver": "cg"},
            "run": {"grad_rtol": args.grad_rtol, "max_rounds": args.max_rounds}}
     path = os.path.join(folder, "ovr.yaml")
     with open(path, "w") as fh:
