@@ -194,6 +194,12 @@ def test_sparse_hessian_through_the_pair_map_and_the_csr_product(monkeypatch):
     H = (A.T * (s * p * (1 - p))) @ A
     np.testing.assert_allclose(shard.hess_sum(w), H, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(shard.hess_sum(w), shard.hess_sum(w).T)
+    import distnewton.pairs as pairs                # the build in chunks of 7 pairs: the
+    monkeypatch.setattr(pairs, "BUILD_CHUNK", 7)    # same map (chunks of 1 row, of 2, ...)
+    P, order = shard.pair_map()
+    Q, order_q = pairs.row_pairs(X)
+    np.testing.assert_array_equal(order_q, order)
+    assert (Q != P).nnz == 0 and np.array_equal(Q.indptr, P.indptr)
     monkeypatch.setattr(O, "PAIRS_MAX_BYTES", 0)
     fallback = O.Shard(X, y, "logistic", 0.1, weights=s)
     assert fallback.pair_map() is False
