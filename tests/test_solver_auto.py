@@ -129,15 +129,19 @@ def test_the_default_reaches_the_sklearn_optimum(rows):
     assert alg.solver_used == ("tron" if rows is wide_rows else "cholesky")
 
 
-def test_auto_leaves_cg_once_a_solve_costs_more_than_a_direct_iteration():
+def test_auto_leaves_cg_once_a_solve_costs_more_than_a_direct_iteration(monkeypatch):
     """Column norms over 10^-2..1: the Hessian-free path starts (TRON; the estimate
     is per 10 hvp) but its CG counts grow past the break-even; from the next
-    iteration on the run is Cholesky, and it still reaches scikit-learn's optimum."""
+    iteration on the run is Cholesky, and it still reaches scikit-learn's optimum.
+    Here without pair maps (scipy's CSR product forms H: nothing to build)."""
+    import distnewton.objectives as O
+    for module in (sc, O):
+        monkeypatch.setattr(module, "PAIRS_MAX_BYTES", 0)
     X, y = wide_rows(scale=2.0)
     alg, rt = newton(X, y)
-    assert alg.solver() == "tron"
+    assert alg.solver() == "tron" and sc.map_build_seconds(alg.prob) == 0
     limit = sc.break_even_hvps(alg.prob, rt.round_latency)
-    assert 15 < limit < 30                  # ~ 2.1 ms per direct iteration / 0.1 ms per hvp
+    assert 15 < limit < 30                  # ~ 19 ms per direct iteration / 1 ms per hvp
     counts = []
     for _ in range(40):
         counts.append(alg.step()["cg_iterations"])
@@ -153,6 +157,21 @@ def test_auto_leaves_cg_once_a_solve_costs_more_than_a_direct_iteration():
     np.testing.assert_allclose(alg.w, ref.coef_.ravel(), rtol=0,
                                atol=1e-6 * np.abs(ref.coef_).max())
 
+
+def test_the_break_even_charges_the_pair_maps_build():
+    """With pair maps the direct iteration that would replace CG also builds them:
+    PAIR_BUILD per pair of the largest shard, on top of the per-iteration cost; the
+    same ill-conditioned run then stays Hessian-free (its solves of 17-29 products
+    cost less than forming and factoring H for the first time)."""
+    X, y = wide_rows(scale=2.0)
+    alg, rt = newton(X, y)
+    pairs = 10000 * 30 * 31 / 2                          # 10,000 rows of 30 non-zeros
+    assert sc.map_build_seconds(alg.prob) == pytest.approx(sc.FLOP_SECONDS * 50 * pairs)
+    per_hvp = sc.cg_seconds(alg.prob, rt.round_latency) / sc.CG_EXPECTED
+    assert sc.break_even_hvps(alg.prob, rt.round_latency) == pytest.approx(
+        (sc.direct_seconds(alg.prob) + sc.map_build_seconds(alg.prob)) / per_hvp)
+    counts = [alg.step()["cg_iterations"] for _ in range(16)]
+    assert max(counts) > 15 and alg.solver_used == "tron"
 
 
 def test_auto_with_jacobi_leaves_line_search_cg_the_same_way(monkeypatch):

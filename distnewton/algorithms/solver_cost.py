@@ -26,9 +26,9 @@ modelled), auto starts with CG when its estimate is smaller.  The CG count is
 the one thing the model cannot know in advance (at cg_rtol 0.1 it grows as the
 iterates near the optimum: a9a 2, 4, 6, 8, 19, 27, ..., w8a 2, 2, 3, 7, ..., 16),
 so auto also watches it: once one CG solve needs more Hessian-vector rounds than
-one direct iteration costs (:func:`break_even_hvps`), the run goes to Cholesky
-for the rest (kept in the checkpoint).  Auto therefore never pays more than about
-twice the direct cost for an iteration.  The choice depends only on the data,
+the first direct iteration would cost, its pair maps' build included
+(:func:`break_even_hvps`), the run goes to Cholesky for the rest (kept in the
+checkpoint).  Auto therefore never pays much more than twice that for an iteration.  The choice depends only on the data,
 K, d and the config: the same on every backend and machine.
 
 Measured on the project's 2-core machine, 2026-12-02 (one BLAS thread; forming H
@@ -68,6 +68,10 @@ SPARSE_FORM = 10.5
 #: with one worker on Cholesky (22 sent it to CG, then by the break-even rule to
 #: Cholesky: 0.31 s to 1e-6 against 0.13 s for Cholesky throughout)
 PAIR_FORM = 20.0
+#: flop-equivalents per pair of building the map once (:func:`~distnewton.pairs.row_pairs`
+#: in chunks: 8-12 ns per pair on a9a and w8a, 2026-12-03, the first touch of its
+#: pages included), charged in full by :func:`break_even_hvps`
+PAIR_BUILD = 50.0
 
 
 def shard_stats(problem):
@@ -113,10 +117,23 @@ def prefer_cg(problem, latency):
     return bool(cg_seconds(problem, latency) < direct_seconds(problem))
 
 
+def map_build_seconds(problem):
+    """Estimated seconds of building the largest sparse shard's pair map (0 when no
+    shard uses one: dense shards, maps over ``PAIRS_MAX_BYTES``)."""
+    d = problem.d
+    pairs = [(sq + z) / 2 for n, z, sq in shard_stats(problem)
+             if not _dense(n, z, d) and PAIR_BYTES * (sq + z) / 2 <= PAIRS_MAX_BYTES]
+    return FLOP_SECONDS * PAIR_BUILD * max(pairs, default=0.0)
+
+
 def break_even_hvps(problem, latency):
-    """Hessian-vector rounds that cost as much as one direct iteration: a CG solve
-    that needed more sends ``auto`` to Cholesky for the rest of the run."""
-    return direct_seconds(problem) / (cg_seconds(problem, latency) / CG_EXPECTED)
+    """Hessian-vector rounds that cost as much as the direct iteration that would
+    replace them, the first one, which also builds the pair maps (a run on the
+    Hessian-free path has none): a CG solve that needed more sends ``auto`` to
+    Cholesky for the rest of the run.  (Without the build w8a's TRON went to
+    Cholesky for its last iteration at grad_rtol 1e-10, 0.22 s against 0.15.)"""
+    return ((direct_seconds(problem) + map_build_seconds(problem))
+            / (cg_seconds(problem, latency) / CG_EXPECTED))
 
 
 def row_nnz_sq(X, parts):
