@@ -88,12 +88,18 @@ def _dense(n, nnz, d):
     return n * d * 8 <= DENSE_HESSIAN_BYTES and d * d / 2 <= SPARSE_FLOP_COST * r * r
 
 
+def _map_pairs(nnz, sq):
+    """The pairs of a sparse shard's pair map ((sq + nnz) / 2), or 0 when the map
+    would exceed ``PAIRS_MAX_BYTES`` (scipy's CSR product forms H instead)."""
+    pairs = (sq + nnz) / 2
+    return pairs if PAIR_BYTES * pairs <= PAIRS_MAX_BYTES else 0.0
+
+
 def _sparse_form(nnz, sq):
     """Flop-equivalents of X_k^T D X_k on a sparse shard: over the pair map
-    when it fits (:mod:`distnewton.pairs`, (sq + nnz) / 2 pairs), else scipy's
-    CSR product."""
-    pairs = (sq + nnz) / 2
-    return PAIR_FORM * pairs if PAIR_BYTES * pairs <= PAIRS_MAX_BYTES else SPARSE_FORM * sq
+    when it fits (:mod:`distnewton.pairs`), else scipy's CSR product."""
+    pairs = _map_pairs(nnz, sq)
+    return PAIR_FORM * pairs if pairs else SPARSE_FORM * sq
 
 
 def direct_seconds(problem):
@@ -121,9 +127,9 @@ def map_build_seconds(problem):
     """Estimated seconds of building the largest sparse shard's pair map (0 when no
     shard uses one: dense shards, maps over ``PAIRS_MAX_BYTES``)."""
     d = problem.d
-    pairs = [(sq + z) / 2 for n, z, sq in shard_stats(problem)
-             if not _dense(n, z, d) and PAIR_BYTES * (sq + z) / 2 <= PAIRS_MAX_BYTES]
-    return FLOP_SECONDS * PAIR_BUILD * max(pairs, default=0.0)
+    return FLOP_SECONDS * PAIR_BUILD * max(
+        (0.0 if _dense(n, z, d) else _map_pairs(z, sq) for n, z, sq in shard_stats(problem)),
+        default=0.0)
 
 
 def break_even_hvps(problem, latency):
