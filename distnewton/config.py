@@ -194,7 +194,7 @@ def load_yaml(path: str) -> dict:
 def resolve(raw: dict, overrides=(), algorithms=None, source="config") -> dict:
     """Apply overrides, check every key, fill defaults: the resolved config.
 
-    ``run.plugins`` are imported here (:func:`distnewton.plugins.load_plugins`),
+    ``run.plugins`` are imported here (:func:`distnewton.algorithms.registry.load_plugins`),
     on every rank, before the algorithm is looked up and before any runtime
     builds its worker-task table.  ``algorithms`` maps algorithm names to
     classes with a ``params`` dict of :class:`Param` (default: the registry
@@ -230,7 +230,7 @@ def resolve(raw: dict, overrides=(), algorithms=None, source="config") -> dict:
         out[section] = _check_section(section, given, spec)
     out["run"]["plugins"] = _check_plugins(out["run"]["plugins"])
     try:
-        from .plugins import load_plugins
+        from .algorithms.registry import load_plugins
         load_plugins(out["run"]["plugins"])
         if algorithms is None:
             from .algorithms import ALGORITHMS as algorithms
