@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from distnewton.algorithms import minibatch as M
 from distnewton.algorithms import primitives as P
-from distnewton.algorithms.adaptive_localnewton import AdaptiveLocalNewton
+from distnewton.algorithms.localnewton import AdaptiveLocalNewton
 from distnewton.algorithms.base import LINE_SEARCH, Problem
 from distnewton.algorithms.giant import GIANT
 from distnewton.algorithms.newton import Newton

@@ -1,8 +1,9 @@
-"""``newton`` with ``solver: tron`` (trust-region Newton-CG, :mod:`distnewton.algorithms.tron`)
-and LIBLINEAR's stopping rule ``run.liblinear_eps``: the optimum against scikit-learn
-(logistic, ridge), every iteration against a numpy re-implementation of Lin, Weng &
-Keerthi's Algorithm 2 (Steihaug CG, radius update) on a small dense problem, sim
-against ``mpiexec -n 3``, and a stopped and resumed run against an uninterrupted one."""
+"""``newton`` with ``solver: tron`` (trust-region Newton-CG,
+:mod:`distnewton.algorithms.newton.tron`) and LIBLINEAR's stopping rule
+``run.liblinear_eps``: the optimum against scikit-learn (logistic, ridge), every
+iteration against a numpy re-implementation of Lin, Weng & Keerthi's Algorithm 2
+(Steihaug CG, radius update) on a small dense problem, sim against ``mpiexec -n 3``,
+and a stopped and resumed run against an uninterrupted one."""
 
 from types import SimpleNamespace
 

@@ -11,19 +11,17 @@ iteration on the master, talking to the workers through the shared
 :class:`~.newton_type.NewtonType`.
 """
 
-from .adaptive_localnewton import AdaptiveLocalNewton
 from .base import Algorithm
 from .fednl import FedNL
 from .gd import GD
 from .giant import GIANT
 from .ist import IST
 from .lbfgs import LBFGS
-from .localnewton import LocalNewton
-from .localsgd import LocalSGD
+from .localnewton import AdaptiveLocalNewton, LocalNewton
+from .localsgd import LocalSGD, ScaledLocalSGD
 from .newton import Newton
 from .ranl import RANL
 from .registry import ALGORITHMS, AlgorithmRegistry, load_plugins, register_algorithm
-from .scaled_localsgd import ScaledLocalSGD
 
 __all__ = [
     "ALGORITHMS", "AlgorithmRegistry", "Algorithm", "load_plugins", "register_algorithm",

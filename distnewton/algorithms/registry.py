@@ -58,18 +58,16 @@ import importlib
 from collections.abc import Mapping
 
 from ..errors import PluginError, UserError
-from .adaptive_localnewton import AdaptiveLocalNewton
 from .base import Algorithm
 from .fednl import FedNL
 from .gd import GD
 from .giant import GIANT
 from .ist import IST
 from .lbfgs import LBFGS
-from .localnewton import LocalNewton
-from .localsgd import LocalSGD
+from .localnewton import AdaptiveLocalNewton, LocalNewton
+from .localsgd import LocalSGD, ScaledLocalSGD
 from .newton import Newton
 from .ranl import RANL
-from .scaled_localsgd import ScaledLocalSGD
 
 GROUP = "distnewton.algorithms"
 BUILTIN = "built-in"

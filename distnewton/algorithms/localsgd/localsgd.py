@@ -39,10 +39,10 @@ import math
 
 import numpy as np
 
-from ..params import FLOAT, INT, Param, at_least, nonneg, positive
-from ..runtime import worker_task
-from .base import Algorithm
-from .minibatch import batches, stochastic_grad
+from ...params import FLOAT, INT, Param, at_least, nonneg, positive
+from ...runtime import worker_task
+from ..base import Algorithm
+from ..minibatch import batches, stochastic_grad
 
 
 def steps_per_round(p, n_k):

@@ -98,7 +98,7 @@ numbers are the slides'):
   (beta + 1/2), for beta in (0, 1/2)" (``theory_beta``).  The step taken is
   gamma = 1/theta, and min(1/theta, (1/2 - beta)/(beta + 1/2)) when both apply
   (always Theorem (19)'s there: theta = 1).  theta is computed exactly from the
-  L_i (:mod:`.ist_analysis`): one *charged* round before the first step, every
+  L_i (:mod:`.analysis`): one *charged* round before the first step, every
   worker sending X_i^T X_i and X_i^T y_i (d^2 + d floats up; the ridge columns
   below then come from it, whatever ``analysis`` says).  Only on ``ridge``, one
   local full-gradient step, d <= ANALYSIS_MAX_D and d >= K for the permutation
@@ -130,7 +130,7 @@ bernoulli, and perm / perm_precond with d >= K (else NaN): the neighbourhood
 bound sqrt(E||x^k - x*||^2) <= rho^{k/2} ||x^0 - x*|| + R (1 - rho^{k/2}), the
 bias ||E[B]^{-1} E[h] - x*|| and the slides' h, sigma^2, theta, W_bar with the
 right-hand sides of Theorems (19) and (24): maths and columns in
-:mod:`.ist_analysis`, exact moments in :mod:`.ist_moments`.  ``dist_opt`` is for
+:mod:`.analysis`, exact moments in :mod:`.moments`.  ``dist_opt`` is for
 logging only: the algorithm never uses x* (``step_size: theory`` uses theta, a
 function of the L_i only).
 
@@ -147,13 +147,13 @@ from types import SimpleNamespace
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import UserError
-from ..params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
-from ..runtime import worker_task
-from . import ist_analysis as A
-from .base import Algorithm
-from .ist_analysis import quadratic_analysis  # noqa: F401  (re-exported)
-from .minibatch import grad_sum, rows_of, sample_rows
+from ...errors import UserError
+from ...params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ...runtime import worker_task
+from ..base import Algorithm
+from ..minibatch import grad_sum, rows_of, sample_rows
+from . import analysis as A
+from .analysis import quadratic_analysis  # noqa: F401  (re-exported)
 
 SKETCHES = ("perm", "perm_precond", "identity", "bernoulli")
 #: l'' bound used for the perm_precond curvature diagonal
@@ -305,7 +305,7 @@ class IST(Algorithm):
         self.dinv = None                        # D^{-1} (precondition: homogeneous)
         self.k = 0                              # IST rounds done
         self.gamma = self.p.gamma if self.p.step_size == "fixed" else None
-        self.ridge = None                       # ridge analysis state (ist_analysis.start_log)
+        self.ridge = None                       # ridge analysis state (analysis.start_log)
         if self.p.analysis and self.gamma is not None:
             self._analyse(charged=False)        # here, so that wall_time never includes it
 

@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import INT, Param, at_least
-from ..runtime import worker_task
-from . import primitives as P
-from .base import LINE_SEARCH, SOLVER, Algorithm
+from ...params import INT, Param, at_least
+from ...runtime import worker_task
+from .. import primitives as P
+from ..base import LINE_SEARCH, SOLVER, Algorithm
 
 LOCAL_PARAMS = {
     "L": Param(INT, 3, "local Newton iterations per communication round", check=at_least(1)),

@@ -1,8 +1,8 @@
-"""The pieces of scaled Local SGD (:mod:`.scaled_localsgd`): the statistics, the
+"""The pieces of scaled Local SGD (:mod:`.scaled`): the statistics, the
 averaging rules with their beta_t, the first moment, and the constants of the
 paper's theory (pure functions, shared by master and workers; no communication).
 
-Notation as in :mod:`.scaled_localsgd`: s the statistic of one mini-batch z,
+Notation as in :mod:`.scaled`: s the statistic of one mini-batch z,
 D the average, D_hat = max(alpha, |D|), gamma the step, H local steps a round.
 
 **The averages as the paper writes them.**  Every rule is one recurrence with a

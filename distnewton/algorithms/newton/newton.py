@@ -42,11 +42,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import UserError
-from ..linalg import solve_spd
+from ...errors import UserError
+from ...linalg import solve_spd
+from ..base import LINE_SEARCH, SOLVER, use_cg
+from ..newton_type import HELD, HESSIAN, NewtonType
 from . import solver_cost, tron
-from .base import LINE_SEARCH, SOLVER, use_cg
-from .newton_type import HELD, HESSIAN, NewtonType
 
 
 class Newton(NewtonType):

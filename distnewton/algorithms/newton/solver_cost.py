@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..objectives import DENSE_HESSIAN_BYTES, SPARSE_FLOP_COST
-from ..pairs import PAIR_BYTES, PAIRS_MAX_BYTES
+from ...objectives import DENSE_HESSIAN_BYTES, SPARSE_FLOP_COST
+from ...pairs import PAIR_BYTES, PAIRS_MAX_BYTES
 
 #: seconds per dense BLAS flop, one thread (syrk of ijcnn1's dense shard: 0.19 ns)
 FLOP_SECONDS = 0.2e-9

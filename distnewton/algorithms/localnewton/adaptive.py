@@ -57,10 +57,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..params import FLOAT, INT, STR, Param, at_least, nonneg
-from . import primitives as P
-from .base import LINE_SEARCH, LS_STEPS_APPROX, Algorithm
-from .giant import DIRECTION, GIANT
+from ...params import FLOAT, INT, STR, Param, at_least, nonneg
+from .. import primitives as P
+from ..base import LINE_SEARCH, LS_STEPS_APPROX, Algorithm
+from ..giant import DIRECTION, GIANT
 from .localnewton import LOCAL_PARAMS, local_round
 
 

@@ -59,12 +59,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..errors import UserError
-from ..linalg import check_dense_hessian, solve_spd
-from ..params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
-from ..runtime import RAGGED, worker_task
-from . import primitives as P
-from .base import LINE_SEARCH, Algorithm
+from ...errors import UserError
+from ...linalg import check_dense_hessian, solve_spd
+from ...params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ...runtime import RAGGED, worker_task
+from .. import primitives as P
+from ..base import LINE_SEARCH, Algorithm
 from .compressors import Compressor
 
 COMPRESSORS = ("identity", "topk", "randk", "randseqk", "toplek", "rankr")

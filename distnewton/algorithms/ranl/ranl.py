@@ -17,7 +17,7 @@ Every iteration t (one round):
 
 1. the master draws the masks m_k: worker k trains s_k = floor(c_k Q) of the Q
    regions (capacity c_k), every region trained by >= ``tau`` workers
-   (:mod:`.ranl_masks`), and sends each worker its pruned sub-model
+   (:mod:`.masks`), and sends each worker its pruned sub-model
    x_t (.) m_k: [s_k, its regions, x_t on their coordinates] scattered
    (``eval_at: pruned``), or x_t to all and the regions scattered (``eval_at:
    full``, and with a safeguard, whose loss needs the whole x_t);
@@ -103,16 +103,16 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..params import FLOAT, INT, STR, Param, at_least, nonneg, positive
-from ..errors import UserError
-from ..linalg import check_dense_hessian, cho_factor_damped, log
-from ..runtime import worker_task
-from . import primitives as P
-from .base import LINE_SEARCH, LS_STEPS_APPROX
-from .minibatch import mean_grad, rows_of, sample_rows
-from .newton_type import Iterate, NewtonType
-from .ranl_masks import (MASK_STREAM, check_capacities, check_regions, check_tau,
-                         draw_masks, parse_capacities, region_counts, region_layout)
+from ...errors import UserError
+from ...linalg import check_dense_hessian, cho_factor_damped, log
+from ...params import FLOAT, INT, STR, Param, at_least, nonneg, positive
+from ...runtime import worker_task
+from .. import primitives as P
+from ..base import LINE_SEARCH, LS_STEPS_APPROX
+from ..minibatch import mean_grad, rows_of, sample_rows
+from ..newton_type import Iterate, NewtonType
+from .masks import (MASK_STREAM, check_capacities, check_regions, check_tau,
+                    draw_masks, parse_capacities, region_counts, region_layout)
 
 
 # -- worker side ----------------------------------------------------------

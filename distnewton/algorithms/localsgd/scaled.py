@@ -83,7 +83,7 @@ the Hessian diagonal spans 4e-5..0.24 (median 7.6e-3), so alpha = 1e-2
 leaves OASIS scaling only the frequent features; the tuning preferred
 alpha = 1e-3 only for local OASIS on iid data.
 
-Options beyond the defaults (the maths is in :mod:`.scaled_localsgd_rules`):
+Options beyond the defaults (the maths is in :mod:`.scaled_rules`):
 
 * ``beta_schedule: theory``: the averaging weights beta_t capped so that D_hat
   changes slowly enough for the paper's rate (Corollary 1's condition, re-derived:
@@ -119,15 +119,15 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..errors import UserError
-from ..params import FLOAT, INT, STR, Param, at_least, positive
-from ..runtime import worker_task
-from .base import Algorithm
+from ...errors import UserError
+from ...params import FLOAT, INT, STR, Param, at_least, positive
+from ...runtime import worker_task
+from ..base import Algorithm
+from ..minibatch import batches, stochastic_grad
 from .localsgd import sgd
-from .minibatch import batches, stochastic_grad
-from .scaled_localsgd_rules import (N_CONSTANTS, batch_hvp, clip, ema_update,  # noqa: F401
-                                    first_moment, rademacher, row_constants, statistic,
-                                    theory_cap, theory_constants, theory_gamma)
+from .scaled_rules import (N_CONSTANTS, batch_hvp, clip, ema_update,  # noqa: F401
+                           first_moment, rademacher, row_constants, statistic,
+                           theory_cap, theory_constants, theory_gamma)
 
 SCALINGS = ("identity", "adam", "rmsprop", "oasis")
 MODES = ("global", "local")

@@ -57,10 +57,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..runtime import worker_task
-from . import primitives as P
-from .base import NEWTON_CG_RTOL
-from .newton_type import Iterate
+from ...runtime import worker_task
+from .. import primitives as P
+from ..base import NEWTON_CG_RTOL
+from ..newton_type import Iterate
 
 ETA0, ETA1, ETA2 = 1e-4, 0.25, 0.75
 SIGMA1, SIGMA2, SIGMA3 = 0.25, 0.5, 4.0
