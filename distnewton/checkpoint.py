@@ -127,7 +127,7 @@ def read_obj(group, key, rt=None, prob=None):
         return d if kind == "dict" else SimpleNamespace(**d)
     if kind == "algorithm":
         from .algorithms import ALGORITHMS
-        cls = ALGORITHMS[node.attrs["name"]]
+        cls = ALGORITHMS.stored(node.attrs["name"])
         obj = cls.__new__(cls)
         restore_attributes(obj, node, rt, prob)
         return obj

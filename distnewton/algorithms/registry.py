@@ -66,7 +66,7 @@ from .ist import IST
 from .lbfgs import LBFGS
 from .localnewton import AdaptiveLocalNewton, LocalNewton
 from .localsgd import LocalSGD, ScaledLocalSGD
-from .newton import Newton
+from .newton import Newton, Tron
 from .ranl import RANL
 
 GROUP = "distnewton.algorithms"
@@ -197,7 +197,7 @@ class AlgorithmRegistry(Mapping):
 BUILTINS = (Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, RANL, IST,
             ScaledLocalSGD, FedNL)
 #: algorithm objects that live inside a built-in one (and in its checkpoint)
-PARTS = ()
+PARTS = (Tron,)
 
 ALGORITHMS = AlgorithmRegistry(BUILTINS, PARTS)
 

@@ -6,5 +6,6 @@ model of ``solver: auto``).
 """
 
 from .newton import Newton
+from .tron import Tron
 
-__all__ = ["Newton"]
+__all__ = ["Newton", "Tron"]
