@@ -142,6 +142,7 @@ use, the analysis state and round counter (numpy arrays, scalars and a dict) and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -151,6 +152,7 @@ from ...errors import UserError
 from ...params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
 from ...runtime import worker_task
 from ..base import Algorithm
+from ..control import Control
 from ..minibatch import grad_sum, rows_of, sample_rows
 from . import analysis as A
 from .analysis import quadratic_analysis  # noqa: F401  (re-exported)
@@ -178,16 +180,23 @@ def local_steps(ctx, z, idx, scale, phi):
     return z[idx]
 
 
+@dataclass(frozen=True)
+class Header(Control):
+    """Broadcast with every IST round (1 float)."""
+
+    phi: float      # gamma K / N: the local steps' common factor
+
+
 @worker_task("ist.full")
-def _full(ctx, x, ctrl, scale=None):
+def _full(ctx, x, header, scale=None):
     """identity sketch: z_i after local steps from x (d floats); ``scale``: the
     coordinate steps D^{-1} (``precondition: homogeneous``), else 1."""
     return local_steps(ctx, np.array(x, dtype=np.float64), slice(None),
-                       1.0 if scale is None else scale, float(ctrl[0]))
+                       1.0 if scale is None else scale, Header.unpack(header).phi)
 
 
 @worker_task("ist.sub")
-def _sub(ctx, ctrl, payload):
+def _sub(ctx, header, payload):
     """Submodel [q, S_i, w_i on S_i, c_i on S_i (1 or q)] -> z_i on S_i (q floats)."""
     q = int(payload[0])
     if q == 0:
@@ -196,7 +205,8 @@ def _sub(ctx, ctrl, payload):
     scale = payload[1 + 2 * q:]
     z = np.zeros(ctx.shard.d)
     z[idx] = payload[1 + q:1 + 2 * q]
-    return local_steps(ctx, z, idx, scale if scale.size == q else float(scale[0]), float(ctrl[0]))
+    return local_steps(ctx, z, idx, scale if scale.size == q else float(scale[0]),
+                       Header.unpack(header).phi)
 
 
 @worker_task("ist.colsq")
@@ -371,11 +381,11 @@ class IST(Algorithm):
             self.dinv = 1.0 / self.diag.mean(axis=0)        # D = Diag(L) = (1/K) sum_i D_i
         if self.ridge is not None:
             A.accumulate(self.ridge, self.w)
-        ctrl = np.array([self.gamma * K / prob.n])
+        header = Header(phi=self.gamma * K / prob.n).pack()
         x = self.w
         if p.sketch == "identity":
             extra = (self.dinv,) if homogeneous else ()
-            zs = rt.round("ist.full", x, ctrl, *extra, up=[d] * K)
+            zs = rt.round("ist.full", x, header, *extra, up=[d] * K)
             acc = np.zeros(d)
             for z in zs:
                 acc += z
@@ -386,7 +396,7 @@ class IST(Algorithm):
             dinv = self.dinv if homogeneous else None
             payload = [encode(idx, c * x[idx], c if dinv is None else c * dinv[idx])
                        for idx, c in sk]
-            zs = rt.round("ist.sub", ctrl, up=[idx.size for idx, _ in sk], scatter=payload)
+            zs = rt.round("ist.sub", header, up=[idx.size for idx, _ in sk], scatter=payload)
             acc, cov = np.zeros(d), np.zeros(d)
             for (idx, c), z in zip(sk, zs):
                 acc[idx] += z
