@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 from distnewton.algorithms import primitives as P
 from distnewton.algorithms.base import Problem
-from distnewton.algorithms.newton import Newton
+from distnewton.algorithms.newton import Newton, Tron
 from distnewton.data import write_libsvm
 from distnewton.objectives import Shard
 from distnewton.runtime.sim import SimRuntime
@@ -204,6 +204,41 @@ def test_a_rejected_step_keeps_w_and_costs_only_its_rounds():
             np.testing.assert_array_equal(alg.w, before)
     assert rejected >= 2
 
+
+
+@pytest.mark.parametrize("layout", ["tron", "namespace"])
+def test_the_trust_region_state_resumes_from_either_checkpoint_layout(layout):
+    """newton's Tron (f, g, Delta and the accepted steps, on itself) goes through the
+    checkpoint serialiser inside newton's entry and comes back a Tron; ``tron`` as a
+    namespace of those four values (the layout of checkpoints written before Tron
+    was a class) resumes too.  Either way the run goes on with the iterates of an
+    uninterrupted one, bit for bit (from w_0 = (-30, 30, ...): rejected steps too)."""
+    import io
+
+    import h5py
+
+    from distnewton.checkpoint import restore_attributes, write_obj
+
+    X, y = dense_problem(seed=1)
+    w0 = 30.0 * np.where(np.arange(X.shape[1]) % 2, 1.0, -1.0)
+    full, _ = tron(X, y, w0=w0)
+    infos = [full.step() for _ in range(12)]
+    alg, rt = tron(X, y, w0=w0)
+    for _ in range(6):
+        alg.step()
+    tr = alg.tron
+    assert isinstance(tr, Tron) and tr.accepted > 0
+    if layout == "namespace":
+        alg.tron = SimpleNamespace(f=tr.f, g=tr.g, delta=tr.delta, accepted=tr.accepted)
+    with h5py.File(io.BytesIO(), "w") as f:
+        write_obj(f, "algorithm", alg)
+        resumed = Newton.__new__(Newton)
+        restore_attributes(resumed, f["algorithm"], rt, alg.prob)
+    assert type(resumed.tron) is (Tron if layout == "tron" else SimpleNamespace)
+    for i in range(6, 12):
+        assert resumed.step() == infos[i]
+    assert type(resumed.tron) is Tron and resumed.tron.accepted == full.tron.accepted
+    np.testing.assert_array_equal(resumed.w, full.w)
 
 # -- through the CLI: sim = mpi, resume, LIBLINEAR's rule, bad values ----------------
 @pytest.fixture(scope="module")
