@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from distnewton.algorithms.control import Control
-from distnewton.algorithms.fednl.fednl import AheadHeader, PPHeader, RoundHeader
+from distnewton.algorithms.fednl.clients import AheadHeader, PPHeader, RoundHeader
 
 
 @dataclass(frozen=True)

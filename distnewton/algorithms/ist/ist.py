@@ -156,8 +156,8 @@ from ..control import Control
 from ..minibatch import grad_sum, rows_of, sample_rows
 from . import analysis as A
 from .analysis import quadratic_analysis  # noqa: F401  (re-exported)
+from .sketches import SKETCHES, draw_sketches, encode
 
-SKETCHES = ("perm", "perm_precond", "identity", "bernoulli")
 #: l'' bound used for the perm_precond curvature diagonal
 CURVATURE_BOUND = {"ridge": 1.0, "logistic": 0.25}
 
@@ -226,47 +226,6 @@ def _quadratic(ctx):
     H = X.T @ SX
     H = H.toarray() if hasattr(H, "toarray") else np.asarray(H)
     return np.concatenate((H.ravel(), SX.T @ y))
-
-
-# -- sketches (master side) ----------------------------------------------
-def perm_assignment(rng, d, K):
-    """One ``perm`` draw: (coordinates S_i, scale K/c_j on S_i) for i = 0..K-1."""
-    pi = rng.permutation(d)
-    if d >= K:
-        blocks = np.array_split(pi, K)
-        order = rng.permutation(K)
-        return [(np.sort(blocks[b]), np.full(blocks[b].size, float(K))) for b in order]
-    reps = -(-K // d)
-    slots = np.tile(pi, reps)[:K]                       # coordinate j appears c_j times
-    counts = np.bincount(slots, minlength=d)
-    rng.shuffle(slots)
-    return [(np.array([j]), np.array([K / counts[j]])) for j in slots]
-
-
-def draw_sketches(rng, sketch, d, K, p=None, diag=None):
-    """The K sketches of one round as (S_i, diagonal of C_i on S_i) pairs."""
-    if sketch == "bernoulli":
-        out = []
-        for _ in range(K):
-            idx = np.flatnonzero(rng.random(d) < p)
-            out.append((idx, np.full(idx.size, 1.0 / p)))
-        return out
-    blocks = perm_assignment(rng, d, K)
-    if sketch == "perm":
-        return blocks
-    out = []                                            # perm_precond
-    for i, (idx, s) in enumerate(blocks):
-        Lii = diag[i, idx]
-        out.append((idx, np.sqrt(s / np.where(Lii > 0, Lii, 1.0))))
-    return out
-
-
-def encode(idx, w, scale):
-    """Scatter payload [q, idx, w, scale (1 float when all equal, else q)]."""
-    sc = scale[:1] if scale.size and np.all(scale == scale[0]) else scale
-    if idx.size == 0:
-        sc = np.asarray([1.0])          # placeholder; nothing to scale
-    return np.concatenate(([float(idx.size)], idx.astype(np.float64), w, sc))
 
 
 def open_interval(lo, hi):
