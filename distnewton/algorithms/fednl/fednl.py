@@ -49,6 +49,11 @@ History columns: ``hessian_gap`` (l, the mean ||Hess f_i(x_k) - H_i||_F, when
 option 2 or PP sends it; NaN otherwise) and ``participants``.
 Master state (checkpointed): H, the round counter, the PP vectors; worker
 state: H_i in ``ctx.state`` (the clients' side: :mod:`.clients`).
+
+References
+----------
+.. [1] M. Safaryan, R. Islamov, X. Qian, P. Richtarik, "FedNL: Making Newton-type
+   methods applicable to federated learning", ICML 2022 (arXiv:2106.02969).
 """
 
 from __future__ import annotations

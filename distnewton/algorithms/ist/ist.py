@@ -50,7 +50,7 @@ Round k (one communication round):
    x^{k+1} = x^k - gamma g^k, g^k = (1/K) sum_i C_i grad F_i(C_i x^k)
    (one local step), which is the iteration the paper's analysis studies.
 
-Sketches (``sketch``):
+Sketches (``sketch``; drawn by :mod:`.sketches`):
 
 * ``perm`` (Perm-q): a fresh uniform permutation pi of [d] each round.
   d >= K: pi is cut into K blocks of floor(d/K) or ceil(d/K) coordinates
@@ -135,9 +135,16 @@ logging only: the algorithm never uses x* (``step_size: theory`` uses theta, a
 function of the L_i only).
 
 Master state: x, the diagonal table (perm_precond, homogeneous), the step in
-use, the analysis state and round counter (numpy arrays, scalars and a dict) and the sketch generator
-(``self.rng``); the workers keep nothing between rounds (their batch stream is
-``ctx.rng``).
+use, the analysis state and round counter (numpy arrays, scalars and a dict) and
+the sketch generator (``self.rng``); the workers keep nothing between rounds (their
+batch stream is ``ctx.rng``).
+
+References
+----------
+.. [1] E. Shulgin, P. Richtarik, "Towards a better theoretical understanding of
+   independent subnetwork training", arXiv:2306.16484.
+.. [2] R. Szlendak, A. Tyurin, P. Richtarik, "Permutation compressors for provably
+   faster distributed nonconvex optimization", ICLR 2022.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ plus lambda I has condition number ~ ||X_k||^2 / (n_k lambda)) and changes
 little: the local model is itself only an approximation of the global one.
 
 then the master averages the local models, w_bar = sum_k (n_k/n) w_k (the
-paper's plain mean for equal shards).  One round per L local iterations:
-w_bar down (d floats), [f_k-sum at w_bar, n_k w_k] up (d + 1 floats per
-worker); the history's ``iteration`` advances by L per round.
+paper's plain mean for equal shards).  One round per L local iterations: w_bar
+and L down (d + 1 floats, L as a :class:`Header`), [f_k-sum at w_bar, n_k w_k] up
+(d + 1 floats per worker); the history's ``iteration`` advances by L per round.
 
 What the paper proves: with L = 1 (and L > 1 likewise) the iterates converge
 linearly, but only to an error floor of order O(1/sqrt(s)) for shards of s
@@ -29,6 +29,11 @@ rows: the average of local Newton steps is not the global Newton step.  The
 extreme case is (nearly) unregularised least squares: a unit Newton step on a
 quadratic jumps to the *local* optimum w_k*, so after the first round w_bar =
 sum_k (n_k/n) w_k*, which is not the global optimum when the shards differ.
+
+References
+----------
+.. [1] V. Gupta, A. Ghosh, M. Derezinski, R. Khanna, K. Ramchandran, M. W. Mahoney,
+   "LocalNewton: Reducing communication rounds for distributed learning", UAI 2021.
 """
 
 from __future__ import annotations

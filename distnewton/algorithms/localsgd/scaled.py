@@ -111,6 +111,11 @@ State (checkpointable): the master keeps ``m`` (the EMA, a d-vector),
 worker in local mode keeps ``scale_m`` (d-vector) and ``scale_count`` in
 ``ctx.state`` beside Local SGD's epoch position.  Random streams: run.seed,
 worker k's ``SeedSequence((seed, k + 1))`` (mini-batches and Rademacher v).
+
+References
+----------
+.. [1] Chezhegov, Skorik, Khachaturov, Shalagin, Avetisyan, Takac, Kholodov,
+   Beznosikov, "Local methods with adaptivity via scaling", arXiv:2406.00846.
 """
 
 from __future__ import annotations

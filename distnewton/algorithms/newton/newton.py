@@ -34,6 +34,13 @@ Steps 1-4 are the hooks of :class:`.newton_type.NewtonType`; this module
 defines step 2, the direction, and what it needs from step 1 (the dense
 Hessian, or the workers holding w for CG); with ``solver: tron`` a
 :class:`.tron.Tron`, a NewtonType whose hooks are the trust region's, takes the step.
+
+References
+----------
+.. [1] S. C. Eisenstat, H. F. Walker, "Choosing the forcing terms in an inexact
+   Newton method", SIAM Journal on Scientific Computing 17 (1996), 16-32.
+.. [2] J. Nocedal, S. J. Wright, *Numerical Optimization*, 2nd ed., Springer 2006
+   (Chapter 7: inexact Newton-CG).
 """
 
 from __future__ import annotations

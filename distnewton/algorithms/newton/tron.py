@@ -49,6 +49,16 @@ trial point of step 2, in ``ctx.state`` (checkpointed): the round after a trial
 says which one goes on (its Hessian-vector product is at w_t + s_t when the step
 was accepted, at w_t when not).  The master keeps f_t, g_t, Delta_t and the count
 of accepted steps on the :class:`Tron` object (checkpointed too).
+
+References
+----------
+.. [1] C.-J. Lin, J. J. More, "Newton's method for large bound-constrained
+   optimization problems", SIAM Journal on Optimization 9 (1999), 1100-1127.
+.. [2] C.-J. Lin, R. C. Weng, S. S. Keerthi, "Trust region Newton method for
+   large-scale logistic regression", Journal of Machine Learning Research 9
+   (2008), 627-650.
+.. [3] T. Steihaug, "The conjugate gradient method and trust regions in large scale
+   optimization", SIAM Journal on Numerical Analysis 20 (1983), 626-637.
 """
 
 from __future__ import annotations
