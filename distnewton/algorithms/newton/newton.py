@@ -47,8 +47,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from ...errors import UserError
 from ...linalg import solve_spd
 from ..base import LINE_SEARCH, SOLVER, use_cg
