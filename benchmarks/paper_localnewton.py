@@ -50,7 +50,7 @@ from _smoke import SMOKE_HELP, synth_set  # noqa: E402
 from _tables import markdown_table  # noqa: E402
 
 from distnewton.algorithms import ALGORITHMS  # noqa: E402
-from distnewton.results import load, reaching  # noqa: E402
+from distnewton.io.read import load, reaching  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "paper-localnewton"
 ALGOS = ("adaptive_localnewton", "giant", "lbfgs", "localsgd")

@@ -52,7 +52,7 @@ from _smoke import SMOKE_HELP, synth_set  # noqa: E402
 from _tables import markdown_table  # noqa: E402
 
 import distnewton  # noqa: E402
-from distnewton.results import reaching  # noqa: E402
+from distnewton.io.read import reaching  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_MD = os.path.join(ROOT, "benchmarks", "results-paper_ranl.md")

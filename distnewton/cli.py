@@ -67,7 +67,8 @@ def main():
               help="continue the run checkpointed in this result file (written in place)")
 @click.option("-o", "--output", help="result file (HDF5); default from output.path")
 @click.option("--backend", type=click.Choice(["auto", "mpi", "sim"]), help="override run.backend")
-@click.option("--workers", type=int, help="simulated workers (backend sim)")
+@click.option("--workers", type=int, help="number of workers K (run.workers): simulated "
+              "(backend sim) or logical workers over the MPI ranks")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="override a config key (repeatable)")
 @click.option("--overwrite", is_flag=True, help="replace an existing result file")
@@ -85,21 +86,22 @@ def run(config, resume, output, backend, workers, overrides, overwrite, plugins,
     result could not be written: model and history are in the fallback file
     named on stderr (distnewton recover FILE).
     """
-    from .run import execute
+    from .session import execute
     if (config is None) == (resume is None):
         raise UserError("run: give a CONFIG file or --resume RESULT.h5 (one of the two)")
-    extra = list(overrides)
+    from .config import override
+    extra = list(overrides)                    # --set texts, then the options' values
     if backend:
-        extra.append(f"run.backend={backend}")
+        extra.append(override("run.backend", backend, "--backend"))
     if workers is not None:
         if workers < 1:
             raise UserError(f"--workers: must be >= 1, got {workers}")
-        extra.append(f"run.workers={workers}")
+        extra.append(override("run.workers", workers, "--workers"))
     if output:
-        extra.append(f"output.path={output}")
+        extra.append(override("output.path", output, "--output"))
     if overwrite:
-        extra.append("output.overwrite=true")
-    extra += [f"run.plugins+={module}" for module in plugins]
+        extra.append(override("output.overwrite", True, "--overwrite"))
+    extra += [override("run.plugins", module, "--plugin", append=True) for module in plugins]
     sys.exit(execute(config, extra, verbosity=0 if quiet else (2 if verbose else 1),
                      resume_path=resume))
 
