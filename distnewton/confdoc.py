@@ -192,7 +192,8 @@ def render_markdown(section=None, algorithms=None, level=2, headings=True) -> st
         for key, p in block.params.items():
             meaning = md_escape(p.doc)
             if p.choices:
-                meaning += " One of: " + ", ".join(md_code(yaml_value(c)) for c in p.choices) + "."
+                meaning += ("" if meaning.endswith(".") else ".") + " One of: " + \
+                    ", ".join(md_code(yaml_value(c)) for c in p.choices) + "."
             out.append(f"| {md_code(key)} | {type_name(p)} | {md_code(default_text(p))} | "
                        f"{meaning} |")
         out.append("")

@@ -1,6 +1,7 @@
 """``distnewton config [SECTION]``: the configuration reference generated from the
 schema (every key with type, default and meaning), and the docs page built from it."""
 
+import importlib.util
 import re
 
 import pytest
@@ -115,3 +116,34 @@ def test_markdown_has_every_key_with_its_default():
         for key, p in params.items():
             assert same_default(rows[block][key], p.default), (block, key)
     assert confdoc.md_escape("||g|| <= f* `a|b` x_1") == r"\|\|g\|\| &lt;= f\* `a\|b` x\_1"
+
+
+def load_hooks():
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    return hooks
+
+
+def test_the_docs_page_is_generated_from_the_same_function():
+    """docs/configuration.md commits no copy: the build fills in the reference."""
+    hooks = load_hooks()
+    page = (ROOT / "docs" / "guide" / "configuration.md").read_text()
+    assert "<!-- distnewton:config -->" in page and "| `grad_rtol` |" not in page
+    built = hooks.expand(page)
+    assert "distnewton:config" not in built
+    assert confdoc.render_markdown(None, confdoc.builtin_algorithms()) in built
+    for section, params in SCHEMA.items():
+        for key in params:
+            assert f"| `{key}` |" in built, (section, key)
+
+
+@pytest.mark.parametrize("name", sorted(confdoc.builtin_algorithms()))
+def test_each_algorithm_page_lists_its_keys(name):
+    hooks = load_hooks()
+    pages = list((ROOT / "docs" / "algorithms").glob("*.md"))
+    hits = [p for p in pages if f"<!-- distnewton:config {name} noheadings -->" in p.read_text()]
+    assert len(hits) == 1, (name, hits)
+    built = hooks.expand(hits[0].read_text())
+    for key in ALGORITHMS[name].params:
+        assert f"| `{key}` |" in built, (name, key)
