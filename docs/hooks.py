@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:           # the distnewton of this checkout
 
 RESULTS = ROOT / "benchmarks" / "results"
 DIRECTIVE = re.compile(r"^<!-- distnewton:(config|include)\b([^>]*?)-->[ \t]*$", re.M)
-HEADING = re.compile(r"^(#{1,4}) ", re.M)
+HEADING = re.compile(r"^(#{1,4}) ")
 
 
 def config_markdown(args):
@@ -50,8 +50,13 @@ def config_markdown(args):
 
 
 def include_markdown(args):
-    text = (ROOT / args.strip()).read_text(encoding="utf-8")
-    return HEADING.sub(lambda m: "#" * (len(m.group(1)) + 2) + " ", text)
+    """The file's text, its headings (outside code fences) two levels deeper."""
+    out, fenced = [], False
+    for line in (ROOT / args.strip()).read_text(encoding="utf-8").splitlines():
+        fenced ^= line.startswith("```")
+        out.append(line if fenced else HEADING.sub(lambda m: "#" * (len(m.group(1)) + 2) + " ",
+                                                   line))
+    return "\n".join(out) + "\n"
 
 
 def expand(markdown: str) -> str:

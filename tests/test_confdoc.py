@@ -147,3 +147,9 @@ def test_each_algorithm_page_lists_its_keys(name):
     built = hooks.expand(hits[0].read_text())
     for key in ALGORITHMS[name].params:
         assert f"| `{key}` |" in built, (name, key)
+
+
+def test_the_plugin_example_page_reads_its_keys_from_the_package():
+    built = load_hooks().expand((ROOT / "docs" / "algorithms" / "dane.md").read_text())
+    for key in ("eta", "mu", "local_steps", "local_solver", "cg_rtol", "cg_maxiter"):
+        assert f"| `{key}` |" in built, key
