@@ -1,5 +1,5 @@
-"""Command line: ``distnewton run | list | report | plot | recover | predict |
-evaluate | data ...``.
+"""Command line: ``distnewton run | list | config | report | plot | recover |
+predict | evaluate | data ...``.
 
 ``data``: ``info | synth | list | fetch | split``.
 
@@ -125,6 +125,25 @@ def list_algorithms(plugins):
             choices = f" [{'|'.join(p.choices)}]" if p.choices else ""
             click.echo(f"    {key:<16} {str(p.default):<10} {p.doc}{choices}")
         click.echo("")
+
+
+@main.command("config")
+@click.argument("section", required=False)
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="import this algorithm plugin module first (repeatable)")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text",
+              show_default=True)
+def config_reference(section, plugins, fmt):
+    """Every config key with its type, default and meaning.
+
+    SECTION: data, model, run, output, algorithm (the name and every
+    algorithm's keys) or an algorithm name (giant: its keys); default all.
+    """
+    from . import confdoc
+    from .algorithms import load_plugins
+    load_plugins(plugins, where="--plugin")
+    render = confdoc.render_markdown if fmt == "markdown" else confdoc.render_text
+    click.echo(render(section), nl=False)
 
 
 @main.group()

@@ -85,7 +85,7 @@ class AdaptiveLocalNewton(Algorithm):
         **{k: v for k, v in LOCAL_PARAMS.items() if k != "L"},
         "beta": replace(LINE_SEARCH["beta"], default=0.1, doc=(
             "Armijo constant of the local and the GIANT-phase line searches: "
-            "f(w - a p) <= f(w) - beta a p.g (0.1: measured best; 1e-4 up to issue 18)")),
+            "f(w - a p) <= f(w) - beta a p.g (0.1: measured best)")),
         "ls_steps": LS_STEPS_APPROX,
         **DIRECTION,
     }
