@@ -6,6 +6,9 @@
   the same keys, types, defaults and meanings as ``distnewton config``.  Only
   the built-in algorithms (and those of ``plugin=``) are listed, whatever
   plugins the building environment has installed.
+- ``<!-- distnewton:schema TABLE -->`` becomes a table of the result format from
+  :mod:`distnewton.io.schema` (TABLE: ``root``, ``history``, ``algorithm``,
+  ``model``): the same words the file's ``description`` attributes carry.
 - ``<!-- distnewton:include PATH -->`` becomes the file PATH (relative to the
   repository root), its headings two levels deeper.
 - Every ``benchmarks/results/NAME.md`` becomes the page
@@ -25,7 +28,7 @@ if str(ROOT) not in sys.path:           # the distnewton of this checkout
     sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results"
-DIRECTIVE = re.compile(r"^<!-- distnewton:(config|include)\b([^>]*?)-->[ \t]*$", re.M)
+DIRECTIVE = re.compile(r"^<!-- distnewton:(config|include|schema)\b([^>]*?)-->[ \t]*$", re.M)
 HEADING = re.compile(r"^(#{1,4}) ")
 
 
@@ -49,6 +52,24 @@ def config_markdown(args):
                                    headings="noheadings" not in words)
 
 
+def schema_markdown(args):
+    """A table of :mod:`distnewton.io.schema`: ``root``, ``history``, ``algorithm``
+    (the built-in algorithms' own columns) or ``model``."""
+    from distnewton.io import schema
+    tables = {
+        "root": ("attribute", schema.ROOT_ATTRIBUTES),
+        "history": ("column", {**{k: v[1] for k, v in schema.BASE_COLUMNS.items()},
+                               **{k: v[1] for k, v in schema.TIMING_COLUMNS.items()},
+                               **schema.RUN_COLUMNS}),
+        "algorithm": ("column", schema.ALGORITHM_COLUMNS),
+        "model": ("attribute of /model/w", schema.MODEL_ATTRIBUTES),
+    }
+    head, rows = tables[args.strip()]
+    lines = [f"| {head} | meaning |", "| --- | --- |"]
+    lines += [f"| `{k}` | {v.replace('|', chr(92) + '|')} |" for k, v in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
 def include_markdown(args):
     """The file's text, its headings (outside code fences) two levels deeper."""
     out, fenced = [], False
@@ -63,7 +84,8 @@ def expand(markdown: str) -> str:
     """The page's directives replaced by what they stand for."""
     def one(match):
         kind, args = match.groups()
-        return config_markdown(args) if kind == "config" else include_markdown(args)
+        return {"config": config_markdown, "schema": schema_markdown,
+                "include": include_markdown}[kind](args)
     return DIRECTIVE.sub(one, markdown)
 
 
