@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import os
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from distnewton.algorithms.ist import IST                      # noqa: E402
+from distnewton.algorithms import ALGORITHMS                  # noqa: E402
 from distnewton.config import resolve                          # noqa: E402
-from distnewton.driver import prepare                          # noqa: E402
-from distnewton.run import make_shards                         # noqa: E402
-from distnewton.runtime.sim import SimRuntime                  # noqa: E402
+from distnewton.session import Session                         # noqa: E402
 
 #: the ridge lambda of every claim
 LAM = 1e-3
@@ -28,11 +25,13 @@ class Ridge:
     def __init__(self, name, K, partition="iid", arrays=None, path=None, n_features=None):
         data = {"partition": partition, "n_features": n_features}
         data["train"] = path or "<in-memory>"
-        cfg = resolve({"data": data, "model": {"loss": "ridge", "lambda": LAM},
-                       "algorithm": {"name": "ist"}})
-        self.setup = prepare(cfg, K, arrays)
+        self.cfg = {"data": data, "model": {"loss": "ridge", "lambda": LAM},
+                    "run": {"workers": K, "backend": "sim"}}
+        session = Session.open(resolve({**self.cfg, "algorithm": {"name": "ist"}}),
+                               arrays=arrays)
+        self.setup = session.setup
         self.name, self.K, self.partition = name, K, partition
-        self.shards = make_shards(self.setup)
+        self.shards = [ctx.shard for ctx in session.rt.workers]
         N, d = self.setup.X.shape
         self.d = d
         self.Ls, self.bs = [], []
@@ -55,11 +54,12 @@ class Ridge:
 
     def run(self, rounds, seed=0, w0=None, **params):
         """IST on the sim backend: (algorithm, history dicts, iterates x^0..x^T)."""
-        full = {k: v.default for k, v in IST.params.items()}
-        full.update(params)
-        rt = SimRuntime(self.shards, seed, SimpleNamespace(**full))
-        alg = IST(rt, self.setup.problem, full, np.zeros(self.d) if w0 is None else w0,
-                  seed=seed)
+        cfg = resolve({**self.cfg, "algorithm": {"name": "ist", **params},
+                       "run": {**self.cfg["run"], "seed": seed}})
+        rt = Session.open(cfg, setup=self.setup).rt     # fresh workers on the same shards
+        full = {k: v for k, v in cfg["algorithm"].items() if k != "name"}
+        alg = ALGORITHMS["ist"](rt, self.setup.problem, full,
+                                np.zeros(self.d) if w0 is None else w0, seed=seed)
         xs, info = [alg.w.copy()], []
         for _ in range(rounds):
             info.append(alg.step())

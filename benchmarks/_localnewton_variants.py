@@ -85,7 +85,7 @@ def variants_table(datasets, configs, workers, max_rounds, target, extra_sets=()
     """Rows [variant, per data set: rounds (fraction of GIANT beta 0.1's), switches].
 
     ``datasets``: {name: (config stem, f*, {--set overrides})}."""
-    from distnewton.results import reaching
+    from distnewton.io.read import reaching
     header = ["variant"]
     for ds in datasets:
         header += [f"{ds} rounds", f"{ds} % of GIANT b=0.1", f"{ds} L switches"]
@@ -150,7 +150,7 @@ BFGS = {"algorithm.hessian": "full", "algorithm.line_search": "backtracking"}
 
 def fig4_rows(ds, stem, fs, configs, workers, max_rounds, sgd_rounds, ds_sets=None):
     """Rounds to the paper's absolute target (w8a) and to relative 1e-2 and 1e-3."""
-    from distnewton.results import reaching, reaching_loss
+    from distnewton.io.read import reaching, reaching_loss
     ds_sets = ds_sets or {}
     runs = [("adaptive_localnewton", "adaptive_localnewton", {}), ("giant (beta 0.1)", "giant", {}),
             ("bfgs (full, backtracking)", "lbfgs", BFGS), ("lbfgs (strong Wolfe)", "lbfgs", {})]

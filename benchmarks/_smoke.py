@@ -3,7 +3,7 @@ whole code path in seconds without ``../shared/data`` (tests/test_benchmarks.py)
 
 A smoke run prints the same tables as a real one, from a few hundred rows and
 a few rounds: the numbers mean nothing, only that the script works.  It writes
-only into temporary folders (never the committed ``benchmarks/results-*.md``).
+only into temporary folders (never the committed ``benchmarks/results/*.md``).
 """
 
 from __future__ import annotations

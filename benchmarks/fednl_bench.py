@@ -94,7 +94,7 @@ def run_distnewton(cfg, backend, ranks, tmp):
                              capture_output=True, text=True, env=env)
         if res.returncode != 0:
             raise RuntimeError(res.stderr)
-        from distnewton.results import load
+        from distnewton.io.read import load
         r = load(out)
         h = r.history
     g = np.asarray(h["grad_norm"])

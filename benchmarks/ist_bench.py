@@ -47,9 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _smoke import SMOKE_HELP, synth_set                   # noqa: E402
 from _tables import markdown_table                          # noqa: E402
 from distnewton.config import resolve                      # noqa: E402
-from distnewton.driver import Printer, algorithm_params, drive, prepare   # noqa: E402
-from distnewton.run import make_shards                     # noqa: E402
-from distnewton.runtime.sim import SimRuntime               # noqa: E402
+from distnewton.session import Session                    # noqa: E402
 
 PROBLEMS = {  # name: (file, loss, lambda, n_features)
     "a9a": ("a9a.bz2", "logistic", "1/n", 123),
@@ -85,8 +83,7 @@ def smoothness(X, loss, lam):
 def one_run(raw, setup, K, fs, targets, rounds):
     cfg = resolve({**raw, "run": {"max_rounds": rounds, "grad_rtol": None,
                                   "target_loss": fs * (1 + min(targets)) if fs > 0 else None}})
-    rt = SimRuntime(make_shards(setup), 0, algorithm_params(cfg))
-    out = drive(rt, cfg, setup.problem, setup.test, Printer(0))
+    out = Session.open(cfg, setup=setup).run()
     h, status = out.history.arrays(), out.status
     sub = (h["loss"] - fs) / abs(fs)
     total = h["bytes_up"] + h["bytes_down"]
@@ -126,7 +123,7 @@ def problem_rows(name, problem, args, K, targets):
         data = {"train": os.path.join(args.data_dir, file), "n_features": nf, "partition": part}
         model = {"loss": loss, "lambda": lam}
         base = resolve({"data": data, "model": model, "algorithm": {"name": "gd"}})
-        setup = prepare(base, K)
+        setup = Session.open({**base, "run": {**base["run"], "workers": K}}).setup
         lam_v = setup.problem.lam
         fs = f_star(setup.X, setup.y, loss, lam_v)
         L = smoothness(setup.X, loss, lam_v)

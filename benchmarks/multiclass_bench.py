@@ -112,7 +112,7 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args(argv)
     from distnewton.model import load_model
-    from distnewton.results import load
+    from distnewton.io.read import load
     with tempfile.TemporaryDirectory() as folder:
         if args.smoke:
             X, y = smoke_data(folder)

@@ -15,7 +15,7 @@ docstring), the sketches the algorithm draws (``draw_sketches``) for Monte Carlo
 expectations, and f, grad f computed here from L, b.  Expectations over the sketches
 in Theorems (24), (26), (31), (34) are averages over ``--seeds`` runs.
 
-    python benchmarks/paper_ist.py            # ~1 minute; writes benchmarks/results-paper_ist.md
+    python benchmarks/paper_ist.py            # ~1 minute; writes benchmarks/results/paper_ist.md
     python benchmarks/paper_ist.py --smoke    # seconds, tiny synthetic sets, nothing written
 """
 
@@ -38,7 +38,7 @@ from _smoke import SMOKE_HELP                                  # noqa: E402
 from _tables import markdown_table                             # noqa: E402
 from distnewton.algorithms.ist.sketches import draw_sketches   # noqa: E402
 
-RESULTS_MD = os.path.join(REPO, "benchmarks", "results-paper_ist.md")
+RESULTS_MD = os.path.join(REPO, "benchmarks", "results", "paper_ist.md")
 HEADER = ["claim", "setting", "measured", "reproduced", "why not"]
 
 

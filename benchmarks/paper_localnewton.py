@@ -24,7 +24,7 @@ relative 1e-2 / 1e-3, with full BFGS (backtracking), L-BFGS and Local SGD at the
 paper's batch 1 and one epoch per round (Fig. 3/4).  The variants, fig2 and fig4
 tables take f* from scikit-learn (newton-cholesky), run in this process on the sim
 backend, and without ``--smoke`` are also written to
-benchmarks/results-paper_localnewton.md.
+benchmarks/results/paper_localnewton.md.
 
 ``--smoke``: the a9a configs of adaptive_localnewton and lbfgs on a small synthetic
 set (train and test), 6 rounds, K = 4 simulated and K = 1 MPI worker, files in a
@@ -50,7 +50,7 @@ from _smoke import SMOKE_HELP, synth_set  # noqa: E402
 from _tables import markdown_table  # noqa: E402
 
 from distnewton.algorithms import ALGORITHMS  # noqa: E402
-from distnewton.results import load, reaching  # noqa: E402
+from distnewton.io.read import load, reaching  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "paper-localnewton"
 ALGOS = ("adaptive_localnewton", "giant", "lbfgs", "localsgd")
@@ -58,7 +58,7 @@ MODES = {"sim100": ("sim", 100), "mpi4": ("mpi", 4)}
 TARGETS = (1e-3, 1e-6)
 TABLES = ("main", "variants", "fig2", "fig4")
 N_FEATURES = {"w8a": 300, "a9a": 123, "ijcnn1": 22}
-RESULTS_MD = ROOT / "benchmarks" / "results-paper_localnewton.md"
+RESULTS_MD = ROOT / "benchmarks" / "results" / "paper_localnewton.md"
 
 
 def distnewton(*args, ranks=None):
@@ -166,7 +166,7 @@ def paper_tables(args, sets, out, smoke):
 
 
 def write_results(md):
-    """benchmarks/results-paper_localnewton.md: this run's sections replace the ones with
+    """benchmarks/results/paper_localnewton.md: this run's sections replace the ones with
     the same title (up to its first colon); the other tables stay."""
     def sections(text):
         parts = ("\n" + text).split("\n## ")[1:]

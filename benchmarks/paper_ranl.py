@@ -27,7 +27,7 @@ defaults until 0.3).  Everything runs on the sim backend in this process (rounds
 bytes as over MPI), K = 4 workers, seed 0; logistic regression, lambda = 1/n unless
 said; f* from scikit-learn newton-cholesky (tol 1e-12) or closed form (ridge).
 
-Writes benchmarks/results-paper_ranl.md (claim | setting | measured | reproduced | why
+Writes benchmarks/results/paper_ranl.md (claim | setting | measured | reproduced | why
 not, then the tables).  ~10 minutes on 2 cores; ``--smoke``: seconds (small synthetic
 sets, 25 rounds, nothing written).
 
@@ -52,10 +52,10 @@ from _smoke import SMOKE_HELP, synth_set  # noqa: E402
 from _tables import markdown_table  # noqa: E402
 
 import distnewton  # noqa: E402
-from distnewton.results import reaching  # noqa: E402
+from distnewton.io.read import reaching  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_MD = os.path.join(ROOT, "benchmarks", "results-paper_ranl.md")
+RESULTS_MD = os.path.join(ROOT, "benchmarks", "results", "paper_ranl.md")
 SETS = {"a9a": ("a9a.bz2", 123), "w8a": ("w8a.bz2", 300),
         "phishing": ("phishing.crlf.bz2", 68), "ijcnn1": ("ijcnn1.bz2", 22)}
 CLAIMED = np.log(10) / np.log(2)            # (1/2)^t: 3.32 rounds per decade

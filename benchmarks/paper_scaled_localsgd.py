@@ -13,7 +13,7 @@ seeds (lower is better: speed and floor alike, the tuning criterion of
 scaled_localsgd_bench.py), "tail" = the mean suboptimality of the last 20 rounds,
 "R(t)" = the median round at which t is first reached ("-": not by the median seed).
 
-Sections (every table goes to benchmarks/results-paper_scaled_localsgd.md, with
+Sections (every table goes to benchmarks/results/paper_scaled_localsgd.md, with
 the claims table first; not with ``--smoke``):
 
 1. ``tuned``: every scaling, global and local, against Local SGD (identity),
@@ -54,7 +54,7 @@ from distnewton.algorithms.localsgd.scaled import GAMMA
 from distnewton.objectives import LOSSES
 
 T_START = time.time()
-RESULTS_MD = os.path.join(B.REPO, "benchmarks", "results-paper_scaled_localsgd.md")
+RESULTS_MD = os.path.join(B.REPO, "benchmarks", "results", "paper_scaled_localsgd.md")
 SECTIONS = ("tuned", "oasis", "theory", "moment")
 TARGETS = (1e-1, 3e-2, 1e-2)
 TUNE_SEED = 100

@@ -2,7 +2,7 @@
 options beyond the paper (hessian_refresh, safeguard) do.
 
 Everything here is about counting (rounds and bytes), so every run uses the sim
-backend in this process (same counts as MPI, see the README) with K workers
+backend in this process (same counts as MPI, see docs/guide/backends.md) with K workers
 (default 4), seed 0.  Relative suboptimality is (f - f*)/f*.
 
 1. Condition numbers: ridge, n = 1000, d = 20, X^T X / n = V diag(s^2) V^T with a

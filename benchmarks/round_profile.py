@@ -5,7 +5,7 @@ For each data set (a9a, w8a, ijcnn1 from ``../shared/data``, and a synthetic set
 Cholesky, newton with CG, giant, adaptive_localnewton, ranl, lbfgs), one real run
 ``mpiexec -n K+1 python -m distnewton run ... -q`` (K = ``--workers``, default 2) of
 ``--iterations`` iterations. From the HDF5 history (the columns ``time_compute``,
-``time_comm``, ``time_idle``, see the README) it prints per communication round:
+``time_comm``, ``time_idle``, see docs/guide/result-format.md) it prints per communication round:
 
 * ``ms/round``: in-run wall time / rounds;
 * ``compute``: the master's own work plus the slowest worker's task, per round;
@@ -42,7 +42,7 @@ ALGOS = {   # label: algorithm section
     "newton (cg)": {"name": "newton", "solver": "cg", "cg_rtol": 0.1},
     "giant": {"name": "giant"},
     "adaptive_localnewton": {"name": "adaptive_localnewton"},
-    # the defaults until 0.3 (Newton with a frozen Hessian), as measured in the README
+    # the defaults until 0.3 (Newton with a frozen Hessian), as measured in docs/benchmarks/performance.md
     "ranl": {"name": "ranl", "capacities": 1.0, "eval_at": "full", "batch": None},
     "lbfgs": {"name": "lbfgs"},
 }

@@ -20,7 +20,7 @@
     --startup-reps (5); the same for ``mpiexec -n 5 python -c pass`` and bare imports;
     the CPU seconds of each start-up phase in one process (imports, MPI_Init, rank 0's
     data setup, scipy.linalg); and ``python -X importtime -c 'import
-    distnewton.run'`` (and ``distnewton.cli``) grouped by top-level package.
+    distnewton.session'`` (and ``distnewton.cli``) grouped by top-level package.
 
 Run (about 15-25 minutes on 2 cores; the synthetic file is 125 MB):
 
@@ -101,10 +101,10 @@ PHASES = r"""
 import bz2, sys, time
 c = time.process_time
 t = c(); import distnewton.cli; cli = c() - t
-t = c(); import distnewton.run; run = c() - t
+t = c(); import distnewton.session; run = c() - t
 t = c(); from mpi4py import MPI; mpi = c() - t
 from distnewton.config import load_yaml, resolve
-from distnewton.driver import prepare
+from distnewton.ingest import prepare
 cfg = resolve(load_yaml(sys.argv[1]), [], source=sys.argv[1])
 t = c(); prepare(cfg, 4); setup = c() - t
 t = c(); raw = bz2.open(cfg["data"]["train"]).read(); unzip = c() - t
@@ -113,7 +113,7 @@ t = c(); parse_block(raw, False, 123); parse = c() - t
 t = c(); from distnewton.linalg import preload; preload(); linalg = c() - t
 print(cli, run, mpi, setup, unzip, parse, linalg)
 """
-PHASE_NAMES = ["import distnewton.cli (click)", "import distnewton.run (numpy, scipy.sparse, yaml, "
+PHASE_NAMES = ["import distnewton.cli (click)", "import distnewton.session (numpy, scipy.sparse, yaml, "
                "the algorithms)", "from mpi4py import MPI (MPI_Init, singleton)",
                "rank 0: prepare(cfg, 4) (read a9a, map labels, partition, sha256)",
                "  of which bz2 decompression", "  of which parse_block (numpy parser)",
@@ -146,12 +146,13 @@ def startup(args, tmp):
         f"mpiexec -n {n} python -c pass": [PY, "-c", "pass"],
         f"mpiexec -n {n} python -c 'import numpy, scipy.sparse, mpi4py.MPI'":
             [PY, "-c", "import numpy, scipy.sparse; from mpi4py import MPI"],
-        f"mpiexec -n {n} python -c 'import distnewton.run'": [PY, "-c", "import distnewton.run"],
+        f"mpiexec -n {n} python -c 'import distnewton.session'": [PY, "-c",
+                                                                  "import distnewton.session"],
         f"mpiexec -n {n} python -m distnewton --help": [PY, "-m", "distnewton", "--help"],
     }
     base_t = {k: statistics.median(plain_time(["mpiexec", "-n", n, *c]) for _ in range(reps_b))
               for k, c in base.items()}
-    imps = {m: importtime(m) for m in ("distnewton.run", "distnewton.cli")}
+    imps = {m: importtime(m) for m in ("distnewton.session", "distnewton.cli")}
     runs = [[float(v) for v in subprocess.run([PY, "-c", PHASES, path], capture_output=True,
                                               text=True, check=True).stdout.split()]
             for _ in range(reps_b)]

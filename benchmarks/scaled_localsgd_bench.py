@@ -60,9 +60,7 @@ from _smoke import SMOKE_HELP, synth_set  # noqa: E402  (benchmarks/, the script
 from _tables import markdown_table  # noqa: E402
 
 from distnewton.config import resolve
-from distnewton.driver import Printer, algorithm_params, drive, prepare
-from distnewton.run import make_shards
-from distnewton.runtime.sim import SimRuntime
+from distnewton.session import Session
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASETS = {"a9a": ("a9a.bz2", 123), "w8a": ("w8a.bz2", 300)}
@@ -117,13 +115,11 @@ def run_sim(raw, workers, with_alg=False):
     cfg = resolve(raw)
     cfg["run"]["workers"] = workers
     key = (cfg["data"]["train"], cfg["data"]["partition"], workers)
-    if key not in _SETUPS:
-        _SETUPS[key] = prepare(cfg, workers)
-    setup = _SETUPS[key]
-    rt = SimRuntime(make_shards(setup), cfg["run"]["seed"], algorithm_params(cfg))
+    session = Session.open(cfg, setup=_SETUPS.get(key))
+    _SETUPS[key] = session.setup
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)      # overflow when a run diverges
-        out = drive(rt, cfg, setup.problem, None, Printer(0))
+        out = session.run()
     return (out.history.arrays(), out.alg) if with_alg else out.history.arrays()
 
 

@@ -25,7 +25,7 @@ Run (about 4 minutes on 2 idle cores):
     python benchmarks/tron_bench.py [--datasets a9a w8a ijcnn1 phishing news20]
                                     [--data-dir DIR] [--repeat 3] [--out FILE] [--smoke]
 
-Writes the tables to ``benchmarks/results-tron_bench.md`` too (``--smoke``: stdout
+Writes the tables to ``benchmarks/results/tron_bench.md`` too (``--smoke``: stdout
 only; a small synthetic set, LIBLINEAR left out).
 """
 
@@ -54,7 +54,7 @@ TARGET = 1e-6
 WORKERS = 2
 SOLVERS = ("cg", "tron")
 LIBLINEAR_EPS = 0.01
-RESULTS = os.path.join(cb.REPO, "benchmarks", "results-tron_bench.md")
+RESULTS = os.path.join(cb.REPO, "benchmarks", "results", "tron_bench.md")
 
 #: LIBLINEAR in a child process (its verbose log goes to the C stdout): one train
 #: call per -e, each after a marker line; the weights (scoring +1) into an npz.

@@ -134,7 +134,7 @@ def main(argv=None):
                 print(f"  {name} {label}: {last['wall_time']:.3f} s", file=sys.stderr,
                       flush=True)
     markdown_table(["data", "launch / wait", "in-run s", "rounds", "compute s", "comm s",
-                          "idle s", "comm ms/round", "max |w - w_sim|"], table)
+                          "idle s", "comm ms/round", "max abs(w - w_sim)"], table)
     print(f"newton at its defaults, 2 workers, grad_rtol 1e-10; median of {args.repeat} runs "
           "by in-run seconds; load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0

@@ -10,17 +10,16 @@ From Python::
     res.w, res.status, res.history["loss"], res.rounds
 
 ``solve`` (:func:`distnewton.api.solve`) and ``Result``
-(:class:`distnewton.record.Result`) are imported on first use, so
+(:class:`distnewton.io.record.Result`) are imported on first use, so
 ``import distnewton`` (and ``distnewton --help``) stays light.
 """
 
 __version__ = "0.3.0.dev0"
 
-#: Version of the HDF5 result layout (root attribute ``schema_version``).
-SCHEMA_VERSION = 1
-
-#: Lazily imported public names: name -> (module, attribute).
-_LAZY = {"solve": ("distnewton.api", "solve"), "Result": ("distnewton.record", "Result")}
+#: Lazily imported public names: name -> (module, attribute).  ``SCHEMA_VERSION``
+#: is the version of the HDF5 result layout (root attribute ``schema_version``).
+_LAZY = {"solve": ("distnewton.api", "solve"), "Result": ("distnewton.io.record", "Result"),
+         "SCHEMA_VERSION": ("distnewton.io.schema", "SCHEMA_VERSION")}
 
 __all__ = ["solve", "Result", "__version__", "SCHEMA_VERSION"]
 

@@ -1,17 +1,16 @@
 """The Python API: :func:`solve` runs a config and returns a
-:class:`~distnewton.record.Result`.
+:class:`~distnewton.io.record.Result`.
 
-It runs the same pipeline as ``distnewton run`` (:func:`distnewton.run.solve_sim`
-and :func:`~distnewton.run.solve_mpi`: the same set-up, driver loop and
-counting), so the same config gives the same iterates, bit for bit on the
-sim backend.  What differs from the command line:
+It runs the same :class:`~distnewton.session.Session` as ``distnewton run``
+(the same set-up, loop and counting), so the same config gives the same
+iterates, bit for bit on the sim backend.  What differs from the command line:
 
 - the backend is ``sim`` unless asked (``backend="mpi"`` inside an MPI job,
   where every rank calls :func:`solve`: rank 0 gets the Result, the workers
   None); ``auto`` picks as the CLI does;
 - no file is written unless ``output`` is given (``output.path`` of the
   config is ignored); the Result holds everything the file would
-  (:meth:`~distnewton.record.Result.save` writes it later);
+  (:meth:`~distnewton.io.record.Result.save` writes it later);
 - nothing is printed unless ``verbose`` (1: the per-iteration lines and the
   summary line, 2: bytes too);
 - a bad input raises :class:`~distnewton.errors.UserError` (the CLI prints its
@@ -23,9 +22,7 @@ sim backend.  What differs from the command line:
 
 from __future__ import annotations
 
-import copy
 import os
-import warnings
 from collections.abc import Mapping
 
 from .errors import UserError
@@ -34,8 +31,8 @@ BACKENDS = ("sim", "mpi", "auto")
 
 
 def solve(config, *, backend="sim", workers=None, set=None, output=None, overwrite=False,
-          verbose=0, seed=None, data=None):
-    """Run ``config`` and return its :class:`~distnewton.record.Result`.
+          verbose=0, seed=None, data=None, monitors=(), callback=None):
+    """Run ``config`` and return its :class:`~distnewton.io.record.Result`.
 
     ``config``: a YAML file (path), a dict in the YAML schema (sections
     ``data``, ``model``, ``algorithm``, ``run``, ``output``), or a resolved
@@ -55,6 +52,10 @@ def solve(config, *, backend="sim", workers=None, set=None, output=None, overwri
     instead of ``data.train`` (sim backend only; ``data.n_features``,
     ``positive_labels``, ``partition`` and ``model.fit_intercept`` apply as for a
     file; the result's dataset is ``<in-memory>`` with the arrays' sha256).
+    ``monitors``: :class:`~distnewton.monitors.Monitor` objects that watch the
+    iterations (on the master); ``callback``: ``fn(row)`` called after every
+    history row with the row's columns as a dict (scipy's ``callback``); a true
+    return value (or a monitor's) stops the run with status ``stopped``.
 
     Raises :class:`~distnewton.errors.UserError` (one-line message) for a bad
     config, bad data or bad arguments.
@@ -76,7 +77,10 @@ def solve(config, *, backend="sim", workers=None, set=None, output=None, overwri
                              output, overwrite)
     except UserError as exc:
         raise joined(exc) from None
-    return run_config(cfg, verbose, arrays=data)
+    if callback is not None:
+        from .monitors import Callback
+        monitors = [*monitors, Callback(callback)]
+    return run_config(cfg, verbose, arrays=data, monitors=monitors)
 
 
 def joined(exc):
@@ -92,12 +96,13 @@ def joined(exc):
 
 def resolve_config(config, overrides=None, options=None, output=None, overwrite=False):
     """The resolved config of ``solve``'s arguments (see :func:`solve`)."""
-    from .config import load_yaml, resolve
+    from .config import load_yaml, override, resolve
+    from .sections import plain as plain_config
     if isinstance(config, (str, os.PathLike)):
         source = os.fspath(config)
         raw = load_yaml(source)
     elif isinstance(config, Mapping):
-        source, raw = "config", copy.deepcopy(dict(config))
+        source, raw = "config", plain_config(config)
     else:
         raise UserError(f"config: expected a YAML file path or a mapping, "
                         f"got {type(config).__name__}")
@@ -111,29 +116,11 @@ def resolve_config(config, overrides=None, options=None, output=None, overwrite=
         pairs["output.path"] = os.fspath(output)
     if overwrite:
         pairs["output.overwrite"] = True
-    cfg = resolve(apply_overrides(raw, pairs, source), source=source)
-    from .run import pick_backend
+    cfg = resolve(raw, [override(path, plain(value)) for path, value in pairs.items()],
+                  source=source)
+    from .session import pick_backend
     cfg["run"]["backend"] = pick_backend(cfg["run"]["backend"])
     return cfg
-
-
-def apply_overrides(raw, pairs, source="config"):
-    """``raw`` with ``{"section.key": value}`` set, as ``--set section.key=value``."""
-    from .config import SECTIONS, suggest
-    for path, value in pairs.items():
-        section, dot, key = str(path).partition(".")
-        if not dot or not section or not key:
-            raise UserError(f"set {path!r}: expected 'section.key'")
-        if section not in SECTIONS:
-            raise UserError(f"set {path}: unknown section '{section}'"
-                            f"{suggest(section, SECTIONS)}")
-        if raw.get(section) is None:
-            raw[section] = {}
-        if not isinstance(raw[section], Mapping):
-            raise UserError(f"{source}: section '{section}' must be a mapping")
-        raw[section] = dict(raw[section])
-        raw[section][key] = plain(value)
-    return raw
 
 
 def plain(value):
@@ -152,36 +139,13 @@ def plain(value):
     return value
 
 
-def run_config(cfg, verbose=0, arrays=None):
+def run_config(cfg, verbose=0, arrays=None, monitors=()):
     """Run a resolved config (backend ``sim`` or ``mpi``): the Result, None on workers."""
-    from .run import blas_threads, solve_mpi, solve_sim
+    from .runtime.blas import blas_threads
+    from .session import Session
     with blas_threads(cfg["run"]["blas_threads"]):
-        if cfg["run"]["backend"] == "sim":
-            done = solve_sim(cfg, verbose, arrays=arrays)
-        else:
-            done = solve_mpi(cfg, verbose)
-    if done is None:                           # an MPI worker
-        return None
-    return make_result(*done, verbose)
-
-
-def make_result(job, outcome, verbose=0):
-    """The master's Result: the file's attributes, written to ``output.path`` if set."""
-    from .record import Result
-    from .results import clean_attr, clean_text
-    from .run import summary_line, write_outcome
-    from .salvage import echo, reason
-    attrs = job.attrs(outcome)
-    path = job.cfg["output"]["path"]
-    if path is not None:
-        try:
-            write_outcome(path, attrs, outcome)
-        except Exception as exc:               # noqa: BLE001 - the Result still holds it
-            warnings.warn(f"distnewton: result not written to {path}: {reason(exc)}; "
-                          "the returned Result holds the model and history "
-                          "(Result.save writes them)", RuntimeWarning, stacklevel=3)
-            path = None
-    if verbose > 0:
-        echo(summary_line(outcome, path), err=False)
-    attrs = {clean_text(k): clean_attr(v) for k, v in attrs.items()}
-    return Result.build(attrs, outcome.history.arrays(), outcome.w, path)
+        session = Session.open(cfg, verbosity=verbose, arrays=arrays, monitors=monitors)
+        if session is None:                    # an MPI worker: it served the run
+            return None
+        outcome = session.run()
+    return session.result(outcome)

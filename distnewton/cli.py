@@ -1,5 +1,5 @@
-"""Command line: ``distnewton run | list | report | plot | recover | predict |
-evaluate | data ...``.
+"""Command line: ``distnewton run | list | config | report | plot | recover |
+predict | evaluate | data ...``.
 
 ``data``: ``info | synth | list | fetch | split``.
 
@@ -67,7 +67,8 @@ def main():
               help="continue the run checkpointed in this result file (written in place)")
 @click.option("-o", "--output", help="result file (HDF5); default from output.path")
 @click.option("--backend", type=click.Choice(["auto", "mpi", "sim"]), help="override run.backend")
-@click.option("--workers", type=int, help="simulated workers (backend sim)")
+@click.option("--workers", type=int, help="number of workers K (run.workers): simulated "
+              "(backend sim) or logical workers over the MPI ranks")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="override a config key (repeatable)")
 @click.option("--overwrite", is_flag=True, help="replace an existing result file")
@@ -85,21 +86,22 @@ def run(config, resume, output, backend, workers, overrides, overwrite, plugins,
     result could not be written: model and history are in the fallback file
     named on stderr (distnewton recover FILE).
     """
-    from .run import execute
+    from .session import execute
     if (config is None) == (resume is None):
         raise UserError("run: give a CONFIG file or --resume RESULT.h5 (one of the two)")
-    extra = list(overrides)
+    from .config import override
+    extra = list(overrides)                    # --set texts, then the options' values
     if backend:
-        extra.append(f"run.backend={backend}")
+        extra.append(override("run.backend", backend, "--backend"))
     if workers is not None:
         if workers < 1:
             raise UserError(f"--workers: must be >= 1, got {workers}")
-        extra.append(f"run.workers={workers}")
+        extra.append(override("run.workers", workers, "--workers"))
     if output:
-        extra.append(f"output.path={output}")
+        extra.append(override("output.path", output, "--output"))
     if overwrite:
-        extra.append("output.overwrite=true")
-    extra += [f"run.plugins+={module}" for module in plugins]
+        extra.append(override("output.overwrite", True, "--overwrite"))
+    extra += [override("run.plugins", module, "--plugin", append=True) for module in plugins]
     sys.exit(execute(config, extra, verbosity=0 if quiet else (2 if verbose else 1),
                      resume_path=resume))
 
@@ -123,6 +125,25 @@ def list_algorithms(plugins):
             choices = f" [{'|'.join(p.choices)}]" if p.choices else ""
             click.echo(f"    {key:<16} {str(p.default):<10} {p.doc}{choices}")
         click.echo("")
+
+
+@main.command("config")
+@click.argument("section", required=False)
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="import this algorithm plugin module first (repeatable)")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text",
+              show_default=True)
+def config_reference(section, plugins, fmt):
+    """Every config key with its type, default and meaning.
+
+    SECTION: data, model, run, output, algorithm (the name and every
+    algorithm's keys) or an algorithm name (giant: its keys); default all.
+    """
+    from . import confdoc
+    from .algorithms import load_plugins
+    load_plugins(plugins, where="--plugin")
+    render = confdoc.render_markdown if fmt == "markdown" else confdoc.render_text
+    click.echo(render(section), nl=False)
 
 
 @main.group()

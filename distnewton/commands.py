@@ -71,7 +71,8 @@ def recover(fallback, output, overwrite):
     The file holds the model, the history and the attributes; the recovered
     result has no /checkpoint.  report and plot also read FALLBACK as it is.
     """
-    from .salvage import echo, recover as write_recovered
+    from .errors import echo
+    from .io.fallback import recover as write_recovered
     echo(f"{fallback} -> {write_recovered(fallback, output, overwrite)}", err=False)
 
 

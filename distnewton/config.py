@@ -11,14 +11,28 @@ for a misspelt one.
 
 from __future__ import annotations
 
-import copy
 import difflib
+from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
 from .errors import PluginError, UserError
-from .params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed,  # noqa: F401
-                     nonneg, positive)
+from .params import (  # noqa: F401
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    Param,
+    at_least,
+    in_open_closed,
+    nonneg,
+    positive,
+)
+from .sections import AlgorithmSection, Config, plain, section_class
+
+#: K of the sim backend when ``run.workers`` is not set (over MPI: one per worker rank)
+SIM_WORKERS = 4
 
 SCHEMA: dict[str, dict[str, Param]] = {
     "data": {
@@ -80,7 +94,7 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "backend": Param(STR, "auto", "mpi (real ranks), sim (one process) or auto",
                          choices=("auto", "mpi", "sim")),
         "workers": Param(INT, None, "number of workers K: simulated (backend sim; default "
-                         "4), or logical workers spread over the mpiexec job's P - 1 worker "
+                         f"{SIM_WORKERS}), or logical workers spread over the mpiexec job's P - 1 worker "
                          "ranks (backend mpi; default P - 1, one per rank)",
                          check=at_least(1), nullable=True),
         "master_shard": Param((str, bool), "auto", "backend mpi: rank 0 also hosts a block "
@@ -109,6 +123,10 @@ SCHEMA: dict[str, dict[str, Param]] = {
     },
 }
 SECTIONS = tuple(SCHEMA) + ("algorithm",)
+
+#: The typed section of each schema section (``cfg.run`` is a RunSection).
+SECTION_CLASSES = {name: section_class(name, spec, __name__) for name, spec in SCHEMA.items()}
+DataSection, ModelSection, RunSection, OutputSection = SECTION_CLASSES.values()
 
 
 def suggest(key, valid):
@@ -149,14 +167,26 @@ def _typename(types):
     return " or ".join(dict.fromkeys(names[t] for t in types if not (t is int and float in types)))
 
 
-def parse_override(text: str):
-    """'section.key=value' -> (section, key, value parsed as YAML).
+@dataclass(frozen=True)
+class Override:
+    """One key set from outside the config file: ``--set`` on the command line,
+    ``set=`` of :func:`distnewton.solve`, or a CLI option (``--workers``, ``-o``).
+    ``append``: add to a list key (``--set run.plugins+=MODULE``); ``origin``
+    names it in error messages."""
 
-    ``section.key+=value`` appends to a list key: the key comes back as ``key+``
-    (``--plugin MODULE`` is ``run.plugins+=MODULE``).
-    """
+    section: str
+    key: str
+    value: Any
+    append: bool = False
+    origin: str = ""
+
+
+def parse_override(text: str) -> Override:
+    """``--set section.key=value`` (the value parsed as YAML);
+    ``section.key+=value`` appends to a list key."""
+    origin = f"--set {text}"
     if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise UserError(f"--set {text}: expected section.key=value")
+        raise UserError(f"{origin}: expected section.key=value")
     path, raw = text.split("=", 1)
     section, key = path.split(".", 1)
     try:
@@ -165,9 +195,40 @@ def parse_override(text: str):
         value = raw            # characters YAML cannot read (a file name that is not
                                # UTF-8, a control character): only a string holds them
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {text}: value is not valid YAML "
+        raise UserError(f"{origin}: value is not valid YAML "
                         f"({getattr(exc, 'problem', exc)})") from None
-    return section, key, value
+    append = key.endswith("+")
+    return Override(section, key[:-1] if append else key, value, append, origin)
+
+
+def override(path, value, origin=None, append=False) -> Override:
+    """``"section.key"`` set to the Python ``value`` (the API's ``set=`` and the
+    CLI's options); ``origin`` defaults to ``set section.key``."""
+    section, dot, key = str(path).partition(".")
+    if not dot or not section or not key:
+        raise UserError(f"{origin or f'set {path!r}'}: expected 'section.key'")
+    return Override(section, key, value, append, origin or f"set {path}")
+
+
+def apply_overrides(raw: dict, overrides, source="config") -> dict:
+    """``raw`` (plain dicts, changed in place) with every :class:`Override` applied."""
+    for o in overrides:
+        o = parse_override(o) if isinstance(o, str) else o
+        if o.section not in SECTIONS:
+            raise UserError(f"{o.origin}: unknown section '{o.section}'"
+                            f"{suggest(o.section, SECTIONS)}")
+        if raw.get(o.section) is None:
+            raw[o.section] = {}
+        if not isinstance(raw[o.section], dict):
+            raise UserError(f"{source}: section '{o.section}' must be a mapping")
+        value = o.value
+        if o.append:
+            old = raw[o.section].get(o.key) or []
+            if not isinstance(old, list):
+                raise UserError(f"{o.origin}: {o.section}.{o.key} is not a list")
+            value = old + (value if isinstance(value, list) else [value])
+        raw[o.section][o.key] = value
+    return raw
 
 
 def load_yaml(path: str) -> dict:
@@ -191,9 +252,12 @@ def load_yaml(path: str) -> dict:
     return raw
 
 
-def resolve(raw: dict, overrides=(), algorithms=None, source="config") -> dict:
-    """Apply overrides, check every key, fill defaults: the resolved config.
+def resolve(raw, overrides=(), algorithms=None, source="config") -> Config:
+    """Apply overrides, check every key, fill defaults: the resolved, typed
+    :class:`~distnewton.sections.Config`.
 
+    ``raw``: the YAML's mapping (or a Config); ``overrides``: :class:`Override`
+    objects or ``--set`` texts, applied in order.
     ``run.plugins`` are imported here (:func:`distnewton.algorithms.registry.load_plugins`),
     on every rank, before the algorithm is looked up and before any runtime
     builds its worker-task table.  ``algorithms`` maps algorithm names to
@@ -202,32 +266,14 @@ def resolve(raw: dict, overrides=(), algorithms=None, source="config") -> dict:
     against the chosen class.  A :class:`~distnewton.errors.PluginError` leaves
     with ``backend`` set to ``run.backend`` (see :mod:`distnewton.errors`).
     """
-    cfg = copy.deepcopy(raw)
-    for text in overrides:
-        section, key, value = parse_override(text)
-        if section not in SECTIONS:
-            raise UserError(f"--set {text}: unknown section '{section}'{suggest(section, SECTIONS)}")
-        if not isinstance(cfg.get(section) or {}, dict):
-            raise UserError(f"{source}: section '{section}' must be a mapping")
-        cfg.setdefault(section, {})
-        if cfg[section] is None:
-            cfg[section] = {}
-        if key.endswith("+"):                   # section.key+=value: append to a list
-            key = key[:-1]
-            old = cfg[section].get(key) or []
-            if not isinstance(old, list):
-                raise UserError(f"--set {text}: {section}.{key} is not a list")
-            value = old + (value if isinstance(value, list) else [value])
-        cfg[section][key] = value
+    cfg = apply_overrides(plain(raw), overrides, source)
     for section in cfg:
         if section not in SECTIONS:
             raise UserError(f"{source}: unknown section '{section}'{suggest(section, SECTIONS)}")
         if cfg[section] is not None and not isinstance(cfg[section], dict):
             raise UserError(f"{source}: section '{section}' must be a mapping")
-    out = {}
-    for section, spec in SCHEMA.items():
-        given = cfg.get(section) or {}
-        out[section] = _check_section(section, given, spec)
+    out = {section: _check_section(section, cfg.get(section) or {}, spec)
+           for section, spec in SCHEMA.items()}
     out["run"]["plugins"] = _check_plugins(out["run"]["plugins"])
     try:
         from .algorithms.registry import load_plugins
@@ -240,7 +286,8 @@ def resolve(raw: dict, overrides=(), algorithms=None, source="config") -> dict:
         exc.backend = out["run"]["backend"]
         raise
     _check_cross(out)
-    return out
+    return Config(**{name: SECTION_CLASSES[name].build(out[name]) for name in SCHEMA},
+                  algorithm=AlgorithmSection(out["algorithm"]))
 
 
 def _check_plugins(plugins):
@@ -316,9 +363,25 @@ def _check_cross(cfg):
                 raise UserError(f"run.latency_model.{key}: must be a number >= 0, got {value!r}")
     if run["target_subopt"] is not None and run["f_star"] is None:
         raise UserError("run.target_subopt: needs run.f_star (the optimal value)")
-    from .multiclass import check_config
-    check_config(cfg)
+    check_multiclass(cfg)
 
 
-def dump(cfg: dict) -> str:
-    return yaml.safe_dump(cfg, sort_keys=False)
+def check_multiclass(cfg):
+    """``model.multiclass: ovr``: the keys it cannot combine with (:mod:`distnewton.multiclass`)."""
+    mc, dc = cfg["model"], cfg["data"]
+    if mc.get("multiclass") is None:
+        return
+    bad = [("model.loss", mc["loss"] != "logistic", "ovr is for loss logistic"),
+           ("data.positive_labels", dc["positive_labels"] is not None,
+            "ovr trains every class against the rest: leave it unset"),
+           ("model.class_weight", mc["class_weight"] is not None,
+            "not supported with model.multiclass: ovr (yet); use data.weights"),
+           ("model.w0", mc["w0"] is not None,
+            "warm starts of model.multiclass: ovr are not supported (yet)"),
+           ("data.shards", dc["shards"] is not None,
+            "model.multiclass: ovr needs data.train (pre-split shards keep mapped labels)"),
+           ("run.checkpoint_every", cfg["run"]["checkpoint_every"],
+            "model.multiclass: ovr runs are not checkpointed (yet)")]
+    for key, wrong, why in bad:
+        if wrong:
+            raise UserError(f"{key}: {why}")

@@ -7,6 +7,8 @@ finished but its result file could not be written: the model and history are
 in the fallback file named on stderr (``distnewton recover FILE``).
 """
 
+import sys
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USER = 2
@@ -36,3 +38,25 @@ class PluginError(UserError):
     """
 
     backend = None
+
+
+# -- messages that always reach the user ---------------------------------------
+def echo(text, err=True):
+    """Print one line; a name that is not UTF-8 goes out as its raw bytes, and a
+    closed or broken stream is ignored (the result is what matters)."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        try:
+            stream.write(text + "\n")
+        except UnicodeEncodeError:
+            stream.flush()
+            stream.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+        stream.flush()
+    except (OSError, ValueError, AttributeError, UnicodeEncodeError):
+        pass
+
+
+def reason(exc) -> str:
+    """One line saying what went wrong: ``ExceptionType: message``."""
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}"

@@ -163,7 +163,7 @@ def load_model(path) -> Model:
     """The model of a result file (HDF5 or ``.fallback.npz``); UserError if it has none."""
     import yaml
 
-    from .results import load
+    from .io.read import load
     path = os.fspath(path)
     run = load(path)
     if run.w is None:

@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UserError
+from .io.record import History
+from .io.schema import TIMING_COLUMNS
 from .runtime import worker_rng, worker_task
 
 
@@ -61,27 +63,6 @@ def ovr_labels(y, source, reference=None):
                       "map": {str(_key(v)): float(i) for i, v in enumerate(values)}}
 
 
-def check_config(cfg):
-    """The keys ovr cannot combine with (called from config resolution)."""
-    mc, dc = cfg["model"], cfg["data"]
-    if mc.get("multiclass") is None:
-        return
-    bad = [("model.loss", mc["loss"] != "logistic", "ovr is for loss logistic"),
-           ("data.positive_labels", dc["positive_labels"] is not None,
-            "ovr trains every class against the rest: leave it unset"),
-           ("model.class_weight", mc["class_weight"] is not None,
-            "not supported with model.multiclass: ovr (yet); use data.weights"),
-           ("model.w0", mc["w0"] is not None,
-            "warm starts of model.multiclass: ovr are not supported (yet)"),
-           ("data.shards", dc["shards"] is not None,
-            "model.multiclass: ovr needs data.train (pre-split shards keep mapped labels)"),
-           ("run.checkpoint_every", cfg["run"]["checkpoint_every"],
-            "model.multiclass: ovr runs are not checkpointed (yet)")]
-    for key, wrong, why in bad:
-        if wrong:
-            raise UserError(f"{key}: {why}")
-
-
 @worker_task("multiclass.relabel")
 def relabel(ctx, down):
     """Targets of class c on this shard (+1 for c, -1 else), fresh algorithm
@@ -97,9 +78,11 @@ def relabel(ctx, down):
     return np.array([float(np.sum(shard.raw_labels == c))])
 
 
-def drive_ovr(rt, cfg, setup, printer, drive):
-    """The C binary runs on ``rt`` one after another: the combined :class:`OvROutcome`."""
-    from .results import History
+def drive_ovr(session):
+    """The C binary runs on the session's runtime one after another (each a
+    :class:`~distnewton.loop.Loop` watched by the session's line printer only:
+    ovr runs are not checkpointed): the combined :class:`OvROutcome`."""
+    rt, cfg, setup, printer = session.rt, session.cfg, session.setup, session.printer
     lm = setup.label_map
     classes, counts = lm["classes"], lm["counts"]
     runs = []
@@ -112,18 +95,16 @@ def drive_ovr(rt, cfg, setup, printer, drive):
                                f"class {c}, the master counted {counts[i]}")
         test = None if setup.test is None else (
             setup.test[0], np.where(setup.test[1] == float(c), 1.0, -1.0))
-        if printer.lines:
-            print(f"class {c} ({i + 1} of {len(classes)}, {counts[i]} rows)",
-                  file=printer.stream, flush=True)
-        out = drive(rt, cfg, setup.problem, test, printer, None, None)
+        printer.message(f"class {c} ({i + 1} of {len(classes)}, {counts[i]} rows)")
+        out = session.loop(test, monitors=[printer]).iterate()
         runs.append((out, rt.eval.rounds, rt.eval.bytes_up + rt.eval.bytes_down))
         if out.status == "stopped":
             break
-    return OvROutcome.combine(runs, classes, History, setup.test)
+    return OvROutcome.combine(runs, classes, setup.test)
 
 
 class OvROutcome:
-    """The C runs as one :class:`~distnewton.record.Outcome` (``w`` is C x d)."""
+    """The C runs as one :class:`~distnewton.io.record.Outcome` (``w`` is C x d)."""
 
     state = None
 
@@ -132,8 +113,7 @@ class OvROutcome:
         self.w, self.attrs = w, attrs
 
     @classmethod
-    def combine(cls, runs, classes, History, test):
-        from .results import TIMING_COLUMNS
+    def combine(cls, runs, classes, test):
         alg = runs[-1][0].alg
         hist = History({**type(alg).columns, "class_index": np.int64})
         offsets = dict.fromkeys(("iteration", "comm_rounds", "bytes_up", "bytes_down",

@@ -10,12 +10,10 @@ products x_{j c_a} x_{j c_b} at the packed index of (c_a, c_b) in
 
 (P's rows are X's in the order of :func:`row_pairs`.)  Built once per shard,
 at its first Hessian (vectorised per group of rows with the same number of
-non-zeros, in chunks of ``BUILD_CHUNK`` pairs; on this project's machine 25-33
-ms for a9a, 60-100 ms for w8a after the first touch of the map's pages, about
-5-15 products' worth) and kept: 12 bytes per pair (``PAIR_BYTES``).
-Measured 2026-12-02, one thread: a9a's 16,280-row shard 2.8 ms against 11.8 ms
-for scipy's CSR product X^T (D X), w8a's 24,874-row shard 4.6 against 23 ms,
-whole w8a 9.2 against 37-51 ms; the results agree to rounding.
+non-zeros, in chunks of ``BUILD_CHUNK`` pairs; about 5-15 products' worth) and
+kept: 12 bytes per pair (``PAIR_BYTES``).  One product P^T D costs
+sum_j k_j (k_j + 1)/2 multiply-adds against scipy's CSR product X^T (D X);
+the measured speed-up is in ``benchmarks/results/`` (``vs_liblinear``).
 """
 
 from __future__ import annotations
@@ -28,8 +26,8 @@ PAIR_BYTES = 12
 #: above this size of map a shard forms X^T D X with scipy's CSR product instead
 PAIRS_MAX_BYTES = 128 * 2**20
 #: pairs per temporary array of the build: small temporaries are reused from the
-#: heap instead of fresh pages from the OS (a9a's whole map: 25-33 ms against
-#: 54-165 ms with one temporary per row group, 2026-12-03)
+#: heap instead of fresh pages from the OS (about 2-5x faster than one
+#: temporary per row group)
 BUILD_CHUNK = 1 << 16
 
 

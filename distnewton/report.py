@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .results import Run, load, reaching, reaching_loss
+from .io.read import Run, load, reaching, reaching_loss
 
 
 # -- inputs -----------------------------------------------------------------
@@ -135,7 +135,7 @@ def compute_f_star(run: Run) -> dict:
     """f* of the run's problem: ``newton`` on its data and model (sim, one worker;
     a split: one per part), with :func:`distnewton.solve`."""
     from .api import solve
-    from .run import now
+    from .io.provenance import now
     cfg = _config(run)
     if not cfg.get("data") or not cfg.get("model"):
         raise UserError(f"{run.path}: no config attribute: cannot compute f* (pass --f-star)")

@@ -115,7 +115,7 @@ def weights_key(cfg) -> str:
     dc, mc = cfg.get("data") or {}, cfg.get("model") or {}
     parts = []
     if dc.get("weights"):
-        from .problem import file_sha256
+        from .data.registry import file_sha256
         try:
             parts.append(f"weights={file_sha256(dc['weights'])}")
         except OSError:

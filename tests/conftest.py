@@ -17,7 +17,7 @@ def pytest_report_header(config):
 def pytest_collection_modifyitems(config, items):
     """``slow`` also covers every test marked ``mpi``, ``slurm`` or ``data``: they
     start MPI jobs, a cluster, or read the real sets, so ``-m "not slow"`` is the
-    in-process inner loop (README "Tests")."""
+    in-process inner loop (docs/tests.md)."""
     for item in items:
         if any(item.get_closest_marker(m) for m in ("mpi", "slurm", "data")):
             item.add_marker(pytest.mark.slow)

@@ -4,7 +4,7 @@ The scripts are found by glob (``benchmarks/*.py`` but the ``_*.py`` helpers),
 so a new script cannot be forgotten: it needs a ``--smoke`` mode (tiny synthetic
 data or very few rounds, seconds, the whole code path) that prints its tables.
 Smoke mode needs no ``../shared/data`` and no LIBLINEAR (its rows are left out,
-saying so), and must not touch the committed ``benchmarks/results-*.md``.
+saying so), and must not touch the committed ``benchmarks/results/*.md``.
 A script that launches ``mpiexec`` carries the ``mpi`` marker (the Open MPI pass).
 """
 
@@ -37,7 +37,7 @@ def cases():
 
 def committed_results():
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(BENCH.glob("results-*.md"))}
+            for p in sorted(BENCH.glob("results/*.md"))}
 
 
 def table_headers(stdout):
@@ -51,6 +51,15 @@ def test_every_script_is_found():
     assert len(SCRIPTS) >= 9 and all(p.suffix == ".py" for p in SCRIPTS)
 
 
+def test_results_files_are_in_benchmarks_results():
+    """The committed tables live in benchmarks/results/ (the docs render them from
+    there), each named after the script that writes it."""
+    names = committed_results()
+    assert len(names) >= 10 and not list(BENCH.glob("results-*.md"))
+    stems = {p.stem for p in SCRIPTS}
+    assert {name[:-3] for name in names} <= stems, set(names) - {f"{s}.md" for s in stems}
+
+
 @pytest.mark.parametrize("script", list(cases()))
 def test_benchmark_smoke_mode_runs_and_prints_its_table(script, tmp_path):
     if "sklearn" in script.read_text():
@@ -61,5 +70,5 @@ def test_benchmark_smoke_mode_runs_and_prints_its_table(script, tmp_path):
     assert res.returncode == 0, f"{script.name} --smoke failed:\n{res.stderr[-4000:]}"
     headers = table_headers(res.stdout)
     assert headers, f"{script.name} --smoke printed no table:\n{res.stdout[-3000:]}"
-    assert committed_results() == before, "smoke mode changed benchmarks/results-*.md"
+    assert committed_results() == before, "smoke mode changed benchmarks/results/*.md"
     assert not list(tmp_path.iterdir()), f"left files behind: {list(tmp_path.iterdir())}"

@@ -212,7 +212,7 @@ def test_runs_on_shards_equal_the_run_on_the_file(synth, tmp_path):
 
 def test_mpi_master_reads_only_the_manifest(synth, tmp_path):
     from distnewton.config import resolve
-    from distnewton.data.split import prepare_shards
+    from distnewton.ingest import prepare_shards
     out = tmp_path / "shards"
     assert cli("data", "split", synth, "--parts", 2, "--out", out).returncode == 0
     cfg = resolve({"data": {"shards": str(out)}, "algorithm": {"name": "giant"},

@@ -203,7 +203,7 @@ def test_cli_run_then_predict(tmp_path):
     assert res.returncode == 0, res.stderr
     res = cli("predict", tmp_path / "r.h5", test, "--proba")
     assert res.returncode == 0, res.stderr
-    from distnewton.results import load
+    from distnewton.io.read import load
     w = load(tmp_path / "r.h5").w
     clf = sklearn_twin(w, D, True, [3, 7])
     np.testing.assert_allclose(np.loadtxt(res.stdout.splitlines()), clf.predict_proba(Xt),
@@ -407,7 +407,7 @@ def test_warm_start_under_mpiexec_equals_the_sim_backend(tmp_path):
     res = cli("run", tmp_path / "c.yaml", "-o", tmp_path / "mpi.h5", "-q", n=3)
     assert res.returncode == 0, res.stderr
     sim = distnewton.solve(cfg, workers=2)
-    from distnewton.results import load
+    from distnewton.io.read import load
     mpi = load(tmp_path / "mpi.h5")
     assert mpi.status == sim.status == "converged" and mpi.iterations == sim.iterations
     np.testing.assert_allclose(mpi.w, sim.w, rtol=1e-12, atol=1e-14)

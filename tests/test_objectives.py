@@ -118,7 +118,7 @@ def test_blas_pinning_covers_libraries_loaded_later():
     Cholesky took 120 ms on the oversubscribed 2-core machine)."""
     import subprocess
     import sys
-    code = ("import numpy\nfrom distnewton.run import pin_blas_threads\npin_blas_threads(1)\n"
+    code = ("import numpy\nfrom distnewton.runtime.blas import pin_blas_threads\npin_blas_threads(1)\n"
             "import scipy.linalg\nfrom threadpoolctl import threadpool_info\n"
             "print(sorted({i['num_threads'] for i in threadpool_info()}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

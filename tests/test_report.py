@@ -13,7 +13,7 @@ import pytest
 from launch import cli, logistic_reference, read_result, write_config, synth
 
 from distnewton.errors import UserError
-from distnewton.results import load
+from distnewton.io.read import load
 
 #: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
 pytestmark = pytest.mark.slow

@@ -258,17 +258,13 @@ _SETUPS = {}
 
 def sim_inprocess(algorithm, data, workers, rounds, seed=0):
     """A sim run in this process (a data set read once per K): (algorithm, history)."""
-    from distnewton.driver import Printer, algorithm_params, drive, prepare
-    from distnewton.run import make_shards
-    from distnewton.runtime.sim import SimRuntime
+    from distnewton.session import Session
     cfg = resolve(raw_config(algorithm, data, max_rounds=rounds, backend="sim",
                              workers=workers, seed=seed))
     key = (data["train"], workers)
-    if key not in _SETUPS:
-        _SETUPS[key] = prepare(cfg, workers)
-    setup = _SETUPS[key]
-    rt = SimRuntime(make_shards(setup), seed, algorithm_params(cfg))
-    out = drive(rt, cfg, setup.problem, None, Printer(0))
+    session = Session.open(cfg, setup=_SETUPS.get(key))
+    _SETUPS[key] = session.setup
+    out = session.run()
     assert out.status == "max_rounds"
     return out.alg, out.history.arrays()
 

@@ -107,7 +107,7 @@ def test_subset_rounds_mpi_equal_sim():
 
 # -- in-process (sim) checks of the arguments ----------------------------------
 def sim_runtime(k=3):
-    import distnewton.driver  # noqa: F401  (registers loss_grad, checkpoint.set)
+    import distnewton.session  # noqa: F401  (registers loss_grad, checkpoint.set)
     from distnewton.objectives import Shard
     from distnewton.runtime.sim import SimRuntime
     rng = np.random.default_rng(0)

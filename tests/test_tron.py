@@ -217,7 +217,7 @@ def test_the_trust_region_state_resumes_from_either_checkpoint_layout(layout):
 
     import h5py
 
-    from distnewton.checkpoint import restore_attributes, write_obj
+    from distnewton.io.checkpoint import restore_attributes, write_obj
 
     X, y = dense_problem(seed=1)
     w0 = 30.0 * np.where(np.arange(X.shape[1]) % 2, 1.0, -1.0)

@@ -207,7 +207,7 @@ def test_weights_are_sharded_under_mpiexec(data, tmp_path):
     write_config(tmp_path / "c.yaml", **cfg)
     res = cli("run", tmp_path / "c.yaml", "-o", tmp_path / "mpi.h5", "-q", n=4)
     assert res.returncode == 0, res.stderr
-    from distnewton.results import load
+    from distnewton.io.read import load
     mpi = load(tmp_path / "mpi.h5")
     sim = distnewton.solve(cfg, workers=3)
     np.testing.assert_allclose(mpi.w, sim.w, rtol=1e-12, atol=1e-14)

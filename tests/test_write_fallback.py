@@ -17,9 +17,12 @@ import pytest
 
 from launch import cli, env, mpiexec, synth, write_config
 
-from distnewton.results import History, clean_text, load, write_result
-from distnewton.run import library_line
-from distnewton.salvage import SUFFIX, columns_of, free_name, load_fallback, save_fallback
+from distnewton.io.fallback import SUFFIX, columns_of, free_name, save_fallback
+from distnewton.io.provenance import library_line
+from distnewton.io.read import load, load_fallback
+from distnewton.io.record import History
+from distnewton.io.schema import clean_text
+from distnewton.io.write import write_result
 
 #: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
 pytestmark = pytest.mark.slow
@@ -231,7 +234,7 @@ def test_a_column_numpy_cannot_type_does_not_lose_the_others(tmp_path):
 #: points the temp folder nowhere; argv[3:]: the command line).
 SABOTAGE = """
 import os, shutil, sys, tempfile
-import distnewton.run as run
+import distnewton.session as run
 real = run.inject
 def inject(point, rank):
     if point == "write" and os.path.isdir(sys.argv[1]):

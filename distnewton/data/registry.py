@@ -15,6 +15,7 @@ file, or explains how to fetch it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,3 +103,11 @@ def resolve_path(value, key="data.train"):
                         f"(looked for {path}): run `distnewton data fetch {value}` "
                         "(or set DISTNEWTON_DATA to the folder that holds it)")
     return str(path)
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -116,6 +116,13 @@ def worker_rng(seed, k):
     return np.random.default_rng(np.random.SeedSequence((int(seed), int(k) + 1)))
 
 
+def contexts(ks, shards, seed, params=None):
+    """The :class:`WorkerContext` of each logical worker ``k`` in ``ks`` with its
+    shard: what every backend's workers run in (sim: all K in one process;
+    MPI: each rank's block)."""
+    return [WorkerContext(int(k), s, worker_rng(seed, k), params) for k, s in zip(ks, shards)]
+
+
 @dataclass
 class Counters:
     rounds: int = 0

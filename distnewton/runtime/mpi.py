@@ -26,10 +26,12 @@ import traceback
 
 import numpy as np
 
-from . import (EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_MASK, OP_REDUCE, OP_STOP, RAGGED,
-               RAGGED_FLAG, Runtime, WorkerContext, run_task, task_ids, worker_rng)
+from . import OP_STOP, RAGGED_FLAG, Runtime, contexts, run_task, task_ids
+from . import wire
 from ..errors import EXIT_INTERNAL, UserError
 from ..faults import inject
+from .hosting import host_blocks
+from .p2p import header_waiting, serve_subset_round, subset_exchange
 from .startup import check_task_table
 from .waiting import configure_wait, wait, wait_all, wait_idle  # noqa: F401 (kept here)
 
@@ -177,8 +179,8 @@ class MPIRuntime(Runtime):
             blocks = [np.zeros(0, dtype=np.int64)] + host_blocks(self.K, comm.Get_size() - 1)
         self.local, self.hosts = blocks[0], blocks[1:]
         self.ctxs = []
-        self._header = np.zeros(HEADER_LEN, dtype=np.int64)
-        self._send = Buffers()
+        self._header = wire.new_header()
+        self._send = wire.Buffers()
 
     @property
     def rank_hosts(self):
@@ -187,15 +189,14 @@ class MPIRuntime(Runtime):
 
     def host(self, shards, seed, params):
         """Rank 0's own workers ``local``: their contexts, as a worker rank's."""
-        self.ctxs = [WorkerContext(int(k), s, worker_rng(seed, k), params)
-                     for k, s in zip(self.local, shards)]
+        self.ctxs = contexts(self.local, shards, seed, params)
 
     def _run_local(self, task_id, payload, lens, pieces, evaluating, ctxs=None):
         """This rank's part of a round: its workers' (or ``ctxs``') replies, in
         order of k.  The tasks see the vectors in the send buffer, as a worker
         rank sees its receive buffer."""
         ctxs = self.ctxs if ctxs is None else ctxs
-        down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
+        down = wire.split(payload, lens)
         return [run_task(ctx, self.names, task_id, down,
                          None if pieces is None else pieces[i], evaluating)
                 for i, ctx in enumerate(ctxs)]
@@ -211,13 +212,8 @@ class MPIRuntime(Runtime):
         inject("round", 0)
         if to is not None:                          # a subset round: point-to-point
             return self._subset(task_id, down, up, scatter, evaluating, to)
-        comm, h = self.comm, self._header
-        ragged = not isinstance(up, int) and up[0] is RAGGED
-        h[:] = 0
-        h[0] = ((OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
-                | (RAGGED_FLAG * ragged))
-        h[1], h[2], h[3] = task_id, len(down), scatter is not None
-        h[4:4 + len(down)] = [v.size for v in down]
+        comm, ragged = self.comm, wire.is_ragged(up)
+        h = wire.encode(self._header, task_id, down, up, evaluating, scatter is not None)
         wait(comm.Ibcast(h, root=0))                            # control header
         lens = [v.size for v in down]
         payload = self._send.get(sum(lens))
@@ -255,7 +251,6 @@ class MPIRuntime(Runtime):
         """A subset round: rank 0's own addressed workers here, the others
         point-to-point (:func:`~distnewton.runtime.p2p.subset_exchange`) while
         these compute; a sum is taken in increasing k, as the sim backend does."""
-        from .p2p import subset_exchange
         local = {int(k) for k in self.local}
         here = [i for i, k in enumerate(to) if k in local]
         there = [i for i, k in enumerate(to) if k not in local]
@@ -292,50 +287,23 @@ class MPIRuntime(Runtime):
     def shutdown(self):
         self._header[:] = 0
         self._header[0] = OP_STOP
-        wait(self.comm.Ibcast(self._header, root=0))
+        wait(self.comm.Ibcast(self._header, root=0))          # the workers' serve() returns
 
 
 def _displs(counts):
     return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
-def run_tasks(ctxs, names, h, down, pieces):
-    """A worker rank's part of a round: its logical workers' tasks in order of k.
-    Returns their replies (a list)."""
-    outs = []
-    for i, ctx in enumerate(ctxs):
-        outs.append(run_task(ctx, names, int(h[1]), down, None if pieces is None else pieces[i],
-                             bool(h[0] & EVAL_FLAG)))
-    return outs
-
-
 def combine(comm, h, outs):
     """Send a worker rank's replies: their sum (reduction) or one after another
     (gather; a ragged gather sends every reply's length first)."""
     from mpi4py import MPI
-    if h[0] & OP_MASK == OP_REDUCE:
-        total = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0].copy())
-        wait(comm.Ireduce(total, None, op=MPI.SUM, root=0))
+    if wire.is_reduce(h):
+        wait(comm.Ireduce(wire.reduced(outs), None, op=MPI.SUM, root=0))
         return
     if h[0] & RAGGED_FLAG:
-        comm.Gatherv(np.array([o.size for o in outs], dtype=np.int64), None, root=0)
-    wait(comm.Igatherv(outs[0] if len(outs) == 1 else np.concatenate(outs), None, root=0))
-
-
-class Buffers:
-    """One reusable float64 buffer per length: a round's broadcast payload is not
-    reallocated every round (for d = 1e6 that is 8 MB of fresh pages each time).
-    A buffer is overwritten by the next round of the same length, so worker tasks
-    copy what they keep (see ``WorkerContext.scratch``)."""
-
-    def __init__(self):
-        self._bufs = {}
-
-    def get(self, n):
-        buf = self._bufs.get(n)
-        if buf is None:
-            buf = self._bufs[n] = np.empty(n)
-        return buf
+        comm.Gatherv(wire.lengths(outs), None, root=0)
+    wait(comm.Igatherv(wire.gathered(outs), None, root=0))
 
 
 def serve(comm, shard, seed, params=None, ks=None):
@@ -347,14 +315,13 @@ def serve(comm, shard, seed, params=None, ks=None):
     rounds addressed to this rank come and go (point-to-point,
     :mod:`~distnewton.runtime.p2p`): :func:`wait` polls both.
     """
-    from .p2p import header_waiting, serve_subset_round
     rank = comm.Get_rank()
     shards = shard if isinstance(shard, list) else [shard]
     ks = [rank - 1] if ks is None else [int(k) for k in ks]
-    ctxs = [WorkerContext(k, s, worker_rng(seed, k), params) for k, s in zip(ks, shards)]
+    ctxs = contexts(ks, shards, seed, params)
     _, names = task_ids()
-    h = np.zeros(HEADER_LEN, dtype=np.int64)
-    bufs = Buffers()
+    h = wire.new_header()
+    bufs = wire.Buffers()
     subset_header = header_waiting(comm)
     while True:
         full = comm.Ibcast(h, root=0)                # the master's next full round (or stop)
@@ -362,11 +329,11 @@ def serve(comm, shard, seed, params=None, ks=None):
             serve_subset_round(comm, ctxs, names, bufs)  # round first: the Ibcast stays posted
         if h[0] == OP_STOP:
             return
-        lens = [int(n) for n in h[4:4 + int(h[2])]]
+        lens = wire.down_lengths(h)
         payload = bufs.get(sum(lens))
         if payload.size:
             wait(comm.Ibcast(payload, root=0))
-        down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
+        down = wire.split(payload, lens)
         pieces = None
         if h[3]:
             sizes = np.empty(len(ctxs), np.int64)
@@ -375,8 +342,5 @@ def serve(comm, shard, seed, params=None, ks=None):
             comm.Scatterv(None, scattered, root=0)
             pieces = np.split(scattered, np.cumsum(sizes)[:-1])
         inject("round", rank)
-        combine(comm, h, run_tasks(ctxs, names, h, down, pieces))
+        combine(comm, h, wire.run_tasks(ctxs, names, h, down, pieces))
 
-
-# the shards' distribution lives in .hosting (kept importable from here)
-from .hosting import host_blocks, receive_shard, receive_shards, send_shards  # noqa: E402,F401

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import EVAL_FLAG, HEADER_LEN, OP_GATHER, OP_MASK, OP_REDUCE, RAGGED, RAGGED_FLAG
+from . import RAGGED_FLAG, wire
 from ..faults import inject
+from .waiting import wait, wait_all
 
 TAG_HEADER, TAG_PAYLOAD, TAG_SCATTER, TAG_REPLY, TAG_LENGTH, TAG_WHO = 41, 42, 43, 44, 45, 46
 #: header word 0 of a subset round: the addressed workers get scatter pieces
@@ -52,11 +53,9 @@ def subset_exchange(comm, task_id, down, up, scatter, evaluating, to, send_buffe
     ``between``: called once every message is posted, before the waits (the
     master's own workers compute then: ``run.master_shard``)."""
     from mpi4py import MPI
-
-    from .mpi import wait_all
     hosts = hosts or [[k] for k in range(max(to) + 1)]
     rank_of = {int(k): r + 1 for r, ks in enumerate(hosts) for k in ks}
-    ragged = not isinstance(up, int) and up[0] is RAGGED
+    ragged = wire.is_ragged(up)
     sizes = [up] * len(to) if isinstance(up, int) else list(up)
     groups = {}                                   # rank -> positions in ``to``
     for i, k in enumerate(to):
@@ -74,11 +73,8 @@ def subset_exchange(comm, task_id, down, up, scatter, evaluating, to, send_buffe
             n = up if isinstance(up, int) else sum(sizes[i] for i in pos)
             replies[r] = np.empty(n)
             recvs.append(comm.Irecv(replies[r], source=r, tag=TAG_REPLY))
-        h = np.zeros(HEADER_LEN, dtype=np.int64)
-        h[0] = ((OP_REDUCE if isinstance(up, int) else OP_GATHER) | (EVAL_FLAG * evaluating)
-                | (RAGGED_FLAG * ragged) | (SCATTER_FLAG * (scatter is not None)))
-        h[1], h[2], h[3] = task_id, len(down), len(pos)
-        h[4:4 + len(down)] = [v.size for v in down]
+        h = wire.encode(wire.new_header(), task_id, down, up, evaluating, len(pos),
+                        flags=SCATTER_FLAG * (scatter is not None))
         who = [int(to[i]) for i in pos] + ([scatter[i].size for i in pos] if scatter else [])
         sends.append(comm.Isend(h, dest=r, tag=TAG_HEADER))                 # header
         sends.append(comm.Isend(np.array(who, dtype=np.int64), dest=r, tag=TAG_WHO))
@@ -127,13 +123,12 @@ def header_waiting(comm):
 def serve_subset_round(comm, ctxs, names, bufs):
     """Worker side of a subset round whose header :func:`header_waiting` saw:
     the addressed ones of this rank's logical workers ``ctxs`` run, in order."""
-    from .mpi import run_tasks, wait, wait_all
-    h = np.empty(HEADER_LEN, dtype=np.int64)
+    h = wire.new_header()
     comm.Recv(h, source=0, tag=TAG_HEADER)
     m, scattered_round = int(h[3]), bool(h[0] & SCATTER_FLAG)
     who = np.empty(m * (2 if scattered_round else 1), dtype=np.int64)
     comm.Recv(who, source=0, tag=TAG_WHO)
-    lens = [int(n) for n in h[4:4 + int(h[2])]]
+    lens = wire.down_lengths(h)
     payload = bufs.get(sum(lens))
     reqs = [comm.Irecv(payload, source=0, tag=TAG_PAYLOAD)] if payload.size else []
     pieces = None
@@ -143,15 +138,14 @@ def serve_subset_round(comm, ctxs, names, bufs):
     wait_all(reqs)
     if scattered_round:
         pieces = np.split(scattered, np.cumsum(who[m:])[:-1])
-    down = np.split(payload, np.cumsum(lens)[:-1]) if lens else []
+    down = wire.split(payload, lens)
     by_k = {ctx.k: ctx for ctx in ctxs}
     inject("round", comm.Get_rank())
-    outs = run_tasks([by_k[int(k)] for k in who[:m]], names, h, down, pieces)
-    if h[0] & OP_MASK == OP_REDUCE:
-        reply = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0].copy())
+    outs = wire.run_tasks([by_k[int(k)] for k in who[:m]], names, h, down, pieces)
+    if wire.is_reduce(h):
+        reply = wire.reduced(outs)
     else:
         if h[0] & RAGGED_FLAG:
-            wait(comm.Isend(np.array([o.size for o in outs], dtype=np.int64), dest=0,
-                            tag=TAG_LENGTH))
-        reply = outs[0] if len(outs) == 1 else np.concatenate(outs)
+            wait(comm.Isend(wire.lengths(outs), dest=0, tag=TAG_LENGTH))
+        reply = wire.gathered(outs)
     wait(comm.Isend(np.ascontiguousarray(reply), dest=0, tag=TAG_REPLY))

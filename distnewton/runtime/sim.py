@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import RAGGED, Runtime, WorkerContext, run_task, worker_rng
+from . import RAGGED, Runtime, contexts, run_task
 
 
 class SimRuntime(Runtime):
@@ -19,8 +19,7 @@ class SimRuntime(Runtime):
 
     def __init__(self, shards, seed, params=None):
         super().__init__()
-        self.workers = [WorkerContext(k, s, worker_rng(seed, k), params)
-                        for k, s in enumerate(shards)]
+        self.workers = contexts(range(len(shards)), shards, seed, params)
         self.K = len(self.workers)
 
     def _exchange(self, task_id, down, up, scatter, evaluating, to):

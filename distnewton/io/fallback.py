@@ -12,8 +12,8 @@ temporary folder.  It is a plain numpy archive, written without h5py:
 - ``requested_path``: the result file asked for; ``error``: why it failed;
   ``distnewton_fallback``: format version (1).
 
-:func:`distnewton.results.load` (so ``distnewton report``/``plot``) reads it
-as the same :class:`~distnewton.results.Run`; ``distnewton recover FILE``
+:func:`distnewton.io.load` (so ``distnewton report``/``plot``) reads it
+as the same :class:`~distnewton.io.read.Run`; ``distnewton recover FILE``
 writes the HDF5 result from it (without /checkpoint: that is not kept).
 """
 
@@ -21,39 +21,19 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import traceback
 
 import numpy as np
 
-from .errors import EXIT_INTERNAL, EXIT_SALVAGED, UserError
+from ..errors import EXIT_INTERNAL, EXIT_SALVAGED, UserError, echo, reason
+from .record import History
+from .schema import check_history, check_version, clean_attr, clean_text, json_value
+from .write import check_output_path, write_result
 
 FORMAT = 1
 SUFFIX = ".fallback.npz"
 ZIP_MAGIC = b"PK\x03\x04"
-
-
-# -- messages that always reach the user ---------------------------------------
-def echo(text, err=True):
-    """Print one line; a name that is not UTF-8 goes out as its raw bytes, and a
-    closed or broken stream is ignored (the result is what matters)."""
-    stream = sys.stderr if err else sys.stdout
-    try:
-        try:
-            stream.write(text + "\n")
-        except UnicodeEncodeError:
-            stream.flush()
-            stream.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
-        stream.flush()
-    except (OSError, ValueError, AttributeError, UnicodeEncodeError):
-        pass
-
-
-def reason(exc) -> str:
-    """One line saying what went wrong: ``ExceptionType: message``."""
-    text = " ".join(str(exc).split()) or "no message"
-    return f"{type(exc).__name__}: {text}"
 
 
 # -- writing --------------------------------------------------------------------
@@ -81,18 +61,9 @@ def free_name(folder, base):
     return name
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
 def columns_of(history):
     """History columns as arrays, each on its own: a column numpy cannot give its
     dtype is kept as float, or left out, rather than losing the others."""
-    from .results import History
     if not isinstance(history, History):
         return dict(history)
     out = {}
@@ -108,12 +79,11 @@ def columns_of(history):
 
 def payload(path, attrs, columns, w, column_docs, error):
     """The arrays of the fallback archive (see the module docstring)."""
-    from .results import clean_attr, clean_text
     clean = {clean_text(k): clean_attr(v) for k, v in attrs.items()}
     return {"distnewton_fallback": np.array(FORMAT),
             "w": np.asarray(w, dtype=np.float64),
-            "attrs": np.array(json.dumps(clean, default=_json_default)),
-            "column_docs": np.array(json.dumps(column_docs or {}, default=_json_default)),
+            "attrs": np.array(json.dumps(clean, default=json_value)),
+            "column_docs": np.array(json.dumps(column_docs or {}, default=json_value)),
             "requested_path": np.array(os.path.abspath(path)),   # raw: recover writes there
             "error": np.array(clean_text(error)),
             **{f"history/{k}": np.asarray(v) for k, v in columns.items()}}
@@ -210,10 +180,10 @@ def read_fallback(path) -> dict:
         raise UserError(f"{path}: damaged or not a fallback file ({exc})") from None
 
 
-def load_fallback(path):
-    """The :class:`~distnewton.results.Run` kept in a fallback archive."""
-    from .results import Run, check_history, check_version
-    z = read_fallback(path)
+def read_run(path, z=None):
+    """(path, attrs, history, w) of the run kept in a fallback archive (``z``: its
+    arrays, when already read)."""
+    z = read_fallback(path) if z is None else z
     try:
         attrs = {k: _attr(v) for k, v in json.loads(str(z["attrs"])).items()}
     except ValueError as exc:
@@ -222,18 +192,17 @@ def load_fallback(path):
     check_version(path, version)
     history = {k[len("history/"):]: v for k, v in z.items() if k.startswith("history/")}
     check_history(path, history, version)
-    return Run(str(path), attrs, history, z["w"])
+    return str(path), attrs, history, z["w"]
 
 
 def recover(path, output=None, overwrite=False):
     """Write the HDF5 result kept in fallback archive ``path``; its name.
 
     ``output`` defaults to the result file the run asked for."""
-    from .results import check_output_path, write_result
     z = read_fallback(path)
-    run = load_fallback(path)
+    _, attrs, history, w = read_run(path, z)
     output = output or str(z["requested_path"])
     check_output_path(output, overwrite)
     docs = json.loads(str(z["column_docs"]))
-    write_result(output, run.attrs, run.history, run.w, column_docs=docs)
+    write_result(output, attrs, history, w, column_docs=docs)
     return output

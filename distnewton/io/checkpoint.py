@@ -32,8 +32,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .errors import UserError
-from .runtime import worker_rng, worker_task
+from ..algorithms import ALGORITHMS, Algorithm
+from ..errors import UserError
+from ..runtime import worker_rng, worker_task
+from .fallback import is_fallback
+from .read import open_h5
 
 TYPE = "__type__"
 SKIP = ("rt", "prob")
@@ -50,7 +53,6 @@ def write_obj(group, key, value, where=None):
 
     ``where``: the value's path for the error message (default ``key``).
     """
-    from .algorithms.base import Algorithm
     where = key if where is None else where
     if value is None:
         group.attrs[key] = json.dumps({TYPE: "none"})
@@ -126,7 +128,6 @@ def read_obj(group, key, rt=None, prob=None):
         d = {k: read_obj(node, k, rt, prob) for k in json.loads(node.attrs["keys"])}
         return d if kind == "dict" else SimpleNamespace(**d)
     if kind == "algorithm":
-        from .algorithms import ALGORITHMS
         cls = ALGORITHMS.stored(node.attrs["name"])
         obj = cls.__new__(cls)
         restore_attributes(obj, node, rt, prob)
@@ -232,8 +233,6 @@ class Resume:
 
 
 def read_checkpoint(path) -> Resume:
-    from .results import open_h5
-    from .salvage import is_fallback
     if is_fallback(path):
         raise UserError(f"{path}: a fallback file keeps no /checkpoint to resume from "
                         "(`distnewton recover` turns it into a result file)")

@@ -1,0 +1,199 @@
+"""From a resolved config to the master's :class:`~distnewton.problem.Setup`:
+reading, label mapping, row weights, the intercept column, the partition.
+
+This is where a run's data enters: a LIBSVM file (``data.train``, generated
+first with ``data.synth``), arrays in memory (``distnewton.solve(data=...)``) or
+a folder written by ``distnewton data split`` (``data.shards``, from which each
+MPI worker reads its own part: :func:`worker_shard`).  Every input error is a
+one-line :class:`~distnewton.errors.UserError` naming the file, line or key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .data import make_synthetic, map_labels, partition, read_libsvm, write_libsvm
+from .data.registry import file_sha256, resolve_path
+from .data.split import load_part, read_manifest
+from .errors import UserError
+from .multiclass import ovr_labels
+from .problem import (IN_MEMORY, Problem, Setup, add_intercept, array_data, free_intercept,
+                      keep_rows, lambda_value)
+from .weights import row_weights
+
+
+def prepare(cfg, n_workers, arrays=None) -> Setup:
+    """Master: read, map and partition the data; every input error is a UserError.
+
+    ``arrays``: (X, y) given in memory (the Python API's ``data=``) instead of
+    ``data.train``; ``data.n_features`` pads X with empty columns."""
+    dc, mc = cfg["data"], cfg["model"]
+    if arrays is not None:
+        return prepare_arrays(cfg, n_workers, *arrays)
+    if dc["shards"]:
+        return prepare_shards(cfg, n_workers, load_rows=cfg["run"]["backend"] == "sim")
+    train = dc["train"]
+    if dc["synth"] is None:
+        train = resolve_path(train, "data.train")
+    if dc["synth"] is not None and not os.path.exists(train):
+        try:
+            X, y, _ = make_synthetic(**{"loss": mc["loss"], **dc["synth"]})
+        except TypeError as exc:
+            raise UserError(f"data.synth: {exc}") from None
+        os.makedirs(os.path.dirname(os.path.abspath(train)), exist_ok=True)
+        write_libsvm(train, X, y)
+    ds = read_libsvm(train, n_features=dc["n_features"], zero_based=dc["zero_based"])
+    y, label_map = labels(cfg, ds.y, train)
+    weights = row_weights(cfg, ds.y, y, label_map)
+    X = ds.X
+    test = None
+    if dc["test"]:
+        ts = read_libsvm(resolve_path(dc["test"], "data.test"), n_features=X.shape[1],
+                         zero_based=dc["zero_based"])
+        yt, _ = labels(cfg, ts.y, dc["test"], reference=label_map)
+        test = (ts.X, yt)
+    return finish_setup(cfg, n_workers, X, y, test, train, file_sha256(train), label_map,
+                        weights)
+
+
+def labels(cfg, y, source, reference=None):
+    """(targets, label map): :func:`~distnewton.data.libsvm.map_labels`, or the raw
+    labels and the class table under ``model.multiclass: ovr``."""
+    if cfg["model"].get("multiclass") == "ovr":
+        return ovr_labels(y, source, reference)
+    return map_labels(y, cfg["model"]["loss"], cfg["data"]["positive_labels"], source=source,
+                      reference=reference)
+
+
+def prepare_arrays(cfg, n_workers, X, y, sample_weight=None):
+    """:func:`prepare` for arrays in memory: the dataset is named ``<in-memory>``
+    and its sha256 is that of X's CSR buffers and y (and the sample weights)."""
+    X, raw = array_data(X, y)
+    d = cfg["data"]["n_features"]
+    if d is not None:
+        if d < X.shape[1]:
+            raise UserError(f"data.n_features: {d}, but X has {X.shape[1]} columns")
+        X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], d))
+    y, label_map = labels(cfg, raw, "data (y)")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64).ravel()
+        if sample_weight.shape != y.shape or not np.all(np.isfinite(sample_weight)) \
+                or np.any(sample_weight < 0):
+            raise UserError(f"data: sample weights must be {y.size} finite numbers >= 0")
+    weights = row_weights(cfg, raw, y, label_map, sample=sample_weight)
+    h = hashlib.sha256()
+    for a in (X.indptr, X.indices, X.data, y) + (() if weights is None else (weights,)):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return finish_setup(cfg, n_workers, X, y, None, IN_MEMORY, h.hexdigest(), label_map,
+                        weights)
+
+
+def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None):
+    """Intercept, partition, the Problem: the part every data source shares."""
+    dc, mc = cfg["data"], cfg["model"]
+    if mc["fit_intercept"]:
+        X = add_intercept(X)
+        if test:
+            test = (add_intercept(test[0]), test[1])
+    n, d = X.shape
+    parts = partition(y, n_workers, dc["partition"], seed=dc["seed"], alpha=dc["partition_alpha"])
+    if dc.get("rows_per_worker"):
+        parts = keep_rows(parts, int(dc["rows_per_worker"]), dc["seed"])
+        n = sum(len(p) for p in parts)
+    if label_map.get("rule") == "ovr":      # class sizes over the rows kept
+        rows = np.concatenate(parts)
+        label_map["counts"] = [int(np.sum(y[rows] == c)) for c in label_map["classes"]]
+    counts = np.diff(X.indptr).astype(np.float64)
+    problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
+                      sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
+                      weighted=weights is not None,
+                      nnz=tuple(int(counts[p].sum()) for p in parts),
+                      row_nnz_sq=tuple(float((counts[p] ** 2).sum()) for p in parts))
+    return Setup(X, y, parts, problem, test, train, sha, label_map, weights=weights)
+
+
+# -- data.shards: a folder written by `distnewton data split` ----------------------
+def _features(cfg, m, key):
+    d = cfg["data"]["n_features"]
+    if d is None:
+        return m["n_features"]
+    if d < m["n_features"]:
+        raise UserError(f"data.n_features: {d} is smaller than the split's {m['n_features']} "
+                        f"features ({key})")
+    return d
+
+
+def _label_map(cfg, m, key):
+    labels = np.asarray(m["labels"], dtype=np.float64)
+    _, mapping = map_labels(labels, cfg["model"]["loss"], cfg["data"]["positive_labels"],
+                            source=key)
+    return mapping
+
+
+def _finish_rows(cfg, X, y, d, mapping, key):
+    """Pad to d features, map labels, append the intercept column."""
+    if X.shape[1] < d:
+        X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], d))
+    if cfg["model"]["loss"] == "logistic":
+        y, _ = map_labels(y, "logistic", source=key, reference=mapping)
+    if cfg["model"]["fit_intercept"]:
+        X = add_intercept(X)
+    return X, y
+
+
+def worker_shard(cfg, k):
+    """MPI worker k (rank k + 1): its own part only, mapped and shaped like the master's."""
+    folder = cfg["data"]["shards"]
+    m = read_manifest(folder)
+    X, y = load_part(folder, k, m)
+    return _finish_rows(cfg, X, y, _features(cfg, m, "data.shards"), _label_map(cfg, m,
+                        "data.shards"), "data.shards")
+
+
+def prepare_shards(cfg, n_workers, load_rows):
+    """The master's :class:`~distnewton.problem.Setup` for ``data.shards``.
+
+    ``load_rows`` False (MPI master): only the manifest is read; ``X``, ``y``
+    and ``parts`` are None and each worker loads its own part.  True (sim):
+    every part is read and stacked, ``parts`` are the contiguous row ranges.
+    """
+    key = "data.shards"
+    dc, mc = cfg["data"], cfg["model"]
+    folder = dc["shards"]
+    m = read_manifest(folder)
+    if m["n_parts"] != n_workers:
+        raise UserError(f"{key}: {folder} has {m['n_parts']} parts but the job has "
+                        f"{n_workers} workers (split again with --parts {n_workers}, or "
+                        f"run with {m['n_parts']} workers: mpiexec -n {m['n_parts'] + 1})")
+    missing = [f for f in m["files"] if not (Path(folder) / f).is_file()]
+    if missing:
+        raise UserError(f"{key}: {folder}: missing {', '.join(missing[:3])}")
+    d = _features(cfg, m, key)
+    mapping = _label_map(cfg, m, key)
+    X = y = parts = None
+    if load_rows:
+        pieces = [_finish_rows(cfg, *load_part(folder, k, m), d, mapping, key)
+                  for k in range(n_workers)]
+        X = sp.vstack([p[0] for p in pieces], format="csr")
+        y = np.concatenate([p[1] for p in pieces])
+        bounds = np.cumsum([0] + m["sizes"])
+        parts = [np.arange(a, b, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
+    d_total = d + (1 if mc["fit_intercept"] else 0)
+    test = None
+    if dc["test"]:
+        tpath = resolve_path(dc["test"], "data.test")
+        ts = read_libsvm(tpath, n_features=d, zero_based=dc["zero_based"])
+        yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=tpath,
+                           reference=mapping)
+        test = (add_intercept(ts.X) if mc["fit_intercept"] else ts.X, yt)
+    n = m["n_samples"]
+    extra = 1 if mc["fit_intercept"] else 0            # the intercept column's entries
+    problem = Problem(n=n, d=d_total, lam=lambda_value(cfg, n), loss=mc["loss"],
+                      sizes=tuple(m["sizes"]), free_intercept=free_intercept(cfg),
+                      nnz=tuple(z + extra * s for z, s in zip(m["nnz_per_part"], m["sizes"])))
+    return Setup(X, y, parts, problem, test, str(folder), m["source_sha256"], mapping)
