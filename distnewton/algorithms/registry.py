@@ -164,7 +164,8 @@ class AlgorithmRegistry(Mapping):
         return sum(1 for _ in self)
 
     def origin(self, name) -> str:
-        """``built-in``, ``entry point DIST:NAME = MODULE:CLASS`` or ``module M``."""
+        """``built-in``, ``entry point DIST:NAME = MODULE:CLASS`` or ``module M`` (a
+        part's name: ``built-in part (MODULE:CLASS)``)."""
         self._eps()
         return self._origins[name]
 
