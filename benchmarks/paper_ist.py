@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _ist_problems import Ridge, fmt, synthetic, yes_no        # noqa: E402
 from _smoke import SMOKE_HELP                                  # noqa: E402
 from _tables import markdown_table                             # noqa: E402
-from distnewton.algorithms.ist import draw_sketches            # noqa: E402
+from distnewton.algorithms.ist.sketches import draw_sketches   # noqa: E402
 
 RESULTS_MD = os.path.join(REPO, "benchmarks", "results", "paper_ist.md")
 HEADER = ["claim", "setting", "measured", "reproduced", "why not"]

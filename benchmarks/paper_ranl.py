@@ -312,7 +312,7 @@ def write_results(claims, args):
             f"Written by `python benchmarks/paper_ranl.py` (rounds {args.rounds}, GD "
             f"{args.gd_rounds}, Local SGD {args.sgd_rounds}; sim backend, K = {args.workers}, "
             "seed 0); rounds and bytes are exact, as over MPI.  The choices the paper's "
-            "summary leaves open are in distnewton/algorithms/ranl.py's docstring.", "",
+            "summary leaves open are in distnewton/algorithms/ranl/ranl.py's docstring.", "",
             "## Claims", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     text += ["| " + " | ".join(map(str, r)) + " |" for r in claims] + [""] + MD
     if not args.smoke:

@@ -49,8 +49,8 @@ from _scaled_localsgd_claims import claims  # noqa: E402
 from _smoke import SMOKE_HELP, synth_set  # noqa: E402
 from _tables import markdown_table  # noqa: E402
 
-from distnewton.algorithms import scaled_localsgd_rules as R
-from distnewton.algorithms.scaled_localsgd import GAMMA
+from distnewton.algorithms.localsgd import scaled_rules as R
+from distnewton.algorithms.localsgd.scaled import GAMMA
 from distnewton.objectives import LOSSES
 
 T_START = time.time()
@@ -277,7 +277,7 @@ def section_theory(bench, rep, res):
                "tail", "loss falls every round"], rows,
               "Theory constants (a9a): L = max ||x_j||^2/4 + lambda, Gamma_s = max ||x_j||_inf "
               "||x_j||_1/4 + lambda, G = max ||x_j||_inf + lambda R (see "
-              "distnewton/algorithms/scaled_localsgd_rules.py).")
+              "distnewton/algorithms/localsgd/scaled_rules.py).")
 
 
 # -- 4. first moment --------------------------------------------------------------------

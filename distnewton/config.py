@@ -258,7 +258,7 @@ def resolve(raw, overrides=(), algorithms=None, source="config") -> Config:
 
     ``raw``: the YAML's mapping (or a Config); ``overrides``: :class:`Override`
     objects or ``--set`` texts, applied in order.
-    ``run.plugins`` are imported here (:func:`distnewton.plugins.load_plugins`),
+    ``run.plugins`` are imported here (:func:`distnewton.algorithms.registry.load_plugins`),
     on every rank, before the algorithm is looked up and before any runtime
     builds its worker-task table.  ``algorithms`` maps algorithm names to
     classes with a ``params`` dict of :class:`Param` (default: the registry
@@ -276,7 +276,7 @@ def resolve(raw, overrides=(), algorithms=None, source="config") -> Config:
            for section, spec in SCHEMA.items()}
     out["run"]["plugins"] = _check_plugins(out["run"]["plugins"])
     try:
-        from .plugins import load_plugins
+        from .algorithms.registry import load_plugins
         load_plugins(out["run"]["plugins"])
         if algorithms is None:
             from .algorithms import ALGORITHMS as algorithms

@@ -41,7 +41,7 @@ the round's vectors.  ``ctx.shard`` is a :class:`Shard`: ``n``, ``d``,
 
 from .algorithms.base import LINE_SEARCH, SOLVER, Algorithm, Problem, use_cg
 from .algorithms.newton_type import NewtonType
-from .plugins import register_algorithm
+from .algorithms.registry import register_algorithm
 from .algorithms.primitives import (backtracking, hvp, local_newton_direction, loss_grad,
                                     loss_grad_hess, newton_cg_direction)
 from .errors import UserError

@@ -6,7 +6,7 @@ Armijo backtracking written out, GIANT's averaged local directions)."""
 import numpy as np
 import pytest
 
-from distnewton.algorithms.adaptive_localnewton import AdaptiveLocalNewton
+from distnewton.algorithms.localnewton import AdaptiveLocalNewton
 
 from test_newton_type import setup, synthetic
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import distnewton
-from distnewton.algorithms.compressors import (Compressor, pack_indices, top_indices,
-                                               unpack_indices)
+from distnewton.algorithms.fednl.compressors import (Compressor, pack_indices, top_indices,
+                                                     unpack_indices)
 from distnewton.errors import UserError
 from distnewton.runtime import HEADER_BYTES
 from launch import SHARED, a9a_like, cli, logistic_reference, read_result, \

@@ -100,7 +100,7 @@ def test_shard_objective_gradient_hessian_leave_out_the_intercept():
 def test_minibatch_gradients_and_hvps_leave_out_the_intercept():
     """Local SGD, scaled Local SGD, RANL and IST take their gradients here."""
     from distnewton.algorithms.minibatch import mean_grad, rows_of, stochastic_grad
-    from distnewton.algorithms.scaled_localsgd import batch_hvp
+    from distnewton.algorithms.localsgd.scaled import batch_hvp
     s = shard(True)
     w, v = np.array([0.5, -1.0, 0.25, 2.0, 1.5]), np.arange(1.0, 6.0)
     np.testing.assert_allclose(mean_grad(s.loss, s.penalty, w, rows_of(s)), s.local_grad(w),

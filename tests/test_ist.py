@@ -12,7 +12,8 @@ from sklearn.datasets import load_svmlight_file
 from launch import a9a_like, cli, german_like, read_result, write_config
 
 from distnewton.algorithms.base import Problem
-from distnewton.algorithms.ist import IST, draw_sketches, perm_assignment, quadratic_analysis
+from distnewton.algorithms.ist.ist import IST, quadratic_analysis
+from distnewton.algorithms.ist.sketches import draw_sketches, perm_assignment
 from distnewton.data import partition
 from distnewton.objectives import Shard
 from distnewton.runtime.sim import SimRuntime

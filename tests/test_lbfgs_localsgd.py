@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from distnewton.algorithms.lbfgs import strong_wolfe, two_loop
-from distnewton.algorithms.localsgd import sgd, stochastic_grad
+from distnewton.algorithms.localsgd.localsgd import sgd, stochastic_grad
 from distnewton.objectives import Shard
 from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
                     read_result, synth, write_config)

@@ -11,10 +11,10 @@ from sklearn.linear_model import LogisticRegression
 
 from distnewton.algorithms import minibatch as M
 from distnewton.algorithms import primitives as P
-from distnewton.algorithms.adaptive_localnewton import AdaptiveLocalNewton
 from distnewton.algorithms.base import LINE_SEARCH, Problem
 from distnewton.algorithms.giant import GIANT
-from distnewton.algorithms.newton import Newton
+from distnewton.algorithms.localnewton import AdaptiveLocalNewton
+from distnewton.algorithms.newton import Newton, Tron
 from distnewton.algorithms.newton_type import NewtonType
 from distnewton.algorithms.ranl import RANL
 from distnewton.objectives import Shard
@@ -112,8 +112,10 @@ def test_newton_and_giant_with_one_worker_are_the_numpy_newton_iterates():
         assert a["step_size"] == b["step_size"] == c["step_size"]
         for alg in (newton, giant):
             np.testing.assert_allclose(alg.w, ref.w, rtol=0, atol=1e-11 * np.abs(ref.w).max())
-    for cls in (Newton, GIANT, RANL):
+    for cls in (Tron, GIANT, RANL):
         assert cls.step is NewtonType.step                        # no private iteration
+    # newton's own step only chooses the NewtonType that steps: itself, or its Tron
+    assert newton.solver() == "cholesky" and newton.tron is None
     # Adaptive LocalNewton's GIANT phase is a GIANT (delta huge: it switches at once)
     aln, _ = setup(AdaptiveLocalNewton, X, y, L0=1, delta=1e9)
     aln.step(), aln.step()

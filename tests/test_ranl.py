@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_svmlight_file
 
-from distnewton.algorithms.ranl_masks import (check_tau, draw_masks, parse_capacities,
+from distnewton.algorithms.ranl.masks import (check_tau, draw_masks, parse_capacities,
                                               region_counts, region_layout)
 from distnewton.data import write_libsvm
 from distnewton.errors import UserError

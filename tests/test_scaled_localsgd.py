@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from distnewton.algorithms import scaled_localsgd as S
+from distnewton.algorithms.localsgd import scaled as S
 from distnewton.config import resolve
 from distnewton.errors import UserError
 from distnewton.objectives import Shard

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from distnewton.algorithms import scaled_localsgd as S
-from distnewton.algorithms import scaled_localsgd_rules as R
+from distnewton.algorithms.localsgd import scaled as S
+from distnewton.algorithms.localsgd import scaled_rules as R
 from distnewton.config import resolve
 from distnewton.errors import UserError
 from distnewton.objectives import Shard

@@ -1,5 +1,5 @@
 """``solver: auto`` for newton's Newton systems (the cost model of
-:mod:`distnewton.algorithms.solver_cost`) and the default CG tolerances: what auto
+:mod:`distnewton.algorithms.newton.solver_cost`) and the default CG tolerances: what auto
 picks, that both paths reach scikit-learn's optimum, and that explicit settings
 (``solver: cholesky`` / ``cg``, ``cg_rtol``) pass the solvers what they did before."""
 
@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 import distnewton.algorithms.primitives as P
 from distnewton import api
-from distnewton.algorithms import solver_cost as sc
+from distnewton.algorithms.newton import solver_cost as sc
 from distnewton.algorithms.base import Problem
 from distnewton.algorithms.giant import GIANT
 from distnewton.algorithms.newton import Newton

@@ -1,8 +1,9 @@
-"""``newton`` with ``solver: tron`` (trust-region Newton-CG, :mod:`distnewton.algorithms.tron`)
-and LIBLINEAR's stopping rule ``run.liblinear_eps``: the optimum against scikit-learn
-(logistic, ridge), every iteration against a numpy re-implementation of Lin, Weng &
-Keerthi's Algorithm 2 (Steihaug CG, radius update) on a small dense problem, sim
-against ``mpiexec -n 3``, and a stopped and resumed run against an uninterrupted one."""
+"""``newton`` with ``solver: tron`` (trust-region Newton-CG,
+:mod:`distnewton.algorithms.newton.tron`) and LIBLINEAR's stopping rule
+``run.liblinear_eps``: the optimum against scikit-learn (logistic, ridge), every
+iteration against a numpy re-implementation of Lin, Weng & Keerthi's Algorithm 2
+(Steihaug CG, radius update) on a small dense problem, sim against ``mpiexec -n 3``,
+and a stopped and resumed run against an uninterrupted one."""
 
 from types import SimpleNamespace
 
@@ -13,7 +14,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 from distnewton.algorithms import primitives as P
 from distnewton.algorithms.base import Problem
-from distnewton.algorithms.newton import Newton
+from distnewton.algorithms.newton import Newton, Tron
 from distnewton.data import write_libsvm
 from distnewton.objectives import Shard
 from distnewton.runtime.sim import SimRuntime
@@ -154,13 +155,14 @@ def test_every_iteration_matches_a_numpy_tron_iteration():
     the module on 2 shards is the numpy one from the same w and Delta; Delta_0 = ||g_0||."""
     X, y = dense_problem(seed=1)
     w0 = 30.0 * np.where(np.arange(X.shape[1]) % 2, 1.0, -1.0)
-    alg, rt = tron(X, y, w0=w0)
+    newton, rt = tron(X, y, w0=w0)
+    alg = newton.trust_region()             # the Tron whose hooks newton's solver tron runs
     seen, first = set(), True
     for t in range(40):
         it = alg.gradient()
         if t == 0:
-            assert alg.tron.delta == pytest.approx(np.linalg.norm(f_g_H(X, y, w0)[1]), rel=1e-12)
-        w, delta = it.w.copy(), alg.tron.delta
+            assert alg.delta == pytest.approx(np.linalg.norm(f_g_H(X, y, w0)[1]), rel=1e-12)
+        w, delta = it.w.copy(), alg.delta
         s, prered, new_delta, accept, rho = reference_iteration(X, y, w, delta, first)
         # the sums over 2 shards round differently: g agrees to ~1e-16 absolute, and the
         # step relative to what that is of g (measured: <= 30 times, the CG's amplification)
@@ -202,6 +204,41 @@ def test_a_rejected_step_keeps_w_and_costs_only_its_rounds():
             np.testing.assert_array_equal(alg.w, before)
     assert rejected >= 2
 
+
+
+@pytest.mark.parametrize("layout", ["tron", "namespace"])
+def test_the_trust_region_state_resumes_from_either_checkpoint_layout(layout):
+    """newton's Tron (f, g, Delta and the accepted steps, on itself) goes through the
+    checkpoint serialiser inside newton's entry and comes back a Tron; ``tron`` as a
+    namespace of those four values (the layout of checkpoints written before Tron
+    was a class) resumes too.  Either way the run goes on with the iterates of an
+    uninterrupted one, bit for bit (from w_0 = (-30, 30, ...): rejected steps too)."""
+    import io
+
+    import h5py
+
+    from distnewton.io.checkpoint import restore_attributes, write_obj
+
+    X, y = dense_problem(seed=1)
+    w0 = 30.0 * np.where(np.arange(X.shape[1]) % 2, 1.0, -1.0)
+    full, _ = tron(X, y, w0=w0)
+    infos = [full.step() for _ in range(12)]
+    alg, rt = tron(X, y, w0=w0)
+    for _ in range(6):
+        alg.step()
+    tr = alg.tron
+    assert isinstance(tr, Tron) and tr.accepted > 0
+    if layout == "namespace":
+        alg.tron = SimpleNamespace(f=tr.f, g=tr.g, delta=tr.delta, accepted=tr.accepted)
+    with h5py.File(io.BytesIO(), "w") as f:
+        write_obj(f, "algorithm", alg)
+        resumed = Newton.__new__(Newton)
+        restore_attributes(resumed, f["algorithm"], rt, alg.prob)
+    assert type(resumed.tron) is (Tron if layout == "tron" else SimpleNamespace)
+    for i in range(6, 12):
+        assert resumed.step() == infos[i]
+    assert type(resumed.tron) is Tron and resumed.tron.accepted == full.tron.accepted
+    np.testing.assert_array_equal(resumed.w, full.w)
 
 # -- through the CLI: sim = mpi, resume, LIBLINEAR's rule, bad values ----------------
 @pytest.fixture(scope="module")

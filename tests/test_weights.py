@@ -109,7 +109,7 @@ def test_weighted_shard_and_minibatch_derivatives():
     """Local SGD, scaled Local SGD, RANL and IST take their gradients and Hessian
     products from these functions."""
     from distnewton.algorithms.minibatch import batches, mean_grad, rows_of, stochastic_grad
-    from distnewton.algorithms.scaled_localsgd import batch_hvp
+    from distnewton.algorithms.localsgd.scaled import batch_hvp
     rng = np.random.default_rng(0)
     X = sp.csr_matrix(rng.standard_normal((30, 4)) * (rng.random((30, 4)) < 0.7))
     y = np.where(rng.random(30) < 0.5, 1.0, -1.0)

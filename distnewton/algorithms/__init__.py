@@ -1,26 +1,30 @@
-"""The algorithm registry: name -> class (``algorithm.name`` in the YAML).
+"""The optimisation methods, by family, and their registry.
 
-``ALGORITHMS`` is a read-only mapping over the built-in classes below, the
-entry points of the group ``distnewton.algorithms`` and the classes plugin
-modules (``run.plugins``) register with :func:`register_algorithm`; see
-:mod:`distnewton.plugins`.  ``ALGORITHMS.origin(name)`` says which.
+``ALGORITHMS`` (:mod:`.registry`) maps ``algorithm.name`` to the class: the
+built-in ones below, the entry points of the group ``distnewton.algorithms``
+and the classes plugin modules (``run.plugins``) register with
+:func:`register_algorithm`; ``ALGORITHMS.origin(name)`` says which.
+
+Every method is an :class:`Algorithm` (:mod:`.base`) whose ``step()`` is one
+iteration on the master, talking to the workers through the shared
+:mod:`.primitives`; the Newton-type ones share the hooks of
+:class:`~.newton_type.NewtonType`.
 """
 
-from ..plugins import AlgorithmRegistry, load_plugins, register_algorithm  # noqa: F401
-from .adaptive_localnewton import AdaptiveLocalNewton
-from .base import Algorithm  # noqa: F401  (for plugin modules)
+from .base import Algorithm
 from .fednl import FedNL
 from .gd import GD
 from .giant import GIANT
 from .ist import IST
 from .lbfgs import LBFGS
-from .localnewton import LocalNewton
-from .localsgd import LocalSGD
+from .localnewton import AdaptiveLocalNewton, LocalNewton
+from .localsgd import LocalSGD, ScaledLocalSGD
 from .newton import Newton
 from .ranl import RANL
-from .scaled_localsgd import ScaledLocalSGD
+from .registry import ALGORITHMS, AlgorithmRegistry, load_plugins, register_algorithm
 
-ALGORITHMS = AlgorithmRegistry((
-    Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, RANL, IST,
-    ScaledLocalSGD, FedNL,
-))
+__all__ = [
+    "ALGORITHMS", "AlgorithmRegistry", "Algorithm", "load_plugins", "register_algorithm",
+    "AdaptiveLocalNewton", "FedNL", "GD", "GIANT", "IST", "LBFGS", "LocalNewton", "LocalSGD",
+    "Newton", "RANL", "ScaledLocalSGD",
+]

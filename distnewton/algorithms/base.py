@@ -5,7 +5,9 @@ An algorithm is a class with a ``name``, a ``params`` dict of
 ``distnewton list``) and a ``step()`` method: one iteration, run on the
 master, talking to the workers only through ``self.rt.round(...)``.  Its
 worker-side code is a set of functions registered with
-:func:`~distnewton.runtime.worker_task` in the same module.  The Newton-type
+:func:`~distnewton.runtime.worker_task` in its module (or, for a family with a
+large worker side such as FedNL's, in a module of its package); the scalars a
+round sends them are typed :mod:`.control` values.  The Newton-type
 methods derive from :class:`~.newton_type.NewtonType`, whose ``step()`` is
 named hooks (gradient, direction, line search, update) over the shared
 :mod:`.primitives`; mini-batch gradients on a shard are :mod:`.minibatch`'s.
@@ -18,8 +20,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..problem import Problem  # noqa: F401  (re-exported: the algorithms' view)
+from ..linalg import check_dense_hessian
 from ..params import FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ..problem import Problem  # noqa: F401  (re-exported: the algorithms' view)
 
 
 class Algorithm:
@@ -52,7 +55,6 @@ class Algorithm:
         for this machine.
         """
         if "solver" in cls.params and not use_cg(SimpleNamespace(**params), problem.d):
-            from ..linalg import check_dense_hessian
             check_dense_hessian(problem.d, "algorithm.solver",
                                 "use solver: cg (or auto) for the Hessian-free path")
 

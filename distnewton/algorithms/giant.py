@@ -46,6 +46,13 @@ iteration then costs 2 + (CG iterations) rounds, logged as ``cg_iterations``
 Steps 1-4 are the hooks of :class:`.newton_type.NewtonType`; this module
 defines step 2, the direction (local averaged or global CG), and what it needs
 from step 1.
+
+References
+----------
+.. [1] S. Wang, F. Roosta-Khorasani, P. Xu, M. W. Mahoney, "GIANT: Globally improved
+   approximate Newton method for distributed optimization", NeurIPS 2018.
+.. [2] X. Li, S. Wang, Z. Zhang, "Do subsampled Newton methods work for
+   high-dimensional data?", AAAI 2020.
 """
 
 from __future__ import annotations

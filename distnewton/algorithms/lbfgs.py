@@ -32,6 +32,15 @@ d + 1 up per worker) returning both f and grad f there, so the accepted trial
 brings the next iteration's gradient: an iteration costs ``ls_trials`` rounds
 (1 when the unit step is accepted, as it mostly is), plus one round once, to
 start, for f and g at w_0.
+
+References
+----------
+.. [1] J. Nocedal, "Updating quasi-Newton matrices with limited storage",
+   Mathematics of Computation 35 (1980), 773-782.
+.. [2] D. C. Liu, J. Nocedal, "On the limited memory BFGS method for large scale
+   optimization", Mathematical Programming 45 (1989), 503-528.
+.. [3] J. Nocedal, S. J. Wright, *Numerical Optimization*, 2nd ed., Springer 2006
+   (Algorithms 3.5, 3.6 and 7.4).
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from collections import deque
 
 import numpy as np
 
+from ..linalg import check_dense_hessian
 from ..params import FLOAT, INT, STR, Param, at_least
 from . import primitives as P
 from .base import Algorithm
@@ -157,7 +167,6 @@ class LBFGS(Algorithm):
     def validate(cls, params, problem, seed=0):
         """``hessian: full`` keeps a dense d x d matrix on the master: refused when too big."""
         if params.get("hessian") == "full":
-            from ..linalg import check_dense_hessian
             check_dense_hessian(problem.d, "algorithm.hessian", "use hessian: limited (L-BFGS)")
 
     def __init__(self, *args, **kwargs):

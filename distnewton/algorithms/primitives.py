@@ -8,12 +8,15 @@ on one worker, on its shard only (no communication): the same line search
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..linalg import cg, solve_spd
 from ..objectives import global_value, regularise  # noqa: F401 (re-exported)
 from ..runtime import worker_task
 from .base import NEWTON_CG_RTOL, local_cg_rtol, use_cg
+from .control import Control
 
 
 @worker_task("loss_grad")
@@ -70,11 +73,20 @@ def loss_grad_hess(rt, prob, w):
     return (global_value(out[0], prob.n, prob.penalty, w), regularise(out[1:1 + d], prob.n, prob.penalty, w), H)
 
 
+@dataclass(frozen=True)
+class HoldHeader(Control):
+    """Sent down with w by :func:`loss_grad_hold` (1 float)."""
+
+    diag: bool      # also diag(Hess f(w)), for a Jacobi preconditioner
+
+
 @worker_task("loss_grad.hold")
-def _loss_grad_hold(ctx, w, diag):
+def _loss_grad_hold(ctx, w, header):
     ctx.scratch["hessian_at"] = w.copy()         # w's buffer is reused by the next round
     out = _loss_grad(ctx, w)
-    return np.concatenate((out, ctx.shard.hess_diag_sum(w))) if diag[0] else out
+    if HoldHeader.unpack(header).diag:
+        return np.concatenate((out, ctx.shard.hess_diag_sum(w)))
+    return out
 
 
 def loss_grad_hold(rt, prob, w, diag=False):
@@ -85,7 +97,8 @@ def loss_grad_hold(rt, prob, w, diag=False):
     Returns (f, g, diag or None).
     """
     d = prob.d
-    out = rt.round("loss_grad.hold", w, [float(diag)], up=(2 * d + 1) if diag else d + 1)
+    out = rt.round("loss_grad.hold", w, HoldHeader(diag).pack(),
+                   up=(2 * d + 1) if diag else d + 1)
     f = global_value(out[0], prob.n, prob.penalty, w)
     g = regularise(out[1:1 + d], prob.n, prob.penalty, w)
     return f, g, (out[1 + d:] / prob.n + prob.penalty) if diag else None

@@ -128,7 +128,7 @@ def read_obj(group, key, rt=None, prob=None):
         d = {k: read_obj(node, k, rt, prob) for k in json.loads(node.attrs["keys"])}
         return d if kind == "dict" else SimpleNamespace(**d)
     if kind == "algorithm":
-        cls = ALGORITHMS[node.attrs["name"]]
+        cls = ALGORITHMS.stored(node.attrs["name"])
         obj = cls.__new__(cls)
         restore_attributes(obj, node, rt, prob)
         return obj

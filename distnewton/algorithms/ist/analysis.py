@@ -69,7 +69,7 @@ its neighbourhood term is (4 + 5 gamma) ||h||_L^2 + gamma sigma^2.  The logged
 bounds put the run's own f(x^T) for E f(x^T); ||grad f(x)||^2_{L^-1} =
 (x - x*)^T L (x - x*) is the same in x and u space.
 
-The moments are exact (no sampling; :mod:`.ist_moments`).  History columns (NaN
+The moments are exact (no sampling; :mod:`.moments`).  History columns (NaN
 where not computed; constant ones repeat each row): ``dist_opt`` ||x^k - x*||,
 ``dist_bound`` the x-space bound (k = IST rounds), ``bias`` ||S m - x*||,
 ``radius`` R, ``rho``; ``h_norm`` ||h||_L, ``sigma2`` sigma^2(x^k), ``theta``
@@ -87,7 +87,7 @@ import math
 import numpy as np
 import scipy.linalg
 
-from .ist_moments import SketchLaw, expect
+from .moments import SketchLaw, expect
 
 #: largest d for which the ridge analysis (d x d moments per worker) is computed
 ANALYSIS_MAX_D = 1000

@@ -36,7 +36,7 @@ import re
 
 import numpy as np
 
-from ..errors import UserError
+from ...errors import UserError
 
 DEFAULT_RANDOM_REGIONS = 10
 MASK_STREAM, CAPACITY_STREAM = 1, 2

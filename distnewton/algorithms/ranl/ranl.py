@@ -17,7 +17,7 @@ Every iteration t (one round):
 
 1. the master draws the masks m_k: worker k trains s_k = floor(c_k Q) of the Q
    regions (capacity c_k), every region trained by >= ``tau`` workers
-   (:mod:`.ranl_masks`), and sends each worker its pruned sub-model
+   (:mod:`.masks`), and sends each worker its pruned sub-model
    x_t (.) m_k: [s_k, its regions, x_t on their coordinates] scattered
    (``eval_at: pruned``), or x_t to all and the regions scattered (``eval_at:
    full``, and with a safeguard, whose loss needs the whole x_t);
@@ -37,11 +37,10 @@ Every iteration t (one round):
    at x_t from every worker it is exactly grad f(x_t));
 4. x_{t+1} = x_t - eta [H]_mu^{-1} g_t.
 
-Defaults: the published method (since 0.3; the summary in
-``../shared/papers/000_ddad30882eed9299.txt`` has no pseudo-code, so the open
-choices are ours, and the old behaviour stays reachable by its keys):
+Defaults: the published method.  The paper gives no pseudo-code, so the choices
+it leaves open are this implementation's, each alternative reachable by its key:
 
-* ``eval_at: pruned`` (was ``full``).  The paper is pruning-based: a worker
+* ``eval_at: pruned``.  The paper is pruning-based: a worker
   holds and trains the sub-model its mask leaves ("adaptive pruning masks
   dynamically adjust model size per worker", "sub-model diversity"); a masked
   full gradient would need the whole model on every worker, which is what the
@@ -49,12 +48,12 @@ choices are ours, and the old behaviour stays reachable by its keys):
   grad_q F_k(x) when regions share curvature, so x* is not a fixed point and
   the iterates settle where the region-wise pruned gradients cancel (exact
   only when no row spans two regions).  ``eval_at: full`` converges to x*.
-* ``capacities: uniform(0.5, 1.0)`` (was 1.0): partial, heterogeneous
+* ``capacities: uniform(0.5, 1.0)``: partial, heterogeneous
   sub-models are the paper's setting ("diverse worker capabilities"); the
   range is ours: with a lower end of 0.5 any two workers cover every region
   (tau 1) for every seed, which uniform(0.3, 1.0) does not (one worker alone
   cannot: set ``capacities: 1``).
-* ``batch: 256`` (was null, the whole shard): the paper's gradients are
+* ``batch: 256`` (null: the whole shard): the paper's gradients are
   stochastic, grad F_k(x, xi_k^t); the size is ours (a common mini-batch, 3%
   of an a9a shard with 4 workers).  With a unit step the noise is not
   averaged out: the error stops at a floor proportional to (1/b - 1/n_k).
@@ -95,6 +94,11 @@ stalls the run only when every block was fresh.
 Master state: numpy arrays and scalars (blocks, stamps, Cholesky factor,
 capacities, masks' generator); worker state: the region layout in
 ``ctx.state``.
+
+References
+----------
+.. [1] Chen, Yuan, Tao, Wang, Cai, Yu, "Adaptive pruning-based Newton's method for
+   distributed learning", arXiv:2308.10154.
 """
 
 from __future__ import annotations
@@ -103,16 +107,16 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..params import FLOAT, INT, STR, Param, at_least, nonneg, positive
-from ..errors import UserError
-from ..linalg import check_dense_hessian, cho_factor_damped, log
-from ..runtime import worker_task
-from . import primitives as P
-from .base import LINE_SEARCH, LS_STEPS_APPROX
-from .minibatch import mean_grad, rows_of, sample_rows
-from .newton_type import Iterate, NewtonType
-from .ranl_masks import (MASK_STREAM, check_capacities, check_regions, check_tau,
-                         draw_masks, parse_capacities, region_counts, region_layout)
+from ...errors import UserError
+from ...linalg import check_dense_hessian, cho_factor_damped, log
+from ...params import FLOAT, INT, STR, Param, at_least, nonneg, positive
+from ...runtime import worker_task
+from .. import primitives as P
+from ..base import LINE_SEARCH, LS_STEPS_APPROX
+from ..minibatch import mean_grad, rows_of, sample_rows
+from ..newton_type import Iterate, NewtonType
+from .masks import (MASK_STREAM, check_capacities, check_regions, check_tau,
+                    draw_masks, parse_capacities, region_counts, region_layout)
 
 
 # -- worker side ----------------------------------------------------------
@@ -183,19 +187,19 @@ class RANL(NewtonType):
         "region_seed": Param(INT, 0, "seed of the coordinate permutation (regions: random)"),
         "capacities": Param((int, float, list, str), "uniform(0.5, 1.0)", "fraction of "
                             "regions a worker trains per round: a number, a list (one per "
-                            "worker) or 'uniform(a, b)' drawn with run.seed (was 1.0)",
+                            "worker) or 'uniform(a, b)' drawn with run.seed",
                             check=check_capacities),
         "tau": Param(INT, 1, "every region is trained by >= tau workers per round",
                      check=at_least(1)),
         "mu": Param(FLOAT, None, "eigenvalue floor of the projected Hessian "
                     "(default model.lambda)", check=positive, nullable=True),
         "eta": Param(FLOAT, 1.0, "step size: x <- x - eta [H]_mu^-1 g", check=positive),
-        "batch": Param(INT, 256, "rows per stochastic gradient (null: the whole shard, "
-                       "the default until 0.3)", check=at_least(1), nullable=True),
+        "batch": Param(INT, 256, "rows per stochastic gradient (null: the whole shard)",
+                       check=at_least(1), nullable=True),
         "hessian_batch": Param(INT, None, "rows per worker for the Hessian "
                                "(default: whole shard)", check=at_least(1), nullable=True),
         "eval_at": Param(STR, "pruned", "gradient of the pruned sub-model x_t (.) m_k "
-                         "(the paper) or masked gradient at the full x_t (was the default)",
+                         "(the paper) or masked gradient at the full x_t",
                          choices=("full", "pruned")),
         "hessian_refresh": Param(INT, 0, "recompute the Hessian every N iterations "
                                  "(0: never, the paper)", check=nonneg),

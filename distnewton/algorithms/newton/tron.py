@@ -48,19 +48,27 @@ The workers keep the point whose curvature the Hessian-vector rounds use, and th
 trial point of step 2, in ``ctx.state`` (checkpointed): the round after a trial
 says which one goes on (its Hessian-vector product is at w_t + s_t when the step
 was accepted, at w_t when not).  The master keeps f_t, g_t, Delta_t and the count
-of accepted steps in ``Newton.tron`` (checkpointed too).
+of accepted steps on the :class:`Tron` object (checkpointed too).
+
+References
+----------
+.. [1] C.-J. Lin, J. J. More, "Newton's method for large bound-constrained
+   optimization problems", SIAM Journal on Optimization 9 (1999), 1100-1127.
+.. [2] C.-J. Lin, R. C. Weng, S. S. Keerthi, "Trust region Newton method for
+   large-scale logistic regression", Journal of Machine Learning Research 9
+   (2008), 627-650.
+.. [3] T. Steihaug, "The conjugate gradient method and trust regions in large scale
+   optimization", SIAM Journal on Numerical Analysis 20 (1983), 626-637.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
-from ..runtime import worker_task
-from . import primitives as P
-from .base import NEWTON_CG_RTOL
-from .newton_type import Iterate
+from ...runtime import worker_task
+from .. import primitives as P
+from ..base import NEWTON_CG_RTOL, SOLVER
+from ..newton_type import Iterate, NewtonType
 
 ETA0, ETA1, ETA2 = 1e-4, 0.25, 0.75
 SIGMA1, SIGMA2, SIGMA3 = 0.25, 0.5, 4.0
@@ -140,47 +148,67 @@ def radius(delta, snorm, gs, f, f_new, prered, first):
     return delta, actred > ETA0 * prered
 
 
-# -- the hooks of :class:`~.newton_type.NewtonType` (p = -s, alpha 1 or 0) ---------
-def gradient(alg):
-    """f_t, g_t: kept from the last accepted trial (no round); at w_0 [1 round],
-    with Delta_0 = ||g_0||."""
-    if alg.tron is None:
-        f, g = P.loss_grad(alg.rt, alg.prob, alg.w, task="tron.loss_grad")
-        alg.tron = SimpleNamespace(f=f, g=g, delta=float(np.linalg.norm(g)), accepted=0)
-    tr = alg.tron
-    return Iterate(alg.w, f=tr.f, g=tr.g, info={"cg_iterations": 0})
+# -- the method: a Newton-type method whose hooks are the trust region ------------
+class Tron(NewtonType):
+    """TRON in :class:`~.newton_type.NewtonType`'s shape: p_t = -s_t, alpha_t = 1 or 0.
 
+    ``newton`` steps with one (:attr:`Newton.tron <.newton.Newton.tron>`) while its
+    solver is ``tron``; it is not selectable by ``algorithm.name``.  Its state
+    across iterations, kept on the object and checkpointed with it: ``f`` and
+    ``g`` at w_t (from the last accepted trial), the radius ``delta`` (Delta_t)
+    and the count of ``accepted`` steps.
+    """
 
-def direction(alg, it):
-    """1. p_t = -s_t by :func:`steihaug_cg` [1 round per CG iteration]; the model's
-    decrease prered = -q_t(s_t) goes on the Iterate."""
-    rt, prob, p = alg.rt, alg.prob, alg.p
-    xi = NEWTON_CG_RTOL if p.cg_rtol is None else p.cg_rtol
-    s, r, it.info["cg_iterations"], _ = steihaug_cg(
-        lambda v: P.hvp(rt, prob, it.w, v, task="tron.hvp"), it.g, alg.tron.delta, xi,
-        p.cg_maxiter)
-    it.predicted = -0.5 * (float(it.g @ s) - float(s @ r))
-    return -s
+    #: the name a checkpoint stores it by (:meth:`.registry.AlgorithmRegistry.stored`)
+    name = "newton.tron"
+    params = {k: SOLVER[k] for k in ("cg_rtol", "cg_maxiter")}
+    columns = {**NewtonType.columns, "trust_radius": np.float64}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.f = self.g = self.delta = None
+        self.accepted = 0
 
-def trial(alg, it, p):
-    """2.-4. f, g at w_t + s_t [1 round], the new radius, and alpha = 1 (accepted:
-    f, g kept for the next iteration) or 0 (rejected); TRON's stops set ``stalled``.
-    Below f's rounding (both reductions <= 1e-12 |f|) the gradient decides."""
-    tr, s = alg.tron, -p
-    f_new, g_new = P.loss_grad(alg.rt, alg.prob, it.w - p, task="tron.loss_grad")
-    gs, prered, actred = float(it.g @ s), it.predicted, it.f - f_new
-    if prered <= 0:
-        alg.stalled, accept = "TRON: predicted reduction <= 0 (at machine precision?)", False
-    elif abs(actred) <= TINY * abs(it.f) and prered <= TINY * abs(it.f):
-        accept = bool(np.linalg.norm(g_new) < np.linalg.norm(it.g))     # Delta kept
-        if not accept:
-            alg.stalled = ("TRON: reductions below 1e-12 |f| and no smaller gradient "
-                           "(machine precision)")
-    else:
-        tr.delta, accept = radius(tr.delta, float(np.linalg.norm(s)), gs, it.f, f_new, prered,
-                                  tr.accepted == 0)
-    it.info["trust_radius"] = tr.delta
-    if accept:
-        tr.f, tr.g, tr.accepted = f_new, g_new, tr.accepted + 1
-    return 1.0 if accept else 0.0
+    def gradient(self, fg=None):
+        """f_t, g_t: kept from the last accepted trial (no round; ``fg`` unused); at
+        w_0 [1 round], with Delta_0 = ||g_0||."""
+        if self.g is None:
+            self.f, self.g = P.loss_grad(self.rt, self.prob, self.w, task="tron.loss_grad")
+            self.delta = float(np.linalg.norm(self.g))
+        return Iterate(self.w, f=self.f, g=self.g, info={"cg_iterations": 0})
+
+    def direction(self, it):
+        """1. p_t = -s_t by :func:`steihaug_cg` [1 round per CG iteration]; the model's
+        decrease prered = -q_t(s_t) goes on the Iterate."""
+        rt, prob, p = self.rt, self.prob, self.p
+        xi = NEWTON_CG_RTOL if p.cg_rtol is None else p.cg_rtol
+        s, r, it.info["cg_iterations"], _ = steihaug_cg(
+            lambda v: P.hvp(rt, prob, it.w, v, task="tron.hvp"), it.g, self.delta, xi,
+            p.cg_maxiter)
+        it.predicted = -0.5 * (float(it.g @ s) - float(s @ r))
+        return -s
+
+    def line_search(self, it, p):
+        """2.-4. f, g at w_t + s_t [1 round], the new radius, and alpha = 1 (accepted:
+        f, g kept for the next iteration) or 0 (rejected); TRON's stops set ``stalled``.
+        Below f's rounding (both reductions <= 1e-12 |f|) the gradient decides."""
+        s = -p
+        f_new, g_new = P.loss_grad(self.rt, self.prob, it.w - p, task="tron.loss_grad")
+        gs, prered, actred = float(it.g @ s), it.predicted, it.f - f_new
+        if prered <= 0:
+            self.stalled, accept = "TRON: predicted reduction <= 0 (at machine precision?)", False
+        elif abs(actred) <= TINY * abs(it.f) and prered <= TINY * abs(it.f):
+            accept = bool(np.linalg.norm(g_new) < np.linalg.norm(it.g))     # Delta kept
+            if not accept:
+                self.stalled = ("TRON: reductions below 1e-12 |f| and no smaller gradient "
+                                "(machine precision)")
+        else:
+            self.delta, accept = radius(self.delta, float(np.linalg.norm(s)), gs, it.f, f_new,
+                                        prered, self.accepted == 0)
+        it.info["trust_radius"] = self.delta
+        if accept:
+            self.f, self.g, self.accepted = f_new, g_new, self.accepted + 1
+        return 1.0 if accept else 0.0
+
+    def check(self, it, alpha):
+        """A rejected step (alpha = 0) is no stall: TRON sets its own stops."""

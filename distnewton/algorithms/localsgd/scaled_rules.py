@@ -1,8 +1,8 @@
-"""The pieces of scaled Local SGD (:mod:`.scaled_localsgd`): the statistics, the
+"""The pieces of scaled Local SGD (:mod:`.scaled`): the statistics, the
 averaging rules with their beta_t, the first moment, and the constants of the
 paper's theory (pure functions, shared by master and workers; no communication).
 
-Notation as in :mod:`.scaled_localsgd`: s the statistic of one mini-batch z,
+Notation as in :mod:`.scaled`: s the statistic of one mini-batch z,
 D the average, D_hat = max(alpha, |D|), gamma the step, H local steps a round.
 
 **The averages as the paper writes them.**  Every rule is one recurrence with a
@@ -15,12 +15,12 @@ with ``beta_schedule: constant`` giving: oasis beta_1 = 0 (OASIS's warm start
 D_1 = s_1), then beta; rmsprop beta from D_0 = 0; adam the weights that its bias
 correction D_t^2 = m_t / (1 - beta^t) amounts to, 1 - beta_t = (1 - beta)/(1 -
 beta^t) (beta_1 = 0: D_1^2 = s_1).  :func:`ema_update` computes the constant
-schedule exactly as before this rewrite (Adam through m_t and 1 - beta^t).
+schedule in Adam's own form (through m_t and 1 - beta^t).
 
 **beta_schedule: theory** (the paper's Corollary 1 asks beta_t to make the
-preconditioner change slowly; its summary in ../shared/papers does not state the
-condition, so this is the condition re-derived from the same two ingredients,
-and the choice it leaves is this implementation's).  The analysis runs in the
+preconditioner change slowly without stating the condition, so this is the
+condition re-derived from the same two ingredients, and the choice it leaves is
+this implementation's).  The analysis runs in the
 norm ||x||_{D_hat}^2 = x^T D_hat x, where one preconditioned step contracts by
 (1 - gamma mu / Gamma); an update that changes D_hat with
 
@@ -68,6 +68,13 @@ round (:data:`N_CONSTANTS` floats), once per run, before the first round.
 m1 <- beta1 m1 + (1 - beta1) g and moves by gamma (m1 / (1 - beta1^c)) / D_hat
 (c: the client's momentum updates so far); m1 stays on the client, across
 rounds (never averaged, never sent).
+
+References
+----------
+.. [1] Chezhegov, Skorik, Khachaturov, Shalagin, Avetisyan, Takac, Kholodov,
+   Beznosikov, "Local methods with adaptivity via scaling", arXiv:2406.00846.
+.. [2] A. Khaled, K. Mishchenko, P. Richtarik, "Tighter theory for local SGD on
+   identical and heterogeneous data", AISTATS 2020.
 """
 
 from __future__ import annotations

@@ -29,6 +29,11 @@ Indices travel as int32, two per float64 word (an odd count is padded with 4
 bytes): :func:`pack_indices` / :func:`unpack_indices`.  RandSeqK's offset is a
 hash of (seed, k, t) (client k, round t: :meth:`Compressor.seq_offset`), which
 the master regenerates, so no index is sent.
+
+References
+----------
+.. [1] M. Safaryan, R. Islamov, X. Qian, P. Richtarik, "FedNL: Making Newton-type
+   methods applicable to federated learning", ICML 2022 (arXiv:2106.02969).
 """
 
 from __future__ import annotations

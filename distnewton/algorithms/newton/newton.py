@@ -32,21 +32,27 @@ computes f* for the other methods.
 
 Steps 1-4 are the hooks of :class:`.newton_type.NewtonType`; this module
 defines step 2, the direction, and what it needs from step 1 (the dense
-Hessian, or the workers holding w for CG); with ``solver: tron`` the hooks
-are :mod:`.tron`'s.
+Hessian, or the workers holding w for CG); with ``solver: tron`` a
+:class:`.tron.Tron`, a NewtonType whose hooks are the trust region's, takes the step.
+
+References
+----------
+.. [1] S. C. Eisenstat, H. F. Walker, "Choosing the forcing terms in an inexact
+   Newton method", SIAM Journal on Scientific Computing 17 (1996), 16-32.
+.. [2] J. Nocedal, S. J. Wright, *Numerical Optimization*, 2nd ed., Springer 2006
+   (Chapter 7: inexact Newton-CG).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
-from ..errors import UserError
-from ..linalg import solve_spd
-from . import solver_cost, tron
-from .base import LINE_SEARCH, SOLVER, use_cg
-from .newton_type import HELD, HESSIAN, NewtonType
+from ...errors import UserError
+from ...linalg import solve_spd
+from ..base import LINE_SEARCH, SOLVER, use_cg
+from ..newton_type import HELD, HESSIAN, NewtonType
+from . import solver_cost
+from .tron import Tron
 
 
 class Newton(NewtonType):
@@ -55,10 +61,10 @@ class Newton(NewtonType):
         SOLVER["solver"], choices=SOLVER["solver"].choices + ("tron",),
         doc=SOLVER["solver"].doc + "; tron: trust-region Newton-CG (LIBLINEAR's TRON: "
         "Steihaug CG to ||r|| <= cg_rtol ||g||, unset 0.1; no line search)")}
-    columns = {**NewtonType.columns, "trust_radius": np.float64}
+    columns = Tron.columns
     #: "cg", "cholesky" or "tron": the solver this run uses (``solver: auto`` decides once)
     solver_used = None
-    #: solver tron: f, g at w, the radius Delta and the accepted steps (:mod:`.tron`)
+    #: solver tron: the :class:`.tron.Tron` that takes the steps (and keeps f, g, Delta)
     tron = None
     #: auto's TRON: the last CG solve cost more than a direct iteration (go to Cholesky)
     tron_to_direct = False
@@ -75,9 +81,7 @@ class Newton(NewtonType):
         checkpoint): the one asked for, or under ``auto`` Cholesky, or on the
         Hessian-free path (d > cg_threshold, or Newton-CG estimated faster,
         :func:`.solver_cost.prefer_cg`) TRON (CG with ``cg_precondition: jacobi``:
-        TRON runs unpreconditioned).  TRON needs fewer Hessian-vector rounds than
-        the line-search Newton-CG where auto goes Hessian-free (w8a 59 against 66
-        to 1e-6, news20 207 against 359; ``benchmarks/results-vs_liblinear.md``)."""
+        TRON runs unpreconditioned)."""
         if self.solver_used is None:
             s = self.p.solver
             if s == "auto":
@@ -87,15 +91,30 @@ class Newton(NewtonType):
             self.solver_used = s
         return self.solver_used
 
-    def gradient(self, fg=None):
-        """f, g and the curvature (:meth:`.NewtonType.gradient`); on TRON those of the
-        last accepted trial point (:func:`.tron.gradient`; ``fg`` unused).  Auto's
-        TRON that went to Cholesky (:meth:`direction`) starts with a full round."""
+    def step(self, fg=None):
+        """One iteration (:meth:`.NewtonType.step`), or on TRON one of :meth:`trust_region`
+        (``fg`` unused).  Auto's TRON that went to Cholesky starts with a full round."""
         if self.solver() == "tron" and self.tron_to_direct:
             self.solver_used, fg = "cholesky", None
-        if self.solver() == "tron":
-            return tron.gradient(self)
-        return super().gradient(fg)
+        if self.solver() != "tron":
+            return super().step(fg)
+        tron = self.trust_region()
+        info = tron.step()
+        self.w, self.stalled = tron.w, tron.stalled
+        self.tron_to_direct = self.dearer_than_direct(info["cg_iterations"])
+        return info
+
+    def trust_region(self):
+        """The :class:`.tron.Tron` at this run's w (made at the first TRON iteration)."""
+        if not isinstance(self.tron, Tron):
+            state = self.tron       # None, or f, g, delta, accepted as a namespace: the
+            self.tron = Tron(       # layout of checkpoints written before Tron was a class
+                self.rt, self.prob, {k: getattr(self.p, k) for k in Tron.params}, self.w,
+                seed=self.seed)
+            if state is not None:
+                vars(self.tron).update(vars(state))
+        self.tron.w = self.w
+        return self.tron
 
     def hessian_free(self):
         """True on the line-search CG path (:meth:`solver` "cg")."""
@@ -110,33 +129,17 @@ class Newton(NewtonType):
         definite), or inexact Newton-CG in Hessian-vector-product rounds; under
         ``auto`` a CG solve dearer than a direct iteration switches the run to
         Cholesky from the next iteration (:func:`.solver_cost.break_even_hvps`)."""
-        if self.solver() == "tron":
-            p = tron.direction(self, it)
-            self.tron_to_direct = self.dearer_than_direct(it)
-            return p
         if it.H is not None:
             return solve_spd(it.H, it.g)
         p = self.cg_direction(it)
-        if self.dearer_than_direct(it):
+        if self.dearer_than_direct(it.info["cg_iterations"]):
             self.solver_used = "cholesky"
         return p
 
-    def dearer_than_direct(self, it):
-        """Under ``auto`` below cg_threshold: did this CG solve need more
-        Hessian-vector rounds than a direct iteration costs?  Then the run goes to
-        Cholesky from the next iteration (:func:`.solver_cost.break_even_hvps`)."""
+    def dearer_than_direct(self, cg_iterations):
+        """Under ``auto`` below cg_threshold: did a CG solve of ``cg_iterations``
+        Hessian-vector rounds cost more than a direct iteration?  Then the run goes
+        to Cholesky from the next iteration (:func:`.solver_cost.break_even_hvps`)."""
         return bool(self.p.solver == "auto" and not use_cg(self.p, self.prob.d)
-                    and it.info["cg_iterations"] > solver_cost.break_even_hvps(
+                    and cg_iterations > solver_cost.break_even_hvps(
                         self.prob, self.rt.round_latency + self.rt.modelled_latency))
-
-    def line_search(self, it, p):
-        """Armijo backtracking; with ``solver: tron`` the trust-region test of the
-        trial point instead, alpha = 1 (accepted) or 0 (:func:`.tron.trial`)."""
-        if self.solver() == "tron":
-            return tron.trial(self, it, p)
-        return super().line_search(it, p)
-
-    def check(self, it, alpha):
-        """A rejected trust-region step is no stall (TRON sets its own stops)."""
-        if self.solver() != "tron":
-            super().check(it, alpha)

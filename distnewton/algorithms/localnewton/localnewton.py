@@ -19,9 +19,9 @@ plus lambda I has condition number ~ ||X_k||^2 / (n_k lambda)) and changes
 little: the local model is itself only an approximation of the global one.
 
 then the master averages the local models, w_bar = sum_k (n_k/n) w_k (the
-paper's plain mean for equal shards).  One round per L local iterations:
-w_bar down (d floats), [f_k-sum at w_bar, n_k w_k] up (d + 1 floats per
-worker); the history's ``iteration`` advances by L per round.
+paper's plain mean for equal shards).  One round per L local iterations: w_bar
+and L down (d + 1 floats, L as a :class:`Header`), [f_k-sum at w_bar, n_k w_k] up
+(d + 1 floats per worker); the history's ``iteration`` advances by L per round.
 
 What the paper proves: with L = 1 (and L > 1 likewise) the iterates converge
 linearly, but only to an error floor of order O(1/sqrt(s)) for shards of s
@@ -29,16 +29,24 @@ rows: the average of local Newton steps is not the global Newton step.  The
 extreme case is (nearly) unregularised least squares: a unit Newton step on a
 quadratic jumps to the *local* optimum w_k*, so after the first round w_bar =
 sum_k (n_k/n) w_k*, which is not the global optimum when the shards differ.
+
+References
+----------
+.. [1] V. Gupta, A. Ghosh, M. Derezinski, R. Khanna, K. Ramchandran, M. W. Mahoney,
+   "LocalNewton: Reducing communication rounds for distributed learning", UAI 2021.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..params import INT, Param, at_least
-from ..runtime import worker_task
-from . import primitives as P
-from .base import LINE_SEARCH, SOLVER, Algorithm
+from ...params import INT, Param, at_least
+from ...runtime import worker_task
+from .. import primitives as P
+from ..base import LINE_SEARCH, SOLVER, Algorithm
+from ..control import Control
 
 LOCAL_PARAMS = {
     "L": Param(INT, 3, "local Newton iterations per communication round", check=at_least(1)),
@@ -47,13 +55,20 @@ LOCAL_PARAMS = {
 }
 
 
+@dataclass(frozen=True)
+class Header(Control):
+    """Sent down with w_bar (1 float)."""
+
+    L: int          # local Newton steps this round
+
+
 @worker_task("localnewton.local")
-def _local_steps(ctx, w_bar, L):
+def _local_steps(ctx, w_bar, header):
     """L local Newton steps from w_bar; replies [sum_j l_j(w_bar), n_k * w_k]."""
     shard, w = ctx.shard, w_bar.copy()
     f_bar = shard.loss_sum(w_bar)
     g0_norm = None                                    # ||grad f_k(w_bar)||
-    for _ in range(int(L[0])):
+    for _ in range(Header.unpack(header).L):
         g = shard.local_grad(w)
         g0_norm = g0_norm or float(np.linalg.norm(g)) or 1.0
         p = P.local_newton_direction(shard, w, g, ctx.params,
@@ -64,7 +79,7 @@ def _local_steps(ctx, w_bar, L):
 
 def local_round(rt, prob, w_bar, L):
     """One LocalNewton round: returns (f(w_bar), new w_bar).  1 round."""
-    out = rt.round("localnewton.local", w_bar, [float(L)], up=prob.d + 1)
+    out = rt.round("localnewton.local", w_bar, Header(L).pack(), up=prob.d + 1)
     return P.global_value(out[0], prob.n, prob.penalty, w_bar), out[1:] / prob.n
 
 

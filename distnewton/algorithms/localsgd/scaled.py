@@ -83,7 +83,7 @@ the Hessian diagonal spans 4e-5..0.24 (median 7.6e-3), so alpha = 1e-2
 leaves OASIS scaling only the frequent features; the tuning preferred
 alpha = 1e-3 only for local OASIS on iid data.
 
-Options beyond the defaults (the maths is in :mod:`.scaled_localsgd_rules`):
+Options beyond the defaults (the maths is in :mod:`.scaled_rules`):
 
 * ``beta_schedule: theory``: the averaging weights beta_t capped so that D_hat
   changes slowly enough for the paper's rate (Corollary 1's condition, re-derived:
@@ -111,23 +111,30 @@ State (checkpointable): the master keeps ``m`` (the EMA, a d-vector),
 worker in local mode keeps ``scale_m`` (d-vector) and ``scale_count`` in
 ``ctx.state`` beside Local SGD's epoch position.  Random streams: run.seed,
 worker k's ``SeedSequence((seed, k + 1))`` (mini-batches and Rademacher v).
+
+References
+----------
+.. [1] Chezhegov, Skorik, Khachaturov, Shalagin, Avetisyan, Takac, Kholodov,
+   Beznosikov, "Local methods with adaptivity via scaling", arXiv:2406.00846.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 
-from ..errors import UserError
-from ..params import FLOAT, INT, STR, Param, at_least, positive
-from ..runtime import worker_task
-from .base import Algorithm
+from ...errors import UserError
+from ...params import FLOAT, INT, STR, Param, at_least, positive
+from ...runtime import worker_task
+from ..base import Algorithm
+from ..control import Control
+from ..minibatch import batches, stochastic_grad
 from .localsgd import sgd
-from .minibatch import batches, stochastic_grad
-from .scaled_localsgd_rules import (N_CONSTANTS, batch_hvp, clip, ema_update,  # noqa: F401
-                                    first_moment, rademacher, row_constants, statistic,
-                                    theory_cap, theory_constants, theory_gamma)
+from .scaled_rules import (N_CONSTANTS, batch_hvp, clip, ema_update,  # noqa: F401
+                           first_moment, rademacher, row_constants, statistic,
+                           theory_cap, theory_constants, theory_gamma)
 
 SCALINGS = ("identity", "adam", "rmsprop", "oasis")
 MODES = ("global", "local")
@@ -139,16 +146,25 @@ def in_closed_open(lo, hi):
     return lambda x: None if lo <= x < hi else f"must be in [{lo}, {hi}), got {x}"
 
 
+@dataclass(frozen=True)
+class Knobs(Control):
+    """The theory options' values, sent down with every round (2 floats)."""
+
+    gamma: float            # the step
+    cap: float | None       # the cap on 1 - beta_t (None: the constant schedule)
+
+
 def gamma_of(p, knobs=None):
-    """The step: theory's (sent down in ``knobs``), the config's, or the default."""
+    """The step: theory's (``knobs``, a packed :class:`Knobs`), the config's, or the
+    default."""
     if knobs is not None:
-        return float(knobs[0])
+        return Knobs.unpack(knobs).gamma
     return GAMMA[p.scaling] if p.gamma is None else p.gamma
 
 
 def cap_of(knobs):
     """The theory schedule's cap on 1 - beta_t (None: the constant schedule)."""
-    return None if knobs is None or np.isnan(knobs[1]) else float(knobs[1])
+    return None if knobs is None else Knobs.unpack(knobs).cap
 
 
 def theory_on(p):
@@ -275,7 +291,7 @@ class ScaledLocalSGD(Algorithm):
         self.m = np.zeros(d)                  # EMA of the statistics (global mode)
         self.count = 0                        # EMA updates so far
         self.dhat = np.ones(d)                # D_hat for the next round
-        self.knobs = None                     # theory: [gamma, cap or NaN], sent down
+        self.knobs = None                     # theory: a packed Knobs, sent down
         self.theory = None                    # theory: the constants (a dict), for the record
 
     def _update(self, s):
@@ -291,11 +307,11 @@ class ScaledLocalSGD(Algorithm):
         th = theory_constants(replies, prob.loss, prob.penalty, prob.n, p.estimate)
         gamma = theory_gamma(p.scaling, p.alpha, th) if p.step_size == "theory" \
             else gamma_of(p)
-        cap = np.nan
+        cap = None
         if p.beta_schedule == "theory" and p.scaling != "identity":
             h = p.local_steps if p.mode == "global" else 1
             cap = theory_cap(p.scaling, p.alpha, gamma, h, th)
-        self.knobs = np.array([gamma, cap])
+        self.knobs = Knobs(gamma, cap).pack()
         self.theory = {k: float(v) for k, v in th._asdict().items()}   # for the record
 
     def step(self):

@@ -31,6 +31,13 @@ mini-batches and their gradient g are :mod:`.minibatch`'s (:func:`~.minibatch.ba
 inner loop (:func:`sgd`) takes an optional ``precondition(g, w, batch)`` so
 that scaled variants (w <- w - eta D_hat^{-1} g: Adam, RMSProp, OASIS, with D_hat
 global or local) reuse it unchanged.
+
+References
+----------
+.. [1] S. U. Stich, "Local SGD converges fast and communicates little", ICLR 2019.
+.. [2] B. McMahan, E. Moore, D. Ramage, S. Hampson, B. Aguera y Arcas,
+   "Communication-efficient learning of deep networks from decentralized data",
+   AISTATS 2017.
 """
 
 from __future__ import annotations
@@ -39,10 +46,10 @@ import math
 
 import numpy as np
 
-from ..params import FLOAT, INT, Param, at_least, nonneg, positive
-from ..runtime import worker_task
-from .base import Algorithm
-from .minibatch import batches, stochastic_grad
+from ...params import FLOAT, INT, Param, at_least, nonneg, positive
+from ...runtime import worker_task
+from ..base import Algorithm
+from ..minibatch import batches, stochastic_grad
 
 
 def steps_per_round(p, n_k):

@@ -50,7 +50,7 @@ Round k (one communication round):
    x^{k+1} = x^k - gamma g^k, g^k = (1/K) sum_i C_i grad F_i(C_i x^k)
    (one local step), which is the iteration the paper's analysis studies.
 
-Sketches (``sketch``):
+Sketches (``sketch``; drawn by :mod:`.sketches`):
 
 * ``perm`` (Perm-q): a fresh uniform permutation pi of [d] each round.
   d >= K: pi is cut into K blocks of floor(d/K) or ceil(d/K) coordinates
@@ -98,7 +98,7 @@ numbers are the slides'):
   (beta + 1/2), for beta in (0, 1/2)" (``theory_beta``).  The step taken is
   gamma = 1/theta, and min(1/theta, (1/2 - beta)/(beta + 1/2)) when both apply
   (always Theorem (19)'s there: theta = 1).  theta is computed exactly from the
-  L_i (:mod:`.ist_analysis`): one *charged* round before the first step, every
+  L_i (:mod:`.analysis`): one *charged* round before the first step, every
   worker sending X_i^T X_i and X_i^T y_i (d^2 + d floats up; the ridge columns
   below then come from it, whatever ``analysis`` says).  Only on ``ridge``, one
   local full-gradient step, d <= ANALYSIS_MAX_D and d >= K for the permutation
@@ -130,32 +130,41 @@ bernoulli, and perm / perm_precond with d >= K (else NaN): the neighbourhood
 bound sqrt(E||x^k - x*||^2) <= rho^{k/2} ||x^0 - x*|| + R (1 - rho^{k/2}), the
 bias ||E[B]^{-1} E[h] - x*|| and the slides' h, sigma^2, theta, W_bar with the
 right-hand sides of Theorems (19) and (24): maths and columns in
-:mod:`.ist_analysis`, exact moments in :mod:`.ist_moments`.  ``dist_opt`` is for
+:mod:`.analysis`, exact moments in :mod:`.moments`.  ``dist_opt`` is for
 logging only: the algorithm never uses x* (``step_size: theory`` uses theta, a
 function of the L_i only).
 
 Master state: x, the diagonal table (perm_precond, homogeneous), the step in
-use, the analysis state and round counter (numpy arrays, scalars and a dict) and the sketch generator
-(``self.rng``); the workers keep nothing between rounds (their batch stream is
-``ctx.rng``).
+use, the analysis state and round counter (numpy arrays, scalars and a dict) and
+the sketch generator (``self.rng``); the workers keep nothing between rounds (their
+batch stream is ``ctx.rng``).
+
+References
+----------
+.. [1] E. Shulgin, P. Richtarik, "Towards a better theoretical understanding of
+   independent subnetwork training", arXiv:2306.16484.
+.. [2] R. Szlendak, A. Tyurin, P. Richtarik, "Permutation compressors for provably
+   faster distributed nonconvex optimization", ICLR 2022.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import UserError
-from ..params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
-from ..runtime import worker_task
-from . import ist_analysis as A
-from .base import Algorithm
-from .ist_analysis import quadratic_analysis  # noqa: F401  (re-exported)
-from .minibatch import grad_sum, rows_of, sample_rows
+from ...errors import UserError
+from ...params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ...runtime import worker_task
+from ..base import Algorithm
+from ..control import Control
+from ..minibatch import grad_sum, rows_of, sample_rows
+from . import analysis as A
+from .analysis import quadratic_analysis  # noqa: F401  (re-exported)
+from .sketches import SKETCHES, draw_sketches, encode
 
-SKETCHES = ("perm", "perm_precond", "identity", "bernoulli")
 #: l'' bound used for the perm_precond curvature diagonal
 CURVATURE_BOUND = {"ridge": 1.0, "logistic": 0.25}
 
@@ -178,16 +187,23 @@ def local_steps(ctx, z, idx, scale, phi):
     return z[idx]
 
 
+@dataclass(frozen=True)
+class Header(Control):
+    """Broadcast with every IST round (1 float)."""
+
+    phi: float      # gamma K / N: the local steps' common factor
+
+
 @worker_task("ist.full")
-def _full(ctx, x, ctrl, scale=None):
+def _full(ctx, x, header, scale=None):
     """identity sketch: z_i after local steps from x (d floats); ``scale``: the
     coordinate steps D^{-1} (``precondition: homogeneous``), else 1."""
     return local_steps(ctx, np.array(x, dtype=np.float64), slice(None),
-                       1.0 if scale is None else scale, float(ctrl[0]))
+                       1.0 if scale is None else scale, Header.unpack(header).phi)
 
 
 @worker_task("ist.sub")
-def _sub(ctx, ctrl, payload):
+def _sub(ctx, header, payload):
     """Submodel [q, S_i, w_i on S_i, c_i on S_i (1 or q)] -> z_i on S_i (q floats)."""
     q = int(payload[0])
     if q == 0:
@@ -196,7 +212,8 @@ def _sub(ctx, ctrl, payload):
     scale = payload[1 + 2 * q:]
     z = np.zeros(ctx.shard.d)
     z[idx] = payload[1 + q:1 + 2 * q]
-    return local_steps(ctx, z, idx, scale if scale.size == q else float(scale[0]), float(ctrl[0]))
+    return local_steps(ctx, z, idx, scale if scale.size == q else float(scale[0]),
+                       Header.unpack(header).phi)
 
 
 @worker_task("ist.colsq")
@@ -216,47 +233,6 @@ def _quadratic(ctx):
     H = X.T @ SX
     H = H.toarray() if hasattr(H, "toarray") else np.asarray(H)
     return np.concatenate((H.ravel(), SX.T @ y))
-
-
-# -- sketches (master side) ----------------------------------------------
-def perm_assignment(rng, d, K):
-    """One ``perm`` draw: (coordinates S_i, scale K/c_j on S_i) for i = 0..K-1."""
-    pi = rng.permutation(d)
-    if d >= K:
-        blocks = np.array_split(pi, K)
-        order = rng.permutation(K)
-        return [(np.sort(blocks[b]), np.full(blocks[b].size, float(K))) for b in order]
-    reps = -(-K // d)
-    slots = np.tile(pi, reps)[:K]                       # coordinate j appears c_j times
-    counts = np.bincount(slots, minlength=d)
-    rng.shuffle(slots)
-    return [(np.array([j]), np.array([K / counts[j]])) for j in slots]
-
-
-def draw_sketches(rng, sketch, d, K, p=None, diag=None):
-    """The K sketches of one round as (S_i, diagonal of C_i on S_i) pairs."""
-    if sketch == "bernoulli":
-        out = []
-        for _ in range(K):
-            idx = np.flatnonzero(rng.random(d) < p)
-            out.append((idx, np.full(idx.size, 1.0 / p)))
-        return out
-    blocks = perm_assignment(rng, d, K)
-    if sketch == "perm":
-        return blocks
-    out = []                                            # perm_precond
-    for i, (idx, s) in enumerate(blocks):
-        Lii = diag[i, idx]
-        out.append((idx, np.sqrt(s / np.where(Lii > 0, Lii, 1.0))))
-    return out
-
-
-def encode(idx, w, scale):
-    """Scatter payload [q, idx, w, scale (1 float when all equal, else q)]."""
-    sc = scale[:1] if scale.size and np.all(scale == scale[0]) else scale
-    if idx.size == 0:
-        sc = np.asarray([1.0])          # placeholder; nothing to scale
-    return np.concatenate(([float(idx.size)], idx.astype(np.float64), w, sc))
 
 
 def open_interval(lo, hi):
@@ -305,7 +281,7 @@ class IST(Algorithm):
         self.dinv = None                        # D^{-1} (precondition: homogeneous)
         self.k = 0                              # IST rounds done
         self.gamma = self.p.gamma if self.p.step_size == "fixed" else None
-        self.ridge = None                       # ridge analysis state (ist_analysis.start_log)
+        self.ridge = None                       # ridge analysis state (analysis.start_log)
         if self.p.analysis and self.gamma is not None:
             self._analyse(charged=False)        # here, so that wall_time never includes it
 
@@ -371,11 +347,11 @@ class IST(Algorithm):
             self.dinv = 1.0 / self.diag.mean(axis=0)        # D = Diag(L) = (1/K) sum_i D_i
         if self.ridge is not None:
             A.accumulate(self.ridge, self.w)
-        ctrl = np.array([self.gamma * K / prob.n])
+        header = Header(phi=self.gamma * K / prob.n).pack()
         x = self.w
         if p.sketch == "identity":
             extra = (self.dinv,) if homogeneous else ()
-            zs = rt.round("ist.full", x, ctrl, *extra, up=[d] * K)
+            zs = rt.round("ist.full", x, header, *extra, up=[d] * K)
             acc = np.zeros(d)
             for z in zs:
                 acc += z
@@ -386,7 +362,7 @@ class IST(Algorithm):
             dinv = self.dinv if homogeneous else None
             payload = [encode(idx, c * x[idx], c if dinv is None else c * dinv[idx])
                        for idx, c in sk]
-            zs = rt.round("ist.sub", ctrl, up=[idx.size for idx, _ in sk], scatter=payload)
+            zs = rt.round("ist.sub", header, up=[idx.size for idx, _ in sk], scatter=payload)
             acc, cov = np.zeros(d), np.zeros(d)
             for (idx, c), z in zip(sk, zs):
                 acc[idx] += z

@@ -1,8 +1,8 @@
 """``solver: auto`` for ``newton``: Cholesky or Hessian-vector rounds, whichever
 costs less time.  The Hessian-free side is TRON (:mod:`.tron`; the line-search
-Newton-CG with ``cg_precondition: jacobi``): where auto goes there it needs fewer
-Hessian-vector rounds (to 1e-6: w8a 59 against 66, news20 207 against 359); the
-cost model below is the same for both.
+Newton-CG with ``cg_precondition: jacobi``), which needs fewer Hessian-vector
+rounds where auto goes there (``benchmarks/results-vs_liblinear.md``); the cost
+model below is the same for both.
 
 Per Newton iteration (the gradient and line-search rounds are common to both):
 
@@ -28,24 +28,22 @@ iterates near the optimum: a9a 2, 4, 6, 8, 19, 27, ..., w8a 2, 2, 3, 7, ..., 16)
 so auto also watches it: once one CG solve needs more Hessian-vector rounds than
 the first direct iteration would cost, its pair maps' build included
 (:func:`break_even_hvps`), the run goes to Cholesky for the rest (kept in the
-checkpoint).  Auto therefore never pays much more than twice that for an iteration.  The choice depends only on the data,
-K, d and the config: the same on every backend and machine.
+checkpoint).  Auto therefore never pays much more than twice that for an
+iteration.  The choice depends only on the data, K, d and the config: the same on
+every backend and machine.  Above ``cg_threshold`` auto is always Hessian-free (no
+d x d matrix).
 
-Measured on the project's 2-core machine, 2026-12-02 (one BLAS thread; forming H
-on a9a's 16,000-row shard 6.6 ms against 0.25 ms per hvp, w8a's 14 ms against
-0.57 ms; ``benchmarks/vs_liblinear.py`` shows both solvers' rows next to auto's
-choice): w8a goes to CG (0.19 s against 0.32 s to 1e-8 with 2 workers), a9a
-stays with Cholesky (0.10 s, 14 rounds, against 0.17 s, 249 rounds), ijcnn1 and
-phishing (dense shards, d = 22 and 68: H costs a few hvp) stay with Cholesky.
-Above ``cg_threshold`` auto is always CG (no d x d matrix), as before.
+The constants are per-operation costs calibrated with one BLAS thread;
+``benchmarks/vs_liblinear.py`` shows both solvers' rows next to auto's choice
+(there w8a goes Hessian-free; a9a, ijcnn1 and phishing stay with Cholesky).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..objectives import DENSE_HESSIAN_BYTES, SPARSE_FLOP_COST
-from ..pairs import PAIR_BYTES, PAIRS_MAX_BYTES
+from ...objectives import DENSE_HESSIAN_BYTES, SPARSE_FLOP_COST
+from ...pairs import PAIR_BYTES, PAIRS_MAX_BYTES
 
 #: seconds per dense BLAS flop, one thread (syrk of ijcnn1's dense shard: 0.19 ns)
 FLOP_SECONDS = 0.2e-9
@@ -59,18 +57,17 @@ SPARSE_HVP, DENSE_HVP = 10.0, 1.25
 #: CG iterations expected per Newton iteration at cg_rtol 0.1 (measured 5-14)
 CG_EXPECTED = 10
 #: flop-equivalents per multiply-add of the sparse X^T (D X) (scipy CSR x CSR, then
-#: to dense: 2.1-5 ns per sum_j nnz(x_j)^2 on a9a's and w8a's shards, 2026-12-02),
-#: used where a shard's pair map would be too big
+#: to dense: 2.1-5 ns per sum_j nnz(x_j)^2 on a9a's and w8a's shards), used where
+#: a shard's pair map would be too big
 SPARSE_FORM = 10.5
 #: flop-equivalents per entry of the pair map (:mod:`distnewton.pairs`): the
 #: product P^T D, 1.4-2 ns per pair, plus its one-time build, 18-36 ns per pair,
-#: spread over about 8 iterations (a9a, w8a, 2026-12-02): 18-32; 20 keeps a9a
-#: with one worker on Cholesky (22 sent it to CG, then by the break-even rule to
-#: Cholesky: 0.31 s to 1e-6 against 0.13 s for Cholesky throughout)
+#: spread over about 8 iterations (a9a, w8a): 18-32; 20 keeps a9a with one worker
+#: on Cholesky (22 sent it to CG, then by the break-even rule to Cholesky)
 PAIR_FORM = 20.0
 #: flop-equivalents per pair of building the map once (:func:`~distnewton.pairs.row_pairs`
-#: in chunks: 8-12 ns per pair on a9a and w8a, 2026-12-03, the first touch of its
-#: pages included), charged in full by :func:`break_even_hvps`
+#: in chunks: 8-12 ns per pair on a9a and w8a, the first touch of its pages
+#: included), charged in full by :func:`break_even_hvps`
 PAIR_BUILD = 50.0
 
 
@@ -136,8 +133,7 @@ def break_even_hvps(problem, latency):
     """Hessian-vector rounds that cost as much as the direct iteration that would
     replace them, the first one, which also builds the pair maps (a run on the
     Hessian-free path has none): a CG solve that needed more sends ``auto`` to
-    Cholesky for the rest of the run.  (Without the build w8a's TRON went to
-    Cholesky for its last iteration at grad_rtol 1e-10, 0.22 s against 0.15.)"""
+    Cholesky for the rest of the run."""
     return ((direct_seconds(problem) + map_build_seconds(problem))
             / (cg_seconds(problem, latency) / CG_EXPECTED))
 

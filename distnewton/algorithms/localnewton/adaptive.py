@@ -35,20 +35,24 @@ and the decision is taken before the next round is sent (f(w_bar_0) rides on
 the first round); GIANT then starts from the newest or the best model with no
 check round.
 
-Defaults (measured with benchmarks/paper_localnewton.py --tables variants: K = 100
-simulated workers, lambda = 1/n, rounds to relative suboptimality 1e-3; see the
-README, "The LocalNewton paper's comparison"): the Armijo constant ``beta`` 0.1 of
-the local and GIANT line searches (up to issue 18: 1e-4; 0.1 cut a9a from 34 to 15
-rounds and w8a from 136 to 105), ``delta_mode: relative`` with ``delta`` 1e-3 (up
-to then absolute 1e-4: 105 -> 103 on w8a, the same elsewhere, and independent of
-the loss's scale), ``loss_eval: riding`` (``round`` costs two rounds per
-average: 28, 12 and 129 rounds against 15, 6 and 105 on a9a, ijcnn1 and w8a),
-``restart: best`` (newest: 14, 6, 110).
+Defaults (chosen with ``benchmarks/paper_localnewton.py --tables variants``: K = 100
+simulated workers, lambda = 1/n, rounds to relative suboptimality 1e-3): the Armijo
+constant ``beta`` 0.1 of the local and GIANT line searches (1e-4: a9a 34 rounds
+instead of 15, w8a 136 instead of 105), ``delta_mode: relative`` with ``delta``
+1e-3 (independent of the loss's scale; absolute 1e-4: w8a 105 rounds, the same
+elsewhere), ``loss_eval: riding`` (``round`` costs two rounds per average: 28, 12
+and 129 rounds against 15, 6 and 105 on a9a, ijcnn1 and w8a), ``restart: best``
+(newest: 14, 6, 110).
 
 History columns: ``L`` (local iterations in this iteration's round; 0 in the
 GIANT phase), ``phase`` (``localnewton`` or ``giant``), so plots can mark
 the switches, and ``cg_iterations`` (global CG iterations of a GIANT-phase
 iteration with the fallback, else 0).
+
+References
+----------
+.. [1] V. Gupta, A. Ghosh, M. Derezinski, R. Khanna, K. Ramchandran, M. W. Mahoney,
+   "LocalNewton: Reducing communication rounds for distributed learning", UAI 2021.
 """
 
 from __future__ import annotations
@@ -57,10 +61,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..params import FLOAT, INT, STR, Param, at_least, nonneg
-from . import primitives as P
-from .base import LINE_SEARCH, LS_STEPS_APPROX, Algorithm
-from .giant import DIRECTION, GIANT
+from ...params import FLOAT, INT, STR, Param, at_least, nonneg
+from .. import primitives as P
+from ..base import LINE_SEARCH, LS_STEPS_APPROX, Algorithm
+from ..giant import DIRECTION, GIANT
 from .localnewton import LOCAL_PARAMS, local_round
 
 
@@ -85,7 +89,8 @@ class AdaptiveLocalNewton(Algorithm):
         **{k: v for k, v in LOCAL_PARAMS.items() if k != "L"},
         "beta": replace(LINE_SEARCH["beta"], default=0.1, doc=(
             "Armijo constant of the local and the GIANT-phase line searches: "
-            "f(w - a p) <= f(w) - beta a p.g (0.1: measured best)")),
+            "f(w - a p) <= f(w) - beta a p.g (0.1: the fewest rounds of "
+            "benchmarks/paper_localnewton.py's variants)")),
         "ls_steps": LS_STEPS_APPROX,
         **DIRECTION,
     }

@@ -20,8 +20,8 @@ FedNL, round k (one gather round; ``h0: local`` starts from H_i = Hess f_i(x_0))
                x_{k+1} = x_k - (H + l I)^{-1} g         (option 2)
                H <- H + alpha sum (n_i/n) S_i
 
-    [up per client: d floats + the message (+ 1); down: x_k and 3 floats
-    (round k, alpha, the seed RandSeqK's offsets derive from)]
+    [up per client: d floats + the message (+ 1); down: x_k and 4 floats
+    (:class:`~.clients.RoundHeader`: round k, alpha, the seed, option 2's flag)]
 
 With ``h0: local`` the first round (k = 0) carries the clients' exact local
 Hessians instead of a message (S_i = C(0) = 0 there): one reduction of
@@ -48,114 +48,29 @@ saw, and its l_i; then every iteration
 History columns: ``hessian_gap`` (l, the mean ||Hess f_i(x_k) - H_i||_F, when
 option 2 or PP sends it; NaN otherwise) and ``participants``.
 Master state (checkpointed): H, the round counter, the PP vectors; worker
-state: H_i in ``ctx.state``.
+state: H_i in ``ctx.state`` (the clients' side: :mod:`.clients`).
+
+References
+----------
+.. [1] M. Safaryan, R. Islamov, X. Qian, P. Richtarik, "FedNL: Making Newton-type
+   methods applicable to federated learning", ICML 2022 (arXiv:2106.02969).
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 from types import SimpleNamespace
 
 import numpy as np
 
-from ..errors import UserError
-from ..linalg import check_dense_hessian, solve_spd
-from ..params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
-from ..runtime import RAGGED, worker_task
-from . import primitives as P
-from .base import LINE_SEARCH, Algorithm
-from .compressors import Compressor
+from ...errors import UserError
+from ...linalg import check_dense_hessian, solve_spd
+from ...params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ...runtime import RAGGED
+from .. import primitives as P
+from ..base import LINE_SEARCH, Algorithm
+from .clients import AheadHeader, PPHeader, RoundHeader, compressor
 
 COMPRESSORS = ("identity", "topk", "randk", "randseqk", "toplek", "rankr")
-
-
-@functools.lru_cache(maxsize=8)
-def compressor(name, d, k_mult, rank, seed):
-    return Compressor(name, d, k_mult, rank, seed)
-
-
-# -- worker side ----------------------------------------------------------
-# H_i is kept as its upper triangle h_i (D = d(d+1)/2 entries, ``ctx.state``):
-# the compressors act on it and the learning step touches only the sent entries.
-def _comp(ctx, info):
-    p = ctx.params
-    return compressor(p.compressor, ctx.shard.d, p.k_mult, p.rank, int(info[2]))
-
-
-def _hessian_upper(ctx, comp, w):
-    """Upper triangle of Hess f_i(w) = (1/n_i) X^T D X + lambda I."""
-    shard = ctx.shard
-    h = shard.hess_upper_sum(w) / shard.n
-    h[comp.diagonal] += shard.penalty        # lambda (0 for a free intercept)
-    return h
-
-
-def _learn(ctx, comp, hess, alpha, t, pending=False):
-    """S_i = C(Hess f_i - H_i) as a message; H_i <- H_i + alpha S_i (upper triangles).
-    ``pending`` (a speculative line-search trial): the update waits for the master's
-    verdict, with the RNG state to return to if the trial is rejected."""
-    h = ctx.state.setdefault("fednl.H", np.zeros(comp.D))
-    rng_before = copy.deepcopy(ctx.rng) if pending else None
-    msg = comp.encode_upper(hess - h, ctx.rng, k=ctx.k, t=t)
-    if pending:
-        ctx.state["fednl.pending"] = {"msg": msg.copy(), "t": t, "rng": rng_before}
-    else:
-        comp.accumulate(h, msg, alpha, k=ctx.k, t=t)
-    return msg
-
-
-def _resolve(ctx, comp, verdict, alpha):
-    """The master's verdict on the last speculative trial: 1 accepted (apply its
-    update), 2 rejected (forget it, rewind the RNG)."""
-    pend = ctx.state.pop("fednl.pending", None)
-    if pend is None:
-        return
-    if verdict == 1:
-        comp.accumulate(ctx.state["fednl.H"], pend["msg"], alpha, k=ctx.k, t=pend["t"])
-    else:
-        ctx.rng = pend["rng"]
-
-
-@worker_task("fednl.init")
-def _init(ctx, w, info):
-    """h0 local: H_i = Hess f_i(x_0); reply [loss sum, grad sum, n_i H_i upper]."""
-    shard, comp = ctx.shard, _comp(ctx, info)
-    h = ctx.state["fednl.H"] = _hessian_upper(ctx, comp, w)
-    f, g = shard.loss_grad_sum(w)
-    return np.concatenate(([f], g, shard.n * h))
-
-
-@worker_task("fednl.round")
-def _round(ctx, w, info):
-    """FedNL round: [loss sum (LS)] + grad sum + [l_i (option 2)] + message."""
-    p, shard, t, comp = ctx.params, ctx.shard, int(info[0]), _comp(ctx, info)
-    if info.size > 4:                          # speculative line search: info[4] the
-        _resolve(ctx, comp, int(info[4]), float(info[1]))   # verdict, info[5] a trial
-    hess = _hessian_upper(ctx, comp, w)
-    gap = comp.frobenius(hess - ctx.state.get("fednl.H", 0.0)) if info[3] else None
-    msg = _learn(ctx, comp, hess, float(info[1]), t, pending=info.size > 5 and bool(info[5]))
-    f, g = shard.loss_grad_sum(w)
-    head = [f] if p.line_search else []
-    return np.concatenate((head, g, [] if gap is None else [gap], msg))
-
-
-@worker_task("fednl.pp")
-def _pp(ctx, w, info):
-    """FedNL-PP: [l_i, g_i (d), message]; info[3] = 1 for the first (full) round,
-    which sets H_i (h0 local: n_i H_i's upper triangle is sent) and no message."""
-    shard, t, comp = ctx.shard, int(info[0]), _comp(ctx, info)
-    hess = _hessian_upper(ctx, comp, w)
-    local = info[3] and ctx.params.h0 == "local"
-    if info[3]:
-        ctx.state["fednl.H"] = hess.copy() if local else np.zeros(comp.D)
-        msg = np.zeros(0)
-    else:
-        msg = _learn(ctx, comp, hess, float(info[1]), t)
-    h = ctx.state["fednl.H"]
-    l_i = comp.frobenius(h - hess)
-    g_i = comp.symmetric(h) @ w + l_i * w - shard.local_grad(w)
-    return np.concatenate(([l_i], g_i, shard.n * h if local else msg))
 
 
 # -- master side ----------------------------------------------------------
@@ -245,10 +160,16 @@ class FedNL(Algorithm):
         p = self.p
         return compressor(p.compressor, self.prob.d, p.k_mult, p.rank, self.seed)
 
-    def info(self, t=None, first=False):
-        """[t, alpha, seed, flag] sent down with x (4 floats)."""
-        flag = first if self.pp else self.option == 2
-        return np.array([self.t if t is None else t, self.alpha, self.seed, float(flag)])
+    def header(self, t=None, **more):
+        """What a FedNL(-LS) round sends down with x (:class:`RoundHeader`, or with
+        ``verdict`` and ``trial`` :class:`AheadHeader`), packed."""
+        cls = AheadHeader if more else RoundHeader
+        return cls(t=self.t if t is None else t, alpha=self.alpha, seed=self.seed,
+                   gap=self.option == 2, **more).pack()
+
+    def pp_header(self, first=False):
+        """What a FedNL-PP round sends down with x (:class:`PPHeader`), packed."""
+        return PPHeader(t=self.t, alpha=self.alpha, seed=self.seed, first=first).pack()
 
     def messages_sum(self, replies, start, clients, t=None):
         """sum over clients of (n_i/n) S_i from the replies' messages (from ``start``)."""
@@ -294,7 +215,7 @@ class FedNL(Algorithm):
     def init_round(self):
         """h0 local: the exact local Hessians at x_0 and the gradient, one reduction."""
         prob, d = self.prob, self.prob.d
-        out = self.rt.round("fednl.init", self.w, self.info(), up=1 + d + self.comp.D)
+        out = self.rt.round("fednl.init", self.w, self.header(), up=1 + d + self.comp.D)
         g = P.regularise(out[1:1 + d], prob.n, prob.penalty, self.w)
         self.H = self.comp.symmetric(out[1 + d:] / prob.n)
         return out[0], g, (0.0 if self.option == 2 else np.nan), np.zeros_like(self.H)
@@ -304,14 +225,15 @@ class FedNL(Algorithm):
         ``ls_ahead`` the round also carries the verdict on the last trial, and
         ``trial`` makes the clients hold back their H_i update until the next."""
         prob, d, rt, p = self.prob, self.prob.d, self.rt, self.p
-        info = self.info(t)
         if p.line_search and p.ls_ahead:
-            info = np.concatenate((info, [self.verdict, float(trial)]))
+            header = self.header(t, verdict=int(self.verdict), trial=trial)
             self.verdict = 1.0 if trial else 0.0    # a trial is accepted unless rejected
+        else:
+            header = self.header(t)
         words = self.comp.words()
         head = int(p.line_search) + d + (self.option == 2)
         up = [RAGGED] * rt.K if words is None else [head + words] * rt.K
-        replies = rt.round("fednl.round", x, info, up=up)
+        replies = rt.round("fednl.round", x, header, up=up)
         o = int(p.line_search)
         fsum = sum(r[0] for r in replies) if p.line_search else 0.0
         g = P.regularise(sum(r[o:o + d] for r in replies), prob.n, prob.penalty, x)
@@ -339,7 +261,7 @@ class FedNL(Algorithm):
         """One FedNL-PP iteration (the first also sets every client's g_i, l_i)."""
         prob, d, rt, p = self.prob, self.prob.d, self.rt, self.p
         if self.t == 0:
-            replies = rt.round("fednl.pp", self.w, self.info(first=True),
+            replies = rt.round("fednl.pp", self.w, self.pp_header(first=True),
                                up=[1 + d + (self.comp.D if p.h0 == "local" else 0)] * rt.K)
             for i, r in enumerate(replies):
                 self.l_i[i], self.g_i[i] = r[0], r[1:1 + d]
@@ -351,7 +273,7 @@ class FedNL(Algorithm):
         chosen = np.sort(self.rng.choice(rt.K, size=p.participation, replace=False))
         words = self.comp.words()
         up = [RAGGED] * len(chosen) if words is None else [1 + d + words] * len(chosen)
-        replies = rt.round("fednl.pp", self.w, self.info(), up=up, to=chosen)
+        replies = rt.round("fednl.pp", self.w, self.pp_header(), up=up, to=chosen)
         S = self.messages_sum(replies, 1 + d, chosen)
         for i, r in zip(chosen, replies):
             self.l_i[i], self.g_i[i] = r[0], r[1:1 + d]

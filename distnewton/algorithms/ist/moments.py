@@ -1,4 +1,4 @@
-"""Exact moments of IST's random sketches, for the ridge analysis (:mod:`.ist_analysis`).
+"""Exact moments of IST's random sketches, for the ridge analysis (:mod:`.analysis`).
 
 One IST round on the quadratics F_i(x) = 1/2 x^T L_i x - x^T b_i is the affine map
 x -> x - gamma (B x - h) with
@@ -6,7 +6,7 @@ x -> x - gamma (B x - h) with
     B = sum_i P_i A_i P_i,      h = sum_i P_i beta_i,
 
 P_i = diag(p_i) the 0/1 indicator of worker i's support S_i, and A_i, beta_i fixed
-(``perm``: A_i = K L_i, beta_i = b_i; see :func:`.ist_analysis.sketched_terms`).
+(``perm``: A_i = K L_i, beta_i = b_i; see :func:`.analysis.sketched_terms`).
 Every expectation the analysis needs (E[B], E[h], E[B M B], E[B M h], E[h^T M h]
 for a fixed matrix M) is a sum over index tuples of products of entries times
 the probability that the tuple's coordinates lie in the supports:
