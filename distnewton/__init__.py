@@ -1,7 +1,8 @@
 """distnewton: communication-efficient distributed second-order optimization.
 
 Rank 0 is the master, ranks 1..K are workers holding one shard each.  See the
-README for the command line, the YAML config and the HDF5 result schema.
+documentation (docs/, or ``distnewton --help`` and ``distnewton config``) for the
+command line, the YAML config and the HDF5 result format.
 
 From Python::
 

@@ -1,6 +1,6 @@
 """Errors and exit codes shared by every rank.
 
-Exit codes (documented in the README): 0 done, 1 internal error, 2 user error
+Exit codes (documented in docs/guide/running.md): 0 done, 1 internal error, 2 user error
 (bad config, bad data, bad arguments), 3 stopped by SIGTERM/SIGUSR1 with a
 checkpoint written (``distnewton run --resume FILE`` continues), 4 the run
 finished but its result file could not be written: the model and history are

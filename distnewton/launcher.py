@@ -182,7 +182,7 @@ def choose(ntasks, command, environ=None):
         f"launcher: nothing here starts one MPI world of {ntasks} ranks (tried "
         f"{', '.join(tried)}; see the lines above): set DISTNEWTON_SRUN_MPI to the plugins "
         "your MPI supports (`srun --mpi=list`), or DISTNEWTON_MPIEXEC to your MPI's mpiexec, "
-        "and check that mpi4py is built for that MPI (README, \"On a cluster\")")
+        "and check that mpi4py is built for that MPI (docs/guide/backends.md, \"On a cluster\")")
 
 
 @click.group("launcher")

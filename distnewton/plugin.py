@@ -2,7 +2,7 @@
 
 A plugin is a module (or an installed package declaring the entry point group
 ``distnewton.algorithms``) that defines an :class:`Algorithm` subclass and its
-worker tasks; the README's "Writing an algorithm" walks through one.  Import
+worker tasks; docs/writing-an-algorithm.md walks through one.  Import
 from here, not from distnewton's internals: these names are kept stable.
 
 Master side (the algorithm class; one ``step()`` is one iteration):

@@ -25,7 +25,7 @@ point-to-point messages to the addressed ranks (:mod:`~distnewton.runtime.p2p`),
 no collective.  ``up`` as a list and ``scatter`` then have one entry per
 addressed worker, and a gather returns one reply per addressed worker.
 
-Counting (star network model, documented in the README): a broadcast of b
+Counting (star network model, documented in docs/guide/result-format.md): a broadcast of b
 bytes costs K*b bytes down, a scatter the sum of its pieces plus one 8-byte
 count per worker; a reduction of b bytes per worker costs K*b bytes up, a
 gather the sum of the replies, a ragged gather (replies whose lengths the

@@ -1,7 +1,7 @@
 """``solver: auto`` for ``newton``: Cholesky or Hessian-vector rounds, whichever
 costs less time.  The Hessian-free side is TRON (:mod:`.tron`; the line-search
 Newton-CG with ``cg_precondition: jacobi``), which needs fewer Hessian-vector
-rounds where auto goes there (``benchmarks/results-vs_liblinear.md``); the cost
+rounds where auto goes there (``benchmarks/results/vs_liblinear.md``); the cost
 model below is the same for both.
 
 Per Newton iteration (the gradient and line-search rounds are common to both):
