@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-import launch
+import support.launch as launch
 
 
 def pytest_report_header(config):
@@ -38,7 +38,7 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(autouse=True)
 def _markers(request):
-    """Let tests/launch.py check that a test launching MPI is marked ``mpi``."""
+    """Let tests/support/launch.py check that a test launching MPI is marked ``mpi``."""
     launch.CURRENT_MARKERS = {m.name for m in request.node.iter_markers()}
     yield
     launch.CURRENT_MARKERS = None

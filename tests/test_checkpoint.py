@@ -15,8 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from launch import (cli, env, mpi_implementation, mpiexec, read_result, synth,
-                    write_config)
+from support.launch import cli, env, mpi_implementation, mpiexec, read_result, synth, write_config
 
 #: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
 pytestmark = pytest.mark.slow

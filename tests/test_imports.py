@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import os
 
-from launch import ROOT
+from support.launch import ROOT
 
 PACKAGE = "distnewton"
 

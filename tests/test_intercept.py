@@ -12,7 +12,7 @@ from distnewton.data import write_libsvm
 from distnewton.objectives import Shard, penalty_weights
 
 from test_model import invoke, labelled
-from launch import write_config
+from support.launch import write_config
 
 D = 6
 

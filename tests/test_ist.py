@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_svmlight_file
 
-from launch import a9a_like, cli, german_like, read_result, write_config
+from support.launch import a9a_like, cli, german_like, read_result, write_config
 
 from distnewton.algorithms.base import Problem
 from distnewton.algorithms.ist.ist import IST, quadratic_analysis
@@ -22,7 +22,7 @@ from distnewton.runtime.sim import SimRuntime
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
-    """Synthetic stand-ins of the real sets' shapes and scales (tests/launch.py):
+    """Synthetic stand-ins of the real sets' shapes and scales (tests/support/launch.py):
     ``a9a`` (3000 x 123, 14 binary features per row) and ``german`` (dense 1000 x 24
     in [-1, 1]).  Generated on every clone: no test here needs the real sets."""
     tmp = tmp_path_factory.mktemp("ist")

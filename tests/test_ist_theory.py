@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
 
-from launch import cli, read_result, write_config
+from support.launch import cli, read_result, write_config
 from test_ist import quadratic
 
 from distnewton.algorithms.base import Problem

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import distnewton
-from launch import a9a_like, cli, own_lines, read_result, write_config
+from support.launch import a9a_like, cli, own_lines, read_result, write_config
 
 K = 5
 

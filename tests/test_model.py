@@ -12,7 +12,7 @@ import distnewton
 from distnewton.cli import main
 from distnewton.data import write_libsvm
 
-from launch import cli, write_config
+from support.launch import cli, logistic_reference, write_config
 
 D = 6
 
@@ -333,7 +333,6 @@ def test_warm_start_near_the_optimum_stops_instead_of_chasing_its_own_gradient(t
 
 
 def test_warm_start_from_a_half_converged_result_reaches_the_cold_optimum(tmp_path):
-    from launch import logistic_reference
     train = tmp_path / "t.svm"
     labelled(train, n=600, labels=(-1, 1))
     _, _, _, w_ref, _ = logistic_reference(train, n_features=D)

@@ -16,7 +16,7 @@ import distnewton
 from distnewton.data import write_libsvm
 from distnewton.model import evaluate, load_model
 
-from launch import cli, own_lines, read_result, write_config
+from support.launch import cli, own_lines, read_result, write_config
 
 CLASSES = (2, 5, 7, 9)          # raw labels that are not 0..C-1: the map must be used
 

@@ -10,9 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from launch import ROOT, cli, own_lines, read_result, synth, write_config
-from plugin_fixture import (assert_close, round_bytes, sklearn_optimum, write_entry_point,
-                            write_plugins)
+from support.launch import ROOT, cli, own_lines, read_result, synth, write_config
+from support.plugin_fixture import (assert_close, round_bytes, sklearn_optimum, write_entry_point,
+                                    write_plugins)
 
 D, N, LAM, K = 6, 400, 0.01, 2
 MPI = pytest.mark.mpi

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from launch import cli, logistic_reference, read_result, write_config, synth
+from support.launch import cli, logistic_reference, read_result, write_config, synth
 
 from distnewton.errors import UserError
 from distnewton.io.read import load

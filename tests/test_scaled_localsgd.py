@@ -16,8 +16,8 @@ from distnewton.config import resolve
 from distnewton.errors import UserError
 from distnewton.objectives import Shard
 from distnewton.runtime import WorkerContext
-from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
-                    read_result, synth, write_config)
+from support.launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
+                            read_result, synth, write_config)
 
 
 def tiny_shard(loss="logistic", n=13, d=5, seed=1):

@@ -19,7 +19,7 @@ from distnewton.config import resolve
 from distnewton.errors import UserError
 from distnewton.objectives import Shard
 from distnewton.runtime import WorkerContext
-from launch import cli, read_result, write_config
+from support.launch import cli, read_result, write_config
 from test_scaled_localsgd import small  # noqa: F401  (the fixture)
 from test_scaled_localsgd import (base_cfg, capped_average, csr_batch, naive_rounds, params,
                                   raw_config, sim_inprocess, tiny_shard)

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from launch import ROOT, env, mpiexec, read_result
-from plugin_fixture import assert_close, round_bytes, write_plugins
+from support.launch import ROOT, env, mpiexec, read_result
+from support.plugin_fixture import assert_close, round_bytes, write_plugins
 from test_plugins import BACKENDS, D, K, config, data, run  # noqa: F401  (fixture)
 
-JOB = Path(__file__).with_name("subset_rounds_job.py")
+JOB = Path(__file__).parent / "support" / "subset_rounds_job.py"
 V = [1.0, 2.0]
 
-#: tests/subset_rounds_job.py's rounds with 3 workers; task scale: (k + 1) v,
+#: tests/support/subset_rounds_job.py's rounds with 3 workers; task scale: (k + 1) v,
 #: task tag: k + 1 values 10 k + v[0] (+ the scattered piece's sum)
 EXPECTED = {
     "full_sum": [6 * x for x in V],                      # 1 + 2 + 3

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import distnewton
 from distnewton.objectives import Shard
 
-from launch import cli, write_config
+from support.launch import cli, write_config
 from test_model import invoke, labelled
 
 D = 6

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 NO_DATA = "../shared/data not found: real LIBSVM data sets live beside the checkout"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 PLUGIN = '''
-"""Heavy-ball gradient descent: a distnewton plugin (tests/plugin_fixture.py)."""
+"""Heavy-ball gradient descent: a distnewton plugin (tests/support/plugin_fixture.py)."""
 import numpy as np
 
 from distnewton.algorithms import Algorithm, register_algorithm
