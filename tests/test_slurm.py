@@ -22,9 +22,9 @@ import h5py
 import numpy as np
 import pytest
 
-from support.launch import (ROOT, cli, env, logistic_objective, mpiexec, read_result, synth,
-                            write_config)
-from support.slurm_cluster import FOREIGN, find, slurm  # noqa: F401  (slurm: the session fixture)
+from support.launch import ROOT, cli, env, mpiexec, read_result, synth, write_config
+from support.references import logistic_objective
+from support.slurm_cluster import FOREIGN, find
 
 RUN, SWEEP = ROOT / "slurm" / "run.sbatch", ROOT / "slurm" / "sweep.sbatch"
 PLUGINS = ("pmix", "pmi2")                     # the scripts' default order, then mpiexec

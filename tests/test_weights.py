@@ -11,7 +11,7 @@ import distnewton
 from distnewton.objectives import Shard
 
 from support.launch import cli, write_config
-from test_model import invoke, labelled
+from support.models import invoke, labelled
 
 D = 6
 
