@@ -8,6 +8,6 @@ helpers (``models``, ``scaled_localsgd``, ``plugin_fixture``, which also writes 
 test plugin), the one-node SLURM cluster of the ``slurm`` tests (``slurm_cluster``),
 and the script the subset-round tests run under ``mpiexec`` (``subset_rounds_job``).
 Test modules import from here (``from support.launch import cli``: pytest puts
-tests/ on ``sys.path``), never from one another; the shared fixtures are in
-tests/conftest.py.
+tests/ on ``sys.path``), never from one another (tests/test_imports.py checks
+it); the shared fixtures are in tests/conftest.py.
 """
