@@ -38,7 +38,7 @@ from .config import SIM_WORKERS
 from .errors import EXIT_OK, EXIT_STOPPED, EXIT_USER, UserError, echo, reason
 from .faults import inject
 from . import ingest_parallel
-from .ingest import prepare, worker_shard
+from .ingest import load_w0, prepare, worker_shard
 from .io.checkpoint import workers_are_stateless, write_checkpoint
 from .io.fallback import salvage
 from .io.provenance import library_line, model_attributes, now, root_attributes
@@ -228,7 +228,6 @@ def check_setup(cfg, setup, K, resume):
     """The checks that need the problem: the warm start, the algorithm's own,
     a resume's worker count; the Setup (with its w0)."""
     if cfg["model"]["w0"] is not None and resume is None:
-        from .model import load_w0
         setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
     name = cfg["algorithm"]["name"]
     ALGORITHMS[name].validate(algorithm_section(cfg), setup.problem, cfg["run"]["seed"])
