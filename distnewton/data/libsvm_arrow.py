@@ -60,7 +60,9 @@ def parse_block(block: bytes, zero_based: bool, n_features):
     text = _COMMENT.sub(b"", block) if b"#" in block else block
     if text.translate(None, _ALLOWED):      # a byte outside the allowed ones
         return None
-    lines = pc.split_pattern(pa.array([text], pa.large_binary()), b"\n").flatten()
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(
+        np.array([0, len(text)], np.int64)), pa.py_buffer(text)])       # no copy
+    lines = pc.split_pattern(whole, b"\n").flatten()
     lines = pc.ascii_trim_whitespace(lines.cast(pa.large_string()))
     lines = lines.filter(pc.greater(pc.binary_length(lines), 0))
     toks = pc.ascii_split_whitespace(lines)
@@ -69,14 +71,13 @@ def parse_block(block: bytes, zero_based: bool, n_features):
     first = np.zeros(len(flat) + 1, bool)
     first[np.concatenate([[0], np.cumsum(counts)[:-1]])] = True
     first = first[:-1] if len(flat) else first[:0]
-    colons = pc.count_substring(flat, ":").to_numpy()
-    if colons[first].any() or (colons[~first] != 1).any():
-        return None
     mask = pa.array(~first)
     feats = flat.filter(mask)
     try:
         y = pc.cast(flat.filter(pa.array(first)), pa.float64()).to_numpy()
-        pairs = pc.split_pattern(feats, ":", max_splits=1)
+        pairs = pc.split_pattern(feats, ":", max_splits=1)   # a label with a ':', a value
+        if len(pairs) and pc.min(pc.list_value_length(pairs)).as_py() != 2:   # with one
+            return None                  # more, or a token without one: not numbers
         idx_s = pc.list_element(pairs, 0)
         val_s = pc.list_element(pairs, 1)
         vals = pc.cast(val_s, pa.float64()).to_numpy()
