@@ -86,7 +86,6 @@ def run(config, resume, output, backend, workers, overrides, overwrite, plugins,
     result could not be written: model and history are in the fallback file
     named on stderr (distnewton recover FILE).
     """
-    from .session import execute
     if (config is None) == (resume is None):
         raise UserError("run: give a CONFIG file or --resume RESULT.h5 (one of the two)")
     from .config import override
@@ -185,6 +184,54 @@ def data_synth(output, **kwargs):
     X, y, _ = make_synthetic(**kwargs)
     write_libsvm(output, X, y)
     click.echo(f"{output}: {X.shape[0]} x {X.shape[1]}, nnz {X.nnz}")
+
+
+def resolve_run(config_path, overrides, resume_path=None):
+    """The resolved config of ``distnewton run`` (and the Resume of ``--resume``)."""
+    import datetime as dt                      # here, not at the top: --help stays light
+
+    from .config import load_yaml, resolve
+    from .io.checkpoint import read_checkpoint
+    from .session import pick_backend
+    resume = None
+    if resume_path is not None:
+        import yaml
+        resume = read_checkpoint(resume_path)
+        raw = yaml.safe_load(resume.config)
+        raw["run"]["backend"] = "auto"
+        raw["output"] = {"path": str(resume_path), "overwrite": True}
+        cfg = resolve(raw, overrides, source=str(resume_path))
+    else:
+        cfg = resolve(load_yaml(config_path), overrides, source=config_path)
+    cfg["run"]["backend"] = pick_backend(cfg["run"]["backend"])
+    if cfg["output"]["path"] is None:
+        stem = os.path.splitext(os.path.basename(config_path))[0]
+        cfg["output"]["path"] = os.path.join(
+            "results", f"{stem}-{dt.datetime.now():%Y%m%d-%H%M%S}.h5")
+    return cfg, resume
+
+
+def execute(config_path, overrides, verbosity=1, resume_path=None) -> int:
+    """``distnewton run``: run a config (or continue the run checkpointed in
+    ``resume_path``), write the file; the exit code."""
+    from .errors import EXIT_OK               # the run's modules load here, not for --help
+    from .runtime import blas
+    from .session import Session
+    from .stopping import install
+    install()                                  # SIGTERM/SIGUSR1: stop cleanly
+    cfg, resume = resolve_run(config_path, overrides, resume_path)
+    blas.pin_blas_threads(cfg["run"]["blas_threads"])
+    session = Session.open(cfg, verbosity=verbosity, resume=resume)
+    if session is None:                        # an MPI worker: it served the run
+        return EXIT_OK
+    outcome = session.run()
+    if cfg["run"]["backend"] == "sim":
+        return session.write(outcome)
+    from .runtime.mpi import abort_on_exception
+    try:
+        return session.write(outcome)
+    except Exception as exc:                   # noqa: BLE001
+        abort_on_exception(exc)
 
 
 from .commands import register  # noqa: E402  report, plot, recover, data list/fetch/split

@@ -21,6 +21,7 @@ from .data import make_synthetic, map_labels, partition, read_libsvm, write_libs
 from .data.registry import file_sha256, resolve_path
 from .data.split import load_part, read_manifest
 from .errors import UserError
+from .io.read import load as load_result
 from .multiclass import ovr_labels
 from .problem import (IN_MEMORY, Problem, Setup, add_intercept, array_data, free_intercept,
                       keep_rows, lambda_value)
@@ -197,3 +198,38 @@ def prepare_shards(cfg, n_workers, load_rows):
                       sizes=tuple(m["sizes"]), free_intercept=free_intercept(cfg),
                       nnz=tuple(z + extra * s for z, s in zip(m["nnz_per_part"], m["sizes"])))
     return Setup(X, y, parts, problem, test, str(folder), m["source_sha256"], mapping)
+
+
+def load_w0(path, d, key="model.w0") -> np.ndarray:
+    """The warm start of ``model.w0``: a result file's /model/w (HDF5 or
+    fallback) or a ``.npy`` vector; it must hold ``d`` finite weights (d
+    counts the intercept column).  Every problem is a UserError naming ``key``."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UserError(f"{key}: {path}: no such file")
+    if path.lower().endswith(".npy"):
+        try:
+            w = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{key}: {path}: not a readable .npy file ({exc})") from None
+    else:
+        try:
+            w = load_result(path).w
+            if w is None:
+                raise UserError(f"{path}: no /model/w in the result file")
+        except UserError as exc:
+            raise UserError(f"{key}: {exc} (expected a distnewton result file or a .npy "
+                            "vector)") from None
+        if w.ndim == 2:
+            raise UserError(f"{key}: {path} holds a one-vs-rest model ({w.shape[0]} "
+                            "classes): warm starts take one binary model")
+    if w.ndim != 1 or w.dtype.kind not in "fiu":
+        raise UserError(f"{key}: {path}: expected a 1-D numeric vector, got shape "
+                        f"{w.shape} of {w.dtype}")
+    if len(w) != d:
+        raise UserError(f"{key}: {path} has {len(w)} weights, the problem has {d} "
+                        "(features, plus 1 with model.fit_intercept)")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all():
+        raise UserError(f"{key}: {path}: weights must be finite")
+    return w

@@ -281,36 +281,3 @@ def prediction_lines(model: Model, X, proba=False) -> list:
     if model.loss != "logistic":
         return ["%.17g" % v for v in pred.tolist()]
     return [_label_text(v) for v in pred.tolist()]
-
-
-def load_w0(path, d, key="model.w0") -> np.ndarray:
-    """The warm start of ``model.w0``: a result file's /model/w (HDF5 or
-    fallback) or a ``.npy`` vector; it must hold ``d`` finite weights (d
-    counts the intercept column).  Every problem is a UserError naming ``key``."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise UserError(f"{key}: {path}: no such file")
-    if path.lower().endswith(".npy"):
-        try:
-            w = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{key}: {path}: not a readable .npy file ({exc})") from None
-    else:
-        try:
-            w = load_model(path).w
-        except UserError as exc:
-            raise UserError(f"{key}: {exc} (expected a distnewton result file or a .npy "
-                            "vector)") from None
-        if w.ndim == 2:
-            raise UserError(f"{key}: {path} holds a one-vs-rest model ({w.shape[0]} "
-                            "classes): warm starts take one binary model")
-    if w.ndim != 1 or w.dtype.kind not in "fiu":
-        raise UserError(f"{key}: {path}: expected a 1-D numeric vector, got shape "
-                        f"{w.shape} of {w.dtype}")
-    if len(w) != d:
-        raise UserError(f"{key}: {path} has {len(w)} weights, the problem has {d} "
-                        "(features, plus 1 with model.fit_intercept)")
-    w = w.astype(np.float64)
-    if not np.isfinite(w).all():
-        raise UserError(f"{key}: {path}: weights must be finite")
-    return w

@@ -5,7 +5,7 @@ problem (:mod:`distnewton.ingest`), the runtime with its shards and worker
 contexts (sim, or MPI over :mod:`distnewton.runtime`), runs the loop
 (:class:`~distnewton.loop.Loop`, one per class for one-vs-rest) with its
 monitors (:mod:`distnewton.monitors`) and writes the result file
-(:mod:`distnewton.io`).  ``distnewton run`` (:func:`execute`),
+(:mod:`distnewton.io`).  ``distnewton run`` (:func:`distnewton.cli.execute`),
 :func:`distnewton.solve`, the scikit-learn estimators, the benchmarks and the
 tests all run through it::
 
@@ -31,16 +31,15 @@ MPI flow (every rank runs :meth:`Session.open`):
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import warnings
 
 from .algorithms import ALGORITHMS
-from .config import SIM_WORKERS, load_yaml, resolve
+from .config import SIM_WORKERS
 from .errors import EXIT_OK, EXIT_STOPPED, EXIT_USER, UserError, echo, reason
 from .faults import inject
-from .ingest import prepare, worker_shard
-from .io.checkpoint import read_checkpoint, workers_are_stateless, write_checkpoint
+from . import ingest_parallel
+from .ingest import load_w0, prepare, worker_shard
+from .io.checkpoint import workers_are_stateless, write_checkpoint
 from .io.fallback import salvage
 from .io.provenance import library_line, model_attributes, now, root_attributes
 from .io.record import Result
@@ -50,7 +49,7 @@ from .loop import Loop, algorithm_params, algorithm_section
 from .monitors import CheckpointWriter, LinePrinter
 from .multiclass import drive_ovr
 from .objectives import Shard
-from .runtime import blas, hosting
+from .runtime import hosting
 from .runtime.sim import SimRuntime
 
 
@@ -214,12 +213,21 @@ def column_docs(alg):
 def check_inputs(cfg, K, resume, arrays=None):
     """Master, before any worker computes: every input check (UserError -> exit 2);
     the :class:`~distnewton.problem.Setup`."""
+    check_output(cfg)
+    inject("load", 0)
+    return check_setup(cfg, prepare(cfg, K, arrays), K, resume)
+
+
+def check_output(cfg):
+    """The result file can be written (checked before any work)."""
     if cfg["output"]["path"] is not None:
         check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
-    inject("load", 0)
-    setup = prepare(cfg, K, arrays)
+
+
+def check_setup(cfg, setup, K, resume):
+    """The checks that need the problem: the warm start, the algorithm's own,
+    a resume's worker count; the Setup (with its w0)."""
     if cfg["model"]["w0"] is not None and resume is None:
-        from .model import load_w0
         setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
     name = cfg["algorithm"]["name"]
     ALGORITHMS[name].validate(algorithm_section(cfg), setup.problem, cfg["run"]["seed"])
@@ -266,6 +274,8 @@ def open_mpi(cls, cfg, verbosity, resume, monitors):
     mpi.install_abort_hook()
     mpi.check_world(comm)
     mpi.configure_wait(comm)
+    if ingest_parallel.applies(cfg):
+        return open_mpi_parallel(cls, comm, cfg, verbosity, resume, monitors)
     if comm.Get_rank() != 0:
         serve_worker(comm, cfg)
         return None
@@ -282,6 +292,36 @@ def open_mpi(cls, cfg, verbosity, resume, monitors):
         return master_session(cls, comm, cfg, setup, started, verbosity, resume, monitors)
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         mpi.abort_on_exception(exc)
+
+
+def open_mpi_parallel(cls, comm, cfg, verbosity, resume, monitors):
+    """:meth:`Session.open` when every rank reads its own part of the file
+    (:mod:`distnewton.ingest_parallel`); input errors are agreed on by all ranks."""
+    from mpi4py import MPI
+
+    from .runtime.mpi import MPIRuntime, abort_on_exception, serve
+    rank, P, started = comm.Get_rank(), comm.Get_size(), now()
+    ingest_parallel.agree(comm, lambda: check_output(cfg) if rank == 0 else None)
+    K = mpi_workers(cfg, comm)
+    blocks = blocks_of(cfg, K, P)
+    inject("load", rank)
+    setup, pieces, setup_bytes = ingest_parallel.ingest(comm, cfg, K, blocks)
+    setup = ingest_parallel.agree(comm, lambda: check_setup(cfg, setup, K, resume)
+                                  if rank == 0 else None)
+    problem = ingest_parallel.shared(comm, setup)
+    try:
+        if rank != 0:
+            serve(comm, build_shards(problem, pieces), cfg["run"]["seed"],
+                  algorithm_params(cfg), ks=blocks[rank])
+            return None
+        rt = MPIRuntime(comm, K, blocks=blocks)
+        if len(rt.local):
+            rt.host(build_shards(problem, pieces), cfg["run"]["seed"], algorithm_params(cfg))
+        return cls(cfg, setup, rt, started=started, verbosity=verbosity, resume=resume,
+                   monitors=monitors, mpi_library=library_line(MPI.Get_library_version),
+                   setup_bytes=setup_bytes)
+    except Exception as exc:                   # noqa: BLE001 - every fault ends the job
+        abort_on_exception(exc)
 
 
 def master_session(cls, comm, cfg, setup, started, verbosity, resume, monitors):
@@ -328,45 +368,3 @@ def serve_worker(comm, cfg):
               cfg["run"]["seed"], algorithm_params(cfg), ks=ks)
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         abort_on_exception(exc)
-
-
-# -- distnewton run -------------------------------------------------------------------
-def resolve_run(config_path, overrides, resume_path=None):
-    """The resolved config of ``distnewton run`` (and the Resume of ``--resume``)."""
-    resume = None
-    if resume_path is not None:
-        import yaml
-        resume = read_checkpoint(resume_path)
-        raw = yaml.safe_load(resume.config)
-        raw["run"]["backend"] = "auto"
-        raw["output"] = {"path": str(resume_path), "overwrite": True}
-        cfg = resolve(raw, overrides, source=str(resume_path))
-    else:
-        cfg = resolve(load_yaml(config_path), overrides, source=config_path)
-    cfg["run"]["backend"] = pick_backend(cfg["run"]["backend"])
-    if cfg["output"]["path"] is None:
-        stem = os.path.splitext(os.path.basename(config_path))[0]
-        cfg["output"]["path"] = os.path.join(
-            "results", f"{stem}-{dt.datetime.now():%Y%m%d-%H%M%S}.h5")
-    return cfg, resume
-
-
-def execute(config_path, overrides, verbosity=1, resume_path=None) -> int:
-    """``distnewton run``: run a config (or continue the run checkpointed in
-    ``resume_path``), write the file; the exit code."""
-    from .stopping import install
-    install()                                  # SIGTERM/SIGUSR1: stop cleanly
-    cfg, resume = resolve_run(config_path, overrides, resume_path)
-    blas.pin_blas_threads(cfg["run"]["blas_threads"])
-    session = Session.open(cfg, verbosity=verbosity, resume=resume)
-    if session is None:                        # an MPI worker: it served the run
-        return EXIT_OK
-    outcome = session.run()
-    if cfg["run"]["backend"] == "sim":
-        return session.write(outcome)
-    from .runtime.mpi import abort_on_exception
-    try:
-        return session.write(outcome)
-    except Exception as exc:                   # noqa: BLE001
-        abort_on_exception(exc)
-

@@ -114,6 +114,23 @@ def test_no_import_cycle():
     assert cycles(graph) == []
 
 
+def test_only_the_session_builds_runtimes_and_shards():
+    """One way a run is assembled: outside runtime/ (which defines them), only
+    distnewton/session.py constructs a SimRuntime, an MPIRuntime or a Shard."""
+    builders = {}
+    for mod, path in modules().items():
+        if mod.startswith(f"{PACKAGE}.runtime"):
+            continue
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in ("SimRuntime", "MPIRuntime", "Shard"):
+                builders.setdefault(node.func.id, set()).add(mod)
+    assert builders == {name: {f"{PACKAGE}.session"}
+                        for name in ("SimRuntime", "MPIRuntime", "Shard")}
+
+
 def imports_of_test_modules(folder=ROOT / "tests"):
     """{file under folder: the ``test_*`` modules it imports}, for the files that import one."""
     out = {}

@@ -15,8 +15,9 @@ Policy for odd rows:
 * the same index twice in one row is an error.
 
 Speed: the file is decompressed in blocks of whole lines and each block is
-parsed by the vectorised numpy reader :func:`.libsvm_fast.parse_block`.  Only
-when it declines a block (anything but plain well-formed rows: odd bytes,
+parsed by Arrow's compute kernels (:func:`.libsvm_arrow.parse_block`), or when
+they decline it by the vectorised numpy reader :func:`.libsvm_fast.parse_block`.
+Only when both decline a block (anything but plain well-formed rows: odd bytes,
 non-finite values, odd ``qid`` tokens, an index above ``n_features``, unsorted
 rows, ...) is the block re-read by the pure-Python scanner :func:`_scan_block`,
 which is the authority: it raises ``UserError("FILE:LINE: what")`` for the
@@ -34,8 +35,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from distnewton.data import libsvm_arrow
 from distnewton.data.libsvm_fast import MAX_INDEX, parse_block
 from distnewton.errors import UserError
+
+#: pyarrow is there (a dependency; the numpy parser takes over if its import fails)
+ARROW = libsvm_arrow.available()
 
 #: decompressed text parsed per block: larger blocks raise the peak memory
 #: (several times the block in temporaries) without parsing faster
@@ -178,7 +183,12 @@ def _scan_block(block: bytes, path: str, line0: int, zero_based: bool, n_feature
 
 
 def _fast_block(block: bytes, zero_based: bool, n_features):
-    """Parse one block vectorised; None when the block needs the scanner."""
+    """Parse one block vectorised (Arrow's kernels, else numpy); None when the
+    block needs the scanner."""
+    if ARROW:
+        part = libsvm_arrow.parse_block(block, zero_based, n_features)
+        if part is not None:
+            return part
     return parse_block(block, zero_based, n_features)
 
 

@@ -1,0 +1,264 @@
+"""Parallel ingestion under MPI: every rank parses its own part of the text file.
+
+Used by :class:`~distnewton.session.Session` when ``data.train`` is an
+uncompressed LIBSVM file (:func:`applies`); otherwise rank 0 reads the file and
+scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
+
+1. parses the lines that start in its byte range (:mod:`distnewton.data.ranges`,
+   the block parsers of :mod:`distnewton.data.libsvm`);
+2. agrees with the others on the first bad line (``FILE:LINE`` with the global
+   line number, from an ``Exscan`` of the ranks' line counts), on d
+   (``Allreduce`` max of the indices), n and the rows before it (``Exscan``),
+   the label set (``allgather`` of each rank's distinct labels) and so the label
+   mapping, all as rank 0 alone would have found them;
+3. computes the partition (``data.partition``, ``data.seed``) from n (and, for
+   ``label_skew``, the labels, ``Allgatherv``) exactly as rank 0 would;
+4. sends each of its rows to the rank hosting the row's worker (``Alltoallv``
+   of the CSR row lengths, indices, values and labels) and builds its workers'
+   shards from what it receives, rows in increasing global order as in
+   ``X[parts[k]]``: the same shards, so the same iterates, as the rank-0 path.
+
+No rank holds the whole matrix: a rank holds its parsed share, the rows it sends
+and then its shards; besides, O(n) small vectors (the owner of every row, 4 bytes
+each; for ``label_skew`` the labels, 8 bytes each).  Rank 0 keeps no rows unless
+``run.master_shard`` gives it workers.  The master's :class:`~distnewton.problem.Setup`
+(``X``, ``y`` None) carries the problem, the test set (rank 0 reads it), the
+label map and the file's sha256.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import scipy.sparse as sp
+
+from .data import map_labels, partition, read_libsvm
+from .data.libsvm import BLOCK_BYTES, _fast_block, _scan_block
+from .data.ranges import byte_range, range_blocks
+from .data.registry import file_sha256, resolve_path
+from .errors import UserError
+from .problem import Problem, Setup, add_intercept, free_intercept, keep_rows, lambda_value
+
+COMPRESSED = (".bz2", ".gz", ".xz")
+
+
+def applies(cfg, arrays=None) -> bool:
+    """The parallel path reads this run's data: an uncompressed text file, and
+    none of the options that need every row on one rank (row weights, class
+    weights, one-vs-rest, generated data, pre-split shards)."""
+    dc, mc = cfg["data"], cfg["model"]
+    if arrays is not None or dc["shards"] or dc["synth"] is not None or dc["weights"]:
+        return False
+    if mc["class_weight"] is not None or mc["multiclass"] is not None:
+        return False
+    if os.environ.get("DISTNEWTON_PARALLEL_INGEST", "1") == "0":
+        return False
+    try:
+        path = resolve_path(dc["train"], "data.train")
+    except UserError:
+        return False                           # the rank-0 path says why, once
+    return os.path.isfile(path) and not str(path).lower().endswith(COMPRESSED)
+
+
+def agree(comm, fn):
+    """``fn()`` on this rank; when any rank raises a UserError, every rank raises
+    the lowest rank's (one message for the whole job, never a hang)."""
+    err, out = None, None
+    try:
+        out = fn()
+    except UserError as exc:
+        err = str(exc)
+    errors = comm.allgather(err)
+    first = next((e for e in errors if e), None)
+    if first is not None:
+        raise UserError(first)
+    return out
+
+
+def fail_if(condition, message):
+    """UserError(message()) when ``condition``."""
+    if condition:
+        raise UserError(message())
+
+
+def parse_share(path, rank, P, zero_based, n_features):
+    """This rank's lines: (parts, lines read, the first bad line's (local line,
+    message) or None)."""
+    start, end = byte_range(os.path.getsize(path), rank, P)
+    parts, lines = [], 0
+    try:
+        for block in range_blocks(path, start, end, BLOCK_BYTES):
+            part = _fast_block(block, zero_based, n_features)
+            if part is None:
+                part = _scan_block(block, path, lines, zero_based, n_features)
+            parts.append(part)
+            lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    except UserError as exc:
+        m = re.match(rf"{re.escape(path)}:(\d+): (.*)", str(exc), re.S)
+        if m is None:
+            raise
+        return parts, lines, (int(m.group(1)), m.group(2))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc})") from None
+    return parts, lines, None
+
+
+def stack(parts, n_features):
+    """One CSR (0-based indices, not yet of its final width) and the labels."""
+    if not parts:
+        return (np.zeros(0), np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0))
+    data = np.concatenate([p[0] for p in parts])
+    indices = np.concatenate([p[1] for p in parts])
+    offsets = np.cumsum([0] + [p[2][-1] for p in parts[:-1]])
+    indptr = np.concatenate([[0]] + [p[2][1:] + o for p, o in zip(parts, offsets)])
+    return data, indices, indptr.astype(np.int64), np.concatenate([p[3] for p in parts])
+
+
+def ingest(comm, cfg, K, blocks):
+    """Every rank: (the master's Setup on rank 0 else None, this rank's
+    [(X, y, None)] per hosted worker, bytes exchanged)."""
+    from mpi4py import MPI
+    rank, P = comm.Get_rank(), comm.Get_size()
+    dc, mc = cfg["data"], cfg["model"]
+    path = resolve_path(dc["train"], "data.train")
+    parts, lines, bad = parse_share(path, rank, P, dc["zero_based"], dc["n_features"])
+    line0 = comm.exscan(lines) or 0           # lines before this rank's first
+    agree(comm, lambda: fail_if(bad is not None, lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
+    data, indices, indptr, raw_y = stack(parts, dc["n_features"])
+    del parts
+    n_r = len(raw_y)
+    n = comm.allreduce(n_r)
+    agree(comm, lambda: fail_if(n == 0, lambda: f"{path}: no data rows"))
+    top = comm.allreduce(int(indices.max()) if len(indices) else -1, op=MPI.MAX)
+    d = dc["n_features"] if dc["n_features"] is not None else top + 1
+    row0 = comm.exscan(n_r) or 0
+    values = np.unique(np.concatenate(comm.allgather(np.unique(raw_y))))
+    _, label_map = agree(comm, lambda: map_labels(values, mc["loss"], dc["positive_labels"],
+                                                  source=path))
+    y, _ = map_labels(raw_y, mc["loss"], reference=label_map, source=path)
+    X = sp.csr_matrix((data, indices.astype(np.int32 if d < 2**31 - 1 else np.int64), indptr),
+                      shape=(n_r, d))
+    X.sort_indices()
+    X.eliminate_zeros()
+    del data, indices
+    if mc["fit_intercept"]:
+        X = add_intercept(X)
+    all_y = y if dc["partition"] != "label_skew" else gather_labels(comm, y, n)
+    parts = agree(comm, lambda: split_rows(cfg, n, K, all_y if dc["partition"] == "label_skew"
+                                           else None))
+    owner = np.full(n, -1, np.int32)
+    for k, p in enumerate(parts):
+        owner[p] = k
+    mine = owner[row0:row0 + n_r]
+    pieces, sent = exchange(comm, X, y, mine, owner, blocks)
+    problem = shared_problem(comm, cfg, X, mine, parts)
+    setup = None
+    if rank == 0:
+        setup = agree(comm, lambda: master_setup(cfg, path, problem, parts, label_map))
+    else:
+        agree(comm, lambda: None)
+    return setup, pieces, comm.allreduce(sent)
+
+
+def gather_labels(comm, y, n):
+    """Every row's mapped label on every rank (``label_skew`` needs them all)."""
+    from mpi4py import MPI
+    counts = np.array(comm.allgather(len(y)), np.int64)
+    out = np.empty(n)
+    comm.Allgatherv(np.ascontiguousarray(y), [out, counts, np.concatenate([[0], np.cumsum(
+        counts)[:-1]]), MPI.DOUBLE])
+    return out
+
+
+def split_rows(cfg, n, K, labels):
+    """``data.partition`` of n rows over K workers, as :func:`~distnewton.ingest.finish_setup`
+    computes it (``labels`` only for label_skew)."""
+    dc = cfg["data"]
+    y = labels if labels is not None else np.zeros(n)
+    parts = partition(y, K, dc["partition"], seed=dc["seed"], alpha=dc["partition_alpha"])
+    if dc.get("rows_per_worker"):
+        parts = keep_rows(parts, int(dc["rows_per_worker"]), dc["seed"])
+    return parts
+
+
+def exchange(comm, X, y, mine, owner, blocks):
+    """Send every row to the rank hosting its worker (``Alltoallv``); this rank's
+    [(X, y, None)] for each worker it hosts, and the bytes it sent."""
+    from mpi4py import MPI
+    P = comm.Get_size()
+    rank_of = np.empty(sum(map(len, blocks)), np.int64)     # worker k -> its rank
+    for r, ks in enumerate(blocks):
+        rank_of[np.asarray(ks, np.int64)] = r
+    keep = mine >= 0
+    dest = np.where(keep, rank_of[np.maximum(mine, 0)], P)
+    order = np.argsort(dest, kind="stable")[:int(keep.sum())]   # by rank, rows in order
+    rows = X[order]
+    row_counts = np.bincount(dest[order], minlength=P).astype(np.int64)
+    nnz_counts = np.bincount(dest[order], weights=np.diff(rows.indptr),
+                             minlength=P).astype(np.int64)
+    recv_rows, recv_nnz = np.empty(P, np.int64), np.empty(P, np.int64)
+    comm.Alltoall(row_counts, recv_rows)
+    comm.Alltoall(nnz_counts, recv_nnz)
+
+    def a2a(send, scounts, rcounts, dtype, mpitype):
+        out = np.empty(int(rcounts.sum()), dtype)
+        comm.Alltoallv([np.ascontiguousarray(send, dtype), scounts, displs(scounts), mpitype],
+                       [out, rcounts, displs(rcounts), mpitype])
+        return out
+    lengths = a2a(np.diff(rows.indptr), row_counts, recv_rows, np.int64, MPI.INT64_T)
+    idx = a2a(rows.indices, nnz_counts, recv_nnz, np.int64, MPI.INT64_T)
+    val = a2a(rows.data, nnz_counts, recv_nnz, np.float64, MPI.DOUBLE)
+    lab = a2a(y[order], row_counts, recv_rows, np.float64, MPI.DOUBLE)
+    sent = int(row_counts.sum() * 16 + nnz_counts.sum() * 16 + 16 * P)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    got = sp.csr_matrix((val, idx.astype(rows.indices.dtype), indptr),
+                        shape=(len(lab), X.shape[1]))
+    ks = [int(k) for k in blocks[comm.Get_rank()]]
+    held = np.flatnonzero(np.isin(owner, ks))            # my workers' rows, global order
+    if len(held) != len(lab):
+        raise RuntimeError(f"rank {comm.Get_rank()} received {len(lab)} rows, its workers "
+                           f"own {len(held)}")
+    return [(got[owner[held] == k], lab[owner[held] == k], None) for k in ks], sent
+
+
+def displs(counts):
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+
+def shared_problem(comm, cfg, X, mine, parts):
+    """The :class:`~distnewton.problem.Problem`, identical on every rank (the
+    shards' non-zero counts from an ``Allreduce``)."""
+    from mpi4py import MPI
+    K, counts = len(parts), np.diff(X.indptr).astype(np.float64)
+    keep = mine >= 0
+    nnz = np.bincount(mine[keep], weights=counts[keep], minlength=K)
+    sq = np.bincount(mine[keep], weights=counts[keep] ** 2, minlength=K)
+    both = np.concatenate([nnz, sq])
+    comm.Allreduce(MPI.IN_PLACE, both, op=MPI.SUM)
+    n = sum(len(p) for p in parts)
+    return Problem(n=n, d=X.shape[1], lam=lambda_value(cfg, n), loss=cfg["model"]["loss"],
+                   sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
+                   weighted=False, nnz=tuple(int(v) for v in both[:K]),
+                   row_nnz_sq=tuple(float(v) for v in both[K:]))
+
+
+def shared(comm, setup):
+    """The Problem of rank 0's checked Setup on every rank (the workers' shards
+    are built with it)."""
+    return comm.bcast(setup.problem if setup is not None else None, root=0)
+
+
+def master_setup(cfg, path, problem, parts, label_map):
+    """Rank 0's Setup: no rows; the test set, the label map, the file's sha256."""
+    dc, mc = cfg["data"], cfg["model"]
+    test = None
+    if dc["test"]:
+        d = problem.d - (1 if mc["fit_intercept"] else 0)
+        ts = read_libsvm(resolve_path(dc["test"], "data.test"), n_features=d,
+                         zero_based=dc["zero_based"])
+        yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=dc["test"],
+                           reference=label_map)
+        test = (add_intercept(ts.X) if mc["fit_intercept"] else ts.X, yt)
+    return Setup(None, None, parts, problem, test, path, file_sha256(path), label_map)
