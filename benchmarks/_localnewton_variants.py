@@ -50,8 +50,9 @@ VARIANTS = [
 
 
 def f_star_sklearn(path, n_features, cache, key):
-    """scikit-learn's optimum of mean logistic + (1/(2n))||w||^2 (tests/launch.py's
-    logistic_reference: C = 1/(lambda n) = 1, newton-cholesky at tol 1e-12)."""
+    """scikit-learn's optimum of mean logistic + (1/(2n))||w||^2
+    (tests/support/references.py's logistic_reference: C = 1/(lambda n) = 1,
+    newton-cholesky at tol 1e-12)."""
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if key not in known:
         from sklearn.datasets import load_svmlight_file

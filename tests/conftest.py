@@ -1,10 +1,20 @@
-"""Shared pytest fixtures, and the MPI implementation in the report header."""
+"""Shared pytest fixtures, and the MPI implementation in the report header.
+
+The helpers behind them live in tests/support/ (test modules never import one
+another); ``slurm``, the one-node SLURM cluster, is a fixture of
+support/slurm_cluster.py, registered here as a plugin.
+"""
 
 from pathlib import Path
 
 import pytest
 
-import launch
+import support.launch as launch
+from support.launch import synth
+from support.plugin_fixture import D, LAM, N, sklearn_optimum, write_plugins
+from support.references import logistic_reference
+
+pytest_plugins = ["support.slurm_cluster"]
 
 
 def pytest_report_header(config):
@@ -38,7 +48,7 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(autouse=True)
 def _markers(request):
-    """Let tests/launch.py check that a test launching MPI is marked ``mpi``."""
+    """Let tests/support/launch.py check that a test launching MPI is marked ``mpi``."""
     launch.CURRENT_MARKERS = {m.name for m in request.node.iter_markers()}
     yield
     launch.CURRENT_MARKERS = None
@@ -52,3 +62,25 @@ def shared_data() -> Path:
     ``pytest.skip("../shared/data not found: real LIBSVM data sets live beside the checkout")``.
     """
     return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def plugin_data(tmp_path_factory):
+    """The plugin tests' synthetic set and its scikit-learn optimum: (path, w*)."""
+    path = tmp_path_factory.mktemp("data") / "s.svm"
+    synth(path, N, D, density=0.5, seed=3)
+    return path, sklearn_optimum(path, D, LAM)
+
+
+@pytest.fixture
+def plugins(tmp_path):
+    """The test plugin's modules in a folder (support/plugin_fixture.py), for PYTHONPATH."""
+    return write_plugins(tmp_path / "plugins")
+
+
+@pytest.fixture(scope="module")
+def slsgd_small(tmp_path_factory):
+    """4000 x 40 synthetic logistic set: (data keys, X, y, lam, f*)."""
+    path = synth(tmp_path_factory.mktemp("slsgd") / "s.svm", 4000, 40, density=0.25)
+    X, y, lam, _, f_ref = logistic_reference(path)
+    return {"train": str(path)}, X, y, lam, f_ref

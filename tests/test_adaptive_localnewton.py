@@ -8,16 +8,8 @@ import pytest
 
 from distnewton.algorithms.localnewton import AdaptiveLocalNewton
 
-from test_newton_type import setup, synthetic
-
-
-def value(X, y, w, lam):
-    return float(np.mean(np.logaddexp(0.0, -y * (X @ w))) + 0.5 * lam * w @ w)
-
-
-def grad(X, y, w, lam):
-    s = -y / (1.0 + np.exp(y * (X @ w)))
-    return X.T @ s / len(y) + lam * w
+from support.inprocess import setup
+from support.references import logistic_gradient as grad, logistic_objective as value, synthetic
 
 
 def hess(X, y, w, lam):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from launch import ROOT, cli, env, mpiexec, own_lines, read_result, synth, write_config
+from support.launch import ROOT, cli, env, mpiexec, own_lines, read_result, synth, write_config
 
 import distnewton
 from distnewton.errors import UserError

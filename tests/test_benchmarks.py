@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from launch import ROOT, env
+from support.launch import ROOT, env
 
 #: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
 pytestmark = pytest.mark.slow

@@ -3,13 +3,12 @@ paper's BFGS baseline), in process on the sim backend, against an independent nu
 BFGS loop (dense inverse update, Armijo halving) and scikit-learn's optimum."""
 
 import numpy as np
-import pytest
 from sklearn.linear_model import LogisticRegression
 
 from distnewton.algorithms.lbfgs import LBFGS
 
-from test_adaptive_localnewton import grad, value
-from test_newton_type import setup, synthetic
+from support.inprocess import setup
+from support.references import logistic_gradient as grad, logistic_objective as value, synthetic
 
 
 def numpy_bfgs(X, y, lam, iters, c1=1e-4):

@@ -15,14 +15,12 @@ import sys
 import numpy as np
 import pytest
 
-from launch import (cli, env, mpi_implementation, mpiexec, read_result, synth,
-                    write_config)
+from support.checkpoints import EXIT_STOPPED, STOP_AT, assert_resumed_equals_full, stopped_run
+from support.launch import cli, env, mpi_implementation, mpiexec, read_result, synth, write_config
 
 #: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
 pytestmark = pytest.mark.slow
 
-EXIT_STOPPED = 3
-STOP_AT = 3
 
 #: every algorithm that keeps state across iterations: params, rounds of the full run
 CASES = {
@@ -49,12 +47,6 @@ def config(tmp_path, data, name):
                         run={"max_rounds": rounds, "grad_rtol": 1e-14})
 
 
-def stopped_run(cfg, out, backend, n=3, sig="SIGTERM", at=STOP_AT, opts=()):
-    """Run cfg with the stop fault; returns the CompletedProcess."""
-    return cli("run", cfg, *opts, "-o", out, "-q", n=n if backend == "mpi" else None,
-               extra_env={"DISTNEWTON_TEST_SIGNAL": f"{sig}@{at}"})
-
-
 def stop_signal():
     """The signal a user sends the launcher to stop a run with a checkpoint.
 
@@ -63,20 +55,6 @@ def stop_signal():
     ranks at once, no checkpoint), so the tests send it SIGUSR1.
     """
     return signal.SIGUSR1 if mpi_implementation() == "openmpi" else signal.SIGTERM
-
-
-def assert_resumed_equals_full(stopped, full, stop_hist):
-    _, hf, wf = read_result(full)
-    attrs, hr, wr = read_result(stopped)
-    assert attrs["status"] in ("converged", "max_rounds", "stalled")   # lbfgs at 1e-16
-    k = len(stop_hist["iteration"])
-    assert 1 < k < len(hr["iteration"])
-    np.testing.assert_array_equal(hr["iteration"][:k], stop_hist["iteration"])
-    for col in ("iteration", "comm_rounds", "bytes_up", "bytes_down"):
-        np.testing.assert_array_equal(hr[col], hf[col], err_msg=col)
-    np.testing.assert_allclose(hr["loss"], hf["loss"], rtol=1e-12)
-    np.testing.assert_allclose(wr, wf, rtol=0, atol=1e-12 * np.abs(wf).max())
-    assert np.all(np.diff(hr["wall_time"]) >= 0)
 
 
 @pytest.mark.parametrize("name,backend",

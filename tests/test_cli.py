@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from launch import ROOT, cli, env, own_lines, read_result, write_config, synth
+from support.launch import ROOT, cli, env, own_lines, read_result, write_config, synth
 
 SMALL = {"n_samples": 600, "n_features": 12, "density": 0.5, "noise": 0.05, "seed": 3}
 

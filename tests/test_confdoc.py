@@ -12,7 +12,7 @@ from distnewton import confdoc
 from distnewton.algorithms import ALGORITHMS
 from distnewton.cli import main
 from distnewton.config import SCHEMA
-from launch import ROOT, cli
+from support.launch import ROOT, cli
 
 KEY_LINE = re.compile(r"^  (\w+): (.+), default (.*)$")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from launch import ROOT, cli, read_result, synth
+from support.launch import ROOT, cli, read_result, synth
 
 #: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
 pytestmark = pytest.mark.slow

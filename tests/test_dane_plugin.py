@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from launch import (ROOT, SHARED, a9a_reference, cli, logistic_objective,
-                    read_result, synth, write_config)
+from support.launch import ROOT, SHARED, cli, read_result, synth, write_config
+from support.references import a9a_reference, logistic_objective
 
 #: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
 pytestmark = pytest.mark.slow

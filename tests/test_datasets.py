@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from launch import SHARED, cli, own_lines, read_result, write_config, synth as synth_file
+from support.launch import SHARED, cli, own_lines, read_result, write_config, synth as synth_file
 
 from distnewton.data import partition, read_libsvm
 from distnewton.data.registry import REGISTRY

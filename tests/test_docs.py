@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from launch import ROOT
+from support.launch import ROOT
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 

@@ -13,8 +13,8 @@ from distnewton.algorithms.fednl.compressors import (Compressor, pack_indices, t
                                                      unpack_indices)
 from distnewton.errors import UserError
 from distnewton.runtime import HEADER_BYTES
-from launch import SHARED, a9a_like, cli, logistic_reference, read_result, \
-    write_config
+from support.launch import SHARED, cli, read_result, write_config
+from support.references import a9a_like, logistic_reference
 
 LAM = 1e-3
 

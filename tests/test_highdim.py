@@ -7,7 +7,8 @@ import pytest
 from sklearn.datasets import load_svmlight_file
 from sklearn.linear_model import LogisticRegression
 
-from launch import cli, logistic_objective, read_result, synth, write_config
+from support.launch import cli, read_result, synth, write_config
+from support.references import logistic_objective
 
 N, D, LAM = 600, 400, 1e-4          # 2 workers: n_k = 300 < d = 400
 

@@ -1,18 +1,23 @@
-"""The package's import graph has no cycle.
+"""The package's import graph has no cycle, and no test module imports another.
 
 The graph is built from the source (``ast``), not by importing: an edge A -> B
 for every ``import``/``from ... import`` of a distnewton module B in module A,
 at module level or inside a function (an import moved into a function to dodge
 a cycle is still an edge).  ``from pkg import name`` is an edge to ``pkg.name``
 when that is a module, else to ``pkg``.
+
+The tests' own files are read the same way: what several test modules use lives in
+tests/support/ and tests/conftest.py, so no file under tests/ imports a ``test_*``
+module, at module level or inside a function.
 """
 
 from __future__ import annotations
 
 import ast
 import os
+from pathlib import Path
 
-from launch import ROOT
+from support.launch import ROOT
 
 PACKAGE = "distnewton"
 
@@ -124,3 +129,37 @@ def test_only_the_session_builds_runtimes_and_shards():
                 builders.setdefault(node.func.id, set()).add(mod)
     assert builders == {name: {f"{PACKAGE}.session"}
                         for name in ("SimRuntime", "MPIRuntime", "Shard")}
+
+
+def imports_of_test_modules(folder=ROOT / "tests"):
+    """{file under folder: the ``test_*`` modules it imports}, for the files that import one."""
+    out = {}
+    for path in sorted(Path(folder).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                names.update([node.module] if node.module else [a.name for a in node.names])
+        found = sorted(n for n in names if n.split(".")[0].startswith("test_"))
+        if found:
+            out[path.relative_to(folder).as_posix()] = found
+    return out
+
+
+def test_the_check_finds_planted_test_module_imports(tmp_path):
+    (tmp_path / "support").mkdir()
+    (tmp_path / "test_a.py").write_text("import numpy\nfrom support.launch import cli\n"
+                                        "from test_b import helper\n")
+    (tmp_path / "test_b.py").write_text("def helper():\n    import test_c as c\n")
+    (tmp_path / "test_c.py").write_text("from . import test_a\nfrom .test_b import helper\n")
+    (tmp_path / "test_d.py").write_text("import testing\nfrom support import launch\n")
+    (tmp_path / "support" / "h.py").write_text("from test_a import x\n")
+    assert imports_of_test_modules(tmp_path) == {
+        "support/h.py": ["test_a"], "test_a.py": ["test_b"], "test_b.py": ["test_c"],
+        "test_c.py": ["test_a", "test_b"]}
+
+
+def test_no_test_module_imports_another():
+    assert imports_of_test_modules() == {}

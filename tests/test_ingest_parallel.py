@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from launch import cli, own_lines, read_result, write_config
 
 from distnewton.data.ranges import byte_range, range_blocks
+from support.launch import cli, own_lines, read_result, write_config
 
 
 def shares(path, P, block):

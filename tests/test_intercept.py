@@ -11,8 +11,8 @@ import distnewton
 from distnewton.data import write_libsvm
 from distnewton.objectives import Shard, penalty_weights
 
-from test_model import invoke, labelled
-from launch import write_config
+from support.launch import write_config
+from support.models import invoke, labelled, liblinear_rows
 
 D = 6
 
@@ -141,7 +141,6 @@ def test_liblinear_with_an_unregularised_bias_finds_the_same_model(problem):
     """LIBLINEAR's -R (do not regularise the bias, with -B 1) is the same convention."""
     liblinear = pytest.importorskip("liblinear.liblinearutil",
                                     reason="pip install liblinear-official (extra test)")
-    from test_model import liblinear_rows
     from sklearn.datasets import load_svmlight_file
     path, w_ref, _ = problem
     X, y = load_svmlight_file(str(path), n_features=D)

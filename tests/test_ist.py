@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_svmlight_file
 
-from launch import a9a_like, cli, german_like, read_result, write_config
+from support.launch import cli, read_result, write_config
+from support.references import a9a_like, german_like, ist_quadratic
 
 from distnewton.algorithms.base import Problem
 from distnewton.algorithms.ist.ist import IST, quadratic_analysis
@@ -19,12 +20,12 @@ from distnewton.objectives import Shard
 from distnewton.runtime.sim import SimRuntime
 
 
-
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
-    """Synthetic stand-ins of the real sets' shapes and scales (tests/launch.py):
-    ``a9a`` (3000 x 123, 14 binary features per row) and ``german`` (dense 1000 x 24
-    in [-1, 1]).  Generated on every clone: no test here needs the real sets."""
+    """Synthetic stand-ins of the real sets' shapes and scales
+    (tests/support/references.py): ``a9a`` (3000 x 123, 14 binary features per row)
+    and ``german`` (dense 1000 x 24 in [-1, 1]).  Generated on every clone: no test
+    here needs the real sets."""
     tmp = tmp_path_factory.mktemp("ist")
     return {"a9a": {"train": str(a9a_like(tmp / "a.svm")), "n_features": 123},
             "german": str(german_like(tmp / "g.svm"))}
@@ -46,16 +47,6 @@ def run(tmp_path, tag, data, algorithm, model=None, workers=4, n=None, **run_key
 def german(sets):
     X, y = load_svmlight_file(sets["german"], zero_based=False)
     return X, y
-
-
-def quadratic(X, y, parts, lam):
-    """The analysis' L_i, b_i (F_i = (K n_i/N) f_i) and x* = L^{-1} b, by numpy."""
-    Xd, N, K = X.toarray(), X.shape[0], len(parts)
-    d = Xd.shape[1]
-    Ls = [(K / N) * (Xd[p].T @ Xd[p] + len(p) * lam * np.eye(d)) for p in parts]
-    bs = [(K / N) * Xd[p].T @ y[p] for p in parts]
-    x_star = np.linalg.solve(Xd.T @ Xd / N + lam * np.eye(d), Xd.T @ y / N)
-    return Ls, bs, x_star
 
 
 # -- identity == gd ------------------------------------------------------------
@@ -142,7 +133,7 @@ def test_exact_moments_match_monte_carlo(german, K, sketch):
     E[B] from the closed forms agree with 3000 sampled sketches."""
     X, y = german
     parts = partition(y, K, "label_skew", seed=0)
-    Ls, bs, x_star = quadratic(X, y, parts, 1e-3)
+    Ls, bs, x_star = ist_quadratic(X, y, parts, 1e-3)
     gamma, p, d = 0.1, 0.5, X.shape[1]
     res = quadratic_analysis(Ls, bs, sketch, gamma, p)
     np.testing.assert_allclose(res["x_star"], x_star, rtol=1e-10)
@@ -226,7 +217,7 @@ def test_heterogeneous_ridge_perm_stalls_within_the_bound(tmp_path, sets, german
                       {"loss": "ridge", "lambda": lam}, workers=K, max_rounds=600)
     parts = partition(y, K, "label_skew", seed=0)
     np.testing.assert_array_equal(attrs["shard_sizes"], [len(p) for p in parts])
-    Ls, bs, x_star = quadratic(X, y, parts, lam)
+    Ls, bs, x_star = ist_quadratic(X, y, parts, lam)
     res = quadratic_analysis(Ls, bs, "perm", 0.1)
     dist = h["dist_opt"][1:]
     assert dist[-1] == pytest.approx(np.linalg.norm(w - x_star), rel=1e-9)   # numpy x*

@@ -13,8 +13,8 @@ import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
 
-from launch import cli, read_result, write_config
-from test_ist import quadratic
+from support.launch import cli, read_result, write_config
+from support.references import ist_quadratic
 
 from distnewton.algorithms.base import Problem
 from distnewton.algorithms.ist import IST
@@ -56,7 +56,7 @@ def problem_of(train, K, lam):
     from sklearn.datasets import load_svmlight_file
     X, y = load_svmlight_file(str(train), zero_based=False)
     parts = partition(y, K, "contiguous")
-    return X, y, parts, quadratic(X, y, parts, lam)
+    return X, y, parts, ist_quadratic(X, y, parts, lam)
 
 
 # -- an independent reference: every draw, from the slides' definitions -------------

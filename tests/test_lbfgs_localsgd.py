@@ -9,8 +9,8 @@ import scipy.sparse as sp
 from distnewton.algorithms.lbfgs import strong_wolfe, two_loop
 from distnewton.algorithms.localsgd.localsgd import sgd, stochastic_grad
 from distnewton.objectives import Shard
-from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
-                    read_result, synth, write_config)
+from support.launch import SHARED, cli, read_result, synth, write_config
+from support.references import a9a_reference, logistic_objective, logistic_reference
 
 A9A_DATA = pytest.mark.data(reason="a9a's published-scale optimum and measured floors")
 #: Local SGD at its defaults on the synthetic set (rows of norm ~1, so lr 0.01 is

@@ -13,7 +13,7 @@ import shutil
 
 import numpy as np
 import pytest
-from launch import ROOT, cli, read_result
+from support.launch import ROOT, cli, read_result
 
 import distnewton
 from distnewton.io.read import load

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import distnewton
-from launch import a9a_like, cli, own_lines, read_result, write_config
+from support.checkpoints import EXIT_STOPPED, assert_resumed_equals_full, stopped_run
+from support.launch import cli, own_lines, read_result, write_config
+from support.references import a9a_like
 
 K = 5
 
@@ -89,7 +91,6 @@ def test_master_shard_auto_hosts_on_rank_0_only_when_workers_outnumber_worker_ra
 def test_stop_and_resume_with_logical_workers_equals_the_full_run(tmp_path, data):
     """Every logical worker's state (FedNL-PP's H_i, its RNG) goes into the
     checkpoint and comes back to the same rank-independent worker k."""
-    from test_checkpoint import EXIT_STOPPED, assert_resumed_equals_full, stopped_run
     path = write_config(tmp_path / "c.yaml", data={"train": data},
                         model={"loss": "logistic", "lambda": 1e-3},
                         algorithm={"name": "fednl", "compressor": "randk", "participation": 2},

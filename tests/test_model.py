@@ -6,29 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import distnewton
-from distnewton.cli import main
 from distnewton.data import write_libsvm
 
-from launch import cli, write_config
-
-D = 6
-
-
-def labelled(path, n=400, d=D, labels=(3, 7), seed=0, shift=0.5, loss="logistic"):
-    """Dense synthetic rows; logistic labels are ``labels`` (not -1/+1), so that
-    predictions must go back through the stored label map."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    m = X @ np.random.default_rng(100).standard_normal(d) + shift     # one true model
-    if loss == "ridge":
-        y = m + 0.3 * rng.standard_normal(n)
-    else:
-        y = np.where(m + 0.7 * rng.standard_normal(n) > 0, labels[1], labels[0])
-    write_libsvm(path, X, y)
-    return X, y
+from support.launch import cli, write_config
+from support.models import D, invoke, labelled, liblinear_rows
+from support.references import logistic_reference
 
 
 def fit(tmp_path, name="r.h5", loss="logistic", intercept=True, **model):
@@ -40,11 +24,6 @@ def fit(tmp_path, name="r.h5", loss="logistic", intercept=True, **model):
                            workers=3, output=tmp_path / name)
     assert res.status == "converged"
     return tmp_path / name, X, y, res
-
-
-def invoke(*args):
-    res = CliRunner().invoke(main, [str(a) for a in args])
-    return res
 
 
 def sklearn_twin(w, d, intercept, classes):
@@ -212,12 +191,6 @@ def test_cli_run_then_predict(tmp_path):
 
 
 # -- export --------------------------------------------------------------------
-def liblinear_rows(X):
-    """Rows of X as LIBLINEAR's sparse dicts (1-based)."""
-    import scipy.sparse as sp
-    X = sp.csr_matrix(X)
-    return [{int(j) + 1: float(v) for j, v in zip(X.indices[a:b], X.data[a:b])}
-            for a, b in zip(X.indptr[:-1], X.indptr[1:])]
 
 
 @pytest.mark.parametrize("intercept", [True, False])
@@ -333,7 +306,6 @@ def test_warm_start_near_the_optimum_stops_instead_of_chasing_its_own_gradient(t
 
 
 def test_warm_start_from_a_half_converged_result_reaches_the_cold_optimum(tmp_path):
-    from launch import logistic_reference
     train = tmp_path / "t.svm"
     labelled(train, n=600, labels=(-1, 1))
     _, _, _, w_ref, _ = logistic_reference(train, n_features=D)

@@ -16,7 +16,8 @@ import distnewton
 from distnewton.data import write_libsvm
 from distnewton.model import evaluate, load_model
 
-from launch import cli, own_lines, read_result, write_config
+from support.launch import cli, own_lines, read_result, write_config
+from support.models import liblinear_rows
 
 CLASSES = (2, 5, 7, 9)          # raw labels that are not 0..C-1: the map must be used
 
@@ -117,7 +118,6 @@ def test_predict_evaluate_and_the_test_set_metrics(tmp_path):
 def test_liblinear_reads_the_exported_ovr_model(tmp_path, classes):
     liblinear = pytest.importorskip("liblinear.liblinearutil",
                                     reason="pip install liblinear-official (extra test)")
-    from test_model import liblinear_rows
     train = tmp_path / "four.svm"
     X, y = four_classes(train)
     if classes == 2:                          # two classes: LIBLINEAR's binary layout

@@ -2,8 +2,6 @@
 shared mini-batch gradient, in process on the sim backend, against numpy and
 scikit-learn."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -11,36 +9,15 @@ from sklearn.linear_model import LogisticRegression
 
 from distnewton.algorithms import minibatch as M
 from distnewton.algorithms import primitives as P
-from distnewton.algorithms.base import LINE_SEARCH, Problem
+from distnewton.algorithms.base import LINE_SEARCH
 from distnewton.algorithms.giant import GIANT
 from distnewton.algorithms.localnewton import AdaptiveLocalNewton
 from distnewton.algorithms.newton import Newton, Tron
 from distnewton.algorithms.newton_type import NewtonType
 from distnewton.algorithms.ranl import RANL
 from distnewton.objectives import Shard
-from distnewton.runtime.sim import SimRuntime
-
-
-def synthetic(n=600, d=8, seed=0):
-    """Sparse logistic data with a known-ish signal, y in {-1, +1}."""
-    rng = np.random.default_rng(seed)
-    X = sp.random(n, d, density=0.5, random_state=seed, format="csr")
-    X.data = rng.standard_normal(X.nnz)
-    y = np.where(X @ rng.standard_normal(d) + 0.5 * rng.standard_normal(n) > 0, 1.0, -1.0)
-    return X, y
-
-
-def setup(cls, X, y, K=3, lam=None, **params):
-    """(algorithm, runtime) over K contiguous shards, parameters at their defaults."""
-    n, d = X.shape
-    lam = 1.0 / n if lam is None else lam
-    parts = np.array_split(np.arange(n), K)
-    full = {k: v.default for k, v in cls.params.items()}
-    full.update(params)
-    rt = SimRuntime([Shard(X[p], y[p], "logistic", lam) for p in parts], 0,
-                    SimpleNamespace(**full))
-    prob = Problem(n=n, d=d, lam=lam, loss="logistic", sizes=tuple(len(p) for p in parts))
-    return cls(rt, prob, full, np.zeros(d), seed=0), rt
+from support.inprocess import setup
+from support.references import synthetic
 
 
 class NumpyNewton(NewtonType):

@@ -5,51 +5,12 @@ scikit-learn, their rounds and bytes counted by hand; name clashes, broken
 plugins and a plugin present on some ranks only (exit 2, one message, no hang,
 no result file); checkpoint and resume of a plugin algorithm."""
 
-import os
-
 import numpy as np
 import pytest
 
-from launch import ROOT, cli, own_lines, read_result, synth, write_config
-from plugin_fixture import (assert_close, round_bytes, sklearn_optimum, write_entry_point,
-                            write_plugins)
-
-D, N, LAM, K = 6, 400, 0.01, 2
-MPI = pytest.mark.mpi
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "s.svm"
-    synth(path, N, D, density=0.5, seed=3)
-    return path, sklearn_optimum(path, D, LAM)
-
-
-@pytest.fixture
-def plugins(tmp_path):
-    return write_plugins(tmp_path / "plugins")
-
-
-def pythonpath(*folders):
-    return {"PYTHONPATH": os.pathsep.join([*map(str, folders), str(ROOT),
-                                           os.environ.get("PYTHONPATH", "")])}
-
-
-def config(tmp_path, train, name="plugin_gd", plugins=("myplugin",), **run):
-    return write_config(tmp_path / "c.yaml", data={"train": str(train)},
-                        model={"lambda": LAM},
-                        algorithm={"name": name, "step_size": 3.0, "momentum": 0.5},
-                        run={"max_rounds": 300, "grad_rtol": 1e-11,
-                             "plugins": list(plugins), **run})
-
-
-def run(cfg, out, backend, *args, folders=(), expect=0):
-    """``distnewton run`` on sim (K workers) or ``mpiexec -n K+1``; the result."""
-    opts = ["--backend", "sim", "--workers", K] if backend == "sim" else []
-    res = cli("run", cfg, *opts, "-o", out, "-q", *args, n=K + 1 if backend == "mpi" else None,
-              extra_env=pythonpath(*folders))
-    assert res.returncode == expect, res.stderr
-    return res
+from support.launch import cli, own_lines, read_result
+from support.plugin_fixture import (BACKENDS, D, K, assert_close, config, pythonpath, round_bytes,
+                                    run, write_entry_point)
 
 
 def check_counts(hist, rounds_per_iteration=1):
@@ -62,14 +23,11 @@ def check_counts(hist, rounds_per_iteration=1):
     assert np.array_equal(hist["bytes_up"], up * its)
 
 
-BACKENDS = ["sim", pytest.param("mpi", marks=MPI)]
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("how", ["run.plugins", "--plugin"])
 @pytest.mark.slow
-def test_plugin_module_reaches_the_sklearn_optimum(tmp_path, data, plugins, backend, how):
-    train, w_ref = data
+def test_plugin_module_reaches_the_sklearn_optimum(tmp_path, plugin_data, plugins, backend, how):
+    train, w_ref = plugin_data
     cfg = config(tmp_path, train, plugins=("myplugin",) if how == "run.plugins" else ())
     out = tmp_path / "r.h5"
     run(cfg, out, backend, *(["--plugin", "myplugin"] if how == "--plugin" else []),
@@ -83,8 +41,8 @@ def test_plugin_module_reaches_the_sklearn_optimum(tmp_path, data, plugins, back
 
 
 @pytest.mark.mpi
-def test_plugin_mpi_equals_sim(tmp_path, data, plugins):
-    train, _ = data
+def test_plugin_mpi_equals_sim(tmp_path, plugin_data, plugins):
+    train, _ = plugin_data
     cfg = config(tmp_path, train)
     run(cfg, tmp_path / "sim.h5", "sim", folders=[plugins])
     run(cfg, tmp_path / "mpi.h5", "mpi", folders=[plugins])
@@ -108,8 +66,8 @@ def test_list_shows_plugins_and_their_origin(tmp_path, plugins):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_entry_point_plugin_runs(tmp_path, data, plugins, backend):
-    train, w_ref = data
+def test_entry_point_plugin_runs(tmp_path, plugin_data, plugins, backend):
+    train, w_ref = plugin_data
     site = write_entry_point(tmp_path / "site")
     out = tmp_path / "r.h5"
     run(config(tmp_path, train, name="ep_gd", plugins=()), out, backend, folders=[plugins, site])
@@ -131,8 +89,8 @@ def one_error(res, *parts):
 
 
 @pytest.mark.slow
-def test_broken_entry_point_is_one_line(tmp_path, data, plugins):
-    train, _ = data
+def test_broken_entry_point_is_one_line(tmp_path, plugin_data, plugins):
+    train, _ = plugin_data
     site = write_entry_point(tmp_path / "site", "ep_gd = myplug_mod:Missing\n")
     env = pythonpath(plugins, site)
     one_error(cli("list", extra_env=env),
@@ -149,8 +107,8 @@ def test_broken_entry_point_is_one_line(tmp_path, data, plugins):
 
 
 @pytest.mark.slow
-def test_names_clashing_with_a_built_in_name_both_origins(tmp_path, data, plugins):
-    train, _ = data
+def test_names_clashing_with_a_built_in_name_both_origins(tmp_path, plugin_data, plugins):
+    train, _ = plugin_data
     site = write_entry_point(tmp_path / "site", "gd = myplug_mod:EPGD\n")
     one_error(cli("list", extra_env=pythonpath(plugins, site)),
               "algorithm 'gd' is defined twice", "entry point myplug:gd = myplug_mod:EPGD",
@@ -168,16 +126,16 @@ def test_names_clashing_with_a_built_in_name_both_origins(tmp_path, data, plugin
                       "No module named 'nosuchmodule')"]),
     ("extra_task.py", ["run.plugins: cannot import 'extra_task.py'", "ModuleNotFoundError"]),
 ])
-def test_plugin_that_cannot_be_imported(tmp_path, data, plugins, module, parts):
-    train, _ = data
+def test_plugin_that_cannot_be_imported(tmp_path, plugin_data, plugins, module, parts):
+    train, _ = plugin_data
     out = tmp_path / "r.h5"
     one_error(cli("run", config(tmp_path, train, plugins=()), "--plugin", module, "--backend",
                   "sim", "-o", out, extra_env=pythonpath(plugins)), *parts)
     assert not out.exists()
 
 
-def test_unknown_algorithm_hints_at_register_algorithm(tmp_path, data, plugins):
-    train, _ = data
+def test_unknown_algorithm_hints_at_register_algorithm(tmp_path, plugin_data, plugins):
+    train, _ = plugin_data
     one_error(cli("run", config(tmp_path, train, name="plugin_gdd"), "--backend", "sim",
                   "-o", tmp_path / "r.h5", extra_env=pythonpath(plugins)),
               "unknown algorithm 'plugin_gdd' (did you mean 'plugin_gd'?)",
@@ -190,10 +148,10 @@ def test_unknown_algorithm_hints_at_register_algorithm(tmp_path, data, plugins):
                    "needs a library that rank", "ranks 1-2 lack worker task myplugin.grad"]),
     ("extra_task", ["worker-task tables differ: ranks 0-1 lack worker task myplugin.extra"]),
 ])
-def test_plugin_on_some_ranks_only_stops_every_rank(tmp_path, data, plugins, module, parts):
+def test_plugin_on_some_ranks_only_stops_every_rank(tmp_path, plugin_data, plugins, module, parts):
     """A module importable on rank 0 only, or registering a task on rank 2 only:
     every rank stops with exit code 2 and rank 0's one line, no hang, no file."""
-    train, _ = data
+    train, _ = plugin_data
     out = tmp_path / "r.h5"
     res = cli("run", config(tmp_path, train, plugins=(module,)), "-o", out, n=3, timeout=120,
               extra_env=pythonpath(plugins))
@@ -206,10 +164,10 @@ def test_plugin_on_some_ranks_only_stops_every_rank(tmp_path, data, plugins, mod
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.slow
-def test_plugin_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, data, plugins,
+def test_plugin_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, plugin_data, plugins,
                                                                    backend):
     """The plugin given by --plugin only; --resume finds it in the recorded config."""
-    train, _ = data
+    train, _ = plugin_data
     cfg = config(tmp_path, train, plugins=(), max_rounds=60, grad_rtol=None)
     full, part = tmp_path / "full.h5", tmp_path / "part.h5"
     run(cfg, full, backend, "--plugin", "myplugin", folders=[plugins])
@@ -229,10 +187,10 @@ def test_plugin_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, dat
     check_counts(h_res)
 
 
-def test_unstorable_attribute_is_named(tmp_path, data, plugins):
+def test_unstorable_attribute_is_named(tmp_path, plugin_data, plugins):
     """A plugin attribute the checkpoint cannot store: the periodic checkpoint
     warns naming it, the final write falls back (exit 4) with the same reason."""
-    train, _ = data
+    train, _ = plugin_data
     out = tmp_path / "r.h5"
     res = cli("run", config(tmp_path, train, name="plugin_unstorable",
                             plugins=("unstorable",), max_rounds=4, checkpoint_every=2),

@@ -13,8 +13,8 @@ from distnewton.algorithms.ranl.masks import (check_tau, draw_masks, parse_capac
                                               region_counts, region_layout)
 from distnewton.data import write_libsvm
 from distnewton.errors import UserError
-from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
-                    read_result, synth, write_config)
+from support.launch import SHARED, cli, read_result, synth, write_config
+from support.references import a9a_reference, logistic_objective, logistic_reference
 
 A9A_DATA = pytest.mark.data(reason="a9a's scale for the rounds measured on it")
 #: the defaults until 0.3 (now options): every region on every worker, gradients at the

@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 import distnewton
 from distnewton.algorithms.ranl.masks import MASK_STREAM, draw_masks
-from launch import cli, read_result, synth, write_config
+from support.launch import cli, read_result, synth, write_config
 
 Q = 10                                     # the default regions: 10 contiguous blocks
 

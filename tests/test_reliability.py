@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from launch import cli, env, mpi_implementation, mpiexec, read_result, write_config, synth
+from support.launch import cli, env, mpi_implementation, mpiexec, read_result, write_config, synth
 
 
 @pytest.fixture

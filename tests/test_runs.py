@@ -8,8 +8,8 @@ import pytest
 from sklearn.datasets import load_svmlight_file
 from sklearn.linear_model import LogisticRegression
 
-from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
-                    read_result, synth, write_config)
+from support.launch import SHARED, cli, read_result, synth, write_config
+from support.references import a9a_reference, logistic_objective, logistic_reference
 
 #: whole runs (processes, MPI or files): outside the `-m "not slow"` inner loop
 pytestmark = pytest.mark.slow

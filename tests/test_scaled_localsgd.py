@@ -6,7 +6,6 @@ set, and the convergence measured on a9a where ../shared/data is (``data``)."""
 
 import itertools
 import re
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,41 +13,11 @@ import pytest
 from distnewton.algorithms.localsgd import scaled as S
 from distnewton.config import resolve
 from distnewton.errors import UserError
-from distnewton.objectives import Shard
 from distnewton.runtime import WorkerContext
-from launch import (SHARED, a9a_reference, cli, logistic_objective, logistic_reference,
-                    read_result, synth, write_config)
-
-
-def tiny_shard(loss="logistic", n=13, d=5, seed=1):
-    """A small sparse shard with an empty row (row 3)."""
-    import scipy.sparse as sp
-    rng = np.random.default_rng(seed)
-    X = sp.random(n, d, density=0.4, random_state=seed, format="csr")
-    X = sp.csr_matrix(sp.diags(np.where(np.arange(n) == 3, 0.0, 1.0)) @ X)
-    X.eliminate_zeros()
-    y = np.where(rng.random(n) < 0.5, -1.0, 1.0) if loss == "logistic" else rng.standard_normal(n)
-    return Shard(X, y, loss, lam=0.1)
-
-
-def dense_batch_hessian(sh, w, B):
-    """(1/|B|) sum_{j in B} l''_j x_j x_j^T + lambda I, dense."""
-    Xb = sh.X.toarray()[B]
-    c = sh.loss.deriv2(Xb @ w, sh.y[B])
-    return Xb.T @ (c[:, None] * Xb) / len(B) + sh.lam * np.eye(sh.d)
-
-
-def csr_batch(sh, B):
-    """(ind, val, rows, y) of rows B, as localsgd.batches yields them."""
-    Xb = sh.X[B]
-    rows = np.repeat(np.arange(len(B)), np.diff(Xb.indptr)) if len(B) > 1 else None
-    return Xb.indices.astype(np.intp), Xb.data, rows, sh.y[B]
-
-
-def params(**kw):
-    """A worker's ctx.params: the defaults with ``kw``."""
-    return SimpleNamespace(**{**{k: v.default for k, v in S.ScaledLocalSGD.params.items()},
-                              **kw})
+from support.launch import SHARED, cli, read_result, write_config
+from support.references import a9a_reference, logistic_objective
+from support.scaled_localsgd import (base_cfg, csr_batch, dense_batch_hessian, naive_rounds,
+                                     params, raw_config, sim_inprocess, tiny_shard)
 
 
 # -- in-process: the pieces ---------------------------------------------------
@@ -107,73 +76,6 @@ def test_averaging_rules():
     np.testing.assert_array_equal(S.clip(np.array([-3.0, 1e-9, 0.5]), 1e-2), [3.0, 1e-2, 0.5])
 
 
-def capped_average(rule, beta, cap, m, t, s):
-    """The t-th update of the theory schedule written as weights: the new sample's
-    weight is Adam's bias-corrected (1 - beta)/(1 - beta^t) (1 at t = 1), oasis's 1
-    then 1 - beta, rmsprop's 1 - beta, each at most ``cap`` from t = 2 on."""
-    if rule == "adam":
-        wt = (1 - beta) / (1 - beta ** t)
-    elif rule == "oasis":
-        wt = 1.0 if t == 1 else 1 - beta
-    else:
-        wt = 1 - beta
-    if t > 1:
-        wt = min(wt, cap)
-    return (1 - wt) * m + wt * s
-
-
-def naive_rounds(sh, w, rng, rounds, H, b, gamma, rule, beta, alpha, mode, dhat=None,
-                 cap=None, beta1=0.0, estimate="hutchinson"):
-    """Naive reference of one worker over several rounds (dense algebra):
-    per-epoch permutations, consecutive batches, local D every step (local)
-    or the fixed dhat with the statistic of the last step (global).  ``cap``:
-    the theory schedule, the weight w_t of the t-th sample in D (D^2 for adam,
-    rmsprop) at most cap from t = 2 on (:func:`capped_average`); ``beta1``: the
-    step along Adam's bias-corrected first moment; ``estimate: exact``:
-    oasis's statistic is the batch Hessian's diagonal."""
-    Xd, n = sh.X.toarray(), sh.n
-    order, m, count, out = [], np.zeros(sh.d), 0, []
-    mom, mc = np.zeros(sh.d), 0
-    for _ in range(rounds):
-        x, stat = w.copy(), None
-        for step in range(H):
-            if not order:
-                perm = rng.permutation(n)
-                order = [perm[i:i + b] for i in range(0, n, b)]
-            B = order.pop(0)
-            g = Xd[B].T @ sh.loss.deriv(Xd[B] @ x, sh.y[B]) / len(B) + sh.lam * x
-            if mode == "local" or step == H - 1:
-                if rule == "oasis" and estimate == "exact":
-                    s = np.diag(dense_batch_hessian(sh, x, B)).copy()
-                elif rule == "oasis":
-                    v = 1.0 - 2.0 * rng.integers(0, 2, size=sh.d)
-                    s = v * (dense_batch_hessian(sh, x, B) @ v)
-                else:
-                    s = g * g
-            u = g
-            if beta1 > 0:
-                mom, mc = beta1 * mom + (1 - beta1) * g, mc + 1
-                u = mom / (1 - beta1 ** mc)
-            if mode == "local":
-                count += 1
-                if cap is not None:
-                    m = capped_average(rule, beta, cap, m, count, s)
-                    D = m if rule == "oasis" else np.sqrt(m)
-                elif rule == "oasis":
-                    m = s if count == 1 else beta * m + (1 - beta) * s
-                    D = m
-                else:
-                    m = beta * m + (1 - beta) * s
-                    D = np.sqrt(m / (1 - beta ** count)) if rule == "adam" else np.sqrt(m)
-                x = x - gamma * u / np.maximum(alpha, np.abs(D))
-            else:
-                stat = s if step == H - 1 else None
-                x = x - gamma * u / dhat
-        out.append((x, stat))
-        w = x
-    return out
-
-
 @pytest.mark.parametrize("rule", ["adam", "rmsprop", "oasis"])
 @pytest.mark.parametrize("mode", ["local", "global"])
 def test_worker_tasks_follow_the_formulas_across_rounds(rule, mode):
@@ -199,10 +101,6 @@ def test_worker_tasks_follow_the_formulas_across_rounds(rule, mode):
     else:
         assert "scale_m" not in ctx.state
     np.testing.assert_array_equal(w0, np.linspace(-0.5, 0.5, sh.d))   # broadcast untouched
-
-
-def base_cfg(**alg):
-    return {"data": {"train": "x.svm"}, "algorithm": {"name": "scaled_localsgd", **alg}}
 
 
 @pytest.mark.parametrize("key,value,msg", [
@@ -233,12 +131,6 @@ def test_parameters_are_checked(key, value, msg):
 #: 2.4e-3..2.7e-3, oasis 2.2e-3..3.0e-3 (global and local); any round 20..40 at most
 #: 4.1e-2 (constant-step noise).  The bound keeps a 3x margin over the final values.
 SMALL_BOUND = 2e-2
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """4000 x 40 synthetic logistic set: (data keys, X, y, lam, f*)."""
-    path = synth(tmp_path_factory.mktemp("slsgd") / "s.svm", 4000, 40, density=0.25)
-    X, y, lam, _, f_ref = logistic_reference(path)
-    return {"train": str(path)}, X, y, lam, f_ref
 
 
 @pytest.fixture(scope="module")
@@ -247,42 +139,20 @@ def a9a():
     return {"train": str(SHARED / "a9a.bz2"), "n_features": 123}, X, y, lam, f_ref
 
 
-def raw_config(algorithm, data, **run):
-    return {"data": {**data, "partition": "iid"},
-            "model": {"loss": "logistic", "lambda": "1/n"},
-            "algorithm": algorithm, "run": {"grad_rtol": 1e-12, **run}}
-
-
-_SETUPS = {}
-
-
-def sim_inprocess(algorithm, data, workers, rounds, seed=0):
-    """A sim run in this process (a data set read once per K): (algorithm, history)."""
-    from distnewton.session import Session
-    cfg = resolve(raw_config(algorithm, data, max_rounds=rounds, backend="sim",
-                             workers=workers, seed=seed))
-    key = (data["train"], workers)
-    session = Session.open(cfg, setup=_SETUPS.get(key))
-    _SETUPS[key] = session.setup
-    out = session.run()
-    assert out.status == "max_rounds"
-    return out.alg, out.history.arrays()
-
-
 @pytest.mark.parametrize("mode", ["global", "local"])
-def test_identity_scaling_is_localsgd_bit_for_bit(small, mode):
+def test_identity_scaling_is_localsgd_bit_for_bit(slsgd_small, mode):
     alg = {"name": "scaled_localsgd", "scaling": "identity", "mode": mode, "gamma": 0.7,
            "local_steps": 13, "batch": 9, "alpha": 3.0, "beta": 0.5}     # alpha, beta unused
-    a, ha = sim_inprocess(alg, small[0], 3, 4)
+    a, ha = sim_inprocess(alg, slsgd_small[0], 3, 4)
     b, hb = sim_inprocess({"name": "localsgd", "lr": 0.7, "local_steps": 13, "batch": 9},
-                          small[0], 3, 4)
+                          slsgd_small[0], 3, 4)
     np.testing.assert_array_equal(a.w, b.w)
     for col in ("loss", "grad_norm", "comm_rounds", "bytes_up", "bytes_down", "step_size"):
         np.testing.assert_array_equal(ha[col], hb[col], err_msg=col)
     assert np.all(np.isnan(ha["clipped"]))
 
 
-@pytest.mark.parametrize("ref,bound", [("small", SMALL_BOUND), pytest.param(
+@pytest.mark.parametrize("ref,bound", [("slsgd_small", SMALL_BOUND), pytest.param(
     "a9a", 5e-2, marks=pytest.mark.data(reason="a9a's scale for the floors measured on it"))])
 @pytest.mark.parametrize("scaling,mode", [(s, m) for s in ("adam", "rmsprop", "oasis")
                                           for m in ("global", "local")])
@@ -313,17 +183,17 @@ def test_every_scaling_learns(ref, bound, scaling, mode, request):
         assert np.all(np.isnan(hist["dhat_min"]))
 
 
-def test_bytes_per_round_by_hand(small):
-    K, d, T = 3, small[1].shape[1], 4
+def test_bytes_per_round_by_hand(slsgd_small):
+    K, d, T = 3, slsgd_small[1].shape[1], 4
     it = np.arange(T + 1)
     _, h = sim_inprocess({"name": "scaled_localsgd", "scaling": "adam", "mode": "local"},
-                         small[0], K, T)
+                         slsgd_small[0], K, T)
     np.testing.assert_array_equal(h["iteration"], it)
     np.testing.assert_array_equal(h["comm_rounds"], it)                   # 1 round each
     np.testing.assert_array_equal(h["bytes_down"], it * K * (64 + 8 * d))  # header + x
     np.testing.assert_array_equal(h["bytes_up"], it * K * 8 * d)          # n_m x_m
     _, h = sim_inprocess({"name": "scaled_localsgd", "scaling": "rmsprop", "mode": "global"},
-                         small[0], K, T + 1)
+                         slsgd_small[0], K, T + 1)
     # iteration 1: the initial statistics round (x^0 down, n_m s_m up) + the first round
     # every round: header + x + D_hat down (2d), n_m x_m + n_m s_m up (2d)
     np.testing.assert_array_equal(h["iteration"], it)
@@ -335,10 +205,10 @@ def test_bytes_per_round_by_hand(small):
 
 
 @pytest.mark.mpi
-def test_mpi_equals_sim_global_oasis(tmp_path, small):
+def test_mpi_equals_sim_global_oasis(tmp_path, slsgd_small):
     cfg = write_config(tmp_path / "s.yaml", **raw_config(
         {"name": "scaled_localsgd", "scaling": "oasis", "mode": "global", "alpha": 1e-3,
-         "local_steps": 7, "batch": 8}, small[0], max_rounds=6))
+         "local_steps": 7, "batch": 8}, slsgd_small[0], max_rounds=6))
     runs = []
     for out, args, n in (("mpi.h5", (), 3), ("sim.h5", ("--backend", "sim", "--workers", 2), None)):
         res = cli("run", cfg, "-o", tmp_path / out, "-q", *args, n=n)
@@ -359,7 +229,7 @@ def test_mpi_equals_sim_global_oasis(tmp_path, small):
     ("oasis", "local", {}), ("adam", "global", {}),
     ("rmsprop", "global", {"beta_schedule": "theory", "step_size": "theory", "beta1": 0.9})])
 @pytest.mark.slow
-def test_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, small, scaling, mode,
+def test_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, slsgd_small, scaling, mode,
                                                             options):
     """Master state (m, count, dhat; the theory's step and cap) and worker state (the
     local D, the first moment, the epoch position, the RNG that draws batches and
@@ -367,7 +237,7 @@ def test_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, small, sca
     straight."""
     cfg = write_config(tmp_path / "c.yaml", **raw_config(
         {"name": "scaled_localsgd", "scaling": scaling, "mode": mode, "local_steps": 30,
-         "batch": 4, **options}, small[0], max_rounds=20))
+         "batch": 4, **options}, slsgd_small[0], max_rounds=20))
     sim = ("--backend", "sim", "--workers", 2, "-q")
     part, full = tmp_path / "part.h5", tmp_path / "full.h5"
     for args in (("run", cfg, "-o", part, "--set", "run.checkpoint_every=6",

@@ -19,10 +19,9 @@ from distnewton.config import resolve
 from distnewton.errors import UserError
 from distnewton.objectives import Shard
 from distnewton.runtime import WorkerContext
-from launch import cli, read_result, write_config
-from test_scaled_localsgd import small  # noqa: F401  (the fixture)
-from test_scaled_localsgd import (base_cfg, capped_average, csr_batch, naive_rounds, params,
-                                  raw_config, sim_inprocess, tiny_shard)
+from support.launch import cli, read_result, write_config
+from support.scaled_localsgd import (base_cfg, capped_average, csr_batch, naive_rounds, params,
+                                     raw_config, sim_inprocess, tiny_shard)
 
 
 # -- the averages ----------------------------------------------------------------
@@ -172,17 +171,17 @@ def test_worker_tasks_with_the_options_follow_the_naive_loop(rule, mode, beta1, 
 
 
 # -- whole runs ----------------------------------------------------------------------
-def test_theory_step_and_bytes_by_hand(small):
+def test_theory_step_and_bytes_by_hand(slsgd_small):
     """step_size theory: gamma = alpha/(4 L), L = max ||x_j||^2 / 4 + lambda from the
     file (scipy); one constants round once (a header down, 7 floats up per worker)
     and 2 floats more down per worker every round."""
-    K, d, T = 3, small[1].shape[1], 4            # T iterations: T + 1 rounds
-    X, lam = small[1], small[3]
+    K, d, T = 3, slsgd_small[1].shape[1], 4      # T iterations: T + 1 rounds
+    X, lam = slsgd_small[1], slsgd_small[3]
     L = 0.25 * float(sp.csr_matrix(X).multiply(X).sum(axis=1).max()) + lam
     it = np.arange(T + 1)
     for scaling, alpha in (("oasis", 0.02), ("identity", 0.01)):
         alg, h = sim_inprocess({"name": "scaled_localsgd", "scaling": scaling, "mode": "local",
-                                "alpha": alpha, "step_size": "theory"}, small[0], K, T + 1)
+                                "alpha": alpha, "step_size": "theory"}, slsgd_small[0], K, T + 1)
         want = (alpha if scaling == "oasis" else 1.0) / (4 * L)
         np.testing.assert_allclose(h["step_size"][1:], want, rtol=1e-12)
         assert alg.theory["L"] == pytest.approx(L, rel=1e-12)
@@ -200,13 +199,13 @@ def test_theory_step_and_bytes_by_hand(small):
     {"scaling": "oasis", "mode": "local", "beta_schedule": "theory"},
     {"scaling": "rmsprop", "mode": "global", "beta_schedule": "theory", "beta1": 0.5}])
 @pytest.mark.slow
-def test_every_option_learns(small, alg):
+def test_every_option_learns(slsgd_small, alg):
     """40 rounds, K = 4, the defaults otherwise: below 2e-2 relative suboptimality on
     the synthetic set (the defaults' bound; measured after 40 rounds, seeds 0-3:
     adam + beta1 3.8e-3..4.7e-3, oasis exact 2.4e-3..2.7e-3, oasis local theory
     schedule 3.1e-3..3.9e-3, rmsprop theory + beta1 2.3e-3..2.5e-3), the loss falling."""
-    _, hist = sim_inprocess({"name": "scaled_localsgd", **alg}, small[0], 4, 40)
-    sub = (hist["loss"] - small[4]) / small[4]
+    _, hist = sim_inprocess({"name": "scaled_localsgd", **alg}, slsgd_small[0], 4, 40)
+    sub = (hist["loss"] - slsgd_small[4]) / slsgd_small[4]
     assert sub[-1] <= 2e-2, sub[-1]
     assert hist["loss"][-1] < hist["loss"][1] < hist["loss"][0]
 
@@ -217,11 +216,11 @@ def test_every_option_learns(small, alg):
      "beta1": 0.5, "gamma": 0.05},
     {"scaling": "adam", "mode": "local", "step_size": "theory", "beta_schedule": "theory",
      "beta1": 0.9}])
-def test_mpi_equals_sim_with_the_options(tmp_path, small, alg):
+def test_mpi_equals_sim_with_the_options(tmp_path, slsgd_small, alg):
     """mpiexec -n 3 and -n 4 against sim with 2 and 3 workers: the same iterates
     (1e-12), rounds and bytes, the same theory constants."""
     cfg = write_config(tmp_path / "o.yaml", **raw_config(
-        {"name": "scaled_localsgd", "local_steps": 7, "batch": 8, **alg}, small[0],
+        {"name": "scaled_localsgd", "local_steps": 7, "batch": 8, **alg}, slsgd_small[0],
         max_rounds=5))
     for n in (3, 4):
         runs = []
@@ -260,8 +259,8 @@ def test_option_values_are_checked(key, value, msg):
     ({"beta1": 2.0}, {}, "algorithm.beta1: must be in [0.0, 1.0), got 2.0"),
     ({"step_size": "slow"}, {}, "algorithm.step_size: must be one of constant, theory"),
 ])
-def test_bad_values_exit_2_naming_the_key(tmp_path, small, alg, model, msg):
-    raw = raw_config({"name": "scaled_localsgd", **alg}, small[0], max_rounds=2)
+def test_bad_values_exit_2_naming_the_key(tmp_path, slsgd_small, alg, model, msg):
+    raw = raw_config({"name": "scaled_localsgd", **alg}, slsgd_small[0], max_rounds=2)
     raw["model"].update(model)
     cfg = write_config(tmp_path / "bad.yaml", **raw)
     res = cli("run", cfg, "-o", tmp_path / "bad.h5", "-q", "--backend", "sim", "--workers", 2)

@@ -1,5 +1,5 @@
 """slurm/run.sbatch and slurm/sweep.sbatch submitted with ``sbatch`` to a real
-one-node SLURM cluster (tests/slurm_cluster.py): the launcher choice (probed
+one-node SLURM cluster (tests/support/slurm_cluster.py): the launcher choice (probed
 srun plugins, then mpiexec), a job array, the time-limit signal and a resumed run,
 ``scancel --signal=USR1 --batch``, and the srun singleton trap.  Also, without
 SLURM: sweep --count/--show and the progress output (bar on a terminal, lines
@@ -7,7 +7,7 @@ otherwise, the summary line).
 
 Every job gets the environment of the tests' Python (its bin dir first in PATH, so
 ``distnewton`` and ``mpiexec`` are this installation's; PYTHONPATH to the
-checkout) and ``DISTNEWTON_MPIEXEC`` = tests/launch.py's ``mpiexec()``, so the
+checkout) and ``DISTNEWTON_MPIEXEC`` = tests/support/launch.py's ``mpiexec()``, so the
 same tests run under the mpich wheel or Open MPI.
 """
 
@@ -22,8 +22,9 @@ import h5py
 import numpy as np
 import pytest
 
-from launch import ROOT, cli, env, logistic_objective, mpiexec, read_result, synth, write_config
-from slurm_cluster import FOREIGN, slurm  # noqa: F401  (slurm: the session fixture)
+from support.launch import ROOT, cli, env, mpiexec, read_result, synth, write_config
+from support.references import logistic_objective
+from support.slurm_cluster import FOREIGN, find
 
 RUN, SWEEP = ROOT / "slurm" / "run.sbatch", ROOT / "slurm" / "sweep.sbatch"
 PLUGINS = ("pmix", "pmi2")                     # the scripts' default order, then mpiexec
@@ -306,7 +307,6 @@ def test_usr1_while_the_launcher_is_chosen_does_not_start_the_run(slurm, tmp_pat
     """A SIGUSR1 that arrives before the run is started (here: while the launcher is
     probed, slowed down by an `srun` on PATH that waits 5 s before running the real
     one) neither kills the batch shell nor starts a run that would be cut short."""
-    from slurm_cluster import find
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "srun").write_text(f"#!/bin/bash\ntouch {tmp_path}/probing\nsleep 5\n"

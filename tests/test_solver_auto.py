@@ -21,7 +21,8 @@ from distnewton.data import write_libsvm
 from distnewton.objectives import Shard
 from distnewton.runtime.sim import SimRuntime
 
-from launch import german_like, logistic_reference, write_config
+from support.launch import write_config
+from support.references import german_like, logistic_reference
 
 
 def sparse_rows(n=3000, d=123, per_row=14, seed=7):

@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from launch import ROOT, env, mpiexec, read_result
-from plugin_fixture import assert_close, round_bytes, write_plugins
-from test_plugins import BACKENDS, D, K, config, data, run  # noqa: F401  (fixture)
+from support.launch import ROOT, env, mpiexec, read_result
+from support.plugin_fixture import BACKENDS, D, K, assert_close, config, round_bytes, run
 
-JOB = Path(__file__).with_name("subset_rounds_job.py")
+JOB = Path(__file__).parent / "support" / "subset_rounds_job.py"
 V = [1.0, 2.0]
 
-#: tests/subset_rounds_job.py's rounds with 3 workers; task scale: (k + 1) v,
+#: tests/support/subset_rounds_job.py's rounds with 3 workers; task scale: (k + 1) v,
 #: task tag: k + 1 values 10 k + v[0] (+ the scattered piece's sum)
 EXPECTED = {
     "full_sum": [6 * x for x in V],                      # 1 + 2 + 3
@@ -163,16 +162,13 @@ def test_collect_times_after_subset_rounds():
 
 
 # -- a plugin algorithm on subset rounds, end to end ----------------------------
-@pytest.fixture
-def plugins(tmp_path):
-    return write_plugins(tmp_path / "plugins")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_plugin_on_subset_rounds_equals_full_rounds(tmp_path, data, plugins, backend):  # noqa: F811
+def test_plugin_on_subset_rounds_equals_full_rounds(tmp_path, plugin_data, plugins, backend):
     """Each iteration: worker 0, then workers 1..K-1 (2 rounds, the bytes of one
     full round); the iterates equal the full-round run's, the time columns add up."""
-    train, _ = data
+    train, _ = plugin_data
     cfg = config(tmp_path, train, max_rounds=40, grad_rtol=None)
     run(cfg, tmp_path / "full.h5", "sim", "--set", "run.max_rounds=20", folders=[plugins])
     run(cfg, tmp_path / "split.h5", backend, "--set", "algorithm.split=true", folders=[plugins])

@@ -19,8 +19,8 @@ from distnewton.data import write_libsvm
 from distnewton.objectives import Shard
 from distnewton.runtime.sim import SimRuntime
 
-from launch import cli, read_result, write_config
-from test_checkpoint import EXIT_STOPPED, assert_resumed_equals_full, stopped_run
+from support.checkpoints import EXIT_STOPPED, assert_resumed_equals_full, stopped_run
+from support.launch import cli, read_result, write_config
 
 
 def dense_problem(n=400, d=10, seed=1, loss="logistic"):

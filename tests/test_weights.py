@@ -10,8 +10,8 @@ import scipy.sparse as sp
 import distnewton
 from distnewton.objectives import Shard
 
-from launch import cli, write_config
-from test_model import invoke, labelled
+from support.launch import cli, write_config
+from support.models import invoke, labelled
 
 D = 6
 

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from launch import cli, env, mpiexec, synth, write_config
+from support.launch import cli, env, mpiexec, synth, write_config
 
 from distnewton.io.fallback import SUFFIX, columns_of, free_name, save_fallback
 from distnewton.io.provenance import library_line

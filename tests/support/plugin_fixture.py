@@ -12,16 +12,21 @@ checkpoint's types (array, int, list of floats, dict), and each worker counts
 its calls in ``ctx.state`` (worker state, checkpointed too).
 
 Also an entry-point distribution (``myplug-0.1.dist-info``) whose
-``ep_gd = myplug_mod:EPGD`` subclasses it, and the scikit-learn reference.
+``ep_gd = myplug_mod:EPGD`` subclasses it, the scikit-learn reference, and the runs
+of the plugin tests (``config``, ``run`` on sim or ``mpiexec``, ``BACKENDS``).
 """
 
+import os
 import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from support.launch import ROOT, cli, write_config
 
 PLUGIN = '''
-"""Heavy-ball gradient descent: a distnewton plugin (tests/plugin_fixture.py)."""
+"""Heavy-ball gradient descent: a distnewton plugin (tests/support/plugin_fixture.py)."""
 import numpy as np
 
 from distnewton.algorithms import Algorithm, register_algorithm
@@ -166,3 +171,33 @@ def round_bytes(K, d):
 def assert_close(a, b, tol):
     a, b = np.asarray(a), np.asarray(b)
     assert np.max(np.abs(a - b)) <= tol * max(1.0, np.max(np.abs(b))), np.max(np.abs(a - b))
+
+
+# -- runs of the plugin tests (tests/test_plugins.py, tests/test_subset_rounds.py) --
+D, N, LAM, K = 6, 400, 0.01, 2
+MPI = pytest.mark.mpi
+
+
+def pythonpath(*folders):
+    return {"PYTHONPATH": os.pathsep.join([*map(str, folders), str(ROOT),
+                                           os.environ.get("PYTHONPATH", "")])}
+
+
+def config(tmp_path, train, name="plugin_gd", plugins=("myplugin",), **run):
+    return write_config(tmp_path / "c.yaml", data={"train": str(train)},
+                        model={"lambda": LAM},
+                        algorithm={"name": name, "step_size": 3.0, "momentum": 0.5},
+                        run={"max_rounds": 300, "grad_rtol": 1e-11,
+                             "plugins": list(plugins), **run})
+
+
+def run(cfg, out, backend, *args, folders=(), expect=0):
+    """``distnewton run`` on sim (K workers) or ``mpiexec -n K+1``; the result."""
+    opts = ["--backend", "sim", "--workers", K] if backend == "sim" else []
+    res = cli("run", cfg, *opts, "-o", out, "-q", *args, n=K + 1 if backend == "mpi" else None,
+              extra_env=pythonpath(*folders))
+    assert res.returncode == expect, res.stderr
+    return res
+
+
+BACKENDS = ["sim", pytest.param("mpi", marks=MPI)]

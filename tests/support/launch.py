@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 import h5py
-import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 NO_DATA = "../shared/data not found: real LIBSVM data sets live beside the checkout"
 
@@ -119,62 +118,9 @@ def read_result(path):
     return attrs, hist, w
 
 
-def logistic_objective(X, y, w, lam):
-    return float(np.mean(np.logaddexp(0.0, -y * (X @ w))) + 0.5 * lam * w @ w)
-
-
-def logistic_reference(path, n_features=None, lam=None):
-    """A LIBSVM file's logistic problem and its independent optimum: (X, y, lam, w*, f*).
-
-    scikit-learn minimises C sum_j l_j + ||w||^2/2, the same minimiser as
-    f(w) = mean_j l_j + (lambda/2)||w||^2 when C = 1/(lambda n); lambda = 1/n
-    unless given.  Newton-Cholesky at tol 1e-12 gives f* to ~1e-15 relative.
-    """
-    from sklearn.datasets import load_svmlight_file
-    from sklearn.linear_model import LogisticRegression
-    X, y = load_svmlight_file(str(path), n_features=n_features, zero_based=False)
-    lam = 1.0 / X.shape[0] if lam is None else lam
-    ref = LogisticRegression(C=1.0 / (lam * X.shape[0]), fit_intercept=False,
-                             solver="newton-cholesky", tol=1e-12, max_iter=200).fit(X, y)
-    w_ref = ref.coef_.ravel()
-    return X, y, lam, w_ref, logistic_objective(X, y, w_ref, lam)
-
-
-@functools.lru_cache(maxsize=None)
-def a9a_reference():
-    """a9a (lambda = 1/n) and its reference optimum, once per test session."""
-    return logistic_reference(SHARED / "a9a.bz2", n_features=123)
-
-
 def synth(path, samples, features, density=0.5, seed=3):
     """Write a small synthetic logistic problem with `distnewton data synth` (the CLI)."""
     res = cli("data", "synth", path, "--samples", samples, "--features", features,
               "--density", density, "--seed", seed)
     assert res.returncode == 0, res.stderr
-    return path
-
-
-def german_like(path, n=1000, d=24, seed=5):
-    """A dense stand-in of german.numer_scale's shape and scale: features uniform in
-    [-1, 1] (the set is scaled to [-1, 1]), +-1 labels from a logistic model."""
-    from distnewton.data import write_libsvm
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(-1.0, 1.0, (n, d))
-    y = np.where(rng.random(n) < 1 / (1 + np.exp(-X @ rng.standard_normal(d))), 1.0, -1.0)
-    write_libsvm(path, X, y)
-    return path
-
-
-def a9a_like(path, n=3000, d=123, per_row=14, seed=7):
-    """A sparse stand-in of a9a's shape and scale: binary features, ``per_row``
-    ones per row (a9a has 14 of 123), +-1 labels from a logistic model."""
-    import scipy.sparse as sp
-    from distnewton.data import write_libsvm
-    rng = np.random.default_rng(seed)
-    cols = np.stack([rng.choice(d, per_row, replace=False) for _ in range(n)])
-    X = sp.csr_matrix((np.ones(n * per_row), (np.repeat(np.arange(n), per_row), cols.ravel())),
-                      shape=(n, d))
-    m = X @ (rng.standard_normal(d) / np.sqrt(per_row)) * 2.0
-    y = np.where(rng.random(n) < 1 / (1 + np.exp(-m)), 1.0, -1.0)
-    write_libsvm(path, X, y)
     return path

@@ -4,7 +4,7 @@ tests/test_subset_rounds.py under ``mpiexec -n 4`` (``mpi``) or in one process
 the counters.  The tasks' replies depend on the worker index k, so a sum or
 gather shows exactly which workers answered.
 
-    python tests/subset_rounds_job.py sim|mpi
+    python tests/support/subset_rounds_job.py sim|mpi
 """
 
 import json

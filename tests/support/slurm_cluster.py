@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from launch import env as launch_env
+from support.launch import env as launch_env
 
 SBIN = os.pathsep.join(["/usr/sbin", "/sbin", "/usr/local/sbin"])
 DAEMONS = ("munged", "slurmctld", "slurmd")
@@ -202,7 +202,7 @@ class Cluster:
             self._until("munge socket", sock.exists, 20)
             ctld_port, d_port = free_ports(2)
             self.conf.write_text(f"""\
-# One-node test cluster written by tests/slurm_cluster.py
+# One-node test cluster written by tests/support/slurm_cluster.py
 ClusterName=distnewton-test
 SlurmctldHost=localhost
 SlurmctldPort={ctld_port}
