@@ -139,7 +139,8 @@ def main(argv=None):
         head = (f"# LIBSVM parsing, one thread\n\n`python benchmarks/parse_bench.py"
                 f"{' --file ' + os.path.basename(path) if args.file else f' --mb {args.mb:g}'}`: "
                 f"{mb:.0f} MB, {ref[0].shape[0]} rows x {ref[0].shape[1]} features, "
-                f"{ref[0].nnz} non-zeros; best of {args.repeat}.\n\n")
+                f"{ref[0].nnz} non-zeros; best of {args.repeat}; load average "
+                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when it ended.\n\n")
         print(head + table)
         if not args.smoke:
             with open(OUT, "w") as fh:
