@@ -52,14 +52,27 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
     y, label_map = labels(cfg, ds.y, train)
     weights = row_weights(cfg, ds.y, y, label_map)
     X = ds.X
-    test = None
-    if dc["test"]:
-        ts = read_libsvm(resolve_path(dc["test"], "data.test"), n_features=X.shape[1],
-                         zero_based=dc["zero_based"])
-        yt, _ = labels(cfg, ts.y, dc["test"], reference=label_map)
-        test = (ts.X, yt)
-    return finish_setup(cfg, n_workers, X, y, test, train, file_sha256(train), label_map,
-                        weights)
+    return finish_setup(cfg, n_workers, X, y, read_test(cfg, X.shape[1], label_map), train,
+                        file_sha256(train), label_map, weights)
+
+
+def read_test(cfg, d, label_map):
+    """``data.test`` (X with ``d`` columns, no intercept yet; its targets through the
+    training label map), or None without one."""
+    dc = cfg["data"]
+    if not dc["test"]:
+        return None
+    ts = read_libsvm(resolve_path(dc["test"], "data.test"), n_features=d,
+                     zero_based=dc["zero_based"])
+    yt, _ = labels(cfg, ts.y, dc["test"], reference=label_map)
+    return ts.X, yt
+
+
+def with_intercept(cfg, test):
+    """The test set with ``model.fit_intercept``'s column (None stays None)."""
+    if test is None or not cfg["model"]["fit_intercept"]:
+        return test
+    return add_intercept(test[0]), test[1]
 
 
 def labels(cfg, y, source, reference=None):
@@ -185,13 +198,7 @@ def prepare_shards(cfg, n_workers, load_rows):
         bounds = np.cumsum([0] + m["sizes"])
         parts = [np.arange(a, b, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
     d_total = d + (1 if mc["fit_intercept"] else 0)
-    test = None
-    if dc["test"]:
-        tpath = resolve_path(dc["test"], "data.test")
-        ts = read_libsvm(tpath, n_features=d, zero_based=dc["zero_based"])
-        yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=tpath,
-                           reference=mapping)
-        test = (add_intercept(ts.X) if mc["fit_intercept"] else ts.X, yt)
+    test = with_intercept(cfg, read_test(cfg, d, mapping))
     n = m["n_samples"]
     extra = 1 if mc["fit_intercept"] else 0            # the intercept column's entries
     problem = Problem(n=n, d=d_total, lam=lambda_value(cfg, n), loss=mc["loss"],

@@ -34,11 +34,12 @@ import re
 import numpy as np
 import scipy.sparse as sp
 
-from .data import map_labels, partition, read_libsvm
-from .data.libsvm import BLOCK_BYTES, _fast_block, _scan_block
+from .data import map_labels, partition
+from .data.libsvm import BLOCK_BYTES, _fast_block, _scan_block, concat_parts
 from .data.ranges import byte_range, range_blocks
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
+from .ingest import read_test, with_intercept
 from .problem import Problem, Setup, add_intercept, free_intercept, keep_rows, lambda_value
 
 COMPRESSED = (".bz2", ".gz", ".xz")
@@ -105,20 +106,10 @@ def parse_share(path, rank, P, zero_based, n_features):
     return parts, lines, None
 
 
-def stack(parts, n_features):
-    """One CSR (0-based indices, not yet of its final width) and the labels."""
-    if not parts:
-        return (np.zeros(0), np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0))
-    data = np.concatenate([p[0] for p in parts])
-    indices = np.concatenate([p[1] for p in parts])
-    offsets = np.cumsum([0] + [p[2][-1] for p in parts[:-1]])
-    indptr = np.concatenate([[0]] + [p[2][1:] + o for p, o in zip(parts, offsets)])
-    return data, indices, indptr.astype(np.int64), np.concatenate([p[3] for p in parts])
-
-
 def ingest(comm, cfg, K, blocks):
-    """Every rank: (the master's Setup on rank 0 else None, this rank's
-    [(X, y, None)] per hosted worker, bytes exchanged)."""
+    """Every rank: (the master's Setup on rank 0 else None, the Problem (the same
+    on every rank: it is computed from collectives), this rank's [(X, y, None)]
+    per hosted worker, bytes exchanged)."""
     from mpi4py import MPI
     rank, P = comm.Get_rank(), comm.Get_size()
     dc, mc = cfg["data"], cfg["model"]
@@ -126,7 +117,7 @@ def ingest(comm, cfg, K, blocks):
     parts, lines, bad = parse_share(path, rank, P, dc["zero_based"], dc["n_features"])
     line0 = comm.exscan(lines) or 0           # lines before this rank's first
     agree(comm, lambda: fail_if(bad is not None, lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
-    data, indices, indptr, raw_y = stack(parts, dc["n_features"])
+    data, indices, indptr, raw_y = concat_parts(parts)
     del parts
     n_r = len(raw_y)
     n = comm.allreduce(n_r)
@@ -159,7 +150,7 @@ def ingest(comm, cfg, K, blocks):
         setup = agree(comm, lambda: master_setup(cfg, path, problem, parts, label_map))
     else:
         agree(comm, lambda: None)
-    return setup, pieces, comm.allreduce(sent)
+    return setup, problem, pieces, comm.allreduce(sent)
 
 
 def gather_labels(comm, y, n):
@@ -244,21 +235,8 @@ def shared_problem(comm, cfg, X, mine, parts):
                    row_nnz_sq=tuple(float(v) for v in both[K:]))
 
 
-def shared(comm, setup):
-    """The Problem of rank 0's checked Setup on every rank (the workers' shards
-    are built with it)."""
-    return comm.bcast(setup.problem if setup is not None else None, root=0)
-
-
 def master_setup(cfg, path, problem, parts, label_map):
     """Rank 0's Setup: no rows; the test set, the label map, the file's sha256."""
-    dc, mc = cfg["data"], cfg["model"]
-    test = None
-    if dc["test"]:
-        d = problem.d - (1 if mc["fit_intercept"] else 0)
-        ts = read_libsvm(resolve_path(dc["test"], "data.test"), n_features=d,
-                         zero_based=dc["zero_based"])
-        yt, _ = map_labels(ts.y, mc["loss"], dc["positive_labels"], source=dc["test"],
-                           reference=label_map)
-        test = (add_intercept(ts.X) if mc["fit_intercept"] else ts.X, yt)
+    d = problem.d - (1 if cfg["model"]["fit_intercept"] else 0)
+    test = with_intercept(cfg, read_test(cfg, d, label_map))
     return Setup(None, None, parts, problem, test, path, file_sha256(path), label_map)

@@ -305,10 +305,9 @@ def open_mpi_parallel(cls, comm, cfg, verbosity, resume, monitors):
     K = mpi_workers(cfg, comm)
     blocks = blocks_of(cfg, K, P)
     inject("load", rank)
-    setup, pieces, setup_bytes = ingest_parallel.ingest(comm, cfg, K, blocks)
+    setup, problem, pieces, setup_bytes = ingest_parallel.ingest(comm, cfg, K, blocks)
     setup = ingest_parallel.agree(comm, lambda: check_setup(cfg, setup, K, resume)
                                   if rank == 0 else None)
-    problem = ingest_parallel.shared(comm, setup)
     try:
         if rank != 0:
             serve(comm, build_shards(problem, pieces), cfg["run"]["seed"],

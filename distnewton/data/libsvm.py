@@ -221,14 +221,10 @@ def read_libsvm(path, n_features=None, zero_based=False) -> Dataset:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
     except (OSError, EOFError, zlib.error) as e:
         raise UserError(f"{path}: cannot read or decompress: {e}") from None
-    n_rows = sum(len(p[3]) for p in parts)
+    data, indices, indptr, y = concat_parts(parts)
+    n_rows = len(y)
     if n_rows == 0:
         raise UserError(f"{path}: no data rows")
-    data = np.concatenate([p[0] for p in parts])
-    indices = np.concatenate([p[1] for p in parts])
-    offsets = np.cumsum([0] + [p[2][-1] for p in parts[:-1]])
-    indptr = np.concatenate([[0]] + [p[2][1:] + o for p, o in zip(parts, offsets)])
-    y = np.concatenate([p[3] for p in parts]).astype(np.float64)
     if n_features is None:
         n_features = int(indices.max()) + 1 if len(indices) else 0
     itype = np.int32 if max(len(data), n_features) < 2**31 - 1 else np.int64
@@ -237,6 +233,18 @@ def read_libsvm(path, n_features=None, zero_based=False) -> Dataset:
     X.sort_indices()
     X.eliminate_zeros()
     return Dataset(X=X, y=y, path=path)
+
+
+def concat_parts(parts):
+    """The blocks' ``(data, indices, indptr, y)`` as one (indptr int64, y float64)."""
+    if not parts:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0)
+    data = np.concatenate([p[0] for p in parts])
+    indices = np.concatenate([p[1] for p in parts])
+    offsets = np.cumsum([0] + [p[2][-1] for p in parts[:-1]])
+    indptr = np.concatenate([[0]] + [p[2][1:] + o for p, o in zip(parts, offsets)])
+    return (data, indices, indptr.astype(np.int64),
+            np.concatenate([p[3] for p in parts]).astype(np.float64))
 
 
 def _label_key(v: float):
