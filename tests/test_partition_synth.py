@@ -1,5 +1,7 @@
 """Tests for distnewton.data: row partitions and synthetic data."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -100,3 +102,24 @@ def test_synthetic_errors():
                    {"loss": "hinge"}, {"n_groups": 0}):
         with pytest.raises(UserError):
             make_synthetic(10, 5, **kwargs)
+
+
+#: sha256 (first 16 hex digits) of data, indices, indptr (int64), y and w_true as
+#: make_synthetic drew them before its speed-up: the same seed draws the same set
+PINNED = [
+    (dict(n_samples=3000, n_features=200, density=0.02, seed=0), "f4eed1d99491593f"),
+    (dict(n_samples=500, n_features=1000, density=1e-4, seed=3, loss="ridge", noise=0.5),
+     "f1b6b6788b6ca34f"),
+    (dict(n_samples=400, n_features=30, density=1.0, seed=1), "63419f8d51af1c78"),
+    (dict(n_samples=2000, n_features=50, density=0.3, seed=7, n_groups=4, heterogeneity=0.5),
+     "1b673cfd3d4946c5"),
+]
+
+
+@pytest.mark.parametrize("kwargs,digest", PINNED)
+def test_synthetic_draws_are_pinned(kwargs, digest):
+    X, y, w = make_synthetic(**kwargs)
+    h = hashlib.sha256()
+    for a in (X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64), y, w):
+        h.update(np.ascontiguousarray(a).tobytes())
+    assert X.indices.dtype == np.int32 and h.hexdigest()[:16] == digest

@@ -1,4 +1,4 @@
-"""Read, check, describe and write LIBSVM / SVMlight sparse text files.
+"""Read, check and describe LIBSVM / SVMlight sparse text files.
 
 Format: one sample per line, ``label idx:val idx:val ...``; indices are 1-based
 unless ``zero_based=True``.  Accepted: plain, ``.gz`` and ``.bz2`` files (by
@@ -26,8 +26,6 @@ first bad line, or returns the block (so blocks with unsorted rows load, slowly)
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import os
 import zlib
 from dataclasses import dataclass
@@ -37,6 +35,8 @@ import scipy.sparse as sp
 
 from distnewton.data import libsvm_arrow
 from distnewton.data.libsvm_fast import MAX_INDEX, parse_block
+from distnewton.data.libsvm_write import open_by_extension as _open
+from distnewton.data.libsvm_write import write_libsvm  # noqa: F401 (re-exported)
 from distnewton.errors import UserError
 
 #: pyarrow is there (a dependency; the numpy parser takes over if its import fails)
@@ -70,15 +70,6 @@ class Dataset:
     @property
     def nnz(self) -> int:
         return self.X.nnz
-
-
-def _open(path: str, mode: str):
-    low = path.lower()
-    if low.endswith(".bz2"):
-        return bz2.open(path, mode)
-    if low.endswith(".gz"):
-        return gzip.open(path, mode)
-    return open(path, mode)
 
 
 def _blocks(path: str):
@@ -322,31 +313,3 @@ def dataset_info(path, zero_based=False) -> dict:
             "labels": {_label_key(v): int(c) for v, c in zip(values, counts)},
             "file_bytes": os.path.getsize(ds.path)}
 
-
-def write_libsvm(path, X, y) -> None:
-    """Write ``X`` (sparse or dense) and ``y`` as LIBSVM text, 1-based indices.
-
-    Values are written with ``%.17g`` (exact round trip), zeros are omitted,
-    integral labels are written as ints; ``.gz``/``.bz2`` compress by extension.
-    """
-    path = os.fspath(path)
-    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
-    y = np.asarray(y, dtype=np.float64).ravel()
-    if X.shape[0] != len(y):
-        raise ValueError(f"X has {X.shape[0]} rows but y has {len(y)} labels")
-    X.sum_duplicates()
-    X.eliminate_zeros()
-    if not (np.isfinite(X.data).all() and np.isfinite(y).all()):
-        raise ValueError("cannot write NaN or infinite values")
-    labels = ["%d" % v if v.is_integer() else "%.17g" % v for v in y.tolist()]
-    ptr = X.indptr
-    with _open(path, "wb") as f:
-        for start in range(0, len(labels), 65536):        # bounded memory
-            stop = min(start + 65536, len(labels))
-            a, b = ptr[start], ptr[stop]
-            toks = list(map("%d:%.17g".__mod__,
-                            zip((X.indices[a:b] + 1).tolist(), X.data[a:b].tolist())))
-            off = (ptr[start:stop + 1] - a).tolist()
-            lines = [" ".join([labels[start + r]] + toks[off[r]:off[r + 1]])
-                     for r in range(stop - start)]
-            f.write(("\n".join(lines) + "\n").encode("ascii"))

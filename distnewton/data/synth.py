@@ -28,7 +28,8 @@ from distnewton.errors import UserError
 
 
 def _pattern(rng, n: int, d: int, density: float):
-    """Row and column ids of Bernoulli(density) cells of an n x d matrix, sorted."""
+    """Row ids, column ids (sorted by row, then column) and row counts of the
+    Bernoulli(density) cells of an n x d matrix."""
     total = n * d
     if density >= 1.0:
         flat = np.arange(total, dtype=np.int64)
@@ -37,18 +38,22 @@ def _pattern(rng, n: int, d: int, density: float):
         mean = total * density
         while end < total - 1:
             size = int(mean + 6 * np.sqrt(mean + 1) + 100)
-            pos = end + np.cumsum(rng.geometric(density, size=size), dtype=np.int64)
-            pieces.append(pos[pos < total])
+            pos = np.cumsum(rng.geometric(density, size=size), dtype=np.int64)
+            pos += end
+            pieces.append(pos[:np.searchsorted(pos, total)])    # pos is increasing
             end = int(pos[-1])
-        flat = np.concatenate(pieces)
-    rows, cols = np.divmod(flat, d)
-    empty = np.flatnonzero(np.bincount(rows, minlength=n) == 0)
+        flat = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    rows = flat // d
+    cols = flat - rows * d                             # np.divmod, faster
+    counts = np.bincount(rows, minlength=n)
+    empty = np.flatnonzero(counts == 0)
     if len(empty):
         rows = np.concatenate([rows, empty])
         cols = np.concatenate([cols, rng.integers(0, d, size=len(empty))])
         order = np.argsort(rows, kind="stable")
         rows, cols = rows[order], cols[order]
-    return rows, cols
+        counts[empty] = 1
+    return rows, cols, counts
 
 
 def _check(n_samples, n_features, density, noise, heterogeneity, n_groups, loss):
@@ -79,8 +84,9 @@ def make_synthetic(n_samples, n_features, density=0.1, seed=0, noise=0.1,
     _check(n_samples, n_features, density, noise, heterogeneity, n_groups, loss)
     n, d = int(n_samples), int(n_features)
     r_pat, r_val, r_w, r_grp, r_noise = np.random.default_rng(seed).spawn(5)
-    rows, cols = _pattern(r_pat, n, d, float(density))
-    vals = r_val.standard_normal(len(rows)) / np.sqrt(max(1.0, density * d))
+    rows, cols, counts = _pattern(r_pat, n, d, float(density))
+    vals = r_val.standard_normal(len(rows))
+    vals /= np.sqrt(max(1.0, density * d))
     w_true = r_w.standard_normal(d)
     if n_groups > 1 and heterogeneity > 0:
         col_group = np.empty(d, dtype=np.int64)
@@ -89,7 +95,7 @@ def make_synthetic(n_samples, n_features, density=0.1, seed=0, noise=0.1,
         row_group = np.repeat(np.arange(n_groups),
                               [len(a) for a in np.array_split(np.arange(n), n_groups)])
         vals[col_group[cols] == row_group[rows]] *= 1.0 + 3.0 * heterogeneity
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+    indptr = np.concatenate([[0], np.cumsum(counts)])
     itype = np.int32 if max(len(vals), d) < 2**31 - 1 else np.int64
     X = sp.csr_matrix((vals, cols.astype(itype), indptr.astype(itype)), shape=(n, d))
     X.sort_indices()
