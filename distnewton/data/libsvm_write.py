@@ -18,7 +18,7 @@ indices and values are cast to strings, joined into ``i:v`` tokens
 list view of the CSR offsets (``binary_join``), and each row joined to its label,
 which carries the newline in front (``"\\n" + label``; an empty row is a null,
 skipped).  The chunk's text is then the contiguous data buffer of that string
-array, written without a copy (less its leading newline, plus a final one).
+array, less its leading newline, plus a final one.
 The kernels release the GIL: chunks are formatted by :func:`writer_threads`
 threads (the cores this process may use, at most 4) while the main thread
 writes them in order.
