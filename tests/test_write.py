@@ -145,6 +145,9 @@ def test_chunks_and_threads_do_not_change_a_byte(tmp_path, monkeypatch):
         assert text == (tmp_path / "one.svm").read_bytes()
     part = b"".join(libsvm_write.formatted(Xc, yc, 100, 1000, threads=2))
     assert part == b"".join((tmp_path / "one.svm").read_bytes().splitlines(True)[100:1000])
+    monkeypatch.setattr(libsvm_write, "MAX_NAMES", 299)           # indices cast, not looked up
+    assert libsvm_write.index_names(300) is None
+    assert b"".join(libsvm_write.formatted(Xc, yc)) == (tmp_path / "one.svm").read_bytes()
 
 
 def test_refuses_nan_infinity_and_a_label_count_mismatch(tmp_path):

@@ -13,7 +13,8 @@ range, subnormals and the extremes.
 
 How: the matrix is cut into chunks of whole rows (at most :data:`CHUNK_NNZ`
 non-zeros and :data:`CHUNK_ROWS` rows, so memory stays bounded); per chunk the
-indices and values are cast to strings, joined into ``i:v`` tokens
+values are cast to strings, the indices looked up in a table of ``"1" .. "d"``
+(three times faster than a cast), joined into ``i:v`` tokens
 (``binary_join_element_wise``), the tokens of each row joined with spaces over a
 list view of the CSR offsets (``binary_join``), and each row joined to its label,
 which carries the newline in front (``"\\n" + label``; an empty row is a null,
@@ -54,6 +55,8 @@ CHUNK_NNZ = 1 << 18
 CHUNK_ROWS = 1 << 15
 #: pyarrow imports (a dependency); else the pure-Python fallback formats
 ARROW = libsvm_arrow.available()
+#: indices are looked up in a table of their strings up to this many columns
+MAX_NAMES = 1 << 22
 #: integral labels below this magnitude are written as integers (int64 range)
 _INT_LABEL = 2.0 ** 63
 
@@ -118,8 +121,19 @@ def _labels(y):
     return pc.if_else(pa.array(integral), ints, pc.cast(pa.array(y), pa.large_string()))
 
 
-def format_chunk(X, y, r0: int, r1: int) -> bytes | memoryview:
-    """The LIBSVM text of rows ``r0:r1`` of canonical ``X``, newline-terminated."""
+def index_names(d: int):
+    """Arrow strings ``"1" .. "d"`` (looked up faster than cast), or None for
+    d > :data:`MAX_NAMES` or without pyarrow."""
+    if not ARROW or d > MAX_NAMES:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    return pc.cast(pa.array(np.arange(1, d + 1, dtype=np.int64)), pa.large_string())
+
+
+def format_chunk(X, y, r0: int, r1: int, names=None) -> bytes | memoryview:
+    """The LIBSVM text of rows ``r0:r1`` of canonical ``X``, newline-terminated
+    (``names``: :func:`index_names` of ``X``'s columns, else indices are cast)."""
     if not ARROW:
         return _format_python(X, y, r0, r1)
     import pyarrow as pa
@@ -128,7 +142,10 @@ def format_chunk(X, y, r0: int, r1: int) -> bytes | memoryview:
     a, b = int(ptr[r0]), int(ptr[r1])
     text = pa.large_string()
     space = pa.scalar(" ", text)
-    idx = pc.cast(pa.array(np.add(X.indices[a:b], 1, dtype=np.int64)), text)
+    if names is not None:
+        idx = names.take(pa.array(X.indices[a:b]))
+    else:
+        idx = pc.cast(pa.array(np.add(X.indices[a:b], 1, dtype=np.int64)), text)
     tok = pc.binary_join_element_wise(idx, pc.cast(pa.array(X.data[a:b]), text),
                                       pa.scalar(":", text))
     offs = np.asarray(ptr[r0:r1 + 1], dtype=np.int64) - a
@@ -160,16 +177,17 @@ def formatted(X, y, start: int = 0, stop: int | None = None, threads: int | None
     bounds = chunk_bounds(X.indptr, start, stop)
     spans = list(zip(bounds[:-1], bounds[1:]))
     threads = writer_threads() if threads is None else threads
+    names = index_names(X.shape[1])
     if threads <= 1 or len(spans) <= 1:
         for r0, r1 in spans:
-            yield format_chunk(X, y, r0, r1)
+            yield format_chunk(X, y, r0, r1, names)
         return
     with ThreadPoolExecutor(threads) as pool:
         ahead = 2 * threads                                # bounded memory
-        futures = [pool.submit(format_chunk, X, y, *s) for s in spans[:ahead]]
+        futures = [pool.submit(format_chunk, X, y, *s, names) for s in spans[:ahead]]
         for i in range(len(spans)):
             if i + ahead < len(spans):
-                futures.append(pool.submit(format_chunk, X, y, *spans[i + ahead]))
+                futures.append(pool.submit(format_chunk, X, y, *spans[i + ahead], names))
             yield futures[i].result()
             futures[i] = None
 
