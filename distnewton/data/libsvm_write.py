@@ -30,8 +30,12 @@ writer) ~1 us per ``i:v`` token with its joins, ``repr`` ~1.9 us,
 ``numpy.char.mod`` ~5 us.  Polars' cast (~55 ns, Ryu) is not a dependency.  A
 vectorised numpy shortest-digits algorithm would need 128-bit arithmetic
 emulated over some 50 passes of 40M elements: no faster, and far riskier.
-The 2,000,000 x 1,000 synthetic set (40M non-zeros, 1 GB) went from ~44 s to
-~10 s; see ``CHANGELOG.md``.
+The 2,000,000 x 1,000 synthetic set (40M non-zeros, 1 GB, ``distnewton data
+synth``): 12-14 s of CPU instead of 43-50 s, of which generation 2-2.4 s and
+formatting 9-11 s (the float cast about half of it); wall 13-21 s instead of
+44-80 s on 2 cores shared with other jobs.  Splitting the rows over MPI ranks
+(each writing at its offset) was not built: on 2 cores the threads already use
+both, and every rank would have to generate the whole set.
 
 Without pyarrow (a dependency; a broken install) the old pure-Python writer
 (``%.17g``) runs: slower, and other bytes, but the same numbers.
