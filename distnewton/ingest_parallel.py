@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from .data import map_labels, partition
-from .data.libsvm import BLOCK_BYTES, _fast_block, _scan_block, concat_parts
+from .data import cache, map_labels, partition
+from .data.libsvm import BLOCK_BYTES, _fast_block, _scan_block, concat_parts, decompress_to
 from .data.ranges import byte_range, range_blocks
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
@@ -60,7 +61,10 @@ def applies(cfg, arrays=None) -> bool:
         path = resolve_path(dc["train"], "data.train")
     except UserError:
         return False                           # the rank-0 path says why, once
-    return os.path.isfile(path) and not str(path).lower().endswith(COMPRESSED)
+    if not os.path.isfile(path):
+        return False
+    return not str(path).lower().endswith(COMPRESSED) or \
+        cache.root_for(dc["cache"], path) is not None
 
 
 def agree(comm, fn):
@@ -84,56 +88,167 @@ def fail_if(condition, message):
         raise UserError(message())
 
 
-def parse_share(path, rank, P, zero_based, n_features):
+def parse_share(path, rank, P, zero_based, n_features, name=None):
     """This rank's lines: (parts, lines read, the first bad line's (local line,
-    message) or None)."""
+    message) or None).  ``name``: the file named in messages (default ``path``)."""
+    name = path if name is None else name
     start, end = byte_range(os.path.getsize(path), rank, P)
     parts, lines = [], 0
     try:
         for block in range_blocks(path, start, end, BLOCK_BYTES):
             part = _fast_block(block, zero_based, n_features)
             if part is None:
-                part = _scan_block(block, path, lines, zero_based, n_features)
+                part = _scan_block(block, name, lines, zero_based, n_features)
             parts.append(part)
             lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     except UserError as exc:
-        m = re.match(rf"{re.escape(path)}:(\d+): (.*)", str(exc), re.S)
+        m = re.match(rf"{re.escape(name)}:(\d+): (.*)", str(exc), re.S)
         if m is None:
             raise
         return parts, lines, (int(m.group(1)), m.group(2))
     except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc})") from None
+        raise UserError(f"{name}: cannot read ({exc})") from None
     return parts, lines, None
+
+
+def plan(cfg, path):
+    """Rank 0: how the rows are read: ``("cache", folder, meta)`` from a valid
+    entry, ``("parse", None, None)`` without a cache, or ``("write", tmp, sig)``
+    (parse, then write the entry from ``tmp``; a compressed file is first
+    decompressed there as ``source.txt``)."""
+    dc = cfg["data"]
+    zb, nf = dc["zero_based"], dc["n_features"]
+    root = cache.root_for(dc["cache"], path)
+    if root is None:
+        return ("parse", None, None)
+    entry = cache.lookup(root, path, zb, nf)
+    if entry is not None:
+        return ("cache", str(entry.folder), entry.meta)
+    sig = cache.signature(path)
+    tmp = cache.begin(root, path, zb, nf)
+    if tmp is None:
+        if str(path).lower().endswith(COMPRESSED):
+            raise UserError(f"{path}: the cache folder {root} cannot be written, and a "
+                            "compressed file is read in parallel only through it: set "
+                            "data.cache to a writable folder")
+        return ("parse", None, None)
+    if str(path).lower().endswith(COMPRESSED):
+        try:
+            decompress_to(path, tmp / "source.txt")
+        except UserError:
+            cache.discard(tmp)
+            raise
+    return ("write", str(tmp), sig)
+
+
+def local_rows(comm, cfg, path):
+    """This rank's share of the training rows and what all ranks agree on:
+    ``(X canonical CSR with d columns, raw labels, sha256 on rank 0 else None,
+    the cache note of :func:`~distnewton.ingest.read_cached`)``.
+
+    From a valid cache entry each rank reads rows ``[n r / P, n (r+1) / P)``;
+    else each parses its byte range (errors agreed: the first bad line, by its
+    global line number) and, with a cache, writes its piece of a new entry, which
+    rank 0 commits once every piece is written."""
+    from mpi4py import MPI
+    rank, P = comm.Get_rank(), comm.Get_size()
+    dc = cfg["data"]
+    zb, nf = dc["zero_based"], dc["n_features"]
+    how, where, extra = agree_bcast(comm, lambda: plan(cfg, path))
+    if how == "cache":
+        entry = cache.Entry(Path(where), extra)
+        n = entry.n
+        data, indices, indptr, raw_y = agree(
+            comm, lambda: entry.rows(n * rank // P, n * (rank + 1) // P))
+        top, sha = entry.n_cols - 1, entry.sha256 if rank == 0 else None
+        note = f"read {where}"
+    else:
+        text = os.path.join(where, "source.txt") if how == "write" and \
+            str(path).lower().endswith(COMPRESSED) else path
+        parts, lines, bad = parse_share(text, rank, P, zb, nf, name=path)
+        line0 = comm.exscan(lines) or 0       # lines before this rank's first
+        try:
+            agree(comm, lambda: fail_if(bad is not None,
+                                        lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
+        except UserError:
+            if rank == 0 and how == "write":
+                cache.discard(where)
+            raise
+        data, indices, indptr, raw_y = concat_parts(parts)
+        del parts
+        top = comm.allreduce(int(indices.max()) if len(indices) else -1, op=MPI.MAX)
+        sha, note = None, ""
+    d = nf if nf is not None else top + 1
+    X = sp.csr_matrix((data, indices.astype(np.int32 if d < 2**31 - 1 else np.int64,
+                                            copy=False), indptr), shape=(len(raw_y), d))
+    del data, indices
+    if how != "cache":
+        X.sort_indices()
+        X.eliminate_zeros()
+    if how == "write":
+        sha, note = write_entry(comm, cfg, path, where, extra, X, raw_y, d)
+    return X, raw_y, sha, note
+
+
+def write_entry(comm, cfg, path, tmp, sig, X, raw_y, d):
+    """Every rank writes its piece; rank 0 commits the entry (or drops it when a
+    piece failed): ``(the source's sha256, the cache note)`` on rank 0."""
+    rank = comm.Get_rank()
+    row0 = comm.exscan(len(raw_y)) or 0
+    piece = cache.write_piece(tmp, rank, row0, X.data, X.indices, X.indptr, raw_y)
+    pieces = comm.gather(piece, root=0)
+    if rank != 0:
+        return None, ""
+    sha = file_sha256(path)
+    source = Path(tmp) / "source.txt"
+    if source.exists():
+        source.unlink()
+    dc, root = cfg["data"], Path(tmp).parent
+    if any(p is None for p in pieces):
+        cache.discard(tmp)
+        return sha, ""
+    done = cache.commit(tmp, root, path, dc["zero_based"], dc["n_features"], sig, pieces, d, sha)
+    return sha, (f"written {root / cache.key(path, dc['zero_based'], dc['n_features'])}"
+                 if done else "")
+
+
+def agree_bcast(comm, fn):
+    """``fn()`` on rank 0, its value on every rank; a UserError there is raised
+    on every rank."""
+    out = None
+    if comm.Get_rank() == 0:
+        try:
+            out = (None, fn())
+        except UserError as exc:
+            out = (str(exc), None)
+    err, value = comm.bcast(out, root=0)
+    if err is not None:
+        raise UserError(err)
+    return value
+
+
+def global_rows(comm, raw_y, path):
+    """(n, the rows before this rank's, every distinct raw label); no rows is an error."""
+    n = comm.allreduce(len(raw_y))
+    agree(comm, lambda: fail_if(n == 0, lambda: f"{path}: no data rows"))
+    return (n, comm.exscan(len(raw_y)) or 0,
+            np.unique(np.concatenate(comm.allgather(np.unique(raw_y)))))
 
 
 def ingest(comm, cfg, K, blocks):
     """Every rank: (the master's Setup on rank 0 else None, the Problem (the same
     on every rank: it is computed from collectives), this rank's [(X, y, None)]
     per hosted worker, bytes exchanged)."""
-    from mpi4py import MPI
-    rank, P = comm.Get_rank(), comm.Get_size()
+    rank = comm.Get_rank()
     dc, mc = cfg["data"], cfg["model"]
     path = resolve_path(dc["train"], "data.train")
-    parts, lines, bad = parse_share(path, rank, P, dc["zero_based"], dc["n_features"])
-    line0 = comm.exscan(lines) or 0           # lines before this rank's first
-    agree(comm, lambda: fail_if(bad is not None, lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
-    data, indices, indptr, raw_y = concat_parts(parts)
-    del parts
+    X, raw_y, sha, note = local_rows(comm, cfg, path)
     n_r = len(raw_y)
-    n = comm.allreduce(n_r)
-    agree(comm, lambda: fail_if(n == 0, lambda: f"{path}: no data rows"))
-    top = comm.allreduce(int(indices.max()) if len(indices) else -1, op=MPI.MAX)
-    d = dc["n_features"] if dc["n_features"] is not None else top + 1
-    row0 = comm.exscan(n_r) or 0
-    values = np.unique(np.concatenate(comm.allgather(np.unique(raw_y))))
+    n, row0, values = global_rows(comm, raw_y, path)
     _, label_map = agree(comm, lambda: map_labels(values, mc["loss"], dc["positive_labels"],
                                                   source=path))
     y, _ = map_labels(raw_y, mc["loss"], reference=label_map, source=path)
-    X = sp.csr_matrix((data, indices.astype(np.int32 if d < 2**31 - 1 else np.int64), indptr),
-                      shape=(n_r, d))
-    X.sort_indices()
-    X.eliminate_zeros()
-    del data, indices
+    del raw_y
     if mc["fit_intercept"]:
         X = add_intercept(X)
     all_y = y if dc["partition"] != "label_skew" else gather_labels(comm, y, n)
@@ -147,7 +262,8 @@ def ingest(comm, cfg, K, blocks):
     problem = shared_problem(comm, cfg, X, mine, parts)
     setup = None
     if rank == 0:
-        setup = agree(comm, lambda: master_setup(cfg, path, problem, parts, label_map))
+        setup = agree(comm, lambda: master_setup(cfg, path, sha, problem, parts, label_map))
+        setup.cache = note
     else:
         agree(comm, lambda: None)
     return setup, problem, pieces, comm.allreduce(sent)
@@ -235,8 +351,8 @@ def shared_problem(comm, cfg, X, mine, parts):
                    row_nnz_sq=tuple(float(v) for v in both[K:]))
 
 
-def master_setup(cfg, path, problem, parts, label_map):
+def master_setup(cfg, path, sha, problem, parts, label_map):
     """Rank 0's Setup: no rows; the test set, the label map, the file's sha256."""
     d = problem.d - (1 if cfg["model"]["fit_intercept"] else 0)
     test = with_intercept(cfg, read_test(cfg, d, label_map))
-    return Setup(None, None, parts, problem, test, path, file_sha256(path), label_map)
+    return Setup(None, None, parts, problem, test, path, sha or file_sha256(path), label_map)

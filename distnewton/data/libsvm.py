@@ -1,7 +1,7 @@
 """Read, check, describe and write LIBSVM / SVMlight sparse text files.
 
 Format: one sample per line, ``label idx:val idx:val ...``; indices are 1-based
-unless ``zero_based=True``.  Accepted: plain, ``.gz`` and ``.bz2`` files (by
+unless ``zero_based=True``.  Accepted: plain, ``.gz``, ``.bz2`` and ``.xz`` files (by
 extension), an optional ``qid:N`` right after the label (ignored), ``#``
 comments (whole line or trailing), blank lines, CRLF line endings, no final
 newline.  Numbers are read with Python's ``float``/``int`` grammar, except that
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import lzma
 import os
 import zlib
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ def _open(path: str, mode: str):
         return bz2.open(path, mode)
     if low.endswith(".gz"):
         return gzip.open(path, mode)
+    if low.endswith(".xz"):
+        return lzma.open(path, mode)
     return open(path, mode)
 
 
@@ -93,6 +96,16 @@ def _blocks(path: str):
                 yield buf[:cut]
         if tail:
             yield tail
+
+
+def decompress_to(path: str, dest) -> None:
+    """Write the decompressed text of ``path`` (bz2, gz, xz by extension) to ``dest``."""
+    try:
+        with _open(path, "rb") as src, open(dest, "wb") as out:
+            while chunk := src.read(BLOCK_BYTES):
+                out.write(chunk)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+        raise UserError(f"{path}: cannot read or decompress: {e}") from None
 
 
 def _show(tok: bytes) -> str:
@@ -219,7 +232,7 @@ def read_libsvm(path, n_features=None, zero_based=False) -> Dataset:
             line0 += block.count(b"\n")
     except PermissionError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    except (OSError, EOFError, zlib.error) as e:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
         raise UserError(f"{path}: cannot read or decompress: {e}") from None
     data, indices, indptr, y = concat_parts(parts)
     n_rows = len(y)
