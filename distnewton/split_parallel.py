@@ -1,6 +1,6 @@
 """``mpiexec -n P distnewton data split``: the split with every rank reading its share.
 
-Each rank reads its share of the rows (:func:`~distnewton.ingest_parallel.local_rows`:
+Each rank reads its share of the rows (:func:`~distnewton.shares.local_rows`:
 from the binary cache, else its byte range of the text, caching it), the ranks
 agree on n, d and the labels, compute the partition exactly as the one-process
 split does (:func:`~distnewton.data.split.split_file`, so the parts are the same
@@ -16,7 +16,8 @@ from .data import partition as make_parts
 from .data.registry import file_sha256
 from .data.split import prepare_out, write_manifest, write_part
 from .errors import UserError
-from .ingest_parallel import agree, agree_bcast, exchange, gather_labels, global_rows, local_rows
+from .ingest_parallel import exchange, gather_labels, global_rows
+from .shares import agree, agree_bcast, local_rows
 
 
 def split_mpi(path, n_parts, out, partition="iid", seed=0, alpha=0.5, n_features=None,

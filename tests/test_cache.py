@@ -199,6 +199,9 @@ def test_cold_and_warm_runs_on_other_rank_counts_give_the_uncached_run(tmp_path)
     for got in (warm_mpi, warm_sim):
         assert got[0]["dataset_cache"] == f"read {where / entry}"
     assert ref[0]["dataset_cache"] == ""
+    cold_t, warm_t = (json.loads(r[0]["setup_seconds_json"]) for r in (cold, warm_mpi))
+    assert cold_t["parse"] > 0 and cold_t["cache_write"] > 0 and cold_t["cache_read"] == 0
+    assert warm_t["parse"] == 0 and warm_t["cache_write"] == 0 and warm_t["cache_read"] > 0
     for got in (cold, warm_mpi, warm_sim):
         assert got[0]["dataset_sha256"] == ref[0]["dataset_sha256"]
         np.testing.assert_array_equal(got[0]["shard_sizes"], ref[0]["shard_sizes"])

@@ -95,8 +95,9 @@ class Entry:
 
     def rows(self, a=0, b=None):
         """Rows ``[a, b)``: ``(data, indices, indptr, raw y)``."""
-        from .libsvm import concat_parts
         from distnewton.errors import UserError
+
+        from .libsvm import concat_parts
         b = self.n if b is None else b
         parts = []
         try:
