@@ -48,16 +48,17 @@ from .problem import (
     lambda_value,
 )
 from .shares import COMPRESSED, Phases, agree, fail_if, local_rows
+from .weights import read_weights, row_weights
 
 
 def applies(cfg, arrays=None) -> bool:
-    """The parallel path reads this run's data: an uncompressed text file, and
-    none of the options that need every row on one rank (row weights, class
-    weights, one-vs-rest, generated data, pre-split shards)."""
+    """The parallel path reads this run's data: a text file (uncompressed, or
+    compressed with a cache to decompress it into), and none of the options that
+    need every row on one rank (one-vs-rest, generated data, pre-split shards)."""
     dc, mc = cfg["data"], cfg["model"]
-    if arrays is not None or dc["shards"] or dc["synth"] is not None or dc["weights"]:
+    if arrays is not None or dc["shards"] or dc["synth"] is not None:
         return False
-    if mc["class_weight"] is not None or mc["multiclass"] is not None:
+    if mc["multiclass"] is not None:
         return False
     if os.environ.get("DISTNEWTON_PARALLEL_INGEST", "1") == "0":
         return False
@@ -94,6 +95,7 @@ def ingest(comm, cfg, K, blocks):
         _, label_map = agree(comm, lambda: map_labels(values, mc["loss"],
                                                       dc["positive_labels"], source=path))
         y, _ = map_labels(raw_y, mc["loss"], reference=label_map, source=path)
+        s = share_weights(comm, cfg, raw_y, y, label_map, n)
         del raw_y
         all_y = y if dc["partition"] != "label_skew" else gather_labels(comm, y, n)
         parts = agree(comm, lambda: split_rows(cfg, n, K, all_y if dc["partition"] ==
@@ -105,8 +107,8 @@ def ingest(comm, cfg, K, blocks):
     if mc["fit_intercept"]:
         X = add_intercept(X)
     with ph("exchange"):
-        pieces, sent = exchange(comm, X, y, mine, owner, blocks)
-    problem = shared_problem(comm, cfg, X, mine, parts)
+        pieces, sent = exchange(comm, X, y, mine, owner, blocks, s)
+    problem = shared_problem(comm, cfg, X, mine, parts, weighted=s is not None)
     setup = None
     with ph("test_set"):
         if rank == 0:
@@ -141,9 +143,9 @@ def split_rows(cfg, n, K, labels):
     return parts
 
 
-def exchange(comm, X, y, mine, owner, blocks):
+def exchange(comm, X, y, mine, owner, blocks, s=None):
     """Send every row to the rank hosting its worker (``Alltoallv``); this rank's
-    [(X, y, None)] for each worker it hosts, and the bytes it sent."""
+    [(X, y, weights or None)] for each worker it hosts, and the bytes it sent."""
     from mpi4py import MPI
     P = comm.Get_size()
     rank_of = np.empty(sum(map(len, blocks)), np.int64)     # worker k -> its rank
@@ -165,27 +167,56 @@ def exchange(comm, X, y, mine, owner, blocks):
         comm.Alltoallv([np.ascontiguousarray(send, dtype), scounts, displs(scounts), mpitype],
                        [out, rcounts, displs(rcounts), mpitype])
         return out
+    wide = rows.indices.dtype == np.int64
     lengths = a2a(np.diff(rows.indptr), row_counts, recv_rows, np.int64, MPI.INT64_T)
-    idx = a2a(rows.indices, nnz_counts, recv_nnz, np.int64, MPI.INT64_T)
+    idx = a2a(rows.indices, nnz_counts, recv_nnz, rows.indices.dtype,
+              MPI.INT64_T if wide else MPI.INT32_T)
     val = a2a(rows.data, nnz_counts, recv_nnz, np.float64, MPI.DOUBLE)
     lab = a2a(y[order], row_counts, recv_rows, np.float64, MPI.DOUBLE)
-    sent = int(row_counts.sum() * 16 + nnz_counts.sum() * 16 + 16 * P)
+    wts = None if s is None else a2a(s[order], row_counts, recv_rows, np.float64, MPI.DOUBLE)
+    sent = int(row_counts.sum() * (16 if s is None else 24)
+               + nnz_counts.sum() * (16 if wide else 12) + 16 * P)
     indptr = np.concatenate([[0], np.cumsum(lengths)])
-    got = sp.csr_matrix((val, idx.astype(rows.indices.dtype), indptr),
+    got = sp.csr_matrix((val, idx, indptr),
                         shape=(len(lab), X.shape[1]))
     ks = [int(k) for k in blocks[comm.Get_rank()]]
     held = np.flatnonzero(np.isin(owner, ks))            # my workers' rows, global order
     if len(held) != len(lab):
         raise RuntimeError(f"rank {comm.Get_rank()} received {len(lab)} rows, its workers "
                            f"own {len(held)}")
-    return [(got[owner[held] == k], lab[owner[held] == k], None) for k in ks], sent
+    return [(got[owner[held] == k], lab[owner[held] == k],
+             None if wts is None else wts[owner[held] == k]) for k in ks], sent
 
 
 def displs(counts):
     return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
-def shared_problem(comm, cfg, X, mine, parts):
+def share_weights(comm, cfg, raw_y, y, label_map, n):
+    """This rank's rows' weights s_j (:func:`~distnewton.weights.row_weights`):
+    ``data.weights`` read by rank 0 and scattered (``Scatterv``), times
+    ``model.class_weight`` (``balanced`` from global class masses, ``Allreduce``);
+    None when neither is set."""
+    from mpi4py import MPI
+    dc = cfg["data"]
+    if dc["weights"] is None and cfg["model"]["class_weight"] is None:
+        return None
+    sample = np.ones(len(y))
+    if dc["weights"] is not None:
+        rank = comm.Get_rank()
+        whole = agree(comm, lambda: read_weights(dc["weights"], n) if rank == 0 else None)
+        counts = np.array(comm.allgather(len(y)), np.int64)
+        comm.Scatterv([whole, counts, displs(counts), MPI.DOUBLE] if rank == 0 else None,
+                      sample, root=0)
+
+    def total(v):
+        out = np.array(v, np.float64)
+        comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
+        return out
+    return row_weights(cfg, raw_y, y, label_map, sample=sample, total=total)
+
+
+def shared_problem(comm, cfg, X, mine, parts, weighted=False):
     """The :class:`~distnewton.problem.Problem`, identical on every rank (the
     shards' non-zero counts from an ``Allreduce``)."""
     from mpi4py import MPI
@@ -198,7 +229,7 @@ def shared_problem(comm, cfg, X, mine, parts):
     n = sum(len(p) for p in parts)
     return Problem(n=n, d=X.shape[1], lam=lambda_value(cfg, n), loss=cfg["model"]["loss"],
                    sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
-                   weighted=False, nnz=tuple(int(v) for v in both[:K]),
+                   weighted=weighted, nnz=tuple(int(v) for v in both[:K]),
                    row_nnz_sq=tuple(float(v) for v in both[K:]))
 
 

@@ -70,6 +70,8 @@ def both_paths(tmp_path, n, data, model=None, run=None, algorithm="giant"):
                   extra_env={"DISTNEWTON_PARALLEL_INGEST": par})
         assert res.returncode == 0, res.stderr
         out[par] = read_result(tmp_path / f"r{par}.h5")
+    # the parallel path ran (it times its phases), then the rank-0 path
+    assert "setup_seconds_json" in out["1"][0] and "setup_seconds_json" not in out["0"][0]
     return out["1"], out["0"]
 
 
@@ -94,6 +96,24 @@ def test_the_parallel_path_gives_the_rank_0_paths_run(tmp_path, n, data, model, 
     np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-12)
     np.testing.assert_allclose(ha["test_accuracy"], hb["test_accuracy"], rtol=0)
     np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-12 * np.abs(wb).max())
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("weights,class_weight", [(True, "balanced"), (False, {3: 2.5})])
+def test_row_and_class_weights_are_sharded_with_the_rows(tmp_path, weights, class_weight):
+    """``data.weights`` (read by rank 0, scattered) and ``model.class_weight``
+    (balanced: global class masses): the rank-0 path's weighted run."""
+    train = small_file(tmp_path / "train.svm", labels=(3, 7))
+    data = {"train": str(train), "partition": "iid", "seed": 1}
+    if weights:
+        rng = np.random.default_rng(9)
+        values = rng.uniform(0, 3, 600)
+        (tmp_path / "w.txt").write_text("\n".join(repr(float(v)) for v in values))
+        data["weights"] = str(tmp_path / "w.txt")
+    (pa, ha, wa), (pb, hb, wb) = both_paths(tmp_path, 3, data, {"class_weight": class_weight})
+    np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-12)
+    np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-12 * np.abs(wb).max())
+    assert pa["setup_bytes"] > 0 and pb["setup_bytes"] > 0
 
 
 @pytest.mark.mpi
