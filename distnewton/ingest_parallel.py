@@ -33,11 +33,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import scipy.sparse as sp
 
 from .data import cache, map_labels, partition
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
+from .exchange import displs, exchange
 from .ingest import read_test, with_intercept
 from .problem import (
     Problem,
@@ -47,7 +47,7 @@ from .problem import (
     keep_rows,
     lambda_value,
 )
-from .shares import COMPRESSED, Phases, agree, fail_if, local_rows
+from .shares import COMPRESSED, Phases, agree, fail_if, index_dtype, local_rows
 from .weights import read_weights, row_weights
 
 
@@ -82,13 +82,14 @@ def global_rows(comm, raw_y, path):
 
 def ingest(comm, cfg, K, blocks):
     """Every rank: (the master's Setup on rank 0 else None, the Problem (the same
-    on every rank: it is computed from collectives), this rank's [(X, y, None)]
+    on every rank: it is computed from collectives), this rank's [(X, y, s)]
     per hosted worker, bytes exchanged)."""
     rank = comm.Get_rank()
     dc, mc = cfg["data"], cfg["model"]
     path = resolve_path(dc["train"], "data.train")
     ph = Phases()
-    X, raw_y, sha, note = local_rows(comm, cfg, path, ph)
+    share = local_rows(comm, cfg, path, ph, readers=[r for r, ks in enumerate(blocks) if len(ks)])
+    raw_y = share.raw_y()
     n_r = len(raw_y)
     with ph("labels_partition"):
         n, row0, values = global_rows(comm, raw_y, path)
@@ -103,23 +104,38 @@ def ingest(comm, cfg, K, blocks):
         owner = np.full(n, -1, np.int32)
         for k, p in enumerate(parts):
             owner[p] = k
-        mine = owner[row0:row0 + n_r]
-    if mc["fit_intercept"]:
-        X = add_intercept(X)
+    rows = blockwise(share, y, s, intercept=mc["fit_intercept"])
+    d = share.d + (1 if mc["fit_intercept"] else 0)
+    row_nnz = np.concatenate([np.diff(X.indptr) for X, _, _ in rows] or [np.zeros(0)])
+    problem = shared_problem(comm, cfg, d, row_nnz, owner[row0:row0 + n_r], parts,
+                             weighted=s is not None)
     with ph("exchange"):
-        pieces, sent = exchange(comm, X, y, mine, owner, blocks, s)
-    problem = shared_problem(comm, cfg, X, mine, parts, weighted=s is not None)
+        pieces, sent = exchange(comm, rows, row0, owner, blocks, d, index_dtype(d))
     setup = None
     with ph("test_set"):
         if rank == 0:
-            setup = agree(comm, lambda: master_setup(cfg, path, sha, problem, parts,
+            setup = agree(comm, lambda: master_setup(cfg, path, share.sha, problem, parts,
                                                      label_map))
         else:
             agree(comm, lambda: None)
     times = ph.slowest(comm)
     if rank == 0:
-        setup.cache, setup.timings = note, times
+        setup.cache, setup.timings = share.note, times
     return setup, problem, pieces, comm.allreduce(sent)
+
+
+def blockwise(share, y, s, intercept=False):
+    """The share's blocks with their mapped labels and weights,
+    ``[(X_b, y_b, s_b)]`` (the intercept column appended block by block); the
+    share gives its blocks up."""
+    out, at = [], 0
+    while share.blocks:
+        X, _ = share.blocks.pop(0)
+        n = X.shape[0]
+        out.append((add_intercept(X) if intercept else X, y[at:at + n],
+                    None if s is None else s[at:at + n]))
+        at += n
+    return out
 
 
 def gather_labels(comm, y, n):
@@ -141,55 +157,6 @@ def split_rows(cfg, n, K, labels):
     if dc.get("rows_per_worker"):
         parts = keep_rows(parts, int(dc["rows_per_worker"]), dc["seed"])
     return parts
-
-
-def exchange(comm, X, y, mine, owner, blocks, s=None):
-    """Send every row to the rank hosting its worker (``Alltoallv``); this rank's
-    [(X, y, weights or None)] for each worker it hosts, and the bytes it sent."""
-    from mpi4py import MPI
-    P = comm.Get_size()
-    rank_of = np.empty(sum(map(len, blocks)), np.int64)     # worker k -> its rank
-    for r, ks in enumerate(blocks):
-        rank_of[np.asarray(ks, np.int64)] = r
-    keep = mine >= 0
-    dest = np.where(keep, rank_of[np.maximum(mine, 0)], P)
-    order = np.argsort(dest, kind="stable")[:int(keep.sum())]   # by rank, rows in order
-    rows = X[order]
-    row_counts = np.bincount(dest[order], minlength=P).astype(np.int64)
-    nnz_counts = np.bincount(dest[order], weights=np.diff(rows.indptr),
-                             minlength=P).astype(np.int64)
-    recv_rows, recv_nnz = np.empty(P, np.int64), np.empty(P, np.int64)
-    comm.Alltoall(row_counts, recv_rows)
-    comm.Alltoall(nnz_counts, recv_nnz)
-
-    def a2a(send, scounts, rcounts, dtype, mpitype):
-        out = np.empty(int(rcounts.sum()), dtype)
-        comm.Alltoallv([np.ascontiguousarray(send, dtype), scounts, displs(scounts), mpitype],
-                       [out, rcounts, displs(rcounts), mpitype])
-        return out
-    wide = rows.indices.dtype == np.int64
-    lengths = a2a(np.diff(rows.indptr), row_counts, recv_rows, np.int64, MPI.INT64_T)
-    idx = a2a(rows.indices, nnz_counts, recv_nnz, rows.indices.dtype,
-              MPI.INT64_T if wide else MPI.INT32_T)
-    val = a2a(rows.data, nnz_counts, recv_nnz, np.float64, MPI.DOUBLE)
-    lab = a2a(y[order], row_counts, recv_rows, np.float64, MPI.DOUBLE)
-    wts = None if s is None else a2a(s[order], row_counts, recv_rows, np.float64, MPI.DOUBLE)
-    sent = int(row_counts.sum() * (16 if s is None else 24)
-               + nnz_counts.sum() * (16 if wide else 12) + 16 * P)
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    got = sp.csr_matrix((val, idx, indptr),
-                        shape=(len(lab), X.shape[1]))
-    ks = [int(k) for k in blocks[comm.Get_rank()]]
-    held = np.flatnonzero(np.isin(owner, ks))            # my workers' rows, global order
-    if len(held) != len(lab):
-        raise RuntimeError(f"rank {comm.Get_rank()} received {len(lab)} rows, its workers "
-                           f"own {len(held)}")
-    return [(got[owner[held] == k], lab[owner[held] == k],
-             None if wts is None else wts[owner[held] == k]) for k in ks], sent
-
-
-def displs(counts):
-    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
 def share_weights(comm, cfg, raw_y, y, label_map, n):
@@ -216,18 +183,18 @@ def share_weights(comm, cfg, raw_y, y, label_map, n):
     return row_weights(cfg, raw_y, y, label_map, sample=sample, total=total)
 
 
-def shared_problem(comm, cfg, X, mine, parts, weighted=False):
+def shared_problem(comm, cfg, d, row_nnz, mine, parts, weighted=False):
     """The :class:`~distnewton.problem.Problem`, identical on every rank (the
     shards' non-zero counts from an ``Allreduce``)."""
     from mpi4py import MPI
-    K, counts = len(parts), np.diff(X.indptr).astype(np.float64)
+    K, counts = len(parts), np.asarray(row_nnz, np.float64)
     keep = mine >= 0
     nnz = np.bincount(mine[keep], weights=counts[keep], minlength=K)
     sq = np.bincount(mine[keep], weights=counts[keep] ** 2, minlength=K)
     both = np.concatenate([nnz, sq])
     comm.Allreduce(MPI.IN_PLACE, both, op=MPI.SUM)
     n = sum(len(p) for p in parts)
-    return Problem(n=n, d=X.shape[1], lam=lambda_value(cfg, n), loss=cfg["model"]["loss"],
+    return Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=cfg["model"]["loss"],
                    sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
                    weighted=weighted, nnz=tuple(int(v) for v in both[:K]),
                    row_nnz_sq=tuple(float(v) for v in both[K:]))

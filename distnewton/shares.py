@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +49,10 @@ def agree(comm, fn):
     return out
 
 
-
 def fail_if(condition, message):
     """UserError(message()) when ``condition``."""
     if condition:
         raise UserError(message())
-
 
 
 def agree_bcast(comm, fn):
@@ -94,7 +93,6 @@ class Phases(dict):
         return {k: round(float(x), 4) for k, x in zip(self.NAMES, v)}
 
 
-
 def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None):
     """This rank's lines: (parts, lines read, the first bad line's (local line,
     message) or None).  ``name``: the file named in messages (default ``path``)."""
@@ -123,7 +121,6 @@ def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None):
     except OSError as exc:
         raise UserError(f"{name}: cannot read ({exc})") from None
     return parts, lines, None
-
 
 
 def plan(cfg, path):
@@ -157,17 +154,81 @@ def plan(cfg, path):
 
 
 
-def local_rows(comm, cfg, path, phases=None):
-    """This rank's share of the training rows and what all ranks agree on:
-    ``(X canonical CSR with d columns, raw labels, sha256 on rank 0 else None,
-    the cache note of :func:`~distnewton.ingest.read_cached`)``.
+@dataclass
+class Share:
+    """This rank's share: ``blocks`` of consecutive rows ``[(X_b, raw y_b)]`` (X_b
+    canonical CSR with ``d`` columns), the source's ``sha`` (rank 0, when known)
+    and the cache ``note`` (:func:`distnewton.data.cache.read_text`)."""
 
-    From a valid cache entry each rank reads rows ``[n r / P, n (r+1) / P)``;
-    else each parses its byte range (errors agreed: the first bad line, by its
-    global line number) and, with a cache, writes its piece of a new entry, which
-    rank 0 commits once every piece is written."""
+    blocks: list
+    d: int
+    sha: str | None
+    note: str
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(y) for _, y in self.blocks)
+
+    def raw_y(self) -> np.ndarray:
+        return np.concatenate([y for _, y in self.blocks] or [np.zeros(0)])
+
+    def row_nnz(self) -> np.ndarray:
+        return np.concatenate([np.diff(X.indptr) for X, _ in self.blocks] or
+                              [np.zeros(0, np.int64)])
+
+
+def index_dtype(d):
+    return np.int32 if d < 2**31 - 1 else np.int64
+
+
+def canonical(part, d):
+    """A parsed block ``(data, indices, indptr, y)`` as ``(CSR with d columns, y)``:
+    sorted indices, no explicit zeros, 32-bit indices when d allows."""
+    data, indices, indptr, y = part
+    it = index_dtype(d)
+    if len(data) >= 2**31 - 1:
+        it = np.int64
+    X = sp.csr_matrix((data, indices.astype(it, copy=False), indptr.astype(it, copy=False)),
+                      shape=(len(y), d))
+    unsorted, zeros = not X.has_sorted_indices, not data.all()
+    if (unsorted or zeros) and not (data.flags.writeable and X.indices.flags.writeable):
+        X.data, X.indices = data.copy(), X.indices.copy()   # Arrow's buffers are read-only
+    if unsorted:
+        X.sort_indices()
+    if zeros:
+        X.eliminate_zeros()
+    return X, y
+
+
+def grouped(parts, d, nnz_per_block=None):
+    """The parsed blocks (consumed) as canonical blocks of about ``nnz_per_block``
+    (default :data:`~distnewton.data.cache.BLOCK_NNZ`) non-zeros: fewer, larger
+    blocks for the exchange's rounds, one group in memory twice at a time."""
+    per = cache.BLOCK_NNZ if nnz_per_block is None else nnz_per_block
+    out, group, size = [], [], 0
+    while parts:
+        p = parts.pop(0)
+        group.append(p)
+        size += len(p[0])
+        if size >= per or not parts:
+            out.append(canonical(concat_parts(group) if len(group) > 1 else group[0], d))
+            group, size = [], 0
+    return out
+
+
+def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
+    """This rank's :class:`Share` of the training rows.
+
+    ``readers``: the ranks that read (default all; a run passes the ranks that
+    host workers, so a master without workers holds no rows and hashes the file
+    meanwhile).  Reader i of R reads rows ``[n i / R, n (i+1) / R)`` of a valid
+    cache entry in blocks, or else parses its byte range (errors agreed: the
+    first bad line, by its global line number) and, with a cache, writes its
+    piece of a new entry, which rank 0 commits once every piece is written."""
     from mpi4py import MPI
-    rank, P = comm.Get_rank(), comm.Get_size()
+    rank = comm.Get_rank()
+    readers = list(range(comm.Get_size())) if readers is None else list(readers)
+    me, R = (readers.index(rank), len(readers)) if rank in readers else (None, len(readers))
     dc = cfg["data"]
     zb, nf = dc["zero_based"], dc["n_features"]
     ph = Phases() if phases is None else phases
@@ -177,53 +238,50 @@ def local_rows(comm, cfg, path, phases=None):
         entry = cache.Entry(Path(where), extra)
         n = entry.n
         with ph("cache_read"):
-            data, indices, indptr, raw_y = agree(
-                comm, lambda: entry.rows(n * rank // P, n * (rank + 1) // P))
-        top, sha = entry.n_cols - 1, entry.sha256 if rank == 0 else None
-        note = f"read {where}"
-    else:
-        text = os.path.join(where, "source.txt") if how == "write" and \
-            str(path).lower().endswith(COMPRESSED) else path
-        parts, lines, bad = parse_share(text, rank, P, zb, nf, name=path, phases=ph)
-        line0 = comm.exscan(lines) or 0       # lines before this rank's first
-        try:
-            agree(comm, lambda: fail_if(bad is not None,
-                                        lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
-        except UserError:
-            if rank == 0 and how == "write":
-                cache.discard(where)
-            raise
-        with ph("assemble"):
-            data, indices, indptr, raw_y = concat_parts(parts)
-        del parts
-        top = comm.allreduce(int(indices.max()) if len(indices) else -1, op=MPI.MAX)
-        sha, note = None, ""
+            parts = agree(comm, lambda: [] if me is None else list(
+                entry.blocks(n * me // R, n * (me + 1) // R)))
+        d = nf if nf is not None else entry.n_cols
+        blocks = [canonical(p, d) for p in parts]       # already canonical: no copy
+        return Share(blocks, d, entry.sha256 if rank == 0 else None, f"read {where}")
+    text = os.path.join(where, "source.txt") if how == "write" and \
+        str(path).lower().endswith(COMPRESSED) else path
+    parts, lines, bad, sha = [], 0, None, None
+    if me is not None:
+        parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph)
+    elif rank == 0:                           # while the readers parse
+        with ph("hash"):
+            sha = file_sha256(path)
+    line0 = comm.exscan(lines) or 0           # lines before this rank's first
+    try:
+        agree(comm, lambda: fail_if(bad is not None,
+                                    lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
+    except UserError:
+        if rank == 0 and how == "write":
+            cache.discard(where)
+        raise
+    top = max((int(p[1].max()) for p in parts if len(p[1])), default=-1)
+    top = comm.allreduce(top, op=MPI.MAX)
     d = nf if nf is not None else top + 1
     with ph("assemble"):
-        X = sp.csr_matrix((data, indices.astype(np.int32 if d < 2**31 - 1 else np.int64,
-                                                copy=False), indptr), shape=(len(raw_y), d))
-        del data, indices
-        if how != "cache":
-            X.sort_indices()
-            X.eliminate_zeros()
+        share = Share(grouped(parts, d), d, sha, "")
     if how == "write":
-        sha, note = write_entry(comm, cfg, path, where, extra, X, raw_y, d, ph)
-    return X, raw_y, sha, note
+        share.sha, share.note = write_entry(comm, cfg, path, where, extra, share, ph)
+    return share
 
 
-
-def write_entry(comm, cfg, path, tmp, sig, X, raw_y, d, ph):
+def write_entry(comm, cfg, path, tmp, sig, share, ph):
     """Every rank writes its piece; rank 0 commits the entry (or drops it when a
     piece failed): ``(the source's sha256, the cache note)`` on rank 0."""
     rank = comm.Get_rank()
-    row0 = comm.exscan(len(raw_y)) or 0
+    row0 = comm.exscan(share.n_rows) or 0
     with ph("cache_write"):
-        piece = cache.write_piece(tmp, rank, row0, X.data, X.indices, X.indptr, raw_y)
+        piece = cache.write_piece(tmp, rank, row0, share.blocks) if share.n_rows else "none"
         pieces = comm.gather(piece, root=0)
     if rank != 0:
         return None, ""
+    pieces = [p for p in pieces if p != "none"]
     with ph("hash"):
-        sha = file_sha256(path)
+        sha = share.sha or file_sha256(path)
     source = Path(tmp) / "source.txt"
     if source.exists():
         source.unlink()
@@ -231,6 +289,7 @@ def write_entry(comm, cfg, path, tmp, sig, X, raw_y, d, ph):
     if any(p is None for p in pieces):
         cache.discard(tmp)
         return sha, ""
-    done = cache.commit(tmp, root, path, dc["zero_based"], dc["n_features"], sig, pieces, d, sha)
+    done = cache.commit(tmp, root, path, dc["zero_based"], dc["n_features"], sig, pieces,
+                        share.d, sha)
     return sha, (f"written {root / cache.key(path, dc['zero_based'], dc['n_features'])}"
                  if done else "")

@@ -16,8 +16,9 @@ from .data import partition as make_parts
 from .data.registry import file_sha256
 from .data.split import prepare_out, write_manifest, write_part
 from .errors import UserError
-from .ingest_parallel import exchange, gather_labels, global_rows
-from .shares import agree, agree_bcast, local_rows
+from .exchange import exchange
+from .ingest_parallel import blockwise, gather_labels, global_rows
+from .shares import agree, agree_bcast, index_dtype, local_rows
 
 
 def split_mpi(path, n_parts, out, partition="iid", seed=0, alpha=0.5, n_features=None,
@@ -41,18 +42,17 @@ def _split(comm, path, n_parts, out, partition, seed, alpha, n_features, zero_ba
     rank, P = comm.Get_rank(), comm.Get_size()
     out = agree_bcast(comm, lambda: prepare_out(out, overwrite))
     opts = {"data": {"zero_based": zero_based, "n_features": n_features, "cache": cache}}
-    X, raw_y, sha, _ = local_rows(comm, opts, path)
-    n_r = len(raw_y)
+    blocks = [list(range(r, n_parts, P)) for r in range(P)]
+    share = local_rows(comm, opts, path, readers=[r for r, ks in enumerate(blocks) if len(ks)])
+    raw_y, d, sha = share.raw_y(), share.d, share.sha
     n, row0, labels = global_rows(comm, raw_y, path)
     y_all = gather_labels(comm, raw_y, n) if partition == "label_skew" else np.zeros(n)
     parts = agree(comm, lambda: make_parts(y_all, n_parts, partition, seed=seed, alpha=alpha))
     owner = np.full(n, -1, np.int32)
     for k, p in enumerate(parts):
         owner[p] = k
-    blocks = [list(range(r, n_parts, P)) for r in range(P)]
-    d = X.shape[1]
-    pieces, _ = exchange(comm, X, raw_y, owner[row0:row0 + n_r], owner, blocks)
-    del X, raw_y
+    pieces, _ = exchange(comm, blockwise(share, raw_y, None), row0, owner, blocks, d,
+                         index_dtype(d))
     nnz = {}
     for k, (Xk, yk, _) in zip(blocks[rank], pieces):
         write_part(out, k, n_parts, Xk, yk, parts[k])

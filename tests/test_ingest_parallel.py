@@ -117,6 +117,25 @@ def test_row_and_class_weights_are_sharded_with_the_rows(tmp_path, weights, clas
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("n,weighted,layout", [(3, "1", "0;1;2"), (4, "0", "0,1;;2;3,4")])
+def test_the_exchange_gives_every_worker_its_rows_from_many_blocks(n, weighted, layout):
+    """Shares cut into blocks of 1-7 rows (rank 0's empty), rows left out, ranks
+    with several workers or none: each shard is X[parts[k]] (tests/support/exchange_job.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from support.launch import env, mpiexec
+    job = Path(__file__).parent / "support" / "exchange_job.py"
+    for seed in (0, 1):
+        res = subprocess.run([mpiexec(), "-n", str(n), sys.executable, str(job), str(seed),
+                              weighted, layout], capture_output=True, text=True, env=env(),
+                             timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.count("ok") == n, res.stdout
+
+
+@pytest.mark.mpi
 def test_labels_are_mapped_from_every_ranks_labels(tmp_path):
     """Labels 3 and 7 (two classes, mapped -1/+1) with 7 only in the file's last rows."""
     path = small_file(tmp_path / "train.svm", labels=(3, 3))

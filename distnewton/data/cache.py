@@ -49,6 +49,8 @@ META = "meta.json"
 #: ``data.cache: auto`` caches files at least this large (as stored, compressed or not)
 MIN_BYTES = 4 << 20
 _SAMPLES, _SAMPLE_BYTES = 16, 64 << 10
+#: non-zeros per block when a rank reads its rows (about 24 MB of CSR)
+BLOCK_NNZ = 2 << 20
 
 
 def default_root() -> Path:
@@ -93,23 +95,27 @@ class Entry:
         self.n, self.n_cols, self.nnz = meta["n_rows"], meta["n_cols"], meta["nnz"]
         self.sha256 = meta["sha256"]
 
-    def rows(self, a=0, b=None):
-        """Rows ``[a, b)``: ``(data, indices, indptr, raw y)``."""
+    def blocks(self, a=0, b=None, nnz_per_block=None):
+        """Rows ``[a, b)`` in blocks of about ``nnz_per_block`` (default
+        :data:`BLOCK_NNZ`) non-zeros: ``(data, indices, indptr, raw y)`` each."""
         from distnewton.errors import UserError
-
-        from .libsvm import concat_parts
         b = self.n if b is None else b
-        parts = []
+        per = BLOCK_NNZ if nnz_per_block is None else nnz_per_block
+        step = max(1, int(per * self.n / max(self.nnz, 1)))
         try:
             for p in self.meta["pieces"]:
                 lo, hi = max(a, p["row0"]), min(b, p["row0"] + p["rows"])
-                if lo < hi:
-                    parts.append(csrfile.read_rows(self.folder / p["file"], lo - p["row0"],
-                                                   hi - p["row0"]))
+                for s in range(lo, hi, step):
+                    yield csrfile.read_rows(self.folder / p["file"], s - p["row0"],
+                                            min(s + step, hi) - p["row0"])
         except (OSError, KeyError, ValueError) as exc:
             raise UserError(f"data cache {self.folder}: damaged ({exc}); remove it with "
                             "`distnewton data cache clear`") from None
-        return concat_parts(parts)
+
+    def rows(self, a=0, b=None):
+        """Rows ``[a, b)`` at once: ``(data, indices, indptr, raw y)``."""
+        from .libsvm import concat_parts
+        return concat_parts(list(self.blocks(a, b)))
 
 
 def lookup(root, path, zero_based, n_features) -> Entry | None:
@@ -143,15 +149,17 @@ def piece_name(i) -> str:
     return f"piece-{i:05d}.h5"
 
 
-def write_piece(tmp, i, row0, data, indices, indptr, y) -> dict | None:
-    """Piece ``i`` (rows from ``row0``); its description for :func:`commit`, or None on failure."""
+def write_piece(tmp, i, row0, blocks) -> dict | None:
+    """Piece ``i``: the row blocks ``[(X_b, raw y_b)]`` from global row ``row0``; its
+    description for :func:`commit`, or None on failure."""
     try:
-        csrfile.write_rows(Path(tmp) / piece_name(i), data, indices, indptr, y,
-                           {"format": FORMAT, "version": VERSION, "row0": row0})
+        csrfile.write_blocks(Path(tmp) / piece_name(i), blocks,
+                             {"format": FORMAT, "version": VERSION, "row0": row0})
     except OSError as exc:
         warn(tmp, exc)
         return None
-    return {"file": piece_name(i), "row0": int(row0), "rows": len(y), "nnz": len(data)}
+    return {"file": piece_name(i), "row0": int(row0), "rows": sum(len(y) for _, y in blocks),
+            "nnz": sum(X.nnz for X, _ in blocks)}
 
 
 def commit(tmp, root, path, zero_based, n_features, sig, pieces, n_cols, sha256) -> bool:
@@ -186,7 +194,7 @@ def store(root, path, zero_based, n_features, sig, X, y, sha256) -> bool:
     tmp = begin(root, path, zero_based, n_features)
     if tmp is None:
         return False
-    piece = write_piece(tmp, 0, 0, X.data, X.indices, X.indptr, y)
+    piece = write_piece(tmp, 0, 0, [(X, y)])
     if piece is None:
         discard(tmp)
         return False
