@@ -27,6 +27,7 @@ from .data.libsvm import (
     concat_parts,
     decompress_to,
 )
+from .data.libsvm_arrow import parsing_memory
 from .data.ranges import byte_range, range_blocks
 from .data.registry import file_sha256
 from .errors import UserError
@@ -111,6 +112,8 @@ def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None):
                 part = _fast_block(block, zero_based, n_features)
                 if part is None:
                     part = _scan_block(block, name, lines, zero_based, n_features)
+            if len(part[1]) and part[1].max() < 2**31 - 1:
+                part = (part[0], part[1].astype(np.int32), *part[2:])   # half the bytes
             parts.append(part)
             lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     except UserError as exc:
@@ -247,7 +250,8 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
         str(path).lower().endswith(COMPRESSED) else path
     parts, lines, bad, sha = [], 0, None, None
     if me is not None:
-        parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph)
+        with parsing_memory():
+            parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph)
     elif rank == 0:                           # while the readers parse
         with ph("hash"):
             sha = file_sha256(path)

@@ -30,19 +30,18 @@ The ranks run with ``ARROW_DEFAULT_MEMORY_POOL=system``: pyarrow's default pool
 with the system allocator the data segment follows the resident memory.
 
 Sizes, measured on the project's 2-core machine: 600,000 x 200, 12.0 M non-zeros,
-85 MB of text, 147 MiB as a CSR matrix.  The smallest ``RLIMIT_DATA`` that lets every
-rank through is about 535 MiB with the parallel path (MPICH; Open MPI 525 MiB), and
-rank 0 of the rank-0 path needs about 940 MiB (Open MPI 955 MiB): LIMIT, 700 MiB, is
-30% above the one and 25% below the other.
+85 MB of text, 140 MiB as a CSR matrix.  The smallest ``RLIMIT_DATA`` that lets every
+rank through is about 275 MiB with the parallel path (MPICH; it was 535 MiB before the
+exchange moved rows a block at a time), and rank 0 of the rank-0 path needs about 940
+MiB: LIMIT, 400 MiB, is 45% above the one and less than half the other.
 
-What this does *not* show: that the limit may be below the file's CSR size.  Parsing a
-single 16 MiB block (``libsvm.BLOCK_BYTES``) takes about 450 MiB of data segment
-whatever the file (the interpreter and its libraries, 130 MiB; Arrow's and numpy's
-temporaries, some 18 times the block), and the parallel path then holds about six times
-its quarter's CSR at its peak (the parsed parts and their concatenation with int64
-indices, the parsed share ``X`` and its reordered copy ``X[order]`` while ``exchange``
-sends, int64 index buffers, the received rows and each worker's copy of them): with 4
-ranks, more than the whole file's CSR.
+What this does *not* show: that the limit may be below the file's CSR size.  A rank's
+data segment counts about 150 MiB before it reads a byte (the interpreter, its
+libraries, Arrow's kernels on their first call), and while the rows move a rank holds
+its parsed share and its preallocated shards at once (``RLIMIT_DATA`` counts an
+allocation in full when it is made): about 150 MiB + 2 x its quarter's CSR + some 45
+MiB of parse and exchange temporaries, so the whole file's CSR must exceed about 400
+MiB (35 M non-zeros) before a limit can sit below it.
 
 Runs 4 ranks with ``run.master_shard`` and 4 workers rather than a master and 3
 workers: every rank then parses a quarter of the file and hosts a quarter of the rows,
@@ -65,7 +64,7 @@ from support.references import logistic_gradient, logistic_objective
 
 N_ROWS, N_FEATURES, DENSITY = 600_000, 200, 0.1
 VALUES = np.array([-2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0])
-LIMIT = 700 * 2**20                 # RLIMIT_DATA of each rank, bytes
+LIMIT = 400 * 2**20                 # RLIMIT_DATA of each rank, bytes
 
 #: ``python -c WRAP LIMIT ARGS...``: limit this process's data segment, then exec
 #: ``python ARGS...`` (the limit is inherited across exec)

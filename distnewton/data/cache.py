@@ -49,8 +49,9 @@ META = "meta.json"
 #: ``data.cache: auto`` caches files at least this large (as stored, compressed or not)
 MIN_BYTES = 4 << 20
 _SAMPLES, _SAMPLE_BYTES = 16, 64 << 10
-#: non-zeros per block when a rank reads its rows (about 24 MB of CSR)
-BLOCK_NNZ = 2 << 20
+#: non-zeros per block when a rank reads its rows and sends them to their workers
+#: (about 6 MB of CSR: a round of the exchange holds a few such blocks at once)
+BLOCK_NNZ = 1 << 19
 
 
 def default_root() -> Path:

@@ -43,10 +43,11 @@ from distnewton.errors import UserError
 #: pyarrow is there (a dependency; the numpy parser takes over if its import fails)
 ARROW = libsvm_arrow.available()
 
-#: decompressed text parsed per block: Arrow's temporaries are about 9 times
-#: the block; measured on an 83 MB share, 2 MB blocks parse as fast as 16 MB
-#: ones (1.2 against 1.7 CPU seconds) and peak at 236 against 430 MB
-BLOCK_BYTES = 2 << 20
+#: decompressed text parsed per block: Arrow's temporaries are many times the
+#: block; measured on an 83 MB share, 2 MB blocks parse as fast as 16 MB ones
+#: (1.2 against 1.7 CPU seconds) and peak at 236 against 430 MB, and on a 38 MB
+#: share 1 MB blocks peak 58 MB above the parsed rows against 77 MB for 2 MB
+BLOCK_BYTES = 1 << 20
 
 
 @dataclass
@@ -225,12 +226,13 @@ def read_libsvm(path, n_features=None, zero_based=False) -> Dataset:
         raise UserError(f"{path}: is a directory, not a data file")
     parts, line0 = [], 0
     try:
-        for block in _blocks(path):
-            part = _fast_block(block, zero_based, n_features)
-            if part is None:
-                part = _scan_block(block, path, line0, zero_based, n_features)
-            parts.append(part)
-            line0 += block.count(b"\n")
+        with libsvm_arrow.parsing_memory():
+            for block in _blocks(path):
+                part = _fast_block(block, zero_based, n_features)
+                if part is None:
+                    part = _scan_block(block, path, line0, zero_based, n_features)
+                parts.append(part)
+                line0 += block.count(b"\n")
     except PermissionError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
     except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
