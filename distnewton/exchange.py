@@ -15,8 +15,37 @@ of the whole matrix, exactly as the rank-0 path builds it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import scipy.sparse as sp
+
+
+@dataclass
+class Rows:
+    """A block of consecutive rows for :func:`exchange`: its ``n`` rows' non-zero
+    counts, labels and weights, and the matrix, held (``X``) or read when the
+    block's round comes (``load()``, e.g. from the binary cache)."""
+
+    row_nnz: np.ndarray
+    y: np.ndarray
+    s: np.ndarray | None = None
+    X: object = None
+    load: Callable | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    def take(self):
+        """The matrix, once: the block lets go of it."""
+        X, self.X = (self.X if self.X is not None else self.load()), None
+        return X
+
+
+def held(X, y, s=None) -> Rows:
+    return Rows(np.diff(X.indptr), y, s, X=X)
 
 
 def displs(counts):
@@ -50,8 +79,9 @@ class _Layout:
 def exchange(comm, share, row0, owner, blocks, d, index_dtype):
     """Send every row of ``share`` to the rank hosting its worker.
 
-    ``share``: this rank's blocks ``[(X_b, y_b, s_b or None)]`` (consecutive rows
-    from global row ``row0``; consumed: each block is dropped once sent);
+    ``share``: this rank's blocks of consecutive rows from global row ``row0``
+    (:class:`Rows`; each block's matrix is dropped once sent, and a block that
+    is not held is read only in its round);
     ``owner[i]``: the worker of global row i (-1: left out); ``blocks[r]``: the
     workers of rank r; ``d`` columns.  Returns this rank's ``[(X_k, y_k, s_k)]``
     for its workers in ``blocks[rank]`` order, and the bytes it sent.
@@ -64,18 +94,18 @@ def exchange(comm, share, row0, owner, blocks, d, index_dtype):
         rank_of[np.asarray(ks, np.int64)] = r
         slot[np.asarray(ks, np.int64)] = np.arange(len(ks))
     kmax = max(1, max(map(len, blocks)))
-    weighted = bool(comm.allreduce(any(s is not None for _, _, s in share), op=MPI.LOR))
+    weighted = bool(comm.allreduce(any(r.s is not None for r in share), op=MPI.LOR))
     B = comm.allreduce(len(share), op=MPI.MAX)
 
     keys, send_meta, start = [], np.zeros((P, B, kmax, 2), np.int64), row0
-    for b, (X, _, _) in enumerate(share):
-        w = owner[start:start + X.shape[0]]
-        start += X.shape[0]
+    for b, rows in enumerate(share):
+        w = owner[start:start + rows.n]
+        start += rows.n
         key = np.where(w >= 0, rank_of[np.maximum(w, 0)] * kmax + slot[np.maximum(w, 0)], -1)
         keys.append(key)
         keep = key >= 0
         send_meta[:, b, :, 0] = np.bincount(key[keep], minlength=P * kmax).reshape(P, kmax)
-        send_meta[:, b, :, 1] = np.bincount(key[keep], weights=np.diff(X.indptr)[keep],
+        send_meta[:, b, :, 1] = np.bincount(key[keep], weights=rows.row_nnz[keep],
                                             minlength=P * kmax).reshape(P, kmax)
     recv_meta = np.empty_like(send_meta)
     comm.Alltoall(send_meta, recv_meta)
@@ -85,7 +115,7 @@ def exchange(comm, share, row0, owner, blocks, d, index_dtype):
     sent = int(send_meta.size * 8)
     for b in range(B):
         if b < len(share):
-            X, y, s = share[b]
+            X, y, s = share[b].take(), share[b].y, share[b].s
             share[b] = None                             # this block leaves the share
             key = keys[b]
             order = np.argsort(key, kind="stable")[int((key < 0).sum()):]

@@ -30,6 +30,7 @@ label map and the file's sha256.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -37,7 +38,7 @@ import numpy as np
 from .data import cache, map_labels, partition
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
-from .exchange import displs, exchange
+from .exchange import Rows, displs, exchange
 from .ingest import read_test, with_intercept
 from .problem import (
     Problem,
@@ -106,7 +107,7 @@ def ingest(comm, cfg, K, blocks):
             owner[p] = k
     rows = blockwise(share, y, s, intercept=mc["fit_intercept"])
     d = share.d + (1 if mc["fit_intercept"] else 0)
-    row_nnz = np.concatenate([np.diff(X.indptr) for X, _, _ in rows] or [np.zeros(0)])
+    row_nnz = np.concatenate([r.row_nnz for r in rows] or [np.zeros(0)])
     problem = shared_problem(comm, cfg, d, row_nnz, owner[row0:row0 + n_r], parts,
                              weighted=s is not None)
     with ph("exchange"):
@@ -125,17 +126,22 @@ def ingest(comm, cfg, K, blocks):
 
 
 def blockwise(share, y, s, intercept=False):
-    """The share's blocks with their mapped labels and weights,
-    ``[(X_b, y_b, s_b)]`` (the intercept column appended block by block); the
-    share gives its blocks up."""
+    """The share's blocks (:class:`~distnewton.exchange.Rows`) with their mapped
+    labels ``y`` and weights ``s`` (the intercept column appended block by block,
+    when the block is sent); the share gives its blocks up."""
     out, at = [], 0
     while share.blocks:
-        X, _ = share.blocks.pop(0)
-        n = X.shape[0]
-        out.append((add_intercept(X) if intercept else X, y[at:at + n],
-                    None if s is None else s[at:at + n]))
+        r = share.blocks.pop(0)
+        n = r.n
+        load = r.take if not intercept else functools.partial(with_column, r.take)
+        out.append(Rows(r.row_nnz + (1 if intercept else 0), y[at:at + n],
+                        None if s is None else s[at:at + n], load=load))
         at += n
     return out
+
+
+def with_column(take):
+    return add_intercept(take())
 
 
 def gather_labels(comm, y, n):

@@ -10,6 +10,7 @@ Used by :mod:`distnewton.ingest_parallel` (a run) and
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .data import cache
+from .data import cache, csrfile
 from .data.libsvm import (
     BLOCK_BYTES,
     _fast_block,
@@ -31,6 +32,7 @@ from .data.libsvm_arrow import parsing_memory
 from .data.ranges import byte_range, range_blocks
 from .data.registry import file_sha256
 from .errors import UserError
+from .exchange import Rows, held
 
 COMPRESSED = (".bz2", ".gz", ".xz")
 
@@ -159,9 +161,11 @@ def plan(cfg, path):
 
 @dataclass
 class Share:
-    """This rank's share: ``blocks`` of consecutive rows ``[(X_b, raw y_b)]`` (X_b
-    canonical CSR with ``d`` columns), the source's ``sha`` (rank 0, when known)
-    and the cache ``note`` (:func:`distnewton.data.cache.read_text`)."""
+    """This rank's share: ``blocks`` of consecutive rows
+    (:class:`~distnewton.exchange.Rows` with the raw labels; canonical CSR with
+    ``d`` columns, held in memory or read from the binary cache when sent), the
+    source's ``sha`` (rank 0, when known) and the cache ``note``
+    (:func:`distnewton.data.cache.read_text`)."""
 
     blocks: list
     d: int
@@ -170,14 +174,29 @@ class Share:
 
     @property
     def n_rows(self) -> int:
-        return sum(len(y) for _, y in self.blocks)
+        return sum(r.n for r in self.blocks)
 
     def raw_y(self) -> np.ndarray:
-        return np.concatenate([y for _, y in self.blocks] or [np.zeros(0)])
+        return np.concatenate([r.y for r in self.blocks] or [np.zeros(0)])
 
-    def row_nnz(self) -> np.ndarray:
-        return np.concatenate([np.diff(X.indptr) for X, _ in self.blocks] or
-                              [np.zeros(0, np.int64)])
+
+def stored(entry, a, b, d):
+    """Rows ``[a, b)`` of a cache entry as :class:`~distnewton.exchange.Rows` whose
+    matrices are read only when sent (their row lengths and labels now)."""
+    out = []
+    try:
+        for path, lo, hi in entry.ranges(a, b):
+            ptr, y = csrfile.read_index(path, lo, hi)
+            out.append(Rows(np.diff(ptr), y, load=functools.partial(load_block, path, lo, hi,
+                                                                     d)))
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"data cache {entry.folder}: damaged ({exc}); remove it with "
+                        "`distnewton data cache clear`") from None
+    return out
+
+
+def load_block(path, lo, hi, d):
+    return canonical(csrfile.read_rows(path, lo, hi), d)[0]
 
 
 def index_dtype(d):
@@ -214,7 +233,8 @@ def grouped(parts, d, nnz_per_block=None):
         group.append(p)
         size += len(p[0])
         if size >= per or not parts:
-            out.append(canonical(concat_parts(group) if len(group) > 1 else group[0], d))
+            out.append(held(*canonical(concat_parts(group) if len(group) > 1 else group[0],
+                                       d)))
             group, size = [], 0
     return out
 
@@ -240,11 +260,10 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
     if how == "cache":
         entry = cache.Entry(Path(where), extra)
         n = entry.n
-        with ph("cache_read"):
-            parts = agree(comm, lambda: [] if me is None else list(
-                entry.blocks(n * me // R, n * (me + 1) // R)))
         d = nf if nf is not None else entry.n_cols
-        blocks = [canonical(p, d) for p in parts]       # already canonical: no copy
+        with ph("cache_read"):
+            blocks = agree(comm, lambda: [] if me is None else stored(
+                entry, n * me // R, n * (me + 1) // R, d))
         return Share(blocks, d, entry.sha256 if rank == 0 else None, f"read {where}")
     text = os.path.join(where, "source.txt") if how == "write" and \
         str(path).lower().endswith(COMPRESSED) else path
@@ -269,20 +288,28 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
     with ph("assemble"):
         share = Share(grouped(parts, d), d, sha, "")
     if how == "write":
-        share.sha, share.note = write_entry(comm, cfg, path, where, extra, share, ph)
+        share.sha, share.note, meta = write_entry(comm, cfg, path, where, extra, share, ph)
+        meta = comm.bcast(meta, root=0)
+        if meta is not None:                  # from now on read from the entry, a block
+            row0 = comm.exscan(share.n_rows) or 0     # at a time when it is sent
+            entry = cache.Entry(Path(meta["folder"]), meta)
+            share.blocks = agree(comm, lambda: stored(entry, row0, row0 + share.n_rows, d))
     return share
 
 
 def write_entry(comm, cfg, path, tmp, sig, share, ph):
     """Every rank writes its piece; rank 0 commits the entry (or drops it when a
-    piece failed): ``(the source's sha256, the cache note)`` on rank 0."""
+    piece failed): ``(the source's sha256, the cache note, the entry's meta with
+    its "folder", or None)`` on rank 0, ``(None, "", None)`` elsewhere."""
     rank = comm.Get_rank()
     row0 = comm.exscan(share.n_rows) or 0
     with ph("cache_write"):
-        piece = cache.write_piece(tmp, rank, row0, share.blocks) if share.n_rows else "none"
+        piece = "none"
+        if share.n_rows:
+            piece = cache.write_piece(tmp, rank, row0, [(r.X, r.y) for r in share.blocks])
         pieces = comm.gather(piece, root=0)
     if rank != 0:
-        return None, ""
+        return None, "", None
     pieces = [p for p in pieces if p != "none"]
     with ph("hash"):
         sha = share.sha or file_sha256(path)
@@ -292,8 +319,11 @@ def write_entry(comm, cfg, path, tmp, sig, share, ph):
     dc, root = cfg["data"], Path(tmp).parent
     if any(p is None for p in pieces):
         cache.discard(tmp)
-        return sha, ""
-    done = cache.commit(tmp, root, path, dc["zero_based"], dc["n_features"], sig, pieces,
-                        share.d, sha)
-    return sha, (f"written {root / cache.key(path, dc['zero_based'], dc['n_features'])}"
-                 if done else "")
+        return sha, "", None
+    zb, nf = dc["zero_based"], dc["n_features"]
+    if not cache.commit(tmp, root, path, zb, nf, sig, pieces, share.d, sha):
+        return sha, "", None
+    entry = cache.lookup(root, path, zb, nf)
+    if entry is None:
+        return sha, "", None
+    return sha, f"written {entry.folder}", {**entry.meta, "folder": str(entry.folder)}

@@ -31,17 +31,20 @@ with the system allocator the data segment follows the resident memory.
 
 Sizes, measured on the project's 2-core machine: 600,000 x 200, 12.0 M non-zeros,
 85 MB of text, 140 MiB as a CSR matrix.  The smallest ``RLIMIT_DATA`` that lets every
-rank through is about 275 MiB with the parallel path (MPICH; it was 535 MiB before the
-exchange moved rows a block at a time), and rank 0 of the rank-0 path needs about 940
-MiB: LIMIT, 400 MiB, is 45% above the one and less than half the other.
+rank through is about 275 MiB with the parallel path, its first run writing the binary
+cache as here (250 MiB once the cache is there, whose rows are read a block at a time
+as they are sent; it was 535 MiB before the exchange moved rows a block at a time), and
+rank 0 of the rank-0 path needs about 940 MiB: LIMIT, 400 MiB, is 45% above the one and
+less than half the other.
 
 What this does *not* show: that the limit may be below the file's CSR size.  A rank's
 data segment counts about 150 MiB before it reads a byte (the interpreter, its
 libraries, Arrow's kernels on their first call), and while the rows move a rank holds
-its parsed share and its preallocated shards at once (``RLIMIT_DATA`` counts an
-allocation in full when it is made): about 150 MiB + 2 x its quarter's CSR + some 45
-MiB of parse and exchange temporaries, so the whole file's CSR must exceed about 400
-MiB (35 M non-zeros) before a limit can sit below it.
+its preallocated shards (``RLIMIT_DATA`` counts an allocation in full when it is made)
+and, on a first run, its parsed share until it is written to the cache; with the parse
+and exchange temporaries that is about 150 MiB + 2 x its quarter's CSR + some 30 MiB,
+so the whole file's CSR must exceed about 350 MiB (30 M non-zeros) before a limit can
+sit below it.
 
 Runs 4 ranks with ``run.master_shard`` and 4 workers rather than a master and 3
 workers: every rank then parses a quarter of the file and hosts a quarter of the rows,
@@ -109,7 +112,8 @@ def test_a_file_too_large_for_one_rank_to_read_trains_within_a_per_rank_limit(tm
     train = tmp_path / "train.svm"
     X, y = dyadic_problem(train)
     cfg = write_config(tmp_path / "c.yaml",
-                       data={"train": str(train), "partition": "iid", "seed": 3},
+                       data={"train": str(train), "partition": "iid", "seed": 3,
+                             "cache": str(tmp_path / "cache")},
                        model={"loss": "logistic", "lambda": "1/n"},
                        algorithm={"name": "newton"},
                        run={"workers": 4, "master_shard": True, "max_rounds": 60,

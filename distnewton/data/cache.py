@@ -96,19 +96,24 @@ class Entry:
         self.n, self.n_cols, self.nnz = meta["n_rows"], meta["n_cols"], meta["nnz"]
         self.sha256 = meta["sha256"]
 
-    def blocks(self, a=0, b=None, nnz_per_block=None):
-        """Rows ``[a, b)`` in blocks of about ``nnz_per_block`` (default
-        :data:`BLOCK_NNZ`) non-zeros: ``(data, indices, indptr, raw y)`` each."""
-        from distnewton.errors import UserError
+    def ranges(self, a=0, b=None, nnz_per_block=None):
+        """Rows ``[a, b)`` as ``(piece path, lo, hi)`` ranges of about
+        ``nnz_per_block`` (default :data:`BLOCK_NNZ`) non-zeros, rows of the piece."""
         b = self.n if b is None else b
         per = BLOCK_NNZ if nnz_per_block is None else nnz_per_block
         step = max(1, int(per * self.n / max(self.nnz, 1)))
+        for p in self.meta["pieces"]:
+            lo, hi = max(a, p["row0"]), min(b, p["row0"] + p["rows"])
+            for s in range(lo, hi, step):
+                yield self.folder / p["file"], s - p["row0"], min(s + step, hi) - p["row0"]
+
+    def blocks(self, a=0, b=None, nnz_per_block=None):
+        """Rows ``[a, b)`` read in blocks (:meth:`ranges`): ``(data, indices, indptr,
+        raw y)`` each."""
+        from distnewton.errors import UserError
         try:
-            for p in self.meta["pieces"]:
-                lo, hi = max(a, p["row0"]), min(b, p["row0"] + p["rows"])
-                for s in range(lo, hi, step):
-                    yield csrfile.read_rows(self.folder / p["file"], s - p["row0"],
-                                            min(s + step, hi) - p["row0"])
+            for path, lo, hi in self.ranges(a, b, nnz_per_block):
+                yield csrfile.read_rows(path, lo, hi)
         except (OSError, KeyError, ValueError) as exc:
             raise UserError(f"data cache {self.folder}: damaged ({exc}); remove it with "
                             "`distnewton data cache clear`") from None

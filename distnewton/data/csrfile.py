@@ -72,6 +72,13 @@ def read_rows(path, a=0, b=None):
         return (f["data"][lo:hi], f["indices"][lo:hi], ptr - lo, f["y"][a:b])
 
 
+def read_index(path, a, b):
+    """``(indptr[a:b + 1], y[a:b])`` of the block: the rows' shape without their values."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        return f["indptr"][a:b + 1], f["y"][a:b]
+
+
 def attrs_of(path) -> dict:
     import h5py
     with h5py.File(path, "r") as f:

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
-from distnewton.exchange import exchange
+from distnewton.exchange import exchange, held
 
 seed, weighted, layout = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
 comm = MPI.COMM_WORLD
@@ -35,7 +35,7 @@ share, at = [], lo
 while at < hi:
     step = int(rng.integers(1, 8))
     b = min(at + step, hi)
-    share.append((X[at:b], y[at:b], s[at:b] if weighted else None))
+    share.append(held(X[at:b], y[at:b], s[at:b] if weighted else None))
     at = b
 pieces, sent = exchange(comm, share, lo, owner, blocks, d, np.int32)
 assert all(b is None for b in share)                      # the share was consumed
