@@ -197,7 +197,7 @@ def shared_problem(comm, cfg, d, row_nnz, mine, parts, weighted=False):
     keep = mine >= 0
     nnz = np.bincount(mine[keep], weights=counts[keep], minlength=K)
     sq = np.bincount(mine[keep], weights=counts[keep] ** 2, minlength=K)
-    both = np.concatenate([nnz, sq])
+    both = np.concatenate([nnz, sq]).astype(np.float64)   # bincount of nothing is int64
     comm.Allreduce(MPI.IN_PLACE, both, op=MPI.SUM)
     n = sum(len(p) for p in parts)
     return Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=cfg["model"]["loss"],

@@ -136,6 +136,24 @@ def test_the_exchange_gives_every_worker_its_rows_from_many_blocks(n, weighted, 
 
 
 @pytest.mark.mpi
+def test_the_problem_solver_auto_weighs_is_the_rank_0_paths(tmp_path):
+    """n, d, shard sizes, non-zeros and squared row lengths (rank 0 reads no rows:
+    a reduction over an empty share once mixed int64 into a float sum)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from support.launch import env, mpiexec
+    train = small_file(tmp_path / "train.svm")
+    cfg = write_config(tmp_path / "c.yaml", data={"train": str(train)},
+                       model={"fit_intercept": True}, algorithm={"name": "newton"})
+    job = Path(__file__).parent / "support" / "ingest_job.py"
+    res = subprocess.run([mpiexec(), "-n", "3", sys.executable, str(job), str(cfg)],
+                         capture_output=True, text=True, env=env(), timeout=120)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+
+
+@pytest.mark.mpi
 def test_labels_are_mapped_from_every_ranks_labels(tmp_path):
     """Labels 3 and 7 (two classes, mapped -1/+1) with 7 only in the file's last rows."""
     path = small_file(tmp_path / "train.svm", labels=(3, 3))
