@@ -38,6 +38,7 @@ import numpy as np
 from .data import cache, map_labels, partition
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
+from .data.libsvm_arrow import parsing_memory
 from .exchange import Rows, displs, exchange
 from .ingest import read_test, with_intercept
 from .problem import (
@@ -85,6 +86,11 @@ def ingest(comm, cfg, K, blocks):
     """Every rank: (the master's Setup on rank 0 else None, the Problem (the same
     on every rank: it is computed from collectives), this rank's [(X, y, s)]
     per hosted worker, bytes exchanged)."""
+    with parsing_memory():
+        return _ingest(comm, cfg, K, blocks)
+
+
+def _ingest(comm, cfg, K, blocks):
     rank = comm.Get_rank()
     dc, mc = cfg["data"], cfg["model"]
     path = resolve_path(dc["train"], "data.train")
@@ -105,11 +111,16 @@ def ingest(comm, cfg, K, blocks):
         owner = np.full(n, -1, np.int32)
         for k, p in enumerate(parts):
             owner[p] = k
+        all_y = None
+        sizes = [len(p) for p in parts]
+        if rank != 0:                         # only the master's Setup keeps them
+            parts = None
     rows = blockwise(share, y, s, intercept=mc["fit_intercept"])
     d = share.d + (1 if mc["fit_intercept"] else 0)
     row_nnz = np.concatenate([r.row_nnz for r in rows] or [np.zeros(0)])
-    problem = shared_problem(comm, cfg, d, row_nnz, owner[row0:row0 + n_r], parts,
+    problem = shared_problem(comm, cfg, d, row_nnz, owner[row0:row0 + n_r], sizes,
                              weighted=s is not None)
+    del row_nnz, y, s
     with ph("exchange"):
         pieces, sent = exchange(comm, rows, row0, owner, blocks, d, index_dtype(d))
     setup = None
@@ -189,19 +200,19 @@ def share_weights(comm, cfg, raw_y, y, label_map, n):
     return row_weights(cfg, raw_y, y, label_map, sample=sample, total=total)
 
 
-def shared_problem(comm, cfg, d, row_nnz, mine, parts, weighted=False):
+def shared_problem(comm, cfg, d, row_nnz, mine, sizes, weighted=False):
     """The :class:`~distnewton.problem.Problem`, identical on every rank (the
-    shards' non-zero counts from an ``Allreduce``)."""
+    shards' non-zero counts from an ``Allreduce``); ``sizes``: the shards' rows."""
     from mpi4py import MPI
-    K, counts = len(parts), np.asarray(row_nnz, np.float64)
+    K, counts = len(sizes), np.asarray(row_nnz, np.float64)
     keep = mine >= 0
     nnz = np.bincount(mine[keep], weights=counts[keep], minlength=K)
     sq = np.bincount(mine[keep], weights=counts[keep] ** 2, minlength=K)
     both = np.concatenate([nnz, sq]).astype(np.float64)   # bincount of nothing is int64
     comm.Allreduce(MPI.IN_PLACE, both, op=MPI.SUM)
-    n = sum(len(p) for p in parts)
+    n = sum(sizes)
     return Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=cfg["model"]["loss"],
-                   sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
+                   sizes=tuple(int(v) for v in sizes), free_intercept=free_intercept(cfg),
                    weighted=weighted, nnz=tuple(int(v) for v in both[:K]),
                    row_nnz_sq=tuple(float(v) for v in both[K:]))
 

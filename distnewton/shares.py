@@ -28,7 +28,7 @@ from .data.libsvm import (
     concat_parts,
     decompress_to,
 )
-from .data.libsvm_arrow import parsing_memory
+from .data.libsvm_arrow import parsing_memory, release_memory
 from .data.ranges import byte_range, range_blocks
 from .data.registry import file_sha256
 from .errors import UserError
@@ -269,7 +269,7 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
         str(path).lower().endswith(COMPRESSED) else path
     parts, lines, bad, sha = [], 0, None, None
     if me is not None:
-        with parsing_memory():
+        with parsing_memory():                # (nested in a run's: a no-op there)
             parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph)
     elif rank == 0:                           # while the readers parse
         with ph("hash"):
@@ -294,6 +294,7 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
             row0 = comm.exscan(share.n_rows) or 0     # at a time when it is sent
             entry = cache.Entry(Path(meta["folder"]), meta)
             share.blocks = agree(comm, lambda: stored(entry, row0, row0 + share.n_rows, d))
+            release_memory()
     return share
 
 
