@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+import _venv
+
 VENV = os.path.join(os.path.expanduser("~"), ".cache", "distnewton-bench", "liblinear-multicore")
 PYTHON = os.path.join(VENV, "bin", "python")
 PACKAGES = ("numpy", "scipy", "liblinear-multicore")
@@ -32,18 +34,12 @@ PACKAGES = ("numpy", "scipy", "liblinear-multicore")
 
 def setup(venv=VENV):
     """Make the virtual environment with liblinear-multicore (PyPI, via pip)."""
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", *PACKAGES],
-                   check=True)
+    _venv.make(venv, PACKAGES)
 
 
 def version(python=PYTHON):
     """liblinear-multicore's version in that environment, or None when it is not there."""
-    if not os.path.exists(python):
-        return None
-    proc = subprocess.run([python, "-c", "import importlib.metadata as m; "
-                           "print(m.version('liblinear-multicore'))"], capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return _venv.version(python, "liblinear-multicore")
 
 
 def fit_all(X, y, C, eps_list, threads, repeat, tmp, python=PYTHON):

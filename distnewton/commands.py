@@ -1,5 +1,5 @@
 """Commands for results and data sets: ``report``, ``plot``, ``recover``,
-``predict``, ``evaluate``, ``export``, ``data list|fetch|split``.
+``predict``, ``evaluate``, ``export``, ``data list|fetch|split|cache``.
 
 Registered on the main group by :mod:`distnewton.cli` (``register``).  Heavy
 imports (h5py, matplotlib) happen inside the commands, so ``--help`` stays fast.
@@ -195,21 +195,73 @@ def data_fetch(names, folder, mirror, force):
 @click.option("--n-features", type=int, help="feature count (default: largest index)")
 @click.option("--zero-based", is_flag=True, help="indices start at 0")
 @click.option("--overwrite", is_flag=True, help="replace an existing split in --out")
-def data_split(path, parts, out, partition, seed, alpha, n_features, zero_based, overwrite):
+@click.option("--cache", default="auto", show_default=True,
+              help="the binary cache of the parsed file, as data.cache: auto, off or a folder")
+def data_split(path, parts, out, partition, seed, alpha, n_features, zero_based, overwrite,
+               cache):
     """Split a LIBSVM file (or registered name) into one HDF5 shard per worker.
 
     Use the folder with `data.shards: OUT` in a config: worker k reads only
-    its own part-k file.
+    its own part-k file.  Under `mpiexec -n P` every rank reads its share of
+    the file and writes some of the parts.
     """
     from .data.registry import resolve_path
-    from .data.split import split_file
+    from .runtime.mpi import launched_size
     if parts < 1:
         raise UserError(f"--parts: must be >= 1, got {parts}")
-    m = split_file(resolve_path(path, "PATH"), parts, out, partition=partition, seed=seed,
-                   alpha=alpha, n_features=n_features, zero_based=zero_based,
-                   overwrite=overwrite)
+    source = resolve_path(path, "PATH")
+    if (launched_size() or 1) > 1:
+        from .split_parallel import split_mpi as split
+    else:
+        from .data.split import split_file as split
+    m = split(source, parts, out, partition=partition, seed=seed, alpha=alpha,
+              n_features=n_features, zero_based=zero_based, overwrite=overwrite, cache=cache)
+    if m is None:                              # the other ranks of an mpiexec job
+        return
     click.echo(f"{out}: {m['n_parts']} parts of {m['n_samples']} x {m['n_features']} "
                f"(rows per part {min(m['sizes'])}..{max(m['sizes'])}, {partition})")
+
+
+@click.group("cache")
+def data_cache():
+    """The binary cache of parsed text files (data.cache): list, clear."""
+
+
+def _cache_root(folder):
+    from .data.cache import default_root
+    return default_root() if folder is None else folder
+
+
+@data_cache.command("list")
+@click.option("--dir", "folder", help="the cache folder (default: $DISTNEWTON_CACHE/parsed "
+              "or ~/.cache/distnewton/parsed; a run's data.cache: FOLDER)")
+def cache_list(folder):
+    """Entries: source, rows x columns, size, status (ok, stale, missing, incomplete)."""
+    from .data.cache import entries, status
+    from .progress import human_bytes
+    root = _cache_root(folder)
+    found = entries(root)
+    for e in found:
+        shape = "" if e.get("incomplete") else f"{e['n_rows']} x {e['n_cols']}"
+        opts = "" if e.get("incomplete") else (" zero_based" if e["zero_based"] else "") + (
+            f" n_features={e['n_features']}" if e["n_features"] is not None else "")
+        click.echo(f"{status(e):<10} {human_bytes(e['bytes']):>9}  {shape:<18} "
+                   f"{e.get('source', e['folder'].name)}{opts}")
+    total = sum(e["bytes"] for e in found)
+    click.echo(f"{len(found)} entries, {human_bytes(total)} in {root}")
+
+
+@data_cache.command("clear")
+@click.option("--dir", "folder", help="the cache folder (default as for `list`)")
+@click.option("--unused", is_flag=True, help="only entries that are not ok (stale, missing "
+              "source, incomplete)")
+def cache_clear(folder, unused):
+    """Remove the cache's entries (all, or with --unused those no run would read)."""
+    from .data.cache import clear
+    from .progress import human_bytes
+    root = _cache_root(folder)
+    count, freed = clear(root, only_unused=unused)
+    click.echo(f"removed {count} entries ({human_bytes(freed)}) from {root}")
 
 
 def register(main, data):
@@ -222,3 +274,4 @@ def register(main, data):
     data.add_command(data_list)
     data.add_command(data_fetch)
     data.add_command(data_split)
+    data.add_command(data_cache)

@@ -58,6 +58,9 @@ SCHEMA: dict[str, dict[str, Param]] = {
                          ">= 0 per training row (sharded with the rows)", nullable=True),
         "synth": Param((dict,), None, "generate `train` with these make_synthetic arguments "
                        "if the file does not exist", nullable=True),
+        "cache": Param(STR + BOOL, "auto", "binary cache of parsed text files: auto (files "
+                       "of 4 MiB or more, in $DISTNEWTON_CACHE/parsed, default ~/.cache/"
+                       "distnewton/parsed), off (YAML's false too), or a folder (every file)"),
     },
     "model": {
         "loss": Param(STR, "logistic", "objective", choices=("logistic", "ridge")),

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .data import make_synthetic, map_labels, partition, read_libsvm, write_libsvm
-from .data.registry import file_sha256, resolve_path
+from .data import cache, make_synthetic, map_labels, partition, write_libsvm
+from .data.registry import resolve_path
 from .data.split import load_part, read_manifest
 from .errors import UserError
 from .io.read import load as load_result
@@ -48,12 +48,20 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
             raise UserError(f"data.synth: {exc}") from None
         os.makedirs(os.path.dirname(os.path.abspath(train)), exist_ok=True)
         write_libsvm(train, X, y)
-    ds = read_libsvm(train, n_features=dc["n_features"], zero_based=dc["zero_based"])
+    ds, sha, note = read_cached(cfg, train, dc["n_features"])
     y, label_map = labels(cfg, ds.y, train)
     weights = row_weights(cfg, ds.y, y, label_map)
     X = ds.X
-    return finish_setup(cfg, n_workers, X, y, read_test(cfg, X.shape[1], label_map), train,
-                        file_sha256(train), label_map, weights)
+    setup = finish_setup(cfg, n_workers, X, y, read_test(cfg, X.shape[1], label_map), train,
+                         sha, label_map, weights)
+    setup.cache = note
+    return setup
+
+
+def read_cached(cfg, path, n_features):
+    """``(Dataset, sha256, note)``: :func:`distnewton.data.cache.read_text` with the
+    config's ``data.zero_based`` and ``data.cache``."""
+    return cache.read_text(path, n_features, cfg["data"]["zero_based"], cfg["data"]["cache"])
 
 
 def read_test(cfg, d, label_map):
@@ -62,8 +70,7 @@ def read_test(cfg, d, label_map):
     dc = cfg["data"]
     if not dc["test"]:
         return None
-    ts = read_libsvm(resolve_path(dc["test"], "data.test"), n_features=d,
-                     zero_based=dc["zero_based"])
+    ts, _, _ = read_cached(cfg, resolve_path(dc["test"], "data.test"), d)
     yt, _ = labels(cfg, ts.y, dc["test"], reference=label_map)
     return ts.X, yt
 

@@ -1,11 +1,13 @@
 """Parallel ingestion under MPI: every rank parses its own part of the text file.
 
-Used by :class:`~distnewton.session.Session` when ``data.train`` is an
-uncompressed LIBSVM file (:func:`applies`); otherwise rank 0 reads the file and
-scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
+Used by :class:`~distnewton.session.Session` when ``data.train`` is a LIBSVM
+file, uncompressed or cached (:func:`applies`); otherwise rank 0 reads the file
+and scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
 
-1. parses the lines that start in its byte range (:mod:`distnewton.data.ranges`,
-   the block parsers of :mod:`distnewton.data.libsvm`);
+1. reads its share of the rows (:mod:`distnewton.shares`): the lines that start
+   in its byte range (:mod:`distnewton.data.ranges`, the block parsers of
+   :mod:`distnewton.data.libsvm`), or rows ``[n r / P, n (r+1) / P)`` of the
+   binary cache (:mod:`distnewton.data.cache`);
 2. agrees with the others on the first bad line (``FILE:LINE`` with the global
    line number, from an ``Exscan`` of the ranks' line counts), on d
    (``Allreduce`` max of the indices), n and the rows before it (``Exscan``),
@@ -28,31 +30,37 @@ label map and the file's sha256.
 
 from __future__ import annotations
 
+import functools
 import os
-import re
 
 import numpy as np
-import scipy.sparse as sp
 
-from .data import map_labels, partition
-from .data.libsvm import BLOCK_BYTES, _fast_block, _scan_block, concat_parts
-from .data.ranges import byte_range, range_blocks
+from .data import cache, map_labels, partition
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
+from .data.libsvm_arrow import parsing_memory
+from .exchange import Rows, displs, exchange
 from .ingest import read_test, with_intercept
-from .problem import Problem, Setup, add_intercept, free_intercept, keep_rows, lambda_value
-
-COMPRESSED = (".bz2", ".gz", ".xz")
+from .problem import (
+    Problem,
+    Setup,
+    add_intercept,
+    free_intercept,
+    keep_rows,
+    lambda_value,
+)
+from .shares import COMPRESSED, Phases, agree, fail_if, index_dtype, local_rows
+from .weights import read_weights, row_weights
 
 
 def applies(cfg, arrays=None) -> bool:
-    """The parallel path reads this run's data: an uncompressed text file, and
-    none of the options that need every row on one rank (row weights, class
-    weights, one-vs-rest, generated data, pre-split shards)."""
+    """The parallel path reads this run's data: a text file (uncompressed, or
+    compressed with a cache to decompress it into), and none of the options that
+    need every row on one rank (one-vs-rest, generated data, pre-split shards)."""
     dc, mc = cfg["data"], cfg["model"]
-    if arrays is not None or dc["shards"] or dc["synth"] is not None or dc["weights"]:
+    if arrays is not None or dc["shards"] or dc["synth"] is not None:
         return False
-    if mc["class_weight"] is not None or mc["multiclass"] is not None:
+    if mc["multiclass"] is not None:
         return False
     if os.environ.get("DISTNEWTON_PARALLEL_INGEST", "1") == "0":
         return False
@@ -60,97 +68,91 @@ def applies(cfg, arrays=None) -> bool:
         path = resolve_path(dc["train"], "data.train")
     except UserError:
         return False                           # the rank-0 path says why, once
-    return os.path.isfile(path) and not str(path).lower().endswith(COMPRESSED)
+    if not os.path.isfile(path):
+        return False
+    return not str(path).lower().endswith(COMPRESSED) or \
+        cache.root_for(dc["cache"], path) is not None
 
 
-def agree(comm, fn):
-    """``fn()`` on this rank; when any rank raises a UserError, every rank raises
-    the lowest rank's (one message for the whole job, never a hang)."""
-    err, out = None, None
-    try:
-        out = fn()
-    except UserError as exc:
-        err = str(exc)
-    errors = comm.allgather(err)
-    first = next((e for e in errors if e), None)
-    if first is not None:
-        raise UserError(first)
-    return out
-
-
-def fail_if(condition, message):
-    """UserError(message()) when ``condition``."""
-    if condition:
-        raise UserError(message())
-
-
-def parse_share(path, rank, P, zero_based, n_features):
-    """This rank's lines: (parts, lines read, the first bad line's (local line,
-    message) or None)."""
-    start, end = byte_range(os.path.getsize(path), rank, P)
-    parts, lines = [], 0
-    try:
-        for block in range_blocks(path, start, end, BLOCK_BYTES):
-            part = _fast_block(block, zero_based, n_features)
-            if part is None:
-                part = _scan_block(block, path, lines, zero_based, n_features)
-            parts.append(part)
-            lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-    except UserError as exc:
-        m = re.match(rf"{re.escape(path)}:(\d+): (.*)", str(exc), re.S)
-        if m is None:
-            raise
-        return parts, lines, (int(m.group(1)), m.group(2))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc})") from None
-    return parts, lines, None
+def global_rows(comm, raw_y, path):
+    """(n, the rows before this rank's, every distinct raw label); no rows is an error."""
+    n = comm.allreduce(len(raw_y))
+    agree(comm, lambda: fail_if(n == 0, lambda: f"{path}: no data rows"))
+    return (n, comm.exscan(len(raw_y)) or 0,
+            np.unique(np.concatenate(comm.allgather(np.unique(raw_y)))))
 
 
 def ingest(comm, cfg, K, blocks):
     """Every rank: (the master's Setup on rank 0 else None, the Problem (the same
-    on every rank: it is computed from collectives), this rank's [(X, y, None)]
+    on every rank: it is computed from collectives), this rank's [(X, y, s)]
     per hosted worker, bytes exchanged)."""
-    from mpi4py import MPI
-    rank, P = comm.Get_rank(), comm.Get_size()
+    with parsing_memory():
+        return _ingest(comm, cfg, K, blocks)
+
+
+def _ingest(comm, cfg, K, blocks):
+    rank = comm.Get_rank()
     dc, mc = cfg["data"], cfg["model"]
     path = resolve_path(dc["train"], "data.train")
-    parts, lines, bad = parse_share(path, rank, P, dc["zero_based"], dc["n_features"])
-    line0 = comm.exscan(lines) or 0           # lines before this rank's first
-    agree(comm, lambda: fail_if(bad is not None, lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
-    data, indices, indptr, raw_y = concat_parts(parts)
-    del parts
+    ph = Phases()
+    share = local_rows(comm, cfg, path, ph, readers=[r for r, ks in enumerate(blocks) if len(ks)])
+    raw_y = share.raw_y()
     n_r = len(raw_y)
-    n = comm.allreduce(n_r)
-    agree(comm, lambda: fail_if(n == 0, lambda: f"{path}: no data rows"))
-    top = comm.allreduce(int(indices.max()) if len(indices) else -1, op=MPI.MAX)
-    d = dc["n_features"] if dc["n_features"] is not None else top + 1
-    row0 = comm.exscan(n_r) or 0
-    values = np.unique(np.concatenate(comm.allgather(np.unique(raw_y))))
-    _, label_map = agree(comm, lambda: map_labels(values, mc["loss"], dc["positive_labels"],
-                                                  source=path))
-    y, _ = map_labels(raw_y, mc["loss"], reference=label_map, source=path)
-    X = sp.csr_matrix((data, indices.astype(np.int32 if d < 2**31 - 1 else np.int64), indptr),
-                      shape=(n_r, d))
-    X.sort_indices()
-    X.eliminate_zeros()
-    del data, indices
-    if mc["fit_intercept"]:
-        X = add_intercept(X)
-    all_y = y if dc["partition"] != "label_skew" else gather_labels(comm, y, n)
-    parts = agree(comm, lambda: split_rows(cfg, n, K, all_y if dc["partition"] == "label_skew"
-                                           else None))
-    owner = np.full(n, -1, np.int32)
-    for k, p in enumerate(parts):
-        owner[p] = k
-    mine = owner[row0:row0 + n_r]
-    pieces, sent = exchange(comm, X, y, mine, owner, blocks)
-    problem = shared_problem(comm, cfg, X, mine, parts)
+    with ph("labels_partition"):
+        n, row0, values = global_rows(comm, raw_y, path)
+        _, label_map = agree(comm, lambda: map_labels(values, mc["loss"],
+                                                      dc["positive_labels"], source=path))
+        y, _ = map_labels(raw_y, mc["loss"], reference=label_map, source=path)
+        s = share_weights(comm, cfg, raw_y, y, label_map, n)
+        del raw_y
+        all_y = y if dc["partition"] != "label_skew" else gather_labels(comm, y, n)
+        parts = agree(comm, lambda: split_rows(cfg, n, K, all_y if dc["partition"] ==
+                                               "label_skew" else None))
+        owner = np.full(n, -1, np.int32)
+        for k, p in enumerate(parts):
+            owner[p] = k
+        all_y = None
+        sizes = [len(p) for p in parts]
+        if rank != 0:                         # only the master's Setup keeps them
+            parts = None
+    rows = blockwise(share, y, s, intercept=mc["fit_intercept"])
+    d = share.d + (1 if mc["fit_intercept"] else 0)
+    row_nnz = np.concatenate([r.row_nnz for r in rows] or [np.zeros(0)])
+    problem = shared_problem(comm, cfg, d, row_nnz, owner[row0:row0 + n_r], sizes,
+                             weighted=s is not None)
+    del row_nnz, y, s
+    with ph("exchange"):
+        pieces, sent = exchange(comm, rows, row0, owner, blocks, d, index_dtype(d))
     setup = None
+    with ph("test_set"):
+        if rank == 0:
+            setup = agree(comm, lambda: master_setup(cfg, path, share.sha, problem, parts,
+                                                     label_map))
+        else:
+            agree(comm, lambda: None)
+    times = ph.slowest(comm)
     if rank == 0:
-        setup = agree(comm, lambda: master_setup(cfg, path, problem, parts, label_map))
-    else:
-        agree(comm, lambda: None)
+        setup.cache, setup.timings = share.note, times
     return setup, problem, pieces, comm.allreduce(sent)
+
+
+def blockwise(share, y, s, intercept=False):
+    """The share's blocks (:class:`~distnewton.exchange.Rows`) with their mapped
+    labels ``y`` and weights ``s`` (the intercept column appended block by block,
+    when the block is sent); the share gives its blocks up."""
+    out, at = [], 0
+    while share.blocks:
+        r = share.blocks.pop(0)
+        n = r.n
+        load = r.take if not intercept else functools.partial(with_column, r.take)
+        out.append(Rows(r.row_nnz + (1 if intercept else 0), y[at:at + n],
+                        None if s is None else s[at:at + n], load=load))
+        at += n
+    return out
+
+
+def with_column(take):
+    return add_intercept(take())
 
 
 def gather_labels(comm, y, n):
@@ -174,69 +176,49 @@ def split_rows(cfg, n, K, labels):
     return parts
 
 
-def exchange(comm, X, y, mine, owner, blocks):
-    """Send every row to the rank hosting its worker (``Alltoallv``); this rank's
-    [(X, y, None)] for each worker it hosts, and the bytes it sent."""
+def share_weights(comm, cfg, raw_y, y, label_map, n):
+    """This rank's rows' weights s_j (:func:`~distnewton.weights.row_weights`):
+    ``data.weights`` read by rank 0 and scattered (``Scatterv``), times
+    ``model.class_weight`` (``balanced`` from global class masses, ``Allreduce``);
+    None when neither is set."""
     from mpi4py import MPI
-    P = comm.Get_size()
-    rank_of = np.empty(sum(map(len, blocks)), np.int64)     # worker k -> its rank
-    for r, ks in enumerate(blocks):
-        rank_of[np.asarray(ks, np.int64)] = r
-    keep = mine >= 0
-    dest = np.where(keep, rank_of[np.maximum(mine, 0)], P)
-    order = np.argsort(dest, kind="stable")[:int(keep.sum())]   # by rank, rows in order
-    rows = X[order]
-    row_counts = np.bincount(dest[order], minlength=P).astype(np.int64)
-    nnz_counts = np.bincount(dest[order], weights=np.diff(rows.indptr),
-                             minlength=P).astype(np.int64)
-    recv_rows, recv_nnz = np.empty(P, np.int64), np.empty(P, np.int64)
-    comm.Alltoall(row_counts, recv_rows)
-    comm.Alltoall(nnz_counts, recv_nnz)
+    dc = cfg["data"]
+    if dc["weights"] is None and cfg["model"]["class_weight"] is None:
+        return None
+    sample = np.ones(len(y))
+    if dc["weights"] is not None:
+        rank = comm.Get_rank()
+        whole = agree(comm, lambda: read_weights(dc["weights"], n) if rank == 0 else None)
+        counts = np.array(comm.allgather(len(y)), np.int64)
+        comm.Scatterv([whole, counts, displs(counts), MPI.DOUBLE] if rank == 0 else None,
+                      sample, root=0)
 
-    def a2a(send, scounts, rcounts, dtype, mpitype):
-        out = np.empty(int(rcounts.sum()), dtype)
-        comm.Alltoallv([np.ascontiguousarray(send, dtype), scounts, displs(scounts), mpitype],
-                       [out, rcounts, displs(rcounts), mpitype])
+    def total(v):
+        out = np.array(v, np.float64)
+        comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
         return out
-    lengths = a2a(np.diff(rows.indptr), row_counts, recv_rows, np.int64, MPI.INT64_T)
-    idx = a2a(rows.indices, nnz_counts, recv_nnz, np.int64, MPI.INT64_T)
-    val = a2a(rows.data, nnz_counts, recv_nnz, np.float64, MPI.DOUBLE)
-    lab = a2a(y[order], row_counts, recv_rows, np.float64, MPI.DOUBLE)
-    sent = int(row_counts.sum() * 16 + nnz_counts.sum() * 16 + 16 * P)
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    got = sp.csr_matrix((val, idx.astype(rows.indices.dtype), indptr),
-                        shape=(len(lab), X.shape[1]))
-    ks = [int(k) for k in blocks[comm.Get_rank()]]
-    held = np.flatnonzero(np.isin(owner, ks))            # my workers' rows, global order
-    if len(held) != len(lab):
-        raise RuntimeError(f"rank {comm.Get_rank()} received {len(lab)} rows, its workers "
-                           f"own {len(held)}")
-    return [(got[owner[held] == k], lab[owner[held] == k], None) for k in ks], sent
+    return row_weights(cfg, raw_y, y, label_map, sample=sample, total=total)
 
 
-def displs(counts):
-    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-
-
-def shared_problem(comm, cfg, X, mine, parts):
+def shared_problem(comm, cfg, d, row_nnz, mine, sizes, weighted=False):
     """The :class:`~distnewton.problem.Problem`, identical on every rank (the
-    shards' non-zero counts from an ``Allreduce``)."""
+    shards' non-zero counts from an ``Allreduce``); ``sizes``: the shards' rows."""
     from mpi4py import MPI
-    K, counts = len(parts), np.diff(X.indptr).astype(np.float64)
+    K, counts = len(sizes), np.asarray(row_nnz, np.float64)
     keep = mine >= 0
     nnz = np.bincount(mine[keep], weights=counts[keep], minlength=K)
     sq = np.bincount(mine[keep], weights=counts[keep] ** 2, minlength=K)
-    both = np.concatenate([nnz, sq])
+    both = np.concatenate([nnz, sq]).astype(np.float64)   # bincount of nothing is int64
     comm.Allreduce(MPI.IN_PLACE, both, op=MPI.SUM)
-    n = sum(len(p) for p in parts)
-    return Problem(n=n, d=X.shape[1], lam=lambda_value(cfg, n), loss=cfg["model"]["loss"],
-                   sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
-                   weighted=False, nnz=tuple(int(v) for v in both[:K]),
+    n = sum(sizes)
+    return Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=cfg["model"]["loss"],
+                   sizes=tuple(int(v) for v in sizes), free_intercept=free_intercept(cfg),
+                   weighted=weighted, nnz=tuple(int(v) for v in both[:K]),
                    row_nnz_sq=tuple(float(v) for v in both[K:]))
 
 
-def master_setup(cfg, path, problem, parts, label_map):
+def master_setup(cfg, path, sha, problem, parts, label_map):
     """Rank 0's Setup: no rows; the test set, the label map, the file's sha256."""
     d = problem.d - (1 if cfg["model"]["fit_intercept"] else 0)
     test = with_intercept(cfg, read_test(cfg, d, label_map))
-    return Setup(None, None, parts, problem, test, path, file_sha256(path), label_map)
+    return Setup(None, None, parts, problem, test, path, sha or file_sha256(path), label_map)

@@ -61,6 +61,8 @@ class Setup:
     label_map: dict
     w0: np.ndarray | None = None    # model.w0, the warm start (None: zeros)
     weights: np.ndarray | None = None   # per-row weights s_j (None: unweighted)
+    cache: str = ""           # "read FOLDER", "written FOLDER" or "" (data.cache)
+    timings: dict | None = None     # seconds per setup phase (parallel ingestion)
 
 
 def free_intercept(cfg):

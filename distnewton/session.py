@@ -37,7 +37,7 @@ from .algorithms import ALGORITHMS
 from .config import SIM_WORKERS
 from .errors import EXIT_OK, EXIT_STOPPED, EXIT_USER, UserError, echo, reason
 from .faults import inject
-from . import ingest_parallel
+from . import ingest_parallel, shares
 from .ingest import load_w0, prepare, worker_shard
 from .io.checkpoint import workers_are_stateless, write_checkpoint
 from .io.fallback import salvage
@@ -301,12 +301,12 @@ def open_mpi_parallel(cls, comm, cfg, verbosity, resume, monitors):
 
     from .runtime.mpi import MPIRuntime, abort_on_exception, serve
     rank, P, started = comm.Get_rank(), comm.Get_size(), now()
-    ingest_parallel.agree(comm, lambda: check_output(cfg) if rank == 0 else None)
+    shares.agree(comm, lambda: check_output(cfg) if rank == 0 else None)
     K = mpi_workers(cfg, comm)
     blocks = blocks_of(cfg, K, P)
     inject("load", rank)
     setup, problem, pieces, setup_bytes = ingest_parallel.ingest(comm, cfg, K, blocks)
-    setup = ingest_parallel.agree(comm, lambda: check_setup(cfg, setup, K, resume)
+    setup = shares.agree(comm, lambda: check_setup(cfg, setup, K, resume)
                                   if rank == 0 else None)
     try:
         if rank != 0:

@@ -57,17 +57,19 @@ def read_weights(path, n, key="data.weights") -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
-def class_weights(spec, raw_y, y, sample, label_map, key="model.class_weight"):
-    """Per-row factors of ``model.class_weight`` (None: none)."""
+def class_weights(spec, raw_y, y, sample, label_map, key="model.class_weight",
+                  total=None):
+    """Per-row factors of ``model.class_weight`` (None: none).  ``total``: sums a
+    vector over every rank's rows (parallel ingestion; default: these rows are all)."""
     if spec is None:
         return None
     if spec == "balanced":
         out = np.ones(len(y))
-        total = float(sample.sum())
-        for c in (-1.0, 1.0):
-            mass = float(sample[y == c].sum())
+        sums = np.array([sample.sum(), sample[y == -1.0].sum(), sample[y == 1.0].sum()])
+        whole, *masses = total(sums) if total is not None else sums
+        for c, mass in zip((-1.0, 1.0), masses):
             if mass > 0:
-                out[y == c] = total / (2.0 * mass)
+                out[y == c] = whole / (2.0 * mass)
         return out
     if not isinstance(spec, dict):
         raise UserError(f"{key}: must be 'balanced' or a mapping {{label: weight}}, "
@@ -90,10 +92,11 @@ def class_weights(spec, raw_y, y, sample, label_map, key="model.class_weight"):
     return out
 
 
-def row_weights(cfg, raw_y, y, label_map, sample=None):
+def row_weights(cfg, raw_y, y, label_map, sample=None, total=None):
     """The rows' weights s_j (data.weights, or ``sample`` given in memory, times
     class weights), or None when neither is set (the unweighted problem,
-    computed exactly as before)."""
+    computed exactly as before).  ``total``: as in :func:`class_weights`, for a
+    rank that holds part of the rows."""
     dc, mc = cfg["data"], cfg["model"]
     if dc["weights"] is None and mc["class_weight"] is None and sample is None:
         return None
@@ -103,9 +106,10 @@ def row_weights(cfg, raw_y, y, label_map, sample=None):
     if sample is None:
         sample = (np.ones(len(y)) if dc["weights"] is None
                   else read_weights(dc["weights"], len(y)))
-    factor = class_weights(mc["class_weight"], raw_y, y, sample, label_map)
+    factor = class_weights(mc["class_weight"], raw_y, y, sample, label_map, total=total)
     s = sample if factor is None else sample * factor
-    if not s.any():
+    some = float(s.any()) if total is None else total([float(s.any())])[0]
+    if not some:
         raise UserError("data.weights: every row has weight 0")
     return s
 

@@ -210,6 +210,27 @@ def test_runs_on_shards_equal_the_run_on_the_file(synth, tmp_path):
     assert not (tmp_path / "d.h5").exists()
 
 
+@pytest.mark.mpi
+@pytest.mark.parametrize("scheme,parts", [("label_skew", 4), ("iid", 2)])
+def test_a_split_under_mpiexec_writes_the_one_process_split(synth, tmp_path, scheme, parts):
+    """Every rank reads its share (3 ranks, 4 or 2 parts): the parts and the
+    manifest are the one-process split's, array for array and dtype for dtype."""
+    import h5py
+    args = (synth, "--parts", parts, "--partition", scheme, "--seed", 3, "--cache", "off")
+    assert cli("data", "split", *args, "--out", tmp_path / "one").returncode == 0
+    res = cli("data", "split", *args, "--out", tmp_path / "mpi", n=3)
+    assert res.returncode == 0, res.stderr
+    assert len(res.stdout.splitlines()) == 1                    # rank 0 speaks
+    a, b = (json.loads((tmp_path / f / "manifest.json").read_text()) for f in ("one", "mpi"))
+    assert a == b
+    for name in a["files"]:
+        with h5py.File(tmp_path / "one" / name) as f, h5py.File(tmp_path / "mpi" / name) as g:
+            assert dict(f.attrs) == dict(g.attrs) and set(f) == set(g)
+            for key in f:
+                assert f[key].dtype == g[key].dtype, key
+                np.testing.assert_array_equal(f[key][()], g[key][()], err_msg=key)
+
+
 def test_mpi_master_reads_only_the_manifest(synth, tmp_path):
     from distnewton.config import resolve
     from distnewton.ingest import prepare_shards

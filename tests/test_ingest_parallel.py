@@ -70,6 +70,8 @@ def both_paths(tmp_path, n, data, model=None, run=None, algorithm="giant"):
                   extra_env={"DISTNEWTON_PARALLEL_INGEST": par})
         assert res.returncode == 0, res.stderr
         out[par] = read_result(tmp_path / f"r{par}.h5")
+    # the parallel path ran (it times its phases), then the rank-0 path
+    assert "setup_seconds_json" in out["1"][0] and "setup_seconds_json" not in out["0"][0]
     return out["1"], out["0"]
 
 
@@ -94,6 +96,61 @@ def test_the_parallel_path_gives_the_rank_0_paths_run(tmp_path, n, data, model, 
     np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-12)
     np.testing.assert_allclose(ha["test_accuracy"], hb["test_accuracy"], rtol=0)
     np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-12 * np.abs(wb).max())
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("weights,class_weight", [(True, "balanced"), (False, {3: 2.5})])
+def test_row_and_class_weights_are_sharded_with_the_rows(tmp_path, weights, class_weight):
+    """``data.weights`` (read by rank 0, scattered) and ``model.class_weight``
+    (balanced: global class masses): the rank-0 path's weighted run."""
+    train = small_file(tmp_path / "train.svm", labels=(3, 7))
+    data = {"train": str(train), "partition": "iid", "seed": 1}
+    if weights:
+        rng = np.random.default_rng(9)
+        values = rng.uniform(0, 3, 600)
+        (tmp_path / "w.txt").write_text("\n".join(repr(float(v)) for v in values))
+        data["weights"] = str(tmp_path / "w.txt")
+    (pa, ha, wa), (pb, hb, wb) = both_paths(tmp_path, 3, data, {"class_weight": class_weight})
+    np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-12)
+    np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-12 * np.abs(wb).max())
+    assert pa["setup_bytes"] > 0 and pb["setup_bytes"] > 0
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("n,weighted,layout", [(3, "1", "0;1;2"), (4, "0", "0,1;;2;3,4")])
+def test_the_exchange_gives_every_worker_its_rows_from_many_blocks(n, weighted, layout):
+    """Shares cut into blocks of 1-7 rows (rank 0's empty), rows left out, ranks
+    with several workers or none: each shard is X[parts[k]] (tests/support/exchange_job.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from support.launch import env, mpiexec
+    job = Path(__file__).parent / "support" / "exchange_job.py"
+    for seed in (0, 1):
+        res = subprocess.run([mpiexec(), "-n", str(n), sys.executable, str(job), str(seed),
+                              weighted, layout], capture_output=True, text=True, env=env(),
+                             timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.count("ok") == n, res.stdout
+
+
+@pytest.mark.mpi
+def test_the_problem_solver_auto_weighs_is_the_rank_0_paths(tmp_path):
+    """n, d, shard sizes, non-zeros and squared row lengths (rank 0 reads no rows:
+    a reduction over an empty share once mixed int64 into a float sum)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from support.launch import env, mpiexec
+    train = small_file(tmp_path / "train.svm")
+    cfg = write_config(tmp_path / "c.yaml", data={"train": str(train)},
+                       model={"fit_intercept": True}, algorithm={"name": "newton"})
+    job = Path(__file__).parent / "support" / "ingest_job.py"
+    res = subprocess.run([mpiexec(), "-n", "3", sys.executable, str(job), str(cfg)],
+                         capture_output=True, text=True, env=env(), timeout=120)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr
 
 
 @pytest.mark.mpi

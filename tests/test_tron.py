@@ -152,7 +152,8 @@ def reference_iteration(X, y, w, delta, first):
 def test_every_iteration_matches_a_numpy_tron_iteration():
     """From w_0 = (-30, 30, ...) (far out: rejected steps, all four radius cases, steps
     inside and on the boundary, then reductions below f's rounding), each iteration of
-    the module on 2 shards is the numpy one from the same w and Delta; Delta_0 = ||g_0||."""
+    the module on 2 shards is the numpy one from the same w and Delta; Delta_0 =
+    ||g_0|| / lambda."""
     X, y = dense_problem(seed=1)
     w0 = 30.0 * np.where(np.arange(X.shape[1]) % 2, 1.0, -1.0)
     newton, rt = tron(X, y, w0=w0)
@@ -161,7 +162,9 @@ def test_every_iteration_matches_a_numpy_tron_iteration():
     for t in range(40):
         it = alg.gradient()
         if t == 0:
-            assert alg.delta == pytest.approx(np.linalg.norm(f_g_H(X, y, w0)[1]), rel=1e-12)
+            # LIBLINEAR's Delta_0 = ||grad f_L(w_0)||, f_L = f / lambda (lambda = 1/n)
+            assert alg.delta == pytest.approx(len(y) * np.linalg.norm(f_g_H(X, y, w0)[1]),
+                                              rel=1e-12)
         w, delta = it.w.copy(), alg.delta
         s, prered, new_delta, accept, rho = reference_iteration(X, y, w, delta, first)
         # the sums over 2 shards round differently: g agrees to ~1e-16 absolute, and the
@@ -191,8 +194,8 @@ def test_a_rejected_step_keeps_w_and_costs_only_its_rounds():
     """Rounds: 1 at w_0, then #CG + 1 per iteration; a rejection keeps w and g (no
     gradient round) and the next Hessian-vector rounds are at w again."""
     X, y = dense_problem(seed=1)
-    w0 = 30.0 * np.where(np.arange(X.shape[1]) % 2, 1.0, -1.0)
-    alg, rt = tron(X, y, w0=w0)
+    w0 = 3.0 * np.where(np.arange(X.shape[1]) % 2, 1.0, -1.0)   # Delta_0 too large: 8 of
+    alg, rt = tron(X, y, w0=w0)                                # 25 steps are rejected
     rounds, rejected = 1, 0
     for _ in range(25):
         before = alg.w.copy()

@@ -4,6 +4,7 @@ that do not change a byte (the reader and write_libsvm's basics: test_data.py)."
 
 import bz2
 import gzip
+import lzma
 
 import numpy as np
 import pytest
@@ -99,7 +100,7 @@ def _python_writer(monkeypatch):
     monkeypatch.setattr(libsvm_write, "ARROW", False)
 
 
-@pytest.mark.parametrize("name", ["w.svm", "w.svm.gz", "w.svm.bz2"])
+@pytest.mark.parametrize("name", ["w.svm", "w.svm.gz", "w.svm.bz2", "w.svm.xz"])
 def test_same_arrays_as_the_python_writer(tmp_path, monkeypatch, name):
     X, y, _ = make_synthetic(3000, 60, density=0.05, seed=4, loss="ridge")
     X = X.tolil()
@@ -114,7 +115,7 @@ def test_same_arrays_as_the_python_writer(tmp_path, monkeypatch, name):
     for a, b in ((new.X.data, old.X.data), (new.y, old.y), (new.y, y), (new.X.data, X.data)):
         assert _same_bits(a, b)
     assert np.array_equal(new.X.indices, old.X.indices) and np.array_equal(new.X.indptr, old.X.indptr)
-    opener = {"gz": gzip.open, "bz2": bz2.open}.get(name.rsplit(".", 1)[-1], open)
+    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(name.rsplit(".", 1)[-1], open)
     with opener(tmp_path / name, "rb") as f:
         assert f.read().count(b"\n") == 3000
 

@@ -7,7 +7,7 @@ round-trips (Arrow's float64 -> string cast, which is double-conversion's
 1-based as integers, labels as integers when integral (``1``, ``-1``, ``0``;
 below 2**63 in magnitude) and otherwise in the same shortest form.  Zeros are
 omitted (so a row may be just its label), NaN and infinities are refused, and
-``.gz``/``.bz2`` paths are compressed.  ``tests/test_write.py`` checks the round
+``.gz``/``.bz2``/``.xz`` paths are compressed.  ``tests/test_write.py`` checks the round
 trip bit for bit on random normals, random bit patterns over the whole float64
 range, subnormals and the extremes.
 
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import lzma
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -66,12 +67,14 @@ _INT_LABEL = 2.0 ** 63
 
 
 def open_by_extension(path: str, mode: str):
-    """``open``, or ``gzip.open``/``bz2.open`` for ``.gz``/``.bz2`` paths."""
+    """``open``, or ``bz2``/``gzip``/``lzma.open`` for ``.bz2``/``.gz``/``.xz`` paths."""
     low = path.lower()
     if low.endswith(".bz2"):
         return bz2.open(path, mode)
     if low.endswith(".gz"):
         return gzip.open(path, mode)
+    if low.endswith(".xz"):
+        return lzma.open(path, mode)
     return open(path, mode)
 
 
@@ -201,7 +204,7 @@ def write_libsvm(path, X, y) -> None:
 
     Every value is written in a form that reads back to the identical float64
     (see the module docstring), zeros are omitted, integral labels are written
-    as ints; ``.gz``/``.bz2`` compress by extension.  ``ValueError`` for NaN,
+    as ints; ``.gz``/``.bz2``/``.xz`` compress by extension.  ``ValueError`` for NaN,
     infinities or a label count that does not match the rows.
     """
     path = os.fspath(path)

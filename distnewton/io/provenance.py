@@ -81,6 +81,9 @@ def root_attributes(attrs, cfg, setup, rt, status, message, started, mpi_library
                   "setup_bytes": int(setup_bytes), "eval_rounds": rt.eval.rounds,
                   "eval_bytes": rt.eval.bytes_up + rt.eval.bytes_down})
     attrs["label_map_json"] = label_map_json(setup.label_map)
+    attrs["dataset_cache"] = setup.cache
+    if setup.timings:
+        attrs["setup_seconds_json"] = json.dumps(setup.timings)
     attrs.update(provenance())
     return attrs
 

@@ -132,6 +132,14 @@ ROOT_ATTRIBUTES = {
     "config": "the resolved config as YAML text",
     "label_map": "how raw labels became targets (repr of a dict; see label_map_json)",
     "label_map_json": "the same label map as JSON (added in 0.3)",
+    "dataset_cache": "the training rows came from the binary cache ('read FOLDER'), were "
+                     "parsed and cached ('written FOLDER'), or were parsed with no cache "
+                     "('') (data.cache; added in 0.3)",
+    "setup_seconds_json": "parallel ingestion only: seconds of each setup phase on the "
+                          "slowest rank, as JSON (plan: cache lookup and decompression; "
+                          "read, parse: the text; cache_read; assemble: the CSR; "
+                          "cache_write; hash: the file's sha256; labels_partition; "
+                          "exchange: Alltoallv; test_set) (added in 0.3)",
     "setup_bytes": "bytes sent to distribute the shards",
     "eval_rounds": "logging-only evaluation rounds (never charged to the algorithm)",
     "eval_bytes": "logging-only evaluation bytes, up + down",

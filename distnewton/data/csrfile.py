@@ -1,0 +1,85 @@
+"""A block of parsed rows in one HDF5 file: the format of the cache's pieces
+(:mod:`.cache`) and of the parts of ``distnewton data split`` (:mod:`.split`).
+
+Datasets (contiguous, uncompressed, so that any row range reads at disk speed):
+
+* ``indptr`` (int64, rows + 1, starting at 0), ``indices`` (int32, or int64 for
+  indices >= 2**31 - 1; 0-based, sorted within each row), ``data`` (float64, no
+  explicit zeros): the rows as CSR;
+* ``y`` (float64): the raw labels as written in the text file (not yet mapped
+  to -1/+1);
+* ``rows`` (int64, optional): the rows' line-order indices in the source file
+  (the parts of a split; a cache piece holds consecutive rows from ``row0``).
+
+Attributes say what the block is (``format``, ``version`` and the caller's own).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def write_rows(path, data, indices, indptr, y, attrs, rows=None) -> None:
+    """Write one block (the caller makes it atomic: a temporary name, then a rename)."""
+    import h5py
+    itype = np.int32 if (len(indices) == 0 or int(indices.max()) < 2**31 - 1) else np.int64
+    with h5py.File(path, "w") as f:
+        f.attrs.update(attrs)
+        f["indptr"] = np.asarray(indptr, np.int64)
+        f["indices"] = np.asarray(indices, itype)
+        f["data"] = np.asarray(data, np.float64)
+        f["y"] = np.asarray(y, np.float64)
+        if rows is not None:
+            f["rows"] = np.asarray(rows, np.int64)
+
+
+def write_blocks(path, blocks, attrs) -> None:
+    """Write consecutive row blocks ``[(X_b CSR, y_b)]`` as one block file, a block
+    at a time (no concatenated copy)."""
+    import h5py
+    rows = sum(X.shape[0] for X, _ in blocks)
+    nnz = sum(X.nnz for X, _ in blocks)
+    top = max((int(X.indices.max()) for X, _ in blocks if X.nnz), default=0)
+    itype = np.int32 if top < 2**31 - 1 else np.int64
+    with h5py.File(path, "w") as f:
+        f.attrs.update(attrs)
+        indptr = f.create_dataset("indptr", (rows + 1,), np.int64)
+        indices = f.create_dataset("indices", (nnz,), itype)
+        data = f.create_dataset("data", (nnz,), np.float64)
+        y = f.create_dataset("y", (rows,), np.float64)
+        indptr[0] = 0
+        r = z = 0
+        for X, yb in blocks:
+            n, m = X.shape[0], X.nnz
+            if n:
+                indptr[r + 1:r + 1 + n] = z + X.indptr[1:].astype(np.int64)
+                y[r:r + n] = yb
+            if m:
+                indices[z:z + m] = X.indices
+                data[z:z + m] = X.data
+            r, z = r + n, z + m
+
+
+def read_rows(path, a=0, b=None):
+    """Rows ``[a, b)`` of the block (all by default): ``(data, indices, indptr, y)``,
+    indptr from 0.  Raises OSError/KeyError for a damaged file (the callers name it)."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        n = len(f["y"])
+        b = n if b is None else min(b, n)
+        ptr = f["indptr"][a:b + 1]
+        lo, hi = int(ptr[0]), int(ptr[-1])
+        return (f["data"][lo:hi], f["indices"][lo:hi], ptr - lo, f["y"][a:b])
+
+
+def read_index(path, a, b):
+    """``(indptr[a:b + 1], y[a:b])`` of the block: the rows' shape without their values."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        return f["indptr"][a:b + 1], f["y"][a:b]
+
+
+def attrs_of(path) -> dict:
+    import h5py
+    with h5py.File(path, "r") as f:
+        return dict(f.attrs)

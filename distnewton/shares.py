@@ -1,0 +1,330 @@
+"""Every rank's share of a text file's rows, under MPI: parsed from its byte
+range of the file, or read from the binary cache (:mod:`distnewton.data.cache`),
+which a parsing job writes collectively; and the collectives by which the ranks
+agree on an input error (one message for the whole job, never a hang).
+
+Used by :mod:`distnewton.ingest_parallel` (a run) and
+:mod:`distnewton.split_parallel` (``data split``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .data import cache, csrfile
+from .data.libsvm import (
+    BLOCK_BYTES,
+    _fast_block,
+    _scan_block,
+    concat_parts,
+    decompress_to,
+)
+from .data.libsvm_arrow import parsing_memory, release_memory
+from .data.ranges import byte_range, range_blocks
+from .data.registry import file_sha256
+from .errors import UserError
+from .exchange import Rows, held
+
+COMPRESSED = (".bz2", ".gz", ".xz")
+
+
+def agree(comm, fn):
+    """``fn()`` on this rank; when any rank raises a UserError, every rank raises
+    the lowest rank's (one message for the whole job, never a hang)."""
+    err, out = None, None
+    try:
+        out = fn()
+    except UserError as exc:
+        err = str(exc)
+    errors = comm.allgather(err)
+    first = next((e for e in errors if e), None)
+    if first is not None:
+        raise UserError(first)
+    return out
+
+
+def fail_if(condition, message):
+    """UserError(message()) when ``condition``."""
+    if condition:
+        raise UserError(message())
+
+
+def agree_bcast(comm, fn):
+    """``fn()`` on rank 0, its value on every rank; a UserError there is raised
+    on every rank."""
+    out = None
+    if comm.Get_rank() == 0:
+        try:
+            out = (None, fn())
+        except UserError as exc:
+            out = (str(exc), None)
+    err, value = comm.bcast(out, root=0)
+    if err is not None:
+        raise UserError(err)
+    return value
+
+
+
+class Phases(dict):
+    """Seconds per phase of the setup: ``with phases("parse"): ...`` adds to it."""
+
+    NAMES = ("plan", "read", "parse", "cache_read", "assemble", "cache_write", "hash",
+             "labels_partition", "exchange", "test_set")
+
+    @contextlib.contextmanager
+    def __call__(self, name):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - t
+
+    def slowest(self, comm):
+        """Each phase's seconds on the slowest rank (``Allreduce`` max)."""
+        from mpi4py import MPI
+        v = np.array([self.get(k, 0.0) for k in self.NAMES])
+        comm.Allreduce(MPI.IN_PLACE, v, op=MPI.MAX)
+        return {k: round(float(x), 4) for k, x in zip(self.NAMES, v)}
+
+
+def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None):
+    """This rank's lines: (parts, lines read, the first bad line's (local line,
+    message) or None).  ``name``: the file named in messages (default ``path``)."""
+    name = path if name is None else name
+    phases = Phases() if phases is None else phases
+    start, end = byte_range(os.path.getsize(path), rank, P)
+    parts, lines = [], 0
+    blocks = range_blocks(path, start, end, BLOCK_BYTES)
+    try:
+        while True:
+            with phases("read"):
+                block = next(blocks, None)
+            if block is None:
+                break
+            with phases("parse"):
+                part = _fast_block(block, zero_based, n_features)
+                if part is None:
+                    part = _scan_block(block, name, lines, zero_based, n_features)
+            if len(part[1]) and part[1].max() < 2**31 - 1:
+                part = (part[0], part[1].astype(np.int32), *part[2:])   # half the bytes
+            parts.append(part)
+            lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    except UserError as exc:
+        m = re.match(rf"{re.escape(name)}:(\d+): (.*)", str(exc), re.S)
+        if m is None:
+            raise
+        return parts, lines, (int(m.group(1)), m.group(2))
+    except OSError as exc:
+        raise UserError(f"{name}: cannot read ({exc})") from None
+    return parts, lines, None
+
+
+def plan(cfg, path):
+    """Rank 0: how the rows are read: ``("cache", folder, meta)`` from a valid
+    entry, ``("parse", None, None)`` without a cache, or ``("write", tmp, sig)``
+    (parse, then write the entry from ``tmp``; a compressed file is first
+    decompressed there as ``source.txt``)."""
+    dc = cfg["data"]
+    zb, nf = dc["zero_based"], dc["n_features"]
+    root = cache.root_for(dc["cache"], path)
+    if root is None:
+        return ("parse", None, None)
+    entry = cache.lookup(root, path, zb, nf)
+    if entry is not None:
+        return ("cache", str(entry.folder), entry.meta)
+    sig = cache.signature(path)
+    tmp = cache.begin(root, path, zb, nf)
+    if tmp is None:
+        if str(path).lower().endswith(COMPRESSED):
+            raise UserError(f"{path}: the cache folder {root} cannot be written, and a "
+                            "compressed file is read in parallel only through it: set "
+                            "data.cache to a writable folder")
+        return ("parse", None, None)
+    if str(path).lower().endswith(COMPRESSED):
+        try:
+            decompress_to(path, tmp / "source.txt")
+        except UserError:
+            cache.discard(tmp)
+            raise
+    return ("write", str(tmp), sig)
+
+
+
+@dataclass
+class Share:
+    """This rank's share: ``blocks`` of consecutive rows
+    (:class:`~distnewton.exchange.Rows` with the raw labels; canonical CSR with
+    ``d`` columns, held in memory or read from the binary cache when sent), the
+    source's ``sha`` (rank 0, when known) and the cache ``note``
+    (:func:`distnewton.data.cache.read_text`)."""
+
+    blocks: list
+    d: int
+    sha: str | None
+    note: str
+
+    @property
+    def n_rows(self) -> int:
+        return sum(r.n for r in self.blocks)
+
+    def raw_y(self) -> np.ndarray:
+        return np.concatenate([r.y for r in self.blocks] or [np.zeros(0)])
+
+
+def stored(entry, a, b, d):
+    """Rows ``[a, b)`` of a cache entry as :class:`~distnewton.exchange.Rows` whose
+    matrices are read only when sent (their row lengths and labels now)."""
+    out = []
+    try:
+        for path, lo, hi in entry.ranges(a, b):
+            ptr, y = csrfile.read_index(path, lo, hi)
+            out.append(Rows(np.diff(ptr), y, load=functools.partial(load_block, path, lo, hi,
+                                                                     d)))
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"data cache {entry.folder}: damaged ({exc}); remove it with "
+                        "`distnewton data cache clear`") from None
+    return out
+
+
+def load_block(path, lo, hi, d):
+    return canonical(csrfile.read_rows(path, lo, hi), d)[0]
+
+
+def index_dtype(d):
+    return np.int32 if d < 2**31 - 1 else np.int64
+
+
+def canonical(part, d):
+    """A parsed block ``(data, indices, indptr, y)`` as ``(CSR with d columns, y)``:
+    sorted indices, no explicit zeros, 32-bit indices when d allows."""
+    data, indices, indptr, y = part
+    it = index_dtype(d)
+    if len(data) >= 2**31 - 1:
+        it = np.int64
+    X = sp.csr_matrix((data, indices.astype(it, copy=False), indptr.astype(it, copy=False)),
+                      shape=(len(y), d))
+    unsorted, zeros = not X.has_sorted_indices, not data.all()
+    if (unsorted or zeros) and not (data.flags.writeable and X.indices.flags.writeable):
+        X.data, X.indices = data.copy(), X.indices.copy()   # Arrow's buffers are read-only
+    if unsorted:
+        X.sort_indices()
+    if zeros:
+        X.eliminate_zeros()
+    return X, y
+
+
+def grouped(parts, d, nnz_per_block=None):
+    """The parsed blocks (consumed) as canonical blocks of about ``nnz_per_block``
+    (default :data:`~distnewton.data.cache.BLOCK_NNZ`) non-zeros: fewer, larger
+    blocks for the exchange's rounds, one group in memory twice at a time."""
+    per = cache.BLOCK_NNZ if nnz_per_block is None else nnz_per_block
+    out, group, size = [], [], 0
+    while parts:
+        p = parts.pop(0)
+        group.append(p)
+        size += len(p[0])
+        if size >= per or not parts:
+            out.append(held(*canonical(concat_parts(group) if len(group) > 1 else group[0],
+                                       d)))
+            group, size = [], 0
+    return out
+
+
+def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
+    """This rank's :class:`Share` of the training rows.
+
+    ``readers``: the ranks that read (default all; a run passes the ranks that
+    host workers, so a master without workers holds no rows and hashes the file
+    meanwhile).  Reader i of R reads rows ``[n i / R, n (i+1) / R)`` of a valid
+    cache entry in blocks, or else parses its byte range (errors agreed: the
+    first bad line, by its global line number) and, with a cache, writes its
+    piece of a new entry, which rank 0 commits once every piece is written."""
+    from mpi4py import MPI
+    rank = comm.Get_rank()
+    readers = list(range(comm.Get_size())) if readers is None else list(readers)
+    me, R = (readers.index(rank), len(readers)) if rank in readers else (None, len(readers))
+    dc = cfg["data"]
+    zb, nf = dc["zero_based"], dc["n_features"]
+    ph = Phases() if phases is None else phases
+    with ph("plan"):
+        how, where, extra = agree_bcast(comm, lambda: plan(cfg, path))
+    if how == "cache":
+        entry = cache.Entry(Path(where), extra)
+        n = entry.n
+        d = nf if nf is not None else entry.n_cols
+        with ph("cache_read"):
+            blocks = agree(comm, lambda: [] if me is None else stored(
+                entry, n * me // R, n * (me + 1) // R, d))
+        return Share(blocks, d, entry.sha256 if rank == 0 else None, f"read {where}")
+    text = os.path.join(where, "source.txt") if how == "write" and \
+        str(path).lower().endswith(COMPRESSED) else path
+    parts, lines, bad, sha = [], 0, None, None
+    if me is not None:
+        with parsing_memory():                # (nested in a run's: a no-op there)
+            parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph)
+    elif rank == 0:                           # while the readers parse
+        with ph("hash"):
+            sha = file_sha256(path)
+    line0 = comm.exscan(lines) or 0           # lines before this rank's first
+    try:
+        agree(comm, lambda: fail_if(bad is not None,
+                                    lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
+    except UserError:
+        if rank == 0 and how == "write":
+            cache.discard(where)
+        raise
+    top = max((int(p[1].max()) for p in parts if len(p[1])), default=-1)
+    top = comm.allreduce(top, op=MPI.MAX)
+    d = nf if nf is not None else top + 1
+    with ph("assemble"):
+        share = Share(grouped(parts, d), d, sha, "")
+    if how == "write":
+        share.sha, share.note, meta = write_entry(comm, cfg, path, where, extra, share, ph)
+        meta = comm.bcast(meta, root=0)
+        if meta is not None:                  # from now on read from the entry, a block
+            row0 = comm.exscan(share.n_rows) or 0     # at a time when it is sent
+            entry = cache.Entry(Path(meta["folder"]), meta)
+            share.blocks = agree(comm, lambda: stored(entry, row0, row0 + share.n_rows, d))
+            release_memory()
+    return share
+
+
+def write_entry(comm, cfg, path, tmp, sig, share, ph):
+    """Every rank writes its piece; rank 0 commits the entry (or drops it when a
+    piece failed): ``(the source's sha256, the cache note, the entry's meta with
+    its "folder", or None)`` on rank 0, ``(None, "", None)`` elsewhere."""
+    rank = comm.Get_rank()
+    row0 = comm.exscan(share.n_rows) or 0
+    with ph("cache_write"):
+        piece = "none"
+        if share.n_rows:
+            piece = cache.write_piece(tmp, rank, row0, [(r.X, r.y) for r in share.blocks])
+        pieces = comm.gather(piece, root=0)
+    if rank != 0:
+        return None, "", None
+    pieces = [p for p in pieces if p != "none"]
+    with ph("hash"):
+        sha = share.sha or file_sha256(path)
+    source = Path(tmp) / "source.txt"
+    if source.exists():
+        source.unlink()
+    dc, root = cfg["data"], Path(tmp).parent
+    if any(p is None for p in pieces):
+        cache.discard(tmp)
+        return sha, "", None
+    zb, nf = dc["zero_based"], dc["n_features"]
+    if not cache.commit(tmp, root, path, zb, nf, sig, pieces, share.d, sha):
+        return sha, "", None
+    entry = cache.lookup(root, path, zb, nf)
+    if entry is None:
+        return sha, "", None
+    return sha, f"written {entry.folder}", {**entry.meta, "folder": str(entry.folder)}
