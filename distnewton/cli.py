@@ -175,12 +175,15 @@ def data_info(path, zero_based):
 @click.option("--loss", type=click.Choice(["logistic", "ridge"]), default="logistic")
 @click.option("--seed", type=int, default=0, show_default=True)
 def data_synth(output, **kwargs):
-    """Write a seeded synthetic LIBSVM data set to OUTPUT."""
+    """Write a seeded synthetic LIBSVM data set to OUTPUT (under mpiexec: rank 0
+    writes it, the other ranks have nothing to do)."""
     from .data import make_synthetic, write_libsvm
     if kwargs["n_samples"] < 1 or kwargs["n_features"] < 1:
         raise UserError("--samples and --features must be >= 1")
     if not 0 < kwargs["density"] <= 1:
         raise UserError(f"--density: must be in (0, 1], got {kwargs['density']}")
+    if env_rank() != 0:                        # one writer: not P copies racing
+        return
     X, y, _ = make_synthetic(**kwargs)
     write_libsvm(output, X, y)
     click.echo(f"{output}: {X.shape[0]} x {X.shape[1]}, nnz {X.nnz}")

@@ -86,7 +86,7 @@ def ingest(comm, cfg, K, blocks):
     """Every rank: (the master's Setup on rank 0 else None, the Problem (the same
     on every rank: it is computed from collectives), this rank's [(X, y, s)]
     per hosted worker, bytes exchanged)."""
-    with parsing_memory():
+    with parsing_memory():                    # and the freed share handed back at the end
         return _ingest(comm, cfg, K, blocks)
 
 

@@ -96,9 +96,10 @@ class Phases(dict):
         return {k: round(float(x), 4) for k, x in zip(self.NAMES, v)}
 
 
-def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None):
+def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None, sink=None):
     """This rank's lines: (parts, lines read, the first bad line's (local line,
-    message) or None).  ``name``: the file named in messages (default ``path``)."""
+    message) or None).  ``name``: the file named in messages (default ``path``);
+    ``sink(part)``, when given, takes each parsed block instead of ``parts``."""
     name = path if name is None else name
     phases = Phases() if phases is None else phases
     start, end = byte_range(os.path.getsize(path), rank, P)
@@ -116,7 +117,10 @@ def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None):
                     part = _scan_block(block, name, lines, zero_based, n_features)
             if len(part[1]) and part[1].max() < 2**31 - 1:
                 part = (part[0], part[1].astype(np.int32), *part[2:])   # half the bytes
-            parts.append(part)
+            if sink is None:
+                parts.append(part)
+            else:
+                sink(part)
             lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     except UserError as exc:
         m = re.match(rf"{re.escape(name)}:(\d+): (.*)", str(exc), re.S)
@@ -205,8 +209,11 @@ def index_dtype(d):
 
 def canonical(part, d):
     """A parsed block ``(data, indices, indptr, y)`` as ``(CSR with d columns, y)``:
-    sorted indices, no explicit zeros, 32-bit indices when d allows."""
+    sorted indices, no explicit zeros, 32-bit indices when d allows (``d`` None:
+    the block's own largest index + 1)."""
     data, indices, indptr, y = part
+    if d is None:
+        d = int(indices.max()) + 1 if len(indices) else 1
     it = index_dtype(d)
     if len(data) >= 2**31 - 1:
         it = np.int64
@@ -267,10 +274,14 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
         return Share(blocks, d, entry.sha256 if rank == 0 else None, f"read {where}")
     text = os.path.join(where, "source.txt") if how == "write" and \
         str(path).lower().endswith(COMPRESSED) else path
-    parts, lines, bad, sha = [], 0, None, None
+    parts, lines, bad, sha, piece = [], 0, None, None, None
     if me is not None:
-        with parsing_memory():                # (nested in a run's: a no-op there)
-            parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph)
+        if how == "write":                    # parsed rows go straight to the cache
+            piece = cache.open_piece(where, rank)
+        sink = None if piece is None else functools.partial(append_part, piece, parts)
+        with parsing_memory():
+            parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph,
+                                            sink=sink)
     elif rank == 0:                           # while the readers parse
         with ph("hash"):
             sha = file_sha256(path)
@@ -279,52 +290,86 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
         agree(comm, lambda: fail_if(bad is not None,
                                     lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
     except UserError:
+        if piece is not None:
+            piece.close()
         if rank == 0 and how == "write":
             cache.discard(where)
         raise
-    top = max((int(p[1].max()) for p in parts if len(p[1])), default=-1)
+    top = max([int(p[1].max()) for p in parts if len(p[1])] +
+              [piece.top if piece is not None else -1], default=-1)
     top = comm.allreduce(top, op=MPI.MAX)
     d = nf if nf is not None else top + 1
+    if how == "write" and comm.allreduce(me is None or piece is not None and not parts,
+                                         op=MPI.LAND):
+        return cached_share(comm, cfg, path, where, extra, piece, sha, d, ph)
+    if how == "write":                        # a piece could not be written: no cache
+        if piece is not None:
+            piece.close()
+            if piece.rows:                    # some of its rows went to disk: read again
+                with parsing_memory():
+                    parts, _, _ = parse_share(text, me, R, zb, nf, name=path, phases=ph)
+        comm.Barrier()                        # (a decompressed text is read from tmp)
+        if rank == 0:
+            cache.discard(where)
     with ph("assemble"):
-        share = Share(grouped(parts, d), d, sha, "")
-    if how == "write":
-        share.sha, share.note, meta = write_entry(comm, cfg, path, where, extra, share, ph)
-        meta = comm.bcast(meta, root=0)
-        if meta is not None:                  # from now on read from the entry, a block
-            row0 = comm.exscan(share.n_rows) or 0     # at a time when it is sent
-            entry = cache.Entry(Path(meta["folder"]), meta)
-            share.blocks = agree(comm, lambda: stored(entry, row0, row0 + share.n_rows, d))
-            release_memory()
-    return share
+        return Share(grouped(parts, d), d, sha, "")
 
 
-def write_entry(comm, cfg, path, tmp, sig, share, ph):
-    """Every rank writes its piece; rank 0 commits the entry (or drops it when a
-    piece failed): ``(the source's sha256, the cache note, the entry's meta with
-    its "folder", or None)`` on rank 0, ``(None, "", None)`` elsewhere."""
+def append_part(piece, spill, part):
+    """A parsed block to the cache piece (canonical rows); into ``spill`` if the
+    piece cannot take it (then the run goes on without a cache)."""
+    if not getattr(piece, "failed", False):
+        try:
+            piece.append(*canonical(part, None))
+            return
+        except OSError as exc:
+            piece.failed = True
+            cache.warn(piece.f.filename, exc)
+    spill.append(part)
+
+
+def cached_share(comm, cfg, path, tmp, sig, piece, sha, d, ph):
+    """Every reader's rows are in its piece: commit the entry (rank 0), and the
+    share is its rows there, read a block at a time when sent."""
     rank = comm.Get_rank()
-    row0 = comm.exscan(share.n_rows) or 0
+    rows = piece.rows if piece is not None else 0
+    row0 = comm.exscan(rows) or 0
     with ph("cache_write"):
-        piece = "none"
-        if share.n_rows:
-            piece = cache.write_piece(tmp, rank, row0, [(r.X, r.y) for r in share.blocks])
-        pieces = comm.gather(piece, root=0)
-    if rank != 0:
-        return None, "", None
-    pieces = [p for p in pieces if p != "none"]
+        desc = "none"
+        if piece is not None:
+            desc = cache.close_piece(piece, rank, row0) if rows else (piece.close(), "none")[1]
+        descs = comm.gather(desc, root=0)
+    note, meta = "", None
+    if rank == 0:
+        sha, note, meta = commit_entry(cfg, path, tmp, sig, descs, d, sha, ph)
+    meta = comm.bcast(meta, root=0)
+    if meta is None:
+        raise UserError(f"{path}: its parsed rows went to the data cache {Path(tmp).parent}, "
+                        "which could not keep them (the file changed while it was read, or "
+                        "the folder was taken away): run again, or with data.cache: off")
+    entry = cache.Entry(Path(meta["folder"]), meta)
+    blocks = agree(comm, lambda: stored(entry, row0, row0 + rows, d))
+    release_memory()
+    return Share(blocks, d, sha, note)
+
+
+def commit_entry(cfg, path, tmp, sig, descs, d, sha, ph):
+    """Rank 0: the entry committed: ``(sha256, note, meta with its "folder")``, or
+    ``(sha256, "", None)`` when a piece failed or the commit did."""
     with ph("hash"):
-        sha = share.sha or file_sha256(path)
+        sha = sha or file_sha256(path)
     source = Path(tmp) / "source.txt"
     if source.exists():
         source.unlink()
+    pieces = [p for p in descs if p != "none"]
     dc, root = cfg["data"], Path(tmp).parent
-    if any(p is None for p in pieces):
-        cache.discard(tmp)
-        return sha, "", None
     zb, nf = dc["zero_based"], dc["n_features"]
-    if not cache.commit(tmp, root, path, zb, nf, sig, pieces, share.d, sha):
-        return sha, "", None
-    entry = cache.lookup(root, path, zb, nf)
+    ok = all(p is not None for p in pieces) and cache.commit(tmp, root, path, zb, nf, sig,
+                                                             pieces, d, sha)
+    if not ok:
+        cache.discard(tmp)
+    entry = cache.lookup(root, path, zb, nf)  # ours, or another run's written meanwhile
     if entry is None:
         return sha, "", None
-    return sha, f"written {entry.folder}", {**entry.meta, "folder": str(entry.folder)}
+    note = f"{'written' if ok else 'read'} {entry.folder}"
+    return sha, note, {**entry.meta, "folder": str(entry.folder)}

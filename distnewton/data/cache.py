@@ -155,6 +155,28 @@ def piece_name(i) -> str:
     return f"piece-{i:05d}.h5"
 
 
+def open_piece(tmp, i):
+    """Piece ``i`` to be appended to as it is parsed (:class:`~.csrfile.Appender`),
+    or None (with a warning) if it cannot be created."""
+    try:
+        return csrfile.Appender(Path(tmp) / piece_name(i), {"format": FORMAT,
+                                                             "version": VERSION})
+    except OSError as exc:
+        warn(tmp, exc)
+        return None
+
+
+def close_piece(appender, i, row0) -> dict | None:
+    """The appended piece closed, with its description for :func:`commit`."""
+    try:
+        appender.close(row0=row0)
+    except OSError as exc:
+        warn(appender.f.filename, exc)
+        return None
+    return {"file": piece_name(i), "row0": int(row0), "rows": appender.rows,
+            "nnz": appender.nnz}
+
+
 def write_piece(tmp, i, row0, blocks) -> dict | None:
     """Piece ``i``: the row blocks ``[(X_b, raw y_b)]`` from global row ``row0``; its
     description for :func:`commit`, or None on failure."""

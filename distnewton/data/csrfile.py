@@ -60,6 +60,46 @@ def write_blocks(path, blocks, attrs) -> None:
             r, z = r + n, z + m
 
 
+class Appender:
+    """One block file written a row block at a time (resizable, chunked datasets):
+    a parser's rows go to disk as they come and no block is held twice."""
+
+    CHUNK = 1 << 18
+
+    def __init__(self, path, attrs):
+        import h5py
+        self.f = h5py.File(path, "w")
+        self.f.attrs.update(attrs)
+
+        def column(name, dtype):
+            return self.f.create_dataset(name, (0,), dtype, maxshape=(None,),
+                                         chunks=(self.CHUNK,))
+        self.indptr, self.indices = column("indptr", np.int64), column("indices", np.int32)
+        self.data, self.y = column("data", np.float64), column("y", np.float64)
+        self.indptr.resize((1,))
+        self.indptr[0] = 0
+        self.rows = self.nnz = 0
+        self.top = -1                                  # the largest column index seen
+
+    def append(self, X, y):
+        n, m = X.shape[0], X.nnz
+        self.indptr.resize((self.rows + n + 1,))
+        self.indptr[self.rows + 1:] = self.nnz + X.indptr[1:].astype(np.int64)
+        self.y.resize((self.rows + n,))
+        self.y[self.rows:] = y
+        if m:
+            for ds, values in ((self.indices, X.indices), (self.data, X.data)):
+                ds.resize((self.nnz + m,))
+                ds[self.nnz:] = values
+            self.top = max(self.top, int(X.indices.max()))
+        self.rows, self.nnz = self.rows + n, self.nnz + m
+
+    def close(self, **attrs):
+        if self.f.id.valid:
+            self.f.attrs.update(attrs)
+            self.f.close()
+
+
 def read_rows(path, a=0, b=None):
     """Rows ``[a, b)`` of the block (all by default): ``(data, indices, indptr, y)``,
     indptr from 0.  Raises OSError/KeyError for a damaged file (the callers name it)."""

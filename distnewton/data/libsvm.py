@@ -44,10 +44,10 @@ from distnewton.errors import UserError
 ARROW = libsvm_arrow.available()
 
 #: decompressed text parsed per block: Arrow's temporaries are many times the
-#: block; measured on an 83 MB share, 2 MB blocks parse as fast as 16 MB ones
-#: (1.2 against 1.7 CPU seconds) and peak at 236 against 430 MB, and on a 38 MB
-#: share 1 MB blocks peak 58 MB above the parsed rows against 77 MB for 2 MB
-BLOCK_BYTES = 1 << 20
+#: block.  Measured on a 124 MB share of the 1 GB e2e set (61 MB parsed, CPU
+#: seconds, the peak above the parsed rows): 1 MB 2.2 s / 24 MB, 2 MB 1.4 s /
+#: 40 MB, 4 MB 1.8 s / 83 MB, 16 MB 1.9 s / 253 MB
+BLOCK_BYTES = 2 << 20
 
 
 @dataclass

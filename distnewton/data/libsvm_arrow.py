@@ -36,47 +36,24 @@ _DIGITS[list(b"0123456789")] = True
 _COMMENT = re.compile(rb"#[^\n]*")
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt parameters
-_DEPTH = 0
-
-
 @contextlib.contextmanager
 def parsing_memory():
-    """While a file is parsed: Arrow allocates from the system allocator (its
+    """While a file is read: Arrow allocates from the system allocator (its
     default, mimalloc, keeps freed arenas: measured on an 85 MB share, the peak
-    above the share's parsed rows was 109 against 91 MB) and glibc hands every
-    allocation of 256 KiB or more back to the system when it is freed (its
-    threshold otherwise rises to 32 MiB and the parse's freed temporaries stay in
-    the heap: 40 against 80 MB held after the parse).  Afterwards the thresholds
-    are set where glibc's own adjustment ends (32 MiB, trimming above 64 MiB), so
-    that the solver's temporaries are reused.  Parallel ingestion keeps the low
-    threshold until the rows are in their shards (a heap holding the freed share
-    kept a rank at 590 instead of 477 MiB on a 1 GB file).  ``ARROW_DEFAULT_MEMORY_POOL`` or
-    ``MALLOC_MMAP_THRESHOLD_`` set by the user win; nothing changes off glibc."""
-    import ctypes
+    above the share's parsed rows was 109 against 91 MB), and at the end the heap's
+    free pages go back to the system (:func:`release_memory`).  Not done: glibc's
+    mmap threshold fixed at 256 KiB (freed temporaries returned at once) held 14 MB
+    less at the peak of a 125 MB share but parsed at 37 instead of 60 MB/s, and
+    ``malloc_trim`` after every block at 42 MB/s.  ``ARROW_DEFAULT_MEMORY_POOL``
+    set by the user wins."""
     import os
-    global _DEPTH
-    if _DEPTH:                                 # nested: the outer one restores
-        yield
-        return
     if available() and not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         import pyarrow as pa
         pa.set_memory_pool(pa.system_memory_pool())
-    libc = None
-    if not os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(_M_MMAP_THRESHOLD, 256 << 10)
-        except (OSError, AttributeError):
-            libc = None
-    _DEPTH += 1
     try:
         yield
     finally:
-        _DEPTH -= 1
-        if libc is not None:
-            libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-            libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+        release_memory()
 
 
 def release_memory() -> None:
