@@ -116,6 +116,10 @@ def exchange(comm, share, row0, owner, blocks, d, index_dtype):
     for b in range(B):
         if b < len(share):
             X, y, s = share[b].take(), share[b].y, share[b].s
+            if X.shape[0] != len(y) or X.nnz != int(share[b].row_nnz.sum()):
+                raise RuntimeError(f"rank {me}: block {b} read back as {X.shape[0]} rows, "
+                                   f"{X.nnz} non-zeros; {len(y)} rows, "
+                                   f"{int(share[b].row_nnz.sum())} announced")
             share[b] = None                             # this block leaves the share
             key = keys[b]
             order = np.argsort(key, kind="stable")[int((key < 0).sum()):]

@@ -6,8 +6,8 @@ and scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
 
 1. reads its share of the rows (:mod:`distnewton.shares`): the lines that start
    in its byte range (:mod:`distnewton.data.ranges`, the block parsers of
-   :mod:`distnewton.data.libsvm`), or rows ``[n r / P, n (r+1) / P)`` of the
-   binary cache (:mod:`distnewton.data.cache`);
+   :mod:`distnewton.data.libsvm`), or rows ``[n i / R, n (i+1) / R)`` of the
+   binary cache (:mod:`distnewton.data.cache`), i of the R ranks that host workers;
 2. agrees with the others on the first bad line (``FILE:LINE`` with the global
    line number, from an ``Exscan`` of the ranks' line counts), on d
    (``Allreduce`` max of the indices), n and the rows before it (``Exscan``),
@@ -18,7 +18,9 @@ and scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
 4. sends each of its rows to the rank hosting the row's worker (``Alltoallv``
    of the CSR row lengths, indices, values and labels) and builds its workers'
    shards from what it receives, rows in increasing global order as in
-   ``X[parts[k]]``: the same shards, so the same iterates, as the rank-0 path.
+   ``X[parts[k]]``: the same shards, so the same iterates, as the rank-0 path
+   (with ``model.class_weight: balanced`` and fractional ``data.weights`` the class
+   masses are summed per rank, so the weights may differ in the last bit).
 
 No rank holds the whole matrix: a rank holds its parsed share, the rows it sends
 and then its shards; besides, O(n) small vectors (the owner of every row, 4 bytes

@@ -274,7 +274,8 @@ def open_mpi(cls, cfg, verbosity, resume, monitors):
     mpi.install_abort_hook()
     mpi.check_world(comm)
     mpi.configure_wait(comm)
-    if ingest_parallel.applies(cfg):
+    parallel = ingest_parallel.applies(cfg) if comm.Get_rank() == 0 else None
+    if comm.bcast(parallel, root=0):           # rank 0 decides for all: one path
         return open_mpi_parallel(cls, comm, cfg, verbosity, resume, monitors)
     if comm.Get_rank() != 0:
         serve_worker(comm, cfg)

@@ -102,10 +102,10 @@ def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None, s
     ``sink(part)``, when given, takes each parsed block instead of ``parts``."""
     name = path if name is None else name
     phases = Phases() if phases is None else phases
-    start, end = byte_range(os.path.getsize(path), rank, P)
     parts, lines = [], 0
-    blocks = range_blocks(path, start, end, BLOCK_BYTES)
     try:
+        start, end = byte_range(os.path.getsize(path), rank, P)
+        blocks = range_blocks(path, start, end, BLOCK_BYTES)
         while True:
             with phases("read"):
                 block = next(blocks, None)
@@ -141,6 +141,10 @@ def plan(cfg, path):
     zb, nf = dc["zero_based"], dc["n_features"]
     root = cache.root_for(dc["cache"], path)
     if root is None:
+        if str(path).lower().endswith(COMPRESSED):
+            raise UserError(f"{path}: a compressed file is read in parallel only through the "
+                            "data cache (data.cache or --cache: a folder; `auto` caches files "
+                            "of 4 MiB or more), or by one process")
         return ("parse", None, None)
     entry = cache.lookup(root, path, zb, nf)
     if entry is not None:
@@ -274,19 +278,23 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
         return Share(blocks, d, entry.sha256 if rank == 0 else None, f"read {where}")
     text = os.path.join(where, "source.txt") if how == "write" and \
         str(path).lower().endswith(COMPRESSED) else path
-    parts, lines, bad, sha, piece = [], 0, None, None, None
+    parts, lines, bad, sha, piece, err = [], 0, None, None, None, None
     if me is not None:
         if how == "write":                    # parsed rows go straight to the cache
             piece = cache.open_piece(where, rank)
-        sink = None if piece is None else functools.partial(append_part, piece, parts)
-        with parsing_memory():
-            parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph,
-                                            sink=sink)
+        sink = None if piece is None else functools.partial(append_part, piece)
+        try:
+            with parsing_memory():
+                parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph,
+                                                sink=sink)
+        except UserError as exc:              # unreadable here: every rank hears of it
+            err = str(exc)
     elif rank == 0:                           # while the readers parse
         with ph("hash"):
             sha = file_sha256(path)
     line0 = comm.exscan(lines) or 0           # lines before this rank's first
     try:
+        agree(comm, lambda: fail_if(err is not None, lambda: err))
         agree(comm, lambda: fail_if(bad is not None,
                                     lambda: f"{path}:{line0 + bad[0]}: {bad[1]}"))
     except UserError:
@@ -299,15 +307,14 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
               [piece.top if piece is not None else -1], default=-1)
     top = comm.allreduce(top, op=MPI.MAX)
     d = nf if nf is not None else top + 1
-    if how == "write" and comm.allreduce(me is None or piece is not None and not parts,
-                                         op=MPI.LAND):
+    written = me is None or piece is not None and not getattr(piece, "failed", False)
+    if how == "write" and comm.allreduce(written, op=MPI.LAND):
         return cached_share(comm, cfg, path, where, extra, piece, sha, d, ph)
     if how == "write":                        # a piece could not be written: no cache
-        if piece is not None:
-            piece.close()
-            if piece.rows:                    # some of its rows went to disk: read again
-                with parsing_memory():
-                    parts, _, _ = parse_share(text, me, R, zb, nf, name=path, phases=ph)
+        if piece is not None:                 # its rows went to disk (some of them):
+            piece.close()                     # read them again
+            with parsing_memory():
+                parts, _, _ = parse_share(text, me, R, zb, nf, name=path, phases=ph)
         comm.Barrier()                        # (a decompressed text is read from tmp)
         if rank == 0:
             cache.discard(where)
@@ -315,17 +322,15 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
         return Share(grouped(parts, d), d, sha, "")
 
 
-def append_part(piece, spill, part):
-    """A parsed block to the cache piece (canonical rows); into ``spill`` if the
-    piece cannot take it (then the run goes on without a cache)."""
+def append_part(piece, part):
+    """A parsed block to the cache piece (canonical rows).  A piece that cannot take
+    it is marked ``failed``: the share is then parsed again, with no cache."""
     if not getattr(piece, "failed", False):
         try:
             piece.append(*canonical(part, None))
-            return
         except OSError as exc:
             piece.failed = True
-            cache.warn(piece.f.filename, exc)
-    spill.append(part)
+            cache.warn(piece.path, exc)
 
 
 def cached_share(comm, cfg, path, tmp, sig, piece, sha, d, ph):
@@ -336,8 +341,11 @@ def cached_share(comm, cfg, path, tmp, sig, piece, sha, d, ph):
     row0 = comm.exscan(rows) or 0
     with ph("cache_write"):
         desc = "none"
-        if piece is not None:
-            desc = cache.close_piece(piece, rank, row0) if rows else (piece.close(), "none")[1]
+        if piece is not None and rows:
+            desc = cache.close_piece(piece, rank, row0)
+        elif piece is not None:               # no rows here: no piece in the entry
+            piece.close()
+            Path(piece.path).unlink(missing_ok=True)
         descs = comm.gather(desc, root=0)
     note, meta = "", None
     if rank == 0:

@@ -20,7 +20,9 @@ does not name keep weight 1.  The weights are sharded with the rows
 
 from __future__ import annotations
 
+import lzma
 import os
+import zlib
 
 import numpy as np
 
@@ -29,7 +31,7 @@ from .errors import UserError
 
 def read_weights(path, n, key="data.weights") -> np.ndarray:
     """One finite number >= 0 per non-blank line (``#`` comments allowed; plain,
-    .gz or .bz2), exactly n of them; errors name the file and line."""
+    .gz, .bz2 or .xz), exactly n of them; errors name the file and line."""
     from .data.libsvm import _open
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -49,7 +51,7 @@ def read_weights(path, n, key="data.weights") -> np.ndarray:
                 if not np.isfinite(v) or v < 0:
                     raise UserError(f"{path}:{ln}: weight {v!r} must be finite and >= 0")
                 values.append(v)
-    except OSError as exc:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise UserError(f"{key}: {path}: cannot read ({exc})") from None
     if len(values) != n:
         raise UserError(f"{key}: {path} has {len(values)} weights but the training set has "

@@ -231,6 +231,26 @@ def test_a_split_under_mpiexec_writes_the_one_process_split(synth, tmp_path, sch
                 np.testing.assert_array_equal(f[key][()], g[key][()], err_msg=key)
 
 
+@pytest.mark.mpi
+def test_a_compressed_split_under_mpiexec_needs_the_cache(synth, tmp_path):
+    """Without a cache folder the ranks cannot share its text: one line, exit 2; with
+    one, the parts are the one-process split's."""
+    import gzip
+    packed = tmp_path / "s.svm.gz"
+    packed.write_bytes(gzip.compress(synth.read_bytes()))
+    res = cli("data", "split", packed, "--parts", 2, "--out", tmp_path / "a", "--cache", "off",
+              n=2)
+    assert res.returncode == 2 and "only through the data cache" in res.stderr, res.stderr
+    assert not (tmp_path / "a" / "manifest.json").exists()
+    res = cli("data", "split", packed, "--parts", 2, "--out", tmp_path / "b", "--cache",
+              tmp_path / "cache", n=2)
+    assert res.returncode == 0, res.stderr
+    assert cli("data", "split", synth, "--parts", 2, "--out", tmp_path / "c").returncode == 0
+    a, b = (json.loads((tmp_path / f / "manifest.json").read_text()) for f in ("b", "c"))
+    for key in ("sizes", "nnz_per_part", "labels", "n_features"):
+        assert a[key] == b[key], key
+
+
 def test_mpi_master_reads_only_the_manifest(synth, tmp_path):
     from distnewton.config import resolve
     from distnewton.ingest import prepare_shards

@@ -25,8 +25,13 @@ Writing is atomic: the pieces and ``meta.json`` go to ``ROOT/.tmp-KEY-*`` and
 the folder is renamed to ``KEY`` only when every piece is written (under MPI,
 when every rank's piece is); a killed run leaves a ``.tmp-`` folder that no run
 reads and ``distnewton data cache clear`` removes.  A cache that cannot be
-written (read-only or full disk) costs a warning, never the run.  Two runs that
-write the same entry at once: one rename wins, the other's folder is dropped.
+written (read-only or full disk) costs a warning and the run goes on without it
+(under MPI the share is parsed again, in memory), but for two rare cases that
+stop the run with one line: a piece that cannot be closed or an entry that
+cannot be renamed after every rank's rows went into it, and a compressed file
+under ``mpiexec`` when the cache folder cannot be made.  Two runs that write the
+same entry at once: the first rename wins and a valid entry is never replaced
+(only a stale one), so a run reading it keeps its rows.
 """
 
 from __future__ import annotations
@@ -167,11 +172,14 @@ def open_piece(tmp, i):
 
 
 def close_piece(appender, i, row0) -> dict | None:
-    """The appended piece closed, with its description for :func:`commit`."""
+    """The appended piece closed, with its description for :func:`commit` (None
+    when it failed)."""
     try:
         appender.close(row0=row0)
     except OSError as exc:
-        warn(appender.f.filename, exc)
+        warn(appender.path, exc)
+        return None
+    if getattr(appender, "failed", False):
         return None
     return {"file": piece_name(i), "row0": int(row0), "rows": appender.rows,
             "nnz": appender.nnz}
@@ -204,6 +212,9 @@ def commit(tmp, root, path, zero_based, n_features, sig, pieces, n_cols, sha256)
                 "n_cols": int(n_cols), "nnz": sum(p["nnz"] for p in pieces),
                 "pieces": pieces, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")
+        if lookup(root, path, zero_based, n_features) is not None:
+            discard(tmp)                       # another run wrote it meanwhile: keep
+            return True                        # theirs (runs may be reading it)
         if final.exists():                     # stale: out of the way first
             old = final.with_name(f".tmp-{final.name}-old-{uuid.uuid4().hex[:8]}")
             os.replace(final, old)

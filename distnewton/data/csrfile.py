@@ -3,8 +3,8 @@
 
 Datasets (contiguous, uncompressed, so that any row range reads at disk speed):
 
-* ``indptr`` (int64, rows + 1, starting at 0), ``indices`` (int32, or int64 for
-  indices >= 2**31 - 1; 0-based, sorted within each row), ``data`` (float64, no
+* ``indptr`` (int64, rows + 1, starting at 0), ``indices`` (int32: the parser's
+  largest 0-based index, 2**31 - 2, fits; 0-based, sorted within each row), ``data`` (float64, no
   explicit zeros): the rows as CSR;
 * ``y`` (float64): the raw labels as written in the text file (not yet mapped
   to -1/+1);
@@ -68,6 +68,7 @@ class Appender:
 
     def __init__(self, path, attrs):
         import h5py
+        self.path = path
         self.f = h5py.File(path, "w")
         self.f.attrs.update(attrs)
 

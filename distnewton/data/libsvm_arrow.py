@@ -38,7 +38,7 @@ _COMMENT = re.compile(rb"#[^\n]*")
 
 @contextlib.contextmanager
 def parsing_memory():
-    """While a file is read: Arrow allocates from the system allocator (its
+    """While a file is read, and from then on: Arrow allocates from the system allocator (its
     default, mimalloc, keeps freed arenas: measured on an 85 MB share, the peak
     above the share's parsed rows was 109 against 91 MB), and at the end the heap's
     free pages go back to the system (:func:`release_memory`).  Not done: glibc's
