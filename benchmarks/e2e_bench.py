@@ -428,11 +428,11 @@ def bench(args, write):
         if "distnewton" not in args.skip:
             shards = os.path.join(tmp, "shards")
             cmd = [sys.executable, "-m", "distnewton", "data", "split", data, "--parts", P,
-                   "--out", shards]
+                   "--out", shards, "--cache", "off"]     # text to parts; no user cache
             secs, rc, err, hwm = run(cmd, "data split", env=env, cwd=tmp)
             if rc != 0:
                 sys.exit(f"data split failed ({rc}):\n{err}")
-            rows.append({"what": f"`distnewton data split FILE --parts {P}` (once)",
+            rows.append({"what": f"`distnewton data split FILE --parts {P} --cache off` (once)",
                          "secs": secs, "hwm": hwm, "kind": "info"})
             dn, no_cache = dn_rows(args, data, shards, tmp, obj, env)
             rows += dn
