@@ -139,25 +139,19 @@ def plan(cfg, path):
     decompressed there as ``source.txt``)."""
     dc = cfg["data"]
     zb, nf = dc["zero_based"], dc["n_features"]
+    packed = str(path).lower().endswith(COMPRESSED)
     root = cache.root_for(dc["cache"], path)
-    if root is None:
-        if str(path).lower().endswith(COMPRESSED):
-            raise UserError(f"{path}: a compressed file is read in parallel only through the "
-                            "data cache (data.cache or --cache: a folder; `auto` caches files "
-                            "of 4 MiB or more), or by one process")
-        return ("parse", None, None)
-    entry = cache.lookup(root, path, zb, nf)
+    entry = None if root is None else cache.lookup(root, path, zb, nf)
     if entry is not None:
         return ("cache", str(entry.folder), entry.meta)
-    sig = cache.signature(path)
-    tmp = cache.begin(root, path, zb, nf)
+    sig = None if root is None else cache.signature(path)
+    tmp = None if root is None else cache.begin(root, path, zb, nf)
     if tmp is None:
-        if str(path).lower().endswith(COMPRESSED):
-            raise UserError(f"{path}: the cache folder {root} cannot be written, and a "
-                            "compressed file is read in parallel only through it: set "
-                            "data.cache to a writable folder")
+        fail_if(packed, lambda: f"{path}: a compressed file is read in parallel only through "
+                "a data cache it can be written to (data.cache or --cache: a writable folder; "
+                "`auto` caches files of 4 MiB or more), or by one process")
         return ("parse", None, None)
-    if str(path).lower().endswith(COMPRESSED):
+    if packed:
         try:
             decompress_to(path, tmp / "source.txt")
         except UserError:

@@ -189,8 +189,11 @@ def write_piece(tmp, i, row0, blocks) -> dict | None:
     """Piece ``i``: the row blocks ``[(X_b, raw y_b)]`` from global row ``row0``; its
     description for :func:`commit`, or None on failure."""
     try:
-        csrfile.write_blocks(Path(tmp) / piece_name(i), blocks,
-                             {"format": FORMAT, "version": VERSION, "row0": row0})
+        piece = csrfile.Appender(Path(tmp) / piece_name(i), {"format": FORMAT,
+                                                             "version": VERSION})
+        for X, y in blocks:
+            piece.append(X, y)
+        piece.close(row0=row0)
     except OSError as exc:
         warn(tmp, exc)
         return None

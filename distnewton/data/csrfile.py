@@ -33,33 +33,6 @@ def write_rows(path, data, indices, indptr, y, attrs, rows=None) -> None:
             f["rows"] = np.asarray(rows, np.int64)
 
 
-def write_blocks(path, blocks, attrs) -> None:
-    """Write consecutive row blocks ``[(X_b CSR, y_b)]`` as one block file, a block
-    at a time (no concatenated copy)."""
-    import h5py
-    rows = sum(X.shape[0] for X, _ in blocks)
-    nnz = sum(X.nnz for X, _ in blocks)
-    top = max((int(X.indices.max()) for X, _ in blocks if X.nnz), default=0)
-    itype = np.int32 if top < 2**31 - 1 else np.int64
-    with h5py.File(path, "w") as f:
-        f.attrs.update(attrs)
-        indptr = f.create_dataset("indptr", (rows + 1,), np.int64)
-        indices = f.create_dataset("indices", (nnz,), itype)
-        data = f.create_dataset("data", (nnz,), np.float64)
-        y = f.create_dataset("y", (rows,), np.float64)
-        indptr[0] = 0
-        r = z = 0
-        for X, yb in blocks:
-            n, m = X.shape[0], X.nnz
-            if n:
-                indptr[r + 1:r + 1 + n] = z + X.indptr[1:].astype(np.int64)
-                y[r:r + n] = yb
-            if m:
-                indices[z:z + m] = X.indices
-                data[z:z + m] = X.data
-            r, z = r + n, z + m
-
-
 class Appender:
     """One block file written a row block at a time (resizable, chunked datasets):
     a parser's rows go to disk as they come and no block is held twice."""
