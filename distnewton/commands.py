@@ -15,13 +15,21 @@ TARGET_HELP = ("a training loss (0.3234 or loss:0.3234) or a relative suboptimal
                "(rel:1e-6, i.e. (f - f*)/|f*| <= 1e-6)")
 
 
+def _f_star(value):
+    """--f-star: a finite nonzero number (it divides the suboptimality)."""
+    if value is None:
+        return None
+    from .io.validate import check_f_star
+    return check_f_star(value, "--f-star")
+
+
 @click.command()
 @click.argument("results", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 @click.option("--target", help=TARGET_HELP)
-@click.option("--f-star", "f_star", type=float,
-              help="optimal value (default: from the file, the f* cache, or computed once "
+@click.option("--f-star", "f_star", type=float, callback=lambda c, p, v: _f_star(v),
+              help="optimal value, finite and nonzero (default: from the file, the f* cache, or computed once "
                    "with newton and cached)")
 @click.option("--no-compute", is_flag=True, help="never run newton to find f*")
 def report(results, fmt, target, f_star, no_compute):
@@ -41,7 +49,8 @@ def report(results, fmt, target, f_star, no_compute):
               default="rounds", show_default=True,
               help="x axis of the curves (bars: modelled = use modelled time)")
 @click.option("--target", help=TARGET_HELP + "; required by --kind bars")
-@click.option("--f-star", "f_star", type=float, help="optimal value (as for report)")
+@click.option("--f-star", "f_star", type=float, callback=lambda c, p, v: _f_star(v),
+              help="optimal value (as for report)")
 @click.option("--no-compute", is_flag=True, help="never run newton to find f*")
 @click.option("--title", help="figure title")
 def plot(results, output, kind, x, target, f_star, no_compute, title):
@@ -92,6 +101,7 @@ def predict(result, data, output, proba):
     """
     from .model import evaluate as score, load_model, prediction_lines
     model = load_model(result)
+    _warn(model)
     if proba and model.loss != "logistic":
         raise UserError(f"--proba: only for logistic models ({result} is {model.loss})")
     X, _, found, why = score(model, data, strict=False)
@@ -124,6 +134,7 @@ def evaluate(result, data, fmt):
     """
     from .model import evaluate as score, format_metrics, load_model
     model = load_model(result)
+    _warn(model)
     found = score(model, data, strict=True)[2]
     if fmt == "json":
         import json
@@ -149,7 +160,17 @@ def export(result, output, fmt):
     """
     from .export import export as write
     from .model import load_model
-    click.echo(write(load_model(result), output, fmt))
+    model = load_model(result)
+    _warn(model)
+    click.echo(write(model, output, fmt))
+
+
+def _warn(model):
+    """A model of a run that diverged or was stopped is used, with a warning on stderr."""
+    from .model import status_warning
+    line = status_warning(model)
+    if line:
+        click.echo(line, err=True)
 
 
 @click.command("list")

@@ -22,6 +22,7 @@ from .data.registry import resolve_path
 from .data.split import load_part, read_manifest
 from .errors import UserError
 from .io.read import load as load_result
+from .io.validate import check_weights
 from .multiclass import ovr_labels
 from .problem import (IN_MEMORY, Problem, Setup, add_intercept, array_data, free_intercept,
                       keep_rows, lambda_value)
@@ -224,7 +225,7 @@ def load_w0(path, d, key="model.w0") -> np.ndarray:
     if path.lower().endswith(".npy"):
         try:
             w = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             raise UserError(f"{key}: {path}: not a readable .npy file ({exc})") from None
     else:
         try:
@@ -237,13 +238,4 @@ def load_w0(path, d, key="model.w0") -> np.ndarray:
         if w.ndim == 2:
             raise UserError(f"{key}: {path} holds a one-vs-rest model ({w.shape[0]} "
                             "classes): warm starts take one binary model")
-    if w.ndim != 1 or w.dtype.kind not in "fiu":
-        raise UserError(f"{key}: {path}: expected a 1-D numeric vector, got shape "
-                        f"{w.shape} of {w.dtype}")
-    if len(w) != d:
-        raise UserError(f"{key}: {path} has {len(w)} weights, the problem has {d} "
-                        "(features, plus 1 with model.fit_intercept)")
-    w = w.astype(np.float64)
-    if not np.isfinite(w).all():
-        raise UserError(f"{key}: {path}: weights must be finite")
-    return w
+    return check_weights(path, w, d, key)

@@ -21,7 +21,6 @@ wrappers over this module; ``export`` is :mod:`distnewton.export`.
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ class Model:
     label_map: dict         # as map_labels returns it
     path: str
     regularize_intercept: bool = True
+    status: str = ""        # the run's status (root attribute), "" when unknown
 
     @property
     def multiclass(self) -> bool:
@@ -149,40 +149,37 @@ def parse_label_map(text, path):
     """The ``label_map`` attribute (a dict's Python literal) as a dict."""
     if isinstance(text, dict):
         return text
-    try:
-        value = ast.literal_eval(str(text))
-    except (ValueError, SyntaxError):
-        value = None
-    if not isinstance(value, dict) or "loss" not in value:
-        raise UserError(f"{path}: attribute label_map is missing or unreadable "
-                        f"({str(text)[:60]!r})")
+    from .io.validate import label_map_of
+    value, _ = label_map_of(path, {"label_map": text})
+    if value is None:
+        raise UserError(f"{path}: attribute label_map: missing")
     return value
 
 
 def load_model(path) -> Model:
-    """The model of a result file (HDF5 or ``.fallback.npz``); UserError if it has none."""
-    import yaml
-
-    from .io.read import load
+    """The model of a result file (HDF5 or ``.fallback.npz``), checked
+    (:func:`distnewton.io.validate.model_fields`): a file without a usable model
+    (none, weights not finite or of the wrong shape, an unknown loss, a damaged
+    label map or config) is a UserError naming the file and the field."""
+    from .io.read import read_parts
+    from .io.validate import model_fields
     path = os.fspath(path)
-    run = load(path)
-    if run.w is None:
-        raise UserError(f"{path}: no /model/w in the result file")
-    attrs = run.attrs
-    try:
-        cfg = yaml.safe_load(attrs.get("config", "")) or {}
-    except yaml.YAMLError:
-        cfg = {}
-    model, data = cfg.get("model") or {}, cfg.get("data") or {}
-    loss = str(attrs.get("loss", model.get("loss", "logistic")))
-    lm = attrs.get("label_map")
-    label_map = ({"loss": "ridge", "rule": "identity"} if lm is None and loss == "ridge"
-                 else parse_label_map(lm, path))
-    return Model(w=np.asarray(run.w, dtype=np.float64), loss=loss,
-                 lam=float(attrs.get("lambda", math.nan)),
-                 fit_intercept=bool(model.get("fit_intercept", False)),
-                 zero_based=bool(data.get("zero_based", False)), label_map=label_map,
-                 path=path, regularize_intercept=bool(model.get("regularize_intercept", True)))
+    attrs, _, w, w_attrs = read_parts(path)
+    return Model(path=path, **model_fields(path, attrs, w, w_attrs))
+
+
+#: The statuses of a run whose model may be far from the optimum: predict,
+#: evaluate and export use it, with a warning (:func:`status_warning`).
+DOUBTFUL = {"diverged": "the run diverged: the model is the best iterate it saw",
+            "stopped": "the run was stopped before it finished (resume it with "
+                       "distnewton run --resume)"}
+
+
+def status_warning(model: Model) -> str | None:
+    """The warning line for a model of a run that diverged or was stopped, else None."""
+    why = DOUBTFUL.get(model.status)
+    return None if why is None else f"distnewton: warning: {model.path}: status " \
+        f"{model.status}: {why}"
 
 
 def read_data(model: Model, path):

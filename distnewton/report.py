@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import UserError
 from .io.read import Run, load, reaching, reaching_loss
+from .io.validate import check_f_star
 
 
 # -- inputs -----------------------------------------------------------------
@@ -89,12 +90,9 @@ def fstar_cache_path() -> Path:
 
 
 def _config(run: Run) -> dict:
-    import yaml
-    try:
-        cfg = yaml.safe_load(run.attrs.get("config", "")) or {}
-    except yaml.YAMLError:
-        cfg = {}
-    return cfg if isinstance(cfg, dict) else {}
+    """The run's config attribute as a dict (a damaged one is a UserError)."""
+    from .io.validate import config_of
+    return config_of(run.path, run.attrs)
 
 
 def fstar_key(run: Run) -> str:
@@ -167,19 +165,22 @@ def f_star_of(run: Run, given=None, compute=True, memo=None):
     if run.attrs.get("multiclass"):
         return None, "none: one-vs-rest (a loss per class; see class_rounds, class_status)"
     if given is not None:
-        return float(given), "--f-star"
+        return check_f_star(given, "--f-star"), "--f-star"
     value = run.attrs.get("f_star")
-    if value is not None and value != "" and math.isfinite(float(value)):
-        return float(value), "file"
+    if value is not None and value != "":
+        return check_f_star(value, f"{run.path}: attribute f_star"), "file"
     value = (_config(run).get("run") or {}).get("f_star")
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value), "file (run.f_star)"
+    if value is not None:
+        return (check_f_star(value, f"{run.path}: attribute config: run.f_star"),
+                "file (run.f_star)")
     key = fstar_key(run)
     if memo is not None and key in memo:
         return memo[key]
     cached = _read_cache().get(key)
     if cached is not None:
-        out = (float(cached["f_star"]), "cache")
+        entry = cached.get("f_star") if isinstance(cached, dict) else cached
+        out = (check_f_star(entry, f"{fstar_cache_path()}: entry {key}: f_star "
+                            "(remove the entry, or pass --f-star)"), "cache")
     elif not compute:
         out = (None, "unknown (--no-compute)")
     else:

@@ -165,34 +165,47 @@ def _attr(value):
 
 
 def read_fallback(path) -> dict:
-    """Every array of a fallback archive (UserError when it is not one)."""
+    """Every array of a fallback archive (UserError when it is not one, or is
+    damaged: truncated, pickled objects, an array of the wrong kind)."""
+    import zipfile
+    import zlib
     try:
         with np.load(path, allow_pickle=False) as z:
             if "distnewton_fallback" not in z.files:
                 raise UserError(f"{path}: not a distnewton fallback file")
-            if int(z["distnewton_fallback"]) > FORMAT:
-                raise UserError(f"{path}: fallback format {int(z['distnewton_fallback'])} "
-                                "is newer than this distnewton reads: upgrade distnewton")
-            return {k: z[k] for k in z.files}
+            out = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise UserError(f"{path}: damaged or not a fallback file ({exc})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error,
+            NotImplementedError) as exc:
+        raise UserError(f"{path}: damaged or not a fallback file ({reason(exc)})") from None
+    version = out["distnewton_fallback"]
+    if version.ndim or version.dtype.kind not in "iu":
+        raise UserError(f"{path}: distnewton_fallback: expected the format number, got "
+                        f"{version.dtype} of shape {version.shape}")
+    if int(version) > FORMAT:
+        raise UserError(f"{path}: fallback format {int(version)} is newer than this "
+                        "distnewton reads: upgrade distnewton")
+    return out
 
 
 def read_run(path, z=None):
     """(path, attrs, history, w) of the run kept in a fallback archive (``z``: its
-    arrays, when already read)."""
+    arrays, when already read), checked like a result file's
+    (:func:`distnewton.io.validate.check_parts`); w is None when the run kept none."""
+    from .validate import attribute, check_fallback_arrays, check_parts
     z = read_fallback(path) if z is None else z
-    try:
-        attrs = {k: _attr(v) for k, v in json.loads(str(z["attrs"])).items()}
-    except ValueError as exc:
-        raise UserError(f"{path}: damaged fallback file (attrs: {exc})") from None
-    version = attrs.get("schema_version", 1)
+    attrs = {k: _attr(v) for k, v in check_fallback_arrays(path, z).items()}
+    version = attribute(path, attrs, "schema_version", "int")
+    version = 1 if version is None else version
     check_version(path, version)
     history = {k[len("history/"):]: v for k, v in z.items() if k.startswith("history/")}
+    w = z["w"]
+    if w.ndim == 0 and w.dtype.kind == "f" and np.isnan(w):
+        w = None                                 # saved without a model (np.asarray(None))
+    w = check_parts(path, attrs, history, w)
     check_history(path, history, version)
-    return str(path), attrs, history, z["w"]
+    return str(path), attrs, history, w
 
 
 def recover(path, output=None, overwrite=False):
@@ -201,8 +214,10 @@ def recover(path, output=None, overwrite=False):
     ``output`` defaults to the result file the run asked for."""
     z = read_fallback(path)
     _, attrs, history, w = read_run(path, z)
+    if not output and "requested_path" not in z:
+        raise UserError(f"{path}: requested_path: missing (give the result file with -o)")
     output = output or str(z["requested_path"])
     check_output_path(output, overwrite)
-    docs = json.loads(str(z["column_docs"]))
+    docs = json.loads(str(z["column_docs"])) if "column_docs" in z else {}
     write_result(output, attrs, history, w, column_docs=docs)
     return output

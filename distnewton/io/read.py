@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, reason
 from . import fallback
 from .record import Result
 from .schema import check_history, check_version
+from .validate import attribute, bad, check_parts
 
 
 class Run(Result):
@@ -45,25 +46,65 @@ def open_h5(path, purpose=""):
 
 def load(path) -> Run:
     """Read a distnewton HDF5 result, or the ``.fallback.npz`` of a failed write
-    (same :class:`Run`, a :class:`~distnewton.io.record.Result`); a foreign or newer
-    file is a UserError."""
+    (same :class:`Run`, a :class:`~distnewton.io.record.Result`); a foreign, newer
+    or damaged file is a UserError naming the file and the field
+    (:func:`distnewton.io.validate.check_parts`)."""
+    return Run(path, *read_parts(path)[:3])
+
+
+def read_parts(path):
+    """(attrs, history, w, w_attrs) of a result file (HDF5 or fallback archive),
+    checked by :func:`~distnewton.io.validate.check_parts`; ``w_attrs``: the
+    attributes of ``/model/w`` ({} for a fallback archive or an older file)."""
     if fallback.is_fallback(path):
-        return load_fallback(path)
+        _, attrs, history, w = fallback.read_run(path)
+        return attrs, history, w, {}
     f = open_h5(path)
     try:
         with f:
-            version = f.attrs.get("schema_version")
-            if version is None or "history" not in f:
-                raise UserError(f"{path}: not a distnewton result file "
-                                "(no schema_version/history)")
-            check_version(path, version)
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            history = {k: f["history"][k][()] for k in f["history"]}
-            w = f["model/w"][()] if "model/w" in f else None
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-        raise UserError(f"{path}: damaged or truncated result file ({exc})") from None
-    check_history(path, history, version)
-    return Run(path, attrs, history, w)
+            attrs, history, w, w_attrs = _read_h5(path, f)
+    except UserError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise bad(path, "damaged or truncated result file", reason(exc)) from None
+    w = check_parts(path, attrs, history, w)
+    check_history(path, history, attrs["schema_version"])
+    return attrs, history, w, w_attrs
+
+
+def _value(v):
+    """An HDF5 attribute as distnewton wrote it: bytes decoded."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray) and v.dtype.kind in "OS":
+        return np.asarray([_value(x) for x in v.ravel().tolist()],
+                          dtype=object).reshape(v.shape)
+    return v
+
+
+def _read_h5(path, f):
+    import h5py
+    version = f.attrs.get("schema_version")
+    if version is None or "history" not in f:
+        raise UserError(f"{path}: not a distnewton result file (no schema_version/history)")
+    attrs = {k: _value(v) for k, v in f.attrs.items()}
+    version = attribute(path, attrs, "schema_version", "int")
+    check_version(path, version)
+    group = f["history"]
+    if not isinstance(group, h5py.Group):
+        raise bad(path, "/history", "expected a group of columns, got a dataset")
+    history = {}
+    for k, col in group.items():
+        if not isinstance(col, h5py.Dataset):
+            raise bad(path, f"history/{k}", "expected a column, got a group")
+        history[k] = col[()]
+    w, w_attrs = None, {}
+    if "model/w" in f:
+        ds = f["model/w"]
+        if not isinstance(ds, h5py.Dataset):
+            raise bad(path, "/model/w", "expected an array, got a group")
+        w, w_attrs = ds[()], {k: _value(v) for k, v in ds.attrs.items()}
+    return attrs, history, w, w_attrs
 
 
 def reaching(history, f_star, rel_subopt):

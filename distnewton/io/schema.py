@@ -150,6 +150,19 @@ ROOT_ATTRIBUTES = {
     "scipy": "scipy version",
 }
 
+#: The kinds of the root attributes a reader relies on (int, number, text),
+#: checked whenever a result is read (:func:`distnewton.io.validate.check_parts`);
+#: an absent one is not checked here (files of every 1.x layout lack some).
+#: ``f_star``: the optimal value, when a file records it (``report`` uses it).
+ATTRIBUTE_KINDS = {
+    "schema_version": "int", "n_samples": "int", "n_features": "int", "n_workers": "int",
+    "setup_bytes": "int", "eval_rounds": "int", "eval_bytes": "int",
+    "lambda": "number", "f_star": "number",
+    "distnewton_version": "text", "algorithm": "text", "loss": "text", "status": "text",
+    "message": "text", "config": "text", "label_map": "text", "label_map_json": "text",
+    "multiclass": "text", "dataset": "text", "backend": "text",
+}
+
 #: Attributes of ``/model/w``: name -> meaning (added in 0.3).
 MODEL_ATTRIBUTES = {
     "intercept_index": "index of the intercept in the last axis of w (-1: no intercept; "
