@@ -35,13 +35,18 @@ def load_fallback(path) -> Run:
 
 def open_h5(path, purpose=""):
     """Open an HDF5 file read-only; a missing or non-HDF5 file is a UserError."""
+    import os
+
     import h5py
+    if os.path.isdir(path):
+        raise UserError(f"{path}: not a readable HDF5 file{purpose} (a directory)")
     try:
         return h5py.File(path, "r")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file{purpose}") from None
     except OSError as exc:
-        raise UserError(f"{path}: not a readable HDF5 file{purpose} ({exc})") from None
+        why = " ".join(str(exc).split())          # h5py's messages span lines
+        raise UserError(f"{path}: not a readable HDF5 file{purpose} ({why})") from None
 
 
 def load(path) -> Run:
