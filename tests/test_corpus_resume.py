@@ -264,6 +264,12 @@ CASES = [
          message="checkpoint /checkpoint/algorithm: written by the class "
          "myplugins.OtherGIANT, but giant is now distnewton.algorithms.giant.GIANT",
          prepare=then(setattr_("checkpoint", "algorithm_class", "myplugins.OtherGIANT"))),
+    Case("worker checksums not json", args=RESUME,
+         message="checkpoint /checkpoint attribute workers_sha256: not a JSON list",
+         prepare=then(setattr_("checkpoint", "workers_sha256", "[1, 2"))),
+    Case("data fingerprint attribute changed", args=RESUME,
+         message="checkpoint attribute dataset_sha256: taken on data with sha256 0000000000",
+         prepare=then(setattr_("checkpoint", "dataset_sha256", "0" * 64))),
     Case("truncated file", args=RESUME, message="{tmp}/out.h5: not a readable HDF5 file",
          prepare=then(truncate)),
     # -- overrides of what the state depends on -------------------------------------------

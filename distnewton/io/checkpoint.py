@@ -15,6 +15,11 @@
   worker into an in-memory HDF5 image and gathered as bytes (2 rounds, counted
   with the evaluation rounds, never charged to the algorithm).
 
+Besides the counters, :func:`record` stores what the state depends on (the
+data's sha256, shape and label map, the algorithm's class and state layout, the
+worker images' sha256, the version): :mod:`distnewton.io.resume` reads and
+checks a checkpoint before ``--resume`` continues it.
+
 The history so far is the file's ``/history``.  Resuming with a different
 number of workers is allowed only when no worker holds state (no ``ctx.state``
 and an untouched RNG: newton, gd, giant, lbfgs, localnewton,

@@ -90,8 +90,14 @@ def counters_of(path, ck) -> dict:
 def worker_images(path, ck, n) -> list:
     """The worker images, checked: present, unchanged (sha256), readable."""
     import h5py
-    sums = json.loads(text(ck.attrs["workers_sha256"])) if "workers_sha256" in ck.attrs \
-        else None
+    sums = None
+    if "workers_sha256" in ck.attrs:
+        try:
+            sums = json.loads(text(ck.attrs["workers_sha256"]))
+            assert isinstance(sums, list) and all(isinstance(x, str) for x in sums)
+        except Exception:                    # noqa: BLE001
+            raise refuse(path, "/checkpoint attribute workers_sha256",
+                         "not a JSON list of sha256 digests") from None
     images = []
     for k in range(n):
         part = f"/checkpoint/workers/{k}"
