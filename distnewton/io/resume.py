@@ -1,15 +1,16 @@
 """``--resume`` checks what it resumes (issue 28).
 
 A checkpoint (:mod:`distnewton.io.checkpoint`) records what it depends on, as
-attributes of ``/checkpoint`` (:func:`record`):
+attributes of ``/checkpoint`` (:func:`~distnewton.io.checkpoint.record`):
 
 - ``dataset_sha256``, ``n_samples``, ``n_features``, ``label_map_json``: the data's
   fingerprint (the run's ``dataset_sha256``: the training file's sha256, or of the
   arrays), its shape and label map;
 - ``algorithm``, ``algorithm_class`` (``module.qualname``) and ``state_layout``
   (JSON: every attribute of the algorithm object and its kind, as stored);
-- ``workers_stateless`` (K may change on resume) and ``workers_sha256`` (JSON:
-  the sha256 of every worker image ``/checkpoint/workers/<k>``);
+- ``workers_sha256`` (JSON: the sha256 of every worker image
+  ``/checkpoint/workers/<k>``; with ``n_workers``, the images say whether K may
+  change: :func:`~distnewton.io.checkpoint.workers_are_stateless`);
 - ``distnewton_version``.
 
 ``--resume FILE`` then, on every rank and before any data is read
@@ -19,7 +20,9 @@ readable, every part of the algorithm state readable, RNG states valid), checks
 that the state is the configured algorithm's (name, class, layout) and refuses
 ``--set`` overrides of what the state depends on (:data:`FROZEN`); then, on
 rank 0 once the data is read and before the first round (:func:`check_data`):
-the data's sha256, shape and label map, the model size and the worker count.
+the data's sha256, shape and label map, the model size, the worker count, and
+for a plugin algorithm a fresh object's attributes against the layout
+(:func:`probe_plugin`; the loop checks a built-in's before restoring it).
 Under MPI both errors reach every rank (the first is found alike on all; the
 second is broadcast by the session), so no rank hangs.  Every refusal is one
 line ``FILE: checkpoint PART: what`` and exit code 2.
