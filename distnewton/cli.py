@@ -194,16 +194,13 @@ def resolve_run(config_path, overrides, resume_path=None):
     import datetime as dt                      # here, not at the top: --help stays light
 
     from .config import load_yaml, resolve
-    from .io.checkpoint import read_checkpoint
     from .session import pick_backend
     resume = None
-    if resume_path is not None:
-        import yaml
-        resume = read_checkpoint(resume_path)
-        raw = yaml.safe_load(resume.config)
-        raw["run"]["backend"] = "auto"
-        raw["output"] = {"path": str(resume_path), "overwrite": True}
-        cfg = resolve(raw, overrides, source=str(resume_path))
+    if resume_path is not None:                # checked: distnewton/io/resume.py
+        from .io.resume import resolve_resume
+        cfg, resume = resolve_resume(resume_path, overrides, env_rank())
+        for line in resume.warnings if env_rank() == 0 else ():
+            click.echo(f"distnewton: warning: {line}", err=True)
     else:
         cfg = resolve(load_yaml(config_path), overrides, source=config_path)
     cfg["run"]["backend"] = pick_backend(cfg["run"]["backend"])

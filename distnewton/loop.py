@@ -26,6 +26,7 @@ import numpy as np
 from .algorithms import ALGORITHMS
 from .algorithms import primitives as P
 from .io.checkpoint import gather_workers, restore_algorithm, scatter_workers
+from .io.resume import check_layout
 from .io.record import History, Outcome
 from .io.schema import TIMING_COLUMNS
 from .linalg import preload as preload_linalg
@@ -155,7 +156,8 @@ class Loop:
         return counters, gather_workers(rt)
 
     def resume(self, resume):
-        """Continue from a :class:`~distnewton.io.checkpoint.Resume`."""
+        """Continue from a :class:`~distnewton.io.resume.Resume`."""
+        check_layout(self.alg, resume)        # before any state changes
         self.history.extend(resume.history)
         c, hist = resume.counters, self.history
         self.g0, self.wall, self.it = (float(c["g0"]), float(c["wall_time"]),

@@ -39,10 +39,11 @@ from .errors import EXIT_OK, EXIT_STOPPED, EXIT_USER, UserError, echo, reason
 from .faults import inject
 from . import ingest_parallel, shares
 from .ingest import load_w0, prepare, worker_shard
-from .io.checkpoint import workers_are_stateless, write_checkpoint
+from .io.checkpoint import write_checkpoint
 from .io.fallback import salvage
 from .io.provenance import library_line, model_attributes, now, root_attributes
 from .io.record import Result
+from .io.resume import check_data
 from .io.schema import clean_attr, clean_text, column_description
 from .io.write import check_output_path, write_result
 from .loop import Loop, algorithm_params, algorithm_section
@@ -226,15 +227,13 @@ def check_output(cfg):
 
 def check_setup(cfg, setup, K, resume):
     """The checks that need the problem: the warm start, the algorithm's own,
-    a resume's worker count; the Setup (with its w0)."""
+    a resume's data and worker count; the Setup (with its w0)."""
     if cfg["model"]["w0"] is not None and resume is None:
         setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
     name = cfg["algorithm"]["name"]
     ALGORITHMS[name].validate(algorithm_section(cfg), setup.problem, cfg["run"]["seed"])
-    if resume is not None and int(resume.counters["n_workers"]) != K \
-            and not workers_are_stateless(resume.images, cfg["run"]["seed"]):
-        raise UserError(f"{resume.path}: {name} keeps per-worker state: resume with "
-                        f"{int(resume.counters['n_workers'])} workers, not {K}")
+    if resume is not None:                     # the data and K the checkpoint was taken with
+        check_data(resume, setup, K, cfg)
     return setup
 
 

@@ -15,6 +15,11 @@
   worker into an in-memory HDF5 image and gathered as bytes (2 rounds, counted
   with the evaluation rounds, never charged to the algorithm).
 
+Besides the counters, :func:`record` stores what the state depends on (the
+data's sha256, shape and label map, the algorithm's class and state layout, the
+worker images' sha256, the version): :mod:`distnewton.io.resume` reads and
+checks a checkpoint before ``--resume`` continues it.
+
 The history so far is the file's ``/history``.  Resuming with a different
 number of workers is allowed only when no worker holds state (no ``ctx.state``
 and an untouched RNG: newton, gd, giant, lbfgs, localnewton,
@@ -25,18 +30,16 @@ those of a run that changed K at that point.
 from __future__ import annotations
 
 import collections
+import hashlib
 import io
 import json
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 
+from .. import __version__
 from ..algorithms import ALGORITHMS, Algorithm
-from ..errors import UserError
 from ..runtime import worker_rng, worker_task
-from .fallback import is_fallback
-from .read import open_h5
 
 TYPE = "__type__"
 SKIP = ("rt", "prob")
@@ -210,6 +213,52 @@ def workers_are_stateless(images, seed):
     return True
 
 
+def class_name(cls) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def kind(value) -> str:
+    """The kind :func:`~distnewton.io.checkpoint.write_obj` stores ``value`` as."""
+    for types, name in (((type(None),), "none"), ((bool, np.bool_), "bool"),
+                        ((int, np.integer), "int"), ((float, np.floating), "float"),
+                        ((str,), "str"), ((bytes,), "bytes"), ((np.ndarray,), "array"),
+                        ((np.random.Generator,), "rng"), ((Algorithm,), "algorithm")):
+        if isinstance(value, types):
+            return name
+    if isinstance(value, list) and value and all(type(v) is int for v in value):
+        return "intlist"
+    if isinstance(value, list) and value and all(type(v) is float for v in value):
+        return "floatlist"
+    return {"deque": "deque", "SimpleNamespace": "namespace"}.get(
+        type(value).__name__, type(value).__name__)
+
+
+def layout(alg) -> dict:
+    """The algorithm object's attributes and their kinds."""
+    return {k: kind(v) for k, v in sorted(vars(alg).items()) if k not in SKIP}
+
+
+def stored_kind(group, key) -> str:
+    """The kind of ``group[key]`` as written (the inverse of :func:`kind`)."""
+    if key in group.attrs:
+        return json.loads(group.attrs[key])[TYPE]
+    k = group[key].attrs.get(TYPE, "array")
+    return k.decode() if isinstance(k, bytes) else str(k)
+
+
+def record(ck, f, alg, images):
+    """Add what the checkpoint depends on to ``ck`` (/checkpoint of the file ``f``,
+    whose root attributes are written)."""
+    for key in ("dataset_sha256", "n_samples", "n_features", "label_map_json"):
+        if key in f.attrs:
+            ck.attrs[key] = f.attrs[key]
+    ck.attrs["algorithm"] = alg.name
+    ck.attrs["algorithm_class"] = class_name(type(alg))
+    ck.attrs["state_layout"] = json.dumps(layout(alg))
+    ck.attrs["workers_sha256"] = json.dumps([hashlib.sha256(r).hexdigest() for r in images])
+    ck.attrs["distnewton_version"] = __version__
+
+
 def write_checkpoint(f, alg, counters, images):
     """Write /checkpoint into the open result file ``f``."""
     ck = f.create_group("checkpoint")
@@ -219,36 +268,7 @@ def write_checkpoint(f, alg, counters, images):
     workers = ck.create_group("workers")
     for k, raw in enumerate(images):
         workers.create_dataset(str(k), data=np.frombuffer(raw, dtype=np.uint8))
-
-
-@dataclass
-class Resume:
-    """What ``--resume FILE`` continues from."""
-
-    path: str
-    config: str          # the resolved config (YAML) of the stopped run
-    history: dict
-    counters: dict
-    images: list         # worker states, one bytes object per worker
-
-
-def read_checkpoint(path) -> Resume:
-    if is_fallback(path):
-        raise UserError(f"{path}: a fallback file keeps no /checkpoint to resume from "
-                        "(`distnewton recover` turns it into a result file)")
-    with open_h5(path, " (--resume)") as f:
-        if "checkpoint" not in f or "config" not in f.attrs or "history" not in f:
-            status = f.attrs.get("status", "unknown")
-            raise UserError(f"{path}: no /checkpoint to resume from (status "
-                            f"{status.decode() if isinstance(status, bytes) else status}; "
-                            "set run.checkpoint_every to keep one)")
-        ck = f["checkpoint"]
-        counters = {k: (v.item() if hasattr(v, "item") else v) for k, v in ck.attrs.items()}
-        history = {k: f["history"][k][()] for k in f["history"]}
-        images = [bytes(ck["workers"][str(k)][()]) for k in range(len(ck["workers"]))]
-        config = f.attrs["config"]
-    return Resume(str(path), config.decode() if isinstance(config, bytes) else config,
-                  history, counters, images)
+    record(ck, f, alg, images)
 
 
 def restore_algorithm(alg, path):
