@@ -140,7 +140,8 @@ def evaluate(result, data, fmt):
 @click.option("-o", "--output", required=True, help="file to write")
 @click.option("--format", "fmt", type=click.Choice(["liblinear", "npz", "json"]),
               default="liblinear", show_default=True)
-def export(result, output, fmt):
+@click.option("--overwrite", is_flag=True, help="replace an existing file")
+def export(result, output, fmt, overwrite):
     """Write the model in RESULT for another tool.
 
     liblinear: LIBLINEAR's model file (L2R_LR for logistic, L2R_L2LOSS_SVR with
@@ -149,7 +150,7 @@ def export(result, output, fmt):
     """
     from .export import export as write
     from .model import load_model
-    click.echo(write(load_model(result), output, fmt))
+    click.echo(write(load_model(result), output, fmt, overwrite))
 
 
 @click.command("list")
