@@ -157,6 +157,7 @@ def result_file(tmp):
                       "run": {"max_rounds": 3}}, output=tmp / "r.h5")
 
 
+MPI_RUN = ["run", "{tmp}/c.yaml", "--backend", "mpi", "-o", "{tmp}/out.h5", "-q"]
 RECOVER = ["recover", "{tmp}/lost.h5.fallback.npz"]
 EXPORT = ["export", "{tmp}/r.h5", "-o"]
 NOT_ROOT = pytest.mark.skipif(ROOT_USER, reason="root writes in read-only folders")
@@ -168,9 +169,9 @@ CASES = [
     Case("output is a folder", files={"out.h5/x": "x"},
          message="{tmp}/out.h5: output path is a directory"),
     Case("trailing slash on a new name", args=run_args("{tmp}/res/"),
-         message="{tmp}/res/: output path names a folder (ends in '/')"),
+         message="{tmp}/res/: output path ends in '/' (a folder): give a file name"),
     Case("trailing slash on an existing folder", args=run_args("{tmp}/"),
-         message="output path names a folder (ends in '/')"),
+         message="output path ends in '/' (a folder)"),
     Case("300-byte file name", args=run_args("{tmp}/" + "x" * 297 + ".h5"),
          message="file name is 300 bytes long; this file system takes at most"),
     Case("path longer than PATH_MAX", args=run_args("{tmp}/" + "d/" * 2100 + "out.h5"),
@@ -188,6 +189,12 @@ CASES = [
     Case("new folder is created", args=run_args("{tmp}/sub/deeper/out.h5"), code=0,
          lines=None, new=("sub", "sub/deeper", "sub/deeper/out.h5"),
          check=is_result("sub/deeper/out.h5")),
+    Case("'..' as the output", args=run_args(".."), message="..: output path is a directory"),
+    Case("bad data after the claim: no lock, no folder left", data="garbage\n",
+         args=run_args("{tmp}/new/out.h5"), message="data.svm:1: label 'garbage'"),
+    Case("default output folder not left by a user error", data="1 1:1\n-1 2:1\n",
+         args=["run", "{tmp}/c.yaml", "--backend", "sim", "--workers", "4", "-q"],
+         message="4 workers but only 2 samples"),
     Case("long valid name: lock and temporary names fit", args=run_args("{tmp}/" + LONG),
          code=0, lines=None, new=(LONG,), check=is_result(LONG)),
     Case("long valid name: the fallback name fits", args=run_args("{tmp}/" + LONG), code=4,
@@ -239,13 +246,29 @@ CASES = [
     # -- one writer ----------------------------------------------------------------------
     Case("sim backend under mpiexec -n 3", launch="mpi", n=3, timeout=120,
          message="run.backend: sim runs in one process, but the launcher started 3 copies"),
+    Case("mpi: a claimed path is refused on every rank", launch="mpi", n=3, timeout=120,
+         args=MPI_RUN,
+         prepare=lambda t: lock(t), message="{tmp}/out.h5: in use by another run"),
+    Case("mpi: bad data after the claim leaves no lock", launch="mpi", n=3, timeout=120,
+         data="1 1:1\n-1 2:x\n1 1:1\n-1 2:1\n",
+         args=MPI_RUN,
+         message="data.svm:2"),
+    Case("mpi: published, lock released", launch="mpi", n=3, timeout=120, code=0, lines=None,
+         args=MPI_RUN,
+         new=("out.h5",), check=is_result("out.h5")),
+    Case("mpi: failed final write, fallback and lock released", launch="mpi", n=3,
+         timeout=120, code=4, lines=None, env={"DISTNEWTON_TEST_FAULT": "0:write:rename"},
+         args=MPI_RUN,
+         new=("out.h5.fallback.npz",),
+         check=says("model and history saved to {tmp}/out.h5.fallback.npz",
+                    lambda t, o: not (t / ".out.h5.lock").exists() or pytest.fail("lock"))),
     # -- recover and export --------------------------------------------------------
     Case("recover onto an existing file",
          prepare=lambda t: (fallback_file(t), (t / "lost.h5").write_text("precious")),
          args=RECOVER,
          message="{tmp}/lost.h5: exists (use --overwrite"),
     Case("recover to a trailing slash", prepare=fallback_file,
-         args=RECOVER + ["-o", "{tmp}/res/"], message="output path names a folder"),
+         args=RECOVER + ["-o", "{tmp}/res/"], message="{tmp}/res/: output path ends in '/'"),
     Case("recover to a claimed path", prepare=fallback_file,
          args=RECOVER + ["-o", "{tmp}/out.h5"], files={".out.h5.lock": ""},
          message="{tmp}/out.h5: locked by"),
@@ -330,3 +353,16 @@ def test_result_save_claims_its_path(tmp_path):
     assert res.save(tmp_path / "taken.h5", overwrite=True) == str(tmp_path / "taken.h5")
     np.testing.assert_array_equal(load(tmp_path / "taken.h5").w, res.w)
     assert sorted(os.listdir(tmp_path)) == [".held.h5.lock", "data.svm", "taken.h5"]
+
+
+def test_live_writers_temporary_files_are_kept(tmp_path):
+    """The sweep removes only what a dead process or this path's last run left."""
+    from distnewton.io import claim
+    live = claim.temp_prefix(tmp_path / "other.h5", pid=os.getppid()) + "abc.h5"
+    dead = claim.temp_prefix(tmp_path / "other.h5", pid=dead_pid()) + "abc.h5"
+    mine = claim.temp_prefix(tmp_path / "out.h5", pid=os.getppid()) + "abc.h5"
+    for name in (live, dead, mine):
+        (tmp_path / name).write_text("partial")
+    with claim.claim(tmp_path / "out.h5"):
+        assert sorted(os.listdir(tmp_path)) == sorted([".out.h5.lock", live])
+    assert os.listdir(tmp_path) == [live]

@@ -177,12 +177,13 @@ def identity(path):
 
 # -- validation -------------------------------------------------------------------
 def check_path(path, overwrite):
-    """Every check on an output path that needs no lock (UserError, before any work)."""
+    """Every check on an output path that needs no lock (UserError, before any work);
+    the folders it created for it (parents first)."""
     path = os.fspath(path)
     if not path:
         raise UserError("output path: empty")
-    if path.endswith(("/", os.sep)) or os.path.basename(path) in (".", ".."):
-        raise UserError(f"{path}: output path names a folder (ends in '/'): give a file name")
+    if path.endswith(("/", os.sep)):
+        raise UserError(f"{path}: output path ends in '/' (a folder): give a file name")
     folder, name = os.path.split(os.path.abspath(path))
     name_max, path_max = limits(folder)
     if len(os.fsencode(name)) > name_max:
@@ -196,16 +197,30 @@ def check_path(path, overwrite):
         raise UserError(f"{path}: output path is a directory{link}")
     if os.path.lexists(path) and not overwrite:
         raise UserError(f"{path}: exists (use --overwrite to replace it)")
+    made, probe = [], folder
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        made.insert(0, probe)
+        probe = os.path.dirname(probe)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
+        unmake(made)
         raise UserError(f"{path}: cannot create folder ({exc.strerror})") from None
     if not os.access(folder, os.W_OK):
         raise UserError(f"{path}: folder is not writable")
     try:                                        # what the write will do, now
         os.unlink(temp_file(path, ".probe"))
     except OSError as exc:
+        unmake(made)
         raise UserError(f"{path}: cannot create a file in {folder} ({exc.strerror})") from None
+    return made
+
+
+def unmake(made):
+    """Remove the folders ``check_path`` made, if still empty (a failed run leaves none)."""
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 # -- the claim ----------------------------------------------------------------------
@@ -219,6 +234,7 @@ class Claim:
         self.overwrite = overwrite
         self.existed = None                    # identity of the file we may replace
         self.owned = False
+        self.made = []                         # folders made for it: removed if left empty
 
     def holder(self):
         """(host, pid) written in the lock file, or None if unreadable."""
@@ -300,6 +316,7 @@ class Claim:
             with contextlib.suppress(OSError):
                 if self.holder() == (HOST, os.getpid()):
                     os.unlink(self.lock)
+            unmake(self.made)
 
     def __enter__(self):
         return self
@@ -310,10 +327,16 @@ class Claim:
 
 def claim(path, overwrite=False):
     """Validate ``path`` and claim it (:class:`Claim`; release it, or use ``with``)."""
-    check_path(path, overwrite)
+    made = check_path(path, overwrite)
     if os.path.abspath(os.fspath(path)) in HELD:
         raise UserError(f"{os.fspath(path)}: in use by another run of this process")
-    return Claim(path, overwrite).acquire()
+    c = Claim(path, overwrite)
+    c.made = made
+    try:
+        return c.acquire()
+    except BaseException:
+        unmake(made)
+        raise
 
 
 def held(path):
