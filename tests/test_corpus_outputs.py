@@ -27,7 +27,7 @@ from distnewton.errors import UserError
 from distnewton.io import load
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
-LONG = "r" * 240 + ".h5"                       # valid (255 bytes at most), but long
+LONG = "r" * 251 + ".h5"         # valid (255 bytes at most), but .LONG.lock would not be
 
 
 def run_args(out="{tmp}/out.h5", *extra):
@@ -151,6 +151,15 @@ def fallback_file(tmp):
     assert proc.returncode == 4 and (tmp / "lost.h5.fallback.npz").exists()
 
 
+def stopped_run(tmp):
+    """prepare: out.h5 of a run stopped by SIGTERM after iteration 1 (exit 3)."""
+    proc = distnewton_proc(tmp, "run", "c.yaml", "--backend", "sim", "--workers", 2, "-o",
+                           "out.h5", "-q", "--set", "run.max_rounds=30",
+                           env={"DISTNEWTON_TEST_SIGNAL": "SIGTERM@1"})
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+
+
 def result_file(tmp):
     """prepare: a result file r.h5 to export."""
     distnewton.solve({"data": {"train": str(tmp / "data.svm")}, "algorithm": {"name": "giant"},
@@ -236,6 +245,13 @@ CASES = [
          code=4, lines=None, new=("out.h5", "out.h5.fallback.npz", "__pycache__*"),
          check=says("changed during the run (not written by it): not replaced",
                     untouched("out.h5", "intruder"))),
+    Case("resume of a file another run holds", prepare=lambda t: (stopped_run(t), lock(t)),
+         args=["run", "--resume", "{tmp}/out.h5", "-q"],
+         message="{tmp}/out.h5: in use by another run (pid"),
+    Case("resume after a killed resume",
+         prepare=lambda t: (stopped_run(t), lock(t, pid=dead_pid())),
+         args=["run", "--resume", "{tmp}/out.h5", "-q"], code=0, lines=None,
+         check=says("took over the lock of pid", is_result("out.h5"))),
     # -- temporary files of a killed write -------------------------------------------
     Case("SIGKILL in a checkpoint write, next run to the same path",
          prepare=killed_checkpoint(), code=0, lines=None, new=("out.h5",),
