@@ -40,6 +40,7 @@ import re
 import socket
 import sys
 import tempfile
+import time
 
 from ..errors import UserError, echo
 
@@ -266,6 +267,9 @@ class Claim:
     def take_over(self):
         """The lock exists: refuse a live or foreign holder, remove a dead one."""
         who = self.holder()
+        if who is None and identity(self.lock) is not None:
+            time.sleep(0.1)                    # a run that is writing its lock just now
+            who = self.holder()
         if who is None:
             if identity(self.lock) is not None:
                 raise UserError(f"{self.shown}: locked by {self.lock} (unreadable); if no "
