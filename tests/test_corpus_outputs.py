@@ -49,23 +49,31 @@ def dead_pid():
     return proc.pid
 
 
-def distnewton_proc(tmp, *args, env=None, **kw):
+def distnewton_proc(tmp, *args, env=None, mpi=False, **kw):
     e = launch.env()
     e["DISTNEWTON_CACHE"] = str(tmp.parent / f"{tmp.name}-cache")
     e.update(env or {})
-    return subprocess.Popen([sys.executable, "-m", "distnewton", *map(str, args)], cwd=tmp,
+    cmd = [sys.executable, "-m", "distnewton", *map(str, args)]
+    if mpi:
+        cmd = [launch.mpiexec(), "-n", "3", *cmd]
+    return subprocess.Popen(cmd, cwd=tmp,
                             env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             **kw)
 
 
-def killed_checkpoint(out="out.h5"):
-    """prepare: a first run SIGKILLed while writing its first checkpoint."""
+def killed_checkpoint(out="out.h5", mpi=False):
+    """prepare: a first run SIGKILLed while writing its first checkpoint (``mpi``:
+    rank 0 of ``mpiexec -n 3``, which then ends the job)."""
     def prepare(tmp):
-        proc = distnewton_proc(tmp, "run", "c.yaml", "--backend", "sim", "--workers", 2,
-                               "-o", out, "-q", "--set", "run.checkpoint_every=1",
+        how = ["--backend", "mpi"] if mpi else ["--backend", "sim", "--workers", 2]
+        proc = distnewton_proc(tmp, "run", "c.yaml", *how, "-o", out, "-q", "--set",
+                               "run.checkpoint_every=1", mpi=mpi,
                                env={"DISTNEWTON_TEST_FAULT": "0:write:checkpoint=SIGKILL"})
-        proc.communicate(timeout=120)
-        assert proc.returncode == -signal.SIGKILL, proc.returncode
+        _, err = proc.communicate(timeout=120)
+        if mpi:                                # the launcher reports it its own way
+            assert proc.returncode != 0, err
+        else:
+            assert proc.returncode == -signal.SIGKILL, err
         names = os.listdir(tmp)
         assert any(n.startswith(".tmp-") and n.endswith(".h5") for n in names), names
         assert f".{out}.lock" in names and out not in names, names
@@ -259,6 +267,10 @@ CASES = [
     Case("SIGKILL in a checkpoint write, next run to another path",
          prepare=killed_checkpoint("other.h5"), code=0, lines=None, new=("out.h5",),
          check=is_result("out.h5")),
+    Case("mpi: SIGKILL of rank 0 in a checkpoint write, next run to the same path",
+         launch="mpi", n=3, timeout=120, args=MPI_RUN, prepare=killed_checkpoint(mpi=True),
+         code=0, lines=None, new=("out.h5",),
+         check=says("took over the lock of pid", is_result("out.h5"))),
     # -- one writer ----------------------------------------------------------------------
     Case("sim backend under mpiexec -n 3", launch="mpi", n=3, timeout=120,
          message="run.backend: sim runs in one process, but the launcher started 3 copies"),
