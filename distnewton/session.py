@@ -115,8 +115,9 @@ class Session:
             started = now()
             setup = setup or check_inputs(cfg, cfg["run"]["workers"] or SIM_WORKERS,
                                           resume, arrays)
-            rt = SimRuntime(build_shards(setup.problem, setup_pieces(setup, range(len(
-                setup.parts)))), cfg["run"]["seed"], algorithm_params(cfg))
+            with claims.released_on_error(cfg["output"]["path"]):
+                rt = SimRuntime(build_shards(setup.problem, setup_pieces(setup, range(len(
+                    setup.parts)))), cfg["run"]["seed"], algorithm_params(cfg))
             return cls(cfg, setup, rt, started=started, verbosity=verbosity, resume=resume,
                        monitors=monitors)
         return open_mpi(cls, cfg, verbosity, resume, monitors)
