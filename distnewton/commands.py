@@ -151,7 +151,8 @@ def evaluate(result, data, fmt):
 @click.option("-o", "--output", required=True, help="file to write")
 @click.option("--format", "fmt", type=click.Choice(["liblinear", "npz", "json"]),
               default="liblinear", show_default=True)
-def export(result, output, fmt):
+@click.option("--overwrite", is_flag=True, help="replace an existing file")
+def export(result, output, fmt, overwrite):
     """Write the model in RESULT for another tool.
 
     liblinear: LIBLINEAR's model file (L2R_LR for logistic, L2R_L2LOSS_SVR with
@@ -162,7 +163,7 @@ def export(result, output, fmt):
     from .model import load_model
     model = load_model(result)
     _warn(model)
-    click.echo(write(model, output, fmt))
+    click.echo(write(model, output, fmt, overwrite))
 
 
 def _warn(model):

@@ -29,7 +29,8 @@ import os
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, reason
+from .io import claim as claims
 from .model import Model
 
 FORMATS = ("liblinear", "npz", "json")
@@ -85,13 +86,14 @@ def _liblinear_ovr(model: Model) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export(model: Model, path, fmt) -> str:
-    """Write ``model`` to ``path`` in ``fmt`` (one of :data:`FORMATS`); returns the path."""
+def export(model: Model, path, fmt, overwrite=False) -> str:
+    """Write ``model`` to ``path`` in ``fmt`` (one of :data:`FORMATS`); returns the path.
+
+    An existing file is an error unless ``overwrite``; the path is claimed and
+    published as a result file is (:mod:`distnewton.io.claim`)."""
     path = os.fspath(path)
     if fmt not in FORMATS:
         raise UserError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if os.path.isdir(path):
-        raise UserError(f"{path}: output path is a directory")
     text = None
     if fmt == "liblinear":
         text = liblinear_text(model)
@@ -99,15 +101,21 @@ def export(model: Model, path, fmt) -> str:
         a = arrays(model)
         a["w"] = a["w"].tolist()
         text = json.dumps(a, indent=1) + "\n"
-    try:
-        if text is not None:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        else:
-            a = arrays(model)
-            a["labels"] = np.asarray(a["labels"], dtype=np.float64)
-            with open(path, "wb") as fh:           # np.savez would append .npz to a name
-                np.savez(fh, **a)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
+    with claims.claim(path, overwrite) as claim:   # validated, held, never clobbered
+        tmp = claims.temp_file(path, ".export")
+        try:
+            if text is not None:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            else:
+                a = arrays(model)
+                a["labels"] = np.asarray(a["labels"], dtype=np.float64)
+                with open(tmp, "wb") as fh:        # np.savez would append .npz to a name
+                    np.savez(fh, **a)
+            claim.publish(tmp)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot write ({reason(exc)})") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return path

@@ -7,7 +7,8 @@ of the result write (rank 0, :func:`distnewton.results.write_result`):
 ``write:attrs``, ``write:history``, ``write:model``, ``write:checkpoint``
 (only when the file gets a /checkpoint), ``write:rename`` (the file is
 complete under its temporary name).  ``RANK:POINT=ERRNO`` raises
-``OSError(errno.ERRNO)`` instead, e.g. ``0:write:model=ENOSPC`` (disk full).
+``OSError(errno.ERRNO)`` instead, e.g. ``0:write:model=ENOSPC`` (disk full);
+``RANK:POINT=SIGKILL`` kills the process there (a write cut short).
 ``DISTNEWTON_TEST_SIGNAL=SIG@N`` makes the master raise the real signal SIG
 (SIGTERM or SIGUSR1) in its own process when it checks for a stop after
 iteration N (:func:`distnewton.stopping.requested`), so a test stops a run
@@ -30,6 +31,8 @@ def inject(point, rank):
     want_point, _, kind = rest.partition("=")
     if want_point != point or int(want_rank) != rank:
         return
+    if kind == "SIGKILL":
+        os.kill(os.getpid(), signal.SIGKILL)
     if kind:
         code = getattr(errno, kind)
         raise OSError(code, f"{os.strerror(code)} (injected at {point}, DISTNEWTON_TEST_FAULT)")

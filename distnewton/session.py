@@ -39,13 +39,14 @@ from .errors import EXIT_OK, EXIT_STOPPED, EXIT_USER, UserError, echo, reason
 from .faults import inject
 from . import ingest_parallel, shares
 from .ingest import load_w0, prepare, worker_shard
+from .io import claim as claims
 from .io.checkpoint import write_checkpoint
 from .io.fallback import salvage
 from .io.provenance import library_line, model_attributes, now, root_attributes
 from .io.record import Result
 from .io.resume import check_data
 from .io.schema import clean_attr, clean_text, column_description
-from .io.write import check_output_path, write_result
+from .io.write import write_result
 from .loop import Loop, algorithm_params, algorithm_section
 from .monitors import CheckpointWriter, LinePrinter
 from .multiclass import drive_ovr
@@ -115,8 +116,9 @@ class Session:
             started = now()
             setup = setup or check_inputs(cfg, cfg["run"]["workers"] or SIM_WORKERS,
                                           resume, arrays)
-            rt = SimRuntime(build_shards(setup.problem, setup_pieces(setup, range(len(
-                setup.parts)))), cfg["run"]["seed"], algorithm_params(cfg))
+            with claims.released_on_error(cfg["output"]["path"]):
+                rt = SimRuntime(build_shards(setup.problem, setup_pieces(setup, range(len(
+                    setup.parts)))), cfg["run"]["seed"], algorithm_params(cfg))
             return cls(cfg, setup, rt, started=started, verbosity=verbosity, resume=resume,
                        monitors=monitors)
         return open_mpi(cls, cfg, verbosity, resume, monitors)
@@ -132,7 +134,8 @@ class Session:
         :class:`~distnewton.io.record.Outcome`.  Over MPI the workers are then
         told to stop, and any exception aborts the whole job."""
         if self.rt.backend == "sim":
-            return self._run()
+            with claims.released_on_error(self.cfg["output"]["path"]):
+                return self._run()
         from .runtime.mpi import abort_on_exception
         try:
             outcome = self._run()
@@ -182,6 +185,9 @@ class Session:
                 return EXIT_OK
             return salvage(path, attrs, hist, outcome.w, column_docs(outcome.alg), exc,
                            self.verbosity)
+        finally:
+            if final:
+                claims.release(path)
         if final and self.verbosity > 0:
             echo(summary_line(outcome, path), err=False)
         return EXIT_STOPPED if outcome.status == "stopped" else EXIT_OK
@@ -200,6 +206,8 @@ class Session:
                               "the returned Result holds the model and history "
                               "(Result.save writes them)", RuntimeWarning, stacklevel=4)
                 path = None
+            finally:
+                claims.release(self.cfg["output"]["path"])
         if self.verbosity > 0:
             echo(summary_line(outcome, path), err=False)
         attrs = {clean_text(k): clean_attr(v) for k, v in attrs.items()}
@@ -215,14 +223,17 @@ def check_inputs(cfg, K, resume, arrays=None):
     """Master, before any worker computes: every input check (UserError -> exit 2);
     the :class:`~distnewton.problem.Setup`."""
     check_output(cfg)
-    inject("load", 0)
-    return check_setup(cfg, prepare(cfg, K, arrays), K, resume)
+    with claims.released_on_error(cfg["output"]["path"]):
+        inject("load", 0)
+        return check_setup(cfg, prepare(cfg, K, arrays), K, resume)
 
 
 def check_output(cfg):
-    """The result file can be written (checked before any work)."""
+    """The result file can be written, and is claimed (checked before any work;
+    :mod:`distnewton.io.claim`)."""
+    claims.refuse_sim_copies(cfg)
     if cfg["output"]["path"] is not None:
-        check_output_path(cfg["output"]["path"], cfg["output"]["overwrite"])
+        claims.claim(cfg["output"]["path"], cfg["output"]["overwrite"])
 
 
 def check_setup(cfg, setup, K, resume):

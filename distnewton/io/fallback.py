@@ -29,7 +29,8 @@ import numpy as np
 from ..errors import EXIT_INTERNAL, EXIT_SALVAGED, UserError, echo, reason
 from .record import History
 from .schema import check_history, check_version, clean_attr, clean_text, json_value
-from .write import check_output_path, write_result
+from . import claim as claims
+from .write import write_result
 
 FORMAT = 1
 SUFFIX = ".fallback.npz"
@@ -52,11 +53,13 @@ def folders(path):
 
 
 def free_name(folder, base):
-    """``base.fallback.npz`` in ``folder``, or ``base.fallback-N.npz`` if taken."""
-    name = os.path.join(folder, base + SUFFIX)
+    """``base.fallback.npz`` in ``folder``, or ``base.fallback-N.npz`` if taken
+    (``base`` cut and followed by a hash of itself when too long for a name)."""
+    limit = claims.limits(folder)[0]
+    name = os.path.join(folder, claims.fit_name(base, limit, suffix=SUFFIX))
     n = 2
     while os.path.lexists(name):
-        name = os.path.join(folder, f"{base}.fallback-{n}.npz")
+        name = os.path.join(folder, claims.fit_name(base, limit, suffix=f".fallback-{n}.npz"))
         n += 1
     return name
 
@@ -90,14 +93,15 @@ def payload(path, attrs, columns, w, column_docs, error):
 
 
 def write_npz(name, arrays):
-    """Write ``arrays`` to ``name`` atomically (temporary file, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(name))
+    """Write ``arrays`` to ``name`` atomically (temporary file, fsync, then linked
+    to ``name``: a file that appeared there meanwhile is never replaced)."""
+    tmp = claims.temp_file(name, ".npz")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, name)
+        claims.Claim(name).publish(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -217,7 +221,7 @@ def recover(path, output=None, overwrite=False):
     if not output and "requested_path" not in z:
         raise UserError(f"{path}: requested_path: missing (give the result file with -o)")
     output = output or str(z["requested_path"])
-    check_output_path(output, overwrite)
     docs = json.loads(str(z["column_docs"])) if "column_docs" in z else {}
-    write_result(output, attrs, history, w, column_docs=docs)
+    with claims.claim(output, overwrite) as claim:
+        write_result(output, attrs, history, w, column_docs=docs, claim=claim)
     return output

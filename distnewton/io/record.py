@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .schema import column_description, standard_dtypes
-from .write import check_output_path, write_result
+from . import claim as claims
+from .write import write_result
 
 #: The fields of a :class:`Result`, in display order: name -> meaning.
 FIELDS = {
@@ -121,11 +122,13 @@ class Result(dict):
         """Write the standard HDF5 result file (no /checkpoint); returns the path.
 
         An existing file is a :class:`~distnewton.errors.UserError` unless
-        ``overwrite``.  Sets ``self.path``.
+        ``overwrite``, and so is a path another run holds (the claim of
+        :mod:`distnewton.io.claim`).  Sets ``self.path``.
         """
         path = os.fspath(path)
-        check_output_path(path, overwrite)
-        write_result(path, self.attrs, self.history, self.w, column_docs=self.column_docs())
+        with claims.claim(path, overwrite) as claim:
+            write_result(path, self.attrs, self.history, self.w,
+                         column_docs=self.column_docs(), claim=claim)
         self.path = path
         return path
 

@@ -12,12 +12,11 @@ keeps the model and history in a ``.fallback.npz`` file, which
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
-from ..errors import UserError
 from ..faults import inject
+from . import claim as claims
 from .schema import clean_attr, clean_text, column_description
 
 
@@ -28,35 +27,33 @@ def column_arrays(history):
 
 
 def check_output_path(path, overwrite):
-    """Fail early (before any work) if the result cannot be written."""
-    if os.path.isdir(path):
-        raise UserError(f"{path}: output path is a directory")
-    if os.path.exists(path) and not overwrite:
-        raise UserError(f"{path}: exists (use --overwrite to replace it)")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create folder ({exc.strerror})") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"{path}: folder is not writable")
+    """Fail early (before any work) if the result cannot be written (every check
+    of :func:`distnewton.io.claim.check_path`; :func:`~distnewton.io.claim.claim`
+    also takes the path)."""
+    claims.check_path(path, overwrite)
 
 
 def write_result(path, attrs: dict, history, w, column_docs=None, extra=None,
-                 model_attrs=None):
-    """Write the whole file atomically (temporary name, then rename).
+                 model_attrs=None, claim=None):
+    """Write the whole file atomically (temporary name, then published by the
+    claim on ``path``: ``claim``, this process's claim on it, or one taken for
+    this write that replaces the file there now; see :mod:`distnewton.io.claim`).
 
     ``history`` is a :class:`~distnewton.io.record.History` or ``{name: array}``;
     ``column_docs`` describes a plugin's own columns (the others are described
     by :mod:`~distnewton.io.schema`); ``model_attrs`` are ``/model/w``'s
     attributes; ``extra(f)`` adds groups (the /checkpoint).  On any failure the
     temporary file is removed and the exception propagates; nothing appears
-    under ``path``.
+    under ``path`` (:class:`~distnewton.io.claim.OutputTaken` when something
+    this run did not claim took the name meanwhile).
     """
     import h5py
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=folder)
-    os.close(fd)
+    claim = claim or claims.held(path)
+    if claim is None:
+        with claims.Claim(path, overwrite=True).acquire() as own:
+            return write_result(path, attrs, history, w, column_docs, extra, model_attrs,
+                                claim=own)
+    tmp = claims.temp_file(path, ".h5")
     try:
         with h5py.File(tmp, "w") as f:
             inject("write:attrs", 0)
@@ -76,7 +73,7 @@ def write_result(path, attrs: dict, history, w, column_docs=None, extra=None,
                 inject("write:checkpoint", 0)
                 extra(f)                      # e.g. the /checkpoint group
         inject("write:rename", 0)
-        os.replace(tmp, path)
+        claim.publish(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
