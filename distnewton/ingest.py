@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from . import checks
 from .data import cache, make_synthetic, map_labels, partition, write_libsvm
 from .data.registry import resolve_path
 from .data.split import load_part, read_manifest
@@ -117,6 +118,7 @@ def prepare_arrays(cfg, n_workers, X, y, sample_weight=None):
 def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None):
     """Intercept, partition, the Problem: the part every data source shares."""
     dc, mc = cfg["data"], cfg["model"]
+    checks.magnitude(checks.largest(X, y), X.shape[0], mc["loss"], train)
     if mc["fit_intercept"]:
         X = add_intercept(X)
         if test:
@@ -202,6 +204,7 @@ def prepare_shards(cfg, n_workers, load_rows):
                   for k in range(n_workers)]
         X = sp.vstack([p[0] for p in pieces], format="csr")
         y = np.concatenate([p[1] for p in pieces])
+        checks.magnitude(checks.largest(X, y), len(y), mc["loss"], folder)
         bounds = np.cumsum([0] + m["sizes"])
         parts = [np.arange(a, b, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
     d_total = d + (1 if mc["fit_intercept"] else 0)

@@ -37,6 +37,7 @@ import os
 
 import numpy as np
 
+from . import checks
 from .data import cache, map_labels, partition
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
@@ -125,6 +126,7 @@ def _ingest(comm, cfg, K, blocks):
     del row_nnz, y, s
     with ph("exchange"):
         pieces, sent = exchange(comm, rows, row0, owner, blocks, d, index_dtype(d))
+    largest(comm, pieces, n, mc["loss"], path)
     setup = None
     with ph("test_set"):
         if rank == 0:
@@ -136,6 +138,15 @@ def _ingest(comm, cfg, K, blocks):
     if rank == 0:
         setup.cache, setup.timings = share.note, times
     return setup, problem, pieces, comm.allreduce(sent)
+
+
+def largest(comm, pieces, n, loss, path):
+    """Values too large for float64 (:func:`distnewton.checks.magnitude`), over
+    every rank's received rows: one Allreduce (MAX) of two floats."""
+    from mpi4py import MPI
+    big = np.array([checks.largest(X, y) for X, y, _ in pieces] or [(0.0, 0.0)]).max(axis=0)
+    comm.Allreduce(MPI.IN_PLACE, big, op=MPI.MAX)
+    agree(comm, lambda: checks.magnitude(tuple(big), n, loss, path))
 
 
 def blockwise(share, y, s, intercept=False):
