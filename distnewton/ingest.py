@@ -158,8 +158,10 @@ def _label_map(cfg, m, key):
     return mapping
 
 
-def _finish_rows(cfg, X, y, d, mapping, key):
-    """Pad to d features, map labels, append the intercept column."""
+def _finish_rows(cfg, X, y, d, mapping, key, n):
+    """Pad to d features, map labels, append the intercept column; values that
+    overflow over the split's ``n`` rows are refused (:func:`checks.magnitude`)."""
+    checks.magnitude(checks.largest(X, y), n, cfg["model"]["loss"], key)
     if X.shape[1] < d:
         X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], d))
     if cfg["model"]["loss"] == "logistic":
@@ -175,7 +177,7 @@ def worker_shard(cfg, k):
     m = read_manifest(folder)
     X, y = load_part(folder, k, m)
     return _finish_rows(cfg, X, y, _features(cfg, m, "data.shards"), _label_map(cfg, m,
-                        "data.shards"), "data.shards")
+                        "data.shards"), "data.shards", m["n_samples"])
 
 
 def prepare_shards(cfg, n_workers, load_rows):
@@ -200,11 +202,10 @@ def prepare_shards(cfg, n_workers, load_rows):
     mapping = _label_map(cfg, m, key)
     X = y = parts = None
     if load_rows:
-        pieces = [_finish_rows(cfg, *load_part(folder, k, m), d, mapping, key)
+        pieces = [_finish_rows(cfg, *load_part(folder, k, m), d, mapping, key, m["n_samples"])
                   for k in range(n_workers)]
         X = sp.vstack([p[0] for p in pieces], format="csr")
         y = np.concatenate([p[1] for p in pieces])
-        checks.magnitude(checks.largest(X, y), len(y), mc["loss"], folder)
         bounds = np.cumsum([0] + m["sizes"])
         parts = [np.arange(a, b, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
     d_total = d + (1 if mc["fit_intercept"] else 0)

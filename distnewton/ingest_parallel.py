@@ -20,7 +20,10 @@ and scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
    shards from what it receives, rows in increasing global order as in
    ``X[parts[k]]``: the same shards, so the same iterates, as the rank-0 path
    (with ``model.class_weight: balanced`` and fractional ``data.weights`` the class
-   masses are summed per rank, so the weights may differ in the last bit).
+   masses are summed per rank, so the weights may differ in the last bit);
+5. agrees on the largest |x_ij| (and ridge |y_i|) of the received rows
+   (``Allreduce`` max of two floats): values whose squares overflow float64 are
+   refused naming the file, as on the rank-0 path (:func:`distnewton.checks.magnitude`).
 
 No rank holds the whole matrix: a rank holds its parsed share, the rows it sends
 and then its shards; besides, O(n) small vectors (the owner of every row, 4 bytes

@@ -141,6 +141,16 @@ def _split(parts):
     return prepare
 
 
+def _rank_error(message):
+    """check(): a worker rank's one line ``distnewton: rank R: error: MESSAGE`` (the
+    worker that reads its own shard finds it; the job aborts with code 2)."""
+    def check_lines(tmp, text):
+        lines = [l for l in text.splitlines() if l.startswith("distnewton: rank ")]
+        assert lines and all(": error: " + message in l for l in lines), text
+        assert "Traceback" not in text, text
+    return check_lines
+
+
 MPI_RUN = ["run", "{tmp}/c.yaml", "--backend", "mpi", "-o", "{tmp}/out.h5", "-q"]
 RANK0 = {"DISTNEWTON_PARALLEL_INGEST": "0"}
 DATA_CASES = [
@@ -167,6 +177,13 @@ DATA_CASES = [
     Case("one class under MPI, data.shards", data=ONE_CLASS, args=MPI_RUN, launch="mpi",
          prepare=_split(2), config={"data": {"train": None, "shards": "{tmp}/shards"}},
          message="data.shards: every label is [1]", lines=None, timeout=120),
+    Case("overflow in data.shards (sim)", data=OVERFLOW, prepare=_split(2),
+         config={"data": {"train": None, "shards": "{tmp}/shards"}},
+         message="data.shards: a feature value of magnitude 1e+308 overflows float64"),
+    Case("overflow in data.shards under MPI (found by the worker ranks)", data=OVERFLOW,
+         args=MPI_RUN, launch="mpi", prepare=_split(2),
+         config={"data": {"train": None, "shards": "{tmp}/shards"}}, timeout=120,
+         check=_rank_error("data.shards: a feature value of magnitude 1e+308")),
     Case("overflow under MPI, parallel ingestion", data=OVERFLOW, args=MPI_RUN,
          launch="mpi", message="{tmp}/data.svm: a feature value of magnitude 1e+308",
          lines=None, timeout=120),
