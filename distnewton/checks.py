@@ -31,6 +31,7 @@ import os
 import numpy as np
 
 from .errors import UserError
+from .params import INT64_MAX
 
 #: float64 vectors of length d every rank holds at least
 VECTORS = 4
@@ -73,15 +74,47 @@ def _number(value) -> bool:
             and math.isfinite(value))
 
 
+def _numeric_text(v) -> bool:
+    """A label written as text ("1"), as the label mapping has always read it."""
+    try:
+        return isinstance(v, str) and math.isfinite(float(v))
+    except ValueError:
+        return False
+
+
+def _count(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= INT64_MAX
+
+
+def synth(spec):
+    """``data.synth``: a seed numpy takes, and a matrix that fits in the RAM (16
+    bytes per non-zero: value and index; the other arguments are checked by
+    :func:`~distnewton.data.make_synthetic`)."""
+    if spec is None:
+        return
+    seed = spec.get("seed", 0)
+    if not _count(seed):
+        raise UserError(f"data.synth.seed: must be an integer in [0, 2**63 - 1], got {seed!r}")
+    n, d, density = spec.get("n_samples"), spec.get("n_features"), spec.get("density", 0.1)
+    ram = ram_bytes()
+    if _count(n) and _count(d) and _number(density) and 0 < density <= 1 and ram:
+        need = 16.0 * n * d * density + 8.0 * (n + d)
+        if need > ram:
+            raise UserError(f"data.synth: n_samples x n_features x density = "
+                            f"{n * d * density:.3g} non-zeros need {need / 2**30:.1f} GiB, "
+                            f"more than this machine's {ram / 2**30:.1f} GiB")
+
+
 def cross(cfg, suggest=lambda key, valid: ""):
     """Checks of keys by their contents or by another key (after the types);
     ``suggest(key, valid)``: the closest valid key, for a misspelt one."""
     labels = cfg["data"]["positive_labels"]
     if labels is not None:
-        bad = [v for v in labels if not _number(v)]
+        bad = [v for v in labels if not (_number(v) or _numeric_text(v))]
         if bad or not labels:
             raise UserError("data.positive_labels: expected a non-empty list of finite "
                             f"numbers (the labels mapped to +1), got {labels!r}")
+    synth(cfg["data"]["synth"])
     run = cfg["run"]
     if run["target_subopt"] is not None and run["f_star"] == 0:
         raise UserError("run.f_star: 0 with run.target_subopt: the relative suboptimality "

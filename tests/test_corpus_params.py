@@ -52,6 +52,13 @@ SECTIONS = [
         "expected a non-empty list of finite numbers"),
     bad("positive_labels empty", "data", "positive_labels", [],
         "expected a non-empty list of finite numbers"),
+    Case("synth seed negative", config={"data": {"train": "{tmp}/gen.svm",
+                                                 "synth": {"n_samples": 20, "n_features": 3,
+                                                           "seed": -1}}},
+         message="data.synth.seed: must be an integer in [0, 2**63 - 1], got -1"),
+    Case("synth of 1e14 non-zeros", config={"data": {"train": "{tmp}/gen.svm", "synth": {
+        "n_samples": 10 ** 9, "n_features": 10 ** 6}}},
+         message="data.synth: n_samples x n_features x density = 1e+14 non-zeros need"),
     bad("rows_per_worker a word", "data", "rows_per_worker", "all", "expected an integer"),
     bad("lambda inf", "model", "lambda", float("inf"), "must be finite, got inf"),
     bad("lambda nan", "model", "lambda", float("nan"), "must be a number, got nan"),
