@@ -240,6 +240,46 @@ def test_every_builtin_algorithm_has_a_bad_value_case():
     assert covered == {cls.name for cls in BUILTINS}
 
 
+def _numeric_keys():
+    """(section, algorithm name or None, key, Param) of every numeric key."""
+    from distnewton.algorithms.registry import BUILTINS
+    from distnewton.config import SCHEMA
+    out = [(sec, None, key, p) for sec, spec in SCHEMA.items() for key, p in spec.items()]
+    out += [("algorithm", cls.name, key, p) for cls in BUILTINS for key, p in cls.params.items()]
+    return [k for k in out if int in k[3].types or float in k[3].types]
+
+
+@pytest.mark.parametrize("value", ["word", float("nan"), float("inf"), -float("inf"), [1.0],
+                                   {"a": 1}], ids=repr)
+def test_every_numeric_key_refuses(value):
+    """Every numeric key of the schema and of every built-in algorithm refuses a word,
+    NaN, an infinity, a list and a mapping (unless its types take that kind) with one
+    UserError naming the key, at resolve: before any file is read."""
+    from distnewton.config import override, resolve
+    from distnewton.errors import UserError
+    checked = 0
+    for section, name, key, p in _numeric_keys():
+        if not isinstance(value, float) and type(value) in p.types:
+            continue                          # (a word for fednl's alpha: checked above)
+        sets = [override("algorithm.name", name or "gd"), override(f"{section}.{key}", value)]
+        with pytest.raises(UserError) as exc:
+            resolve({"data": {"train": "x.svm"}}, sets)
+        assert str(exc.value).startswith(f"{section}.{key}"), (section, key, str(exc.value))
+        checked += 1
+    assert checked > 60
+
+
+def test_every_integer_key_refuses_beyond_int64():
+    from distnewton.config import override, resolve
+    from distnewton.errors import UserError
+    keys = [k for k in _numeric_keys() if float not in k[3].types]
+    for section, name, key, p in keys:
+        sets = [override("algorithm.name", name or "gd"), override(f"{section}.{key}", BIG)]
+        with pytest.raises(UserError, match=f"^{section}.{key}: must be an integer of at most"):
+            resolve({"data": {"train": "x.svm"}}, sets)
+    assert len(keys) > 25
+
+
 # -- the Python API and the scikit-learn estimators (not CLI cases) ------------------
 X = np.array([[0.5, 1.0], [0.0, 0.3], [1.0, 0.0], [0.0, 1.0], [0.7, 0.1], [0.2, 0.9]])
 Y = np.array([1, -1, 1, -1, 1, -1])
