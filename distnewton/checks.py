@@ -123,9 +123,11 @@ def cross(cfg, suggest=lambda key, valid: ""):
     cw = cfg["model"]["class_weight"]
     if isinstance(cw, dict):
         for label, weight in cw.items():
+            if isinstance(weight, float) and not math.isfinite(weight):
+                raise UserError(f"model.class_weight.{label}: must be finite, got {weight}")
             if not _number(weight) or weight < 0:
-                raise UserError(f"model.class_weight: the weight of label {label!r} must be "
-                                f"a finite number >= 0, got {weight!r}")
+                raise UserError(f"model.class_weight.{label}: must be a number >= 0, "
+                                f"got {weight!r}")
 
 
 def latency(lm, suggest):
