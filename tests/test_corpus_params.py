@@ -199,6 +199,23 @@ DATA_CASES = [
          lines=None, timeout=120),
 ]
 
+def _diverged_quietly(tmp, text):
+    """check(): the run stopped as diverged, and numpy's warnings never reached the user."""
+    assert "diverged: loss or gradient is not finite" in text, text
+    assert "RuntimeWarning" not in text and "Traceback" not in text, text
+
+
+#: lr = 1e12 (the largest step accepted) overflows w in a few rounds: status diverged
+DIVERGES = {"algorithm": {"name": "localsgd", "lr": 1e12}, "run": {"max_rounds": 50}}
+DIVERGING = [
+    Case("diverging run (sim): no numpy warning", config=DIVERGES, code=0, lines=None,
+         args=[a for a in RUN if a != "-q"], launch="proc", new=("out.h5",),
+         check=_diverged_quietly),
+    Case("diverging run under MPI: no numpy warning on any rank", config=DIVERGES, code=0,
+         lines=None, args=[a for a in MPI_RUN if a != "-q"], launch="mpi", new=("out.h5",),
+         timeout=120, check=_diverged_quietly),
+]
+
 #: the case folder first on the path (the plugin module), then this worktree
 PLUGIN_ENV = {"PYTHONPATH": os.pathsep.join([".", str(launch.ROOT)])}
 
@@ -225,7 +242,7 @@ PLUGINS = [
            launch="mpi", args=MPI_RUN, lines=None, timeout=120),
 ]
 
-CASES = SECTIONS + ALGORITHMS + SIZES + DATA_CASES + PLUGINS
+CASES = SECTIONS + ALGORITHMS + SIZES + DATA_CASES + DIVERGING + PLUGINS
 
 
 @pytest.mark.parametrize("case", params(CASES, "params"))
