@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from . import checks
 from .errors import PluginError, UserError
 from .params import (  # noqa: F401
     BOOL,
@@ -25,9 +26,12 @@ from .params import (  # noqa: F401
     STR,
     Param,
     at_least,
+    check_range,
     in_open_closed,
     nonneg,
+    number_error,
     positive,
+    seed,
 )
 from .sections import AlgorithmSection, Config, plain, section_class
 
@@ -53,7 +57,7 @@ SCHEMA: dict[str, dict[str, Param]] = {
                                  "from its part with data.seed (the FedNL papers' splits: "
                                  "the rows beyond workers x rows are left out)",
                                  check=positive, nullable=True),
-        "seed": Param(INT, 0, "seed of the partition (and of synthetic data)"),
+        "seed": Param(INT, 0, "seed of the partition (and of synthetic data)", check=seed),
         "weights": Param(STR, None, "per-row sample weights: a text file with one number "
                          ">= 0 per training row (sharded with the rows)", nullable=True),
         "synth": Param((dict,), None, "generate `train` with these make_synthetic arguments "
@@ -105,7 +109,8 @@ SCHEMA: dict[str, dict[str, Param]] = {
                               "K >= P; false: ranks 1..P-1 only); iterates unchanged",
                               choices=("auto", True, False)),
         "blas_threads": Param(INT, 1, "BLAS threads per rank", check=at_least(1)),
-        "seed": Param(INT, 0, "seed of the algorithms' random streams (worker k: (seed, k))"),
+        "seed": Param(INT, 0, "seed of the algorithms' random streams (worker k: (seed, k))",
+                      check=seed),
         "divergence_patience": Param(INT, 20, "stop as diverged when the loss grows this many "
                                      "iterations in a row (0: never)", check=nonneg),
         "checkpoint_every": Param(INT, None, "write /checkpoint into the result file every "
@@ -154,13 +159,15 @@ def check_value(where: str, p: Param, value):
         raise UserError(f"{where}: expected {_typename(p.types)}, got {value!r}")
     if float in p.types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    msg = number_error(p, value)
+    if msg:
+        raise UserError(f"{where}: {msg}")
     if p.choices is not None and value not in p.choices:
         raise UserError(f"{where}: must be one of {', '.join(map(str, p.choices))}, "
                         f"got {value!r}")
-    if p.check is not None and not isinstance(value, str):
-        msg = p.check(value)
-        if msg:
-            raise UserError(f"{where}: {msg}")
+    msg = check_range(p, value)
+    if msg:
+        raise UserError(f"{where}: {msg}")
     return value
 
 
@@ -289,6 +296,7 @@ def resolve(raw, overrides=(), algorithms=None, source="config") -> Config:
         exc.backend = out["run"]["backend"]
         raise
     _check_cross(out)
+    checks.memory(out, algorithms[out["algorithm"]["name"]])
     return Config(**{name: SECTION_CLASSES[name].build(out[name]) for name in SCHEMA},
                   algorithm=AlgorithmSection(out["algorithm"]))
 
@@ -308,6 +316,9 @@ def _check_algorithm(alg, algorithms, plugins):
     name = alg.pop("name", None)
     if name is None:
         raise UserError(f"algorithm.name: missing (one of {', '.join(sorted(algorithms))})")
+    if not isinstance(name, str):
+        raise UserError(f"algorithm.name: expected a string (one of "
+                        f"{', '.join(sorted(algorithms))}), got {name!r}")
     if name not in algorithms:
         hint = (f" (run.plugins {', '.join(plugins)} imported: a plugin module registers its "
                 "class with @register_algorithm)" if plugins else "")
@@ -349,23 +360,9 @@ def _check_cross(cfg):
     if cfg["data"]["train"] is None and cfg["data"]["shards"] is None:
         raise UserError("data.train: missing (path of a LIBSVM file)")
     run = cfg["run"]
-    lm = run["latency_model"]
-    if lm is not None:
-        for key in lm:
-            if key not in ("per_round", "per_byte"):
-                raise UserError(f"run.latency_model.{key}: unknown key"
-                                f"{suggest(key, ('per_round', 'per_byte'))}")
-        for key in ("per_round", "per_byte"):
-            value = lm.setdefault(key, 0.0)
-            if isinstance(value, str):
-                try:
-                    value = lm[key] = float(value)
-                except ValueError:
-                    pass
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise UserError(f"run.latency_model.{key}: must be a number >= 0, got {value!r}")
     if run["target_subopt"] is not None and run["f_star"] is None:
         raise UserError("run.target_subopt: needs run.f_star (the optimal value)")
+    checks.cross(cfg, suggest)
     check_multiclass(cfg)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from . import checks
 from .data import cache, make_synthetic, map_labels, partition, write_libsvm
 from .data.registry import resolve_path
 from .data.split import load_part, read_manifest
@@ -118,6 +119,7 @@ def prepare_arrays(cfg, n_workers, X, y, sample_weight=None):
 def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None):
     """Intercept, partition, the Problem: the part every data source shares."""
     dc, mc = cfg["data"], cfg["model"]
+    checks.magnitude(checks.largest(X, y), X.shape[0], mc["loss"], train)
     if mc["fit_intercept"]:
         X = add_intercept(X)
         if test:
@@ -157,8 +159,10 @@ def _label_map(cfg, m, key):
     return mapping
 
 
-def _finish_rows(cfg, X, y, d, mapping, key):
-    """Pad to d features, map labels, append the intercept column."""
+def _finish_rows(cfg, X, y, d, mapping, key, n):
+    """Pad to d features, map labels, append the intercept column; values that
+    overflow over the split's ``n`` rows are refused (:func:`checks.magnitude`)."""
+    checks.magnitude(checks.largest(X, y), n, cfg["model"]["loss"], key)
     if X.shape[1] < d:
         X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], d))
     if cfg["model"]["loss"] == "logistic":
@@ -174,7 +178,7 @@ def worker_shard(cfg, k):
     m = read_manifest(folder)
     X, y = load_part(folder, k, m)
     return _finish_rows(cfg, X, y, _features(cfg, m, "data.shards"), _label_map(cfg, m,
-                        "data.shards"), "data.shards")
+                        "data.shards"), "data.shards", m["n_samples"])
 
 
 def prepare_shards(cfg, n_workers, load_rows):
@@ -199,7 +203,7 @@ def prepare_shards(cfg, n_workers, load_rows):
     mapping = _label_map(cfg, m, key)
     X = y = parts = None
     if load_rows:
-        pieces = [_finish_rows(cfg, *load_part(folder, k, m), d, mapping, key)
+        pieces = [_finish_rows(cfg, *load_part(folder, k, m), d, mapping, key, m["n_samples"])
                   for k in range(n_workers)]
         X = sp.vstack([p[0] for p in pieces], format="csr")
         y = np.concatenate([p[1] for p in pieces])

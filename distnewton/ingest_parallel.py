@@ -20,7 +20,10 @@ and scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
    shards from what it receives, rows in increasing global order as in
    ``X[parts[k]]``: the same shards, so the same iterates, as the rank-0 path
    (with ``model.class_weight: balanced`` and fractional ``data.weights`` the class
-   masses are summed per rank, so the weights may differ in the last bit).
+   masses are summed per rank, so the weights may differ in the last bit);
+5. agrees on the largest |x_ij| (and ridge |y_i|) of the received rows
+   (``Allreduce`` max of two floats): values whose squares overflow float64 are
+   refused naming the file, as on the rank-0 path (:func:`distnewton.checks.magnitude`).
 
 No rank holds the whole matrix: a rank holds its parsed share, the rows it sends
 and then its shards; besides, O(n) small vectors (the owner of every row, 4 bytes
@@ -37,6 +40,7 @@ import os
 
 import numpy as np
 
+from . import checks
 from .data import cache, map_labels, partition
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
@@ -125,6 +129,7 @@ def _ingest(comm, cfg, K, blocks):
     del row_nnz, y, s
     with ph("exchange"):
         pieces, sent = exchange(comm, rows, row0, owner, blocks, d, index_dtype(d))
+    largest(comm, pieces, n, mc["loss"], path)
     setup = None
     with ph("test_set"):
         if rank == 0:
@@ -136,6 +141,15 @@ def _ingest(comm, cfg, K, blocks):
     if rank == 0:
         setup.cache, setup.timings = share.note, times
     return setup, problem, pieces, comm.allreduce(sent)
+
+
+def largest(comm, pieces, n, loss, path):
+    """Values too large for float64 (:func:`distnewton.checks.magnitude`), over
+    every rank's received rows: one Allreduce (MAX) of two floats."""
+    from mpi4py import MPI
+    big = np.array([checks.largest(X, y) for X, y, _ in pieces] or [(0.0, 0.0)]).max(axis=0)
+    comm.Allreduce(MPI.IN_PLACE, big, op=MPI.MAX)
+    agree(comm, lambda: checks.magnitude(tuple(big), n, loss, path))
 
 
 def blockwise(share, y, s, intercept=False):

@@ -38,6 +38,13 @@ DIVERGED_HINT = ("the result keeps the best model seen; try a smaller step size 
                  "(step_size, lr, gamma, eta) or a larger model.lambda")
 
 
+def quiet_overflow():
+    """An iteration's float errors: an overflow or NaN is not printed as numpy's
+    RuntimeWarning; the loss or gradient it makes is not finite and the run stops
+    as ``diverged`` (:func:`stop_reason`) with :data:`DIVERGED_HINT`."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
 def algorithm_section(cfg) -> dict:
     """The algorithm section without its name: the algorithm's parameters."""
     return {k: v for k, v in cfg["algorithm"].items() if k != "name"}
@@ -215,11 +222,12 @@ class Loop:
         while True:
             t0 = time.perf_counter()
             rounds_before = rt.algo.rounds
-            info = alg.step()
-            step_seconds = time.perf_counter() - t0
-            self.wall += step_seconds
-            self.it += info.pop("iterations", 1)
-            f, gnorm = self.record(info, step_seconds)
+            with quiet_overflow():
+                info = alg.step()
+                step_seconds = time.perf_counter() - t0
+                self.wall += step_seconds
+                self.it += info.pop("iterations", 1)
+                f, gnorm = self.record(info, step_seconds)
             rising = rising + 1 if f > f_prev else 0
             f_prev = f
             status, message = stop_reason(run, f, gnorm, self.g0, rt.algo.rounds, self.it,

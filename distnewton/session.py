@@ -37,7 +37,7 @@ from .algorithms import ALGORITHMS
 from .config import SIM_WORKERS
 from .errors import EXIT_OK, EXIT_STOPPED, EXIT_USER, UserError, echo, reason
 from .faults import inject
-from . import ingest_parallel, shares
+from . import checks, ingest_parallel, shares
 from .ingest import load_w0, prepare, worker_shard
 from .io import claim as claims
 from .io.checkpoint import write_checkpoint
@@ -239,6 +239,7 @@ def check_output(cfg):
 def check_setup(cfg, setup, K, resume):
     """The checks that need the problem: the warm start, the algorithm's own,
     a resume's data and worker count; the Setup (with its w0)."""
+    checks.vectors(setup.problem.d, setup.dataset)      # d from the data: fits in RAM
     if cfg["model"]["w0"] is not None and resume is None:
         setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
     name = cfg["algorithm"]["name"]

@@ -25,6 +25,16 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .api import solve
+from .errors import UserError
+
+
+def _plain(value):
+    """An estimator parameter as the config takes it: numpy scalars as Python
+    numbers; anything else as given (the config's validation names the key:
+    ``lam`` is model.lambda, ``tol`` run.grad_rtol, ``workers`` run.workers)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 class _DistNewton(BaseEstimator):
@@ -52,13 +62,21 @@ class _DistNewton(BaseEstimator):
 
     def _run(self, X, y, sample_weight=None):
         """One distnewton run on (X, y): (w without intercept, intercept, Result)."""
-        cfg = {"model": {"loss": self._loss, "lambda": self.lam,
-                         "fit_intercept": bool(self.fit_intercept),
-                         "regularize_intercept": bool(self.regularize_intercept)},
-               "algorithm": {"name": self.algorithm, **(self.params or {})},
-               "run": {"max_rounds": int(self.max_rounds), "grad_rtol": float(self.tol),
-                       "seed": int(self.seed)}}
-        workers = max(1, min(int(self.workers), X.shape[0]))
+        v = {name: _plain(getattr(self, name)) for name in self.get_params(deep=False)}
+        for flag in ("fit_intercept", "regularize_intercept"):
+            if isinstance(v[flag], int) and v[flag] in (0, 1):      # 0/1 as before
+                v[flag] = bool(v[flag])
+        if v["params"] is not None and not isinstance(v["params"], dict):
+            raise UserError(f"params: expected a mapping of algorithm keys, got {v['params']!r}")
+        cfg = {"model": {"loss": self._loss, "lambda": v["lam"],
+                         "fit_intercept": v["fit_intercept"],
+                         "regularize_intercept": v["regularize_intercept"]},
+               "algorithm": {"name": v["algorithm"], **(v["params"] or {})},
+               "run": {"max_rounds": v["max_rounds"], "grad_rtol": v["tol"],
+                       "seed": v["seed"]}}
+        workers = v["workers"]                   # (checked as run.workers)
+        if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1:
+            workers = min(workers, X.shape[0])
         data = (X, y) if sample_weight is None else (X, y, sample_weight)
         r = solve(cfg, workers=workers, data=data)
         w = np.asarray(r.w, dtype=np.float64)

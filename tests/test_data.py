@@ -264,7 +264,6 @@ def test_dataset_info(tmp_path):
 
 @pytest.mark.parametrize("raw,expected", [
     ([-1, 1, 1], [-1, 1, 1]),
-    ([1, 1, 1], [1, 1, 1]),
     ([0, 1, 0], [-1, 1, -1]),
     ([1, 2, 2], [-1, 1, 1]),
     ([5, -3, 5], [1, -1, 1]),
@@ -273,6 +272,14 @@ def test_map_labels_logistic_rules(raw, expected):
     out, mapping = map_labels(np.array(raw, float), "logistic")
     assert out.tolist() == expected and out.dtype == np.float64
     json.dumps(mapping)              # provenance must be serialisable
+
+
+@pytest.mark.parametrize("raw", [[1, 1, 1], [-1.0], [0, 0]])
+def test_map_labels_one_class_refused(raw):
+    """A training set of one class has no decision boundary (issue 28): refused
+    naming the source, whether the class is +-1 or another label."""
+    with pytest.raises(UserError, match=r"^train\.svm: every label is .*two classes"):
+        map_labels(np.array(raw, float), "logistic", source="train.svm")
 
 
 def test_map_labels_positive_labels_and_ridge():

@@ -21,7 +21,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..linalg import check_dense_hessian
-from ..params import FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ..params import (FLOAT, INT, STR, MAX_TRIALS, Param, at_least, in_open_closed,
+                      positive, step, trials)
 from ..problem import Problem  # noqa: F401  (re-exported: the algorithms' view)
 
 
@@ -54,9 +55,19 @@ class Algorithm:
         algorithm with a ``solver`` that would form d x d Hessians too large
         for this machine.
         """
-        if "solver" in cls.params and not use_cg(SimpleNamespace(**params), problem.d):
-            check_dense_hessian(problem.d, "algorithm.solver",
-                                "use solver: cg (or auto) for the Hessian-free path")
+        path = cls.dense_path(params, problem.d)
+        if path is not None and "solver" in cls.params:
+            check_dense_hessian(problem.d, *path)
+
+    @classmethod
+    def dense_path(cls, params: dict, d: int):
+        """``(key, hint)`` when a run with these parameters forms d x d matrices (the
+        key that selects that path, a hint to avoid it), else None: checked against
+        the RAM at config time with ``data.n_features`` (:func:`distnewton.checks.memory`)
+        and, for a ``solver``, in :meth:`validate`."""
+        if "solver" in cls.params and not use_cg(SimpleNamespace(**params), d):
+            return "algorithm.solver", "use solver: cg (or auto) for the Hessian-free path"
+        return None
 
     def step(self) -> dict:
         """One iteration; returns history values (``step_size`` and ``columns``)."""
@@ -67,13 +78,13 @@ class Algorithm:
 LINE_SEARCH = {
     "beta": Param(FLOAT, 1e-4, "Armijo constant: f(w - a p) <= f(w) - beta a p.g",
                   check=in_open_closed(0.0, 0.5)),
-    "alpha_max": Param(FLOAT, 1.0, "largest step size tried", check=positive),
+    "alpha_max": Param(FLOAT, 1.0, "largest step size tried (at most 1e12)", check=step),
     "ls_steps": Param(INT, 2, "trial step sizes alpha_max * 2^-j evaluated per "
                       "line-search round (2: alpha_max and alpha_max/2, which Newton "
                       "steps nearly always pass; each trial costs a loss pass over the rows)",
-                      check=at_least(1)),
-    "max_backtracks": Param(INT, 30, "trial step sizes in all before giving up",
-                            check=at_least(1)),
+                      check=trials),
+    "max_backtracks": Param(INT, 30, "trial step sizes in all before giving up "
+                            f"(at most {MAX_TRIALS})", check=trials),
 }
 #: ``ls_steps`` for approximate Newton directions (GIANT's averaged local solves,
 #: RANL's stale aggregates): they often need alpha < 1/2, and every extra

@@ -17,7 +17,7 @@ per halving (and 1 round once, to start, for f and g at w_0).
 
 from __future__ import annotations
 
-from ..params import FLOAT, INT, Param, at_least, in_open_closed, positive
+from ..params import FLOAT, INT, Param, at_least, in_open_closed, step, trials
 from . import primitives as P
 from .base import Algorithm
 
@@ -26,13 +26,13 @@ class GD(Algorithm):
     name = "gd"
     params = {
         "step_size": Param(FLOAT, None, "fixed step size (none: Armijo backtracking)",
-                           check=positive, nullable=True),
+                           check=step, nullable=True),
         "beta": Param(FLOAT, 1e-4, "Armijo constant: f(w - a g) <= f(w) - beta a ||g||^2",
                       check=in_open_closed(0.0, 0.5)),
-        "alpha0": Param(FLOAT, 1.0, "first trial step size", check=positive),
-        "alpha_max": Param(FLOAT, 1e6, "largest step size tried", check=positive),
+        "alpha0": Param(FLOAT, 1.0, "first trial step size", check=step),
+        "alpha_max": Param(FLOAT, 1e6, "largest step size tried (at most 1e12)", check=step),
         "growth": Param(FLOAT, 2.0, "first trial = growth * previous step", check=at_least(1.0)),
-        "max_backtracks": Param(INT, 50, "halvings before giving up", check=at_least(1)),
+        "max_backtracks": Param(INT, 50, "halvings before giving up", check=trials),
     }
 
     def __init__(self, *args, **kwargs):

@@ -51,7 +51,7 @@ from collections import deque
 import numpy as np
 
 from ..linalg import check_dense_hessian
-from ..params import FLOAT, INT, STR, Param, at_least
+from ..params import FLOAT, INT, MAX_STEP, STR, Param, at_least, at_most, both
 from . import primitives as P
 from .base import Algorithm
 
@@ -151,7 +151,7 @@ class LBFGS(Algorithm):
         "c2": Param(FLOAT, 0.9, "curvature: |p.grad f(w + a p)| <= c2 |p.g|, c2 in [0.5, 1)",
                     check=lambda x: None if 0.5 <= x < 1 else f"must be in [0.5, 1), got {x}"),
         "alpha_max": Param(FLOAT, 1e6, "largest step size tried when extrapolating",
-                           check=lambda x: None if x >= 1 else f"must be >= 1, got {x}"),
+                           check=both(at_least(1), at_most(MAX_STEP))),
         "max_ls": Param(INT, 20, "trial points (rounds) per line search before giving up",
                         check=at_least(1)),
         "hessian": Param(STR, "limited", "limited: L-BFGS, m pairs and the two-loop recursion; "
@@ -164,10 +164,18 @@ class LBFGS(Algorithm):
     columns = {"ls_trials": np.int64}
 
     @classmethod
-    def validate(cls, params, problem, seed=0):
-        """``hessian: full`` keeps a dense d x d matrix on the master: refused when too big."""
+    def dense_path(cls, params, d):
+        """``hessian: full`` keeps a dense d x d matrix on the master."""
         if params.get("hessian") == "full":
-            check_dense_hessian(problem.d, "algorithm.hessian", "use hessian: limited (L-BFGS)")
+            return "algorithm.hessian", "use hessian: limited (L-BFGS)"
+        return None
+
+    @classmethod
+    def validate(cls, params, problem, seed=0):
+        """``hessian: full``: refused when its d x d matrix is too big."""
+        path = cls.dense_path(params, problem.d)
+        if path is not None:
+            check_dense_hessian(problem.d, *path)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

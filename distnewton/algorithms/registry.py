@@ -144,7 +144,7 @@ class AlgorithmRegistry(Mapping):
         where = self._origins[name]
         try:
             obj = ep.load()
-        except Exception as exc:        # noqa: BLE001 - any failure is the plugin's
+        except (Exception, SystemExit) as exc:   # noqa: BLE001 - any failure is the plugin's
             raise PluginError(f"{where} (group {GROUP}): cannot load: {one_line(exc)}") from None
         cls = _check_class(obj, where)
         if cls.name != name:
@@ -214,7 +214,9 @@ def load_plugins(modules, where="run.plugins"):
     Called by :func:`distnewton.config.resolve` on every rank, so that the
     modules' worker tasks exist before a runtime builds its task table.  A
     module that cannot be imported (or raises while it registers) is a
-    :class:`PluginError`: one line naming the module and the exception.
+    :class:`PluginError`: one line naming the module and the exception; so is
+    one that calls ``sys.exit`` (SystemExit, a BaseException).  A
+    KeyboardInterrupt is not caught: it is the user's Ctrl-C, whatever raised it.
     """
     for name in modules:
         if not isinstance(name, str) or not name.strip():
@@ -223,5 +225,8 @@ def load_plugins(modules, where="run.plugins"):
             importlib.import_module(name)
         except UserError as exc:
             raise PluginError(f"{where}: {name}: {exc}") from None
+        except SystemExit as exc:       # sys.exit() on import: never a silent exit 0
+            raise PluginError(f"{where}: importing {name!r} called sys.exit({exc.code!r}) "
+                              "(a plugin module must not exit)") from None
         except Exception as exc:        # noqa: BLE001 - ImportError, SyntaxError, its own
             raise PluginError(f"{where}: cannot import {name!r} ({one_line(exc)})") from None

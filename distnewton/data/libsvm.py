@@ -263,6 +263,8 @@ def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
     ``ridge``: labels unchanged.  ``logistic`` (targets -1/+1), first rule
     that applies:
 
+    0. fewer than two distinct labels: ``UserError`` (one class; a test set,
+       mapped with ``reference``, may hold one);
     1. ``positive_labels`` given: labels in that list -> +1, others -> -1;
     2. all labels in {-1, +1}: kept as they are;
     3. exactly two distinct labels: the smaller -> -1, the larger -> +1
@@ -290,6 +292,9 @@ def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
             raise UserError(f"{source}: label(s) {unknown[:10]} do not occur in the "
                             f"training labels {sorted(_label_key(k) for k in table)}")
         rule, pos = reference["rule"], reference.get("positive_labels")
+    elif len(values) < 2:
+        raise UserError(f"{source}: every label is {[_label_key(v) for v in values]}: "
+                        "logistic loss needs two classes in the training set")
     elif positive_labels is not None:
         pos = sorted(float(p) for p in np.atleast_1d(positive_labels))
         table = {float(v): (1.0 if v in pos else -1.0) for v in values}

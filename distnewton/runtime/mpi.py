@@ -319,6 +319,9 @@ def serve(comm, shard, seed, params=None, ks=None):
     shards = shard if isinstance(shard, list) else [shard]
     ks = [rank - 1] if ks is None else [int(k) for k in ks]
     ctxs = contexts(ks, shards, seed, params)
+    np.seterr(over="ignore", invalid="ignore", divide="ignore")  # as the master's iterations
+                                        # (distnewton.loop.quiet_overflow): a diverging run
+                                        # stops as diverged, without numpy's warnings
     _, names = task_ids()
     h = wire.new_header()
     bufs = wire.Buffers()

@@ -120,9 +120,13 @@ class FedNL(Algorithm):
     columns = {"hessian_gap": np.float64, "participants": np.int64}
 
     @classmethod
+    def dense_path(cls, params, d):
+        return "algorithm.name", "FedNL learns dense d x d Hessians"
+
+    @classmethod
     def validate(cls, params, problem, seed=0):
         p, K = SimpleNamespace(**params), len(problem.sizes)
-        check_dense_hessian(problem.d, "algorithm.name", "FedNL learns dense d x d Hessians")
+        check_dense_hessian(problem.d, *cls.dense_path(params, problem.d))
         if (problem.lam if p.mu is None else float(p.mu)) <= 0 and p.option != 2:
             raise UserError("algorithm.mu: defaults to model.lambda, which is 0 here: the "
                             "projection [H]_mu needs a floor > 0, set algorithm.mu")

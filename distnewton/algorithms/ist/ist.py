@@ -156,7 +156,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...errors import UserError
-from ...params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ...params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, step
 from ...runtime import worker_task
 from ..base import Algorithm
 from ..control import Control
@@ -244,7 +244,7 @@ class IST(Algorithm):
     params = {
         "gamma": Param(FLOAT, 0.5, "step size of the local submodel gradient steps (identity: "
                        "stable below 2/L, like gd; perm: the blocks' curvature is ~K times larger)",
-                       check=positive),
+                       check=step),
         "step_size": Param(STR, "fixed", "fixed (gamma) or theory (ridge: gamma = 1/theta of the "
                            "slides' (23), min with Theorem (19)'s (1/2 - beta)/(beta + 1/2) for "
                            "preconditioned Perm-1; one charged round for the L_i)",

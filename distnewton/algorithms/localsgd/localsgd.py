@@ -46,7 +46,7 @@ import math
 
 import numpy as np
 
-from ...params import FLOAT, INT, Param, at_least, nonneg, positive
+from ...params import FLOAT, INT, Param, at_least, nonneg, step
 from ...runtime import worker_task
 from ..base import Algorithm
 from ..minibatch import batches, stochastic_grad
@@ -92,7 +92,7 @@ class LocalSGD(Algorithm):
     name = "localsgd"
     params = {
         "lr": Param(FLOAT, 0.01, "local SGD step size (at step s: lr / (1 + decay s))",
-                    check=positive),
+                    check=step),
         "decay": Param(FLOAT, 0.0, "step-size decay (0: constant)", check=nonneg),
         "batch": Param(INT, 1, "mini-batch size (capped at the shard size)", check=at_least(1)),
         "local_epochs": Param(INT, 1, "passes over the shard per round", check=at_least(1)),

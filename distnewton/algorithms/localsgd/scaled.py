@@ -126,7 +126,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ...errors import UserError
-from ...params import FLOAT, INT, STR, Param, at_least, positive
+from ...params import FLOAT, INT, STR, Param, at_least, positive, step
 from ...runtime import worker_task
 from ..base import Algorithm
 from ..control import Control
@@ -247,7 +247,7 @@ class ScaledLocalSGD(Algorithm):
                       "way); local: each client updates its own D every local step",
                       choices=MODES),
         "gamma": Param(FLOAT, None, "step size: x <- x - gamma D_hat^-1 g (empty: identity "
-                       "1.0, adam/rmsprop/oasis 0.03)", check=positive, nullable=True),
+                       "1.0, adam/rmsprop/oasis 0.03)", check=step, nullable=True),
         "step_size": Param(STR, "constant", "constant: gamma; theory: gamma = alpha/(4 L) "
                            "(identity 1/(4 L)), L = max l'' max_j ||x_j||^2 + lambda (one "
                            "gather round once; leave gamma empty)",

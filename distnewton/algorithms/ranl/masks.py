@@ -48,12 +48,21 @@ def _is_number(x):
 
 
 def check_regions(value):
-    """Config-time check of ``regions`` (strings are checked in :func:`region_layout`)."""
+    """Config-time check of ``regions``: an integer >= 1 or 'random'."""
+    if isinstance(value, str):
+        return None if value.strip() == "random" else \
+            f"must be an integer >= 1 or 'random', got {value!r}"
     return None if value >= 1 else f"must be an integer >= 1 or 'random', got {value}"
 
 
 def check_capacities(value):
-    """Config-time check of ``capacities`` given as a number or a list."""
+    """Config-time check of ``capacities``: a number, a list or 'uniform(a, b)'."""
+    if isinstance(value, str):
+        try:
+            uniform(value, "numbers")
+        except UserError as exc:
+            return str(exc)
+        return None
     vals = value if isinstance(value, list) else [value]
     if not vals:
         return "must not be an empty list"
@@ -88,20 +97,28 @@ def region_layout(d, regions, n_regions=None, region_seed=0):
     return region_of
 
 
+def uniform(spec, many):
+    """(a, b) of ``'uniform(a, b)'`` with 0 < a <= b <= 1, else UserError (no key)."""
+    m = _UNIFORM.match(spec)
+    try:
+        a, b = (float(m.group(1)), float(m.group(2))) if m else (None, None)
+    except ValueError:
+        a = b = None
+    if a is None:
+        raise UserError(f"expected a number, a list of {many} or 'uniform(a, b)', got {spec!r}")
+    if not 0 < a <= b <= 1:
+        raise UserError(f"uniform(a, b) needs 0 < a <= b <= 1, got {spec!r}")
+    return a, b
+
+
 def parse_capacities(spec, K, seed):
     """The K capacities c_i in (0, 1] (see the module docstring)."""
     key = "algorithm.capacities"
     if isinstance(spec, str):
-        m = _UNIFORM.match(spec)
         try:
-            a, b = (float(m.group(1)), float(m.group(2))) if m else (None, None)
-        except ValueError:
-            a = b = None
-        if a is None:
-            raise UserError(f"{key}: expected a number, a list of {K} numbers or "
-                            f"'uniform(a, b)', got {spec!r}")
-        if not 0 < a <= b <= 1:
-            raise UserError(f"{key}: uniform(a, b) needs 0 < a <= b <= 1, got {spec!r}")
+            a, b = uniform(spec, f"{K} numbers")
+        except UserError as exc:
+            raise UserError(f"{key}: {exc}") from None
         rng = np.random.default_rng(np.random.SeedSequence((int(seed), 0, CAPACITY_STREAM)))
         return rng.uniform(a, b, size=K)
     if isinstance(spec, list):

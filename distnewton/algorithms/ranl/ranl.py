@@ -109,7 +109,8 @@ import numpy as np
 
 from ...errors import UserError
 from ...linalg import check_dense_hessian, cho_factor_damped, log
-from ...params import FLOAT, INT, STR, Param, at_least, nonneg, positive
+from ...params import FLOAT, INT, STR, Param, at_least, nonneg, positive, step
+from ...params import seed as seed_range
 from ...runtime import worker_task
 from .. import primitives as P
 from ..base import LINE_SEARCH, LS_STEPS_APPROX
@@ -184,7 +185,8 @@ class RANL(NewtonType):
                          check=check_regions),
         "n_regions": Param(INT, None, "number of regions with regions: random (default 10)",
                            check=at_least(1), nullable=True),
-        "region_seed": Param(INT, 0, "seed of the coordinate permutation (regions: random)"),
+        "region_seed": Param(INT, 0, "seed of the coordinate permutation (regions: random)",
+                             check=seed_range),
         "capacities": Param((int, float, list, str), "uniform(0.5, 1.0)", "fraction of "
                             "regions a worker trains per round: a number, a list (one per "
                             "worker) or 'uniform(a, b)' drawn with run.seed",
@@ -193,7 +195,7 @@ class RANL(NewtonType):
                      check=at_least(1)),
         "mu": Param(FLOAT, None, "eigenvalue floor of the projected Hessian "
                     "(default model.lambda)", check=positive, nullable=True),
-        "eta": Param(FLOAT, 1.0, "step size: x <- x - eta [H]_mu^-1 g", check=positive),
+        "eta": Param(FLOAT, 1.0, "step size: x <- x - eta [H]_mu^-1 g", check=step),
         "batch": Param(INT, 256, "rows per stochastic gradient (null: the whole shard)",
                        check=at_least(1), nullable=True),
         "hessian_batch": Param(INT, None, "rows per worker for the Hessian "
@@ -213,11 +215,15 @@ class RANL(NewtonType):
                "staleness": np.float64, "hessian_computed": np.int64}
 
     @classmethod
+    def dense_path(cls, params, d):
+        return "algorithm.name", ("ranl's one-time projected Hessian is dense by design (its "
+                                  "eigenvalues are clipped); use newton, giant or "
+                                  "adaptive_localnewton, which have Hessian-free paths")
+
+    @classmethod
     def validate(cls, params, problem, seed=0):
         p, K = SimpleNamespace(**params), len(problem.sizes)
-        check_dense_hessian(problem.d, "algorithm.name", "ranl's one-time projected Hessian "
-                            "is dense by design (its eigenvalues are clipped); use newton, "
-                            "giant or adaptive_localnewton, which have Hessian-free paths")
+        check_dense_hessian(problem.d, *cls.dense_path(params, problem.d))
         Q = int(region_layout(problem.d, p.regions, p.n_regions, p.region_seed).max()) + 1
         check_tau(p.tau, region_counts(parse_capacities(p.capacities, K, seed), Q), Q)
         if (problem.lam if p.mu is None else float(p.mu)) <= 0:
