@@ -161,7 +161,7 @@ def parse_label_map(text, path):
 
 def load_model(path) -> Model:
     """The model of a result file (HDF5 or ``.fallback.npz``); UserError if it has none."""
-    import yaml
+    from .yamlio import load_text
 
     from .io.read import load
     path = os.fspath(path)
@@ -170,8 +170,8 @@ def load_model(path) -> Model:
         raise UserError(f"{path}: no /model/w in the result file")
     attrs = run.attrs
     try:
-        cfg = yaml.safe_load(attrs.get("config", "")) or {}
-    except yaml.YAMLError:
+        cfg = load_text(attrs.get("config", ""), f"{path} (stored config)") or {}
+    except UserError:
         cfg = {}
     model, data = cfg.get("model") or {}, cfg.get("data") or {}
     loss = str(attrs.get("loss", model.get("loss", "logistic")))

@@ -89,10 +89,11 @@ def fstar_cache_path() -> Path:
 
 
 def _config(run: Run) -> dict:
-    import yaml
+    from .errors import UserError
+    from .yamlio import load_text
     try:
-        cfg = yaml.safe_load(run.attrs.get("config", "")) or {}
-    except yaml.YAMLError:
+        cfg = load_text(run.attrs.get("config", ""), "stored config") or {}
+    except UserError:
         cfg = {}
     return cfg if isinstance(cfg, dict) else {}
 

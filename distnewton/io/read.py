@@ -35,6 +35,9 @@ def load_fallback(path) -> Run:
 def open_h5(path, purpose=""):
     """Open an HDF5 file read-only; a missing or non-HDF5 file is a UserError."""
     import h5py
+
+    from ..inputs import require_regular
+    require_regular(path)                     # a FIFO would block h5py's open
     try:
         return h5py.File(path, "r")
     except FileNotFoundError:
@@ -47,6 +50,8 @@ def load(path) -> Run:
     """Read a distnewton HDF5 result, or the ``.fallback.npz`` of a failed write
     (same :class:`Run`, a :class:`~distnewton.io.record.Result`); a foreign or newer
     file is a UserError."""
+    from ..inputs import require_regular
+    require_regular(path)                     # a FIFO would block the first read
     if fallback.is_fallback(path):
         return load_fallback(path)
     f = open_h5(path)
