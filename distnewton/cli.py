@@ -85,9 +85,10 @@ def run(config, resume, output, backend, workers, overrides, overwrite, plugins,
     """Run the algorithm of CONFIG and write one HDF5 result file.
 
     Exit codes: 0 done, 1 internal error, 2 user error, 3 stopped by
-    SIGTERM/SIGUSR1 with a checkpoint (continue with --resume FILE), 4 the
+    SIGTERM/SIGUSR1/SIGINT with a checkpoint (continue with --resume FILE), 4 the
     result could not be written: model and history are in the fallback file
-    named on stderr (distnewton recover FILE).
+    named on stderr (distnewton recover FILE), 128 + N stopped by signal N while
+    loading the input (nothing written).
     """
     if (config is None) == (resume is None):
         raise UserError("run: give a CONFIG file or --resume RESULT.h5 (one of the two)")

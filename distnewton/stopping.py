@@ -46,7 +46,8 @@ class Interrupted(BaseException):
 
     def __init__(self, signum):
         self.signum = signum
-        self.exit_code = 128 + signum
+        from .errors import EXIT_SIGNAL_BASE
+        self.exit_code = EXIT_SIGNAL_BASE + signum
         name = signal.Signals(signum).name
         super().__init__(f"{name} received while loading the input: stopped, nothing "
                          f"written (exit {self.exit_code})")
