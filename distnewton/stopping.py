@@ -63,8 +63,11 @@ def _handler(signum, frame):
 
 
 def install():
-    """Every rank, at start: the stop signals set the flag; the loading phase begins."""
-    global _loading
+    """Every rank, at start: the stop signals set the flag; the loading phase begins
+    (a signal of an earlier run in this process is forgotten)."""
+    global _loading, _requested, _cut, _checks
+    _requested = _cut = None
+    _checks = 0
     for name in SIGNALS:
         if hasattr(signal, name):
             try:
@@ -114,13 +117,6 @@ def local_range(total, what="local steps"):
 def cut():
     """``(what, done, total)`` of the first local phase this process cut, or None."""
     return _cut
-
-
-def reset():
-    """Forget a signal (tests, and the Python API's repeated runs in one process)."""
-    global _requested, _cut, _loading
-    _requested = _cut = None
-    _loading = False
 
 
 def leave(exc: Interrupted):

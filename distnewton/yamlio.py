@@ -72,8 +72,6 @@ class Loader(Base):
         return super().construct_mapping(node, deep=deep)
 
 
-Loader.add_constructor("tag:yaml.org,2002:map", Loader.construct_yaml_map)
-
 
 def expanded_nodes(text: str, limit: int = MAX_NODES):
     """The node count of ``text`` with every alias expanded, from libyaml's

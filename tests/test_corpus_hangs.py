@@ -182,13 +182,18 @@ MPI_CODE = 128 + getattr(__import__("signal"), MPI_STOP)
 MPI_RUN = ["run", "{tmp}/c.yaml", "--backend", "mpi", "-o", "{tmp}/out.h5", "-q"]
 
 
-def big_data(blocks):
-    """~2 MB x ``blocks`` of LIBSVM rows (parsing 60 MB takes seconds here)."""
+def big_bz2(streams):
+    """``streams`` bz2 streams of the same 2 MB of LIBSVM rows (bz2.open reads them
+    as one file): 1.5 kB each on disk, 2 MB each to decompress and parse, so the
+    loading lasts seconds (25 s for 100 streams on an idle core, no cache) however
+    small the file is."""
     def make(path):
+        import bz2
         line = " ".join(f"{j}:0.{j % 9 + 1}" for j in range(1, 61))
-        block = "".join(f"{1 if k % 2 else -1} {line}\n" for k in range(5000))
-        with open(path, "w") as fh:
-            for _ in range(blocks):
+        block = bz2.compress("".join(f"{1 if k % 2 else -1} {line}\n"
+                                     for k in range(5000)).encode())
+        with open(path, "wb") as fh:
+            for _ in range(streams):
                 fh.write(block)
     return make
 
@@ -199,7 +204,10 @@ def no_cache_tmp(tmp, out):
     assert not left, left
 
 
-LOADING = {"data": {"train": "{tmp}/data.svm", "cache": "auto"}}
+#: the decompressed text goes to a cache folder in the case's folder (its .tmp- checked)
+LOADING = {"data": {"train": "{tmp}/big.svm.bz2", "cache": "{tmp}/cache"}}
+#: no cache: one process parses the decompressed stream (the slow path, under MPI too)
+LOADING_SLOW = {"data": {"train": "{tmp}/big.svm.bz2", "cache": False}}
 SIGNALS = [
     Case("SIGTERM in localnewton's local phase", config=LOCALNEWTON, launch="proc",
          signal=(8, "SIGTERM"), code=3, lines=None, new=("out.h5",), timeout=150,
@@ -216,15 +224,21 @@ SIGNALS = [
     Case("mpi: stop signal in localsgd's local steps", config=LOCALSGD, args=MPI_RUN,
          launch="mpi", signal=(MPI_START + 8, MPI_STOP), code=3, lines=None, new=("out.h5",),
          timeout=180, check=stopped_and_resumes(MPI_STOP)),
-    Case("SIGTERM while loading the data", config=LOADING, data=big_data(30), launch="proc",
-         signal=(5, "SIGTERM"), code=143, lines=None, timeout=90, check=no_cache_tmp,
-         message="SIGTERM received while loading the input: stopped, nothing written"),
-    Case("SIGINT while loading the data", config=LOADING, data=big_data(30), launch="proc",
-         signal=(5, "SIGINT"), code=130, lines=None, timeout=90, check=no_cache_tmp,
+    Case("SIGTERM while loading the data", config=LOADING, files={"big.svm.bz2": big_bz2(100)},
+         launch="proc", signal=(5, "SIGTERM"), code=143, lines=None, timeout=90,
+         new=("cache",), message="SIGTERM received while loading the input: stopped, "
+         "nothing written"),
+    Case("SIGINT while loading the data", config=LOADING_SLOW,
+         files={"big.svm.bz2": big_bz2(100)}, launch="proc", signal=(5, "SIGINT"), code=130,
+         lines=None, timeout=90, check=no_cache_tmp,
          message="SIGINT received while loading the input"),
-    Case("mpi: stop signal while loading the data", config=LOADING, data=big_data(50),
-         args=MPI_RUN, launch="mpi", signal=(MPI_START + 4, MPI_STOP), code=MPI_CODE,
-         lines=None, timeout=120, check=no_cache_tmp,
+    Case("mpi: stop signal while loading the data", config=LOADING, args=MPI_RUN,
+         files={"big.svm.bz2": big_bz2(100)}, launch="mpi", signal=(MPI_START + 3, MPI_STOP),
+         code=MPI_CODE, lines=None, timeout=120, new=("cache",),
+         message=f"{MPI_STOP} received while loading the input"),
+    Case("mpi: stop signal while rank 0 parses alone", config=LOADING_SLOW, args=MPI_RUN,
+         files={"big.svm.bz2": big_bz2(100)}, launch="mpi", signal=(MPI_START + 3, MPI_STOP),
+         code=MPI_CODE, lines=None, timeout=120, check=no_cache_tmp,
          message=f"{MPI_STOP} received while loading the input"),
 ]
 
