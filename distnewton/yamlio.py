@@ -136,7 +136,9 @@ def load_text(text, where: str, lines: bool = True):
         raise UserError(f"{at(line)}: duplicate key '{key}' (first at line {first})") \
             from None
     except (yaml.reader.ReaderError, UnicodeEncodeError) as exc:
-        raise Unreadable(f"{where}: characters YAML cannot read "
+        pos = getattr(exc, "position", None) or getattr(exc, "start", None)
+        line = text[:pos].count("\n") + 1 if isinstance(pos, int) else None
+        raise Unreadable(f"{at(line)}: characters YAML cannot read "
                          f"({short(getattr(exc, 'reason', None) or exc, 60)})") from None
     except ConstructorError as exc:
         raise UserError(f"{at(line_of(exc))}: {short(exc.problem, 80)}") from None

@@ -141,6 +141,8 @@ YAML = [
          message="--set model.class_weight={1: 2, 1: 3}: value: duplicate key '1'"),
     Case("config not UTF-8", raw_config=BASE.encode() + b"# caf\xe9\n",
          message="{tmp}/c.yaml:4: not UTF-8 text (byte 0xe9"),
+    Case("config with a control character", raw_config=BASE + "model: {loss: \x01}\n",
+         message="{tmp}/c.yaml:4: characters YAML cannot read"),
     Case("config with a tab", raw_config=BASE + "model:\n\tloss: ridge\n",
          message="{tmp}/c.yaml:5: YAML syntax error"),
 ]

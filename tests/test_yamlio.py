@@ -46,6 +46,11 @@ def test_billion_laughs_refused_fast_without_building():
     assert "lol" not in str(err.value)           # the document is never printed
 
 
+def test_control_character_names_the_line():
+    with pytest.raises(UserError, match=r"^c\.yaml:3: characters YAML cannot read"):
+        load_text("a: 1\nb: 2\nc: x\x01y\n", "c.yaml")
+
+
 def test_long_key_is_truncated_in_the_message():
     key = "k" * 500
     with pytest.raises(UserError) as err:
