@@ -16,7 +16,9 @@ iterates, bit for bit on the sim backend.  What differs from the command line:
 - a bad input raises :class:`~distnewton.errors.UserError` (the CLI prints its
   one-line message and exits with code 2);
 - no signal handlers are installed (call :func:`distnewton.stopping.install`
-  first for SIGTERM/SIGUSR1 to stop a run cleanly, status ``stopped``);
+  first for SIGTERM/SIGUSR1/SIGINT to stop a run cleanly, status ``stopped``;
+  a signal while the input loads then raises
+  :class:`distnewton.stopping.Interrupted`);
   BLAS is pinned to ``run.blas_threads`` only while the run lasts.
 """
 

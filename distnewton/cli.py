@@ -17,6 +17,7 @@ import sys
 import click
 
 from .errors import PluginError, UserError
+from .stopping import Interrupted, leave
 
 
 def env_rank():
@@ -49,6 +50,8 @@ class Group(click.Group):
             return super().invoke(ctx)
         except UserError as exc:
             fail(exc)
+        except Interrupted as exc:             # a stop signal while loading: 128 + signum
+            leave(exc)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,8 +65,8 @@ def main():
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False), required=False)
-@click.option("--resume", type=click.Path(dir_okay=False),
+@click.argument("config", type=click.Path(), required=False)
+@click.option("--resume", type=click.Path(),
               help="continue the run checkpointed in this result file (written in place)")
 @click.option("-o", "--output", help="result file (HDF5); default from output.path")
 @click.option("--backend", type=click.Choice(["auto", "mpi", "sim"]), help="override run.backend")
@@ -82,9 +85,10 @@ def run(config, resume, output, backend, workers, overrides, overwrite, plugins,
     """Run the algorithm of CONFIG and write one HDF5 result file.
 
     Exit codes: 0 done, 1 internal error, 2 user error, 3 stopped by
-    SIGTERM/SIGUSR1 with a checkpoint (continue with --resume FILE), 4 the
+    SIGTERM/SIGUSR1/SIGINT with a checkpoint (continue with --resume FILE), 4 the
     result could not be written: model and history are in the fallback file
-    named on stderr (distnewton recover FILE).
+    named on stderr (distnewton recover FILE), 128 + N stopped by signal N while
+    loading the input (nothing written).
     """
     if (config is None) == (resume is None):
         raise UserError("run: give a CONFIG file or --resume RESULT.h5 (one of the two)")
@@ -197,12 +201,16 @@ def resolve_run(config_path, overrides, resume_path=None):
     from .session import pick_backend
     resume = None
     if resume_path is not None:                # checked: distnewton/io/resume.py
+        from .inputs import require_regular
         from .io.resume import resolve_resume
+        require_regular(resume_path, "--resume")
         cfg, resume = resolve_resume(resume_path, overrides, env_rank())
         for line in resume.warnings if env_rank() == 0 else ():
             click.echo(f"distnewton: warning: {line}", err=True)
     else:
         cfg = resolve(load_yaml(config_path), overrides, source=config_path)
+    from .inputs import check_run_inputs
+    check_run_inputs(cfg)                      # every rank, before MPI: no FIFO read
     cfg["run"]["backend"] = pick_backend(cfg["run"]["backend"])
     if cfg["output"]["path"] is None:
         stem = os.path.splitext(os.path.basename(config_path))[0]
@@ -218,7 +226,7 @@ def execute(config_path, overrides, verbosity=1, resume_path=None) -> int:
     from .runtime import blas
     from .session import Session
     from .stopping import install
-    install()                                  # SIGTERM/SIGUSR1: stop cleanly
+    install()                                  # SIGTERM/SIGUSR1/SIGINT: stop cleanly
     cfg, resume = resolve_run(config_path, overrides, resume_path)
     blas.pin_blas_threads(cfg["run"]["blas_threads"])
     session = Session.open(cfg, verbosity=verbosity, resume=resume)

@@ -15,8 +15,6 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from . import checks
 from .errors import PluginError, UserError
 from .params import (  # noqa: F401
@@ -34,6 +32,7 @@ from .params import (  # noqa: F401
     seed,
 )
 from .sections import AlgorithmSection, Config, plain, section_class
+from .yamlio import Unreadable, load_file, load_text
 
 #: K of the sim backend when ``run.workers`` is not set (over MPI: one per worker rank)
 SIM_WORKERS = 4
@@ -200,13 +199,10 @@ def parse_override(text: str) -> Override:
     path, raw = text.split("=", 1)
     section, key = path.split(".", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else None
-    except yaml.reader.ReaderError:
+        value = load_text(raw, f"{origin}: value", lines=False) if raw != "" else None
+    except Unreadable:
         value = raw            # characters YAML cannot read (a file name that is not
                                # UTF-8, a control character): only a string holds them
-    except yaml.YAMLError as exc:
-        raise UserError(f"{origin}: value is not valid YAML "
-                        f"({getattr(exc, 'problem', exc)})") from None
     append = key.endswith("+")
     return Override(section, key[:-1] if append else key, value, append, origin)
 
@@ -242,19 +238,9 @@ def apply_overrides(raw: dict, overrides, source="config") -> dict:
 
 
 def load_yaml(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such config file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise UserError(f"{where}: YAML syntax error: {getattr(exc, 'problem', exc)}") from None
+    """The config file's mapping (:func:`distnewton.yamlio.load_file`: a regular
+    file, libyaml, no duplicate key, bounded size and aliases)."""
+    raw = load_file(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

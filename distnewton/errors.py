@@ -4,7 +4,10 @@ Exit codes (documented in docs/guide/running.md): 0 done, 1 internal error, 2 us
 (bad config, bad data, bad arguments), 3 stopped by SIGTERM/SIGUSR1 with a
 checkpoint written (``distnewton run --resume FILE`` continues), 4 the run
 finished but its result file could not be written: the model and history are
-in the fallback file named on stderr (``distnewton recover FILE``).
+in the fallback file named on stderr (``distnewton recover FILE``); 128 + N
+stopped by signal N while the input was loaded, before any model existed:
+nothing written (143 SIGTERM, 130 SIGINT, 138 SIGUSR1, as shells report a
+process killed by a signal; :class:`distnewton.stopping.Interrupted`).
 """
 
 import sys
@@ -14,6 +17,7 @@ EXIT_INTERNAL = 1
 EXIT_USER = 2
 EXIT_STOPPED = 3
 EXIT_SALVAGED = 4
+EXIT_SIGNAL_BASE = 128      # + signum: stopped while loading (distnewton.stopping)
 
 
 class UserError(Exception):

@@ -22,6 +22,7 @@ from .data import cache, make_synthetic, map_labels, partition, write_libsvm
 from .data.registry import resolve_path
 from .data.split import load_part, read_manifest
 from .errors import UserError
+from .inputs import check_run_inputs
 from .io.read import load as load_result
 from .io.validate import check_weights
 from .multiclass import ovr_labels
@@ -38,6 +39,7 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
     dc, mc = cfg["data"], cfg["model"]
     if arrays is not None:
         return prepare_arrays(cfg, n_workers, *arrays)
+    check_run_inputs(cfg)                      # no FIFO, device or folder is read
     if dc["shards"]:
         return prepare_shards(cfg, n_workers, load_rows=cfg["run"]["backend"] == "sim")
     train = dc["train"]

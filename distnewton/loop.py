@@ -32,6 +32,9 @@ from .io.schema import TIMING_COLUMNS
 from .linalg import preload as preload_linalg
 from .monitors import Monitor
 from .objectives import LOSSES
+from .stopping import cut as stop_cut
+from .stopping import loaded as stop_loaded
+from .stopping import pending as stop_pending
 from .stopping import requested as stop_requested
 
 DIVERGED_HINT = ("the result keeps the best model seen; try a smaller step size "
@@ -103,6 +106,23 @@ def stop_reason(run, f, gnorm, g0, rounds, it, stalled, rising=0):
     if run["max_iterations"] is not None and it >= run["max_iterations"]:
         return "max_iterations", f"{it} iterations (run.max_iterations)"
     return "", ""
+
+
+def stop_message(name, before, rounds, cut):
+    """The message of a run stopped by signal ``name`` after communication round ``rounds``;
+    ``before``: the signal was pending before that iteration's step; ``cut``:
+    this process's cut local phase (:func:`distnewton.stopping.cut`; the sim
+    backend's workers, or rank 0's own block)."""
+    if before:
+        where = ""
+    elif cut is not None:
+        what, done, total = cut
+        where = (f" during the local phase of round {rounds}: cut after {done} of "
+                 f"{total} {what}")
+    else:
+        where = f" during round {rounds} (its local phases, if any, were cut short)"
+    return (f"{name} received{where}: stopped cleanly; continue with "
+            "distnewton run --resume FILE")
 
 
 class Loop:
@@ -187,6 +207,7 @@ class Loop:
     def start(self, resume=None):
         """Row 0 (or the resumed history); an Outcome when a warm start is already
         the answer, else None."""
+        stop_loaded()                 # a stop signal now stops at the end of an iteration
         for m in self.monitors:
             m.start(self)
         if self.run["liblinear_eps"] is not None:     # LIBLINEAR's rule: logging-only round
@@ -222,6 +243,7 @@ class Loop:
         while True:
             t0 = time.perf_counter()
             rounds_before = rt.algo.rounds
+            signalled = stop_pending()
             with quiet_overflow():
                 info = alg.step()
                 step_seconds = time.perf_counter() - t0
@@ -233,8 +255,8 @@ class Loop:
             status, message = stop_reason(run, f, gnorm, self.g0, rt.algo.rounds, self.it,
                                           alg.stalled, rising)
             if not status and stop_requested():
-                status, message = "stopped", (f"{stop_requested()} received: stopped cleanly; "
-                                              "continue with distnewton run --resume FILE")
+                status, message = "stopped", stop_message(stop_requested(), signalled,
+                                                          rt.algo.rounds, stop_cut())
             elif not status and self.stop_asked is not None:
                 status, message = "stopped", (f"stopped by the monitor {self.stop_asked}; "
                                               "continue with distnewton run --resume FILE")

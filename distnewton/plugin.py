@@ -37,6 +37,9 @@ Worker side: functions registered with :func:`worker_task` receive a
 the round's vectors.  ``ctx.shard`` is a :class:`Shard`: ``n``, ``d``,
 ``local_value(w)``, ``local_grad(w)``, ``local_hessian(w)``,
 ``local_hvp_operator(w)``, ``loss_grad_sum(w)``, ``line_losses(w, p, steps)``.
+A long local loop runs over :func:`local_range` (``range`` that ends early,
+after at least one step, when SIGTERM/SIGUSR1/SIGINT asks the run to stop:
+the round completes and the run stops with a checkpoint).
 """
 
 from .algorithms.base import LINE_SEARCH, SOLVER, Algorithm, Problem, use_cg
@@ -50,11 +53,12 @@ from .objectives import Shard, global_value, regularise
 from .params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, nonneg,
                      positive)
 from .runtime import WorkerContext, worker_task
+from .stopping import local_range
 
 __all__ = [
     "Algorithm", "NewtonType", "Problem", "register_algorithm", "LINE_SEARCH", "SOLVER", "use_cg",
     "backtracking", "hvp", "local_newton_direction", "loss_grad", "loss_grad_hess",
     "newton_cg_direction", "UserError", "cg", "solve_spd", "Shard", "global_value",
     "regularise", "BOOL", "FLOAT", "INT", "STR", "Param", "at_least", "in_open_closed",
-    "nonneg", "positive", "WorkerContext", "worker_task",
+    "nonneg", "positive", "WorkerContext", "worker_task", "local_range",
 ]

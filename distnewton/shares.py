@@ -262,6 +262,8 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
     ph = Phases() if phases is None else phases
     with ph("plan"):
         how, where, extra = agree_bcast(comm, lambda: plan(cfg, path))
+    if how == "write":                        # any rank stopped by a signal removes it
+        cache.PENDING.add(Path(where))
     if how == "cache":
         entry = cache.Entry(Path(where), extra)
         n = entry.n

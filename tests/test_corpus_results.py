@@ -325,7 +325,7 @@ CASES = [
     Case("text file", EVALUATE, files={"out.h5": "not a result\n"},
          message=F + ": not a readable HDF5 file"),
     Case("a directory", PREDICT, files={"out.h5/x": "x"},
-         message=F + ": not a readable HDF5 file"),
+         message=F + ": not a regular file (a directory)"),
     Case("HDF5 of something else", EXPORT,
          prepare=lambda tmp: h5py.File(Path(tmp) / "out.h5", "w").close(),
          message=F + ": not a distnewton result file"),

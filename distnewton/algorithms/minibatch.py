@@ -36,6 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..stopping import local_range
+
 
 class Entries(NamedTuple):
     """A mini-batch as the CSR entries of its rows: column indices ``ind``, values
@@ -106,7 +108,7 @@ def batches(shard, rng, state, batch, steps):
     current epoch's permuted shard, drawing a fresh permutation (and permuting the
     CSR once) when an epoch ends.  The epoch position persists in ``state``."""
     n = shard.n
-    for _ in range(steps):
+    for _ in local_range(steps, "local SGD steps"):      # a stop signal cuts the phase
         if state["pos"] >= n:
             perm = rng.permutation(n)
             X = shard.X[perm]

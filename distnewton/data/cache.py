@@ -150,10 +150,21 @@ def begin(root, path, zero_based, n_features) -> Path | None:
     tmp = Path(root) / f".tmp-{key(path, zero_based, n_features)}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir(parents=True)
+        PENDING.add(tmp)
         return tmp
     except OSError as exc:
         warn(root, exc)
         return None
+
+
+#: this process's temporary folders not yet committed or discarded (removed by
+#: :func:`discard_pending` when a stop signal ends the loading: no ``.tmp-`` left)
+PENDING: set = set()
+
+
+def discard_pending() -> None:
+    for tmp in list(PENDING):
+        discard(tmp)
 
 
 def piece_name(i) -> str:
@@ -223,6 +234,7 @@ def commit(tmp, root, path, zero_based, n_features, sig, pieces, n_cols, sha256)
             os.replace(final, old)
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, final)
+        PENDING.discard(tmp)
         return True
     except OSError as exc:                     # another run won the race, or a full disk
         discard(tmp)
@@ -244,6 +256,7 @@ def store(root, path, zero_based, n_features, sig, X, y, sha256) -> bool:
 
 
 def discard(tmp) -> None:
+    PENDING.discard(Path(tmp))
     shutil.rmtree(tmp, ignore_errors=True)
 
 

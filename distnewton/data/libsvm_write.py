@@ -67,7 +67,11 @@ _INT_LABEL = 2.0 ** 63
 
 
 def open_by_extension(path: str, mode: str):
-    """``open``, or ``bz2``/``gzip``/``lzma.open`` for ``.bz2``/``.gz``/``.xz`` paths."""
+    """``open``, or ``bz2``/``gzip``/``lzma.open`` for ``.bz2``/``.gz``/``.xz`` paths
+    (to read: a regular file only, :func:`distnewton.inputs.require_regular`)."""
+    if "r" in mode:
+        from ..inputs import require_regular
+        require_regular(path)
     low = path.lower()
     if low.endswith(".bz2"):
         return bz2.open(path, mode)
@@ -205,10 +209,21 @@ def write_libsvm(path, X, y) -> None:
     Every value is written in a form that reads back to the identical float64
     (see the module docstring), zeros are omitted, integral labels are written
     as ints; ``.gz``/``.bz2``/``.xz`` compress by extension.  ``ValueError`` for NaN,
-    infinities or a label count that does not match the rows.
+    infinities or a label count that does not match the rows.  The text goes
+    to ``.tmp-*-NAME`` beside ``path`` first, renamed when complete: a run
+    stopped while writing (``data.synth``, a signal) leaves no partial file.
     """
+    import uuid
     path = os.fspath(path)
     X, y = canonical(X, y)
-    with open_by_extension(path, "wb") as f:
-        for text in formatted(X, y):
-            f.write(text)
+    head, name = os.path.split(path)
+    tmp = os.path.join(head, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
+    try:
+        with open_by_extension(tmp, "wb") as f:
+            for text in formatted(X, y):
+                f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -35,11 +35,10 @@ def load_fallback(path) -> Run:
 
 def open_h5(path, purpose=""):
     """Open an HDF5 file read-only; a missing or non-HDF5 file is a UserError."""
-    import os
-
     import h5py
-    if os.path.isdir(path):
-        raise UserError(f"{path}: not a readable HDF5 file{purpose} (a directory)")
+
+    from ..inputs import require_regular
+    require_regular(path)                     # a FIFO would block h5py's open
     try:
         return h5py.File(path, "r")
     except FileNotFoundError:
@@ -61,6 +60,8 @@ def read_parts(path):
     """(attrs, history, w, w_attrs) of a result file (HDF5 or fallback archive),
     checked by :func:`~distnewton.io.validate.check_parts`; ``w_attrs``: the
     attributes of ``/model/w`` ({} for a fallback archive or an older file)."""
+    from ..inputs import require_regular
+    require_regular(path)                     # a FIFO would block the first read
     if fallback.is_fallback(path):
         _, attrs, history, w = fallback.read_run(path)
         return attrs, history, w, {}

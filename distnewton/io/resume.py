@@ -227,7 +227,8 @@ def checked(path, read):
 
 def _read(path, f):
     import h5py
-    import yaml
+
+    from ..yamlio import load_text
     if "checkpoint" not in f or "config" not in f.attrs or "history" not in f:
         status = text(f.attrs.get("status", "unknown"))
         raise UserError(f"{path}: no /checkpoint to resume from (status {status}; "
@@ -237,7 +238,7 @@ def _read(path, f):
         raise refuse(path, "/checkpoint", "not a group")
     counters = counters_of(path, ck)
     try:
-        raw = yaml.safe_load(text(f.attrs["config"]))
+        raw = load_text(text(f.attrs["config"]), "config")
     except Exception as exc:                 # noqa: BLE001 - YAMLError, bad bytes
         raise refuse(path, "config (root attribute)", f"not YAML ({short(exc)})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("algorithm"), dict) \
@@ -303,11 +304,10 @@ def resolve_resume(path, overrides, rank=0):
 
 
 def _resolve(path, overrides):
-    import yaml
-
     from ..config import parse_override, resolve
+    from ..yamlio import load_text
     resume = read_checkpoint(path)
-    raw = yaml.safe_load(resume.config)
+    raw = load_text(resume.config, f"{path} (stored config)")
     raw.setdefault("run", {})
     if not isinstance(raw["run"], dict):
         raise refuse(path, "config (root attribute)", "section run is not a mapping")

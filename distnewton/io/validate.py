@@ -74,15 +74,15 @@ def attribute(path, attrs, name, kind):
 
 def config_of(path, attrs) -> dict:
     """The ``config`` attribute as a dict ({} when absent)."""
-    import yaml
+    from ..yamlio import load_text
     text = attribute(path, attrs, "config", "text")
     if text is None or not text.strip():
         return {}
-    try:
-        cfg = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
+    try:                                       # libyaml, with the size and alias limits
+        cfg = load_text(text, "config")
+    except UserError as exc:
+        line = str(exc).split(":")[1] if str(exc).startswith("config:") else ""
+        where = f" (line {line})" if line.isdigit() else ""
         raise bad(path, "attribute config", f"not valid YAML{where}") from None
     if not isinstance(cfg, dict):
         raise bad(path, "attribute config", f"expected a YAML mapping, got "

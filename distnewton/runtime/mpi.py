@@ -315,6 +315,8 @@ def serve(comm, shard, seed, params=None, ks=None):
     rounds addressed to this rank come and go (point-to-point,
     :mod:`~distnewton.runtime.p2p`): :func:`wait` polls both.
     """
+    from ..stopping import loaded
+    loaded()                                         # a stop signal now cuts local phases
     rank = comm.Get_rank()
     shards = shard if isinstance(shard, list) else [shard]
     ks = [rank - 1] if ks is None else [int(k) for k in ks]

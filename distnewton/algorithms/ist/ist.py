@@ -158,6 +158,7 @@ import scipy.sparse as sp
 from ...errors import UserError
 from ...params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, step
 from ...runtime import worker_task
+from ...stopping import local_range
 from ..base import Algorithm
 from ..control import Control
 from ..minibatch import grad_sum, rows_of, sample_rows
@@ -178,7 +179,7 @@ def local_steps(ctx, z, idx, scale, phi):
     the whole shard or ``batch`` rows drawn from the worker's stream."""
     p, shard = ctx.params, ctx.shard
     n_i, lam = shard.n, shard.penalty
-    for _ in range(p.local_steps):
+    for _ in local_range(p.local_steps):                 # a stop signal cuts the phase
         rows = sample_rows(ctx.rng, n_i, p.batch)         # None: the whole shard
         gs = grad_sum(shard.loss, z, rows_of(shard, rows))
         if rows is not None:                                # (n_i/|B|) s_B(z)

@@ -44,6 +44,7 @@ import numpy as np
 
 from ...params import INT, Param, at_least
 from ...runtime import worker_task
+from ...stopping import local_range
 from .. import primitives as P
 from ..base import LINE_SEARCH, SOLVER, Algorithm
 from ..control import Control
@@ -68,7 +69,7 @@ def _local_steps(ctx, w_bar, header):
     shard, w = ctx.shard, w_bar.copy()
     f_bar = shard.loss_sum(w_bar)
     g0_norm = None                                    # ||grad f_k(w_bar)||
-    for _ in range(Header.unpack(header).L):
+    for _ in local_range(Header.unpack(header).L, "local Newton steps"):  # a stop cuts it
         g = shard.local_grad(w)
         g0_norm = g0_norm or float(np.linalg.norm(g)) or 1.0
         p = P.local_newton_direction(shard, w, g, ctx.params,

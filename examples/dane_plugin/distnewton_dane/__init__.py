@@ -31,8 +31,9 @@ Written only against :mod:`distnewton.plugin`; installed with the entry point
 
 import numpy as np
 
-from distnewton.plugin import (FLOAT, INT, STR, Algorithm, Param, at_least, cg, loss_grad,
-                               nonneg, positive, solve_spd, worker_task)
+from distnewton.plugin import (FLOAT, INT, STR, Algorithm, Param, at_least, cg,
+                               local_range, loss_grad, nonneg, positive, solve_spd,
+                               worker_task)
 
 __version__ = "0.1.0"
 
@@ -43,7 +44,7 @@ def local_solve(ctx, w_t, g):
     shard, p = ctx.shard, ctx.params
     a = shard.local_grad(w_t) - p.eta * g          # the subproblem's linear term
     w = np.array(w_t)
-    for _ in range(p.local_steps):
+    for _ in local_range(p.local_steps):           # a stop signal ends the phase early
         rhs = shard.local_grad(w) - a + p.mu * (w - w_t)
         if p.local_solver == "cholesky":
             H = shard.local_hessian(w)
