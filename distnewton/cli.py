@@ -39,6 +39,12 @@ def fail(exc: UserError):
     if "mpi4py.MPI" in sys.modules:          # after MPI_Init: every rank is here alike
         from .runtime.mpi import leave_world
         code = leave_world(code)
+    elif env_rank() != 0:
+        # before MPI_Init every rank finds the same error alone; Open MPI's launcher
+        # ends the job when the first rank exits, so the others wait a moment for
+        # rank 0 to print its line
+        import time
+        time.sleep(1.0)
     sys.exit(code)
 
 
@@ -204,7 +210,7 @@ def resolve_run(config_path, overrides, resume_path=None):
         from .inputs import require_regular
         from .io.resume import resolve_resume
         require_regular(resume_path, "--resume")
-        cfg, resume = resolve_resume(resume_path, overrides, env_rank())
+        cfg, resume = resolve_resume(resume_path, overrides)
         for line in resume.warnings if env_rank() == 0 else ():
             click.echo(f"distnewton: warning: {line}", err=True)
     else:

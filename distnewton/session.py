@@ -302,6 +302,8 @@ def open_mpi(cls, cfg, verbosity, resume, monitors):
     comm.bcast(0, root=0)
     try:
         return master_session(cls, comm, cfg, setup, started, verbosity, resume, monitors)
+    except shares.Agreed:                      # every rank raised it: exit 2 together
+        raise
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         mpi.abort_on_exception(exc)
 
@@ -346,11 +348,10 @@ def master_session(cls, comm, cfg, setup, started, verbosity, resume, monitors):
     shards = cfg["data"]["shards"]
     setup_bytes = 0 if shards else hosting.send_shards(comm, setup.X, setup.y, setup.parts,
                                                        rt.hosts, setup.weights)
-    if len(rt.local):                          # run.master_shard: rank 0's own block
-        pieces = worker_pieces(cfg, setup.problem, rt.local,
-                               None if shards else setup_pieces(setup, rt.local))
-        rt.host(build_shards(setup.problem, pieces), cfg["run"]["seed"],
-                algorithm_params(cfg))
+    own = own_shards(comm, cfg, setup.problem, rt.local,
+                     None if shards or not len(rt.local) else setup_pieces(setup, rt.local))
+    if own is not None:                        # run.master_shard: rank 0's own block
+        rt.host(own, cfg["run"]["seed"], algorithm_params(cfg))
     setup.X = setup.y = setup.weights = None   # rank 0 keeps no other rows
     return cls(cfg, setup, rt, started=started, verbosity=verbosity, resume=resume,
                monitors=monitors, mpi_library=library_line(MPI.Get_library_version),
@@ -375,7 +376,20 @@ def serve_worker(comm, cfg):
         ks = blocks_of(cfg, len(problem.sizes), comm.Get_size())[rank]
         received = None if cfg["data"]["shards"] else hosting.receive_shards(
             comm, problem.weighted)
-        serve(comm, build_shards(problem, worker_pieces(cfg, problem, ks, received)),
+        serve(comm, own_shards(comm, cfg, problem, ks, received),
               cfg["run"]["seed"], algorithm_params(cfg), ks=ks)
+    except shares.Agreed:                      # every rank raised it: exit 2 together
+        raise
     except Exception as exc:                   # noqa: BLE001 - every fault ends the job
         abort_on_exception(exc)
+
+
+def own_shards(comm, cfg, problem, ks, received):
+    """The shards of this rank's workers ``ks`` (None for none).  Parts of
+    ``data.shards`` are read here, on each rank: a bad part (a value that
+    overflows, a damaged file) is agreed on, so every rank stops with its one
+    line and exit code 2 (:func:`~distnewton.shares.agree`; collective)."""
+    def build():
+        return build_shards(problem, worker_pieces(cfg, problem, ks, received)) \
+            if len(ks) else None
+    return shares.agree(comm, build) if cfg["data"]["shards"] else build()

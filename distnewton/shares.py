@@ -37,9 +37,14 @@ from .exchange import Rows, held
 COMPRESSED = (".bz2", ".gz", ".xz")
 
 
+class Agreed(UserError):
+    """A UserError every rank of the job raises at the same point (:func:`agree`):
+    the job may end by :func:`distnewton.runtime.mpi.leave_world`, not MPI_Abort."""
+
+
 def agree(comm, fn):
     """``fn()`` on this rank; when any rank raises a UserError, every rank raises
-    the lowest rank's (one message for the whole job, never a hang)."""
+    the lowest rank's as :class:`Agreed` (one message for the whole job, never a hang)."""
     err, out = None, None
     try:
         out = fn()
@@ -48,7 +53,7 @@ def agree(comm, fn):
     errors = comm.allgather(err)
     first = next((e for e in errors if e), None)
     if first is not None:
-        raise UserError(first)
+        raise Agreed(first)
     return out
 
 

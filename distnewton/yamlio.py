@@ -23,6 +23,8 @@ Errors are :class:`~distnewton.errors.UserError` (one line, exit 2).
 
 from __future__ import annotations
 
+import re
+
 import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
@@ -108,6 +110,13 @@ def expanded_nodes(text: str, limit: int = MAX_NODES):
     return total, None
 
 
+#: a double-quoted escape of a lone surrogate (``"\\uDCFE"``: PyYAML's dump of a file
+#: name that is not UTF-8, in the config of result files): libyaml refuses it, the
+#: pure-Python loader took it; a document libyaml refuses for it is read again with
+#: each such escape as U+FFFD (an escaped backslash before it is kept)
+SURROGATE = re.compile(r"(?<!\\)((?:\\\\)*)\\(?:u|U0000)[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def load_text(text, where: str, lines: bool = True):
     """The YAML document in ``text`` (str or bytes) with every limit of this
     module; ``where`` names it in errors (a file, ``--set x``, ``FILE (stored
@@ -130,7 +139,13 @@ def load_text(text, where: str, lines: bool = True):
             if line:
                 raise UserError(f"{at(line)}: aliases expand the document past "
                                 f"{MAX_NODES} nodes (nested aliases?): refused")
-        return yaml.load(text, Loader=Loader)
+        try:
+            return yaml.load(text, Loader=Loader)
+        except yaml.YAMLError as exc:      # only a document that fails otherwise
+            if "invalid Unicode character escape" not in str(exc) or \
+                    not SURROGATE.search(text):
+                raise
+            return yaml.load(SURROGATE.sub(r"\1\\uFFFD", text), Loader=Loader)
     except DuplicateKey as exc:
         line, key, first = exc.args
         raise UserError(f"{at(line)}: duplicate key '{key}' (first at line {first})") \

@@ -95,3 +95,16 @@ def test_stop_messages():
         in stop_message("SIGTERM", None, 7, ("local Newton steps", 3, 100000))
     assert stop_message("SIGINT", "SIGINT", 7, None).startswith("SIGINT received: stopped")
     assert "--resume" in stop_message("SIGTERM", None, 2, None)
+
+
+def test_a_stored_config_with_an_escaped_lone_surrogate_still_reads():
+    """PyYAML dumps a file name that is not UTF-8 as ``"\\uDCFE"``, which libyaml
+    refuses: such a document is read with U+FFFD in its place; a plain scalar
+    holding the same six characters elsewhere stays as written."""
+    import yaml
+    from distnewton.yamlio import load_text
+    text = yaml.safe_dump({"train": "/d\udcfe.svm", "note": "x"})
+    assert '"/d\\uDCFE.svm"' in text
+    assert load_text(text, "c") == {"train": "/d\ufffd.svm", "note": "x"}
+    assert load_text("k: a\\uDCFEb\n", "c") == {"k": "a\\uDCFEb"}
+    assert load_text('k: "\\\\uDCFE"\n', "c") == {"k": "\\uDCFE"}

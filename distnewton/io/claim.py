@@ -244,15 +244,13 @@ class Claim:
     def acquire(self):
         for _ in range(5):
             try:
-                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                self.create_lock()
             except FileExistsError:
                 self.take_over()
                 continue
             except OSError as exc:
                 raise UserError(f"{self.shown}: cannot create the lock file {self.lock} "
                                 f"({exc.strerror})") from None
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"host": HOST, "pid": os.getpid(), "path": self.path}, fh)
             self.owned = True
             HELD[self.path] = self
             self.existed = identity(self.path) if self.overwrite else None
@@ -263,6 +261,27 @@ class Claim:
             return self
         raise UserError(f"{self.shown}: cannot take the lock {self.lock}: it keeps "
                         "changing (another run starting?)")
+
+    def create_lock(self):
+        """The lock file, complete when it appears: written under a temporary
+        name, then hard-linked to its name (FileExistsError if it exists);
+        without hard links, an exclusive create then the write."""
+        tmp = temp_file(self.lock, ".lock")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"host": HOST, "pid": os.getpid(), "path": self.path}, fh)
+            try:
+                os.link(tmp, self.lock)
+                return
+            except FileExistsError:
+                raise
+            except OSError:                    # no hard links here
+                pass
+            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"host": HOST, "pid": os.getpid(), "path": self.path}, fh)
+        finally:
+            os.unlink(tmp)
 
     def take_over(self):
         """The lock exists: refuse a live or foreign holder, remove a dead one."""

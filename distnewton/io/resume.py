@@ -286,21 +286,14 @@ def frozen(key) -> bool:
     return any(key == f or (f.endswith(".*") and key.startswith(f[:-1])) for f in FROZEN)
 
 
-def resolve_resume(path, overrides, rank=0):
+def resolve_resume(path, overrides):
     """``distnewton run --resume PATH``: (the resolved config, the checked Resume).
 
     The stored config, with ``run.backend: auto`` and the file itself as output,
     then ``overrides``; one that changes a key of :data:`FROZEN` is refused.
     Every rank of a job finds the same error here, before MPI starts, and exits
-    with it; ``rank`` (the launcher's): a rank but 0 waits a moment first, so that
-    rank 0 prints the line before Open MPI's launcher ends the job."""
-    try:
-        return _resolve(path, overrides)
-    except UserError:
-        if rank != 0:
-            import time
-            time.sleep(1.0)
-        raise
+    with it (:func:`distnewton.cli.fail`: rank 0 prints it)."""
+    return _resolve(path, overrides)
 
 
 def _resolve(path, overrides):
