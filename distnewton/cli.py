@@ -42,8 +42,11 @@ def fail(exc: UserError):
     elif env_rank() != 0:
         # before MPI_Init every rank finds the same error alone; Open MPI's launcher
         # ends the job when the first rank exits, so the others wait a moment for
-        # rank 0 to print its line
+        # rank 0 to print its line (the launcher's SIGTERM may end the wait)
         import time
+
+        from .stopping import default_actions
+        default_actions()
         time.sleep(1.0)
     sys.exit(code)
 
@@ -234,6 +237,8 @@ def execute(config_path, overrides, verbosity=1, resume_path=None) -> int:
     from .stopping import install
     install()                                  # SIGTERM/SIGUSR1/SIGINT: stop cleanly
     cfg, resume = resolve_run(config_path, overrides, resume_path)
+    from .io.claim import JOB
+    JOB["path"] = cfg["output"]["path"]        # every rank: see claim.release_for_job
     blas.pin_blas_threads(cfg["run"]["blas_threads"])
     session = Session.open(cfg, verbosity=verbosity, resume=resume)
     if session is None:                        # an MPI worker: it served the run

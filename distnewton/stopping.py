@@ -86,6 +86,18 @@ def loaded():
     _loading = False
 
 
+def default_actions():
+    """The stop signals back to their default actions (the process is ending: a
+    launcher's SIGTERM to the remaining ranks then ends this one quietly)."""
+    global _loading
+    _loading = False
+    for name in SIGNALS:
+        try:
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        except (AttributeError, ValueError):   # no such signal, not the main thread
+            pass
+
+
 def requested():
     """The name of the signal that asked for a stop, or None (the master asks
     once per iteration; the tests' ``DISTNEWTON_TEST_SIGNAL`` fault fires here)."""
@@ -121,13 +133,17 @@ def cut():
 
 def leave(exc: Interrupted):
     """End the process (under MPI the job) after :class:`Interrupted`: the
-    partial cache folders removed, one line, exit code 128 + signum."""
+    partial cache folders removed, the output path's claim released, one line,
+    exit code 128 + signum."""
     import sys
     import time
 
     from .data import cache
     from .errors import echo
+    from .io.claim import release_all, release_for_job
+    default_actions()                    # the launcher's own SIGTERM may follow
     cache.discard_pending()
+    release_all()                        # MPI_Abort below skips the atexit release
     mpi = sys.modules.get("mpi4py.MPI")
     world = mpi.COMM_WORLD if mpi is not None and mpi.Is_initialized() \
         and not mpi.Is_finalized() else None
@@ -138,6 +154,7 @@ def leave(exc: Interrupted):
     # every rank got the signal: rank 0 speaks; a worker speaks only if rank 0
     # has not ended the job after a while (it may be inside a long C call)
     time.sleep(0.3 if rank == 0 else 2.0)
+    release_for_job()                    # rank 0 may be stuck in a collective
     echo(f"distnewton: error: {exc}")
     time.sleep(0.3)                      # the line reaches the launcher before the kill
     world.Abort(exc.exit_code)

@@ -18,6 +18,7 @@ loading cases parse a ~60 MB file (several seconds here).
 """
 
 import os
+from pathlib import Path
 import socket
 import sys
 
@@ -200,6 +201,13 @@ def big_bz2(streams):
     return make
 
 
+def parsing(tmp):
+    """True once the ranks parse into the cache (its pieces' ``.tmp-`` folder)."""
+    folder = Path(tmp) / "cache"
+    return folder.is_dir() and any(p.name.startswith(".tmp-") and any(p.glob("piece-*"))
+                                   for p in folder.iterdir())
+
+
 def no_cache_tmp(tmp, out):
     cache = tmp.parent / f"{tmp.name}-cache"
     left = [p for p in cache.rglob("*") if ".tmp-" in p.name] if cache.exists() else []
@@ -235,8 +243,9 @@ SIGNALS = [
          lines=None, timeout=90, check=no_cache_tmp,
          message="SIGINT received while loading the input"),
     Case("mpi: stop signal while loading the data", config=LOADING, args=MPI_RUN,
-         files={"big.svm.bz2": big_bz2(100)}, launch="mpi", signal=(MPI_START + 3, MPI_STOP),
-         code=MPI_CODE, lines=None, timeout=120, new=("cache",),
+         files={"big.svm.bz2": big_bz2(100)}, launch="mpi", signal=(parsing, MPI_STOP),
+         code=MPI_CODE, lines=None, timeout=120,
+         new=("cache", "cache/*", "cache/*/*"),   # an entry committed before the signal
          message=f"{MPI_STOP} received while loading the input"),
     Case("mpi: stop signal while rank 0 parses alone", config=LOADING_SLOW, args=MPI_RUN,
          files={"big.svm.bz2": big_bz2(100)}, launch="mpi", signal=(MPI_START + 3, MPI_STOP),

@@ -382,6 +382,35 @@ def released_on_error(path):
         raise
 
 
+#: the output path of the job this process belongs to (every rank; see release_for_job)
+JOB = {"path": None}
+
+
+def parent(pid):
+    """The parent pid of ``pid`` (Linux /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def release_for_job():
+    """Before this rank ends the job by MPI_Abort: the lock of the job's output
+    (:data:`JOB`) is removed when its holder is a rank of this job on this host
+    (a sibling process: the same parent, the launcher's daemon), which may be
+    blocked in a collective and killed before it can remove it itself."""
+    path = JOB["path"]
+    if path is None:
+        return
+    lock = lock_path(path)
+    who = holder(lock)
+    if who is None or who[0] != HOST or who[1] == os.getpid():
+        return
+    if parent(who[1]) == os.getppid() != 1:
+        remove_stale(lock, who)
+
+
 @atexit.register
 def release_all():
     for c in list(HELD.values()):

@@ -54,7 +54,8 @@ class Case:
     ``lines``: how many lines distnewton may print (None: any; the error line is
     then the last one starting with ``distnewton: error:``).
     ``signal``: ``(seconds, "SIGTERM")`` sent to the process (group) after that
-    long (``launch`` proc or mpi).
+    long (``launch`` proc or mpi); ``(when, "SIGTERM")`` with a callable
+    ``when(tmp)``: sent as soon as it returns true (polled every 50 ms).
     """
 
     name: str
@@ -161,7 +162,13 @@ def run_proc(cmd, timeout, env, cwd, sig=None):
                             errors="replace", cwd=cwd, env=e, start_new_session=True)
     t0 = time.monotonic()
     try:
-        if sig is not None:
+        if sig is not None and callable(sig[0]):      # when the case's folder shows it
+            while proc.poll() is None and time.monotonic() - t0 < timeout:
+                if sig[0]():
+                    os.killpg(proc.pid, getattr(signal, sig[1]))
+                    break
+                time.sleep(0.05)
+        elif sig is not None:
             try:
                 proc.wait(timeout=sig[0])
             except subprocess.TimeoutExpired:
@@ -197,7 +204,10 @@ def run(case: Case, tmp: Path):
     cmd = [sys.executable, "-m", "distnewton", *args]
     if case.launch == "mpi":
         cmd = [launch.mpiexec(), "-n", str(case.n), *cmd]
-    code, out, err = run_proc(cmd, case.timeout, env, tmp, case.signal)
+    sig = case.signal
+    if sig is not None and callable(sig[0]):
+        sig = (lambda: case.signal[0](tmp), sig[1])
+    code, out, err = run_proc(cmd, case.timeout, env, tmp, sig)
     return code, launch.own_lines(err) + [l for l in out.splitlines() if l.strip()], out + err
 
 
@@ -226,7 +236,8 @@ def check(case: Case, tmp: Path):
 
 
 def params(cases, klass):
-    """``pytest.mark.parametrize`` arguments: ids ``klass/name``, MPI cases marked."""
+    """``pytest.mark.parametrize`` arguments: ids ``klass/name``; MPI cases marked
+    ``mpi``, cases in a process of their own ``slow``."""
     import pytest
     names = [c.name for c in cases]
     assert len(set(names)) == len(names), "case names must be unique"
@@ -235,5 +246,7 @@ def params(cases, klass):
         marks = [pytest.mark.corpus]
         if c.launch == "mpi":
             marks.append(pytest.mark.mpi)
+        elif c.launch == "proc":               # a process of its own: not the inner loop
+            marks.append(pytest.mark.slow)
         out.append(pytest.param(c, id=f"{klass}/{c.name}", marks=marks))
     return out
