@@ -38,7 +38,6 @@ def solve(folder, name="newton", model=None, weights=True, rtol=1e-10, rounds=30
 
 def sklearn_optimum(X, y, s=None, class_weight=None, intercept=False):
     from sklearn.linear_model import LogisticRegression
-    n = len(y)
     ref = LogisticRegression(C=1.0, fit_intercept=intercept, class_weight=class_weight,
                              solver="newton-cholesky", tol=1e-12, max_iter=300)
     ref.fit(X, y, sample_weight=s)                 # C = 1/(lambda n), lambda = 1/n
