@@ -152,11 +152,11 @@ def latency(lm, suggest):
 
 
 def largest(X, y) -> tuple:
-    """(max |x_ij|, max |y_i|) of one piece of the rows (0 when empty)."""
-    data = X.data if hasattr(X, "data") else np.asarray(X)
-    y = np.asarray(y)
-    return (float(np.max(np.abs(data))) if data.size else 0.0,
-            float(np.max(np.abs(y))) if y.size else 0.0)
+    """(max |x_ij|, max |y_i|) of one piece of the rows (0 when empty); no copy of
+    the values (``np.abs`` would allocate one as large as the shard)."""
+    def top(a):
+        return float(max(a.max(), -a.min())) if a.size else 0.0
+    return top(X.data if hasattr(X, "data") else np.asarray(X)), top(np.asarray(y))
 
 
 def magnitude(big, n, loss, source):

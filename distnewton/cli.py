@@ -237,8 +237,8 @@ def execute(config_path, overrides, verbosity=1, resume_path=None) -> int:
     from .stopping import install
     install()                                  # SIGTERM/SIGUSR1/SIGINT: stop cleanly
     cfg, resume = resolve_run(config_path, overrides, resume_path)
-    from .io.claim import JOB
-    JOB["path"] = cfg["output"]["path"]        # every rank: see claim.release_for_job
+    from .io.job import JOB
+    JOB["path"] = cfg["output"]["path"]        # every rank: see job.release_for_job
     blas.pin_blas_threads(cfg["run"]["blas_threads"])
     session = Session.open(cfg, verbosity=verbosity, resume=resume)
     if session is None:                        # an MPI worker: it served the run

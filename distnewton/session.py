@@ -40,6 +40,7 @@ from .faults import inject
 from . import checks, ingest_parallel, shares
 from .ingest import load_w0, prepare, worker_shard
 from .io import claim as claims
+from .io.job import refuse_sim_copies
 from .io.checkpoint import write_checkpoint
 from .io.fallback import salvage
 from .io.provenance import library_line, model_attributes, now, root_attributes
@@ -231,7 +232,7 @@ def check_inputs(cfg, K, resume, arrays=None):
 def check_output(cfg):
     """The result file can be written, and is claimed (checked before any work;
     :mod:`distnewton.io.claim`)."""
-    claims.refuse_sim_copies(cfg)
+    refuse_sim_copies(cfg)
     if cfg["output"]["path"] is not None:
         claims.claim(cfg["output"]["path"], cfg["output"]["overwrite"])
 

@@ -140,7 +140,7 @@ def leave(exc: Interrupted):
 
     from .data import cache
     from .errors import echo
-    from .io.claim import release_all, release_for_job
+    from .io.job import release_all, release_for_job
     default_actions()                    # the launcher's own SIGTERM may follow
     cache.discard_pending()
     release_all()                        # MPI_Abort below skips the atexit release

@@ -10,19 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from distnewton.cli import main
+from support.corpus import expand
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "bad_inputs" / "cases.yaml").read_text())
 CASES = CORPUS["cases"]
-
-
-def expand(value, tmp):
-    if isinstance(value, str):
-        return value.replace("{tmp}", str(tmp))
-    if isinstance(value, list):
-        return [expand(v, tmp) for v in value]
-    if isinstance(value, dict):
-        return {k: expand(v, tmp) for k, v in value.items()}
-    return value
 
 
 def merge(base, extra):

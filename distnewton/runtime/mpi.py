@@ -154,10 +154,8 @@ def abort_on_exception(exc, tb=None, code=None):
         sys.stderr.write(f"distnewton: rank {rank}: internal error:\n{text}")
         code = EXIT_INTERNAL if code is None else code
     sys.stderr.flush()
-    claims = sys.modules.get("distnewton.io.claim")
-    if claims is not None:                     # MPI_Abort skips the atexit release:
-        claims.release_all()                   # rank 0's claim, or the one of a
-        claims.release_for_job()               # rank 0 the abort kills
+    if "distnewton.io.job" in sys.modules:     # a run's claims (not imported here:
+        sys.modules["distnewton.io.job"].release_before_abort()   # no runtime -> io)
     time.sleep(0.3)            # let the launcher forward the message before the kill
     comm.Abort(code)
 

@@ -81,6 +81,7 @@ class Case:
 
 
 def expand(value, tmp):
+    """``value`` with every ``{tmp}`` in its strings replaced by the case's folder."""
     if isinstance(value, str):
         return value.replace("{tmp}", str(tmp))
     if isinstance(value, list):
