@@ -83,6 +83,11 @@ def main():
               "(backend sim) or logical workers over the MPI ranks")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="override a config key (repeatable)")
+@click.option("--fetch", is_flag=True, help="download a registered data set the config "
+              "names (data.train: a9a) if it is not cached yet, verified as `distnewton data "
+              "fetch` does (data.fetch: auto)")
+@click.option("--mirror", metavar="DIR|URL", help="with --fetch: fetch from this folder or "
+              "URL (a9a.bz2, ...) instead of the LIBSVM site (data.mirror)")
 @click.option("--overwrite", is_flag=True, help="replace an existing result file")
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
               help="import this algorithm plugin module on every rank (appends to "
@@ -90,7 +95,7 @@ def main():
 @click.option("-q", "--quiet", is_flag=True, help="no per-round lines")
 @click.option("-v", "--verbose", is_flag=True, help="bytes per round too")
 def run(config, resume, output, backend, workers, overrides, overwrite, plugins, quiet,
-        verbose):
+        verbose, fetch, mirror):
     """Run the algorithm of CONFIG and write one HDF5 result file.
 
     Exit codes: 0 done, 1 internal error, 2 user error, 3 stopped by
@@ -114,6 +119,10 @@ def run(config, resume, output, backend, workers, overrides, overwrite, plugins,
     if overwrite:
         extra.append(override("output.overwrite", True, "--overwrite"))
     extra += [override("run.plugins", module, "--plugin", append=True) for module in plugins]
+    if fetch:
+        extra.append(override("data.fetch", "auto", "--fetch"))
+    if mirror is not None:
+        extra.append(override("data.mirror", mirror, "--mirror"))
     sys.exit(execute(config, extra, verbosity=0 if quiet else (2 if verbose else 1),
                      resume_path=resume))
 

@@ -64,6 +64,13 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "cache": Param(STR + BOOL, "auto", "binary cache of parsed text files: auto (files "
                        "of 4 MiB or more, in $DISTNEWTON_CACHE/parsed, default ~/.cache/"
                        "distnewton/parsed), off (YAML's false too), or a folder (every file)"),
+        "fetch": Param(STR, "never", "a registered data set (train, test) that is not "
+                       "downloaded yet: never (stop with the `distnewton data fetch` command "
+                       "to run) or auto (fetch and verify it first, as `data fetch` does; "
+                       "`run --fetch`)", choices=("never", "auto")),
+        "mirror": Param(STR, None, "where data.fetch: auto fetches from: a folder or URL "
+                        "holding the registry's file names (a9a.bz2, ...) instead of the "
+                        "LIBSVM site (`run --mirror`)", nullable=True),
     },
     "model": {
         "loss": Param(STR, "logistic", "objective", choices=("logistic", "ridge")),

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import checks
-from .data import cache, make_synthetic, map_labels, partition, write_libsvm
+from .data import cache, make_synthetic, map_labels, partition, runsets, write_libsvm
 from .data.registry import resolve_path
 from .data.split import load_part, read_manifest
 from .errors import UserError
@@ -40,6 +40,7 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
     if arrays is not None:
         return prepare_arrays(cfg, n_workers, *arrays)
     check_run_inputs(cfg)                      # no FIFO, device or folder is read
+    runsets.fetch_for_run(cfg)                 # data.fetch: auto: missing registered sets
     if dc["shards"]:
         return prepare_shards(cfg, n_workers, load_rows=cfg["run"]["backend"] == "sim")
     train = dc["train"]

@@ -37,14 +37,21 @@ def require_regular(path, key=None):
 
 
 def check_run_inputs(cfg):
-    """Every input file of a resolved run config: data.train (a registered name
-    resolved), data.test, data.weights, model.w0 and the files of data.shards."""
-    from .data.registry import resolve_path
+    """Every input file of a resolved run config: data.train and data.test (a
+    registered name resolved; one that is not downloaded is an error unless
+    data.fetch: auto fetches it: :func:`distnewton.data.runsets.check`),
+    data.weights, model.w0 and the files of data.shards."""
+    from .data import runsets
+    from .data.registry import cached_path
     dc = cfg["data"]
-    if dc["train"] is not None and dc["synth"] is None and not dc["shards"]:
-        require_regular(resolve_path(dc["train"], "data.train"), "data.train")
-    for key in ("test", "weights"):
-        require_regular(dc[key], f"data.{key}")
+    runsets.check(cfg)
+    named = dict(runsets.named_sets(cfg))
+    for key in ("train", "test"):
+        if f"data.{key}" in named:
+            require_regular(cached_path(named[f"data.{key}"]), f"data.{key}")
+        elif key == "test" or (dc["synth"] is None and not dc["shards"]):
+            require_regular(dc[key], f"data.{key}")
+    require_regular(dc["weights"], "data.weights")
     require_regular(cfg["model"]["w0"], "model.w0")
     if dc["shards"] and os.path.isdir(dc["shards"]):
         for entry in sorted(os.listdir(dc["shards"])):

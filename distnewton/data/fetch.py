@@ -5,8 +5,9 @@ Sources, for registry entry ``e``:
 * default: the official URL ``e.url`` (plain text or ``.bz2`` on the LIBSVM site);
 * ``--mirror DIR`` (a local folder, e.g. ``../shared/data``) or ``--mirror URL``:
   ``MIRROR/e.file`` (the ``.bz2`` name, e.g. ``a9a.bz2``), else
-  ``MIRROR/<basename of e.url>``.  The same code path as a download, so CI
-  exercises it with no network.
+  ``MIRROR/<basename of e.url>``, else the entry's ``mirror_names`` (phishing:
+  ``phishing.crlf.bz2``, the name ``../shared/data`` holds it under).  The same
+  code path as a download, so CI exercises it with no network.
 
 The file is stored as ``DIR/e.file`` (bz2-compressed: a plain source is
 compressed while it streams) under a temporary name; the sha256 of the
@@ -74,7 +75,8 @@ def _open_url(url):
 
 def _sources(entry, mirror):
     """Candidate (label, opener) pairs, in order."""
-    names = [entry.file, os.path.basename(urllib.parse.urlparse(entry.url).path)]
+    names = [entry.file, os.path.basename(urllib.parse.urlparse(entry.url).path),
+             *entry.mirror_names]
     names = list(dict.fromkeys(names))
     if mirror is None:
         return [(entry.url, lambda: _open_url(entry.url))]
