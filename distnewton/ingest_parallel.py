@@ -41,7 +41,7 @@ import os
 import numpy as np
 
 from . import checks
-from .data import cache, map_labels, partition
+from .data import cache, map_labels, partition, runsets
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
 from .data.libsvm_arrow import parsing_memory
@@ -62,7 +62,8 @@ from .weights import read_weights, row_weights
 def applies(cfg, arrays=None) -> bool:
     """The parallel path reads this run's data: a text file (uncompressed, or
     compressed with a cache to decompress it into), and none of the options that
-    need every row on one rank (one-vs-rest, generated data, pre-split shards)."""
+    need every row on one rank (one-vs-rest, generated data, pre-split shards),
+    nor a registered set still to fetch (rank 0 alone fetches, on the other path)."""
     dc, mc = cfg["data"], cfg["model"]
     if arrays is not None or dc["shards"] or dc["synth"] is not None:
         return False
@@ -70,6 +71,8 @@ def applies(cfg, arrays=None) -> bool:
         return False
     if os.environ.get("DISTNEWTON_PARALLEL_INGEST", "1") == "0":
         return False
+    if runsets.missing_sets(cfg):
+        return False                           # rank 0 fetches them first (data.fetch: auto)
     try:
         path = resolve_path(dc["train"], "data.train")
     except UserError:

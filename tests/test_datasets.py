@@ -58,6 +58,36 @@ def test_registry_lists_the_papers_sets_with_official_urls_and_manifest_sums():
     assert checked >= 7
 
 
+#: the sets issue 29 added for the shipped configs: (n, d) as the LIBSVM page lists them
+ADDED = {"german.numer": (1000, 24), "german.numer_scale": (1000, 24),
+         "australian": (690, 14), "heart_scale": (270, 13)}
+
+
+def test_the_added_sets_are_registered_with_their_sums_and_sizes():
+    for name, (n, d) in ADDED.items():
+        e = REGISTRY[name]
+        assert e.url == f"https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary/{name}"
+        assert (e.n_samples, e.n_features, e.file) == (n, d, f"{name}.bz2")
+        assert e.sha256 is not None and len(e.sha256) == 64 and e.bytes > 0
+    assert REGISTRY["phishing"].mirror_names == ("phishing.crlf.bz2",)
+    assert REGISTRY["phishing"].sha256 is None          # the CRLF copy is not the official file
+
+
+@REAL_FILES
+def test_the_added_sets_match_the_manifest_and_the_files(tmp_path):
+    """The sums are MANIFEST.tsv's, and the decompressed files have them, with the
+    rows and largest feature index the registry states."""
+    with open(SHARED / "MANIFEST.tsv") as fh:
+        manifest = {r["file"]: r for r in csv.DictReader(fh, delimiter="\t")}
+    for name, (n, d) in ADDED.items():
+        e, row = REGISTRY[name], manifest[f"{name}.bz2"]
+        assert e.sha256 == row["sha256_of_decompressed"]
+        assert e.bytes == int(row["bytes_decompressed"])
+        assert sha_of_bz2(SHARED / e.file) == e.sha256
+        ds = read_libsvm(str(SHARED / e.file))
+        assert ds.X.shape == (n, d), name
+
+
 @REAL_FILES
 def test_fetch_from_the_shared_mirror_verifies_and_caches(tmp_path):
     folder = tmp_path / "data"
