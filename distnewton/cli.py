@@ -176,9 +176,10 @@ def data():
 @click.argument("path")
 @click.option("--zero-based", is_flag=True, help="indices start at 0")
 def data_info(path, zero_based):
-    """n, d, nnz, labels and density of a LIBSVM file."""
+    """n, d, nnz, labels and density of a LIBSVM file (or a fetched registered set)."""
     from .data import dataset_info
-    info = dataset_info(path, zero_based=zero_based)
+    from .data.registry import resolve_path
+    info = dataset_info(resolve_path(path, "PATH"), zero_based=zero_based)
     for key, value in info.items():
         if key == "labels":
             value = ", ".join(f"{k:g}: {v}" for k, v in sorted(value.items()))
