@@ -67,8 +67,8 @@ CASES = [
     Case("a checkout's path to a registered set", args=run_args(),
          config={"data": {"train": "{tmp}/shared/data/a9a.bz2"}}, env=NO_DATA_DIR,
          message="data.train: {tmp}/shared/data/a9a.bz2: no such file; did you mean "
-                 "data.train: a9a ? (a registered data set: `distnewton data fetch a9a`, "
-                 "or run with --fetch)"),
+                 "data.train: a9a ? (a registered data set, fetched by `distnewton data "
+                 "fetch a9a` or by a run with --fetch)"),
     Case("a mirror's other name of a registered set", args=run_args(),
          config={"data": {"train": "{tmp}/phishing.crlf.bz2"}}, env=NO_DATA_DIR,
          message="no such file; did you mean data.train: phishing ?"),
@@ -152,22 +152,28 @@ def test_fetch_under_mpiexec_downloads_one_copy(tmp_path):
 @pytest.mark.slow
 def test_fetch_on_the_sim_backend_and_resume(tmp_path):
     """sim: the set is fetched in-process (data.fetch: auto in the config, the mirror
-    from data.mirror); --resume of that run reads the cached set and ends where one
-    longer run ends."""
+    from data.mirror); --resume of that run reads the cached set, or fetches it again
+    into an empty data folder (--fetch and --mirror may change on resume), and ends
+    where one longer run ends."""
     phishing_mirror(tmp_path / "mirror")
     env = {"DISTNEWTON_DATA": str(tmp_path / "data")}
     cfg = phishing_config(tmp_path, fetch="auto", mirror=str(tmp_path / "mirror"))
     out = tmp_path / "a.h5"
     res = cli("run", cfg, "--backend", "sim", "--workers", 2, "-o", out, "-q",
-              "--set", "run.checkpoint_every=2", "--set", "run.max_rounds=4",
+              "--set", "run.checkpoint_every=3", "--set", "run.max_rounds=3",
               "--set", "run.grad_rtol=1e-14", extra_env=env)
     assert res.returncode == 0 and "fetched phishing" in res.stderr, res.stderr
     res = cli("run", "--resume", out, "--backend", "sim", "--workers", 2, "-q",
-              "--set", "run.max_rounds=8", extra_env=env)
+              "--set", "run.max_rounds=6", extra_env=env)
     assert res.returncode == 0 and "fetched" not in res.stderr, res.stderr
+    # on another machine (an empty data folder), fetched again: --fetch, --mirror are free
+    res = cli("run", "--resume", out, "--backend", "sim", "--workers", 2, "-q",
+              "--set", "run.max_rounds=9", "--fetch", "--mirror", tmp_path / "mirror",
+              extra_env={"DISTNEWTON_DATA": str(tmp_path / "elsewhere")})
+    assert res.returncode == 0 and "fetched phishing" in res.stderr, res.stderr
     full = tmp_path / "f.h5"
     res = cli("run", cfg, "--backend", "sim", "--workers", 2, "-o", full, "-q",
-              "--set", "run.max_rounds=8", "--set", "run.grad_rtol=1e-14", extra_env=env)
+              "--set", "run.max_rounds=9", "--set", "run.grad_rtol=1e-14", extra_env=env)
     assert res.returncode == 0, res.stderr
     (_, hr, wr), (_, hf, wf) = read_result(out), read_result(full)
     assert list(hr["comm_rounds"]) == list(hf["comm_rounds"])

@@ -97,8 +97,8 @@ def near_miss(cfg):
         name = suggest(value)
         if name is not None:
             raise UserError(f"{key}: {value}: no such file; did you mean {key}: {name} ? "
-                            f"(a registered data set: `{fetch_command([name])}`, or run "
-                            "with --fetch)")
+                            f"(a registered data set, fetched by `{fetch_command([name])}` "
+                            "or by a run with --fetch)")
 
 
 def fetch_missing(cfg, say=echo):

@@ -51,10 +51,11 @@ from .read import open_h5
 
 #: config keys a checkpointed state depends on: ``--set`` may not change them on
 #: resume (the data file itself is checked by its sha256, so ``data.train``,
-#: ``data.test`` and ``data.cache`` may point elsewhere; ``run.*`` but ``run.seed``
-#: and ``output.*`` may change)
+#: ``data.test`` and ``data.cache`` may point elsewhere, and ``data.fetch`` and
+#: ``data.mirror`` say only how a registered set is fetched; ``run.*`` but
+#: ``run.seed`` and ``output.*`` may change)
 FROZEN = ("algorithm.*", "model.*", "data.*", "run.seed")
-FREE = ("data.train", "data.test", "data.cache", "model.w0")
+FREE = ("data.train", "data.test", "data.cache", "data.fetch", "data.mirror", "model.w0")
 
 #: /checkpoint's counters and their kinds
 COUNTERS = {"iteration": int, "comm_rounds": int, "bytes_up": int, "bytes_down": int,
