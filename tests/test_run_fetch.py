@@ -203,3 +203,17 @@ def test_run_fetch_from_the_shared_mirror(tmp_path):
     assert str(held[0]) in res.stderr and "cannot verify" in res.stderr, res.stderr
     assert (tmp_path / "data" / "phishing.bz2").read_bytes() == held[0].read_bytes()
     assert read_result(tmp_path / "p.h5")[0]["n_samples"] == 11055
+
+
+@pytest.mark.slow
+def test_data_fetch_finds_a_set_under_the_mirrors_other_name(tmp_path):
+    """A mirror holding phishing only as phishing.crlf.bz2 (as ../shared/data does):
+    `data fetch phishing --mirror DIR` finds it, keeps its bytes, warns it cannot verify."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    text = b"1 1:0.5 3:1\r\n0 2:0.25\r\n"
+    (mirror / "phishing.crlf.bz2").write_bytes(bz2.compress(text))
+    res = cli("data", "fetch", "phishing", "--mirror", mirror, "--dir", tmp_path / "data")
+    assert res.returncode == 0, res.stderr
+    assert f"from {mirror / 'phishing.crlf.bz2'}" in res.stdout and "cannot verify" in res.stderr
+    assert bz2.decompress((tmp_path / "data" / "phishing.bz2").read_bytes()) == text
