@@ -80,7 +80,7 @@ def test_pipes_and_files_are_not_watched_and_plan_follows_run_progress(tmp_path,
     assert (ppid, pgrp) == (os.getppid(), os.getpgrp()) and name
     monkeypatch.setenv("PMI_RANK", "0")       # as under a launcher: pytest is none
     r, w = os.pipe()
-    with os.fdopen(r) as rd, os.fdopen(w, "w") as wr, open(tmp_path / "f", "w") as f:
+    with os.fdopen(r), os.fdopen(w, "w") as wr, open(tmp_path / "f", "w") as f:
         assert terminal.watched(wr) == (False, None) and terminal.watched(f) == (False, None)
         assert terminal.plan("auto", wr, f) == (None, True, None)
         assert terminal.plan("never", wr, f) == (None, True, None)
