@@ -4,9 +4,11 @@ predict | evaluate | data ...``.
 ``data``: ``info | synth | list | fetch | split``.
 
 Exit codes: 0 done, 1 internal error, 2 user error (one line naming the file
-and line, the config key or the argument), 3 stopped with a checkpoint, 4
-finished but the result file could not be written (model and history saved
-in a fallback file).  mpi4py is imported only by ``run`` with the MPI backend.
+and line, the config key or the argument), 3 stopped with a checkpoint (SIGINT,
+SIGTERM, SIGUSR1), 4 finished but the result file could not be written (model
+and history saved in a fallback file), 5 ``run --require-converged``: the run
+ended without converging (result written), 128 + N stopped by signal N while
+loading (nothing written).  mpi4py is imported only by ``run`` with the MPI backend.
 """
 
 from __future__ import annotations
@@ -75,34 +77,72 @@ def main():
 
 @main.command()
 @click.argument("config", type=click.Path(), required=False)
-@click.option("--resume", type=click.Path(),
-              help="continue the run checkpointed in this result file (written in place)")
-@click.option("-o", "--output", help="result file (HDF5); default from output.path")
-@click.option("--backend", type=click.Choice(["auto", "mpi", "sim"]), help="override run.backend")
-@click.option("--workers", type=int, help="number of workers K (run.workers): simulated "
-              "(backend sim) or logical workers over the MPI ranks")
+@click.option("--resume", type=click.Path(), metavar="RESULT.h5",
+              help="continue the run checkpointed in this result file (written in place), "
+                   "instead of CONFIG")
+@click.option("-o", "--output", metavar="RESULT.h5",
+              help="result file (HDF5; output.path, default results/<config>-<time>.h5)")
+@click.option("--backend", type=click.Choice(["auto", "mpi", "sim"]),
+              help="run.backend: mpi (real ranks), sim (one process) or auto (mpi under a "
+                   "launcher)")
+@click.option("--workers", type=int, metavar="K",
+              help="number of workers K (run.workers): simulated under sim (default 4), "
+                   "logical workers spread over the worker ranks under MPI (default one "
+                   "per rank)")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="override a config key (repeatable)")
+              help="override a config key (repeatable; keys: distnewton config)")
 @click.option("--fetch", is_flag=True, help="download a registered data set the config "
               "names (data.train: a9a) if it is not cached yet, verified as `distnewton data "
               "fetch` does (data.fetch: auto)")
 @click.option("--mirror", metavar="DIR|URL", help="with --fetch: fetch from this folder or "
               "URL (a9a.bz2, ...) instead of the LIBSVM site (data.mirror)")
-@click.option("--overwrite", is_flag=True, help="replace an existing result file")
+@click.option("--overwrite", is_flag=True, help="replace an existing result file "
+              "(output.overwrite)")
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
               help="import this algorithm plugin module on every rank (appends to "
                    "run.plugins; repeatable)")
-@click.option("-q", "--quiet", is_flag=True, help="no per-round lines")
-@click.option("-v", "--verbose", is_flag=True, help="bytes per round too")
-def run(config, resume, output, backend, workers, overrides, overwrite, plugins, quiet,
-        verbose, fetch, mirror):
+@click.option("--progress/--no-progress", default=None,
+              help="show the progress bar (and no per-iteration lines), or never; default "
+                   "(run.progress: auto): when a person watches the terminal, also under "
+                   "mpiexec, never in SLURM output files, pipes or background jobs")
+@click.option("--require-converged", is_flag=True,
+              help="exit with code 5 when the run ends without converging (max_rounds, "
+                   "max_iterations, stalled, diverged; run.require_converged); the result "
+                   "file is written as usual")
+@click.option("-q", "--quiet", is_flag=True,
+              help="no progress bar and no per-iteration lines; the summary line, "
+                   "warnings and errors stay")
+@click.option("-v", "--verbose", is_flag=True, help="per-iteration lines with the bytes "
+              "sent up and down (no bar)")
+def run(config, resume, output, backend, workers, overrides, overwrite, plugins, progress,
+        require_converged, quiet, verbose, fetch, mirror):
     """Run the algorithm of CONFIG and write one HDF5 result file.
 
-    Exit codes: 0 done, 1 internal error, 2 user error, 3 stopped by
-    SIGTERM/SIGUSR1/SIGINT with a checkpoint (continue with --resume FILE), 4 the
-    result could not be written: model and history are in the fallback file
-    named on stderr (distnewton recover FILE), 128 + N stopped by signal N while
-    loading the input (nothing written).
+    \b
+    Examples:
+      mpiexec -n 5 distnewton run a9a.yaml -o results/a9a.h5  # rank 0 + 4 workers
+      distnewton run a9a.yaml --backend sim --workers 4       # one process
+      distnewton run a9a.yaml --set run.max_rounds=50 --require-converged
+      distnewton run --resume results/a9a.h5                  # after a stop
+
+    Every config key, with its type, default and meaning: `distnewton config
+    [SECTION]`; the algorithms and their keys: `distnewton list`.
+
+    Ctrl-C (SIGINT), SIGTERM or SIGUSR1 stop the run after the current
+    iteration and write the result with a checkpoint (exit 3); a second
+    Ctrl-C aborts at once.  Under Open MPI's mpirun, which aborts the job on
+    Ctrl-C, send SIGUSR1 instead: kill -USR1 <mpirun pid>.
+
+    \b
+    Exit codes:
+      0  done (the summary line gives the status)
+      1  internal error
+      2  user error: bad config, data or arguments (one line)
+      3  stopped by SIGINT/SIGTERM/SIGUSR1, checkpoint written (--resume FILE)
+      4  result not written: model and history in the fallback file named on
+         stderr (distnewton recover FILE)
+      5  not converged under --require-converged (result written)
+      128+N  stopped by signal N while loading the input (nothing written)
     """
     if (config is None) == (resume is None):
         raise UserError("run: give a CONFIG file or --resume RESULT.h5 (one of the two)")
@@ -123,6 +163,11 @@ def run(config, resume, output, backend, workers, overrides, overwrite, plugins,
         extra.append(override("data.fetch", "auto", "--fetch"))
     if mirror is not None:
         extra.append(override("data.mirror", mirror, "--mirror"))
+    if progress is not None:
+        extra.append(override("run.progress", "always" if progress else "never",
+                              "--progress" if progress else "--no-progress"))
+    if require_converged:
+        extra.append(override("run.require_converged", True, "--require-converged"))
     sys.exit(execute(config, extra, verbosity=0 if quiet else (2 if verbose else 1),
                      resume_path=resume))
 

@@ -125,6 +125,15 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "latency_model": Param((dict,), None, "{per_round: s, per_byte: s}: adds modelled network "
                                "time to a modelled_time column (wall_time is unchanged)",
                                nullable=True),
+        "progress": Param(STR, "auto", "distnewton run's progress bar: auto (when a person "
+                          "watches the terminal, also through mpiexec; never in SLURM output "
+                          "files, pipes or background jobs), always (`--progress`: the bar, "
+                          "no per-iteration lines) or never (`--no-progress`)",
+                          choices=("auto", "always", "never")),
+        "require_converged": Param(BOOL, False, "distnewton run exits with code 5 (after "
+                                   "writing the result) when the run ended max_rounds, "
+                                   "max_iterations, stalled or diverged "
+                                   "(`--require-converged`)"),
         "plugins": Param((list,), [], "modules to import on every rank before the run (their "
                          "@register_algorithm classes and worker tasks; `--plugin MODULE` "
                          "appends one); recorded here, so --resume imports them again",

@@ -1,10 +1,13 @@
 """Errors and exit codes shared by every rank.
 
 Exit codes (documented in docs/guide/running.md): 0 done, 1 internal error, 2 user error
-(bad config, bad data, bad arguments), 3 stopped by SIGTERM/SIGUSR1 with a
-checkpoint written (``distnewton run --resume FILE`` continues), 4 the run
+(bad config, bad data, bad arguments), 3 stopped by SIGTERM/SIGUSR1/SIGINT with
+a checkpoint written (``distnewton run --resume FILE`` continues), 4 the run
 finished but its result file could not be written: the model and history are
-in the fallback file named on stderr (``distnewton recover FILE``); 128 + N
+in the fallback file named on stderr (``distnewton recover FILE``), 5 the run
+ended without converging (``max_rounds``, ``max_iterations``, ``stalled``,
+``diverged``) and ``--require-converged`` (``run.require_converged``) asked for
+convergence: the result file is written as usual; 128 + N
 stopped by signal N while the input was loaded, before any model existed:
 nothing written (143 SIGTERM, 130 SIGINT, 138 SIGUSR1, as shells report a
 process killed by a signal; :class:`distnewton.stopping.Interrupted`).
@@ -17,6 +20,7 @@ EXIT_INTERNAL = 1
 EXIT_USER = 2
 EXIT_STOPPED = 3
 EXIT_SALVAGED = 4
+EXIT_NOT_CONVERGED = 5      # --require-converged: the run ended without converging
 EXIT_SIGNAL_BASE = 128      # + signum: stopped while loading (distnewton.stopping)
 
 

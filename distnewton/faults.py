@@ -8,7 +8,9 @@ of the result write (rank 0, :func:`distnewton.results.write_result`):
 (only when the file gets a /checkpoint), ``write:rename`` (the file is
 complete under its temporary name).  ``RANK:POINT=ERRNO`` raises
 ``OSError(errno.ERRNO)`` instead, e.g. ``0:write:model=ENOSPC`` (disk full);
-``RANK:POINT=SIGKILL`` kills the process there (a write cut short).
+``RANK:POINT=SIGKILL`` kills the process there (a write cut short);
+``RANK:POINT=STALL`` prints ``distnewton-test: stalled at POINT`` on stderr and
+waits there forever (a test then signals a process caught mid-write).
 ``DISTNEWTON_TEST_SIGNAL=SIG@N`` makes the master raise the real signal SIG
 (SIGTERM or SIGUSR1) in its own process when it checks for a stop after
 iteration N (:func:`distnewton.stopping.requested`), so a test stops a run
@@ -33,10 +35,22 @@ def inject(point, rank):
         return
     if kind == "SIGKILL":
         os.kill(os.getpid(), signal.SIGKILL)
+    if kind == "STALL":
+        stall(point)
     if kind:
         code = getattr(errno, kind)
         raise OSError(code, f"{os.strerror(code)} (injected at {point}, DISTNEWTON_TEST_FAULT)")
     raise RuntimeError(f"injected fault at {point} (DISTNEWTON_TEST_FAULT)")
+
+
+def stall(point):
+    """Announce the point, then wait until a signal ends the process."""
+    import sys
+    import time
+    sys.stderr.write(f"distnewton-test: stalled at {point}\n")
+    sys.stderr.flush()
+    while True:
+        time.sleep(1.0)
 
 
 def signal_at(iteration):

@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 import sys
 
-from .progress import Bar, is_tty
+from .progress import Bar
+from .terminal import plan
 
 
 class Monitor:
@@ -78,9 +79,11 @@ class CheckpointWriter(Monitor):
 class LinePrinter(Monitor):
     """One line per iteration on rank 0 (``-q``: none, ``-v``: bytes too).
 
-    When stderr is a terminal (and neither ``-q`` nor ``-v``), a progress bar
-    on stderr (rounds out of ``run.max_rounds``) replaces the lines on a
-    terminal stdout; a redirected stdout still gets the lines.
+    Without ``-q`` or ``-v``, a progress bar (rounds out of ``run.max_rounds``)
+    when a person watches stderr, directly or through ``mpiexec``
+    (``run.progress: auto``; ``always``, ``never`` decide instead); it replaces
+    the lines when stdout is watched too, a redirected stdout still gets them
+    (:func:`distnewton.terminal.plan`).
     """
 
     def __init__(self, verbosity, stream=None, bar_stream=None):
@@ -90,9 +93,11 @@ class LinePrinter(Monitor):
         self.lines = verbosity > 0
 
     def start(self, loop):
-        if self.verbosity == 1 and is_tty(self.bar_stream):
-            self.bar = Bar(loop.run["max_rounds"], stream=self.bar_stream)
-            self.lines = not is_tty(self.stream)
+        if self.verbosity == 1:
+            stream, self.lines, columns = plan(loop.run.get("progress") or "auto",
+                                               self.stream, self.bar_stream)
+            if stream is not None:
+                self.bar = Bar(loop.run["max_rounds"], stream=stream, columns=columns)
         if self.lines:
             cols = (f"{'iter':>5} {'rounds':>7} {'loss':>22} {'grad_norm':>10} "
                     f"{'test_acc':>8} {'seconds':>9}")

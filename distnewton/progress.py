@@ -1,8 +1,9 @@
 """A one-line progress bar for terminals (carriage return, no dependency).
 
-Used by ``distnewton run`` (rank 0, when stderr is a terminal) and
-``distnewton data fetch``.  On anything that is not a terminal (SLURM output
-files, pipes) callers print plain lines instead.
+Used by ``distnewton run`` (rank 0, when a person watches: see
+:mod:`distnewton.terminal`) and ``distnewton data fetch``.  On anything that is
+not a terminal (SLURM output files, pipes) callers print plain lines instead.
+``columns``: the terminal's width when the stream is a pipe to it (a launcher's).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def human_bytes(n) -> str:
 class Bar:
     """``[#####.....]  52%  text`` redrawn in place; ``close()`` ends the line."""
 
-    def __init__(self, total=None, stream=None, label="", min_interval=0.1):
-        self.total, self.label = total, label
+    def __init__(self, total=None, stream=None, label="", min_interval=0.1, columns=None):
+        self.total, self.label, self.columns = total, label, columns
         self.stream = stream if stream is not None else sys.stderr
         self.min_interval, self.last_draw, self.t0 = min_interval, 0.0, time.monotonic()
         self.open = False
@@ -44,7 +45,7 @@ class Bar:
         if not force and now - self.last_draw < self.min_interval:
             return
         self.last_draw = now
-        cols = shutil.get_terminal_size((80, 20)).columns
+        cols = self.columns or shutil.get_terminal_size((80, 20)).columns
         width = 20
         if self.total:
             frac = min(max(done / self.total, 0.0), 1.0)

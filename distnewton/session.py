@@ -35,7 +35,7 @@ import warnings
 
 from .algorithms import ALGORITHMS
 from .config import SIM_WORKERS
-from .errors import EXIT_OK, EXIT_STOPPED, EXIT_USER, UserError, echo, reason
+from .errors import EXIT_OK, EXIT_USER, UserError, echo, reason
 from .faults import inject
 from . import checks, ingest_parallel, shares
 from .ingest import load_w0, prepare, worker_shard
@@ -54,6 +54,7 @@ from .multiclass import drive_ovr
 from .objectives import Shard
 from .runtime import hosting
 from .runtime.sim import SimRuntime
+from .summary import conclude, summary_line
 
 
 def pick_backend(backend):
@@ -75,14 +76,6 @@ def setup_pieces(setup, ks):
     s = setup.weights
     return [(setup.X[setup.parts[k]], setup.y[setup.parts[k]],
              None if s is None else s[setup.parts[k]]) for k in ks]
-
-
-def summary_line(outcome, path=None):
-    """``status: message; N iterations, R rounds, loss F, S s -> PATH``."""
-    h = outcome.history
-    return (f"{outcome.status}: {outcome.message}; {h.last('iteration')} iterations, "
-            f"{h.last('comm_rounds')} rounds, loss {h.last('loss'):.15e}, "
-            f"{h.last('wall_time'):.2f} s" + (f" -> {path}" if path else ""))
 
 
 class Session:
@@ -171,8 +164,10 @@ class Session:
                      model_attrs=model_attributes(self.cfg, self.problem.d))
 
     def write(self, outcome, final=True):
-        """Write the result file, print the summary line; the exit code (3 for a
-        stopped run).  A failed final write saves the model and history in a
+        """Write the result file, print the summary line at any verbosity; the exit
+        code (3 for a stopped run, 5 for one that did not converge under
+        ``run.require_converged``: :func:`distnewton.summary.conclude`).  A failed
+        final write saves the model and history in a
         fallback file and returns 4 (:func:`distnewton.io.fallback.salvage`); a
         failed periodic checkpoint (``final=False``) is a warning."""
         path, hist, attrs = self.cfg["output"]["path"], outcome.history, {}
@@ -189,9 +184,9 @@ class Session:
         finally:
             if final:
                 claims.release(path)
-        if final and self.verbosity > 0:
-            echo(summary_line(outcome, path), err=False)
-        return EXIT_STOPPED if outcome.status == "stopped" else EXIT_OK
+        if not final:
+            return EXIT_OK
+        return conclude(outcome, path, self.cfg["run"].get("require_converged", False))
 
     def result(self, outcome):
         """The :class:`~distnewton.io.record.Result` (the Python API), written to

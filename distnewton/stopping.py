@@ -24,7 +24,12 @@ flag instead of killing the process.  What happens then depends on the phase:
   round took fewer local steps).  Workers only set the flag: a collective is
   never interrupted, and the master's stop reaches them as the normal end.
 
-A second Ctrl-C kills the process at once (SIGINT's default action).
+A second Ctrl-C kills the process at once (SIGINT's default action).  Under
+MPICH's ``mpiexec`` the ranks are in sessions of their own and never get the
+terminal's Ctrl-C: hydra catches it and forwards SIGINT to every rank once, and
+kills the job on a second one.  Open MPI's ``mpirun`` aborts the job on Ctrl-C
+(and SIGTERM): stop it with ``kill -USR1`` instead.  tests/test_terminal.py
+presses Ctrl-C on a pseudo-terminal as a keyboard does.
 """
 
 from __future__ import annotations

@@ -209,3 +209,64 @@ def test_data_info(tmp_path, small):
     assert res.returncode == 0
     info = dict(line.split(None, 1) for line in res.stdout.splitlines())
     assert info["n_samples"] == "600" and info["n_features"] == "12"
+
+
+# -- an outcome scripts can test (issue 29) ----------------------------------------
+def test_quiet_keeps_the_summary_line_and_a_non_converged_run_says_so(tmp_path, small):
+    """-q: no lines, no bar, the summary line on stdout; a run that ended max_rounds
+    warns on stderr (exit 0 without --require-converged)."""
+    out = tmp_path / "r.h5"
+    res = cli("run", config(tmp_path, small, "gd", run={"max_rounds": 3}), "--backend", "sim",
+              "-o", out, "-q")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [res.stdout.strip()]              # one line
+    _, hist, _ = read_result(out)
+    assert res.stdout.startswith(
+        f"max_rounds: 3 communication rounds (run.max_rounds); {hist['iteration'][-1]} "
+        f"iterations, 3 rounds, loss {hist['loss'][-1]:.15e}, ") and str(out) in res.stdout
+    assert res.stderr.splitlines() == [
+        "distnewton: warning: the run did not converge: max_rounds: 3 communication rounds "
+        "(run.max_rounds) (--require-converged makes this exit code 5)"]
+    res = cli("run", config(tmp_path, small, "newton"), "--backend", "sim", "-o", out, "-q",
+              "--overwrite", "--require-converged")
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert res.stdout.startswith("converged: ||grad|| = ") and len(res.stdout.splitlines()) == 1
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("status,how", [
+    ("max_rounds", ["--require-converged"]),
+    ("diverged", ["--set", "run.require_converged=true"]),
+])
+def test_require_converged_exits_5_after_writing_the_result(tmp_path, small, status, how):
+    sections = ({"run": {"max_rounds": 4}} if status == "max_rounds" else
+                {"model": {"loss": "ridge", "lambda": 0.01},
+                 "algorithm": {"name": "gd", "step_size": 50.0}, "run": {"max_rounds": 200}})
+    out = tmp_path / "r.h5"
+    res = cli("run", config(tmp_path, small, "gd", **sections), "-o", out, *how, n=3)
+    assert res.returncode == 5, res.stderr
+    attrs, hist, w = read_result(out)                   # written as usual
+    assert attrs["status"] == status and np.all(np.isfinite(w))
+    lines = own_lines(res.stderr)
+    assert lines == [f"distnewton: error: the run did not converge: {status}: "
+                     f"{attrs['message']}; result written to {out} (exit 5, "
+                     "--require-converged)"], res.stderr
+    assert res.stdout.splitlines()[-1].startswith(f"{status}: ")
+
+
+def test_run_help_teaches():
+    from click.testing import CliRunner
+
+    from distnewton.cli import main
+    text = CliRunner().invoke(main, ["run", "--help"]).output
+    assert "  mpiexec -n 5 distnewton run a9a.yaml" in text          # \b: kept as written
+    assert "  distnewton run a9a.yaml --backend sim --workers 4" in text
+    flat = " ".join(text.split())                         # options' texts are wrapped
+    assert "distnewton config" in flat and "distnewton list" in flat
+    assert "simulated under sim" in flat and "logical workers spread over the worker" in flat
+    for code in ("0  done", "3  stopped", "4  result not written", "5  not converged",
+                 "128+N"):
+        assert code in text, code
+    for option in ("--progress / --no-progress", "--require-converged", "-q, --quiet"):
+        assert option in text, option
+    assert "kill -USR1" in flat                           # Open MPI: what to do instead

@@ -69,3 +69,47 @@ def test_a_callback_that_returns_true_stops_the_run_after_that_iteration(data):
     res = distnewton.solve(raw_config(data, "gd", max_rounds=50), workers=2, callback=enough)
     assert res.status == "stopped" and "monitor enough" in res.message
     assert seen == [0, 1, 2] and res.iterations == 2
+
+
+# -- where the progress bar goes (distnewton.terminal) ------------------------------
+def test_pipes_and_files_are_not_watched_and_plan_follows_run_progress(tmp_path, monkeypatch):
+    import os
+
+    from distnewton import terminal
+    name, ppid, pgrp, _, _ = terminal.proc_stat(os.getpid())
+    assert (ppid, pgrp) == (os.getppid(), os.getpgrp()) and name
+    monkeypatch.setenv("PMI_RANK", "0")       # as under a launcher: pytest is none
+    r, w = os.pipe()
+    with os.fdopen(r), os.fdopen(w, "w") as wr, open(tmp_path / "f", "w") as f:
+        assert terminal.watched(wr) == (False, None) and terminal.watched(f) == (False, None)
+        assert terminal.plan("auto", wr, f) == (None, True, None)
+        assert terminal.plan("never", wr, f) == (None, True, None)
+        assert terminal.plan("always", wr, f) == (wr, False, None)    # one stream, ordered
+    assert terminal.launcher_pid() is None
+
+
+def test_a_terminal_that_is_not_ours_still_counts_as_a_terminal():
+    """A pty that is no controlling terminal of ours (no job control to ask): watched."""
+    import os
+
+    from distnewton import terminal
+    master, slave = os.openpty()
+    try:
+        with os.fdopen(os.dup(slave), "w") as tty:
+            assert terminal.watched(tty)[0]
+            stream, lines, _ = terminal.plan("auto", tty, tty)
+            assert stream is tty and lines is False
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_run_progress_always_draws_the_bar_instead_of_the_lines(data, capsys):
+    distnewton.solve(raw_config(data, "gd", max_rounds=5, progress="always"), workers=2,
+                     verbose=1)
+    out = capsys.readouterr().out
+    assert "\r[" in out and "5/5 rounds" in out and "iter  rounds" not in out
+    distnewton.solve(raw_config(data, "gd", max_rounds=5, progress="never"), workers=2,
+                     verbose=1)
+    out = capsys.readouterr().out
+    assert "\r" not in out and out.splitlines()[0].split()[:2] == ["iter", "rounds"]
