@@ -80,6 +80,12 @@ def runs_of(result) -> list[tuple]:
              int(its[i]) if i < len(its) else None) for i, s in enumerate(statuses)]
 
 
+def algorithm_of(result, default="distnewton") -> str:
+    """The algorithm's name in a Result's attributes (``default`` without one)."""
+    name = (result.get("attrs") or {}).get("algorithm", default)
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
 def _label(value):
     value = value.item() if hasattr(value, "item") else value
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -115,10 +121,8 @@ def _count(n, what):
 def warn_if_unconverged(result, limits=None, category=ConvergenceWarning, stacklevel=2):
     """Issue ``category`` with :func:`message` when ``result`` did not converge;
     the message (or None).  ``stacklevel`` counts from the caller of this function."""
-    attrs = result.get("attrs") or {}
-    algorithm = attrs.get("algorithm", "distnewton")
-    algorithm = algorithm.decode() if isinstance(algorithm, bytes) else str(algorithm)
-    text = message(algorithm, runs_of(result), result.get("message", ""), limits=limits)
+    text = message(algorithm_of(result), runs_of(result), result.get("message", ""),
+                   limits=limits)
     if text is not None:
         warnings.warn(text, category, stacklevel=stacklevel + 1)
     return text

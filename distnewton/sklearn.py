@@ -40,6 +40,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from .api import solve
 from .convergence import ConvergenceWarning as DistNewtonConvergenceWarning
+from .convergence import algorithm_of
 from .convergence import message as convergence_message
 from .errors import UserError
 
@@ -118,7 +119,7 @@ class _DistNewton(BaseEstimator):
         converge."""
         results = [r for _, r in runs]
         text = convergence_message(
-            results[0].attrs.get("algorithm", self.algorithm),
+            algorithm_of(results[0], self.algorithm),
             [(label, r.status, r.rounds, r.iterations) for label, r in runs],
             detail=results[0].message if len(runs) == 1 else "", keys=ADVICE_KEYS,
             limits={"max_rounds": self.max_rounds, "tol": self.tol})
