@@ -9,6 +9,7 @@ From Python::
     import distnewton
     res = distnewton.solve("configs/quickstart.yaml", workers=4)   # a Result
     res.w, res.status, res.history["loss"], res.rounds
+    # a run that did not converge issues distnewton.ConvergenceWarning
 
 ``solve`` (:func:`distnewton.api.solve`) and ``Result``
 (:class:`distnewton.io.record.Result`) are imported on first use, so
@@ -20,9 +21,10 @@ __version__ = "0.3.0.dev0"
 #: Lazily imported public names: name -> (module, attribute).  ``SCHEMA_VERSION``
 #: is the version of the HDF5 result layout (root attribute ``schema_version``).
 _LAZY = {"solve": ("distnewton.api", "solve"), "Result": ("distnewton.io.record", "Result"),
-         "SCHEMA_VERSION": ("distnewton.io.schema", "SCHEMA_VERSION")}
+         "SCHEMA_VERSION": ("distnewton.io.schema", "SCHEMA_VERSION"),
+         "ConvergenceWarning": ("distnewton.convergence", "ConvergenceWarning")}
 
-__all__ = ["solve", "Result", "__version__", "SCHEMA_VERSION"]
+__all__ = ["solve", "Result", "__version__", "SCHEMA_VERSION", "ConvergenceWarning"]
 
 
 def __getattr__(name):

@@ -33,7 +33,7 @@ BACKENDS = ("sim", "mpi", "auto")
 
 
 def solve(config, *, backend="sim", workers=None, set=None, output=None, overwrite=False,
-          verbose=0, seed=None, data=None, monitors=(), callback=None):
+          verbose=0, seed=None, data=None, monitors=(), callback=None, warn=True):
     """Run ``config`` and return its :class:`~distnewton.io.record.Result`.
 
     ``config``: a YAML file (path), a dict in the YAML schema (sections
@@ -59,6 +59,14 @@ def solve(config, *, backend="sim", workers=None, set=None, output=None, overwri
     history row with the row's columns as a dict (scipy's ``callback``); a true
     return value (or a monitor's) stops the run with status ``stopped``.
 
+    A run that ended ``max_rounds``, ``max_iterations``, ``stalled`` or
+    ``diverged`` issues a :class:`~distnewton.convergence.ConvergenceWarning`
+    naming the status, the rounds used and the key to raise (not one that
+    converged, nor one ``stopped`` by a monitor, callback or signal: the
+    caller asked for that); the Result's ``status``, ``success`` and
+    ``message`` say the same.  ``warn=False``: no warning (for callers that
+    check ``success`` themselves: thread-safe, unlike a warnings filter).
+
     Raises :class:`~distnewton.errors.UserError` (one-line message) for a bad
     config, bad data or bad arguments.
     """
@@ -82,7 +90,19 @@ def solve(config, *, backend="sim", workers=None, set=None, output=None, overwri
     if callback is not None:
         from .monitors import Callback
         monitors = [*monitors, Callback(callback)]
-    return run_config(cfg, verbose, arrays=data, monitors=monitors)
+    result = run_config(cfg, verbose, arrays=data, monitors=monitors)
+    if warn and result is not None:            # rank 0 (the workers return None)
+        from .convergence import warn_if_unconverged
+        warn_if_unconverged(result, limits=limits_of(cfg), stacklevel=2)
+    return result
+
+
+def limits_of(cfg):
+    """The values of the keys a :class:`~distnewton.convergence.ConvergenceWarning`
+    may advise to raise, as this run had them."""
+    run = cfg["run"]
+    return {"max_rounds": run["max_rounds"], "max_iterations": run["max_iterations"],
+            "tol": run["grad_rtol"]}
 
 
 def joined(exc):

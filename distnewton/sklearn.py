@@ -11,21 +11,50 @@ appends the constant feature, regularised as LIBLINEAR does unless
 ``regularize_intercept=False`` (then the minimiser is scikit-learn's with
 ``fit_intercept=True``).
 
-More than two classes: one-vs-rest, one binary run per class (``n_iter_``
-and ``rounds_`` per class); ``predict_proba`` normalises the classes'
-sigmoids, as scikit-learn's one-vs-rest logistic regression does.
-(Multinomial logistic regression is not offered.)
+More than two classes: one-vs-rest, one binary run per class (``n_iter_``,
+``rounds_``, ``status_`` and ``converged_`` per class); ``predict_proba``
+normalises the classes' sigmoids, as scikit-learn's one-vs-rest logistic
+regression does.  (Multinomial logistic regression is not offered.)
+
+A fit whose run (or one of whose class runs) ended ``max_rounds``,
+``stalled`` or ``diverged`` issues :class:`ConvergenceWarning`, which is
+scikit-learn's ``sklearn.exceptions.ConvergenceWarning`` (the class users and
+scikit-learn's own tools filter on) and :class:`distnewton.ConvergenceWarning`
+at once: a subclass of both, so a filter on either applies.  The runs are
+made with ``solve(..., warn=False)`` and the estimator warns once per fit, in
+its own parameter names ("Increase the number of communication rounds
+(max_rounds=2)"), rather than translating the warnings of ``solve``: no
+warnings filter is changed (filters are process-wide, not thread-safe) and a
+one-vs-rest fit gives one warning that names every class that did not converge.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .api import solve
+from .convergence import ConvergenceWarning as DistNewtonConvergenceWarning
+from .convergence import algorithm_of
+from .convergence import message as convergence_message
 from .errors import UserError
+
+#: The estimators' parameters that the warning's advice names (not the config keys).
+ADVICE_KEYS = {"max_rounds": "max_rounds", "tol": "tol", "lambda": "lam"}
+
+
+class ConvergenceWarning(DistNewtonConvergenceWarning, SklearnConvergenceWarning):
+    """A fit did not converge: both scikit-learn's
+    ``sklearn.exceptions.ConvergenceWarning`` and
+    :class:`distnewton.ConvergenceWarning`, so ``warnings.simplefilter("error",
+    sklearn.exceptions.ConvergenceWarning)`` (or ``python -W
+    error::sklearn.exceptions.ConvergenceWarning``) and a filter on
+    distnewton's class both apply to it."""
 
 
 def _plain(value):
@@ -78,11 +107,24 @@ class _DistNewton(BaseEstimator):
         if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1:
             workers = min(workers, X.shape[0])
         data = (X, y) if sample_weight is None else (X, y, sample_weight)
-        r = solve(cfg, workers=workers, data=data)
+        r = solve(cfg, workers=workers, data=data, warn=False)   # the fit warns: _outcome
         w = np.asarray(r.w, dtype=np.float64)
         if self.fit_intercept:
             return w[:-1], float(w[-1]), r
         return w, 0.0, r
+
+    def _warn_unconverged(self, runs):
+        """Issue :class:`ConvergenceWarning`, at the caller of ``fit``, when one of
+        ``runs`` (``[(class label or None, Result)]``: one per binary run) did not
+        converge."""
+        results = [r for _, r in runs]
+        text = convergence_message(
+            algorithm_of(results[0], self.algorithm),
+            [(label, r.status, r.rounds, r.iterations) for label, r in runs],
+            detail=results[0].message if len(runs) == 1 else "", keys=ADVICE_KEYS,
+            limits={"max_rounds": self.max_rounds, "tol": self.tol})
+        if text is not None:
+            warnings.warn(text, ConvergenceWarning, stacklevel=3)
 
     def _scores(self, X):
         """X w + b for each fitted coefficient vector."""
@@ -108,8 +150,19 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
     params : the algorithm's parameters (a dict, as in the YAML)
     seed : ``run.seed``
 
-    Attributes: ``classes_``, ``coef_`` (1 x d, or classes x d), ``intercept_``,
-    ``n_iter_`` and ``rounds_`` (one per binary problem), ``n_features_in_``.
+    Attributes
+    ----------
+    classes_, coef_ (1 x d, or classes x d), intercept_, n_features_in_
+    n_iter_ : ndarray of shape (1,) or (n_classes,)
+        iterations of each binary problem (one-vs-rest: one per class), as
+        LogisticRegression's ``n_iter_``
+    rounds_ : ndarray, the communication rounds of each binary problem
+    status_ : ndarray of str, how each binary run ended: ``converged``,
+        ``max_rounds``, ``stalled`` or ``diverged`` (Result.status)
+    converged_ : ndarray of bool, ``status_ == "converged"``
+
+    A fit in which one binary run did not converge issues
+    :class:`ConvergenceWarning` (scikit-learn's class, and distnewton's).
     """
 
     _loss = "logistic"
@@ -125,15 +178,19 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
             raise ValueError(f"DistNewtonClassifier needs samples of at least 2 classes; "
                              f"got 1 class ({self.classes_[0]!r})")
         targets = self.classes_[1:] if self.classes_.size == 2 else self.classes_
-        coef, icpt, its, rounds = [], [], [], []
+        coef, icpt, runs = [], [], []
         for c in targets:                        # binary: one run; else one-vs-rest
             w, b, r = self._run(X, np.where(y == c, 1.0, -1.0), sample_weight)
             coef.append(w)
             icpt.append(b)
-            its.append(r.iterations)
-            rounds.append(r.rounds)
+            runs.append((None if self.classes_.size == 2 else c, r))
+        results = [r for _, r in runs]
         self.coef_, self.intercept_ = np.array(coef), np.array(icpt)
-        self.n_iter_, self.rounds_ = np.array(its), np.array(rounds)
+        self.n_iter_ = np.array([r.iterations for r in results])
+        self.rounds_ = np.array([r.rounds for r in results])
+        self.status_ = np.array([r.status for r in results])
+        self.converged_ = self.status_ == "converged"
+        self._warn_unconverged(runs)
         return self
 
     def decision_function(self, X):
@@ -162,8 +219,11 @@ class DistNewtonRegressor(RegressorMixin, _DistNewton):
     """Ridge regression, f(w) = (1/2n) ||X w - y||^2 + (lam/2) ||w||^2, trained by a
     distnewton algorithm (parameters as :class:`DistNewtonClassifier`).
 
-    Attributes: ``coef_`` (d,), ``intercept_``, ``n_iter_``, ``rounds_``,
-    ``n_features_in_``.
+    Attributes: ``coef_`` (d,), ``intercept_``, ``n_features_in_``; ``n_iter_``
+    and ``rounds_`` (ints: the run's iterations and communication rounds),
+    ``status_`` (str: ``converged``, ``max_rounds``, ``stalled`` or
+    ``diverged``) and ``converged_`` (bool).  A run that did not converge issues
+    :class:`ConvergenceWarning` (scikit-learn's class, and distnewton's).
     """
 
     _loss = "ridge"
@@ -174,6 +234,8 @@ class DistNewtonRegressor(RegressorMixin, _DistNewton):
         w, b, r = self._run(X, y, sample_weight)
         self.coef_, self.intercept_ = w, b
         self.n_iter_, self.rounds_ = r.iterations, r.rounds
+        self.status_, self.converged_ = r.status, r.status == "converged"
+        self._warn_unconverged([(None, r)])
         return self
 
     def predict(self, X):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from distnewton.data.registry import data_dir, lookup
 from distnewton.errors import UserError
+from distnewton.filemode import fix_mode
 from distnewton.progress import Bar, human_bytes, is_tty
 
 CHUNK = 1 << 20
@@ -193,9 +194,7 @@ def fetch(name, folder=None, mirror=None, force=False, progress=None, warn=None)
                 raise UserError(f"{name}: sha256 mismatch for {label}: expected "
                                 f"{entry.sha256}, got {digest} (decompressed); "
                                 "nothing was written")
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)          # mkstemp made it 0600
+            fix_mode(tmp)                          # mkstemp made it 0600
             os.replace(tmp, final)
         finally:
             if bar:

@@ -42,6 +42,7 @@ import tempfile
 import time
 
 from ..errors import UserError, echo
+from ..filemode import fix_mode
 
 HOST = socket.gethostname()
 #: who holds a claim, by absolute output path (this process's claims)
@@ -94,10 +95,18 @@ def temp_prefix(path, pid=None):
 
 
 def temp_file(path, suffix):
-    """A new, empty temporary file beside ``path`` (see the module docstring)."""
+    """A new, empty temporary file beside ``path`` (see the module docstring),
+    with the mode ``open()`` gives (``0666 & ~umask``, not mkstemp's 0600:
+    :mod:`distnewton.filemode`), which the published file keeps."""
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix,
                                dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
+    try:
+        fix_mode(fd)
+    except OSError:
+        os.unlink(tmp)
+        raise
+    finally:
+        os.close(fd)
     return tmp
 
 
@@ -276,7 +285,7 @@ class Claim:
                 raise
             except OSError:                    # no hard links here
                 pass
-            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump({"host": HOST, "pid": os.getpid(), "path": self.path}, fh)
         finally:
@@ -322,7 +331,7 @@ class Claim:
                 if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP,
                                      errno.EMLINK, errno.EXDEV):
                     raise
-                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
                 os.replace(tmp, self.path)
             else:
                 os.unlink(tmp)
