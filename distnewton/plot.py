@@ -164,7 +164,11 @@ def draw_curves(runs, x="rounds", title=None, logx=None, xlim=None, ylim=None, n
                                markeredgecolor="black", linestyle="none", zorder=5)
             labels.append(Label(float(xs[j]), float(ys[j]), text, line.get_color(),
                                 priority=0 if text.startswith("->") else 1))
-    apply_axes(ax, series, logx, xlim, ylim, x)
+    try:
+        apply_axes(ax, series, logx, xlim, ylim, x)
+    except UserError:
+        plt.close(fig)
+        raise
     ax.set_xlabel(X_AXES[x][1])
     ax.set_ylabel("relative suboptimality (f - f*) / |f*|")
     ax.grid(True, which="major", alpha=0.4)

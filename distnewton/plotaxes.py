@@ -155,7 +155,7 @@ def _ends(lim, arrays, log):
 def _empty_window(xlim, ylim):
     given = [f"{name} {_show(lim)}" for name, lim in (("--xlim", xlim), ("--ylim", ylim))
              if lim is not None]
-    return f"{' '.join(given)}: no point of any run lies inside (an empty figure)"
+    return f"{' with '.join(given)} holds no point of any run (the figure would be empty)"
 
 
 def _show(lim):

@@ -9,7 +9,8 @@ further out) and takes the first whose box, measured by the renderer in
 display pixels:
 
 - lies inside the axes (never over the tick labels or outside the plot);
-- overlaps no label placed before, no phase marker and not the legend;
+- overlaps no label placed before (nor its leader line), no phase marker
+  and not the legend, and its own leader crosses no label;
 - and, on the first pass, crosses no curve (the second pass accepts a curve
   under the label's white box rather than losing the label).
 
@@ -59,49 +60,75 @@ def _inside(box, frame):
             and box.y0 >= frame.y0 and box.y1 <= frame.y1)
 
 
-def _fits(box, frame, taken, curves, strict):
-    """Whether a label box may go there (see the module's rules)."""
-    if not _inside(box, frame) or any(box.overlaps(t) for t in taken):
+def leader(at, box):
+    """The display-space segment from a label's point to its box's centre: the
+    leader line drawn lies on it."""
+    from matplotlib.path import Path
+    return Path([tuple(at), ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2)])
+
+
+@dataclass
+class Scene:
+    """What a label must keep clear of, in display pixels."""
+
+    renderer: object
+    frame: object           # the axes' box: labels stay inside
+    blocked: list           # boxes no label box may overlap: markers, legend, labels
+    labels: list            # boxes no leader may cross: the legend and the labels
+    leaders: list           # the placed labels' leaders: no box may lie on one
+    curves: list            # the curves' paths (avoided on the first pass)
+
+
+def _fits(box, at, scene, strict):
+    """Whether a label box (for the point ``at``) may go there (see the
+    module's rules); its leader may cross no other label either."""
+    if not _inside(box, scene.frame) or any(box.overlaps(t) for t in scene.blocked):
         return False
-    return not (strict and any(p.intersects_bbox(box, filled=False) for p in curves))
+    line = leader(at, box)
+    if any(line.intersects_bbox(t, filled=True) for t in scene.labels):
+        return False
+    if any(other.intersects_bbox(box, filled=True) for other in scene.leaders):
+        return False
+    return not (strict and any(p.intersects_bbox(box, filled=False) for p in scene.curves))
 
 
-def obstacles(fig, ax, markers, legend):
-    """(renderer, axes frame, boxes already taken, curves' display paths).
+def obstacles(fig, ax, markers, legend) -> Scene:
+    """The :class:`Scene` of a drawn figure.
 
-    ``markers``: the phase-marker Line2D artists (their boxes are taken);
-    ``legend``: the axes' legend or None (taken when it lies inside the axes)."""
+    ``markers``: the phase-marker Line2D artists (their boxes are blocked);
+    ``legend``: the axes' legend or None (blocked when it lies inside the axes)."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    frame = ax.get_window_extent(renderer)
-    taken = [_padded(m.get_window_extent(renderer)) for m in markers]
-    if legend is not None:
-        taken.append(_padded(legend.get_window_extent(renderer)))
+    boxes = [] if legend is None else [_padded(legend.get_window_extent(renderer))]
     curves = [line.get_transform().transform_path(line.get_path())
               for line in ax.get_lines()
               if line.get_linestyle() != "None" and len(line.get_xdata()) > 1]
-    return renderer, frame, taken, curves
+    return Scene(renderer, ax.get_window_extent(renderer),
+                 [_padded(m.get_window_extent(renderer)) for m in markers] + boxes,
+                 list(boxes), [], curves)
 
 
 def place_labels(fig, ax, labels, markers=(), legend=None, fontsize=7):
     """Annotate ``labels`` (a list of :class:`Label`, by priority) where they
-    collide with nothing; returns the number left out.  Labels whose point is outside the
-    axes' view (``--xlim``/``--ylim``) are left out and not counted."""
-    renderer, frame, taken, curves = obstacles(fig, ax, markers, legend)
+    collide with nothing; returns the number left out.  Labels whose point is
+    outside the axes' view (``--xlim``/``--ylim``) are left out and not counted."""
+    scene = obstacles(fig, ax, markers, legend)
     dropped = 0
     for lab in sorted(labels, key=lambda lab: lab.priority):
         at = ax.transData.transform((lab.x, lab.y))
-        if not frame.contains(*at):
+        if not scene.frame.contains(*at):
             continue
-        box = _first_place(ax, lab, renderer, frame, taken, curves, fontsize)
+        box = _first_place(ax, lab, at, scene, fontsize)
         if box is None:
             dropped += 1
         else:
-            taken.append(box)
+            scene.blocked.append(box)
+            scene.labels.append(box)
+            scene.leaders.append(leader(at, box))
     return dropped
 
 
-def _first_place(ax, lab, renderer, frame, taken, curves, fontsize):
+def _first_place(ax, lab, at, scene, fontsize):
     """Try the offsets (curves avoided, then not): keep the first annotation
     that fits and return its box, else remove it and return None.  A label
     placed further out gets a leader line to its point; the text's box (not
@@ -115,9 +142,9 @@ def _first_place(ax, lab, renderer, frame, taken, curves, fontsize):
                               xytext=(dx, dy), ha=ha, va=va, fontsize=fontsize,
                               color=lab.color, zorder=6, bbox=BOX, annotation_clip=True,
                               arrowprops=LEADER | {"color": lab.color} if far else None)
-            ann.update_positions(renderer)
-            box = _padded(Text.get_window_extent(ann, renderer))
-            if _fits(box, frame, taken, curves, strict):
+            ann.update_positions(scene.renderer)
+            box = _padded(Text.get_window_extent(ann, scene.renderer))
+            if _fits(box, at, scene, strict):
                 return box
             ann.remove()
     return None
