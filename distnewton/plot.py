@@ -5,8 +5,13 @@ axis against communication rounds, wall time, bytes or modelled time
 (``--x rounds|time|bytes|modelled``), one line per result file.  Where an
 algorithm changes phase (history columns ``phase`` or ``L``: Adaptive
 LocalNewton's L decrements and its switch to GIANT) the line gets a marker
-and a small label.  Values <= 0 (a run at f* to the last digit) are drawn at
-:data:`FLOOR`.
+and a small label, placed where it collides with nothing
+(:mod:`distnewton.plotlabels`).  Values <= 0 (a run at f* to the last digit)
+are drawn at :data:`FLOOR`.  The x axis may be logarithmic or limited, the y
+axis limited (``--logx``, ``--xlim``, ``--ylim``: :mod:`distnewton.plotaxes`;
+log x is chosen by itself when the runs' x ranges differ more than 30-fold);
+a line gets a dot per point only where its points are apart on the drawn
+axis (:func:`mark_points`); past 5 runs the legend goes beside the axes.
 
 ``--kind bars``: for a ``--target`` (see :func:`distnewton.report.parse_target`)
 two panels, communication rounds and seconds to reach it, one bar per run
@@ -143,7 +148,7 @@ def draw_curves(runs, x="rounds", title=None, logx=None, xlim=None, ylim=None, n
     ``xlim``/``ylim``: (lo, hi) with None for an end left to matplotlib
     (:func:`distnewton.plotaxes.parse_limits`); ``notes``: a list the notes go to."""
     from .plotaxes import apply_axes, auto_logx
-    from .plotlabels import Label, place_labels
+    from .plotlabels import place_labels
     series = curve_series(runs, x)
     if not series:
         raise UserError("no run to plot: f* is unknown for every file (pass --f-star)")
@@ -155,15 +160,7 @@ def draw_curves(runs, x="rounds", title=None, logx=None, xlim=None, ylim=None, n
     plt = _pyplot()
     many = len(series) > LEGEND_INSIDE_UP_TO
     fig, ax = plt.subplots(figsize=(9.5 if many else 7.5, 4.8), dpi=120)
-    labels, markers, lines = [], [], []
-    for i, (label, xs, ys, changes) in enumerate(series):
-        (line,) = ax.plot(xs, ys, label=label, **line_style(i))
-        lines.append(line)
-        for j, text in changes:
-            markers += ax.plot(xs[j], ys[j], marker="v", markersize=8, color=line.get_color(),
-                               markeredgecolor="black", linestyle="none", zorder=5)
-            labels.append(Label(float(xs[j]), float(ys[j]), text, line.get_color(),
-                                priority=0 if text.startswith("->") else 1))
+    lines, markers, labels = _draw_series(ax, series)
     try:
         apply_axes(ax, series, logx, xlim, ylim, x)
     except UserError:
@@ -177,17 +174,33 @@ def draw_curves(runs, x="rounds", title=None, logx=None, xlim=None, ylim=None, n
     if markers:
         ax.plot([], [], marker="v", color="gray", markeredgecolor="black", linestyle="none",
                 label="phase / L change")
-    fig.tight_layout()
-    mark_points(ax, lines)
     legend = (ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                         borderaxespad=0.0) if many else ax.legend(fontsize=8))
-    fig.tight_layout()
+    fig.tight_layout()                  # the axes' final place: then markers and labels
+    mark_points(ax, lines)
     dropped = place_labels(fig, ax, labels, markers, None if many else legend)
     if dropped:
         notes.append(f"{dropped} of {len(labels)} phase labels left out where they would "
                      "overlap (the triangles mark every change; --logx or --xlim spreads "
                      "them)")
     return fig
+
+
+def _draw_series(ax, series):
+    """One line per run and a triangle at each phase change: (the lines, the
+    triangles, the :class:`~distnewton.plotlabels.Label` of each change; a
+    switch of phase is placed before the L changes)."""
+    from .plotlabels import Label
+    lines, markers, labels = [], [], []
+    for i, (label, xs, ys, changes) in enumerate(series):
+        (line,) = ax.plot(xs, ys, label=label, **line_style(i))
+        lines.append(line)
+        for j, text in changes:
+            markers += ax.plot(xs[j], ys[j], marker="v", markersize=8, color=line.get_color(),
+                               markeredgecolor="black", linestyle="none", zorder=5)
+            labels.append(Label(float(xs[j]), float(ys[j]), text, line.get_color(),
+                                priority=0 if text.startswith("->") else 1))
+    return lines, markers, labels
 
 
 def _default_title(runs):
