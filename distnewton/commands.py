@@ -53,12 +53,32 @@ def report(results, fmt, target, f_star, no_compute):
               help="optimal value (as for report)")
 @click.option("--no-compute", is_flag=True, help="never run newton to find f*")
 @click.option("--title", help="figure title")
-def plot(results, output, kind, x, target, f_star, no_compute, title):
-    """Plot result files: suboptimality (log) against rounds/time/bytes, or bars."""
+@click.option("--logx/--no-logx", default=None,
+              help="log x axis (symmetric log: x = 0, the start, stays); default: log, "
+                   "with a note, when the runs' x ranges differ more than 30-fold")
+@click.option("--xlim", metavar="LO:HI",
+              help="x axis limits, either end may be left out (0:50, :200, 10:); "
+                   "the y axis then fits the points inside")
+@click.option("--ylim", metavar="LO:HI",
+              help="y axis limits (relative suboptimality, log: > 0), e.g. 1e-10:1")
+def plot(results, output, kind, x, target, f_star, no_compute, title, logx, xlim, ylim):
+    """Plot result files: suboptimality (log) against rounds/time/bytes, or bars.
+
+    \b
+    Examples:
+      distnewton plot results/*.h5 -o fig.png
+      distnewton plot gd.h5 giant.h5 newton.h5 -o fig.png --logx
+      distnewton plot results/*.h5 -o zoom.png --xlim 0:50 --ylim 1e-12:1
+      distnewton plot results/*.h5 -o bars.png --kind bars --target rel:1e-6
+    """
+    from .plotaxes import parse_limits
     from .report import collect, parse_target
     tgt = parse_target(target)
+    limits = (parse_limits(xlim, "--xlim"), parse_limits(ylim, "--ylim", positive=True))
     if kind == "bars" and tgt is None:
         raise UserError("--kind bars: needs --target (e.g. --target rel:1e-6)")
+    if kind == "bars" and (logx or xlim or ylim):
+        raise UserError("--logx, --xlim, --ylim: only for --kind curves")
     from .plot import _pyplot, plot_bars, plot_curves
     _pyplot()                                   # fail early without matplotlib
     runs, _ = collect(results, f_star=f_star, target=tgt, compute=not no_compute)
@@ -66,7 +86,8 @@ def plot(results, output, kind, x, target, f_star, no_compute, title):
         plot_bars(runs, output, tgt, title,
                   time="modelled_time" if x == "modelled" else "wall_time")
     else:
-        plot_curves(runs, output, x, title)
+        for note in plot_curves(runs, output, x, title, logx, *limits):
+            click.echo(f"distnewton: note: {note}", err=True)
     click.echo(output)
 
 
@@ -92,20 +113,33 @@ def recover(fallback, output, overwrite):
 @click.option("--proba", is_flag=True,
               help="class probabilities (logistic): one column per class, in the "
                    "order of the training labels (the -1 class first)")
-def predict(result, data, output, proba):
+@click.option("--decision", is_flag=True,
+              help="decision values x.w (+ intercept) instead of labels: one column "
+                   "(> 0: the second class), one per class for one-vs-rest, in the "
+                   "order of the training labels")
+def predict(result, data, output, proba, decision):
     """Predictions of the model in RESULT for the rows of DATA, one line per row.
 
     Labels are the training labels (through the stored label map); ridge
-    prints x.w.  When DATA's labels are known to the model, accuracy,
+    prints x.w.  --decision prints the decision values (scikit-learn's
+    decision_function, LIBLINEAR's decision values), --proba the class
+    probabilities.  When DATA's labels are known to the model, accuracy,
     log-loss and AUC (logistic) or MSE and R^2 (ridge) go to stderr.
+
+    \b
+    Examples:
+      distnewton predict results/a9a-giant.h5 a9a.t -o labels.txt
+      distnewton predict results/a9a-giant.h5 a9a.t --decision -o scores.txt
     """
     from .model import evaluate as score, load_model, prediction_lines
+    if proba and decision:
+        raise UserError("--proba, --decision: choose one")
     model = load_model(result)
     _warn(model)
     if proba and model.loss != "logistic":
         raise UserError(f"--proba: only for logistic models ({result} is {model.loss})")
     X, _, found, why = score(model, data, strict=False)
-    text = "\n".join(prediction_lines(model, X, proba)) + "\n"
+    text = "\n".join(prediction_lines(model, X, proba, decision)) + "\n"
     if output:
         try:
             with open(output, "w", encoding="ascii") as fh:

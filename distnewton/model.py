@@ -266,15 +266,32 @@ def _label_text(v) -> str:
     return "%d" % v if float(v).is_integer() else "%.17g" % v
 
 
-def prediction_lines(model: Model, X, proba=False) -> list:
-    """One text line per row: the label (logistic), x.w (ridge), or with
-    ``proba`` the class probabilities in :attr:`Model.classes` order (%.17g)."""
+def prediction_lines(model: Model, X, proba=False, decision=False) -> list:
+    """One text line per row: the label (logistic), x.w (ridge); with
+    ``proba`` the class probabilities in :attr:`Model.classes` order; with
+    ``decision`` the decision values x.w (+ the intercept): one per row for a
+    binary model (> 0: the second of :attr:`Model.classes`, as scikit-learn's
+    ``decision_function``), one per class in :attr:`Model.classes` order for
+    one-vs-rest; ridge: its predictions.  Numbers are %.17g (they read back
+    to the same doubles)."""
+    if proba and decision:
+        raise UserError("--proba, --decision: choose one")
     if proba:
         if model.loss != "logistic":
             raise UserError("--proba: only for logistic models (this one is "
                             f"{model.loss}: predictions are x.w)")
-        return [" ".join("%.17g" % v for v in row) for row in model.proba(X).tolist()]
+        return _number_lines(model.proba(X))
+    if decision:
+        return _number_lines(model.decision(X))
     pred = model.predict(X)
     if model.loss != "logistic":
         return ["%.17g" % v for v in pred.tolist()]
     return [_label_text(v) for v in pred.tolist()]
+
+
+def _number_lines(values) -> list:
+    """Rows of a vector (one number each) or a matrix (space-separated), %.17g."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        return ["%.17g" % v for v in values.tolist()]
+    return [" ".join("%.17g" % v for v in row) for row in values.tolist()]

@@ -5,8 +5,13 @@ axis against communication rounds, wall time, bytes or modelled time
 (``--x rounds|time|bytes|modelled``), one line per result file.  Where an
 algorithm changes phase (history columns ``phase`` or ``L``: Adaptive
 LocalNewton's L decrements and its switch to GIANT) the line gets a marker
-and a small label.  Values <= 0 (a run at f* to the last digit) are drawn at
-:data:`FLOOR`.
+and a small label, placed where it collides with nothing
+(:mod:`distnewton.plotlabels`).  Values <= 0 (a run at f* to the last digit)
+are drawn at :data:`FLOOR`.  The x axis may be logarithmic or limited, the y
+axis limited (``--logx``, ``--xlim``, ``--ylim``: :mod:`distnewton.plotaxes`;
+log x is chosen by itself when the runs' x ranges differ more than 30-fold);
+a line gets a dot per point only where its points are apart on the drawn
+axis (:func:`mark_points`); past 5 runs the legend goes beside the axes.
 
 ``--kind bars``: for a ``--target`` (see :func:`distnewton.report.parse_target`)
 two panels, communication rounds and seconds to reach it, one bar per run
@@ -30,6 +35,12 @@ X_AXES = {"rounds": ("comm_rounds", "communication rounds"),
           "time": ("wall_time", "wall time (s)"),
           "bytes": (None, "bytes communicated (up + down)"),
           "modelled": ("modelled_time", "modelled time (s, run.latency_model)")}
+#: points at least this many pixels apart along x get markers (:func:`mark_points`)
+MARKER_GAP = 4.0
+#: line styles after each 10 runs (the colour cycle's length)
+LINESTYLES = ("-", "--", ":", "-.")
+#: more runs than this: the legend goes to the right of the axes, not over the curves
+LEGEND_INSIDE_UP_TO = 5
 
 
 def _pyplot():
@@ -81,50 +92,120 @@ def phase_changes(history):
     return out
 
 
-def plot_curves(runs, out, x="rounds", title=None):
-    """``runs``: [(Run, f*, f* source)].  Writes ``out``."""
-    _save_and_close(draw_curves(runs, x, title), out)
+def plot_curves(runs, out, x="rounds", title=None, logx=None, xlim=None, ylim=None):
+    """``runs``: [(Run, f*, f* source)].  Writes ``out``; returns the notes for
+    the user (the automatic log x axis, labels left out), one line each."""
+    notes = []
+    _save_and_close(draw_curves(runs, x, title, logx, xlim, ylim, notes), out)
+    return notes
 
 
-def draw_curves(runs, x="rounds", title=None):
-    """The figure of :func:`plot_curves`, not saved: one semilog line per run,
-    (x, max((f - f*) / |f*|, FLOOR)), in the order of ``runs``."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    labels = labels_for(runs)
-    drawn = 0
-    for (run, fs, _), label in zip(runs, labels):
+def curve_series(runs, x):
+    """[(label, xs, ys, phase changes)] of the runs whose f* is known:
+    ys = max((f - f*) / |f*|, FLOOR), in the order of ``runs``."""
+    out = []
+    for (run, fs, _), label in zip(runs, labels_for(runs)):
         if fs is None:
             continue
-        xs = x_values(run.history, x)
         ys = np.maximum(rel_subopt(run.history["loss"], fs), FLOOR)
-        (line,) = ax.semilogy(xs, ys, marker="o", markersize=2.5, linewidth=1.4, label=label)
-        drawn += 1
-        for j, (i, text) in enumerate(phase_changes(run.history)):
-            ax.semilogy(xs[i], ys[i], marker="v", markersize=8, color=line.get_color(),
-                        markeredgecolor="black", linestyle="none", zorder=5)
-            ax.annotate(text, (xs[i], ys[i]), textcoords="offset points",
-                        xytext=((7, 6), (7, -12), (7, 18))[j % 3], fontsize=7,
-                        color=line.get_color(), zorder=4,
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                              "alpha": 0.85})
-    if not drawn:
-        plt.close(fig)
+        out.append((label, x_values(run.history, x), ys, phase_changes(run.history)))
+    return out
+
+
+def line_style(index):
+    """Matplotlib keywords of run ``index``'s line: past the 10 colours of the
+    cycle, dashed, then dotted... so that no two runs look alike.  Markers are
+    decided once the axes are final (:func:`mark_points`)."""
+    return {"linewidth": 1.4, "linestyle": LINESTYLES[index // 10 % len(LINESTYLES)]}
+
+
+def marker_gap(ax, line):
+    """The median distance along x, in pixels, between a line's consecutive
+    points as drawn (the axes' scale and limits applied)."""
+    xs = np.asarray(line.get_xdata(), dtype=np.float64)
+    if len(xs) < 2:
+        return np.inf
+    px = ax.transData.transform(np.column_stack([xs, np.ones_like(xs)]))[:, 0]
+    return float(np.median(np.abs(np.diff(px))))
+
+
+def mark_points(ax, lines):
+    """A marker on every point of the lines whose points lie at least
+    :data:`MARKER_GAP` pixels apart along x (median): there they show the
+    iterations; closer (gd's thousands of rounds, or tens of rounds squeezed
+    beside them) they would merge into a thick smear."""
+    for line in lines:
+        if marker_gap(ax, line) >= MARKER_GAP:
+            line.set_marker("o")
+            line.set_markersize(2.5)
+
+
+def draw_curves(runs, x="rounds", title=None, logx=None, xlim=None, ylim=None, notes=None):
+    """The figure of :func:`plot_curves`, not saved: one line per run,
+    (x, max((f - f*) / |f*|, FLOOR)) on a log y axis, in the order of ``runs``.
+
+    ``logx``: True/False, or None to decide (:func:`distnewton.plotaxes.auto_logx`);
+    ``xlim``/``ylim``: (lo, hi) with None for an end left to matplotlib
+    (:func:`distnewton.plotaxes.parse_limits`); ``notes``: a list the notes go to."""
+    from .plotaxes import apply_axes, auto_logx
+    from .plotlabels import place_labels
+    series = curve_series(runs, x)
+    if not series:
         raise UserError("no run to plot: f* is unknown for every file (pass --f-star)")
+    notes = [] if notes is None else notes
+    if logx is None:
+        logx, note = auto_logx(series, xlim, x)
+        if note:
+            notes.append(note)
+    plt = _pyplot()
+    many = len(series) > LEGEND_INSIDE_UP_TO
+    fig, ax = plt.subplots(figsize=(9.5 if many else 7.5, 4.8), dpi=120)
+    lines, markers, labels = _draw_series(ax, series)
+    try:
+        apply_axes(ax, series, logx, xlim, ylim, x)
+    except UserError:
+        plt.close(fig)
+        raise
     ax.set_xlabel(X_AXES[x][1])
     ax.set_ylabel("relative suboptimality (f - f*) / |f*|")
     ax.grid(True, which="major", alpha=0.4)
     ax.grid(True, which="minor", alpha=0.12)
-    if title is None:
-        names = sorted({os.path.basename(str(r.attrs.get("dataset", ""))) for r, _, _ in runs})
-        title = ", ".join(names)
-    ax.set_title(title)
-    if any(phase_changes(r.history) for r, _, _ in runs):
+    ax.set_title(title if title is not None else _default_title(runs))
+    if markers:
         ax.plot([], [], marker="v", color="gray", markeredgecolor="black", linestyle="none",
                 label="phase / L change")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    legend = (ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                        borderaxespad=0.0) if many else ax.legend(fontsize=8))
+    fig.tight_layout()                  # the axes' final place: then markers and labels
+    mark_points(ax, lines)
+    dropped = place_labels(fig, ax, labels, markers, None if many else legend)
+    if dropped:
+        notes.append(f"{dropped} of {len(labels)} phase labels left out where they would "
+                     "overlap (the triangles mark every change; --logx or --xlim spreads "
+                     "them)")
     return fig
+
+
+def _draw_series(ax, series):
+    """One line per run and a triangle at each phase change: (the lines, the
+    triangles, the :class:`~distnewton.plotlabels.Label` of each change; a
+    switch of phase is placed before the L changes)."""
+    from .plotlabels import Label
+    lines, markers, labels = [], [], []
+    for i, (label, xs, ys, changes) in enumerate(series):
+        (line,) = ax.plot(xs, ys, label=label, **line_style(i))
+        lines.append(line)
+        for j, text in changes:
+            markers += ax.plot(xs[j], ys[j], marker="v", markersize=8, color=line.get_color(),
+                               markeredgecolor="black", linestyle="none", zorder=5)
+            labels.append(Label(float(xs[j]), float(ys[j]), text, line.get_color(),
+                                priority=0 if text.startswith("->") else 1))
+    return lines, markers, labels
+
+
+def _default_title(runs):
+    names = sorted({os.path.basename(str(r.attrs.get("dataset", ""))) for r, _, _ in runs})
+    return ", ".join(names)
 
 
 def bar_values(runs, target, time="wall_time"):

@@ -57,6 +57,47 @@ def test_predict_and_proba_equal_sklearn_with_the_same_w(tmp_path, intercept):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-15)
 
 
+def numbers(text):
+    """A predict output's lines as a float array (one row per line)."""
+    return np.array([line.split() for line in text.splitlines()], dtype=float)
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_decision_values_equal_sklearns_decision_function(tmp_path, intercept):
+    """``predict --decision``: x.w (+ b) per row, scikit-learn's decision_function
+    of a LogisticRegression holding the same weights, to 1e-12; its sign gives
+    the printed label (> 0: the second class, 7)."""
+    path, X, y, res = fit(tmp_path, intercept=intercept)
+    test = tmp_path / "test.svm"
+    Xt, _ = labelled(test, n=150, seed=9)
+    clf = sklearn_twin(res.w, D, intercept, [3, 7])
+    out = invoke("predict", path, test, "--decision")
+    assert out.exit_code == 0, out.output
+    z = numbers(out.stdout)
+    assert z.shape == (150, 1)
+    np.testing.assert_allclose(z[:, 0], clf.decision_function(Xt), rtol=1e-12, atol=1e-12)
+    labels = np.array(invoke("predict", path, test).stdout.split(), dtype=float)
+    np.testing.assert_array_equal(labels, np.where(z[:, 0] > 0, 7.0, 3.0))
+    out = invoke("predict", path, test, "--decision", "-o", tmp_path / "z.txt")
+    assert out.exit_code == 0 and out.stdout == "" and "accuracy" in out.stderr
+    assert (tmp_path / "z.txt").read_text() == invoke("predict", path, test,
+                                                      "--decision").stdout
+    both = invoke("predict", path, test, "--decision", "--proba")
+    assert both.exit_code == 2 and both.output.strip().splitlines() == [
+        "distnewton: error: --proba, --decision: choose one"], both.output
+
+
+def test_ridge_decision_values_are_its_predictions(tmp_path):
+    path, X, y, res = fit(tmp_path, loss="ridge")
+    test = tmp_path / "rt.svm"
+    Xt, _ = labelled(test, n=60, seed=2, loss="ridge")
+    out = invoke("predict", path, test, "--decision")
+    assert out.exit_code == 0, out.output
+    np.testing.assert_allclose(numbers(out.stdout)[:, 0], Xt @ res.w[:D] + res.w[D],
+                               rtol=1e-14, atol=1e-14)
+    assert out.stdout == invoke("predict", path, test).stdout
+
+
 def test_metrics_equal_sklearn_metrics(tmp_path):
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
     path, *_ , res = fit(tmp_path)
@@ -213,6 +254,10 @@ def test_liblinear_export_predicts_as_distnewton(tmp_path, intercept):
     model = load_model(path)
     np.testing.assert_allclose(np.array(dec).ravel(), model.decision(Xt), rtol=1e-13,
                                atol=1e-13)
+    # and `predict --decision`: LIBLINEAR's decision values (its -b 0 output,
+    # label order [7, 3]: > 0 predicts 7, as ours)
+    ours = numbers(invoke("predict", path, test, "--decision").stdout)[:, 0]
+    np.testing.assert_allclose(ours, np.array(dec).ravel(), rtol=1e-13, atol=1e-13)
     # LIBLINEAR's probabilities (-b 1) for label order [7, 3] against --proba ([3, 7])
     _, _, prob = liblinear.predict(list(yt), liblinear_rows(Xt), m, "-b 1 -q")
     proba = np.loadtxt(invoke("predict", path, test, "--proba").stdout.splitlines())

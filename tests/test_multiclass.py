@@ -129,9 +129,46 @@ def test_liblinear_reads_the_exported_ovr_model(tmp_path, classes):
     assert out.returncode == 0, out.stderr
     assert f"nr_class {classes}" in (tmp_path / "m.model").read_text()
     m = liblinear.load_model(str(tmp_path / "m.model"))
-    labels, _, _ = liblinear.predict(list(y), liblinear_rows(X), m, "-q")
+    labels, _, dec = liblinear.predict(list(y), liblinear_rows(X), m, "-q")
     ours = load_model(tmp_path / "r.h5").predict(X)
     np.testing.assert_array_equal(np.array(labels), ours)
+    # `predict --decision`: one column per class (our classes' order) against
+    # LIBLINEAR's decision values, in the label order of its model file
+    out = cli("predict", tmp_path / "r.h5", train, "--decision")
+    assert out.returncode == 0, out.stderr
+    Z = np.loadtxt(out.stdout.splitlines(), ndmin=2)
+    order = [float(v) for v in (tmp_path / "m.model").read_text()
+             .split("label ", 1)[1].split("\n", 1)[0].split()]
+    ours_classes = [float(c) for c in CLASSES[:classes]]
+    dec = np.array(dec)
+    if classes == 2:                          # one w = (w_2 - w_1)/2 for the first label
+        first = ours_classes.index(order[0])
+        second = 1 - first
+        np.testing.assert_allclose(dec[:, 0], (Z[:, first] - Z[:, second]) / 2,
+                                   rtol=1e-12, atol=1e-12)
+    else:
+        cols = [order.index(c) for c in ours_classes]
+        np.testing.assert_allclose(Z, dec[:, cols], rtol=1e-12, atol=1e-12)
+
+
+def test_ovr_decision_values_equal_sklearns_decision_function(tmp_path):
+    """``predict --decision`` of a one-vs-rest model: one column per class in the
+    sorted label order, scikit-learn's decision_function of a LogisticRegression
+    holding the same coef_ / intercept_, to 1e-12; its argmax is the label."""
+    train, test = tmp_path / "four.svm", tmp_path / "four.t.svm"
+    four_classes(train)
+    Xt, _ = four_classes(test, n=300, seed=5)
+    cfg = config(tmp_path, train, fit_intercept=True)
+    res = distnewton.solve(cfg, workers=2, output=tmp_path / "r.h5")
+    clf = LogisticRegression().fit(np.eye(4, 12), list(CLASSES))
+    clf.coef_, clf.intercept_ = res.w[:, :12].copy(), res.w[:, 12].copy()
+    out = cli("predict", tmp_path / "r.h5", test, "--decision")
+    assert out.returncode == 0, out.stderr
+    Z = np.loadtxt(out.stdout.splitlines())
+    assert Z.shape == (300, 4)
+    np.testing.assert_allclose(Z, clf.decision_function(Xt), rtol=1e-12, atol=1e-12)
+    labels = np.array(cli("predict", tmp_path / "r.h5", test).stdout.split(), dtype=float)
+    np.testing.assert_array_equal(labels, np.asarray(CLASSES, dtype=float)[Z.argmax(axis=1)])
 
 
 @pytest.mark.slow
