@@ -14,7 +14,7 @@ from support.launch import synth
 from support.plugin_fixture import D, LAM, N, sklearn_optimum, write_plugins
 from support.references import logistic_reference
 
-pytest_plugins = ["support.slurm_cluster"]
+pytest_plugins = ["support.slurm_cluster", "support.suites"]
 
 
 def pytest_report_header(config):
@@ -27,7 +27,8 @@ def pytest_report_header(config):
 def pytest_collection_modifyitems(config, items):
     """``slow`` also covers every test marked ``mpi``, ``slurm`` or ``data``: they
     start MPI jobs, a cluster, or read the real sets, so ``-m "not slow"`` is the
-    in-process inner loop (docs/tests.md)."""
+    in-process inner loop (docs/tests.md).  The session's suite
+    (support/suites.py: ``fast`` by default) then deselects what it leaves out."""
     for item in items:
         if any(item.get_closest_marker(m) for m in ("mpi", "slurm", "data")):
             item.add_marker(pytest.mark.slow)
