@@ -12,10 +12,8 @@ continues it.
 
 from __future__ import annotations
 
+from .convergence import NOT_CONVERGED
 from .errors import EXIT_NOT_CONVERGED, EXIT_OK, EXIT_STOPPED, echo
-
-#: statuses of a run that ended without reaching its convergence criterion
-NOT_CONVERGED = ("max_rounds", "max_iterations", "stalled", "diverged")
 
 
 def summary_line(outcome, path=None):
