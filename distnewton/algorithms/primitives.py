@@ -55,7 +55,7 @@ def _loss(ctx, w):
 
 def loss(rt, prob, w):
     """f(w) alone.  1 round: d floats down, 1 up per worker."""
-    return global_value(rt.round("loss", w, up=1)[0], prob.n, prob.lam, w)
+    return global_value(rt.round("loss", w, up=1)[0], prob.n, prob.penalty, w)
 
 
 @worker_task("loss_grad_hess")
