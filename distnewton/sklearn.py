@@ -52,9 +52,10 @@ class ConvergenceWarning(DistNewtonConvergenceWarning, SklearnConvergenceWarning
     """A fit did not converge: both scikit-learn's
     ``sklearn.exceptions.ConvergenceWarning`` and
     :class:`distnewton.ConvergenceWarning`, so ``warnings.simplefilter("error",
-    sklearn.exceptions.ConvergenceWarning)`` (or ``python -W
+    sklearn.exceptions.ConvergenceWarning)`` (or pytest's ``-W
     error::sklearn.exceptions.ConvergenceWarning``) and a filter on
-    distnewton's class both apply to it."""
+    distnewton's class both apply to it.  (``python -W`` itself ignores
+    third-party classes: it reads its filters before any module is imported.)"""
 
 
 def _plain(value):
