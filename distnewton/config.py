@@ -30,6 +30,7 @@ from .params import (  # noqa: F401
     number_error,
     positive,
     seed,
+    with_preset,
 )
 from .sections import AlgorithmSection, Config, plain, section_class
 from .yamlio import Unreadable, load_file, load_text
@@ -327,7 +328,9 @@ def _check_algorithm(alg, algorithms, plugins):
         raise PluginError(f"algorithm.name: unknown algorithm '{name}'"
                           f"{suggest(name, algorithms)}; valid: {', '.join(sorted(algorithms))}"
                           f"{hint}")
-    params = _check_section("algorithm", alg, algorithms[name].params)
+    cls = algorithms[name]
+    alg = with_preset(alg, getattr(cls, "presets", {}))
+    params = _check_section("algorithm", alg, cls.params)
     return {"name": name, **params}
 
 

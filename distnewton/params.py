@@ -114,3 +114,22 @@ trials = between(1, MAX_TRIALS, "trial steps beyond are 0 in float64")
 step = both(positive, at_most(MAX_STEP, "a larger step overflows x.w"))
 
 INT, FLOAT, STR, BOOL = (int,), (int, float), (str,), (bool,)
+
+
+def preset_param(presets: dict) -> Param:
+    """The ``preset`` key of an algorithm with named presets (``Algorithm.presets``):
+    ``preset: paper`` sets every key the preset names, as the paper writes the
+    method; a key given beside it still wins."""
+    return Param(STR, None, "a named set of this method's keys: "
+                 + "; ".join(f"'{name}': {', '.join(f'{k}: {v}' for k, v in keys.items())}"
+                             for name, keys in presets.items())
+                 + " (a key given beside it wins)", choices=tuple(presets), nullable=True)
+
+
+def with_preset(given: dict, presets: dict) -> dict:
+    """``given`` with the keys of its ``preset`` filled in where ``given`` has
+    none (the preset's name is checked with the other keys afterwards)."""
+    name = given.get("preset")
+    if name is None or not isinstance(name, str) or name not in presets:
+        return given
+    return {**presets[name], **given}

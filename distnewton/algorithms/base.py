@@ -31,6 +31,10 @@ class Algorithm:
 
     name = ""
     params: dict = {}
+    #: named sets of ``params`` values, ``{"paper": {key: value}}``: a class with
+    #: presets also declares ``"preset": preset_param(presets)`` in ``params``, and
+    #: ``algorithm.preset: paper`` fills in those keys (a key given beside it wins)
+    presets: dict = {}
     #: extra per-iteration history columns: name -> numpy dtype
     columns: dict = {}
     #: worker tasks solve local Newton systems: MPI workers import scipy.linalg
