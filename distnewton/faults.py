@@ -14,7 +14,11 @@ waits there forever (a test then signals a process caught mid-write).
 ``DISTNEWTON_TEST_SIGNAL=SIG@N`` makes the master raise the real signal SIG
 (SIGTERM or SIGUSR1) in its own process when it checks for a stop after
 iteration N (:func:`distnewton.stopping.requested`), so a test stops a run
-at a known iteration instead of timing a ``kill``.  Never set them otherwise.
+at a known iteration instead of timing a ``kill``.
+``DISTNEWTON_TEST_MARK=DIR`` makes each rank create the empty file
+``DIR/POINT-RANK`` (``:`` as ``-``) whenever it passes an injection point (the
+sim backend's rounds count as rank 0's), so a test signals a process once it is
+known to be there instead of after a fixed sleep.  Never set them otherwise.
 """
 
 import errno
@@ -25,7 +29,15 @@ POINTS = ("load", "round", "write", "write:attrs", "write:history", "write:model
           "write:checkpoint", "write:rename")
 
 
+def mark(point, rank):
+    """``DISTNEWTON_TEST_MARK``: record that ``rank`` reached ``point``."""
+    folder = os.environ.get("DISTNEWTON_TEST_MARK")
+    if folder:
+        open(os.path.join(folder, f"{point.replace(':', '-')}-{rank}"), "a").close()
+
+
 def inject(point, rank):
+    mark(point, rank)
     spec = os.environ.get("DISTNEWTON_TEST_FAULT")
     if not spec:
         return

@@ -11,10 +11,12 @@
   (exit 3) that ``--resume`` continues; during data loading, exit 128 + signum
   with nothing left behind (cache ``.tmp-`` folders included).
 
-Timing: the signal cases wait several seconds before the signal so that it
-lands after start-up (imports take 2-3 s on a loaded 2-core machine) and, for
-the local phases, inside a phase that would take minutes (``L`` 10^7); the
-loading cases parse a ~60 MB file (several seconds here).
+Timing: the local-phase cases signal one second after the rank first reached a
+round (``DISTNEWTON_TEST_MARK``: no fixed sleep over a start-up that takes 2-8 s
+on a loaded 2-core machine), inside a phase that would take minutes (``L``
+10^7); the loading cases signal when the cache's pieces appear, or after a fixed
+start-up for the one path that writes nothing while it parses, a ~60 MB file
+(several seconds here).
 """
 
 import os
@@ -27,7 +29,7 @@ import numpy as np
 import pytest
 
 from support import launch
-from support.corpus import RUN, Case, check, params, run_proc
+from support.corpus import RUN, Case, check, in_rounds, params, run_proc
 
 NOT_REGULAR = "not a regular file"
 FIFO = lambda p: os.mkfifo(p)          # noqa: E731
@@ -161,10 +163,14 @@ def stopped_and_resumes(signame, workers=2):
             assert "checkpoint" in f
         assert status == "stopped", out
         assert f"{signame} received" in message, message
-        env = {"DISTNEWTON_CACHE": str(tmp.parent / f"{tmp.name}-cache")}
+        again = tmp.parent / f"{tmp.name}-marks-resume"
+        again.mkdir()
+        env = {"DISTNEWTON_CACHE": str(tmp.parent / f"{tmp.name}-cache"),
+               "DISTNEWTON_TEST_MARK": str(again)}
+        resumed = in_rounds(0, folder=lambda _: again)
         code, _, text = run_proc([sys.executable, "-m", "distnewton", "run", "--resume",
                                   str(path), "--workers", str(workers), "-q"], 120, env, tmp,
-                                 (10, "SIGTERM"))
+                                 (lambda: resumed(tmp), "SIGTERM"))
         assert code == 3, text
         with h5py.File(path, "r") as f:
             assert f.attrs["status"] == "stopped"
@@ -220,19 +226,19 @@ LOADING = {"data": {"train": "{tmp}/big.svm.bz2", "cache": "{tmp}/cache"}}
 LOADING_SLOW = {"data": {"train": "{tmp}/big.svm.bz2", "cache": False}}
 SIGNALS = [
     Case("SIGTERM in localnewton's local phase", config=LOCALNEWTON, launch="proc",
-         signal=(8, "SIGTERM"), code=3, lines=None, new=("out.h5",), timeout=150,
+         signal=(in_rounds(0), "SIGTERM"), code=3, lines=None, new=("out.h5",), timeout=150,
          check=stopped_and_resumes("SIGTERM")),
     Case("SIGINT in localnewton's local phase", config=LOCALNEWTON, launch="proc",
-         signal=(8, "SIGINT"), code=3, lines=None, new=("out.h5",), timeout=150,
+         signal=(in_rounds(0), "SIGINT"), code=3, lines=None, new=("out.h5",), timeout=150,
          check=stopped_and_resumes("SIGINT")),
     Case("SIGTERM in localsgd's local steps", config=LOCALSGD, launch="proc",
-         signal=(8, "SIGTERM"), code=3, lines=None, new=("out.h5",), timeout=150,
+         signal=(in_rounds(0), "SIGTERM"), code=3, lines=None, new=("out.h5",), timeout=150,
          check=stopped_and_resumes("SIGTERM")),
     Case("mpi: stop signal in localnewton's local phase", config=LOCALNEWTON, args=MPI_RUN,
-         launch="mpi", signal=(MPI_START + 8, MPI_STOP), code=3, lines=None, new=("out.h5",),
+         launch="mpi", signal=(in_rounds(1), MPI_STOP), code=3, lines=None, new=("out.h5",),
          timeout=180, check=stopped_and_resumes(MPI_STOP)),
     Case("mpi: stop signal in localsgd's local steps", config=LOCALSGD, args=MPI_RUN,
-         launch="mpi", signal=(MPI_START + 8, MPI_STOP), code=3, lines=None, new=("out.h5",),
+         launch="mpi", signal=(in_rounds(1), MPI_STOP), code=3, lines=None, new=("out.h5",),
          timeout=180, check=stopped_and_resumes(MPI_STOP)),
     Case("SIGTERM while loading the data", config=LOADING, files={"big.svm.bz2": big_bz2(100)},
          launch="proc", signal=(5, "SIGTERM"), code=143, lines=None, timeout=90,

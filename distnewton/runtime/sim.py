@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..faults import mark
 from . import RAGGED, Runtime, contexts, run_task
 
 
@@ -23,6 +24,7 @@ class SimRuntime(Runtime):
         self.K = len(self.workers)
 
     def _exchange(self, task_id, down, up, scatter, evaluating, to):
+        mark("round", 0)
         workers = self.workers if to is None else [self.workers[k] for k in to]
         replies = (run_task(ctx, self.names, task_id, down,
                             None if scatter is None else scatter[i], evaluating)

@@ -182,10 +182,28 @@ def run_proc(cmd, timeout, env, cwd, sig=None):
     return proc.returncode, out, err
 
 
+def marks(tmp: Path) -> Path:
+    """The case's ``DISTNEWTON_TEST_MARK`` folder (beside its own: not a file it leaves)."""
+    folder = Path(tmp).parent / f"{Path(tmp).name}-marks"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def in_rounds(rank, settle=1.0, folder=marks):
+    """A signal condition: ``settle`` s after ``rank`` first reached a round
+    (``DISTNEWTON_TEST_MARK``), so past the first evaluation round and inside the
+    run's long local phase, however long the start-up took."""
+    def reached(tmp):
+        f = folder(tmp) / f"round-{rank}"
+        return f.exists() and time.time() - f.stat().st_mtime >= settle
+    return reached
+
+
 def run(case: Case, tmp: Path):
     """Launch the case; (exit code, distnewton's own lines, everything printed)."""
     args = [str(a) for a in expand(case.args, tmp)]
-    env = {"DISTNEWTON_CACHE": str(tmp.parent / f"{tmp.name}-cache"), **case.env}
+    env = {"DISTNEWTON_CACHE": str(tmp.parent / f"{tmp.name}-cache"),
+           "DISTNEWTON_TEST_MARK": str(marks(tmp)), **case.env}
     if case.launch == "inproc":
         assert case.signal is None, "signals need launch proc or mpi"
         old = os.getcwd()
