@@ -40,14 +40,24 @@ SIM_WORKERS = 4
 
 SCHEMA: dict[str, dict[str, Param]] = {
     "data": {
-        "train": Param(STR, None, "training set: a LIBSVM file (plain, .bz2, .gz) or a "
-                       "registered data set name (`distnewton data list`)"),
+        "train": Param(STR, None, "training set: a LIBSVM file (plain, .bz2, .gz), a CSV, "
+                       "TSV, NumPy, Parquet or HDF5 file (data.format) or a registered data "
+                       "set name (`distnewton data list`)"),
         "shards": Param(STR, None, "folder written by `distnewton data split` (instead of "
                         "train): each worker reads only its own part", nullable=True),
         "test": Param(STR, None, "optional test set for test_accuracy", nullable=True),
         "n_features": Param(INT, None, "feature count (default: largest index in train)",
                             check=positive, nullable=True),
         "zero_based": Param(BOOL, False, "feature indices start at 0"),
+        "format": Param(STR, "auto", "the format of train and test: auto (by content, then "
+                        "extension), libsvm, csv, tsv, npy, npz (X and y, scipy.sparse "
+                        "save_npz, or one array), parquet or hdf5 (CSR datasets and y)",
+                        choices=("auto", "libsvm", "csv", "tsv", "npy", "npz", "parquet",
+                                 "hdf5")),
+        "label_column": Param((int, str), None, "csv, tsv, npy, npz and parquet: the label "
+                              "column, a number from 0 (negative: from the end) or a header "
+                              "name (default: the first column; parquet: a column named "
+                              "label, y, target or class if there is one)", nullable=True),
         "positive_labels": Param((list,), None, "labels mapped to +1 (others -1) for logistic",
                                  nullable=True),
         "partition": Param(STR, "iid", "how rows are split over workers",

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import checks
-from .data import cache, make_synthetic, map_labels, partition, runsets, write_libsvm
+from .data import cache, formats, make_synthetic, map_labels, partition, runsets, write_libsvm
 from .data.registry import resolve_path
 from .data.split import load_part, read_manifest
 from .errors import UserError
@@ -63,10 +63,14 @@ def prepare(cfg, n_workers, arrays=None) -> Setup:
     return setup
 
 
-def read_cached(cfg, path, n_features):
+def read_cached(cfg, path, n_features, key="data.train"):
     """``(Dataset, sha256, note)``: :func:`distnewton.data.cache.read_text` with the
-    config's ``data.zero_based`` and ``data.cache``."""
-    return cache.read_text(path, n_features, cfg["data"]["zero_based"], cfg["data"]["cache"])
+    config's ``data.format`` (detected), ``data.label_column``, ``data.zero_based``
+    and ``data.cache``."""
+    dc = cfg["data"]
+    fmt = formats.detect(path, dc["format"], key)
+    return cache.read_text(path, n_features, dc["zero_based"], dc["cache"], fmt,
+                           dc["label_column"])
 
 
 def read_test(cfg, d, label_map):
@@ -75,7 +79,7 @@ def read_test(cfg, d, label_map):
     dc = cfg["data"]
     if not dc["test"]:
         return None
-    ts, _, _ = read_cached(cfg, resolve_path(dc["test"], "data.test"), d)
+    ts, _, _ = read_cached(cfg, resolve_path(dc["test"], "data.test"), d, "data.test")
     yt, _ = labels(cfg, ts.y, dc["test"], reference=label_map)
     return ts.X, yt
 

@@ -41,7 +41,7 @@ import os
 import numpy as np
 
 from . import checks
-from .data import cache, map_labels, partition, runsets
+from .data import cache, formats, map_labels, partition, runsets
 from .data.registry import file_sha256, resolve_path
 from .errors import UserError
 from .data.libsvm_arrow import parsing_memory
@@ -79,6 +79,12 @@ def applies(cfg, arrays=None) -> bool:
         return False                           # the rank-0 path says why, once
     if not os.path.isfile(path):
         return False
+    try:
+        fmt = formats.detect(path, dc["format"])
+    except UserError:
+        return False                           # the rank-0 path says why, once
+    if fmt != "libsvm":                        # read once into the cache, then by ranges
+        return cache.root_for(dc["cache"], path) is not None
     return not str(path).lower().endswith(COMPRESSED) or \
         cache.root_for(dc["cache"], path) is not None
 

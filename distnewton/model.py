@@ -44,6 +44,7 @@ class Model:
     path: str
     regularize_intercept: bool = True
     status: str = ""        # the run's status (root attribute), "" when unknown
+    label_column: object = None   # data.label_column as trained (csv, npy, parquet, ...)
 
     @property
     def multiclass(self) -> bool:
@@ -183,14 +184,16 @@ def status_warning(model: Model) -> str | None:
 
 
 def read_data(model: Model, path):
-    """A LIBSVM file's rows against the model: (X, raw labels); X has the model's
+    """A data file's rows (any of :mod:`distnewton.data.formats`) against the model:
+    (X, raw labels); X has the model's
     feature count (fewer in the file is fine; an index beyond is a UserError
     naming the file, line and index)."""
-    from .data import read_libsvm
+    from .data import formats
     from .data.registry import resolve_path
     path = resolve_path(os.fspath(path), "DATA")
     try:
-        ds = read_libsvm(path, n_features=model.n_features, zero_based=model.zero_based)
+        ds = formats.read(path, formats.detect(path, key="DATA"), n_features=model.n_features,
+                          zero_based=model.zero_based, label_column=model.label_column)
     except UserError as exc:
         if "exceeds n_features" in str(exc):
             raise UserError(f"{exc} (the model in {model.path} has {model.n_features} "

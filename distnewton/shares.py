@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .data import cache, csrfile
+from .data import cache, csrfile, formats
 from .data.libsvm import (
     BLOCK_BYTES,
     _fast_block,
@@ -144,6 +144,9 @@ def plan(cfg, path):
     decompressed there as ``source.txt``)."""
     dc = cfg["data"]
     zb, nf = dc["zero_based"], dc["n_features"]
+    fmt = formats.detect(path, dc["format"])
+    if fmt != "libsvm":
+        return converted(cfg, path, fmt)
     packed = str(path).lower().endswith(COMPRESSED)
     root = cache.root_for(dc["cache"], path)
     entry = None if root is None else cache.lookup(root, path, zb, nf)
@@ -164,6 +167,22 @@ def plan(cfg, path):
             raise
     return ("write", str(tmp), sig)
 
+
+
+def converted(cfg, path, fmt):
+    """Rank 0: a file in another format than LIBSVM text (:mod:`distnewton.data.formats`)
+    is read once by its reader into a cache entry, whose row ranges every rank then
+    reads as it reads a parsed text file's: ``("cache", folder, meta)``."""
+    dc = cfg["data"]
+    nf, label_column = dc["n_features"], dc["label_column"]
+    cache.read_text(path, nf, False, dc["cache"], fmt, label_column)
+    root = cache.root_for(dc["cache"], path)
+    entry = None if root is None else cache.lookup(root, path, formats.options(
+        fmt, label_column), nf)
+    fail_if(entry is None, lambda: f"data.cache: the {fmt} file {path} is read under mpiexec "
+            "through a cache entry that could not be written; give a writable data.cache, "
+            "or data.cache: off (rank 0 reads the file and sends the shards)")
+    return ("cache", str(entry.folder), entry.meta)
 
 
 @dataclass

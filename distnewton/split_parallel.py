@@ -41,7 +41,8 @@ def _split(comm, path, n_parts, out, partition, seed, alpha, n_features, zero_ba
            overwrite, cache):
     rank, P = comm.Get_rank(), comm.Get_size()
     out = agree_bcast(comm, lambda: prepare_out(out, overwrite))
-    opts = {"data": {"zero_based": zero_based, "n_features": n_features, "cache": cache}}
+    opts = {"data": {"zero_based": zero_based, "n_features": n_features, "cache": cache,
+                     "format": "libsvm", "label_column": None}}
     blocks = [list(range(r, n_parts, P)) for r in range(P)]
     share = local_rows(comm, opts, path, readers=[r for r, ks in enumerate(blocks) if len(ks)])
     raw_y, d, sha = share.raw_y(), share.d, share.sha

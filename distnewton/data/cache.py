@@ -75,8 +75,15 @@ def root_for(setting, path) -> Path | None:
     return Path(os.path.abspath(os.path.expanduser(setting)))
 
 
+def parse_options(zero_based):
+    """The parse options an entry is keyed by: LIBSVM's ``zero_based`` flag, or for
+    the other formats the string of :func:`distnewton.data.formats.options` (format
+    and label column), passed where LIBSVM passes the flag."""
+    return zero_based if isinstance(zero_based, str) else bool(zero_based)
+
+
 def key(path, zero_based, n_features) -> str:
-    text = json.dumps([os.path.abspath(path), bool(zero_based), n_features, VERSION])
+    text = json.dumps([os.path.abspath(path), parse_options(zero_based), n_features, VERSION])
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
 
@@ -136,7 +143,8 @@ def lookup(root, path, zero_based, n_features) -> Entry | None:
         meta = json.loads((folder / META).read_text())
         ok = (meta.get("format") == FORMAT and meta.get("version") == VERSION
               and meta["source"] == os.path.abspath(path)
-              and meta["zero_based"] == bool(zero_based) and meta["n_features"] == n_features
+              and meta["zero_based"] == parse_options(zero_based)
+              and meta["n_features"] == n_features
               and all((folder / p["file"]).is_file() for p in meta["pieces"]))
         if not ok or meta["signature"] != signature(path):
             return None
@@ -221,7 +229,8 @@ def commit(tmp, root, path, zero_based, n_features, sig, pieces, n_cols, sha256)
             discard(tmp)
             return False
         meta = {"format": FORMAT, "version": VERSION, "source": os.path.abspath(path),
-                "zero_based": bool(zero_based), "n_features": n_features, "signature": sig,
+                "zero_based": parse_options(zero_based), "n_features": n_features,
+                "signature": sig,
                 "sha256": sha256, "n_rows": sum(p["rows"] for p in pieces),
                 "n_cols": int(n_cols), "nnz": sum(p["nnz"] for p in pieces),
                 "pieces": pieces, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -309,19 +318,22 @@ def clear(root, only_unused=False) -> tuple[int, int]:
     return count, freed
 
 
-def read_text(path, n_features=None, zero_based=False, setting="auto"):
-    """``(Dataset, sha256, note)`` of a LIBSVM file through the cache: a valid entry
-    is read, else the file is parsed (:func:`~distnewton.data.libsvm.read_libsvm`)
-    and the entry written; ``note`` says which (``read FOLDER``, ``written FOLDER``,
-    or "" without a cache)."""
+def read_text(path, n_features=None, zero_based=False, setting="auto", fmt="libsvm",
+              label_column=None):
+    """``(Dataset, sha256, note)`` of a data file through the cache: a valid entry
+    is read, else the file is read (:func:`~distnewton.data.formats.read`: LIBSVM
+    text, or ``fmt``'s reader with ``label_column``) and the entry written;
+    ``note`` says which (``read FOLDER``, ``written FOLDER``, or "" without a cache)."""
     from distnewton.errors import UserError, echo
 
-    from .libsvm import read_libsvm
+    from .formats import options, read
     from .registry import file_sha256
+    opts = options(fmt, label_column)
+    parse_key = zero_based if opts is None else opts
     root = root_for(setting, path)
     sig = None
     if root is not None:
-        entry = lookup(root, path, zero_based, n_features)
+        entry = lookup(root, path, parse_key, n_features)
         if entry is not None:
             try:
                 return dataset(entry, path), entry.sha256, f"read {entry.folder}"
@@ -329,13 +341,13 @@ def read_text(path, n_features=None, zero_based=False, setting="auto"):
                 echo(f"distnewton: warning: {exc}")
         try:
             sig = signature(path)
-        except OSError:                        # read_libsvm says what is wrong
+        except OSError:                        # the reader says what is wrong
             root = None
-    ds = read_libsvm(path, n_features=n_features, zero_based=zero_based)
+    ds = read(path, fmt, n_features=n_features, zero_based=zero_based, label_column=label_column)
     sha = file_sha256(path)
     note = ""
-    if root is not None and store(root, path, zero_based, n_features, sig, ds.X, ds.y, sha):
-        note = f"written {root / key(path, zero_based, n_features)}"
+    if root is not None and store(root, path, parse_key, n_features, sig, ds.X, ds.y, sha):
+        note = f"written {root / key(path, parse_key, n_features)}"
     return ds, sha, note
 
 

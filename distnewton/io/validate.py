@@ -193,6 +193,15 @@ def _flag(path, cfg, section, key, default):
     return value
 
 
+def _label_column(path, cfg):
+    """data.label_column as trained (None when unset, or in a file from before it)."""
+    value = (cfg.get("data") or {}).get("label_column")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, str))):
+        raise bad(path, "attribute config", f"data.label_column: expected a column number "
+                  f"or name, got {value!r}")
+    return value
+
+
 def fit_intercept_of(path, cfg, w, w_attrs):
     """model.fit_intercept: from /model/w's ``intercept_index`` (0.3 on) or the config."""
     index = w_attrs.get("intercept_index")
@@ -260,6 +269,7 @@ def model_fields(path, attrs, w, w_attrs=None) -> dict:
     return {"w": w.astype(np.float64), "loss": loss, "lam": float(lam),
             "fit_intercept": intercept, "label_map": lm, "regularize_intercept": reg,
             "zero_based": _flag(path, cfg, "data", "zero_based", False),
+            "label_column": _label_column(path, cfg),
             "status": attribute(path, attrs, "status", "text") or ""}
 
 

@@ -1,0 +1,263 @@
+"""Readers of the tabular and array formats (:mod:`.formats`): CSV/TSV and Parquet
+through pyarrow (multi-threaded C++ parsing, already a dependency for the LIBSVM
+parser), NumPy through numpy/scipy, HDF5 CSR through h5py.  Each returns a
+:class:`~distnewton.data.libsvm.Dataset` in canonical CSR with the raw labels;
+every input error is one :class:`~distnewton.errors.UserError` naming the file and
+the column (and, for CSV, the line where pyarrow reports it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from distnewton.errors import UserError
+
+#: bytes of a file's head read to detect its format and a CSV header
+HEAD_BYTES = 1 << 16
+#: Parquet label columns tried, in order, when ``data.label_column`` is not set
+LABEL_NAMES = ("label", "labels", "y", "target", "class")
+
+
+def read(path, fmt, n_features=None, label_column=None):
+    from .libsvm import Dataset
+    reader = {"csv": read_csv, "tsv": read_csv, "npy": read_npy, "npz": read_npz,
+              "parquet": read_parquet, "hdf5": read_hdf5}[fmt]
+    try:
+        X, y = reader(path, label_column, **({"delimiter": "\t"} if fmt == "tsv" else {}))
+    except UserError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:                 # noqa: BLE001  a library's own message
+        text = " ".join(str(exc).split())
+        raise UserError(f"{path}: not readable as {fmt}: {text[:300]}") from None
+    return Dataset(X=finish(path, X, y, n_features), y=y, path=path)
+
+
+def finish(path, X, y, n_features):
+    """Canonical float64 CSR with ``n_features`` columns; labels checked."""
+    X = sp.csr_matrix(X, dtype=np.float64)
+    if X.shape[0] == 0:
+        raise UserError(f"{path}: no data rows")
+    if not np.all(np.isfinite(y)):
+        row = int(np.flatnonzero(~np.isfinite(y))[0])
+        raise UserError(f"{path}: row {row + 1}: label {y[row]} is not a finite number")
+    if X.nnz and not np.all(np.isfinite(X.data)):
+        row = int(np.searchsorted(X.indptr, np.flatnonzero(~np.isfinite(X.data))[0],
+                                  side="right")) - 1
+        raise UserError(f"{path}: row {row + 1}: a feature value is not a finite number")
+    if n_features is not None:
+        if X.shape[1] > n_features:
+            raise UserError(f"{path}: {X.shape[1]} feature columns: exceeds n_features "
+                            f"{n_features}")
+        X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n_features))
+    X.sum_duplicates()
+    X.sort_indices()
+    X.eliminate_zeros()
+    itype = np.int32 if max(X.nnz, X.shape[1]) < 2**31 - 1 else np.int64
+    X.indices, X.indptr = X.indices.astype(itype), X.indptr.astype(itype)
+    return X
+
+
+def split_label(path, M, label_column, names=None):
+    """(features, labels) of a dense 2-D array whose ``label_column`` (an index, or a
+    name among ``names``; default the first column) holds the labels."""
+    M = np.asarray(M)
+    if M.ndim != 2 or M.shape[1] < 1:
+        raise UserError(f"{path}: expected a 2-D array of rows (a label column and the "
+                        f"features), got shape {M.shape}")
+    j = column_index(path, label_column, M.shape[1], names)
+    y = np.asarray(M[:, j], dtype=np.float64)
+    X = np.delete(M, j, axis=1)
+    return dense_rows(path, X), y
+
+
+def column_index(path, label_column, n_cols, names=None):
+    """The label column's index: 0 by default; a negative index counts from the end."""
+    if label_column is None:
+        return 0
+    if isinstance(label_column, str):
+        if names is None or label_column not in names:
+            have = f" (columns: {', '.join(map(str, names[:10]))})" if names else \
+                " (the file has no header: give a column number)"
+            raise UserError(f"data.label_column: no column {label_column!r} in {path}{have}")
+        return list(names).index(label_column)
+    if not -n_cols <= label_column < n_cols:
+        raise UserError(f"data.label_column: column {label_column} is out of range: {path} "
+                        f"has {n_cols} columns")
+    return label_column % n_cols
+
+
+def dense_rows(path, X):
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+        raise UserError(f"{path}: the feature columns are not all numbers ({X.dtype})")
+    return sp.csr_matrix(np.asarray(X, dtype=np.float64))
+
+
+# -- text ----------------------------------------------------------------------
+def head(path, size=HEAD_BYTES) -> bytes:
+    """The first ``size`` bytes of the file, decompressed (bz2/gz/xz by extension)."""
+    import os
+
+    from .libsvm_write import open_by_extension
+    try:
+        with open_by_extension(os.fspath(path), "rb") as fh:
+            return fh.read(size)
+    except Exception:                        # noqa: BLE001  (the reader says what is wrong)
+        return b""
+
+
+def has_header(path, delimiter) -> bool:
+    """A first line with a field that is not a number is a header."""
+    first = head(path).split(b"\n", 1)[0].strip()
+    for field in first.split(delimiter.encode()):
+        try:
+            float(field)
+        except ValueError:
+            return True
+    return False
+
+
+def read_csv(path, label_column, delimiter=","):
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    header = has_header(path, delimiter)
+    table = pcsv.read_csv(path, read_options=pcsv.ReadOptions(autogenerate_column_names=not header),
+                          parse_options=pcsv.ParseOptions(delimiter=delimiter))
+    names = table.column_names if header else None
+    j = column_index(path, label_column, table.num_columns, names)
+    columns = []
+    for i, col in enumerate(table.columns):
+        if col.null_count:
+            row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise UserError(f"{path}:{row + 1 + header}: column {table.column_names[i]!r} "
+                            "is empty")
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
+                or pa.types.is_boolean(col.type)):
+            row, value = first_not_number(col)
+            raise UserError(f"{path}:{row + 1 + header}: column {table.column_names[i]!r}: "
+                            f"{value!r} is not a number")
+        columns.append(col.to_numpy().astype(np.float64, copy=False))
+    y = columns.pop(j)
+    X = np.column_stack(columns) if columns else np.zeros((len(y), 0))
+    return sp.csr_matrix(X), y
+
+
+def first_not_number(column):
+    """(row, value) of the first cell of a text column that is not a number."""
+    for row, value in enumerate(column.to_pylist()):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return row, str(value)[:40]
+    return 0, ""
+
+
+# -- arrays --------------------------------------------------------------------
+def read_npy(path, label_column):
+    return split_label(path, np.load(path, allow_pickle=False), label_column)
+
+
+def read_npz(path, label_column):
+    with np.load(path, allow_pickle=False) as z:
+        keys = set(z.files)
+        if {"data", "indices", "indptr", "shape", "format"} <= keys:
+            M = sp.load_npz(path).tocsc()
+            j = column_index(path, label_column, M.shape[1])
+            y = M[:, j].toarray().ravel()
+            keep = np.delete(np.arange(M.shape[1]), j)
+            return M[:, keep].tocsr(), y
+        if {"X", "y"} <= keys:
+            X, y = z["X"], np.asarray(z["y"], dtype=np.float64).ravel()
+            if X.ndim != 2 or X.shape[0] != len(y):
+                raise UserError(f"{path}: X has shape {X.shape} but y has {len(y)} labels")
+            return dense_rows(path, X), y
+        if len(keys) == 1:
+            return split_label(path, z[next(iter(keys))], label_column)
+    raise UserError(f"{path}: an .npz needs arrays X and y, scipy.sparse's save_npz "
+                    f"arrays, or one 2-D array; it has {', '.join(sorted(keys))}")
+
+
+def read_hdf5(path, label_column):
+    import h5py
+    with h5py.File(path, "r") as f:
+        need = [k for k in ("indptr", "indices", "data") if k not in f]
+        label = next((k for k in ("y", "label", "labels") if k in f), None)
+        if need or label is None:
+            raise UserError(f"{path}: an HDF5 data file needs CSR datasets indptr, indices, "
+                            f"data and labels y; missing {', '.join(need + ['y'][:label is None])}")
+        indptr, indices, data = f["indptr"][()], f["indices"][()], f["data"][()]
+        y = np.asarray(f[label][()], dtype=np.float64).ravel()
+        n_cols = f.attrs.get("n_cols", f.attrs.get("shape", [0, 0])[-1] if "shape" in f.attrs
+                             else 0)
+    if len(indptr) != len(y) + 1 or indptr[0] != 0 or indptr[-1] != len(data) or \
+            len(indices) != len(data) or np.any(np.diff(indptr) < 0):
+        raise UserError(f"{path}: indptr, indices, data and y do not describe {len(y)} "
+                        "CSR rows")
+    if len(indices) and indices.min() < 0:
+        raise UserError(f"{path}: a negative column index")
+    d = max(int(n_cols), int(indices.max()) + 1 if len(indices) else 0)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(y), d)), y
+
+
+# -- Parquet -------------------------------------------------------------------
+def read_parquet(path, label_column):
+    import pyarrow.parquet as pq
+    table = pq.read_table(path)
+    names = table.column_names
+    if label_column is None:
+        label_column = next((n for n in LABEL_NAMES if n in names), 0)
+    j = column_index(path, label_column, len(names), names)
+    y = np.asarray(table.column(j).to_numpy(zero_copy_only=False), dtype=np.float64)
+    rest = [i for i in range(len(names)) if i != j]
+    vectors = [i for i in rest if _is_vector(table.column(i).type)]
+    if vectors:
+        if len(vectors) > 1 or len(rest) > 1:
+            raise UserError(f"{path}: one vector column (a Spark ML vector or a list) is "
+                            f"read beside the label; found {', '.join(names[i] for i in rest)}")
+        return vector_rows(path, table.column(vectors[0]), len(y)), y
+    return dense_rows(path, np.column_stack(
+        [table.column(i).to_numpy(zero_copy_only=False) for i in rest]) if rest
+        else np.zeros((len(y), 0))), y
+
+
+def _is_vector(t) -> bool:
+    import pyarrow as pa
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or (
+        pa.types.is_struct(t) and {"values"} <= {t.field(i).name for i in range(t.num_fields)})
+
+
+def vector_rows(path, column, n):
+    """CSR rows of a list column (dense vectors) or of a Spark ML vector struct
+    (``type`` 0: sparse, ``size``, ``indices``, ``values``; 1: dense ``values``)."""
+    import pyarrow as pa
+    column = column.combine_chunks()
+    is_list = pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+    values = column if is_list else column.field("values")
+    vlen = np.asarray(values.value_lengths().fill_null(0), dtype=np.int64)
+    vals = np.asarray(values.flatten(), dtype=np.float64)
+    starts = np.concatenate([[0], np.cumsum(vlen)])
+    row_of = np.repeat(np.arange(n), vlen)
+    cols = np.arange(len(vals), dtype=np.int64) - starts[row_of]     # dense: 0, 1, ...
+    size = np.zeros(n, np.int64)
+    names = set() if is_list else {column.type.field(i).name
+                                   for i in range(column.type.num_fields)}
+    if "indices" in names:
+        idx = column.field("indices")
+        ilen = np.asarray(idx.value_lengths().fill_null(0), dtype=np.int64)
+        sparse_row = ilen > 0
+        bad = np.flatnonzero(sparse_row & (ilen != vlen))
+        if len(bad):
+            r = int(bad[0])
+            raise UserError(f"{path}: row {r + 1}: {ilen[r]} indices for {vlen[r]} values")
+        istarts = np.concatenate([[0], np.cumsum(ilen)])
+        on = sparse_row[row_of]
+        flat = np.asarray(idx.flatten(), dtype=np.int64)
+        cols[on] = flat[istarts[row_of[on]] + cols[on]]
+        if "size" in names:
+            size = np.asarray(column.field("size").fill_null(0), dtype=np.int64)
+    if len(cols) and cols.min() < 0:
+        raise UserError(f"{path}: a negative vector index")
+    d = int(max(size.max(initial=0), cols.max(initial=-1) + 1))
+    return sp.csr_matrix((vals, (row_of, cols)), shape=(n, d))
