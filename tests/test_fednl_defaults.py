@@ -6,33 +6,19 @@ with a smaller K) and on a9a itself; ``preset: paper`` sets the paper's keys."""
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 import distnewton
 from distnewton.config import resolve
-from distnewton.data import write_libsvm
 from support.launch import SHARED
-from support.references import a9a_reference, logistic_reference
-
-
-def skewed_logistic(path, n=3000, d=60, per_row=8, seed=7):
-    """Binary features drawn with Zipf-like frequencies (p_j ~ j^-0.8, as in a9a and
-    phishing, whose rare features make the Hessian ill-conditioned at lambda = 1/n),
-    +-1 labels from a logistic model."""
-    rng = np.random.default_rng(seed)
-    p = np.arange(1, d + 1) ** -0.8
-    cols = np.stack([rng.choice(d, per_row, replace=False, p=p / p.sum()) for _ in range(n)])
-    X = sp.csr_matrix((np.ones(n * per_row), (np.repeat(np.arange(n), per_row), cols.ravel())),
-                      shape=(n, d))
-    m = X @ (rng.standard_normal(d) / np.sqrt(per_row)) * 4.0
-    y = np.where(rng.random(n) < 1 / (1 + np.exp(-m)), 1.0, -1.0)
-    write_libsvm(path, X, y)
-    return path
+from support.references import a9a_like, a9a_reference, logistic_reference
 
 
 @pytest.fixture(scope="module")
 def skewed(tmp_path_factory):
-    path = skewed_logistic(tmp_path_factory.mktemp("fednl_defaults") / "s.svm")
+    """3000 x 60, features drawn with frequencies ~ j^-0.8 (as a9a's and phishing's
+    rare features), and its scikit-learn optimum at lambda = 1/n."""
+    path = a9a_like(tmp_path_factory.mktemp("fednl_defaults") / "s.svm", n=3000, d=60,
+                    per_row=8, skew=0.8, scale=4.0)
     *_, f_ref = logistic_reference(path, n_features=60)    # lambda = 1/n
     return str(path), f_ref
 
