@@ -45,6 +45,14 @@ saw, and its l_i; then every iteration
     [one subset round to the tau clients; a first full round sets every
     client's g_i, l_i (and H_i for ``h0: local``)]
 
+Defaults (issue 30): FedNL-LS along option 2's direction with alpha = 1 for a
+contractive compressor (``alpha: largest``): H + l I >= Hess f(x_k), since
+||H - Hess f(x_k)||_2 <= l, so the step is never longer than Newton's and the
+Armijo search makes it converge from any start, at lambda = 1/n too, where the
+paper's option 1 (floor mu = lambda) with alpha = 1 - sqrt(1 - delta) does not
+(docs/algorithms/fednl.md).  ``preset: paper`` is that Algorithm 1: option 1,
+``alpha: theory``, no line search.
+
 History columns: ``hessian_gap`` (l, the mean ||Hess f_i(x_k) - H_i||_F, when
 option 2 or PP sends it; NaN otherwise) and ``participants``.
 Master state (checkpointed): H, the round counter, the PP vectors; worker
