@@ -154,6 +154,7 @@ def test_identity_alpha_1_is_newton_with_the_previous_rounds_hessian(small):
 
 @pytest.mark.parametrize("algo", [
     {"compressor": "topk"},
+    {"compressor": "topk", "preset": "paper"},
     {"compressor": "topk", "line_search": True},
     {"compressor": "randseqk", "option": 2},
     {"compressor": "topk", "h0": "zero"},
