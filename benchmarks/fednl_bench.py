@@ -9,7 +9,8 @@ seconds of the run (``wall_time``: data loading and set-up excluded) to the targ
 split into compute (master and the slowest worker rank) and communication (the rest
 of the rounds' time: latency, transfer, waiting), and distnewton's time over u-FedNL's.
 
-Methods: fednl with each compressor (K = 8d; theoretical alpha; option 1; h0 local),
+Methods: fednl with each compressor (K = 8d; ``preset: paper``: theoretical alpha,
+option 1; h0 local),
 with and without line search (FedNL-LS: option 2, c = 0.49, gamma = 0.5, as u-FedNL
 runs it), FedNL-PP (tau = 12, randseqk), and newton, giant, ranl, lbfgs at the same
 settings.  distnewton runs with ``--backend sim`` (one process) or ``--backend mpi``
@@ -48,17 +49,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETS = {"w8a": ("w8a.bz2", 300, 142, 350), "a9a": ("a9a.bz2", 123, 80, 407),
         "phishing": ("phishing.crlf.bz2", 68, 100, 110)}
 TARGET = 1e-9
-LS = {"line_search": True, "option": 2, "ls_c": 0.49, "ls_gamma": 0.5}
+PAPER = {"preset": "paper"}       # option 1, theoretical alpha, no line search
+LS = {**PAPER, "line_search": True, "option": 2, "ls_c": 0.49, "ls_gamma": 0.5}
 COMPRESSORS = ("identity", "topk", "randk", "randseqk", "toplek", "rankr")
 
 
 def methods():
     out = {}
     for c in COMPRESSORS:
-        out[f"fednl {c}"] = {"name": "fednl", "compressor": c}
+        out[f"fednl {c}"] = {"name": "fednl", "compressor": c, **PAPER}
         out[f"fednl-ls {c}"] = {"name": "fednl", "compressor": c, **LS}
     out["fednl-pp randseqk tau=12"] = {"name": "fednl", "compressor": "randseqk",
-                                       "participation": 12}
+                                       "participation": 12, **PAPER}
     for name in ("newton", "giant", "ranl", "lbfgs"):
         out[name] = {"name": name}
     # ranl as measured (the defaults until 0.3: capacity 1, full-batch gradients)

@@ -111,7 +111,7 @@ ALGORITHMS = [
     alg("ranl", "capacities", "uniform(0.5, inf)", "uniform(a, b) needs 0 < a <= b <= 1"),
     alg("ranl", "regions", "many", "must be an integer >= 1 or 'random'"),
     alg("ranl", "eta", 1e300, "must be <= 1000000000000.0"),
-    alg("fednl", "alpha", "fast", "must be 'theory' or a number in (0, 1]"),
+    alg("fednl", "alpha", "fast", "must be 'largest', 'theory' or a number in (0, 1]"),
     alg("fednl", "option", "best", "must be 1, 2 or auto"),
     alg("fednl", "k_mult", "eight", "expected an integer"),
 ]

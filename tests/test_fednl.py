@@ -51,7 +51,7 @@ def test_topk_keeps_the_k_largest_upper_entries():
     assert np.array_equal(v[kept], u[kept])             # kept entries unchanged
     assert np.abs(u[kept]).min() >= np.abs(np.delete(u, kept)).max()
     assert np.array_equal(C, C.T)
-    assert c.alpha_theory() == pytest.approx(1 - np.sqrt(1 - 18 / 45), rel=1e-15)
+    assert c.alpha_theory() == pytest.approx(1 - np.sqrt(1 - (2 * 18 - 9) / 81), rel=1e-15)
     assert c.words() == 18 + 9
     assert np.array_equal(top_indices(np.array([1.0, -3.0, 3.0, 2.0]), 2), [1, 2])  # ties
 
@@ -141,7 +141,8 @@ def test_identity_alpha_1_is_newton_with_the_previous_rounds_hessian(small):
     the projection never binds, every eigenvalue of H is >= lambda)."""
     _, X, y, _, _ = small
     for T in (1, 2, 5):
-        r = solve(small, compressor="identity", alpha=1.0, run={"max_iterations": T})
+        r = solve(small, preset="paper", compressor="identity", alpha=1.0,
+                  run={"max_iterations": T})
         w, H_prev = np.zeros(X.shape[1]), None
         for _ in range(T):
             g, H = numpy_grad_hess(X, y, w)
@@ -153,6 +154,7 @@ def test_identity_alpha_1_is_newton_with_the_previous_rounds_hessian(small):
 
 @pytest.mark.parametrize("algo", [
     {"compressor": "topk"},
+    {"compressor": "topk", "preset": "paper"},
     {"compressor": "topk", "line_search": True},
     {"compressor": "randseqk", "option": 2},
     {"compressor": "topk", "h0": "zero"},
@@ -184,7 +186,7 @@ def test_topk_on_a9a_reaches_sklearn_to_1e8(tmp_path):
 
 
 def test_hessian_gap_shrinks_as_the_hessians_are_learned(small):
-    r = solve(small, compressor="topk", option=2, h0="zero")
+    r = solve(small, preset="paper", compressor="topk", option=2, h0="zero")
     gap = r.history["hessian_gap"][1:]        # l_k: from ||Hess f_i(x_1)|| (H_i = 0) down
     assert np.all(np.diff(gap) < 0) and gap[-1] < 1e-2 * gap[0]
 
@@ -199,9 +201,11 @@ def test_hessian_gap_shrinks_as_the_hessians_are_learned(small):
 ])
 def test_bytes_of_a_round_by_hand(small, name, words):
     """Round 0 (h0 local): reduce of [f, g, upper triangle of n_i H_i]; round 1: a
-    gather of [g_i, message]; down: header, x and 4 control floats, per worker."""
+    gather of [g_i, message]; down: header, x and 4 control floats, per worker (the
+    paper's FedNL: option 1, no line search)."""
     K, d = 4, 40
-    r = solve(small, workers=K, compressor=name, k_mult=1, run={"max_iterations": 2})
+    r = solve(small, workers=K, preset="paper", compressor=name, k_mult=1,
+              run={"max_iterations": 2})
     D, Kc = d * (d + 1) // 2, d
     down = 2 * K * (HEADER_BYTES + 8 * (d + 4))
     up = K * 8 * (1 + d + D) + K * 8 * (d + words(d, Kc))

@@ -80,15 +80,20 @@ def german_like(path, n=1000, d=24, seed=5):
     return path
 
 
-def a9a_like(path, n=3000, d=123, per_row=14, seed=7):
+def a9a_like(path, n=3000, d=123, per_row=14, seed=7, skew=0.0, scale=2.0):
     """A sparse stand-in of a9a's shape and scale: binary features, ``per_row``
-    ones per row (a9a has 14 of 123), +-1 labels from a logistic model."""
+    ones per row (a9a has 14 of 123), +-1 labels from a logistic model (margins
+    times ``scale``).  ``skew`` > 0 draws feature j with probability ~ j^-skew (the
+    real sets' rare features, which make the Hessian ill-conditioned at small
+    lambda); 0: uniformly."""
     from distnewton.data import write_libsvm
     rng = np.random.default_rng(seed)
-    cols = np.stack([rng.choice(d, per_row, replace=False) for _ in range(n)])
+    p = np.arange(1, d + 1) ** -skew if skew else None
+    p = p / p.sum() if skew else None
+    cols = np.stack([rng.choice(d, per_row, replace=False, p=p) for _ in range(n)])
     X = sp.csr_matrix((np.ones(n * per_row), (np.repeat(np.arange(n), per_row), cols.ravel())),
                       shape=(n, d))
-    m = X @ (rng.standard_normal(d) / np.sqrt(per_row)) * 2.0
+    m = X @ (rng.standard_normal(d) / np.sqrt(per_row)) * scale
     y = np.where(rng.random(n) < 1 / (1 + np.exp(-m)), 1.0, -1.0)
     write_libsvm(path, X, y)
     return path

@@ -33,6 +33,12 @@ def compressor(name, d, k_mult, rank, seed):
     return Compressor(name, d, k_mult, rank, seed)
 
 
+def line_search_on(p):
+    """FedNL-LS or not: ``line_search`` as given, or when null (the default) on
+    without participation and off with it (FedNL-PP has no line search)."""
+    return p.line_search if p.line_search is not None else p.participation is None
+
+
 # -- what the master sends down with x ------------------------------------
 @dataclass(frozen=True)
 class Header(Control):
@@ -120,7 +126,8 @@ def _init(ctx, w, header):
 def _round(ctx, w, header):
     """FedNL round: [loss sum (LS)] + grad sum + [l_i (option 2)] + message."""
     p, shard = ctx.params, ctx.shard
-    ahead = p.line_search and p.ls_ahead       # speculative line search
+    searching = line_search_on(p)
+    ahead = searching and p.ls_ahead           # speculative line search
     head = (AheadHeader if ahead else RoundHeader).unpack(header)
     comp = _comp(ctx, head)
     if ahead:
@@ -129,7 +136,7 @@ def _round(ctx, w, header):
     gap = comp.frobenius(hess - ctx.state.get("fednl.H", 0.0)) if head.gap else None
     msg = _learn(ctx, comp, hess, head.alpha, head.t, pending=ahead and head.trial)
     f, g = shard.loss_grad_sum(w)
-    return np.concatenate(([f] if p.line_search else [], g, [] if gap is None else [gap], msg))
+    return np.concatenate(([f] if searching else [], g, [] if gap is None else [gap], msg))
 
 
 @worker_task("fednl.pp")

@@ -6,24 +6,32 @@ C(M).  It acts on the upper triangle only, u = M[triu] with D = d(d+1)/2
 entries: the lower triangle is its mirror image, so sending it would double the
 bytes for nothing.  ``K`` (the entries kept) is ``k_mult * d``, capped at D.
 
-=========  ==========================================  ===========  ===================
-name       C(M)                                        class        message (float64 words)
-=========  ==========================================  ===========  ===================
-identity   M                                           delta = 1    D values
-topk       the K entries of u largest in magnitude     delta = K/D  K values + K int32
-randk      K entries drawn uniformly, scaled by D/K    omega = D/K - 1  K values + K int32
-randseqk   K consecutive entries of u from a uniform    omega = D/K - 1  K values (indices from
-           offset (wrapping), scaled by D/K                           the shared seed)
-toplek     the fewest largest entries, at most K,      delta = K/D  k values + k int32
-           with ||u - C(u)||^2 <= (1 - K/D) ||u||^2                  (k <= K; a ragged reply)
-rankr      sum of the R eigenpairs largest in |lambda|  delta = R/d  R values + R d-vectors
-=========  ==========================================  ===========  ===================
+=========  ==========================================  ==================  ===================
+name       C(M)                                        class (Frobenius)   message (float64 words)
+=========  ==========================================  ==================  ===================
+identity   M                                           delta = 1           D values
+topk       the K entries of u largest in magnitude     delta = (2K - d)/d^2  K values + K int32
+randk      K entries drawn uniformly, scaled by D/K    omega = D/K - 1     K values + K int32
+randseqk   K consecutive entries of u from a uniform    omega = D/K - 1     K values (indices from
+           offset (wrapping), scaled by D/K                                the shared seed)
+toplek     the fewest largest entries, at most K,      delta = K/(2D - K)  k values + k int32
+           with ||u - C(u)||^2 <= (1 - K/D) ||u||^2                        (k <= K; a ragged reply)
+rankr      sum of the R eigenpairs largest in |lambda|  delta = R/d         R values + R d-vectors
+=========  ==========================================  ==================  ===================
 
-*Contractive* compressors satisfy E||C(M) - M||^2 <= (1 - delta) ||M||^2,
-*unbiased* ones E C(M) = M and E||C(M) - M||^2 <= omega ||M||^2 (norms over
-the upper-triangle entries; Rank-R: Frobenius).  FedNL's theoretical
+*Contractive* compressors satisfy ||C(M) - M||_F^2 <= (1 - delta) ||M||_F^2,
+*unbiased* ones E C(M) = M and E||C(M) - M||_F^2 <= omega ||M||_F^2, for every
+symmetric M, in the norm FedNL's theory uses: Frobenius on the full matrix,
+where an off-diagonal entry of u counts twice (:meth:`Compressor.frobenius`).
+The constants above hold in that norm and are tight (K >= d here, as
+``k_mult >= 1``; the derivations are in :attr:`Compressor.delta`): Top-K picks
+by magnitude on u, so in the worst case it keeps the d diagonal entries and
+K - d off-diagonal ones of a matrix whose entries are all equal, (2K - d)/d^2
+of ||M||_F^2, where K/D is only the triangle's share.  FedNL's theoretical
 Hessian learning rate is alpha = 1 - sqrt(1 - delta) for contractive and
-alpha = 1 / (omega + 1) for unbiased compressors (:meth:`Compressor.alpha_theory`).
+alpha = 1 / (omega + 1) for unbiased compressors (:meth:`Compressor.alpha_theory`);
+the paper's second choice for contractive ones is alpha = 1
+(:meth:`Compressor.alpha_largest`).
 
 Indices travel as int32, two per float64 word (an odd count is padded with 4
 bytes): :func:`pack_indices` / :func:`unpack_indices`.  RandSeqK's offset is a
@@ -76,11 +84,34 @@ class Compressor:
     # -- constants of the compressor class --------------------------------
     @property
     def delta(self):
-        return {"identity": 1.0, "topk": self.K / self.D, "toplek": self.K / self.D,
-                "rankr": self.R / self.d}[self.name]
+        """delta of the contractive class in Frobenius norm (tight):
+
+        * topk: with t the smallest kept |u_j|^2, every dropped entry is <= t, so the
+          kept share is >= W_kept / d^2, W the Frobenius weights (1 on the diagonal,
+          2 off it) of the kept entries, at least d + 2 (K - d) = 2K - d (K <= d: K);
+          an all-equal matrix whose ties go to the diagonal attains it.
+        * toplek: when it stops below K entries the kept triangle share is m >= K/D,
+          so the Frobenius share is >= m / (m + 2 (1 - m)) >= K / (2D - K) (attained
+          by diagonal entries kept, off-diagonal ones dropped); when it sends K entries
+          it is Top-K, whose bound is >= K/(2D - K) for d <= K <= D.
+        * rankr: Eckart-Young, the R largest of d squared eigenvalues (M = I attains).
+        """
+        d, K, D = self.d, self.K, self.D
+        return {"identity": 1.0, "topk": (2 * K - min(K, d)) / d ** 2,
+                "toplek": K / (2 * D - K), "rankr": self.R / d}[self.name]
+
+    @property
+    def delta_triangle(self):
+        """Top-K's and TopLEK's share K/D in the upper triangle's own norm (what
+        TopLEK's stopping test keeps; not FedNL's Frobenius class)."""
+        return self.K / self.D
 
     @property
     def omega(self):
+        """Rand-K and RandSeqK: every entry of u is sent with probability K/D and
+        scaled by D/K, so E (C_j - u_j)^2 = (D/K - 1) u_j^2 entry by entry; weighted
+        (1 on the diagonal, 2 off it) the sum is (D/K - 1) ||M||_F^2: equality for
+        every M, in Frobenius norm as on the triangle."""
         return self.D / self.K - 1.0
 
     def alpha_theory(self):
@@ -88,6 +119,12 @@ class Compressor:
         if self.kind == "unbiased":
             return 1.0 / (self.omega + 1.0)
         return 1.0 - float(np.sqrt(1.0 - self.delta))
+
+    def alpha_largest(self):
+        """The largest rate FedNL's theory covers: 1 for a contractive compressor (the
+        paper's second choice; ||M - C(M)||_F^2 <= (1 - delta) ||M||_F^2 is then the
+        Hessian error's own contraction), 1 / (omega + 1) for an unbiased one."""
+        return 1.0 if self.kind == "contractive" else self.alpha_theory()
 
     def words(self):
         """Message length in float64 words; None when it varies (toplek)."""
@@ -129,7 +166,7 @@ class Compressor:
             return np.concatenate((u[idx] * (self.D / self.K), pack_indices(idx)))
         idx = top_indices(u, self.K)
         if self.name == "toplek":
-            idx = idx[:toplek_count(u[idx], float(u @ u), self.K / self.D)]
+            idx = idx[:toplek_count(u[idx], float(u @ u), self.delta_triangle)]
             return np.concatenate((u[idx], pack_indices(idx)))      # k + ceil(k/2) words
         return np.concatenate((u[idx], pack_indices(idx)))
 

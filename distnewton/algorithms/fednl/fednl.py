@@ -45,6 +45,14 @@ saw, and its l_i; then every iteration
     [one subset round to the tau clients; a first full round sets every
     client's g_i, l_i (and H_i for ``h0: local``)]
 
+Defaults (issue 30): FedNL-LS along option 2's direction with alpha = 1 for a
+contractive compressor (``alpha: largest``): H + l I >= Hess f(x_k), since
+||H - Hess f(x_k)||_2 <= l, so the step is never longer than Newton's and the
+Armijo search makes it converge from any start, at lambda = 1/n too, where the
+paper's option 1 (floor mu = lambda) with alpha = 1 - sqrt(1 - delta) does not
+(docs/algorithms/fednl.md).  ``preset: paper`` is that Algorithm 1: option 1,
+``alpha: theory``, no line search.
+
 History columns: ``hessian_gap`` (l, the mean ||Hess f_i(x_k) - H_i||_F, when
 option 2 or PP sends it; NaN otherwise) and ``participants``.
 Master state (checkpointed): H, the round counter, the PP vectors; worker
@@ -64,13 +72,19 @@ import numpy as np
 
 from ...errors import UserError
 from ...linalg import check_dense_hessian, solve_spd
-from ...params import BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive
+from ...params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive,
+                       preset_param)
 from ...runtime import RAGGED
 from .. import primitives as P
 from ..base import LINE_SEARCH, Algorithm
-from .clients import AheadHeader, PPHeader, RoundHeader, compressor
+from .clients import AheadHeader, PPHeader, RoundHeader, compressor, line_search_on
 
 COMPRESSORS = ("identity", "topk", "randk", "randseqk", "toplek", "rankr")
+ALPHA_RULES = ("largest", "theory")
+
+#: the paper's method (Algorithm 1, option 1, alpha = 1 - sqrt(1 - delta)), which
+#: does not converge at lambda = 1/n on a9a or phishing (docs/algorithms/fednl.md)
+PRESETS = {"paper": {"option": "auto", "alpha": "theory", "line_search": False}}
 
 
 # -- master side ----------------------------------------------------------
@@ -79,10 +93,10 @@ def check_option(x):
 
 
 def check_alpha(x):
-    if x == "theory":
+    if x in ALPHA_RULES:
         return None
     if isinstance(x, str) or isinstance(x, bool):
-        return f"must be 'theory' or a number in (0, 1], got {x!r}"
+        return f"must be 'largest', 'theory' or a number in (0, 1], got {x!r}"
     return in_open_closed(0.0, 1.0)(x)
 
 
@@ -94,18 +108,20 @@ class FedNL(Algorithm):
         "k_mult": Param(INT, 8, "K = k_mult * d entries kept (topk, randk, randseqk, "
                         "toplek: at most)", check=at_least(1)),
         "rank": Param(INT, 1, "R, the rank kept by rankr", check=at_least(1)),
-        "alpha": Param((int, float, str), "theory", "Hessian learning rate: 'theory' "
-                       "(1 - sqrt(1 - delta) contractive, 1/(omega + 1) unbiased) or a "
-                       "number", check=check_alpha),
-        "option": Param((int, str), "auto", "1: x - [H]_mu^-1 g; 2: x - (H + l I)^-1 g; "
+        "alpha": Param((int, float, str), "largest", "Hessian learning rate: 'largest' "
+                       "(1 contractive, 1/(omega + 1) unbiased), 'theory' (1 - sqrt(1 - "
+                       "delta) contractive, 1/(omega + 1) unbiased; delta in Frobenius "
+                       "norm) or a number", check=check_alpha),
+        "option": Param((int, str), 2, "1: x - [H]_mu^-1 g; 2: x - (H + l I)^-1 g; "
                         "auto: 1, or 2 with participation (FedNL-PP's step)",
                         check=check_option),
         "mu": Param(FLOAT, None, "floor of the projection [H]_mu (default model.lambda)",
                     check=positive, nullable=True),
         "h0": Param(STR, "local", "H_i at the start: the local Hessian at x_0 (one "
                     "d(d+1)/2 round) or zero", choices=("local", "zero")),
-        "line_search": Param(BOOL, False, "FedNL-LS: Armijo backtracking along the "
-                             "FedNL direction"),
+        "line_search": Param(BOOL, None, "FedNL-LS: Armijo backtracking along the "
+                             "FedNL direction; null: on, except with participation "
+                             "(FedNL-PP has none)", nullable=True),
         "ls_c": Param(FLOAT, 0.49, "FedNL-LS Armijo constant c", check=in_open_closed(0, 0.5)),
         "ls_gamma": Param(FLOAT, 0.5, "FedNL-LS backtracking factor gamma",
                           check=lambda x: None if 0 < x < 1 else f"must be in (0, 1), got {x}"),
@@ -116,7 +132,9 @@ class FedNL(Algorithm):
         "max_backtracks": LINE_SEARCH["max_backtracks"],
         "participation": Param(INT, None, "FedNL-PP: tau clients per round (default: all, "
                                "FedNL)", check=at_least(1), nullable=True),
+        "preset": preset_param(PRESETS),
     }
+    presets = PRESETS
     columns = {"hessian_gap": np.float64, "participants": np.int64}
 
     @classmethod
@@ -134,7 +152,7 @@ class FedNL(Algorithm):
             if p.participation > K:
                 raise UserError(f"algorithm.participation: {p.participation} clients per "
                                 f"round, but there are {K} workers")
-            if p.line_search:
+            if p.line_search is True:
                 raise UserError("algorithm.line_search: FedNL-PP (participation) has no "
                                 "line search in the paper; use one or the other")
             if p.option == 1:
@@ -144,7 +162,8 @@ class FedNL(Algorithm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         p, prob = self.p, self.prob
-        self.alpha = self.comp.alpha_theory() if p.alpha == "theory" else float(p.alpha)
+        self.alpha = self.learning_rate()
+        self.searching = line_search_on(p)      # FedNL-LS
         self.pp = p.participation is not None and p.participation < self.rt.K
         self.option = (2 if self.pp else 1) if p.option == "auto" else int(p.option)
         self.mu = prob.lam if p.mu is None else float(p.mu)
@@ -157,6 +176,11 @@ class FedNL(Algorithm):
         self.verdict = 0.0                       # on the last trial: 1 accepted, 2 not
         self.ls = SimpleNamespace(beta=p.ls_c, alpha_max=1.0, ls_gamma=p.ls_gamma,
                                   ls_steps=p.ls_steps, max_backtracks=p.max_backtracks)
+
+    def learning_rate(self):
+        """alpha: a number, or the compressor's class rate ('largest', 'theory')."""
+        rule = {"largest": self.comp.alpha_largest, "theory": self.comp.alpha_theory}
+        return rule[self.p.alpha]() if self.p.alpha in rule else float(self.p.alpha)
 
     @property
     def comp(self):
@@ -205,7 +229,7 @@ class FedNL(Algorithm):
             fsum, g, gap, S = self.gather(self.w, self.t)
         step = self.direction(g, 0.0 if np.isnan(gap) else gap)
         a = 1.0
-        if p.line_search:
+        if self.searching:
             f = P.global_value(fsum, prob.n, prob.penalty, self.w)
             a = self.line_search(f, g, step) if p.ls_ahead else \
                 P.backtracking(rt, prob, self.w, step, f, float(step @ g), self.ls)[0]
@@ -229,17 +253,17 @@ class FedNL(Algorithm):
         ``ls_ahead`` the round also carries the verdict on the last trial, and
         ``trial`` makes the clients hold back their H_i update until the next."""
         prob, d, rt, p = self.prob, self.prob.d, self.rt, self.p
-        if p.line_search and p.ls_ahead:
+        if self.searching and p.ls_ahead:
             header = self.header(t, verdict=int(self.verdict), trial=trial)
             self.verdict = 1.0 if trial else 0.0    # a trial is accepted unless rejected
         else:
             header = self.header(t)
         words = self.comp.words()
-        head = int(p.line_search) + d + (self.option == 2)
+        head = int(self.searching) + d + (self.option == 2)
         up = [RAGGED] * rt.K if words is None else [head + words] * rt.K
         replies = rt.round("fednl.round", x, header, up=up)
-        o = int(p.line_search)
-        fsum = sum(r[0] for r in replies) if p.line_search else 0.0
+        o = int(self.searching)
+        fsum = sum(r[0] for r in replies) if self.searching else 0.0
         g = P.regularise(sum(r[o:o + d] for r in replies), prob.n, prob.penalty, x)
         gap = float(sum(wi * r[o + d] for wi, r in zip(self.weights, replies))) \
             if self.option == 2 else np.nan
