@@ -1,12 +1,14 @@
 """Parallel ingestion under MPI: every rank parses its own part of the text file.
 
 Used by :class:`~distnewton.session.Session` when ``data.train`` is a LIBSVM
-file, uncompressed or cached (:func:`applies`); otherwise rank 0 reads the file
-and scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
+file, uncompressed or cached, a NumPy ``.npy``, Parquet or HDF5 CSR file, or a
+CSV/TSV/``.npz`` file with a cache (:func:`applies`); otherwise rank 0 reads the
+file and scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
 
 1. reads its share of the rows (:mod:`distnewton.shares`): the lines that start
    in its byte range (:mod:`distnewton.data.ranges`, the block parsers of
-   :mod:`distnewton.data.libsvm`), or rows ``[n i / R, n (i+1) / R)`` of the
+   :mod:`distnewton.data.libsvm`), its rows or row groups of a file read by range
+   (:mod:`distnewton.data.sources`), or rows ``[n i / R, n (i+1) / R)`` of the
    binary cache (:mod:`distnewton.data.cache`), i of the R ranks that host workers;
 2. agrees with the others on the first bad line (``FILE:LINE`` with the global
    line number, from an ``Exscan`` of the ranks' line counts), on d
@@ -43,6 +45,7 @@ import numpy as np
 from . import checks
 from .data import cache, formats, map_labels, partition, runsets
 from .data.registry import file_sha256, resolve_path
+from .data.sources import RANGED
 from .errors import UserError
 from .data.libsvm_arrow import parsing_memory
 from .exchange import Rows, displs, exchange
@@ -83,6 +86,8 @@ def applies(cfg, arrays=None) -> bool:
         fmt = formats.detect(path, dc["format"])
     except UserError:
         return False                           # the rank-0 path says why, once
+    if fmt in RANGED:                          # every rank reads its own rows
+        return True
     if fmt != "libsvm":                        # read once into the cache, then by ranges
         return cache.root_for(dc["cache"], path) is not None
     return not str(path).lower().endswith(COMPRESSED) or \

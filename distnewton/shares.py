@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .data import cache, csrfile, formats
+from .data.sources import RANGED, converted, parse_key, read_ranges
 from .data.libsvm import (
     BLOCK_BYTES,
     _fast_block,
@@ -143,11 +144,12 @@ def plan(cfg, path):
     (parse, then write the entry from ``tmp``; a compressed file is first
     decompressed there as ``source.txt``)."""
     dc = cfg["data"]
-    zb, nf = dc["zero_based"], dc["n_features"]
+    nf = dc["n_features"]
     fmt = formats.detect(path, dc["format"])
-    if fmt != "libsvm":
+    if fmt != "libsvm" and fmt not in RANGED:
         return converted(cfg, path, fmt)
-    packed = str(path).lower().endswith(COMPRESSED)
+    zb = parse_key(cfg, fmt)
+    packed = fmt == "libsvm" and str(path).lower().endswith(COMPRESSED)
     root = cache.root_for(dc["cache"], path)
     entry = None if root is None else cache.lookup(root, path, zb, nf)
     if entry is not None:
@@ -167,22 +169,6 @@ def plan(cfg, path):
             raise
     return ("write", str(tmp), sig)
 
-
-
-def converted(cfg, path, fmt):
-    """Rank 0: a file in another format than LIBSVM text (:mod:`distnewton.data.formats`)
-    is read once by its reader into a cache entry, whose row ranges every rank then
-    reads as it reads a parsed text file's: ``("cache", folder, meta)``."""
-    dc = cfg["data"]
-    nf, label_column = dc["n_features"], dc["label_column"]
-    cache.read_text(path, nf, False, dc["cache"], fmt, label_column)
-    root = cache.root_for(dc["cache"], path)
-    entry = None if root is None else cache.lookup(root, path, formats.options(
-        fmt, label_column), nf)
-    fail_if(entry is None, lambda: f"data.cache: the {fmt} file {path} is read under mpiexec "
-            "through a cache entry that could not be written; give a writable data.cache, "
-            "or data.cache: off (rank 0 reads the file and sends the shards)")
-    return ("cache", str(entry.folder), entry.meta)
 
 
 @dataclass
@@ -282,7 +268,9 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
     readers = list(range(comm.Get_size())) if readers is None else list(readers)
     me, R = (readers.index(rank), len(readers)) if rank in readers else (None, len(readers))
     dc = cfg["data"]
-    zb, nf = dc["zero_based"], dc["n_features"]
+    nf = dc["n_features"]
+    fmt = formats.detect(path, dc.get("format", "libsvm"))
+    zb = dc["zero_based"]
     ph = Phases() if phases is None else phases
     with ph("plan"):
         how, where, extra = agree_bcast(comm, lambda: plan(cfg, path))
@@ -298,15 +286,19 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
         return Share(blocks, d, entry.sha256 if rank == 0 else None, f"read {where}")
     text = os.path.join(where, "source.txt") if how == "write" and \
         str(path).lower().endswith(COMPRESSED) else path
-    parts, lines, bad, sha, piece, err = [], 0, None, None, None, None
+    parts, lines, bad, sha, piece, err, width = [], 0, None, None, None, None, 0
     if me is not None:
         if how == "write":                    # parsed rows go straight to the cache
             piece = cache.open_piece(where, rank)
         sink = None if piece is None else functools.partial(append_part, piece)
         try:
-            with parsing_memory():
-                parts, lines, bad = parse_share(text, me, R, zb, nf, name=path, phases=ph,
-                                                sink=sink)
+            if fmt in RANGED:
+                with ph("read"):
+                    parts, lines, bad, width = read_ranges(path, fmt, me, R, cfg, sink)
+            else:
+                with parsing_memory():
+                    parts, lines, bad = parse_share(text, me, R, zb, nf, name=path,
+                                                    phases=ph, sink=sink)
         except UserError as exc:              # unreadable here: every rank hears of it
             err = str(exc)
     elif rank == 0:                           # while the readers parse
@@ -324,7 +316,7 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
             cache.discard(where)
         raise
     top = max([int(p[1].max()) for p in parts if len(p[1])] +
-              [piece.top if piece is not None else -1], default=-1)
+              [piece.top if piece is not None else -1, width - 1], default=-1)
     top = comm.allreduce(top, op=MPI.MAX)
     d = nf if nf is not None else top + 1
     written = me is None or piece is not None and not getattr(piece, "failed", False)
@@ -333,8 +325,11 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
     if how == "write":                        # a piece could not be written: no cache
         if piece is not None:                 # its rows went to disk (some of them):
             piece.close()                     # read them again
-            with parsing_memory():
-                parts, _, _ = parse_share(text, me, R, zb, nf, name=path, phases=ph)
+            if fmt in RANGED:
+                parts = read_ranges(path, fmt, me, R, cfg)[0]
+            else:
+                with parsing_memory():
+                    parts, _, _ = parse_share(text, me, R, zb, nf, name=path, phases=ph)
         comm.Barrier()                        # (a decompressed text is read from tmp)
         if rank == 0:
             cache.discard(where)
@@ -391,7 +386,7 @@ def commit_entry(cfg, path, tmp, sig, descs, d, sha, ph):
         source.unlink()
     pieces = [p for p in descs if p != "none"]
     dc, root = cfg["data"], Path(tmp).parent
-    zb, nf = dc["zero_based"], dc["n_features"]
+    zb, nf = parse_key(cfg, formats.detect(path, dc.get("format", "libsvm"))), dc["n_features"]
     ok = all(p is not None for p in pieces) and cache.commit(tmp, root, path, zb, nf, sig,
                                                              pieces, d, sha)
     if not ok:

@@ -49,7 +49,7 @@ def write(fmt, path, X, y):
         sp.save_npz(path, sp.csr_matrix(M))
     elif fmt == "parquet":
         pq.write_table(pa.table({"label": y, **{f"f{j}": X[:, j] for j in range(X.shape[1])}}),
-                       path)
+                       path, row_group_size=7)      # several row groups: read by range
     elif fmt == "parquet-list":
         pq.write_table(pa.table({"features": [list(r) for r in X], "label": y}), path)
     elif fmt == "parquet-spark":
@@ -59,7 +59,7 @@ def write(fmt, path, X, y):
                     "values": S.data[S.indptr[i]:S.indptr[i + 1]].tolist()}
                    for i in range(X.shape[0])]
         vectors[1] = {"type": 1, "size": None, "indices": None, "values": list(X[1])}
-        pq.write_table(pa.table({"label": y, "features": vectors}), path)
+        pq.write_table(pa.table({"label": y, "features": vectors}), path, row_group_size=9)
     elif fmt == "hdf5":
         S = sp.csr_matrix(X)
         with h5py.File(path, "w") as f:
@@ -157,26 +157,78 @@ def test_the_cli_refuses_an_unknown_binary_with_exit_2_and_no_file(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("kind", ["npy", "parquet", "parquet-spark", "hdf5"])
+def test_a_share_by_range_concatenates_to_the_whole_file(tmp_path, arrays, kind):
+    from distnewton.data.tables import read_share
+    X, y = arrays
+    path = str(write(kind, tmp_path / f"d{SUFFIX[kind]}", X, y))
+    fmt = formats.detect(path)
+    shares = [read_share(path, fmt, i, 3) for i in range(3)]
+    assert sum(len(s[1]) for s in shares) == len(y) and all(len(s[1]) for s in shares)
+    np.testing.assert_array_equal(np.concatenate([s[1] for s in shares]), y)
+    whole = sp.vstack([sp.csr_matrix(s[0], shape=(len(s[1]), X.shape[1])) for s in shares])
+    np.testing.assert_array_equal(whole.toarray(), X)
+
+
+def sklearn_optimum(X, y):
+    from sklearn.linear_model import LogisticRegression
+    return LogisticRegression(C=1 / (LAM * len(y)), fit_intercept=False, tol=1e-12,
+                              solver="newton-cholesky").fit(X, y).coef_.ravel()
+
+
 @pytest.mark.slow
 @pytest.mark.mpi
-def test_parquet_under_mpiexec_goes_through_the_cache_to_every_rank(tmp_path, arrays):
-    from sklearn.linear_model import LogisticRegression
+@pytest.mark.parametrize("kind, cached", [("parquet", False), ("parquet-spark", True),
+                                          ("hdf5", True), ("npy", False), ("csv", True)])
+def test_under_mpiexec_every_rank_reads_its_rows_and_the_run_equals_sim(tmp_path, arrays,
+                                                                        kind, cached):
+    """Parquet row groups, HDF5 and .npy row ranges are read by every rank (with or
+    without a cache); CSV is read once into the cache, whose ranges the ranks read.
+    The shards are the rank-0 path's (``DISTNEWTON_PARALLEL_INGEST=0``): the same
+    sizes, rounds, bytes and iterates."""
     X, y = arrays
-    path = write("parquet-spark", tmp_path / "d.parquet", X, y)
-    out = tmp_path / "out.h5"
-    cfg = launch.write_config(tmp_path / "c.yaml",
-                              data={"train": str(path), "cache": str(tmp_path / "cache")},
-                              model={"lambda": LAM}, algorithm={"name": "newton"},
-                              run={"grad_norm": 1e-12, "backend": "mpi"})
-    res = launch.cli("run", cfg, "-o", out, n=4, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    with h5py.File(out, "r") as f:
-        w = f["model/w"][()]
-        assert f.attrs["dataset_cache"].startswith("read ")     # the ranks' parallel path
-    ref = LogisticRegression(C=1 / (LAM * len(y)), fit_intercept=False, tol=1e-12,
-                             solver="newton-cholesky").fit(X, y).coef_.ravel()
-    np.testing.assert_allclose(w, ref, rtol=0, atol=1e-9)
-    assert len(list((tmp_path / "cache").iterdir())) == 1
+    path = write(kind, tmp_path / f"d{SUFFIX[kind]}", X, y)
+    data = {"train": str(path), "cache": str(tmp_path / "cache") if cached else "off"}
+    cfg = launch.write_config(tmp_path / "c.yaml", data=data, model={"lambda": LAM},
+                              algorithm={"name": "newton"},
+                              run={"grad_norm": 1e-12, "max_rounds": 40, "backend": "mpi"})
+    out = {}
+    for par in ("1", "0"):
+        res = launch.cli("run", cfg, "-q", "-o", f"r{par}.h5", n=4, cwd=tmp_path,
+                         extra_env={"DISTNEWTON_PARALLEL_INGEST": par})
+        assert res.returncode == 0, res.stderr
+        out[par] = launch.read_result(tmp_path / f"r{par}.h5")
+    (pa, ha, wa), (pb, hb, wb) = out["1"], out["0"]
+    assert "setup_seconds_json" in pa and "setup_seconds_json" not in pb   # the parallel path
+    np.testing.assert_array_equal(pa["shard_sizes"], pb["shard_sizes"])
+    for key in ("n_samples", "n_features", "dataset_sha256", "label_map"):
+        assert pa[key] == pb[key], key
+    for col in ("comm_rounds", "bytes_up", "bytes_down"):
+        np.testing.assert_array_equal(ha[col], hb[col], err_msg=col)
+    np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-12)
+    np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-12 * np.abs(wb).max())
+    np.testing.assert_allclose(wa, sklearn_optimum(X, y), rtol=0, atol=1e-9)
+    # CSV is read into the entry by rank 0 first, so its ranks read ("read ...") it
+    assert pa["dataset_cache"].startswith("read " if kind == "csv" else "written ") if cached \
+        else pa["dataset_cache"] == ""
+    if cached:
+        assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_a_bad_row_in_one_ranks_row_group_is_one_line_for_the_job(tmp_path, arrays):
+    X, y = arrays
+    y = y.copy()
+    y[30] = np.nan                               # the 5th row group of 7 rows: rank 3's
+    path = write("parquet", tmp_path / "d.parquet", X, y)
+    cfg = launch.write_config(tmp_path / "c.yaml", data={"train": str(path), "cache": "off"},
+                              algorithm={"name": "newton"}, run={"backend": "mpi"})
+    res = launch.cli("run", cfg, "-o", "out.h5", n=4, cwd=tmp_path)
+    assert res.returncode == 2
+    assert launch.own_lines(res.stderr) == [
+        f"distnewton: error: {path}: row 31: label nan is not a finite number"]
+    assert not (tmp_path / "out.h5").exists()
 
 
 @pytest.mark.slow

@@ -19,34 +19,61 @@ HEAD_BYTES = 1 << 16
 LABEL_NAMES = ("label", "labels", "y", "target", "class")
 
 
+#: formats whose rows a rank can read by range (the others are read whole, by rank 0)
+RANGED = ("npy", "parquet", "hdf5")
+
+
 def read(path, fmt, n_features=None, label_column=None):
     from .libsvm import Dataset
     reader = {"csv": read_csv, "tsv": read_csv, "npy": read_npy, "npz": read_npz,
               "parquet": read_parquet, "hdf5": read_hdf5}[fmt]
-    try:
+    with library_errors(path, fmt):
         X, y = reader(path, label_column, **({"delimiter": "\t"} if fmt == "tsv" else {}))
-    except UserError:
-        raise
-    except MemoryError:
-        raise
-    except Exception as exc:                 # noqa: BLE001  a library's own message
-        text = " ".join(str(exc).split())
-        raise UserError(f"{path}: not readable as {fmt}: {text[:300]}") from None
     return Dataset(X=finish(path, X, y, n_features), y=y, path=path)
 
 
-def finish(path, X, y, n_features):
-    """Canonical float64 CSR with ``n_features`` columns; labels checked."""
+def read_share(path, fmt, i, R, n_features=None, label_column=None):
+    """Rows ``[n i / R, n (i + 1) / R)`` of a :data:`RANGED` file (Parquet: its row
+    groups ``[G i / R, G (i + 1) / R)``): ``(X, y)``, X canonical CSR with the file's
+    column count; the concatenation over i is :func:`read`'s matrix."""
+    reader = {"npy": npy_share, "parquet": parquet_share, "hdf5": hdf5_share}[fmt]
+    with library_errors(path, fmt):
+        X, y, row0 = reader(path, label_column, i, R)
+    return finish(path, X, y, n_features, row0=row0, empty_ok=True), y
+
+
+class library_errors:
+    """A library's own exception while reading becomes one UserError line naming the
+    file and the format (a UserError or MemoryError passes as it is)."""
+
+    def __init__(self, path, fmt):
+        self.path, self.fmt = path, fmt
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, (UserError, MemoryError)):
+            return False
+        if not isinstance(exc, Exception):
+            return False
+        text = " ".join(str(exc).split())
+        raise UserError(f"{self.path}: not readable as {self.fmt}: {text[:300]}") from None
+
+
+def finish(path, X, y, n_features, row0=0, empty_ok=False):
+    """Canonical float64 CSR with ``n_features`` columns; labels checked (rows
+    named from ``row0`` + 1)."""
     X = sp.csr_matrix(X, dtype=np.float64)
-    if X.shape[0] == 0:
+    if X.shape[0] == 0 and not empty_ok:
         raise UserError(f"{path}: no data rows")
     if not np.all(np.isfinite(y)):
         row = int(np.flatnonzero(~np.isfinite(y))[0])
-        raise UserError(f"{path}: row {row + 1}: label {y[row]} is not a finite number")
+        raise UserError(f"{path}: row {row0 + row + 1}: label {y[row]} is not a finite number")
     if X.nnz and not np.all(np.isfinite(X.data)):
         row = int(np.searchsorted(X.indptr, np.flatnonzero(~np.isfinite(X.data))[0],
                                   side="right")) - 1
-        raise UserError(f"{path}: row {row + 1}: a feature value is not a finite number")
+        raise UserError(f"{path}: row {row0 + row + 1}: a feature value is not a finite number")
     if n_features is not None:
         if X.shape[1] > n_features:
             raise UserError(f"{path}: {X.shape[1]} feature columns: exceeds n_features "
@@ -58,6 +85,10 @@ def finish(path, X, y, n_features):
     itype = np.int32 if max(X.nnz, X.shape[1]) < 2**31 - 1 else np.int64
     X.indices, X.indptr = X.indices.astype(itype), X.indptr.astype(itype)
     return X
+
+
+def share_range(n, i, R):
+    return n * i // R, n * (i + 1) // R
 
 
 def split_label(path, M, label_column, names=None):
@@ -159,6 +190,14 @@ def read_npy(path, label_column):
     return split_label(path, np.load(path, allow_pickle=False), label_column)
 
 
+def npy_share(path, label_column, i, R):
+    M = np.load(path, mmap_mode="r", allow_pickle=False)
+    if M.ndim != 2:
+        return (*split_label(path, M, label_column), 0)      # its one-line refusal
+    a, b = share_range(M.shape[0], i, R)
+    return (*split_label(path, np.array(M[a:b]), label_column), a)
+
+
 def read_npz(path, label_column):
     with np.load(path, allow_pickle=False) as z:
         keys = set(z.files)
@@ -180,6 +219,13 @@ def read_npz(path, label_column):
 
 
 def read_hdf5(path, label_column):
+    X, y, _ = hdf5_share(path, label_column, 0, 1)
+    return X, y
+
+
+def hdf5_share(path, label_column, i, R):
+    """Rows ``[a, b)`` of an HDF5 CSR file: their slice of ``indptr`` and the
+    ``indices``/``data`` it points at (the file's structure checked where it is read)."""
     import h5py
     with h5py.File(path, "r") as f:
         need = [k for k in ("indptr", "indices", "data") if k not in f]
@@ -187,24 +233,48 @@ def read_hdf5(path, label_column):
         if need or label is None:
             raise UserError(f"{path}: an HDF5 data file needs CSR datasets indptr, indices, "
                             f"data and labels y; missing {', '.join(need + ['y'][:label is None])}")
-        indptr, indices, data = f["indptr"][()], f["indices"][()], f["data"][()]
-        y = np.asarray(f[label][()], dtype=np.float64).ravel()
-        n_cols = f.attrs.get("n_cols", f.attrs.get("shape", [0, 0])[-1] if "shape" in f.attrs
-                             else 0)
-    if len(indptr) != len(y) + 1 or indptr[0] != 0 or indptr[-1] != len(data) or \
-            len(indices) != len(data) or np.any(np.diff(indptr) < 0):
-        raise UserError(f"{path}: indptr, indices, data and y do not describe {len(y)} "
-                        "CSR rows")
+        n, nnz = len(f[label]), len(f["data"])
+        ends = f["indptr"][[0, -1]] if len(f["indptr"]) else np.zeros(2, np.int64)
+        if len(f["indptr"]) != n + 1 or ends[0] != 0 or ends[1] != nnz or \
+                len(f["indices"]) != nnz:
+            raise UserError(f"{path}: indptr, indices, data and y do not describe {n} CSR rows")
+        a, b = share_range(n, i, R)
+        ptr = np.asarray(f["indptr"][a:b + 1], dtype=np.int64)
+        indices = f["indices"][ptr[0]:ptr[-1]]
+        data = f["data"][ptr[0]:ptr[-1]]
+        y = np.asarray(f[label][a:b], dtype=np.float64).ravel()
+        n_cols = int(f.attrs["n_cols"]) if "n_cols" in f.attrs else (
+            int(f.attrs["shape"][-1]) if "shape" in f.attrs else 0)
+    ptr = ptr - ptr[0]
+    if np.any(np.diff(ptr) < 0):
+        raise UserError(f"{path}: indptr decreases (rows {a + 1}..{b})")
     if len(indices) and indices.min() < 0:
         raise UserError(f"{path}: a negative column index")
-    d = max(int(n_cols), int(indices.max()) + 1 if len(indices) else 0)
-    return sp.csr_matrix((data, indices, indptr), shape=(len(y), d)), y
+    d = max(n_cols, int(indices.max()) + 1 if len(indices) else 0)
+    return sp.csr_matrix((data, indices, ptr), shape=(b - a, d)), y, a
 
 
 # -- Parquet -------------------------------------------------------------------
 def read_parquet(path, label_column):
     import pyarrow.parquet as pq
-    table = pq.read_table(path)
+    return table_rows(path, pq.read_table(path), label_column)
+
+
+def parquet_share(path, label_column, i, R):
+    """Row groups ``[G i / R, G (i + 1) / R)`` of a Parquet file."""
+    import pyarrow.parquet as pq
+    pf = pq.ParquetFile(path)
+    g0, g1 = share_range(pf.num_row_groups, i, R)
+    table = (pf.read_row_groups(list(range(g0, g1))) if g1 > g0
+             else pf.schema_arrow.empty_table())
+    row0 = sum(pf.metadata.row_group(g).num_rows for g in range(g0))
+    X, y = table_rows(path, table, label_column)
+    return X, y, row0
+
+
+def table_rows(path, table, label_column):
+    """(X, y) of an Arrow table: the label column, then one vector column or else
+    every other column, dense."""
     names = table.column_names
     if label_column is None:
         label_column = next((n for n in LABEL_NAMES if n in names), 0)

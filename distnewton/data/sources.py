@@ -1,0 +1,53 @@
+"""A data file in any format (:mod:`.formats`) as the MPI ranks read it
+(:mod:`distnewton.shares`): what its cache entry is keyed by, a reader's share of a
+file whose rows can be read by range (:data:`~.tables.RANGED`: NumPy ``.npy``,
+Parquet row groups, HDF5 CSR row ranges), and the formats read whole by rank 0 into
+a cache entry (CSV/TSV, ``.npz``) whose row ranges every rank then reads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distnewton.errors import UserError
+
+from . import cache, formats
+from .tables import RANGED, read_share
+
+__all__ = ["RANGED", "converted", "parse_key", "read_ranges"]
+
+
+def parse_key(cfg, fmt):
+    """What a cache entry of this file is keyed by besides its path: LIBSVM's
+    ``zero_based``, or the format and label column (:func:`.data.formats.options`)."""
+    dc = cfg["data"]
+    opts = formats.options(fmt, dc.get("label_column"))
+    return dc["zero_based"] if opts is None else opts
+
+
+def read_ranges(path, fmt, me, R, cfg, sink=None):
+    """This reader's rows of a :data:`~.data.tables.RANGED` file, as one parsed part
+    (or ``sink``'s): ``(parts, rows, None, width)``, ``width`` the file's column count."""
+    dc = cfg["data"]
+    X, y = read_share(path, fmt, me, R, dc["n_features"], dc["label_column"])
+    part = (X.data, X.indices, X.indptr.astype(np.int64), y)
+    if sink is not None:
+        sink(part)
+    return ([] if sink is not None else [part]), len(y), None, X.shape[1]
+
+
+def converted(cfg, path, fmt):
+    """Rank 0: a file in another format than LIBSVM text (:mod:`distnewton.data.formats`)
+    is read once by its reader into a cache entry, whose row ranges every rank then
+    reads as it reads a parsed text file's: ``("cache", folder, meta)``."""
+    dc = cfg["data"]
+    nf, label_column = dc["n_features"], dc["label_column"]
+    cache.read_text(path, nf, False, dc["cache"], fmt, label_column)
+    root = cache.root_for(dc["cache"], path)
+    entry = None if root is None else cache.lookup(root, path, formats.options(
+        fmt, label_column), nf)
+    if entry is None:
+        raise UserError(f"data.cache: the {fmt} file {path} is read under mpiexec through a "
+                        "cache entry that could not be written; give a writable data.cache, "
+                        "or data.cache: off (rank 0 reads the file and sends the shards)")
+    return ("cache", str(entry.folder), entry.meta)
