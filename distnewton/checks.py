@@ -54,6 +54,20 @@ def vectors(d: int, key: str):
                         f"machine's {ram / 2**30:.1f} GiB")
 
 
+def l1_term(cfg, cls):
+    """An L1 term (``model.l1`` > 0, ``model.l1_ratio`` > 0) needs a method for
+    non-smooth objectives (a class with ``takes_l1``: owlqn); the others minimise a
+    smooth objective and would report the wrong minimiser."""
+    mc = cfg["model"]
+    key = ("model.l1_ratio" if mc.get("l1_ratio") is not None else "model.l1")
+    if mc.get("l1_ratio") is not None and mc.get("l1"):
+        raise UserError("model.l1: give model.l1 (the L1 weight) or model.l1_ratio (the "
+                        "L1 share of model.lambda), not both")
+    if (mc.get("l1_ratio") or mc.get("l1")) and not getattr(cls, "takes_l1", False):
+        raise UserError(f"{key}: algorithm {cls.name} minimises smooth objectives only; an "
+                        "L1 term needs algorithm.name: owlqn")
+
+
 def memory(cfg, cls):
     """``data.n_features`` given: its vectors and the algorithm's d x d matrices fit."""
     n_features = cfg["data"]["n_features"]

@@ -24,6 +24,7 @@ from .params import (  # noqa: F401
     STR,
     Param,
     at_least,
+    between,
     check_range,
     in_open_closed,
     nonneg,
@@ -95,6 +96,14 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "multiclass": Param(STR, None, "logistic with more than two classes: 'ovr' trains "
                             "one binary problem per class (one-vs-rest) on the same shards",
                             choices=("ovr",), nullable=True),
+        "l1": Param(FLOAT, 0.0, "L1 weight lambda_1: adds lambda_1 ||w||_1 (the intercept "
+                    "left out as from the L2 term with regularize_intercept: false); needs "
+                    "algorithm.name: owlqn", check=nonneg),
+        "l1_ratio": Param(FLOAT, None, "elastic net: the L1 share alpha of lambda, "
+                          "lambda (alpha ||w||_1 + (1 - alpha)/2 ||w||^2) (Spark's "
+                          "elasticNetParam, scikit-learn's l1_ratio with C = 1/(n lambda)); "
+                          "needs algorithm.name: owlqn", check=between(0.0, 1.0),
+                          nullable=True),
         "w0": Param(STR, None, "warm start: a result file (its /model/w) or a .npy vector of "
                     "d weights (d counts the intercept); default zeros", nullable=True),
     },
@@ -310,6 +319,7 @@ def resolve(raw, overrides=(), algorithms=None, source="config") -> Config:
         raise
     _check_cross(out)
     checks.memory(out, algorithms[out["algorithm"]["name"]])
+    checks.l1_term(out, algorithms[out["algorithm"]["name"]])
     return Config(**{name: SECTION_CLASSES[name].build(out[name]) for name in SCHEMA},
                   algorithm=AlgorithmSection(out["algorithm"]))
 

@@ -27,7 +27,7 @@ from .io.read import load as load_result
 from .io.validate import check_weights
 from .multiclass import ovr_labels
 from .problem import (IN_MEMORY, Problem, Setup, add_intercept, array_data, free_intercept,
-                      keep_rows, lambda_value)
+                      keep_rows, lambda_value, l1_value)
 from .weights import row_weights
 
 
@@ -140,7 +140,7 @@ def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None
         rows = np.concatenate(parts)
         label_map["counts"] = [int(np.sum(y[rows] == c)) for c in label_map["classes"]]
     counts = np.diff(X.indptr).astype(np.float64)
-    problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=mc["loss"],
+    problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), l1=l1_value(cfg, n), loss=mc["loss"],
                       sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
                       weighted=weights is not None,
                       nnz=tuple(int(counts[p].sum()) for p in parts),
@@ -220,7 +220,7 @@ def prepare_shards(cfg, n_workers, load_rows):
     test = with_intercept(cfg, read_test(cfg, d, mapping))
     n = m["n_samples"]
     extra = 1 if mc["fit_intercept"] else 0            # the intercept column's entries
-    problem = Problem(n=n, d=d_total, lam=lambda_value(cfg, n), loss=mc["loss"],
+    problem = Problem(n=n, d=d_total, lam=lambda_value(cfg, n), l1=l1_value(cfg, n), loss=mc["loss"],
                       sizes=tuple(m["sizes"]), free_intercept=free_intercept(cfg),
                       nnz=tuple(z + extra * s for z, s in zip(m["nnz_per_part"], m["sizes"])))
     return Setup(X, y, parts, problem, test, str(folder), m["source_sha256"], mapping)

@@ -56,6 +56,7 @@ from .problem import (
     add_intercept,
     free_intercept,
     keep_rows,
+    l1_value,
     lambda_value,
 )
 from .shares import COMPRESSED, Phases, agree, fail_if, index_dtype, local_rows
@@ -241,7 +242,7 @@ def shared_problem(comm, cfg, d, row_nnz, mine, sizes, weighted=False):
     both = np.concatenate([nnz, sq]).astype(np.float64)   # bincount of nothing is int64
     comm.Allreduce(MPI.IN_PLACE, both, op=MPI.SUM)
     n = sum(sizes)
-    return Problem(n=n, d=d, lam=lambda_value(cfg, n), loss=cfg["model"]["loss"],
+    return Problem(n=n, d=d, lam=lambda_value(cfg, n), l1=l1_value(cfg, n), loss=cfg["model"]["loss"],
                    sizes=tuple(int(v) for v in sizes), free_intercept=free_intercept(cfg),
                    weighted=weighted, nnz=tuple(int(v) for v in both[:K]),
                    row_nnz_sq=tuple(float(v) for v in both[K:]))

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .algorithms import ALGORITHMS
+from . import l1 as l1_term
 from .algorithms import primitives as P
 from .io.checkpoint import gather_workers, restore_algorithm, scatter_workers
 from .io.resume import check_layout
@@ -75,8 +76,11 @@ def zero_gradient_norm(rt, problem):
     """||grad f(0)||, the reference of ``run.grad_rtol`` (one logging-only round,
     counted in eval_rounds): a warm start's own gradient would make a start near
     the optimum chase a tolerance far below a cold run's, and never stop."""
+    w0 = np.zeros(problem.d)
     with rt.evaluating():
-        _, g = P.loss_grad(rt, problem, np.zeros(problem.d))
+        f, g = P.loss_grad(rt, problem, w0)
+    if getattr(problem, "l1", 0.0):           # the pseudo-gradient's norm (distnewton.l1)
+        return l1_term.objective(problem, w0, f, g)[1]
     return float(np.linalg.norm(g))
 
 
@@ -158,12 +162,15 @@ class Loop:
             times["time_idle"] += rt_times.idle
         with rt.evaluating():
             f, g = P.loss_grad(rt, self.problem, self.alg.w)
+        if getattr(self.problem, "l1", 0.0):     # F = f + lambda_1 ||w||_1, ||pg||
+            f, gnorm = l1_term.objective(self.problem, self.alg.w, f, g)
+        else:
+            gnorm = float(np.linalg.norm(g))
         acc, tloss = test_metrics(self.problem, self.test, self.alg.w)
         c, lm = rt.algo, self.latency
         if lm:   # the paper's high-latency network, modelled; never changes wall_time
             info["modelled_time"] = (self.wall + lm["per_round"] * c.rounds
                                      + lm["per_byte"] * (c.bytes_up + c.bytes_down))
-        gnorm = float(np.linalg.norm(g))
         self.history.append(iteration=self.it, comm_rounds=c.rounds, bytes_up=c.bytes_up,
                             bytes_down=c.bytes_down, loss=f, grad_norm=gnorm,
                             test_accuracy=acc, test_loss=tloss, wall_time=self.wall,

@@ -27,6 +27,7 @@ class Problem:
     sizes: tuple        # n_k for k = 1..K
     free_intercept: bool = False    # the last column is an unpenalised intercept
     weighted: bool = False          # rows carry weights (data.weights, model.class_weight)
+    l1: float = 0.0                 # the L1 weight lambda_1 (model.l1, model.l1_ratio)
 
     @property
     def penalty(self):
@@ -34,6 +35,12 @@ class Problem:
         lambda (1, ..., 1, 0) when the intercept is not regularised
         (:func:`~distnewton.objectives.penalty_weights`).  ``lam`` stays the number."""
         return penalty_weights(self.lam, self.d, self.free_intercept)
+
+    @property
+    def l1_weights(self):
+        """The L1 weights lambda_1 of the d coordinates (0 for a free intercept, as
+        :attr:`penalty`): the term lambda_1 ||w||_1 of :mod:`distnewton.l1`."""
+        return penalty_weights(self.l1, self.d, self.free_intercept)
 
     #: non-zeros per shard, and sum_j nnz(x_j)^2 per shard (the cost of forming
     #: X_k^T D X_k from sparse rows): what ``solver: auto`` weighs; None when unknown
@@ -72,8 +79,22 @@ def free_intercept(cfg):
 
 
 def lambda_value(cfg, n):
+    """The L2 weight: ``model.lambda`` ('1/n' is 1/n), times 1 - ``model.l1_ratio``
+    when an elastic net splits it (Spark's elasticNetParam, glmnet's alpha)."""
     lam = cfg["model"]["lambda"]
-    return 1.0 / n if isinstance(lam, str) else float(lam)
+    lam = 1.0 / n if isinstance(lam, str) else float(lam)
+    ratio = cfg["model"].get("l1_ratio")
+    return lam if ratio is None else (1.0 - ratio) * lam
+
+
+def l1_value(cfg, n):
+    """The L1 weight: ``model.l1``, or ``model.l1_ratio`` times ``model.lambda``."""
+    mc = cfg["model"]
+    ratio = mc.get("l1_ratio")
+    if ratio is None:
+        return float(mc.get("l1") or 0.0)
+    lam = mc["lambda"]
+    return ratio * (1.0 / n if isinstance(lam, str) else float(lam))
 
 
 def keep_rows(parts, per_worker, seed):

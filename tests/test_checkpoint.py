@@ -32,6 +32,7 @@ CASES = {
     "scaled_localsgd": ({"scaling": "oasis", "local_steps": 20, "batch": 8}, 20),
     "ist": ({"local_steps": 5}, 20),
     "fednl": ({"compressor": "randk", "line_search": True}, 30),  # H_i, rng, LS ahead
+    "owlqn": ({}, 40, {"l1": 0.01}),                              # memory, an L1 term
 }
 
 
@@ -41,8 +42,9 @@ def data(tmp_path_factory):
 
 
 def config(tmp_path, data, name):
-    params, rounds = CASES[name]
+    params, rounds, *model = CASES[name]
     return write_config(tmp_path / f"{name}.yaml", data={"train": str(data)},
+                        model=model[0] if model else {},
                         algorithm={"name": name, **params},
                         run={"max_rounds": rounds, "grad_rtol": 1e-14})
 

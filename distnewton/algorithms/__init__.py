@@ -20,11 +20,12 @@ from .lbfgs import LBFGS
 from .localnewton import AdaptiveLocalNewton, LocalNewton
 from .localsgd import LocalSGD, ScaledLocalSGD
 from .newton import Newton
+from .owlqn import OWLQN
 from .ranl import RANL
 from .registry import ALGORITHMS, AlgorithmRegistry, load_plugins, register_algorithm
 
 __all__ = [
     "ALGORITHMS", "AlgorithmRegistry", "Algorithm", "load_plugins", "register_algorithm",
     "AdaptiveLocalNewton", "FedNL", "GD", "GIANT", "IST", "LBFGS", "LocalNewton", "LocalSGD",
-    "Newton", "RANL", "ScaledLocalSGD",
+    "Newton", "OWLQN", "RANL", "ScaledLocalSGD",
 ]

@@ -67,6 +67,7 @@ from .lbfgs import LBFGS
 from .localnewton import AdaptiveLocalNewton, LocalNewton
 from .localsgd import LocalSGD, ScaledLocalSGD
 from .newton import Newton, Tron
+from .owlqn import OWLQN
 from .ranl import RANL
 
 GROUP = "distnewton.algorithms"
@@ -196,7 +197,7 @@ class AlgorithmRegistry(Mapping):
 
 #: the built-in algorithms, selectable by their ``name``
 BUILTINS = (Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, RANL, IST,
-            ScaledLocalSGD, FedNL)
+            ScaledLocalSGD, FedNL, OWLQN)
 #: algorithm objects that live inside a built-in one (and in its checkpoint)
 PARTS = (Tron,)
 

@@ -70,6 +70,7 @@ def root_attributes(attrs, cfg, setup, rt, status, message, started, mpi_library
     attrs.update({
         "schema_version": SCHEMA_VERSION, "distnewton_version": __version__,
         "algorithm": cfg["algorithm"]["name"], "loss": p.loss, "lambda": p.lam,
+        "l1": float(getattr(p, "l1", 0.0)),
         "n_workers": rt.K, "backend": cfg["run"]["backend"], "dataset": setup.dataset,
         "master_shard": bool(len(getattr(rt, "local", ()))),
         "dataset_sha256": setup.sha256, "n_samples": p.n, "n_features": p.d,

@@ -113,7 +113,9 @@ ROOT_ATTRIBUTES = {
     "distnewton_version": "the distnewton that wrote the file",
     "algorithm": "algorithm.name",
     "loss": "logistic or ridge",
-    "lambda": "the L2 weight lambda (a number, '1/n' resolved)",
+    "lambda": "the L2 weight lambda (a number, '1/n' resolved; with model.l1_ratio its "
+              "L2 part)",
+    "l1": "the L1 weight lambda_1 of lambda_1 ||w||_1 (0: none; added in 0.3)",
     "n_workers": "K, the number of (logical) workers",
     "backend": "sim or mpi",
     "master_shard": "rank 0 hosted workers too (run.master_shard)",
@@ -157,7 +159,7 @@ ROOT_ATTRIBUTES = {
 ATTRIBUTE_KINDS = {
     "schema_version": "int", "n_samples": "int", "n_features": "int", "n_workers": "int",
     "setup_bytes": "int", "eval_rounds": "int", "eval_bytes": "int",
-    "lambda": "number", "f_star": "number",
+    "lambda": "number", "f_star": "number", "l1": "number",
     "distnewton_version": "text", "algorithm": "text", "loss": "text", "status": "text",
     "message": "text", "config": "text", "label_map": "text", "label_map_json": "text",
     "multiclass": "text", "dataset": "text", "backend": "text",
