@@ -103,6 +103,7 @@ ALGORITHMS = [
     alg("adaptive_localnewton", "delta", float("nan"), "must be a number"),
     alg("lbfgs", "alpha_max", 1e300, "must be <= 1000000000000.0"),
     alg("lbfgs", "m", "ten", "expected an integer"),
+    alg("owlqn", "c1", 0.7, "must be in (0, 0.5), got 0.7"),
     alg("localsgd", "lr", 1e300, "must be <= 1000000000000.0"),
     alg("scaled_localsgd", "gamma", float("inf"), "must be finite"),
     alg("ist", "gamma", 1e200, "must be <= 1000000000000.0"),
