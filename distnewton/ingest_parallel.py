@@ -46,7 +46,7 @@ from .data.registry import file_sha256, resolve_path
 from .errors import UserError
 from .data.libsvm_arrow import parsing_memory
 from .exchange import Rows, displs, exchange
-from .ingest import read_test, with_intercept
+from .ingest import read_test, read_validation, with_intercept
 from .problem import (
     Problem,
     Setup,
@@ -56,19 +56,21 @@ from .problem import (
     lambda_value,
 )
 from .shares import COMPRESSED, Phases, agree, fail_if, index_dtype, local_rows
+from .validation import is_fraction
 from .weights import read_weights, row_weights
 
 
 def applies(cfg, arrays=None) -> bool:
     """The parallel path reads this run's data: a text file (uncompressed, or
     compressed with a cache to decompress it into), and none of the options that
-    need every row on one rank (one-vs-rest, generated data, pre-split shards),
+    need every row on one rank (one-vs-rest, generated data, pre-split shards, a
+    held-out ``data.validation`` fraction),
     nor a registered set still to fetch (rank 0 alone fetches, on the other path)."""
     dc, mc = cfg["data"], cfg["model"]
     if arrays is not None or dc["shards"] or dc["synth"] is not None:
         return False
-    if mc["multiclass"] is not None:
-        return False
+    if mc["multiclass"] is not None or is_fraction(dc.get("validation")):
+        return False                           # (a held-out fraction: rank 0 carves it)
     if os.environ.get("DISTNEWTON_PARALLEL_INGEST", "1") == "0":
         return False
     if runsets.missing_sets(cfg):
@@ -246,4 +248,5 @@ def master_setup(cfg, path, sha, problem, parts, label_map):
     """Rank 0's Setup: no rows; the test set, the label map, the file's sha256."""
     d = problem.d - (1 if cfg["model"]["fit_intercept"] else 0)
     test = with_intercept(cfg, read_test(cfg, d, label_map))
-    return Setup(None, None, parts, problem, test, path, sha or file_sha256(path), label_map)
+    return Setup(None, None, parts, problem, test, path, sha or file_sha256(path), label_map,
+                 validation=with_intercept(cfg, read_validation(cfg, d, label_map)))
