@@ -10,6 +10,7 @@ same checks run on the sim backend, through ``distnewton run`` and under
 rank-0 path a held-out fraction takes).
 """
 
+import json
 import math
 
 import h5py
@@ -191,6 +192,13 @@ def test_cli_sim_with_a_validation_file(files, tmp_path):
     h, w, status, message = read_result(out)
     check_early_stop(h, w, Xv, yv)
     assert status == "converged" and "run.early_stopping" in message
+    p = cli("report", out, "--no-compute", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    row = json.loads(p.stdout)[0]
+    assert row["best_validation_loss"] == h["validation_loss"].min()
+    assert row["validation_loss"] == h["validation_loss"][-1]
+    table = cli("report", out, "--no-compute").stdout
+    assert "best_val_loss" in table and f"{h['validation_loss'].min():.3e}" in table
 
 
 @pytest.mark.slow
