@@ -205,8 +205,9 @@ def test_cli_sim_with_a_validation_file(files, tmp_path):
 @pytest.mark.mpi
 @pytest.mark.parametrize("which", ["file", "fraction"])
 def test_mpiexec_3_equals_numpy_and_sim(files, tmp_path, which):
-    """Under mpiexec -n 3 (a file: parallel ingestion; a fraction: the rank-0
-    path carves it out): numpy's checks hold and the history is the sim run's."""
+    """Under mpiexec -n 3 with the parallel ingestion (a fraction: every rank
+    draws the same global rows and sends them to rank 0): numpy's checks hold
+    and the history is the sim run's."""
     folder, (X, y), (Xv, yv) = files
     validation = folder / "val.svm" if which == "file" else 0.2
     if which == "fraction":
@@ -221,9 +222,47 @@ def test_mpiexec_3_equals_numpy_and_sim(files, tmp_path, which):
     check_early_stop(h, w, Xv, yv)
     with h5py.File(out, "r") as f:                # which ingestion path ran
         parallel = bool(f.attrs.get("setup_seconds_json", ""))
-    assert parallel == (which == "file")
+    assert parallel                                 # both: every rank reads its part
     hs, ws, _, _ = read_result(ref)
     np.testing.assert_array_equal(h["iteration"], hs["iteration"])
     np.testing.assert_allclose(h["validation_loss"], hs["validation_loss"], rtol=1e-10)
     np.testing.assert_allclose(w, ws, rtol=1e-10, atol=1e-14)
     assert status == "converged"
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+@pytest.mark.parametrize("n,data,model,run", [
+    (3, {"partition": "label_skew", "partition_alpha": 0.5}, {"fit_intercept": True}, {}),
+    (2, {"partition": "iid", "seed": 4, "rows_per_worker": 100},
+     {"class_weight": "balanced"}, {"workers": 3, "master_shard": True}),
+])
+def test_parallel_ingestion_holds_out_the_rank_0_paths_rows(files, tmp_path, n, data, model,
+                                                            run):
+    """A held-out fraction under the parallel ingestion (every rank draws the same
+    global rows; rank 0 receives them) gives the rank-0 path's shards, validation
+    rows and run: with rank 0 hosting workers, label_skew, rows_per_worker, balanced
+    class weights and the intercept."""
+    import yaml
+    folder = files[0]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "data": {"train": str(folder / "train.svm"), "cache": False, "validation": 0.2,
+                 **data},
+        "model": {"lambda": 1e-4, **model}, "algorithm": {"name": "giant"},
+        "run": {"max_rounds": 10, "early_stopping": 2, **run}}))
+    out = {}
+    for par in ("1", "0"):
+        p = cli("run", cfg, "-q", "-o", tmp_path / f"r{par}.h5", n=n,
+                extra_env={"DISTNEWTON_PARALLEL_INGEST": par})
+        assert p.returncode == 0, p.stderr
+        with h5py.File(tmp_path / f"r{par}.h5", "r") as f:
+            out[par] = (dict(f.attrs), {k: f["history"][k][()] for k in f["history"]},
+                        f["model/w"][()])
+    (pa, ha, wa), (pb, hb, wb) = out["1"], out["0"]
+    assert "setup_seconds_json" in pa and "setup_seconds_json" not in pb
+    np.testing.assert_array_equal(pa["shard_sizes"], pb["shard_sizes"])
+    assert pa["n_samples"] == pb["n_samples"] == sum(pb["shard_sizes"])
+    for col in ("loss", "validation_loss", "validation_accuracy"):
+        np.testing.assert_allclose(ha[col], hb[col], rtol=1e-12, err_msg=col)
+    np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-12 * np.abs(wb).max())
