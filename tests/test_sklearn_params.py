@@ -148,3 +148,16 @@ def test_early_stopping_must_be_a_bool():
     X, y = skewed()
     with pytest.raises(Exception, match="early_stopping: expected True or False"):
         DistNewtonClassifier(early_stopping="yes").fit(X, y)
+
+
+@pytest.mark.data(reason="a9a: class_weight balanced against LogisticRegression's optimum")
+def test_a9a_balanced_class_weight_equals_sklearn(shared_data):
+    from sklearn.datasets import load_svmlight_file
+    if not (shared_data / "a9a.bz2").exists():
+        pytest.skip("../shared/data not found: real LIBSVM data sets live beside the checkout")
+    X, y = load_svmlight_file(str(shared_data / "a9a.bz2"), n_features=123)
+    est = DistNewtonClassifier(class_weight="balanced", **OPT).fit(X, y)
+    ref = reference(X, y, class_weight="balanced")
+    s = np.where(y > 0, len(y) / (2 * np.sum(y > 0)), len(y) / (2 * np.sum(y < 0)))
+    assert relative_objective_gap(X, y > 0, est.coef_.ravel(), ref.coef_.ravel(), s) < 1e-8
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-6, atol=1e-8)

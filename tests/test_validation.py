@@ -266,3 +266,41 @@ def test_parallel_ingestion_holds_out_the_rank_0_paths_rows(files, tmp_path, n, 
     for col in ("loss", "validation_loss", "validation_accuracy"):
         np.testing.assert_allclose(ha[col], hb[col], rtol=1e-12, err_msg=col)
     np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-12 * np.abs(wb).max())
+
+
+@pytest.mark.data(reason="a9a trained, a9a.t as data.validation, read by scikit-learn")
+def test_a9a_with_a9a_t_as_validation_against_numpy(shared_data):
+    from sklearn.datasets import load_svmlight_file
+    if not (shared_data / "a9a.bz2").exists():
+        pytest.skip("../shared/data not found: real LIBSVM data sets live beside the checkout")
+    Xv, yv = load_svmlight_file(str(shared_data / "a9a.t.bz2"), n_features=123)
+    r = solve({"data": {"train": str(shared_data / "a9a.bz2"), "n_features": 123,
+                        "validation": str(shared_data / "a9a.t.bz2")},
+               "model": {"lambda": 1e-7}, "algorithm": {"name": "newton"},
+               "run": {"early_stopping": 2, "max_rounds": 100}})
+    best = check_early_stop(r.history, r.w, Xv, yv, patience=2)
+    assert r.status == "converged" and f"iteration {best}'s" in r.message
+    assert r.attrs["n_samples"] == 32561
+
+
+@pytest.mark.slow
+def test_resume_counts_patience_after_the_checkpoint(files, tmp_path):
+    """A run stopped at iteration 2 (before its best validation loss) and resumed
+    ends as the uninterrupted run, and numpy's checks hold on the resumed file."""
+    folder, (X, y), _ = files
+    cfg = {"data": {"train": str(folder / "train.svm"), "cache": False, "validation": 0.2},
+           "model": {"lambda": 1e-6}, "algorithm": {"name": "gd"},
+           "run": {"early_stopping": PATIENCE, "max_rounds": 600}}
+    whole = solve(cfg)
+    best = int(whole.message.split("iteration ")[1].split("'")[0])
+    assert best > 2                                 # the checkpoint comes before the best
+    part = solve(cfg, callback=lambda row: row["iteration"] >= 2, output=tmp_path / "a.h5")
+    assert part.status == "stopped"
+    p = cli("run", "--resume", tmp_path / "a.h5", "-q")
+    assert p.returncode == 0, p.stderr
+    h, w, status, message = read_result(tmp_path / "a.h5")
+    _, held = hold_out(600, 0.2, 0)
+    check_early_stop(h, w, X[held], y[held])
+    np.testing.assert_array_equal(h["iteration"], whole.history["iteration"])
+    np.testing.assert_allclose(w, whole.w, rtol=1e-12)
+    assert status == "converged" and message == whole.message
