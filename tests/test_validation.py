@@ -304,3 +304,18 @@ def test_resume_counts_patience_after_the_checkpoint(files, tmp_path):
     np.testing.assert_array_equal(h["iteration"], whole.history["iteration"])
     np.testing.assert_allclose(w, whole.w, rtol=1e-12)
     assert status == "converged" and message == whole.message
+
+
+def test_the_lines_show_the_validation_loss():
+    """distnewton run's per-iteration lines gain a val_loss column (the history's)."""
+    import io
+    from distnewton.monitors import LinePrinter
+    X, y = noisy(300, d=8)
+    out = io.StringIO()
+    r = solve({"model": {"lambda": 1e-2}, "algorithm": {"name": "newton"},
+               "data": {"validation": 0.2}, "run": {"progress": "never"}}, data=(X, y),
+              monitors=[LinePrinter(1, stream=out)])
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[-1] == "val_loss"
+    shown = [float(line.split()[-1]) for line in lines[1:len(r.history["iteration"]) + 1]]
+    np.testing.assert_allclose(shown, r.history["validation_loss"], rtol=1e-6)
