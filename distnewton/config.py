@@ -33,6 +33,7 @@ from .params import (  # noqa: F401
     seed,
     with_preset,
 )
+from .validation import check_config as check_validation
 from .sections import AlgorithmSection, Config, plain, section_class
 from .yamlio import Unreadable, load_file, load_text
 
@@ -47,6 +48,13 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "shards": Param(STR, None, "folder written by `distnewton data split` (instead of "
                         "train): each worker reads only its own part", nullable=True),
         "test": Param(STR, None, "optional test set for test_accuracy", nullable=True),
+        "validation": Param(FLOAT + STR, None, "validation rows for run.early_stopping and "
+                            "the history's validation_loss: a file (a string; any format "
+                            "data.train takes) or a number in (0, 1), that fraction of the "
+                            "training rows held out with data.seed before the partition "
+                            "(not trained on; n counts the rest); the master evaluates them "
+                            "every iteration, logging only, no communication round",
+                            nullable=True),
         "n_features": Param(INT, None, "feature count (default: largest index in train)",
                             check=positive, nullable=True),
         "zero_based": Param(BOOL, False, "feature indices start at 0"),
@@ -137,6 +145,10 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "blas_threads": Param(INT, 1, "BLAS threads per rank", check=at_least(1)),
         "seed": Param(INT, 0, "seed of the algorithms' random streams (worker k: (seed, k))",
                       check=seed),
+        "early_stopping": Param(INT, None, "stop when the loss on data.validation has not "
+                                "improved for this many iterations and keep the best model "
+                                "by validation loss (status converged, the message says so; "
+                                "null: off)", check=at_least(1), nullable=True),
         "divergence_patience": Param(INT, 20, "stop as diverged when the loss grows this many "
                                      "iterations in a row (0: never)", check=nonneg),
         "checkpoint_every": Param(INT, None, "write /checkpoint into the result file every "
@@ -388,6 +400,7 @@ def _check_cross(cfg):
     if run["target_subopt"] is not None and run["f_star"] is None:
         raise UserError("run.target_subopt: needs run.f_star (the optimal value)")
     checks.cross(cfg, suggest)
+    check_validation(cfg)
     check_multiclass(cfg)
 
 

@@ -28,6 +28,8 @@ from .io.validate import check_weights
 from .multiclass import ovr_labels
 from .problem import (IN_MEMORY, Problem, Setup, add_intercept, array_data, free_intercept,
                       keep_rows, lambda_value, l1_value)
+from .validation import is_fraction
+from .validation import split_rows as held_out
 from .weights import row_weights
 
 
@@ -73,15 +75,21 @@ def read_cached(cfg, path, n_features, key="data.train"):
                            dc["label_column"])
 
 
-def read_test(cfg, d, label_map):
+def read_test(cfg, d, label_map, key="data.test"):
     """``data.test`` (X with ``d`` columns, no intercept yet; its targets through the
-    training label map), or None without one."""
-    dc = cfg["data"]
-    if not dc["test"]:
+    training label map), or None without one; ``key``: another such file
+    (``data.validation``, when it names a file)."""
+    path = cfg["data"][key.split(".", 1)[1]]
+    if not path or is_fraction(path):
         return None
-    ts, _, _ = read_cached(cfg, resolve_path(dc["test"], "data.test"), d, "data.test")
-    yt, _ = labels(cfg, ts.y, dc["test"], reference=label_map)
+    ts, _, _ = read_cached(cfg, resolve_path(path, key), d, key)
+    yt, _ = labels(cfg, ts.y, path, reference=label_map)
     return ts.X, yt
+
+
+def read_validation(cfg, d, label_map):
+    """``data.validation`` when it names a file (as :func:`read_test`), else None."""
+    return read_test(cfg, d, label_map, "data.validation")
 
 
 def with_intercept(cfg, test):
@@ -127,10 +135,13 @@ def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None
     """Intercept, partition, the Problem: the part every data source shares."""
     dc, mc = cfg["data"], cfg["model"]
     checks.magnitude(checks.largest(X, y), X.shape[0], mc["loss"], train)
+    X, y, weights, validation = held_out(cfg, X, y, weights)
+    validation = validation or read_validation(cfg, X.shape[1], label_map)
     if mc["fit_intercept"]:
         X = add_intercept(X)
         if test:
             test = (add_intercept(test[0]), test[1])
+        validation = with_intercept(cfg, validation)
     n, d = X.shape
     parts = partition(y, n_workers, dc["partition"], seed=dc["seed"], alpha=dc["partition_alpha"])
     if dc.get("rows_per_worker"):
@@ -145,7 +156,8 @@ def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None
                       weighted=weights is not None,
                       nnz=tuple(int(counts[p].sum()) for p in parts),
                       row_nnz_sq=tuple(float((counts[p] ** 2).sum()) for p in parts))
-    return Setup(X, y, parts, problem, test, train, sha, label_map, weights=weights)
+    return Setup(X, y, parts, problem, test, train, sha, label_map, weights=weights,
+                 validation=validation)
 
 
 # -- data.shards: a folder written by `distnewton data split` ----------------------
@@ -218,12 +230,14 @@ def prepare_shards(cfg, n_workers, load_rows):
         parts = [np.arange(a, b, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
     d_total = d + (1 if mc["fit_intercept"] else 0)
     test = with_intercept(cfg, read_test(cfg, d, mapping))
+    validation = with_intercept(cfg, read_validation(cfg, d, mapping))
     n = m["n_samples"]
     extra = 1 if mc["fit_intercept"] else 0            # the intercept column's entries
     problem = Problem(n=n, d=d_total, lam=lambda_value(cfg, n), l1=l1_value(cfg, n), loss=mc["loss"],
                       sizes=tuple(m["sizes"]), free_intercept=free_intercept(cfg),
                       nnz=tuple(z + extra * s for z, s in zip(m["nnz_per_part"], m["sizes"])))
-    return Setup(X, y, parts, problem, test, str(folder), m["source_sha256"], mapping)
+    return Setup(X, y, parts, problem, test, str(folder), m["source_sha256"], mapping,
+                 validation=validation)
 
 
 def load_w0(path, d, key="model.w0") -> np.ndarray:

@@ -16,7 +16,9 @@ file and scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
    the label set (``allgather`` of each rank's distinct labels) and so the label
    mapping, all as rank 0 alone would have found them;
 3. computes the partition (``data.partition``, ``data.seed``) from n (and, for
-   ``label_skew``, the labels, ``Allgatherv``) exactly as rank 0 would;
+   ``label_skew``, the labels, ``Allgatherv``) exactly as rank 0 would (a held-out
+   ``data.validation`` fraction is drawn from the global row ids first, the same
+   draw on every rank, and its rows go to rank 0: the validation set);
 4. sends each of its rows to the rank hosting the row's worker (``Alltoallv``
    of the CSR row lengths, indices, values and labels) and builds its workers'
    shards from what it receives, rows in increasing global order as in
@@ -49,7 +51,7 @@ from .data.sources import RANGED
 from .errors import UserError
 from .data.libsvm_arrow import parsing_memory
 from .exchange import Rows, displs, exchange
-from .ingest import read_test, with_intercept
+from .ingest import read_test, read_validation, with_intercept
 from .problem import (
     Problem,
     Setup,
@@ -60,6 +62,7 @@ from .problem import (
     lambda_value,
 )
 from .shares import COMPRESSED, Phases, agree, fail_if, index_dtype, local_rows
+from .validation import hold_out, is_fraction
 from .weights import read_weights, row_weights
 
 
@@ -127,11 +130,14 @@ def _ingest(comm, cfg, K, blocks):
         s = share_weights(comm, cfg, raw_y, y, label_map, n)
         del raw_y
         all_y = y if dc["partition"] != "label_skew" else gather_labels(comm, y, n)
-        parts = agree(comm, lambda: split_rows(cfg, n, K, all_y if dc["partition"] ==
-                                               "label_skew" else None))
+        parts, global_parts, held = agree(comm, lambda: held_out_split(
+            cfg, n, K, all_y if dc["partition"] == "label_skew" else None))
         owner = np.full(n, -1, np.int32)
-        for k, p in enumerate(parts):
+        for k, p in enumerate(global_parts):
             owner[p] = k
+        if held is not None:                  # data.validation's rows: to rank 0
+            owner[held] = K
+        del global_parts
         all_y = None
         sizes = [len(p) for p in parts]
         if rank != 0:                         # only the master's Setup keeps them
@@ -143,13 +149,15 @@ def _ingest(comm, cfg, K, blocks):
                              weighted=s is not None)
     del row_nnz, y, s
     with ph("exchange"):
-        pieces, sent = exchange(comm, rows, row0, owner, blocks, d, index_dtype(d))
+        pieces, sent = exchange(comm, rows, row0, owner, with_validation(blocks, held),
+                                d, index_dtype(d))
     largest(comm, pieces, n, mc["loss"], path)
+    validation = pieces.pop()[:2] if held is not None and rank == 0 else None
     setup = None
     with ph("test_set"):
         if rank == 0:
             setup = agree(comm, lambda: master_setup(cfg, path, share.sha, problem, parts,
-                                                     label_map))
+                                                     label_map, validation))
         else:
             agree(comm, lambda: None)
     times = ph.slowest(comm)
@@ -207,6 +215,28 @@ def split_rows(cfg, n, K, labels):
     return parts
 
 
+def held_out_split(cfg, n, K, labels):
+    """(parts numbered over the rows trained on, as the rank-0 path numbers them;
+    the same parts in global row ids; the held-out global rows or None):
+    ``data.validation``'s fraction is drawn from the n rows first
+    (:func:`~distnewton.validation.hold_out`), then the rest are partitioned."""
+    value = cfg["data"].get("validation")
+    if not is_fraction(value):
+        parts = split_rows(cfg, n, K, labels)
+        return parts, parts, None
+    keep, held = hold_out(n, value, cfg["data"]["seed"])
+    parts = split_rows(cfg, len(keep), K, None if labels is None else labels[keep])
+    return parts, [keep[p] for p in parts], held
+
+
+def with_validation(blocks, held):
+    """The exchange's hosting: ``blocks``, and with held-out rows a worker K more
+    on rank 0 whose shard is the validation set (it never serves a round)."""
+    if held is None:
+        return blocks
+    return [list(blocks[0]) + [sum(map(len, blocks))], *blocks[1:]]
+
+
 def share_weights(comm, cfg, raw_y, y, label_map, n):
     """This rank's rows' weights s_j (:func:`~distnewton.weights.row_weights`):
     ``data.weights`` read by rank 0 and scattered (``Scatterv``), times
@@ -236,7 +266,7 @@ def shared_problem(comm, cfg, d, row_nnz, mine, sizes, weighted=False):
     shards' non-zero counts from an ``Allreduce``); ``sizes``: the shards' rows."""
     from mpi4py import MPI
     K, counts = len(sizes), np.asarray(row_nnz, np.float64)
-    keep = mine >= 0
+    keep = (mine >= 0) & (mine < K)           # not the left-out nor the held-out rows
     nnz = np.bincount(mine[keep], weights=counts[keep], minlength=K)
     sq = np.bincount(mine[keep], weights=counts[keep] ** 2, minlength=K)
     both = np.concatenate([nnz, sq]).astype(np.float64)   # bincount of nothing is int64
@@ -248,8 +278,13 @@ def shared_problem(comm, cfg, d, row_nnz, mine, sizes, weighted=False):
                    row_nnz_sq=tuple(float(v) for v in both[K:]))
 
 
-def master_setup(cfg, path, sha, problem, parts, label_map):
-    """Rank 0's Setup: no rows; the test set, the label map, the file's sha256."""
+def master_setup(cfg, path, sha, problem, parts, label_map, validation=None):
+    """Rank 0's Setup: no rows; the test set, the validation set (``validation``:
+    the held-out rows it received; else read from data.validation's file), the
+    label map, the file's sha256."""
     d = problem.d - (1 if cfg["model"]["fit_intercept"] else 0)
     test = with_intercept(cfg, read_test(cfg, d, label_map))
-    return Setup(None, None, parts, problem, test, path, sha or file_sha256(path), label_map)
+    if validation is None:
+        validation = with_intercept(cfg, read_validation(cfg, d, label_map))
+    return Setup(None, None, parts, problem, test, path, sha or file_sha256(path), label_map,
+                 validation=validation)

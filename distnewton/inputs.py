@@ -37,10 +37,10 @@ def require_regular(path, key=None):
 
 
 def check_run_inputs(cfg):
-    """Every input file of a resolved run config: data.train and data.test (a
+    """Every input file of a resolved run config: data.train, data.test (a
     registered name resolved; one that is not downloaded is an error unless
     data.fetch: auto fetches it: :func:`distnewton.data.runsets.check`),
-    data.weights, model.w0 and the files of data.shards."""
+    data.validation's file, data.weights, model.w0 and the files of data.shards."""
     from .data import runsets
     from .data.registry import cached_path
     dc = cfg["data"]
@@ -51,6 +51,8 @@ def check_run_inputs(cfg):
             require_regular(cached_path(named[f"data.{key}"]), f"data.{key}")
         elif key == "test" or (dc["synth"] is None and not dc["shards"]):
             require_regular(dc[key], f"data.{key}")
+    if isinstance(dc.get("validation"), str):          # a file, not a held-out fraction
+        require_regular(dc["validation"], "data.validation")
     require_regular(dc["weights"], "data.weights")
     require_regular(cfg["model"]["w0"], "model.w0")
     if dc["shards"] and os.path.isdir(dc["shards"]):

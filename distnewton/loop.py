@@ -37,6 +37,8 @@ from .stopping import cut as stop_cut
 from .stopping import loaded as stop_loaded
 from .stopping import pending as stop_pending
 from .stopping import requested as stop_requested
+from .validation import Tracker
+from .validation import columns as validation_columns
 
 DIVERGED_HINT = ("the result keeps the best model seen; try a smaller step size "
                  "(step_size, lr, gamma, eta) or a larger model.lambda")
@@ -133,7 +135,7 @@ class Loop:
     """The configured algorithm on ``rt`` from ``w0`` (default zeros), watched by
     ``monitors`` (:mod:`distnewton.monitors`); :meth:`run` returns the Outcome."""
 
-    def __init__(self, rt, cfg, problem, test=None, monitors=(), w0=None):
+    def __init__(self, rt, cfg, problem, test=None, monitors=(), w0=None, validation=None):
         cls = ALGORITHMS[cfg["algorithm"]["name"]]
         self.rt, self.problem, self.test = rt, problem, test
         self.monitors = list(monitors)
@@ -144,8 +146,10 @@ class Loop:
         start = np.zeros(problem.d) if w0 is None else np.array(w0, dtype=np.float64)
         self.warm = w0 is not None
         self.alg = cls(rt, problem, algorithm_section(cfg), start, seed=cfg["run"]["seed"])
+        self.validation = Tracker.build(cfg, validation)     # data.validation's rows
         self.history = History({**cls.columns,
-                                **({"modelled_time": np.float64} if self.latency else {})})
+                                **({"modelled_time": np.float64} if self.latency else {}),
+                                **validation_columns(self.validation)})
         self.times = {k: 0.0 for k in TIMING_COLUMNS}
         self.it, self.wall, self.g0 = 0, 0.0, None
         self.stop_asked = None                     # the monitor that asked for a stop
@@ -167,6 +171,9 @@ class Loop:
         else:
             gnorm = float(np.linalg.norm(g))
         acc, tloss = test_metrics(self.problem, self.test, self.alg.w)
+        if self.validation is not None:          # logging only, like the test set
+            info.update(self.validation.observe(self.it, *test_metrics(
+                self.problem, self.validation.data, self.alg.w), self.alg.w))
         c, lm = rt.algo, self.latency
         if lm:   # the paper's high-latency network, modelled; never changes wall_time
             info["modelled_time"] = (self.wall + lm["per_round"] * c.rounds
@@ -261,6 +268,9 @@ class Loop:
             f_prev = f
             status, message = stop_reason(run, f, gnorm, self.g0, rt.algo.rounds, self.it,
                                           alg.stalled, rising)
+            if not status and self.validation is not None:     # run.early_stopping
+                status, message = self.validation.verdict()
+                alg.w = self.validation.best_w if status else alg.w
             if not status and stop_requested():
                 status, message = "stopped", stop_message(stop_requested(), signalled,
                                                           rt.algo.rounds, stop_cut())

@@ -77,7 +77,8 @@ class CheckpointWriter(Monitor):
 
 
 class LinePrinter(Monitor):
-    """One line per iteration on rank 0 (``-q``: none, ``-v``: bytes too).
+    """One line per iteration on rank 0 (``-q``: none, ``-v``: bytes too; with
+    ``data.validation`` the validation loss too).
 
     Without ``-q`` or ``-v``, a progress bar (rounds out of ``run.max_rounds``)
     when a person watches stderr, directly or through ``mpiexec``
@@ -91,6 +92,7 @@ class LinePrinter(Monitor):
         self.bar_stream = bar_stream or sys.stderr
         self.bar = None
         self.lines = verbosity > 0
+        self.validated = False        # the run has data.validation: a val_loss column
 
     def start(self, loop):
         if self.verbosity == 1:
@@ -98,9 +100,12 @@ class LinePrinter(Monitor):
                                                self.stream, self.bar_stream)
             if stream is not None:
                 self.bar = Bar(loop.run["max_rounds"], stream=stream, columns=columns)
+        self.validated = getattr(loop, "validation", None) is not None   # data.validation
         if self.lines:
             cols = (f"{'iter':>5} {'rounds':>7} {'loss':>22} {'grad_norm':>10} "
                     f"{'test_acc':>8} {'seconds':>9}")
+            if self.validated:
+                cols += f" {'val_loss':>12}"
             if self.verbosity > 1:
                 cols += f" {'bytes_up':>12} {'bytes_down':>12}"
             print(cols, file=self.stream, flush=True)
@@ -117,6 +122,8 @@ class LinePrinter(Monitor):
         line = (f"{row['iteration']:5d} {row['comm_rounds']:7d} {row['loss']:22.15e} "
                 f"{row['grad_norm']:10.3e} {'' if math.isnan(acc) else f'{acc:.4f}':>8} "
                 f"{row['wall_time']:9.3f}")
+        if self.validated:
+            line += f" {row['validation_loss']:12.6e}"
         if self.verbosity > 1:
             line += f" {row['bytes_up']:12d} {row['bytes_down']:12d}"
         print(line, file=self.stream, flush=True)

@@ -70,6 +70,7 @@ class Setup:
     weights: np.ndarray | None = None   # per-row weights s_j (None: unweighted)
     cache: str = ""           # "read FOLDER", "written FOLDER" or "" (data.cache)
     timings: dict | None = None     # seconds per setup phase (parallel ingestion)
+    validation: tuple | None = None     # (X_val, y_val) of data.validation, or None
 
 
 def free_intercept(cfg):

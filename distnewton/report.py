@@ -240,6 +240,9 @@ def summarize(run: Run, f_star=None, f_source="", target: Target | None = None) 
     }
     if "modelled_time" in h:
         row["modelled_time"] = float(_last(h, "modelled_time"))
+    if "validation_loss" in h:       # data.validation: the last row's and the best
+        row["validation_loss"] = float(_last(h, "validation_loss"))
+        row["best_validation_loss"] = float(np.nanmin(h["validation_loss"]))
     for key in ("time_compute", "time_comm", "time_idle"):      # absent before 0.2
         row[key] = float(_last(h, key)) if key in h else None
     if target is not None:
@@ -276,6 +279,8 @@ TABLE = [("file", "file"), ("dataset", "dataset"), ("algorithm", "algorithm"),
          ("rel_subopt", "rel_subopt"), ("test_accuracy", "test_acc"),
          ("iterations", "iters"), ("rounds", "rounds"), ("bytes", "bytes"),
          ("wall_time", "seconds"), ("time_comm", "comm_s")]
+#: shown when a run has data.validation's column
+VALIDATION_COLS = [("best_validation_loss", "best_val_loss")]
 TARGET_COLS = [("target_rounds", "rounds@target"), ("target_bytes", "bytes@target"),
                ("target_seconds", "seconds@target")]
 
@@ -289,7 +294,7 @@ def _cell(key, value, row):
         return os.path.basename(value)
     if key == "loss":
         return f"{value:.10e}"
-    if key == "rel_subopt":
+    if key in ("rel_subopt", "best_validation_loss"):
         return f"{value:.3e}"
     if key == "test_accuracy":
         return f"{value:.4f}"
@@ -312,7 +317,8 @@ def render(rows, fmt="table", target=None) -> str:
         for r in rows:
             w.writerow({k: "" if r.get(k) is None else r.get(k) for k in keys})
         return buf.getvalue()
-    cols = TABLE + (TARGET_COLS if target is not None else [])
+    cols = TABLE + (VALIDATION_COLS if any("validation_loss" in r for r in rows) else []) \
+        + (TARGET_COLS if target is not None else [])
     cells = [[title for _, title in cols]]
     cells += [[_cell(k, r.get(k), r) for k, _ in cols] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]

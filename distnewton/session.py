@@ -121,7 +121,8 @@ class Session:
     def loop(self, test=None, resume=None, w0=None, monitors=None):
         """A :class:`~distnewton.loop.Loop` of the configured algorithm on this runtime."""
         return Loop(self.rt, self.cfg, self.problem, test,
-                    self.monitors if monitors is None else monitors, w0=w0)
+                    self.monitors if monitors is None else monitors, w0=w0,
+                    validation=self.setup.validation)
 
     def run(self):
         """Run the configured algorithm (one run, or one per class for ovr): the

@@ -11,6 +11,12 @@ appends the constant feature, regularised as LIBLINEAR does unless
 ``regularize_intercept=False`` (then the minimiser is scikit-learn's with
 ``fit_intercept=True``).
 
+What the config has, the estimators take: ``class_weight`` (classifier;
+``model.class_weight``, as LogisticRegression's), ``warm_start`` (``model.w0``:
+the previous fit's coefficients) and ``early_stopping``,
+``validation_fraction``, ``n_iter_no_change`` (``data.validation`` and
+``run.early_stopping``, in scikit-learn's SGDClassifier names).
+
 More than two classes: one-vs-rest, one binary run per class (``n_iter_``,
 ``rounds_``, ``status_`` and ``converged_`` per class); ``predict_proba``
 normalises the classes' sigmoids, as scikit-learn's one-vs-rest logistic
@@ -30,7 +36,10 @@ one-vs-rest fit gives one warning that names every class that did not converge.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -74,7 +83,8 @@ class _DistNewton(BaseEstimator):
 
     def __init__(self, algorithm="newton", lam="1/n", fit_intercept=True,
                  regularize_intercept=True, workers=4, max_rounds=200, tol=1e-10,
-                 params=None, seed=0):
+                 params=None, seed=0, warm_start=False, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=5):
         self.algorithm = algorithm
         self.lam = lam
         self.fit_intercept = fit_intercept
@@ -84,14 +94,20 @@ class _DistNewton(BaseEstimator):
         self.tol = tol
         self.params = params
         self.seed = seed
+        self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True            # CSR is distnewton's own format
         return tags
 
-    def _run(self, X, y, sample_weight=None):
-        """One distnewton run on (X, y): (w without intercept, intercept, Result)."""
+    def _run(self, X, y, sample_weight=None, w0=None, class_weight=None):
+        """One distnewton run on (X, y): (w without intercept, intercept, Result).
+        ``w0``: the warm start (with the intercept); ``class_weight``:
+        ``model.class_weight`` of this binary problem."""
         v = {name: _plain(getattr(self, name)) for name in self.get_params(deep=False)}
         for flag in ("fit_intercept", "regularize_intercept"):
             if isinstance(v[flag], int) and v[flag] in (0, 1):      # 0/1 as before
@@ -104,11 +120,17 @@ class _DistNewton(BaseEstimator):
                "algorithm": {"name": v["algorithm"], **(v["params"] or {})},
                "run": {"max_rounds": v["max_rounds"], "grad_rtol": v["tol"],
                        "seed": v["seed"]}}
+        cfg["model"]["class_weight"] = class_weight
+        cfg["data"], stopping = early_stopping_config(v)
+        cfg["run"].update(stopping)
         workers = v["workers"]                   # (checked as run.workers)
         if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1:
-            workers = min(workers, X.shape[0])
+            held = cfg["data"].get("validation") or 0.0
+            workers = min(workers, X.shape[0] - int(round(held * X.shape[0])))
         data = (X, y) if sample_weight is None else (X, y, sample_weight)
-        r = solve(cfg, workers=workers, data=data, warn=False)   # the fit warns: _outcome
+        with warm_start_file(w0) as path:
+            cfg["model"]["w0"] = path
+            r = solve(cfg, workers=workers, data=data, warn=False)   # the fit warns
         w = np.asarray(r.w, dtype=np.float64)
         if self.fit_intercept:
             return w[:-1], float(w[-1]), r
@@ -127,6 +149,20 @@ class _DistNewton(BaseEstimator):
         if text is not None:
             warnings.warn(text, ConvergenceWarning, stacklevel=3)
 
+    def _warm_starts(self, n_targets, n_features):
+        """The previous fit's models (one per binary problem, the intercept
+        appended) when ``warm_start`` applies, else Nones: scikit-learn's rule
+        (start from the previous ``coef_``; a fit of another shape starts cold)."""
+        coef = getattr(self, "coef_", None)
+        if not self.warm_start or coef is None:
+            return [None] * n_targets
+        coef = np.atleast_2d(coef)
+        if coef.shape != (n_targets, n_features):
+            return [None] * n_targets
+        icpt = np.atleast_1d(self.intercept_)
+        return [np.append(c, b) if self.fit_intercept else np.array(c)
+                for c, b in zip(coef, icpt)]
+
     def _scores(self, X):
         """X w + b for each fitted coefficient vector."""
         check_is_fitted(self)
@@ -134,6 +170,60 @@ class _DistNewton(BaseEstimator):
         scores = X @ self.coef_.T + self.intercept_
         return np.asarray(scores).ravel() if scores.ndim > 1 and scores.shape[1] == 1 \
             else np.asarray(scores)
+
+
+def early_stopping_config(v):
+    """(data section, run keys) of the early-stopping parameters ``v``:
+    ``data.validation: validation_fraction`` and ``run.early_stopping:
+    n_iter_no_change`` when ``early_stopping`` (scikit-learn's SGD names)."""
+    if not isinstance(v["early_stopping"], (bool, np.bool_)):
+        raise UserError(f"early_stopping: expected True or False, got {v['early_stopping']!r}")
+    if not v["early_stopping"]:
+        return {}, {}
+    return ({"validation": v["validation_fraction"]},
+            {"early_stopping": v["n_iter_no_change"]})
+
+
+@contextmanager
+def warm_start_file(w0):
+    """``model.w0`` for the warm start ``w0``: a .npy file in a temporary folder
+    for the run's duration (None: no warm start)."""
+    if w0 is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="distnewton-w0-") as folder:
+        path = os.path.join(folder, "w0.npy")
+        np.save(path, np.asarray(w0, dtype=np.float64))
+        yield path
+
+
+def class_weight_rows(class_weight, y, classes):
+    """Per-row factors of a ``{class: weight}`` mapping (classes it does not name
+    weigh 1), as scikit-learn multiplies ``sample_weight`` by them; None for
+    None or "balanced" (balanced is per binary problem: :func:`binary_class_weight`)."""
+    if class_weight is None or isinstance(class_weight, str):
+        if class_weight not in (None, "balanced"):
+            raise ValueError(f"class_weight: must be 'balanced', a dict or None, "
+                             f"got {class_weight!r}")
+        return None
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"class_weight: must be 'balanced', a dict or None, "
+                         f"got {class_weight!r}")
+    unknown = [k for k in class_weight if k not in set(classes.tolist())]
+    if unknown:
+        raise ValueError(f"class_weight: the classes {unknown} are not in the data's "
+                         f"classes {list(classes)}")
+    out = np.ones(len(y))
+    for label, weight in class_weight.items():
+        out[y == label] = float(weight)
+    return out
+
+
+def binary_class_weight(class_weight):
+    """``model.class_weight`` of each binary run: "balanced" (scikit-learn
+    balances each one-vs-rest problem as its own binary one), else None (a
+    mapping goes into the row weights: :func:`class_weight_rows`)."""
+    return "balanced" if class_weight == "balanced" else None
 
 
 class DistNewtonClassifier(ClassifierMixin, _DistNewton):
@@ -150,6 +240,16 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
     max_rounds, tol : ``run.max_rounds`` and ``run.grad_rtol``
     params : the algorithm's parameters (a dict, as in the YAML)
     seed : ``run.seed``
+    warm_start : start ``fit`` from the previous fit's ``coef_`` and
+        ``intercept_`` (``model.w0``; a fit of another shape starts from zeros)
+    early_stopping, validation_fraction, n_iter_no_change : scikit-learn's
+        SGDClassifier names: hold ``validation_fraction`` of the rows out
+        (``data.validation``) and stop when their loss has not improved for
+        ``n_iter_no_change`` iterations, keeping the best model
+        (``run.early_stopping``)
+    class_weight : None, "balanced" or ``{class: weight}``, as
+        LogisticRegression's (``model.class_weight``; a mapping multiplies
+        ``sample_weight``, "balanced" balances each binary problem)
 
     Attributes
     ----------
@@ -168,20 +268,39 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
 
     _loss = "logistic"
 
+    def __init__(self, algorithm="newton", lam="1/n", fit_intercept=True,
+                 regularize_intercept=True, workers=4, max_rounds=200, tol=1e-10,
+                 params=None, seed=0, warm_start=False, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=5, class_weight=None):
+        super().__init__(algorithm=algorithm, lam=lam, fit_intercept=fit_intercept,
+                         regularize_intercept=regularize_intercept, workers=workers,
+                         max_rounds=max_rounds, tol=tol, params=params, seed=seed,
+                         warm_start=warm_start, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change)
+        self.class_weight = class_weight
+
     def fit(self, X, y, sample_weight=None):
         """``sample_weight``: per-row weights (the loss stays averaged over n, so
         lam = 1/n is scikit-learn's C = 1 with the same weights)."""
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
         check_classification_targets(y)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        self.classes_ = np.unique(y)
-        if self.classes_.size < 2:
+        classes = np.unique(y)
+        if classes.size < 2:
             raise ValueError(f"DistNewtonClassifier needs samples of at least 2 classes; "
-                             f"got 1 class ({self.classes_[0]!r})")
-        targets = self.classes_[1:] if self.classes_.size == 2 else self.classes_
+                             f"got 1 class ({classes[0]!r})")
+        rows = class_weight_rows(self.class_weight, y, classes)
+        if rows is not None:
+            sample_weight = sample_weight * rows
+        targets = classes[1:] if classes.size == 2 else classes
+        starts = self._warm_starts(len(targets), X.shape[1]) \
+            if np.array_equal(getattr(self, "classes_", None), classes) else [None] * len(targets)
+        self.classes_ = classes
         coef, icpt, runs = [], [], []
-        for c in targets:                        # binary: one run; else one-vs-rest
-            w, b, r = self._run(X, np.where(y == c, 1.0, -1.0), sample_weight)
+        for c, w0 in zip(targets, starts):       # binary: one run; else one-vs-rest
+            w, b, r = self._run(X, np.where(y == c, 1.0, -1.0), sample_weight, w0=w0,
+                                class_weight=binary_class_weight(self.class_weight))
             coef.append(w)
             icpt.append(b)
             runs.append((None if self.classes_.size == 2 else c, r))
@@ -218,7 +337,8 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
 
 class DistNewtonRegressor(RegressorMixin, _DistNewton):
     """Ridge regression, f(w) = (1/2n) ||X w - y||^2 + (lam/2) ||w||^2, trained by a
-    distnewton algorithm (parameters as :class:`DistNewtonClassifier`).
+    distnewton algorithm (parameters as :class:`DistNewtonClassifier`, without
+    ``class_weight``).
 
     Attributes: ``coef_`` (d,), ``intercept_``, ``n_features_in_``; ``n_iter_``
     and ``rounds_`` (ints: the run's iterations and communication rounds),
@@ -232,7 +352,7 @@ class DistNewtonRegressor(RegressorMixin, _DistNewton):
     def fit(self, X, y, sample_weight=None):
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=True)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        w, b, r = self._run(X, y, sample_weight)
+        w, b, r = self._run(X, y, sample_weight, w0=self._warm_starts(1, X.shape[1])[0])
         self.coef_, self.intercept_ = w, b
         self.n_iter_, self.rounds_ = r.iterations, r.rounds
         self.status_, self.converged_ = r.status, r.status == "converged"

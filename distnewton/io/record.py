@@ -33,7 +33,8 @@ FIELDS = {
     "status": "converged, max_rounds, max_iterations, stalled, diverged or stopped",
     "success": "True when status is converged",
     "message": "why the run stopped (one line)",
-    "w": "final weights, 1-D float64 (status diverged: the best model seen)",
+    "w": "final weights, 1-D float64 (status diverged: the best model seen; stopped by "
+         "run.early_stopping: the best by validation loss)",
     "loss": "training objective in the last history row",
     "iterations": "iterations done (last history row)",
     "rounds": "communication rounds charged to the algorithm",

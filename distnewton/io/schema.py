@@ -62,6 +62,11 @@ TIMING_COLUMNS = {
 RUN_COLUMNS = {
     "modelled_time": "wall_time plus run.latency_model's per_round x rounds + per_byte x "
                      "bytes (seconds, cumulative; only with run.latency_model)",
+    "validation_loss": "mean data loss on data.validation's rows, no regularisation "
+                       "(logging only; only with data.validation; run.early_stopping "
+                       "watches it)",
+    "validation_accuracy": "accuracy on data.validation's rows (logistic; NaN for ridge; "
+                           "only with data.validation)",
     "class_index": "model.multiclass ovr: which class's binary run the row belongs to "
                    "(0-based index into the root attribute classes)",
 }
