@@ -84,13 +84,17 @@ SCHEMA: dict[str, dict[str, Param]] = {
                         "LIBSVM site (`run --mirror`)", nullable=True),
     },
     "model": {
-        "loss": Param(STR, "logistic", "objective", choices=("logistic", "ridge")),
+        "loss": Param(STR, "logistic", "objective: logistic (log(1 + exp(-y x.w))), ridge "
+                      "((x.w - y)^2/2) or squared_hinge (the L2-loss SVM max(0, 1 - y x.w)^2, "
+                      "LIBLINEAR -s 2 with C = 1/(lambda n)); each averaged over the rows "
+                      "plus (lambda/2)||w||^2", choices=("logistic", "ridge", "squared_hinge")),
         "lambda": Param(FLOAT + STR, "1/n", "L2 weight: a number >= 0 or '1/n'"),
         "fit_intercept": Param(BOOL, False, "append a constant feature 1 (regularised too)"),
         "regularize_intercept": Param(BOOL, True, "with fit_intercept: false leaves the "
                                       "intercept out of the L2 penalty (scikit-learn's and "
                                       "Spark's convention; LIBLINEAR regularises it)"),
-        "class_weight": Param(STR + (dict,), None, "logistic: 'balanced' or {label: weight} "
+        "class_weight": Param(STR + (dict,), None, "logistic, squared_hinge: 'balanced' or "
+                              "{label: weight} "
                               "(multiplies data.weights)", nullable=True),
         "multiclass": Param(STR, None, "logistic with more than two classes: 'ovr' trains "
                             "one binary problem per class (one-vs-rest) on the same shards",
@@ -109,7 +113,7 @@ SCHEMA: dict[str, dict[str, Param]] = {
                            "(LIBLINEAR's eps)", check=positive, nullable=True),
         "liblinear_eps": Param(FLOAT, None, "stop by LIBLINEAR's rule (its -e, 0.01 there by "
                                "default): ||grad f(w)|| <= this * max(min(#pos, #neg), 1)/n * "
-                               "||grad f(0)|| (logistic; ridge: this * ||grad f(0)||)",
+                               "||grad f(0)|| (logistic, squared_hinge; ridge: this * ||grad f(0)||)",
                                check=positive, nullable=True),
         "target_loss": Param(FLOAT, None, "stop when f(w) <= this", nullable=True),
         "target_subopt": Param(FLOAT, None, "stop when (f(w) - f*)/|f*| <= this (needs f_star)",

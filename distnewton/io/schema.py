@@ -112,7 +112,7 @@ ROOT_ATTRIBUTES = {
     "schema_version": "version of this layout (integer)",
     "distnewton_version": "the distnewton that wrote the file",
     "algorithm": "algorithm.name",
-    "loss": "logistic or ridge",
+    "loss": "logistic, ridge or squared_hinge",
     "lambda": "the L2 weight lambda (a number, '1/n' resolved)",
     "n_workers": "K, the number of (logical) workers",
     "backend": "sim or mpi",
