@@ -50,6 +50,9 @@ def linearsvc_optimum(X, y, lam, class_weight=None):
     primal TRON with C = 1/(lam n), no intercept."""
     from sklearn.svm import LinearSVC
     C = 1.0 / (lam * X.shape[0])
+    if sp.issparse(X):                             # LIBLINEAR takes 32-bit indices only
+        X = sp.csr_matrix((X.data, X.indices.astype(np.int32), X.indptr.astype(np.int32)),
+                          shape=X.shape)
     est = LinearSVC(loss="squared_hinge", dual=False, C=C, fit_intercept=False, tol=1e-12,
                     max_iter=100000, class_weight=class_weight).fit(X, y)
     w = est.coef_.ravel()                          # scores the larger label, classes_[1]
