@@ -17,6 +17,7 @@ from typing import Any
 
 from . import checks
 from .errors import PluginError, UserError
+from .objectives import CLASSIFICATION_LOSSES
 from .params import (  # noqa: F401
     BOOL,
     FLOAT,
@@ -96,8 +97,9 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "class_weight": Param(STR + (dict,), None, "logistic, squared_hinge: 'balanced' or "
                               "{label: weight} "
                               "(multiplies data.weights)", nullable=True),
-        "multiclass": Param(STR, None, "logistic with more than two classes: 'ovr' trains "
-                            "one binary problem per class (one-vs-rest) on the same shards",
+        "multiclass": Param(STR, None, "logistic or squared_hinge with more than two classes: "
+                            "'ovr' trains one binary problem per class (one-vs-rest) on the "
+                            "same shards",
                             choices=("ovr",), nullable=True),
         "w0": Param(STR, None, "warm start: a result file (its /model/w) or a .npy vector of "
                     "d weights (d counts the intercept); default zeros", nullable=True),
@@ -390,7 +392,8 @@ def check_multiclass(cfg):
     mc, dc = cfg["model"], cfg["data"]
     if mc.get("multiclass") is None:
         return
-    bad = [("model.loss", mc["loss"] != "logistic", "ovr is for loss logistic"),
+    bad = [("model.loss", mc["loss"] not in CLASSIFICATION_LOSSES,
+            "ovr is for loss logistic or squared_hinge"),
            ("data.positive_labels", dc["positive_labels"] is not None,
             "ovr trains every class against the rest: leave it unset"),
            ("model.class_weight", mc["class_weight"] is not None,

@@ -78,11 +78,12 @@ def _liblinear_ovr(model: Model) -> str:
         raise UserError(f"--format liblinear: LIBLINEAR labels are integers, the model in "
                         f"{model.path} has labels {labels}")
     W = model.w
+    solver = f"solver_type {LIBLINEAR_SOLVERS[model.loss]}"
     if len(labels) == 2:
-        lines = ["solver_type L2R_LR", "nr_class 2", f"label {int(labels[1])} {int(labels[0])}"]
+        lines = [solver, "nr_class 2", f"label {int(labels[1])} {int(labels[0])}"]
         rows = [["%.17g" % v] for v in ((W[1] - W[0]) / 2).tolist()]
     else:
-        lines = ["solver_type L2R_LR", f"nr_class {len(labels)}",
+        lines = [solver, f"nr_class {len(labels)}",
                  "label " + " ".join(str(int(v)) for v in labels)]
         rows = [["%.17g" % v for v in col] for col in W.T.tolist()]
     lines += [f"nr_feature {model.n_features}", f"bias {1 if model.fit_intercept else -1}",

@@ -96,7 +96,7 @@ def labels(cfg, y, source, reference=None):
     """(targets, label map): :func:`~distnewton.data.libsvm.map_labels`, or the raw
     labels and the class table under ``model.multiclass: ovr``."""
     if cfg["model"].get("multiclass") == "ovr":
-        return ovr_labels(y, source, reference)
+        return ovr_labels(y, source, reference, loss=cfg["model"]["loss"])
     return map_labels(y, cfg["model"]["loss"], cfg["data"]["positive_labels"], source=source,
                       reference=reference)
 

@@ -214,11 +214,17 @@ def metrics(loss, z, t) -> dict:
     accuracy of the argmax, log_loss of the normalised probabilities and the
     macro one-vs-rest AUC of those probabilities (scikit-learn's
     ``roc_auc_score(multi_class="ovr")``); squared_hinge: accuracy,
-    squared_hinge (mean max(0, 1 - t z)^2, no probabilities), auc; ridge
+    squared_hinge (mean max(0, 1 - t z)^2, no probabilities), auc (ovr: of the
+    argmax, the mean over rows and classes, the macro AUC of the decision values); ridge
     (predictions z): mse, r2."""
     z, t = np.asarray(z, dtype=np.float64), np.asarray(t, dtype=np.float64)
     out = {"n_samples": int(len(t))}
-    if z.ndim == 2:                               # ovr: t holds class indices
+    if z.ndim == 2 and loss == "squared_hinge":   # ovr SVM: no probabilities
+        T = np.where(t[:, None] == np.arange(z.shape[1]), 1.0, -1.0)
+        out["accuracy"] = float(np.mean(np.argmax(z, axis=1) == t))
+        out["squared_hinge"] = float(np.mean(np.maximum(1.0 - T * z, 0.0) ** 2))
+        out["auc"] = float(np.mean([roc_auc(z[:, c], T[:, c]) for c in range(z.shape[1])]))
+    elif z.ndim == 2:                             # ovr: t holds class indices
         P = scores_proba(z, True)
         out["accuracy"] = float(np.mean(np.argmax(z, axis=1) == t))
         out["log_loss"] = float(-np.mean(np.log(np.clip(

@@ -370,3 +370,51 @@ def test_a9a_reaches_linearsvc_and_liblinear_s2_at_c_1(name):
                             "run": {"grad_rtol": 1e-10, "max_rounds": 300}}, workers=4)
     assert res.status == "converged"
     assert abs(svm_objective(X, y, res.w, lam) - f_svc) <= 1e-8 * f_svc
+
+
+# -- one-vs-rest -----------------------------------------------------------------------
+
+
+def test_ovr_svm_is_linearsvcs_one_vs_rest_and_liblinear_reads_it(tmp_path):
+    """Four classes with labels 2, 5, 7, 9: each row of /model/w is LinearSVC's
+    class-vs-rest optimum (LIBLINEAR -s 2 per class, C = 1/(lambda n)); predict,
+    evaluate and the LIBLINEAR export follow."""
+    from sklearn.metrics import accuracy_score
+    from sklearn.svm import LinearSVC
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 8)) * (rng.random((600, 8)) < 0.7)
+    W = 1.5 * rng.standard_normal((4, 8))
+    y = np.array([2.0, 5, 7, 9])[np.argmax(X @ W.T + rng.gumbel(size=(600, 4)), axis=1)]
+    write_libsvm(tmp_path / "t.svm", sp.csr_matrix(X), y)
+    lam = 1e-3
+    res = distnewton.solve({"data": {"train": str(tmp_path / "t.svm")},
+                            "model": {"loss": "squared_hinge", "lambda": lam,
+                                      "multiclass": "ovr"},
+                            "algorithm": {"name": "newton"}, "run": {"grad_rtol": 1e-12}},
+                           workers=3, output=tmp_path / "r.h5")
+    assert res.status == "converged" and res.w.shape == (4, 8)
+    svc = LinearSVC(C=1 / (lam * 600), fit_intercept=False, tol=1e-12,
+                    max_iter=100000).fit(X, y)
+    for i, c in enumerate(svc.classes_):
+        t = np.where(y == c, 1.0, -1.0)
+        f_svc = svm_objective(X, t, svc.coef_[i], lam)
+        assert abs(svm_objective(X, t, res.w[i], lam) - f_svc) <= 1e-8 * f_svc
+    out = invoke("predict", tmp_path / "r.h5", tmp_path / "t.svm")
+    ours = np.array(out.stdout.split(), dtype=float)
+    assert accuracy_score(svc.predict(X), ours) >= 0.99      # argmax ties aside
+    np.testing.assert_array_equal(ours, np.array([2.0, 5, 7, 9])[np.argmax(X @ res.w.T, 1)])
+    got = json.loads(invoke("evaluate", tmp_path / "r.h5", tmp_path / "t.svm", "--format",
+                            "json").stdout)
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, ours))
+    T = np.where(y[:, None] == np.array([2.0, 5, 7, 9]), 1.0, -1.0)
+    assert got["squared_hinge"] == pytest.approx(
+        np.mean(np.maximum(0, 1 - T * (X @ res.w.T)) ** 2), rel=1e-12)
+    assert invoke("predict", tmp_path / "r.h5", tmp_path / "t.svm", "--proba").exit_code == 2
+    liblinear = pytest.importorskip("liblinear.liblinearutil",
+                                    reason="pip install liblinear-official (extra test)")
+    assert invoke("export", tmp_path / "r.h5", "-o", tmp_path / "m.model").exit_code == 0
+    assert (tmp_path / "m.model").read_text().startswith(
+        "solver_type L2R_L2LOSS_SVC\nnr_class 4\nlabel 2 5 7 9\n")
+    m = liblinear.load_model(str(tmp_path / "m.model"))
+    labels, _, _ = liblinear.predict(list(y), liblinear_rows(X), m, "-q")
+    np.testing.assert_array_equal(np.array(labels), ours)
