@@ -85,6 +85,38 @@ def test_value_gradient_and_hessian_against_differences_and_the_active_set(weigh
                                atol=1e-14)
 
 
+def test_minibatch_gradients_and_hessian_products_are_the_written_out_ones():
+    """Local SGD, scaled Local SGD, RANL and IST take their gradients and Hessian
+    products from these functions: a whole-shard batch and single rows (the float
+    path of the loss) against svm_gradient / svm_hessian on those rows."""
+    from distnewton.algorithms.localsgd.scaled import batch_hvp
+    from distnewton.algorithms.minibatch import batches, mean_grad, rows_of, stochastic_grad
+    from support.squared_hinge import svm_gradient
+    s = np.random.default_rng(3).uniform(0.5, 2.0, 80)
+    sh, rng = random_shard(seed=4, weights=s)
+    X, y, lam = sh.X, sh.y, sh.lam
+    w, v = 0.3 * rng.standard_normal(sh.d), rng.standard_normal(sh.d)
+    assert 0 < np.sum(y * (X @ w) < 1) < sh.n
+    np.testing.assert_allclose(mean_grad(sh.loss, sh.penalty, w, rows_of(sh)),
+                               svm_gradient(X, y, w, lam, s), rtol=1e-12, atol=1e-15)
+    (B,) = batches(sh, np.random.default_rng(1), {"pos": sh.n}, sh.n, 1)
+    np.testing.assert_allclose(stochastic_grad(sh.loss, sh.penalty, w.copy(), *B),
+                               svm_gradient(X, y, w, lam, s), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(batch_hvp(sh.loss, sh.penalty, w, v, *B),
+                               svm_hessian(X, y, w, lam, s) @ v, rtol=1e-12, atol=1e-15)
+    active = 0
+    for B in batches(sh, np.random.default_rng(2), {"pos": sh.n}, 1, 12):
+        j = int(np.nonzero(s == B.s[0])[0][0])
+        Xj, yj, sj = X[[j]], y[[j]], s[[j]]
+        active += int(yj[0] * (Xj @ w)[0] < 1)
+        np.testing.assert_allclose(stochastic_grad(sh.loss, sh.penalty, w.copy(), *B),
+                                   svm_gradient(Xj, yj, w, lam, sj), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(batch_hvp(sh.loss, sh.penalty, w, v, *B),
+                                   svm_hessian(Xj, yj, w, lam, sj) @ v, rtol=1e-12,
+                                   atol=1e-15)
+    assert 0 < active < 12                              # both sides of the hinge seen
+
+
 # -- the optimum: every algorithm against scipy and LinearSVC ---------------------
 
 
