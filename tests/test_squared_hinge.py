@@ -450,3 +450,16 @@ def test_ovr_svm_is_linearsvcs_one_vs_rest_and_liblinear_reads_it(tmp_path):
     m = liblinear.load_model(str(tmp_path / "m.model"))
     labels, _, _ = liblinear.predict(list(y), liblinear_rows(X), m, "-q")
     np.testing.assert_array_equal(np.array(labels), ours)
+
+
+def test_synthetic_svm_data_has_the_logistic_sets_classes():
+    """``data.synth`` / ``data synth --loss squared_hinge``: the same rows and -1/+1
+    labels as the logistic generator (a classification problem), not ridge targets."""
+    from distnewton.data import make_synthetic
+    X, y, w = make_synthetic(200, 10, seed=4, loss="squared_hinge")
+    Xl, yl, wl = make_synthetic(200, 10, seed=4, loss="logistic")
+    assert set(np.unique(y)) == {-1.0, 1.0}
+    np.testing.assert_array_equal(y, yl)
+    assert (X != Xl).nnz == 0 and np.array_equal(w, wl)
+    with pytest.raises(UserError, match="noise must be in \\[0, 1\\] for squared_hinge"):
+        make_synthetic(20, 3, noise=2.0, loss="squared_hinge")
