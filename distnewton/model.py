@@ -115,7 +115,11 @@ class Model:
     def proba(self, X) -> np.ndarray:
         """Logistic: (n, 2) probabilities of the classes in :attr:`classes` order;
         ovr: (n, classes), each class's sigmoid normalised over the classes
-        (scikit-learn's one-vs-rest rule)."""
+        (scikit-learn's one-vs-rest rule).  Other losses: a UserError (ridge
+        predicts x.w, an SVM has no probabilities)."""
+        if self.loss != "logistic":
+            raise UserError(f"probabilities: only for logistic models ({self.path} is "
+                            f"{self.loss}: {PROBA_WHY.get(self.loss, 'predictions are x.w')})")
         return scores_proba(self.decision(X), self.multiclass)
 
     def targets(self, y, source):

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 import distnewton
 from distnewton.data import write_libsvm
+from distnewton.errors import UserError
 
 from support.models import invoke, liblinear_rows
 from support.squared_hinge import svm_objective
@@ -57,6 +58,9 @@ def test_proba_is_refused_in_one_line(trained):
     assert res.output.strip().splitlines() == [f"distnewton: error: --proba: only for logistic models "
                                      f"({tmp / 'r.h5'} is squared_hinge: an SVM has no "
                                      "probabilities; use --decision)"]
+    from distnewton.model import load_model
+    with pytest.raises(UserError, match="no probabilities"):
+        load_model(tmp / "r.h5").proba(trained[3])
 
 
 def test_evaluate_gives_accuracy_squared_hinge_and_auc(trained):
