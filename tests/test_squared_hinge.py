@@ -19,8 +19,8 @@ from distnewton.objectives import Shard, SquaredHinge
 
 from support.launch import SHARED, cli, own_lines, read_result, write_config
 from support.models import liblinear_rows
-from support.squared_hinge import (linearsvc_optimum, scipy_optimum, svm_hessian,
-                                   svm_objective)
+from support.squared_hinge import (linearsvc_optimum, scipy_optimum, svm_gradient,
+                                   svm_hessian, svm_objective)
 
 A9A_DATA = pytest.mark.data(reason="a9a (LIBLINEAR -s 2 at C = 1)")
 
@@ -88,7 +88,6 @@ def test_minibatch_gradients_and_hessian_products_are_the_written_out_ones():
     path of the loss) against svm_gradient / svm_hessian on those rows."""
     from distnewton.algorithms.localsgd.scaled import batch_hvp
     from distnewton.algorithms.minibatch import batches, mean_grad, rows_of, stochastic_grad
-    from support.squared_hinge import svm_gradient
     s = np.random.default_rng(3).uniform(0.5, 2.0, 80)
     sh, rng = random_shard(seed=4, weights=s)
     X, y, lam = sh.X, sh.y, sh.lam
@@ -180,8 +179,12 @@ def test_newton_takes_few_rounds_and_tron_stops_by_liblinears_rule(problem):
                             "algorithm": {"name": "newton", "solver": "tron"},
                             "run": {"grad_rtol": None, "liblinear_eps": 1e-8}},
                            data=(X, y01), workers=3)
-    assert res.status == "converged"
+    assert res.status == "converged" and "liblinear_eps" in res.message
     assert abs(svm_objective(X, y, res.w, lam) - f_ref) <= 1e-8 * f_ref
+    # LIBLINEAR's -s 2 rule: ||g|| <= eps max(min(#pos, #neg), 1)/n ||g(0)||
+    scale = min(np.sum(y > 0), np.sum(y < 0)) / len(y)
+    g, g0 = (np.linalg.norm(svm_gradient(X, y, w, lam)) for w in (res.w, 0 * res.w))
+    assert g <= 1e-8 * scale * g0 and scale < 0.5
 
 
 def test_class_weights_equal_linearsvcs_weighted_optimum(problem):
