@@ -192,8 +192,9 @@ def export(result, output, fmt, overwrite):
     """Write the model in RESULT for another tool.
 
     liblinear: LIBLINEAR's model file (L2R_LR for logistic, L2R_L2LOSS_SVC for
-    squared_hinge, L2R_L2LOSS_SVR with p = 0 for ridge; bias 1 with an intercept).  npz, json: w, intercept,
-    labels, objective, lam, fit_intercept, regularize_intercept, n_features.
+    squared_hinge, L2R_L2LOSS_SVR with p = 0 for ridge; bias 1 with an
+    intercept).  npz, json: w, intercept, labels, objective, lam, fit_intercept,
+    regularize_intercept, n_features.
     """
     from .export import export as write
     from .model import load_model

@@ -115,7 +115,8 @@ SCHEMA: dict[str, dict[str, Param]] = {
                            "(LIBLINEAR's eps)", check=positive, nullable=True),
         "liblinear_eps": Param(FLOAT, None, "stop by LIBLINEAR's rule (its -e, 0.01 there by "
                                "default): ||grad f(w)|| <= this * max(min(#pos, #neg), 1)/n * "
-                               "||grad f(0)|| (logistic, squared_hinge; ridge: this * ||grad f(0)||)",
+                               "||grad f(0)|| (logistic, squared_hinge; ridge: this * "
+                               "||grad f(0)||)",
                                check=positive, nullable=True),
         "target_loss": Param(FLOAT, None, "stop when f(w) <= this", nullable=True),
         "target_subopt": Param(FLOAT, None, "stop when (f(w) - f*)/|f*| <= this (needs f_star)",

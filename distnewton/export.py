@@ -3,10 +3,10 @@
 - ``liblinear``: LIBLINEAR's model file (what its ``save_model`` writes and its
   ``predict`` / ``load_model`` read).  Logistic is ``solver_type L2R_LR``, the
   L2-loss SVM (``squared_hinge``) ``L2R_L2LOSS_SVC`` (LIBLINEAR ``-s 2``, the same
-  objective with C = 1/(lambda n)); the ``label`` line lists the class of w.x > 0 first (LIBLINEAR predicts
-  ``label[0]`` when w.x > 0).  Ridge is ``L2R_L2LOSS_SVR``: LIBLINEAR has no
-  ridge solver, but its L2-loss SVR with epsilon p = 0 minimises
-  ||w||^2/2 + C sum_j (y_j - x_j.w)^2, the ridge objective times 1/lambda
+  objective with C = 1/(lambda n)); the ``label`` line lists the class of w.x > 0
+  first (LIBLINEAR predicts ``label[0]`` when w.x > 0).  Ridge is
+  ``L2R_L2LOSS_SVR``: LIBLINEAR has no ridge solver, but its L2-loss SVR with
+  epsilon p = 0 minimises ||w||^2/2 + C sum_j (y_j - x_j.w)^2, the ridge objective times 1/lambda
   with C = 1/(2 lambda n), and predicts x.w, so the file means the same model.
   ``bias`` is 1 with ``model.fit_intercept`` (the last w row is the intercept,
   LIBLINEAR's constant feature), else -1.  Values are written ``%.17g``.

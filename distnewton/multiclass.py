@@ -46,8 +46,9 @@ def _key(v: float):
 
 def ovr_labels(y, source, reference=None, loss="logistic"):
     """(raw labels, label map) of an ovr run: the map records the loss (logistic
-    or squared_hinge), the sorted classes and each row's class count; with ``reference`` (a test set) the training
-    map is kept and labels it does not know are a UserError naming ``source``."""
+    or squared_hinge), the sorted classes and each row's class count; with
+    ``reference`` (a test set) the training map is kept and labels it does not
+    know are a UserError naming ``source``."""
     y = np.asarray(y, dtype=np.float64)
     values = np.unique(y)
     if reference is not None:

@@ -260,7 +260,8 @@ class Shard:
 
         Dense shards: B = X^T D^{1/2} (d x n), then B B^T (one BLAS syrk);
         sparse shards: P^T D over the pair map (:mod:`distnewton.pairs`, 4-5x
-        faster), or the CSR product X^T (D X) when the map would be too big.  l'' >= 0 for every loss.
+        faster), or the CSR product X^T (D X) when the map would be too big.  l'' >= 0 for
+        every loss.
         """
         D = self.curvature(w)
         if self._dense_T is not None:

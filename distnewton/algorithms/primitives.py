@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..linalg import cg, solve_spd
-from ..objectives import global_value, is_classification, regularise  # noqa: F401 (re-exported)
+from ..objectives import global_value, regularise  # noqa: F401 (re-exported)
+from ..objectives import is_classification
 from ..runtime import worker_task
 from .base import NEWTON_CG_RTOL, local_cg_rtol, use_cg
 from .control import Control
