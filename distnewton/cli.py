@@ -187,6 +187,7 @@ def list_algorithms(plugins):
         doc = ((cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
                or [""])[0]
         click.echo(f"{name} [{ALGORITHMS.origin(name)}]: {doc}")
+        click.echo(f"    {'model.loss':<16} {', '.join(getattr(cls, 'losses', ()))}")
         for key, p in cls.params.items():
             choices = f" [{'|'.join(p.choices)}]" if p.choices else ""
             click.echo(f"    {key:<16} {str(p.default):<10} {p.doc}{choices}")
@@ -240,7 +241,8 @@ def data_info(path, zero_based):
               help="label flip rate (logistic) or noise std (ridge)")
 @click.option("--heterogeneity", type=float, default=0.0, show_default=True)
 @click.option("--groups", "n_groups", type=int, default=1, show_default=True)
-@click.option("--loss", type=click.Choice(["logistic", "ridge"]), default="logistic")
+@click.option("--loss", type=click.Choice(["logistic", "ridge", "squared_hinge"]),
+              default="logistic")
 @click.option("--seed", type=int, default=0, show_default=True)
 def data_synth(output, **kwargs):
     """Write a seeded synthetic LIBSVM data set to OUTPUT (under mpiexec: rank 0

@@ -131,13 +131,14 @@ def predict(result, data, output, proba, decision):
       distnewton predict results/a9a-giant.h5 a9a.t -o labels.txt
       distnewton predict results/a9a-giant.h5 a9a.t --decision -o scores.txt
     """
-    from .model import evaluate as score, load_model, prediction_lines
+    from .model import PROBA_WHY, evaluate as score, load_model, prediction_lines
     if proba and decision:
         raise UserError("--proba, --decision: choose one")
     model = load_model(result)
     _warn(model)
     if proba and model.loss != "logistic":
-        raise UserError(f"--proba: only for logistic models ({result} is {model.loss})")
+        why = PROBA_WHY.get(model.loss, "predictions are x.w")
+        raise UserError(f"--proba: only for logistic models ({result} is {model.loss}: {why})")
     X, _, found, why = score(model, data, strict=False)
     text = "\n".join(prediction_lines(model, X, proba, decision)) + "\n"
     if output:
@@ -163,7 +164,8 @@ def predict(result, data, output, proba, decision):
 def evaluate(result, data, fmt):
     """Metrics of the model in RESULT on the labelled rows of DATA.
 
-    Logistic: accuracy, log_loss, auc; ridge: mse, r2 (and n_samples).  A
+    Logistic: accuracy, log_loss, auc; squared_hinge: accuracy,
+    squared_hinge, auc; ridge: mse, r2 (and n_samples).  A
     label the training label map does not know is an error (exit 2).
     """
     from .model import evaluate as score, format_metrics, load_model
@@ -189,9 +191,10 @@ def evaluate(result, data, fmt):
 def export(result, output, fmt, overwrite):
     """Write the model in RESULT for another tool.
 
-    liblinear: LIBLINEAR's model file (L2R_LR for logistic, L2R_L2LOSS_SVR with
-    p = 0 for ridge; bias 1 with an intercept).  npz, json: w, intercept,
-    labels, objective, lam, fit_intercept, regularize_intercept, n_features.
+    liblinear: LIBLINEAR's model file (L2R_LR for logistic, L2R_L2LOSS_SVC for
+    squared_hinge, L2R_L2LOSS_SVR with p = 0 for ridge; bias 1 with an
+    intercept).  npz, json: w, intercept, labels, objective, lam, fit_intercept,
+    regularize_intercept, n_features.
     """
     from .export import export as write
     from .model import load_model

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import checks
 from .errors import PluginError, UserError
+from .objectives import CLASSIFICATION_LOSSES
 from .params import (  # noqa: F401
     BOOL,
     FLOAT,
@@ -93,16 +94,21 @@ SCHEMA: dict[str, dict[str, Param]] = {
                         "LIBSVM site (`run --mirror`)", nullable=True),
     },
     "model": {
-        "loss": Param(STR, "logistic", "objective", choices=("logistic", "ridge")),
+        "loss": Param(STR, "logistic", "objective: logistic (log(1 + exp(-y x.w))), ridge "
+                      "((x.w - y)^2/2) or squared_hinge (the L2-loss SVM max(0, 1 - y x.w)^2, "
+                      "LIBLINEAR -s 2 with C = 1/(lambda n)); each averaged over the rows "
+                      "plus (lambda/2)||w||^2", choices=("logistic", "ridge", "squared_hinge")),
         "lambda": Param(FLOAT + STR, "1/n", "L2 weight: a number >= 0 or '1/n'"),
         "fit_intercept": Param(BOOL, False, "append a constant feature 1 (regularised too)"),
         "regularize_intercept": Param(BOOL, True, "with fit_intercept: false leaves the "
                                       "intercept out of the L2 penalty (scikit-learn's and "
                                       "Spark's convention; LIBLINEAR regularises it)"),
-        "class_weight": Param(STR + (dict,), None, "logistic: 'balanced' or {label: weight} "
+        "class_weight": Param(STR + (dict,), None, "logistic, squared_hinge: 'balanced' or "
+                              "{label: weight} "
                               "(multiplies data.weights)", nullable=True),
-        "multiclass": Param(STR, None, "logistic with more than two classes: 'ovr' trains "
-                            "one binary problem per class (one-vs-rest) on the same shards",
+        "multiclass": Param(STR, None, "logistic or squared_hinge with more than two classes: "
+                            "'ovr' trains one binary problem per class (one-vs-rest) on the "
+                            "same shards",
                             choices=("ovr",), nullable=True),
         "l1": Param(FLOAT, 0.0, "L1 weight lambda_1: adds lambda_1 ||w||_1 (the intercept "
                     "left out as from the L2 term with regularize_intercept: false); needs "
@@ -126,7 +132,8 @@ SCHEMA: dict[str, dict[str, Param]] = {
                            "(LIBLINEAR's eps)", check=positive, nullable=True),
         "liblinear_eps": Param(FLOAT, None, "stop by LIBLINEAR's rule (its -e, 0.01 there by "
                                "default): ||grad f(w)|| <= this * max(min(#pos, #neg), 1)/n * "
-                               "||grad f(0)|| (logistic; ridge: this * ||grad f(0)||)",
+                               "||grad f(0)|| (logistic, squared_hinge; ridge: this * "
+                               "||grad f(0)||)",
                                check=positive, nullable=True),
         "target_loss": Param(FLOAT, None, "stop when f(w) <= this", nullable=True),
         "target_subopt": Param(FLOAT, None, "stop when (f(w) - f*)/|f*| <= this (needs f_star)",
@@ -409,7 +416,8 @@ def check_multiclass(cfg):
     mc, dc = cfg["model"], cfg["data"]
     if mc.get("multiclass") is None:
         return
-    bad = [("model.loss", mc["loss"] != "logistic", "ovr is for loss logistic"),
+    bad = [("model.loss", mc["loss"] not in CLASSIFICATION_LOSSES,
+            "ovr is for loss logistic or squared_hinge"),
            ("data.positive_labels", dc["positive_labels"] is not None,
             "ovr trains every class against the rest: leave it unset"),
            ("model.class_weight", mc["class_weight"] is not None,

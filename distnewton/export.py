@@ -1,11 +1,12 @@
 """``distnewton export``: a result's model in a file another tool reads.
 
 - ``liblinear``: LIBLINEAR's model file (what its ``save_model`` writes and its
-  ``predict`` / ``load_model`` read).  Logistic is ``solver_type L2R_LR``; the
-  ``label`` line lists the class of w.x > 0 first (LIBLINEAR predicts
-  ``label[0]`` when w.x > 0).  Ridge is ``L2R_L2LOSS_SVR``: LIBLINEAR has no
-  ridge solver, but its L2-loss SVR with epsilon p = 0 minimises
-  ||w||^2/2 + C sum_j (y_j - x_j.w)^2, the ridge objective times 1/lambda
+  ``predict`` / ``load_model`` read).  Logistic is ``solver_type L2R_LR``, the
+  L2-loss SVM (``squared_hinge``) ``L2R_L2LOSS_SVC`` (LIBLINEAR ``-s 2``, the same
+  objective with C = 1/(lambda n)); the ``label`` line lists the class of w.x > 0
+  first (LIBLINEAR predicts ``label[0]`` when w.x > 0).  Ridge is
+  ``L2R_L2LOSS_SVR``: LIBLINEAR has no ridge solver, but its L2-loss SVR with
+  epsilon p = 0 minimises ||w||^2/2 + C sum_j (y_j - x_j.w)^2, the ridge objective times 1/lambda
   with C = 1/(2 lambda n), and predicts x.w, so the file means the same model.
   ``bias`` is 1 with ``model.fit_intercept`` (the last w row is the intercept,
   LIBLINEAR's constant feature), else -1.  Values are written ``%.17g``.
@@ -18,7 +19,8 @@
 - ``npz`` / ``json``: ``w`` (the coefficients, without the intercept; ovr:
   classes x features), ``intercept`` (0.0 without one; ovr: one per class),
   ``labels`` (logistic: the -1 class's label then the +1 class's; ovr: the
-  classes in the rows' order; ridge: empty), ``objective`` (logistic | ridge),
+  classes in the rows' order; ridge: empty), ``objective`` (logistic | ridge |
+  squared_hinge),
   ``lam``, ``fit_intercept``, ``regularize_intercept``, ``n_features``.
 """
 
@@ -34,6 +36,8 @@ from .io import claim as claims
 from .model import Model
 
 FORMATS = ("liblinear", "npz", "json")
+#: LIBLINEAR's solver_type of each classification loss (``-s 0`` and ``-s 2``)
+LIBLINEAR_SOLVERS = {"logistic": "L2R_LR", "squared_hinge": "L2R_L2LOSS_SVC"}
 
 
 def arrays(model: Model) -> dict:
@@ -52,12 +56,13 @@ def liblinear_text(model: Model) -> str:
     lines = []
     if model.multiclass:
         return _liblinear_ovr(model)
-    if model.loss == "logistic":
+    if model.loss in LIBLINEAR_SOLVERS:
         neg, pos = model.classes
         if not all(float(v).is_integer() for v in (neg, pos)):
             raise UserError(f"--format liblinear: LIBLINEAR labels are integers, the model in "
                             f"{model.path} has labels {neg} and {pos}")
-        lines += ["solver_type L2R_LR", "nr_class 2", f"label {int(pos)} {int(neg)}"]
+        lines += [f"solver_type {LIBLINEAR_SOLVERS[model.loss]}", "nr_class 2",
+                  f"label {int(pos)} {int(neg)}"]
     else:
         lines += ["solver_type L2R_L2LOSS_SVR", "nr_class 2"]
     lines += [f"nr_feature {model.n_features}", f"bias {1 if model.fit_intercept else -1}",
@@ -73,11 +78,12 @@ def _liblinear_ovr(model: Model) -> str:
         raise UserError(f"--format liblinear: LIBLINEAR labels are integers, the model in "
                         f"{model.path} has labels {labels}")
     W = model.w
+    solver = f"solver_type {LIBLINEAR_SOLVERS[model.loss]}"
     if len(labels) == 2:
-        lines = ["solver_type L2R_LR", "nr_class 2", f"label {int(labels[1])} {int(labels[0])}"]
+        lines = [solver, "nr_class 2", f"label {int(labels[1])} {int(labels[0])}"]
         rows = [["%.17g" % v] for v in ((W[1] - W[0]) / 2).tolist()]
     else:
-        lines = ["solver_type L2R_LR", f"nr_class {len(labels)}",
+        lines = [solver, f"nr_class {len(labels)}",
                  "label " + " ".join(str(int(v)) for v in labels)]
         rows = [["%.17g" % v for v in col] for col in W.T.tolist()]
     lines += [f"nr_feature {model.n_features}", f"bias {1 if model.fit_intercept else -1}",

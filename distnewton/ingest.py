@@ -26,6 +26,7 @@ from .inputs import check_run_inputs
 from .io.read import load as load_result
 from .io.validate import check_weights
 from .multiclass import ovr_labels
+from .objectives import is_classification
 from .problem import (IN_MEMORY, Problem, Setup, add_intercept, array_data, free_intercept,
                       keep_rows, lambda_value, l1_value)
 from .validation import is_fraction
@@ -103,7 +104,7 @@ def labels(cfg, y, source, reference=None):
     """(targets, label map): :func:`~distnewton.data.libsvm.map_labels`, or the raw
     labels and the class table under ``model.multiclass: ovr``."""
     if cfg["model"].get("multiclass") == "ovr":
-        return ovr_labels(y, source, reference)
+        return ovr_labels(y, source, reference, loss=cfg["model"]["loss"])
     return map_labels(y, cfg["model"]["loss"], cfg["data"]["positive_labels"], source=source,
                       reference=reference)
 
@@ -184,8 +185,8 @@ def _finish_rows(cfg, X, y, d, mapping, key, n):
     checks.magnitude(checks.largest(X, y), n, cfg["model"]["loss"], key)
     if X.shape[1] < d:
         X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], d))
-    if cfg["model"]["loss"] == "logistic":
-        y, _ = map_labels(y, "logistic", source=key, reference=mapping)
+    if is_classification(cfg["model"]["loss"]):
+        y, _ = map_labels(y, cfg["model"]["loss"], source=key, reference=mapping)
     if cfg["model"]["fit_intercept"]:
         X = add_intercept(X)
     return X, y

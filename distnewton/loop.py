@@ -32,7 +32,7 @@ from .io.record import History, Outcome
 from .io.schema import TIMING_COLUMNS
 from .linalg import preload as preload_linalg
 from .monitors import Monitor
-from .objectives import LOSSES
+from .objectives import LOSSES, is_classification
 from .stopping import cut as stop_cut
 from .stopping import loaded as stop_loaded
 from .stopping import pending as stop_pending
@@ -69,8 +69,8 @@ def test_metrics(problem, test, w):
     z = Xt @ w
     loss = float(np.mean(LOSSES[problem.loss].value(z, yt)))
     # sklearn's rule: +1 when x.w > 0, else -1 (rows with no features have x.w = 0)
-    acc = (float(np.mean(np.where(z > 0, 1.0, -1.0) == yt)) if problem.loss == "logistic"
-           else math.nan)
+    acc = (float(np.mean(np.where(z > 0, 1.0, -1.0) == yt))
+           if is_classification(problem.loss) else math.nan)
     return acc, loss
 
 

@@ -11,7 +11,8 @@ Python literal of the dict :func:`distnewton.data.libsvm.map_labels` returns).
 through the label map) and probabilities for a LIBSVM file read against the
 model's feature count: a file with fewer features is padded, an index beyond
 the model's is a UserError naming the file, line and index.  :func:`metrics`
-computes accuracy, log-loss and AUC (logistic) or MSE and R^2 (ridge) with
+computes accuracy, log-loss and AUC (logistic; squared_hinge: accuracy, the
+mean squared hinge loss and AUC) or MSE and R^2 (ridge) with
 numpy (scikit-learn is only a test dependency; the tests check them against
 scikit-learn's metric functions).
 
@@ -28,6 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError
+from .objectives import is_classification
+
+#: why a model of this loss has no --proba (one line)
+PROBA_WHY = {"squared_hinge": "an SVM has no probabilities; use --decision"}
 
 
 @dataclass
@@ -36,7 +41,7 @@ class Model:
 
     w: np.ndarray           # every weight, the intercept last when fit_intercept;
     #                         (classes x d) for ``model.multiclass: ovr``
-    loss: str               # "logistic" or "ridge"
+    loss: str               # "logistic", "ridge" or "squared_hinge"
     lam: float
     fit_intercept: bool
     zero_based: bool
@@ -76,9 +81,10 @@ class Model:
 
         When each class is one raw training label (rules ``plus_minus_one`` and
         ``two_labels``), those labels; when several raw labels make up a class
-        (``data.positive_labels``), the mapped values [-1, 1].  Ridge: [].
+        (``data.positive_labels``), the mapped values [-1, 1].  The same for
+        squared_hinge; ridge: [].
         """
-        if self.loss != "logistic":
+        if not is_classification(self.loss):
             return []
         if self.multiclass:                     # ovr: the sorted training labels
             return list(self.label_map["classes"])
@@ -99,7 +105,7 @@ class Model:
         """Ridge: x.w; logistic: the class label (+1 side when x.w > 0, as
         scikit-learn); ovr: the class of the largest decision value."""
         z = self.decision(X)
-        if self.loss != "logistic":
+        if not is_classification(self.loss):
             return z
         if self.multiclass:
             return np.asarray(self.classes)[np.argmax(z, axis=1)]
@@ -109,21 +115,25 @@ class Model:
     def proba(self, X) -> np.ndarray:
         """Logistic: (n, 2) probabilities of the classes in :attr:`classes` order;
         ovr: (n, classes), each class's sigmoid normalised over the classes
-        (scikit-learn's one-vs-rest rule)."""
+        (scikit-learn's one-vs-rest rule).  Other losses: a UserError (ridge
+        predicts x.w, an SVM has no probabilities)."""
+        if self.loss != "logistic":
+            raise UserError(f"probabilities: only for logistic models ({self.path} is "
+                            f"{self.loss}: {PROBA_WHY.get(self.loss, 'predictions are x.w')})")
         return scores_proba(self.decision(X), self.multiclass)
 
     def targets(self, y, source):
         """Raw labels of a data file as the model's targets (logistic: -1/+1
         through the training label map; ovr: the class index 0..C-1; a label it
         does not know is a UserError)."""
-        if self.loss != "logistic":
+        if not is_classification(self.loss):
             return np.asarray(y, dtype=np.float64)
         if self.multiclass:
             from .multiclass import ovr_labels
             raw, _ = ovr_labels(y, source, reference=self.label_map)
             return np.searchsorted(np.asarray(self.classes, dtype=np.float64), raw)
         from .data import map_labels
-        return map_labels(y, "logistic", source=source, reference=self.label_map)[0]
+        return map_labels(y, self.loss, source=source, reference=self.label_map)[0]
 
 
 def _number(text):
@@ -207,10 +217,18 @@ def metrics(loss, z, t) -> dict:
     (mean -log p(t | x)), auc; ovr (z of shape (n, classes), t class indices):
     accuracy of the argmax, log_loss of the normalised probabilities and the
     macro one-vs-rest AUC of those probabilities (scikit-learn's
-    ``roc_auc_score(multi_class="ovr")``); ridge (predictions z): mse, r2."""
+    ``roc_auc_score(multi_class="ovr")``); squared_hinge: accuracy,
+    squared_hinge (mean max(0, 1 - t z)^2, no probabilities), auc (ovr: of the
+    argmax, the mean over rows and classes, the macro AUC of the decision values); ridge
+    (predictions z): mse, r2."""
     z, t = np.asarray(z, dtype=np.float64), np.asarray(t, dtype=np.float64)
     out = {"n_samples": int(len(t))}
-    if z.ndim == 2:                               # ovr: t holds class indices
+    if z.ndim == 2 and loss == "squared_hinge":   # ovr SVM: no probabilities
+        T = np.where(t[:, None] == np.arange(z.shape[1]), 1.0, -1.0)
+        out["accuracy"] = float(np.mean(np.argmax(z, axis=1) == t))
+        out["squared_hinge"] = float(np.mean(np.maximum(1.0 - T * z, 0.0) ** 2))
+        out["auc"] = float(np.mean([roc_auc(z[:, c], T[:, c]) for c in range(z.shape[1])]))
+    elif z.ndim == 2:                             # ovr: t holds class indices
         P = scores_proba(z, True)
         out["accuracy"] = float(np.mean(np.argmax(z, axis=1) == t))
         out["log_loss"] = float(-np.mean(np.log(np.clip(
@@ -221,6 +239,11 @@ def metrics(loss, z, t) -> dict:
         from .objectives import Logistic
         out["accuracy"] = float(np.mean(np.where(z > 0, 1.0, -1.0) == t))
         out["log_loss"] = float(np.mean(Logistic.value(z, t)))
+        out["auc"] = roc_auc(z, t)
+    elif loss == "squared_hinge":
+        from .objectives import SquaredHinge
+        out["accuracy"] = float(np.mean(np.where(z > 0, 1.0, -1.0) == t))
+        out["squared_hinge"] = float(np.mean(SquaredHinge.value(z, t)))
         out["auc"] = roc_auc(z, t)
     else:
         r = z - t
@@ -282,12 +305,12 @@ def prediction_lines(model: Model, X, proba=False, decision=False) -> list:
     if proba:
         if model.loss != "logistic":
             raise UserError("--proba: only for logistic models (this one is "
-                            f"{model.loss}: predictions are x.w)")
+                            f"{model.loss}: {PROBA_WHY.get(model.loss, 'predictions are x.w')})")
         return _number_lines(model.proba(X))
     if decision:
         return _number_lines(model.decision(X))
     pred = model.predict(X)
-    if model.loss != "logistic":
+    if not is_classification(model.loss):
         return ["%.17g" % v for v in pred.tolist()]
     return [_label_text(v) for v in pred.tolist()]
 

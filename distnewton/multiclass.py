@@ -24,7 +24,10 @@ decision values; probabilities are the C sigmoids normalised to sum to 1
 (scikit-learn's one-vs-rest rule).  Multinomial (softmax) logistic regression
 is out of scope.  Not supported with ovr (each an exit-2 error naming the
 key): ``data.positive_labels``, ``model.class_weight``, ``model.w0``,
-``data.shards``, loss ridge; ``--resume`` and ``run.checkpoint_every``.
+``data.shards``, loss ridge; ``--resume`` and ``run.checkpoint_every``.  The
+L2-loss SVM (``model.loss: squared_hinge``) runs one-vs-rest the same way, as
+LIBLINEAR's ``-s 2`` and LinearSVC do, with the squared hinge in place of the
+logistic loss (and no probabilities).
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ def _key(v: float):
     return int(v) if float(v).is_integer() else float(v)
 
 
-def ovr_labels(y, source, reference=None):
-    """(raw labels, label map) of an ovr run: the map records the sorted classes
-    and each row's class count; with ``reference`` (a test set) the training
-    map is kept and labels it does not know are a UserError naming ``source``."""
+def ovr_labels(y, source, reference=None, loss="logistic"):
+    """(raw labels, label map) of an ovr run: the map records the loss (logistic
+    or squared_hinge), the sorted classes and each row's class count; with
+    ``reference`` (a test set) the training map is kept and labels it does not
+    know are a UserError naming ``source``."""
     y = np.asarray(y, dtype=np.float64)
     values = np.unique(y)
     if reference is not None:
@@ -58,7 +62,7 @@ def ovr_labels(y, source, reference=None):
         raise UserError(f"{source}: model.multiclass: ovr needs at least 2 classes, "
                         f"found {len(values)}")
     counts = [int(np.sum(y == v)) for v in values]
-    return y.copy(), {"loss": "logistic", "rule": "ovr", "positive_labels": None,
+    return y.copy(), {"loss": loss, "rule": "ovr", "positive_labels": None,
                       "classes": [_key(v) for v in values], "counts": counts,
                       "map": {str(_key(v)): float(i) for i, v in enumerate(values)}}
 

@@ -1,4 +1,4 @@
-"""Objectives on CSR shards: L2-regularised logistic regression and ridge.
+"""Objectives on CSR shards: L2-regularised logistic regression, ridge and the L2-loss SVM.
 
 Notation (used throughout the package): the training set has ``n`` rows
 ``x_j`` with labels ``y_j``, split over ``K`` workers; worker ``k`` holds
@@ -9,7 +9,9 @@ Notation (used throughout the package): the training set has ``n`` rows
 
 so ``f = sum_k (n_k/n) f_k``.  ``logistic``: l(z, y) = log(1 + exp(-y z)) with
 y in {-1, +1}; ``ridge``: l(z, y) = (z - y)^2 / 2, i.e. f(w) = ||Xw - y||^2/(2n)
-+ (lambda/2)||w||^2.
++ (lambda/2)||w||^2; ``squared_hinge`` (the L2-loss SVM, LIBLINEAR ``-s 2``):
+l(z, y) = max(0, 1 - y z)^2 with y in {-1, +1}, whose Hessian is the generalised
+one (2/n) X_A^T X_A + lambda I over the active rows A = {j: y_j x_j.w < 1}.
 
 A :class:`Shard` returns *sums* over its rows (``loss_sum``, ``grad_sum``,
 ``hess_sum``) so that the master can form exact global quantities by one
@@ -111,7 +113,54 @@ class Ridge:
         return 0.5 * r * r, r, np.ones_like(z)
 
 
-LOSSES = {"logistic": Logistic, "ridge": Ridge}
+class SquaredHinge:
+    """l(z, y) = max(0, 1 - y z)^2, y in {-1, +1}: the L2-loss SVM (LIBLINEAR ``-s 2``).
+
+    With m = y z and r = max(0, 1 - m): l = r^2, dl/dz = -2 y r (continuous),
+    and the generalised second derivative 2 [m < 1] (l' is piecewise linear, so
+    l'' jumps at m = 1; the rows with m < 1 are LIBLINEAR's active set, whose
+    Hessian (2/n) X_A^T X_A + lambda I its TRON uses).  f is then convex,
+    once continuously differentiable with a Lipschitz gradient (l'' <= 2), and
+    Newton with this Hessian converges finitely near the optimum (Mangasarian 2002).
+    """
+
+    name = "squared_hinge"
+
+    @staticmethod
+    def value(z, y):
+        r = np.maximum(1.0 - y * z, 0.0)
+        return r * r
+
+    @staticmethod
+    def deriv(z, y):
+        """dl/dz = -2 y max(0, 1 - y z) (a float for float arguments: per-sample SGD)."""
+        if np.ndim(z) == 0:
+            return -2.0 * float(y) * max(1.0 - float(y) * float(z), 0.0)
+        return -2.0 * y * np.maximum(1.0 - y * z, 0.0)
+
+    @staticmethod
+    def deriv2(z, y):
+        """2 on the active rows (y z < 1), else 0: the generalised Hessian's weights."""
+        if np.ndim(z) == 0:
+            return 2.0 if float(y) * float(z) < 1.0 else 0.0
+        return np.where(y * z < 1.0, 2.0, 0.0)
+
+    @staticmethod
+    def parts(z, y):
+        """(l, dl/dz, d2l/dz2) elementwise, from one margin pass."""
+        r = np.maximum(1.0 - y * z, 0.0)
+        return r * r, -2.0 * y * r, np.where(r > 0.0, 2.0, 0.0)
+
+
+LOSSES = {"logistic": Logistic, "ridge": Ridge, "squared_hinge": SquaredHinge}
+#: the losses whose targets are classes -1/+1 (labels mapped, accuracy, class weights)
+CLASSIFICATION_LOSSES = ("logistic", "squared_hinge")
+
+
+def is_classification(loss) -> bool:
+    """True for the losses of -1/+1 targets (logistic, squared_hinge): labels go
+    through :func:`~distnewton.data.libsvm.map_labels` and predictions are classes."""
+    return loss in CLASSIFICATION_LOSSES
 
 
 class Shard:
@@ -120,8 +169,8 @@ class Shard:
     Parameters
     ----------
     X : scipy.sparse CSR matrix
-    y : labels (already mapped to {-1, +1} for logistic)
-    loss : ``"logistic"`` or ``"ridge"``
+    y : labels (already mapped to {-1, +1} for logistic and squared_hinge)
+    loss : a key of :data:`LOSSES` (``"logistic"``, ``"ridge"``, ``"squared_hinge"``)
     lam : lambda, the L2 regularisation weight
     free_intercept : the last column is an intercept left out of the penalty
         (``model.regularize_intercept: false``); ``penalty`` is then the vector
@@ -211,7 +260,8 @@ class Shard:
 
         Dense shards: B = X^T D^{1/2} (d x n), then B B^T (one BLAS syrk);
         sparse shards: P^T D over the pair map (:mod:`distnewton.pairs`, 4-5x
-        faster), or the CSR product X^T (D X) when the map would be too big.  l'' >= 0 for both losses.
+        faster), or the CSR product X^T (D X) when the map would be too big.  l'' >= 0 for
+        every loss.
         """
         D = self.curvature(w)
         if self._dense_T is not None:

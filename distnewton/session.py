@@ -34,6 +34,7 @@ from __future__ import annotations
 import warnings
 
 from .algorithms import ALGORITHMS
+from .algorithms.base import check_loss
 from .config import SIM_WORKERS
 from .errors import EXIT_OK, EXIT_USER, UserError, echo, reason
 from .faults import inject
@@ -240,6 +241,7 @@ def check_setup(cfg, setup, K, resume):
     if cfg["model"]["w0"] is not None and resume is None:
         setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
     name = cfg["algorithm"]["name"]
+    check_loss(ALGORITHMS[name], setup.problem.loss)
     ALGORITHMS[name].validate(algorithm_section(cfg), setup.problem, cfg["run"]["seed"])
     if resume is not None:                     # the data and K the checkpoint was taken with
         check_data(resume, setup, K, cfg)

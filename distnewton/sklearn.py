@@ -1,5 +1,6 @@
 """scikit-learn estimators over the Python API: :class:`DistNewtonClassifier`
-(L2-regularised logistic regression) and :class:`DistNewtonRegressor` (ridge).
+(L2-regularised logistic regression), :class:`DistNewtonSVC` (the L2-loss SVM,
+as ``LinearSVC(dual=False)``) and :class:`DistNewtonRegressor` (ridge).
 
 ``fit`` runs :func:`distnewton.solve` on the sim backend with ``workers``
 simulated workers and the chosen ``algorithm`` (any name of ``distnewton
@@ -44,6 +45,7 @@ from contextlib import contextmanager
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -333,6 +335,30 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
         if self.classes_.size == 2:
             return self.classes_[(s > 0).astype(int)]
         return self.classes_[np.argmax(s, axis=1)]
+
+
+def _has_probabilities(est):
+    """``predict_proba`` exists for logistic models only (an SVM has none, as
+    scikit-learn's LinearSVC): :func:`~sklearn.utils.metaestimators.available_if`."""
+    return est._loss == "logistic"
+
+
+class DistNewtonSVC(DistNewtonClassifier):
+    """The L2-regularised L2-loss SVM (LIBLINEAR ``-s 2``), f(w) = (1/n) sum_j
+    max(0, 1 - y_j x_j.w)^2 + (lam/2)||w||^2, trained by a distnewton algorithm:
+    scikit-learn's ``LinearSVC(loss="squared_hinge", dual=False, C=C)`` with
+    lam = 1/(n C) (``lam="1/n"``: C = 1; ``fit_intercept=True`` with a
+    regularised intercept is LinearSVC's intercept_scaling=1, as LIBLINEAR's bias).
+
+    Parameters, attributes, one-vs-rest for more than two classes and the
+    convergence warning as :class:`DistNewtonClassifier`; ``decision_function``
+    and ``predict`` as LinearSVC's, and no ``predict_proba`` (an SVM gives no
+    probabilities).
+    """
+
+    _loss = "squared_hinge"
+    predict_proba = available_if(_has_probabilities)(DistNewtonClassifier.predict_proba)
+    predict_log_proba = available_if(_has_probabilities)(DistNewtonClassifier.predict_log_proba)
 
 
 class DistNewtonRegressor(RegressorMixin, _DistNewton):

@@ -27,6 +27,7 @@ import zlib
 import numpy as np
 
 from .errors import UserError
+from .objectives import is_classification
 
 
 def read_weights(path, n, key="data.weights") -> np.ndarray:
@@ -102,8 +103,9 @@ def row_weights(cfg, raw_y, y, label_map, sample=None, total=None):
     dc, mc = cfg["data"], cfg["model"]
     if dc["weights"] is None and mc["class_weight"] is None and sample is None:
         return None
-    if mc["class_weight"] is not None and mc["loss"] != "logistic":
-        raise UserError("model.class_weight: only for loss logistic (ridge has no classes; "
+    if mc["class_weight"] is not None and not is_classification(mc["loss"]):
+        raise UserError("model.class_weight: only for loss logistic or squared_hinge "
+                        "(ridge has no classes; "
                         "use data.weights)")
     if sample is None:
         sample = (np.ones(len(y)) if dc["weights"] is None

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..errors import UserError
 from ..linalg import check_dense_hessian
 from ..params import (FLOAT, INT, STR, MAX_TRIALS, Param, at_least, in_open_closed,
                       positive, step, trials)
@@ -35,6 +36,11 @@ class Algorithm:
     #: presets also declares ``"preset": preset_param(presets)`` in ``params``, and
     #: ``algorithm.preset: paper`` fills in those keys (a key given beside it wins)
     presets: dict = {}
+    #: the ``model.loss`` values the method takes (:data:`~distnewton.objectives.LOSSES`
+    #: keys); any other is refused before the workers start (:func:`check_loss`).
+    #: Every built-in method uses only the shards' value/gradient/curvature interface,
+    #: which the L2-loss SVM provides with its generalised Hessian
+    losses: tuple = ("logistic", "ridge", "squared_hinge")
     #: extra per-iteration history columns: name -> numpy dtype
     columns: dict = {}
     #: worker tasks solve local Newton systems: MPI workers import scipy.linalg
@@ -76,6 +82,14 @@ class Algorithm:
     def step(self) -> dict:
         """One iteration; returns history values (``step_size`` and ``columns``)."""
         raise NotImplementedError
+
+
+def check_loss(cls, loss) -> None:
+    """UserError naming ``model.loss`` when algorithm ``cls`` cannot take ``loss``
+    (its :attr:`Algorithm.losses`): one line, exit code 2, before any worker starts."""
+    if loss not in cls.losses:
+        raise UserError(f"model.loss: {cls.name} does not support loss {loss!r} "
+                        f"(it takes {', '.join(cls.losses)})")
 
 
 # Parameters several algorithms share (same names, same meaning everywhere).

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..linalg import cg, solve_spd
 from ..objectives import global_value, regularise  # noqa: F401 (re-exported)
+from ..objectives import is_classification
 from ..runtime import worker_task
 from .base import NEWTON_CG_RTOL, local_cg_rtol, use_cg
 from .control import Control
@@ -40,9 +41,9 @@ def _positives(ctx):
 
 def liblinear_scale(rt, prob):
     """max(min(#pos, #neg), 1) / n, the factor of LIBLINEAR's stopping rule for
-    logistic regression (1 for ridge, as LIBLINEAR's regression rule).
-    1 round: nothing down, 1 float up per worker."""
-    if prob.loss != "logistic":
+    logistic regression and the L2-loss SVM (1 for ridge, as LIBLINEAR's
+    regression rule).  1 round: nothing down, 1 float up per worker."""
+    if not is_classification(prob.loss):
         return 1.0
     pos = int(rt.round("positives", up=1)[0])
     return max(min(pos, prob.n - pos), 1) / prob.n

@@ -39,6 +39,7 @@ from distnewton.data.libsvm_fast import MAX_INDEX, parse_block
 from distnewton.data.libsvm_write import open_by_extension as _open
 from distnewton.data.libsvm_write import write_libsvm  # noqa: F401 (re-exported)
 from distnewton.errors import UserError
+from distnewton.objectives import LOSSES, is_classification
 
 #: pyarrow is there (a dependency; the numpy parser takes over if its import fails)
 ARROW = libsvm_arrow.available()
@@ -260,7 +261,8 @@ def _label_key(v: float):
 def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
     """Map raw labels to what ``loss`` expects; return ``(labels, mapping)``.
 
-    ``ridge``: labels unchanged.  ``logistic`` (targets -1/+1), first rule
+    ``ridge``: labels unchanged.  ``logistic`` and ``squared_hinge`` (targets
+    -1/+1, :data:`~distnewton.objectives.CLASSIFICATION_LOSSES`), first rule
     that applies:
 
     0. fewer than two distinct labels: ``UserError`` (one class; a test set,
@@ -280,11 +282,11 @@ def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
     y = np.asarray(y, dtype=np.float64)
     if loss == "ridge":
         return y.copy(), {"loss": "ridge", "rule": "identity"}
-    if loss != "logistic":
-        raise UserError(f"unknown loss {loss!r}: choose one of logistic, ridge")
+    if not is_classification(loss):
+        raise UserError(f"unknown loss {loss!r}: choose one of {', '.join(LOSSES)}")
     values = np.unique(y)
     if reference is not None:
-        if reference.get("loss") != "logistic":
+        if not is_classification(reference.get("loss")):
             raise ValueError(f"reference mapping is for loss {reference.get('loss')!r}")
         table = {float(k): float(v) for k, v in reference["map"].items()}
         unknown = [_label_key(v) for v in values if float(v) not in table]
@@ -294,7 +296,7 @@ def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
         rule, pos = reference["rule"], reference.get("positive_labels")
     elif len(values) < 2:
         raise UserError(f"{source}: every label is {[_label_key(v) for v in values]}: "
-                        "logistic loss needs two classes in the training set")
+                        f"{loss} loss needs two classes in the training set")
     elif positive_labels is not None:
         pos = sorted(float(p) for p in np.atleast_1d(positive_labels))
         table = {float(v): (1.0 if v in pos else -1.0) for v in values}
@@ -311,12 +313,12 @@ def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
         table = {float(values[0]): -1.0, float(values[1]): 1.0}
     else:
         shown = [_label_key(v) for v in values[:10]] + (["..."] if len(values) > 10 else [])
-        raise UserError(f"{source}: {len(values)} distinct labels {shown}; logistic "
+        raise UserError(f"{source}: {len(values)} distinct labels {shown}; {loss} "
                         "loss needs two classes: set data.positive_labels to the "
                         "labels that count as +1, or model.multiclass: ovr")
     keys = np.array(sorted(table))
     out = np.array([table[k] for k in keys])[np.searchsorted(keys, y)]
-    mapping = {"loss": "logistic", "rule": rule, "positive_labels":
+    mapping = {"loss": loss, "rule": rule, "positive_labels":
                None if pos is None else [_label_key(p) for p in pos],
                "map": {str(_label_key(k)): table[k] for k in keys}}
     return out, mapping

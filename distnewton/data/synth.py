@@ -63,9 +63,9 @@ def _check(n_samples, n_features, density, noise, heterogeneity, n_groups, loss)
             raise UserError(f"synthetic {name} must be an integer >= 1, got {v!r}")
     if not 0 < density <= 1:
         raise UserError(f"synthetic density must be in (0, 1], got {density!r}")
-    if loss not in ("logistic", "ridge"):
-        raise UserError(f"unknown loss {loss!r}: choose one of logistic, ridge")
-    top = 1 if loss == "logistic" else np.inf
+    if loss not in ("logistic", "ridge", "squared_hinge"):
+        raise UserError(f"unknown loss {loss!r}: choose one of logistic, ridge, squared_hinge")
+    top = np.inf if loss == "ridge" else 1
     if not 0 <= noise <= top:
         raise UserError(f"synthetic noise must be in [0, {top}] for {loss}, got {noise!r}")
     if not 0 <= heterogeneity <= 1:
@@ -100,7 +100,7 @@ def make_synthetic(n_samples, n_features, density=0.1, seed=0, noise=0.1,
     X = sp.csr_matrix((vals, cols.astype(itype), indptr.astype(itype)), shape=(n, d))
     X.sort_indices()
     margin = X @ w_true
-    if loss == "logistic":
+    if loss != "ridge":                       # logistic, squared_hinge: classes
         y = np.where(margin >= 0, 1.0, -1.0)
         flip = r_noise.choice(n, size=int(round(noise * n)), replace=False)
         y[flip] = -y[flip]

@@ -34,7 +34,7 @@ from ..errors import UserError
 from .schema import ATTRIBUTE_KINDS, BASE_COLUMNS, TIMING_COLUMNS
 
 #: The losses a model can have (the root attribute ``loss``).
-LOSSES = ("logistic", "ridge")
+LOSSES = ("logistic", "ridge", "squared_hinge")
 KIND_WORDS = {"int": "an integer", "number": "a number", "text": "text",
               "bool": "true or false"}
 
@@ -164,7 +164,7 @@ def check_label_map(path, lm, name, loss, w):
     field = f"attribute {name}"
     if lm.get("loss") != loss:
         raise bad(path, field, f"is for loss {lm.get('loss')!r}, the model's is {loss!r}")
-    if loss != "logistic":
+    if loss == "ridge":
         return lm
     table = lm.get("map")
     if not isinstance(table, dict) or not table or not _numbers(table) \
@@ -256,7 +256,7 @@ def model_fields(path, attrs, w, w_attrs=None) -> dict:
     lm, name = label_map_of(path, attrs)
     if lm is None:
         if loss != "ridge":
-            raise bad(path, "attribute label_map", "missing (a logistic model needs it)")
+            raise bad(path, "attribute label_map", f"missing (a {loss} model needs it)")
         lm = {"loss": "ridge", "rule": "identity"}
     check_label_map(path, lm, name, loss, w)
     w_attrs = w_attrs or {}

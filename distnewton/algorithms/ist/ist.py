@@ -167,7 +167,7 @@ from .analysis import quadratic_analysis  # noqa: F401  (re-exported)
 from .sketches import SKETCHES, draw_sketches, encode
 
 #: l'' bound used for the perm_precond curvature diagonal
-CURVATURE_BOUND = {"ridge": 1.0, "logistic": 0.25}
+CURVATURE_BOUND = {"ridge": 1.0, "logistic": 0.25, "squared_hinge": 2.0}
 
 
 # -- worker side ----------------------------------------------------------

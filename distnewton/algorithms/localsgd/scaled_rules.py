@@ -47,7 +47,7 @@ Local SGD step bound (Khaled, Mishchenko, Richtarik 2020) in that norm; with
 ``identity`` (alpha = Gamma = 1) it is 1/(4 L).  It assumes beta1 = 0.
 
 **The constants** (per row j of a shard, with its weight s_j, 1 when unweighted;
-c2 = max l'' = 1/4 logistic, 1 ridge; lambda_max = max lambda):
+c2 = max l'' = 1/4 logistic, 1 ridge, 2 squared_hinge; lambda_max = max lambda):
 
 * L = c2 max_j s_j ||x_j||_2^2 + lambda_max: every mini-batch loss is L-smooth
   (for ridge this bounds the largest eigenvalue of every mini-batch Hessian,
@@ -59,7 +59,8 @@ c2 = max l'' = 1/4 logistic, 1 ridge; lambda_max = max lambda):
   R = sqrt(2 f(0) / mu), that holds x* (f(x*) <= f(0), mu-strong convexity):
   logistic (|l'| <= 1) G = max_j s_j ||x_j||_inf + lambda_max R; ridge (|l'| <=
   ||x_j|| R + |y_j|) G = R max_j s_j ||x_j||_inf ||x_j||_2 + max_j s_j
-  ||x_j||_inf |y_j| + lambda_max R.
+  ||x_j||_inf |y_j| + lambda_max R; squared_hinge (|l'| <= 2 + 2 ||x_j|| R)
+  G = 2 max_j s_j ||x_j||_inf + 2 R max_j s_j ||x_j||_inf ||x_j||_2 + lambda_max R.
 
 Each worker sends the maxima of its rows and its sum s_j l(0, y_j) in one gather
 round (:data:`N_CONSTANTS` floats), once per run, before the first round.
@@ -86,7 +87,7 @@ import numpy as np
 #: floats per worker in the constants round (see :func:`row_constants`)
 N_CONSTANTS = 7
 #: max l'' of each loss (logistic sigma(1 - sigma) <= 1/4; ridge 1)
-CURVATURE_MAX = {"logistic": 0.25, "ridge": 1.0}
+CURVATURE_MAX = {"logistic": 0.25, "ridge": 1.0, "squared_hinge": 2.0}
 
 
 def batch_hvp(loss, lam, w, v, ind, val, rows, yb, sb=None):
@@ -213,6 +214,8 @@ def theory_constants(replies, loss, penalty, n, estimate="hutchinson"):
     R = np.sqrt(2.0 * f0 / mu) if mu > 0 else np.inf
     if loss == "logistic":
         G = top[3] + lam_max * R
+    elif loss == "squared_hinge":              # |l'| = 2 max(0, 1 - y x.w) <= 2 + 2 ||x|| R
+        G = 2.0 * top[3] + 2.0 * R * top[4] + lam_max * R
     else:
         G = R * top[4] + top[5] + lam_max * R
     gamma_s = c2 * (top[2] if estimate == "exact" else top[1]) + lam_max
