@@ -1,0 +1,222 @@
+"""DiSCO: Distributed Self-Concordant Optimization (Zhang and Xiao, ICML 2015).
+
+An inexact damped Newton method whose Newton systems are solved by distributed
+preconditioned conjugate gradients (PCG).  The paper's notation: m machines,
+machine i holds f_i, f = sum_i (n_i/n) f_i, f' and f'' its gradient and Hessian.
+Outer iteration k (w_k on the master):
+
+1. f(w_k), f'(w_k); the workers hold w_k for the Hessian-vector products
+                                                   [1 round: d + 1 down, d + 1 up]
+2. v_k ~ f''(w_k)^{-1} f'(w_k) by PCG (the paper's Algorithm 3), preconditioner
+
+       P = f_1''(w_k) + mu I         (machine 1's local Hessian, plus mu)
+
+   from v = 0, r = f'(w_k), s = P^{-1} r, u = s:
+       repeat  H u                                  [1 round: d + 2 down, d up]
+               alpha = <r, s> / <u, H u>
+               v <- v + alpha u,  H v <- H v + alpha H u,  r <- r - alpha H u
+               until ||r|| <= eps_k
+               s' = P^{-1} r                        [1 subset round to machine 1:
+                                                      d + 2 down, d up]
+               u <- s' + (<r, s'> / <r_old, s>) u,  s <- s'
+3. delta_k = sqrt(v_k^T f''(w_k) v_k)  (from the H v kept above: no round)
+4. w_{k+1} = w_k - v_k / (1 + delta_k)               (the damped Newton step)
+
+Rounds.  In the paper the master *is* machine 1: it applies P^{-1} itself, so a
+PCG iteration is one round (broadcast u, reduce H u).  distnewton's master holds
+no rows, so P^{-1} r is a *subset round* to worker 0 alone (``rt.round(...,
+to=[0])``): a PCG iteration is one round to all K workers plus one to worker 0,
+which costs 64 + 8(d + 2) bytes down and 8d up, 1/K of a full round's.  With T
+PCG iterations an outer iteration is 2T + 1 rounds (gradient, P^{-1} f', and T
+times H u and P^{-1} r, the last P^{-1} r skipped: PCG has stopped); the paper's
+count, full rounds only, is T + 1.  Both are in the history (``pcg_iterations``).
+The first iteration adds one round (1 float up per worker) when the stopping
+rule needs L (below).
+
+Preconditioner.  Worker 0 factors f_1''(w_k) + mu I by Cholesky once per outer
+iteration, at the first P^{-1} round, and reuses the factor in the others
+(``solver: auto`` up to ``cg_threshold`` features, or ``cholesky``); above it
+(or ``solver: cg``) it solves by CG on its local Hessian-vector products
+to relative residual 1e-10 (an inner local solve, no d x d matrix).
+``mu`` unset: mu = lambda.  The paper's analysis wants mu >= ||f_1'' - f''||
+(then the preconditioned system has condition number <= 1 + 2 mu / lambda) and
+chooses mu ~ the concentration bound L sqrt(d/n_1); a worker's shard of i.i.d.
+rows is usually far closer than that bound to the whole, so the default keeps
+the preconditioner the local Hessian with its ridge doubled: never singular,
+and within a few PCG iterations of f'' when the shards are alike
+(see docs/algorithms/disco.md for the measured choice).
+
+Stopping rule of PCG: ||r|| <= eps_k with the paper's
+eps_k = beta (lambda / L)^{1/2} ||f'(w_k)||, beta = 1/20 (``beta``), where L
+bounds ||f''||: lambda + c (1/n) sum_j s_j ||x_j||^2 (c = sup l'' = 1/4 for the
+logistic loss, 1 for ridge; s_j the row weights), reduced once; or
+eps_k = ``pcg_rtol`` ||f'(w_k)|| when set.  At most ``pcg_maxiter`` PCG iterations.
+
+Self-concordance.  The paper's step uses the decrement of a *standard*
+self-concordant f (for the logistic loss, f scaled by M^2/4); distnewton takes
+delta_k on f as it is, as implementations of DiSCO do (the scaled decrement
+makes the steps tiny): near the optimum delta_k -> 0 and the step tends to the
+full inexact Newton step.
+
+References
+----------
+.. [1] Y. Zhang and L. Xiao, "DiSCO: Distributed optimization for self-concordant
+   empirical loss", ICML 2015.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from ..linalg import cg, cho_factor_damped
+from ..params import FLOAT, INT, STR, Param, at_least, nonneg, positive
+from ..runtime import worker_task
+from . import primitives as P
+from .base import LOCAL_CG_RTOL, use_cg
+from .newton_type import HELD, Iterate, NewtonType
+
+#: sup_z l''(z): bounds ||f''|| for the paper's stopping rule (losses it knows)
+CURVATURE_BOUND = {"logistic": 0.25, "ridge": 1.0}
+
+
+def mu_value(p, lam):
+    """The preconditioner's shift: ``mu``, or lambda when unset."""
+    return float(lam) if p.mu is None else float(p.mu)
+
+
+# -- worker side ---------------------------------------------------------------
+@worker_task("disco.smoothness")
+def _smoothness(ctx):
+    """sum_j s_j ||x_j||^2 over the shard's rows (for L)."""
+    X = ctx.shard.X
+    return np.array([float(ctx.shard.weigh(np.asarray(X.multiply(X).sum(axis=1)).ravel()).sum())])
+
+
+def _preconditioner(ctx, fingerprint):
+    """P = f_1''(w_k) + mu I at the held w_k, as a solve r -> P^{-1} r, built once per w_k."""
+    shard, p = ctx.shard, ctx.params
+    cached = ctx.scratch.get("disco.P")
+    if cached is not None and np.array_equal(cached[0], fingerprint):
+        return cached[1]
+    w = ctx.scratch.get("hessian_at")
+    if w is None or not np.array_equal(P._fingerprint(w), fingerprint):
+        raise RuntimeError("disco.precondition round without a loss_grad_hold round at the same w")
+    mu = mu_value(p, shard.lam)
+    if use_cg(p, shard.d):
+        hvp = shard.local_hvp_operator(w)
+        def solve(r):
+            return cg(lambda v: hvp(v) + mu * v, r, rtol=LOCAL_CG_RTOL, maxiter=10 * shard.d)[0]
+    else:
+        import scipy.linalg as sla
+        H = shard.local_hessian(w)
+        H[np.diag_indices_from(H)] += mu
+        factor, _ = cho_factor_damped(H)
+        def solve(r):
+            return sla.cho_solve(factor, r, check_finite=False)
+    ctx.scratch["disco.P"] = (np.array(fingerprint), solve)
+    return solve
+
+
+@worker_task("disco.precondition")
+def _precondition(ctx, r, fingerprint):
+    """s = P^{-1} r on machine 1 (worker 0)."""
+    return _preconditioner(ctx, fingerprint)(r)
+
+
+# -- master side ---------------------------------------------------------------
+def precondition(rt, w, r):
+    """P^{-1} r: 1 subset round to worker 0 (d + 2 floats down, d up)."""
+    return rt.round("disco.precondition", r, P._fingerprint(w), up=r.size, to=[0])
+
+
+def pcg(rt, prob, w, g, eps, maxiter):
+    """The paper's Algorithm 3: v ~ f''(w)^{-1} g with ||f''(w) v - g|| <= eps.
+
+    Returns (v, f''(w) v, iterations).  Rounds: 1 + 2T - 1 for T iterations.
+    """
+    v, Hv, r = np.zeros_like(g), np.zeros_like(g), g.copy()
+    if np.linalg.norm(r) <= eps:
+        return v, Hv, 0
+    s = precondition(rt, w, r)
+    u, rs = s.copy(), float(r @ s)
+    for t in range(1, maxiter + 1):
+        Hu = P.hvp(rt, prob, w, u)
+        alpha = rs / float(u @ Hu)
+        v, Hv, r = v + alpha * u, Hv + alpha * Hu, r - alpha * Hu
+        if np.linalg.norm(r) <= eps or t == maxiter:
+            return v, Hv, t
+        s = precondition(rt, w, r)
+        rs, rs_old = float(r @ s), rs
+        u = s + (rs / rs_old) * u
+
+
+class DiSCO(NewtonType):
+    """DiSCO: inexact damped Newton, distributed PCG preconditioned on one worker (Zhang and Xiao 2015)."""
+
+    name = "disco"
+    local_solves = True
+    columns = {"pcg_iterations": np.int64, "newton_decrement": np.float64}
+    params = {
+        "mu": Param(FLOAT, None, "mu: the preconditioner is P = f_1''(w_k) + mu I, machine 1's "
+                    "local Hessian (worker 0's) plus mu (unset: mu = lambda)",
+                    check=nonneg, nullable=True),
+        "beta": Param(FLOAT, 0.05, "beta of the paper's PCG stopping rule ||r|| <= eps_k = "
+                      "beta (lambda/L)^(1/2) ||f'(w_k)|| (L: a bound on ||f''||)",
+                      check=positive),
+        "pcg_rtol": Param(FLOAT, None, "PCG stops at ||r|| <= pcg_rtol ||f'(w_k)|| instead "
+                          "(unset: the paper's rule with beta)", check=positive, nullable=True),
+        "pcg_maxiter": Param(INT, 500, "PCG iterations per Newton step at most",
+                             check=at_least(1)),
+        "solver": Param(STR, "auto", "how worker 0 applies P^{-1}: cholesky (factored once per "
+                        "outer iteration), cg (local Hessian-vector products, to 1e-10) or "
+                        "auto (cg when d > cg_threshold)", choices=("auto", "cholesky", "cg")),
+        "cg_threshold": Param(INT, 4000, "d above which solver auto uses CG for P^{-1}",
+                              check=at_least(1)),
+    }
+    #: L, the bound on ||f''|| of the paper's stopping rule (set by the first step)
+    L = None
+
+    @classmethod
+    def validate(cls, params, problem, seed=0):
+        super().validate(params, problem, seed)
+        if params.get("pcg_rtol") is None and problem.loss not in CURVATURE_BOUND:
+            raise UserError(f"algorithm.pcg_rtol: DiSCO's default stopping rule needs a bound "
+                            f"on l'' that model.loss {problem.loss!r} does not give; set "
+                            "algorithm.pcg_rtol")
+        if problem.lam <= 0 and params.get("pcg_rtol") is None:
+            raise UserError("algorithm.pcg_rtol: DiSCO's default stopping rule needs "
+                            "model.lambda > 0; set algorithm.pcg_rtol")
+
+    def curvature(self):
+        return HELD
+
+    def gradient(self, fg=None):
+        """1. f(w_k), f'(w_k); the workers hold w_k (1 round; none when ``fg``, from
+        :func:`.primitives.loss_grad_hold` at w_k, is given)."""
+        it = Iterate(self.w, info={"pcg_iterations": 0, "newton_decrement": 0.0})
+        if fg is not None:
+            it.f, it.g = fg
+        else:
+            it.f, it.g, _ = P.loss_grad_hold(self.rt, self.prob, self.w)
+        return it
+
+    def tolerance(self, g):
+        """eps_k: the paper's beta (lambda/L)^(1/2) ||f'(w_k)||, or pcg_rtol ||f'(w_k)||."""
+        if self.p.pcg_rtol is not None:
+            return self.p.pcg_rtol * float(np.linalg.norm(g))
+        if self.L is None:                      # once: 1 round, 1 float up per worker
+            c = CURVATURE_BOUND[self.prob.loss]
+            self.L = self.prob.lam + c * float(self.rt.round("disco.smoothness", up=1)[0]) / self.prob.n
+        return self.p.beta * float(np.sqrt(self.prob.lam / self.L)) * float(np.linalg.norm(g))
+
+    def direction(self, it):
+        """2-3. v_k by distributed PCG; delta_k = sqrt(v_k^T f'' v_k)."""
+        v, Hv, t = pcg(self.rt, self.prob, it.w, it.g, self.tolerance(it.g), self.p.pcg_maxiter)
+        it.info["pcg_iterations"] = t
+        it.info["newton_decrement"] = float(np.sqrt(max(float(v @ Hv), 0.0)))
+        return v
+
+    def line_search(self, it, v):
+        """4. The damped step 1 / (1 + delta_k): no line search, no round."""
+        return 1.0 / (1.0 + it.info["newton_decrement"])
