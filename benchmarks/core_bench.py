@@ -290,6 +290,7 @@ def main(argv=None):
         eps_list, tol_list = [1e-2, 1e-6, 1e-8], [1e-3, 1e-8, 1e-12]
     liblinear = have_liblinear()
     machine_header()
+    print(f"- arguments: {' '.join(sys.argv[1:] if argv is None else argv) or '(none)'}\n")
     fs_rows, rows = [], []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="core_bench-") as tmp:

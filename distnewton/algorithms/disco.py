@@ -43,8 +43,10 @@ to relative residual 1e-10 (an inner local solve, no d x d matrix).
 chooses mu ~ the concentration bound L sqrt(d/n_1); a worker's shard of i.i.d.
 rows is usually far closer than that bound to the whole, so the default keeps
 the preconditioner the local Hessian with its ridge doubled: never singular,
-and within a few PCG iterations of f'' when the shards are alike
-(see docs/algorithms/disco.md for the measured choice).
+and within a few PCG iterations of f'' when the shards are alike.  Measured
+(sim, K = 4, lambda = 1/n, rounds to grad_rtol 1e-10): a9a mu = 0 / lambda /
+10 lambda / 1e-2: 100 / 96 / 158 / 574 rounds; w8a 244 / 218 / 346 (15 lambda) /
+902 (docs/algorithms/disco.md).
 
 Stopping rule of PCG: ||r|| <= eps_k with the paper's
 eps_k = beta (lambda / L)^{1/2} ||f'(w_k)||, beta = 1/20 (``beta``), where L
