@@ -63,10 +63,10 @@ def numpy_disco(X, y, lam, n1, mu, iterations, beta=0.05):
     return w, counts
 
 
-@pytest.mark.parametrize("mu", [None, 0.01])
-def test_iterates_equal_an_independent_numpy_disco(small, mu):
+@pytest.mark.parametrize("mu,where", [(None, "worker"), (0.01, "worker"), (None, "master")])
+def test_iterates_equal_an_independent_numpy_disco(small, mu, where):
     path, X, y = small
-    r = solve(path, mu=mu, run={"max_iterations": 5, "grad_rtol": 1e-16})
+    r = solve(path, mu=mu, preconditioner=where, run={"max_iterations": 5, "grad_rtol": 1e-16})
     assert r.iterations == 5
     n1 = int(r.attrs["shard_sizes"][0])
     w_ref, counts = numpy_disco(X, y, 1e-3, n1, 1e-3 if mu is None else mu, 5)
@@ -110,6 +110,26 @@ def test_rounds_and_bytes_of_an_outer_iteration_by_hand(small):
     np.testing.assert_array_equal(np.diff(h["bytes_up"]), up)
 
 
+def test_the_papers_count_with_the_preconditioner_on_the_master(small):
+    """preconditioner: master: the gradient round is a gather in which worker 0 adds
+    its Hessian's upper triangle; then T Hessian-vector rounds: T + 1 rounds."""
+    path, _, _ = small
+    K, d = 3, 10
+    r = solve(path, workers=K, preconditioner="master",
+              run={"max_iterations": 4, "grad_rtol": 1e-16})
+    h = r.history
+    T = np.asarray(h["pcg_iterations"][1:])
+    assert np.all(T >= 2)
+    np.testing.assert_array_equal(np.diff(h["comm_rounds"]), T + 1 + (np.arange(4) == 0))
+    H = HEADER_BYTES
+    down = K * (H + 8 * d) + T * K * (H + 8 * (d + 2))
+    up = K * 8 * (d + 1) + 8 * d * (d + 1) // 2 + T * K * 8 * d
+    down[0] += K * H
+    up[0] += K * 8
+    np.testing.assert_array_equal(np.diff(h["bytes_down"]), down)
+    np.testing.assert_array_equal(np.diff(h["bytes_up"]), up)
+
+
 def test_large_d_preconditioner_by_local_cg_gives_the_same_iterates(small):
     """solver: cg (the inner local solve for large d) against the Cholesky factor."""
     path, _, _ = small
@@ -141,17 +161,20 @@ def test_reaches_the_sklearn_optimum_on_a9a():
 
 
 @pytest.mark.mpi
-def test_mpi_run_equals_the_sim_run(tmp_path, small):
-    """Over MPI the P^{-1} rounds are point-to-point messages to rank 1."""
+@pytest.mark.parametrize("where", ["worker", "master"])
+def test_mpi_run_equals_the_sim_run(tmp_path, small, where):
+    """Over MPI the P^{-1} rounds are point-to-point messages to rank 1 (worker), or
+    the gradient round a gather of unequal replies (master)."""
     path, _, _ = small
     cfg = write_config(tmp_path / "d.yaml", data={"train": str(path), "partition": "contiguous"},
                        model={"loss": "logistic", "lambda": 1e-3},
-                       algorithm={"name": "disco"},
+                       algorithm={"name": "disco", "preconditioner": where},
                        run={"max_rounds": 2000, "max_iterations": 5, "grad_rtol": 1e-16})
     res = cli("run", cfg, "-o", tmp_path / "m.h5", "-q", n=4)
     assert res.returncode == 0, res.stderr
     _, hist, w = read_result(tmp_path / "m.h5")
-    sim = solve(path, workers=3, run={"max_iterations": 5, "grad_rtol": 1e-16})
+    sim = solve(path, workers=3, preconditioner=where,
+                run={"max_iterations": 5, "grad_rtol": 1e-16})
     assert sim.iterations == 5
     assert np.linalg.norm(w - sim.w) <= 1e-12 * np.linalg.norm(sim.w)
     for key in ("comm_rounds", "bytes_up", "bytes_down", "pcg_iterations"):

@@ -22,18 +22,24 @@ Outer iteration k (w_k on the master):
 3. delta_k = sqrt(v_k^T f''(w_k) v_k)  (from the H v kept above: no round)
 4. w_{k+1} = w_k - v_k / (1 + delta_k)               (the damped Newton step)
 
-Rounds.  In the paper the master *is* machine 1: it applies P^{-1} itself, so a
-PCG iteration is one round (broadcast u, reduce H u).  distnewton's master holds
-no rows, so P^{-1} r is a *subset round* to worker 0 alone (``rt.round(...,
-to=[0])``): a PCG iteration is one round to all K workers plus one to worker 0,
-which costs 64 + 8(d + 2) bytes down and 8d up, 1/K of a full round's.  With T
-PCG iterations an outer iteration is 2T + 1 rounds (gradient, P^{-1} f', and T
-times H u and P^{-1} r, the last P^{-1} r skipped: PCG has stopped); the paper's
-count, full rounds only, is T + 1.  Both are in the history (``pcg_iterations``).
+Rounds (``preconditioner``).  In the paper the master *is* machine 1: it applies
+P^{-1} itself, so a PCG iteration is one round (broadcast u, reduce H u) and an
+outer iteration T + 1 rounds.  distnewton's master holds no rows; two variants:
+
+* ``worker`` (the default): P^{-1} r is a *subset round* to worker 0 alone
+  (``rt.round(..., to=[0])``), 64 + 8(d + 2) bytes down and 8d up, 1/K of a full
+  round's.  An outer iteration is 2T + 1 rounds (gradient, P^{-1} f', and T times
+  H u and P^{-1} r, the last P^{-1} r skipped: PCG has stopped), its full rounds
+  the paper's T + 1.  Any d: no d x d matrix leaves worker 0.
+* ``master``: the paper's count.  The gradient round becomes a gather in which
+  worker 0 also sends the upper triangle of its local Hessian sum (d(d+1)/2
+  floats more, once per outer iteration); the master factors P and applies
+  P^{-1} itself: T + 1 rounds.  Dense d x d on the master (``cg_threshold``).
+
 The first iteration adds one round (1 float up per worker) when the stopping
 rule needs L (below).
 
-Preconditioner.  Worker 0 factors f_1''(w_k) + mu I by Cholesky once per outer
+Preconditioner.  With ``preconditioner: worker``, worker 0 factors f_1''(w_k) + mu I by Cholesky once per outer
 iteration, at the first P^{-1} round, and reuses the factor in the others
 (``solver: auto`` up to ``cg_threshold`` features, or ``cholesky``); above it
 (or ``solver: cg``) it solves by CG on its local Hessian-vector products
@@ -72,6 +78,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..linalg import cg, cho_factor_damped
+from ..pairs import unpack
 from ..params import FLOAT, INT, STR, Param, at_least, nonneg, positive
 from ..runtime import worker_task
 from . import primitives as P
@@ -88,6 +95,17 @@ def mu_value(p, lam):
 
 
 # -- worker side ---------------------------------------------------------------
+@worker_task("disco.hold")
+def _hold(ctx, w):
+    """f, g (sums) at w, held for the H u rounds; worker 0 adds its Hessian's upper
+    triangle (sum_j l''_j x_j x_j^T, ``preconditioner: master``)."""
+    ctx.scratch["hessian_at"] = w.copy()         # w's buffer is reused by the next round
+    f, g = ctx.shard.loss_grad_sum(w)
+    if ctx.k != 0:
+        return np.concatenate(([f], g))
+    return np.concatenate(([f], g, ctx.shard.hess_upper_sum(w)))
+
+
 @worker_task("disco.smoothness")
 def _smoothness(ctx):
     """sum_j s_j ||x_j||^2 over the shard's rows (for L)."""
@@ -127,20 +145,36 @@ def _precondition(ctx, r, fingerprint):
 
 
 # -- master side ---------------------------------------------------------------
-def precondition(rt, w, r):
-    """P^{-1} r: 1 subset round to worker 0 (d + 2 floats down, d up)."""
-    return rt.round("disco.precondition", r, P._fingerprint(w), up=r.size, to=[0])
+def on_worker(rt, w):
+    """r -> P^{-1} r by 1 subset round to worker 0 (d + 2 floats down, d up)."""
+    return lambda r: rt.round("disco.precondition", r, P._fingerprint(w), up=r.size, to=[0])
 
 
-def pcg(rt, prob, w, g, eps, maxiter):
+def hold_with_local_hessian(rt, prob, w, mu):
+    """f(w), f'(w) and r -> P^{-1} r on the master: 1 gather round, d + 1 floats up
+    per worker and d(d+1)/2 more from worker 0 (its Hessian's upper triangle)."""
+    import scipy.linalg as sla
+    d, K = prob.d, len(prob.sizes)
+    replies = rt.round("disco.hold", w, up=[1 + d + d * (d + 1) // 2] + [1 + d] * (K - 1))
+    total = np.sum([r[:1 + d] for r in replies], axis=0)
+    H1 = unpack(replies[0][1 + d:], d) / prob.sizes[0]
+    H1[np.diag_indices(d)] += prob.penalty + mu
+    factor, _ = cho_factor_damped(H1)
+    f = P.global_value(total[0], prob.n, prob.penalty, w)
+    g = P.regularise(total[1:], prob.n, prob.penalty, w)
+    return f, g, lambda r: sla.cho_solve(factor, r, check_finite=False)
+
+
+def pcg(rt, prob, w, g, eps, maxiter, precondition):
     """The paper's Algorithm 3: v ~ f''(w)^{-1} g with ||f''(w) v - g|| <= eps.
 
-    Returns (v, f''(w) v, iterations).  Rounds: 1 + 2T - 1 for T iterations.
+    ``precondition``: r -> P^{-1} r.  Returns (v, f''(w) v, iterations T):
+    T rounds of H u, and T calls of ``precondition``.
     """
     v, Hv, r = np.zeros_like(g), np.zeros_like(g), g.copy()
     if np.linalg.norm(r) <= eps:
         return v, Hv, 0
-    s = precondition(rt, w, r)
+    s = precondition(r)
     u, rs = s.copy(), float(r @ s)
     for t in range(1, maxiter + 1):
         Hu = P.hvp(rt, prob, w, u)
@@ -148,7 +182,7 @@ def pcg(rt, prob, w, g, eps, maxiter):
         v, Hv, r = v + alpha * u, Hv + alpha * Hu, r - alpha * Hu
         if np.linalg.norm(r) <= eps or t == maxiter:
             return v, Hv, t
-        s = precondition(rt, w, r)
+        s = precondition(r)
         rs, rs_old = float(r @ s), rs
         u = s + (rs / rs_old) * u
 
@@ -168,6 +202,11 @@ class DiSCO(NewtonType):
                       check=positive),
         "pcg_rtol": Param(FLOAT, None, "PCG stops at ||r|| <= pcg_rtol ||f'(w_k)|| instead "
                           "(unset: the paper's rule with beta)", check=positive, nullable=True),
+        "preconditioner": Param(STR, "worker", "where P^{-1} r is applied: worker (a subset "
+                                "round to worker 0 per PCG iteration: 2T + 1 rounds per Newton "
+                                "step, any d) or master (worker 0 sends its d x d local Hessian "
+                                "with the gradient: the paper's T + 1 rounds)",
+                                choices=("worker", "master")),
         "pcg_maxiter": Param(INT, 500, "PCG iterations per Newton step at most",
                              check=at_least(1)),
         "solver": Param(STR, "auto", "how worker 0 applies P^{-1}: cholesky (factored once per "
@@ -178,6 +217,15 @@ class DiSCO(NewtonType):
     }
     #: L, the bound on ||f''|| of the paper's stopping rule (set by the first step)
     L = None
+    #: r -> P^{-1} r within one iteration (set by gradient, dropped by direction)
+    _apply_P = None
+
+    @classmethod
+    def dense_path(cls, params, d):
+        """``preconditioner: master`` holds d x d on the master; worker 0's Cholesky."""
+        if params.get("preconditioner") == "master":
+            return "algorithm.preconditioner", "use preconditioner: worker"
+        return super().dense_path(params, d)
 
     @classmethod
     def validate(cls, params, problem, seed=0):
@@ -197,6 +245,11 @@ class DiSCO(NewtonType):
         """1. f(w_k), f'(w_k); the workers hold w_k (1 round; none when ``fg``, from
         :func:`.primitives.loss_grad_hold` at w_k, is given)."""
         it = Iterate(self.w, info={"pcg_iterations": 0, "newton_decrement": 0.0})
+        if self.p.preconditioner == "master":        # (fg unused: P comes with f, g)
+            it.f, it.g, self._apply_P = hold_with_local_hessian(
+                self.rt, self.prob, self.w, mu_value(self.p, self.prob.lam))
+            return it
+        self._apply_P = on_worker(self.rt, self.w)
         if fg is not None:
             it.f, it.g = fg
         else:
@@ -214,7 +267,9 @@ class DiSCO(NewtonType):
 
     def direction(self, it):
         """2-3. v_k by distributed PCG; delta_k = sqrt(v_k^T f'' v_k)."""
-        v, Hv, t = pcg(self.rt, self.prob, it.w, it.g, self.tolerance(it.g), self.p.pcg_maxiter)
+        v, Hv, t = pcg(self.rt, self.prob, it.w, it.g, self.tolerance(it.g), self.p.pcg_maxiter,
+                       self._apply_P)
+        self._apply_P = None                       # (a function: never checkpointed)
         it.info["pcg_iterations"] = t
         it.info["newton_decrement"] = float(np.sqrt(max(float(v @ Hv), 0.0)))
         return v
