@@ -111,12 +111,12 @@ def test_rounds_and_bytes_of_an_outer_iteration_by_hand(small):
 
 
 def test_the_papers_count_with_the_preconditioner_on_the_master(small):
-    """preconditioner: master: the gradient round is a gather in which worker 0 adds
-    its Hessian's upper triangle; then T Hessian-vector rounds: T + 1 rounds."""
+    """preconditioner: master (here by ``preset: paper``): the gradient round is a
+    gather in which worker 0 adds its Hessian's upper triangle; then T
+    Hessian-vector rounds: T + 1 rounds (the worker variant would take 2T + 1)."""
     path, _, _ = small
     K, d = 3, 10
-    r = solve(path, workers=K, preconditioner="master",
-              run={"max_iterations": 4, "grad_rtol": 1e-16})
+    r = solve(path, workers=K, preset="paper", run={"max_iterations": 4, "grad_rtol": 1e-16})
     h = r.history
     T = np.asarray(h["pcg_iterations"][1:])
     assert np.all(T >= 2)

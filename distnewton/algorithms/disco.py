@@ -79,7 +79,7 @@ import numpy as np
 from ..errors import UserError
 from ..linalg import cg, cho_factor_damped
 from ..pairs import unpack
-from ..params import FLOAT, INT, STR, Param, at_least, nonneg, positive
+from ..params import FLOAT, INT, STR, Param, at_least, nonneg, positive, preset_param
 from ..runtime import worker_task
 from . import primitives as P
 from .base import LOCAL_CG_RTOL, use_cg
@@ -193,6 +193,9 @@ class DiSCO(NewtonType):
     name = "disco"
     local_solves = True
     columns = {"pcg_iterations": np.int64, "newton_decrement": np.float64}
+    #: the paper's communication (T + 1 rounds: the master applies P^{-1}) and its
+    #: eps_k with beta = 1/20; mu stays lambda (the paper's theory value is far slower)
+    presets = {"paper": {"preconditioner": "master", "beta": 0.05}}
     params = {
         "mu": Param(FLOAT, None, "mu: the preconditioner is P = f_1''(w_k) + mu I, machine 1's "
                     "local Hessian (worker 0's) plus mu (unset: mu = lambda)",
@@ -214,6 +217,7 @@ class DiSCO(NewtonType):
                         "auto (cg when d > cg_threshold)", choices=("auto", "cholesky", "cg")),
         "cg_threshold": Param(INT, 4000, "d above which solver auto uses CG for P^{-1}",
                               check=at_least(1)),
+        "preset": preset_param(presets),
     }
     #: L, the bound on ||f''|| of the paper's stopping rule (set by the first step)
     L = None
