@@ -83,10 +83,12 @@ from ..params import FLOAT, INT, STR, Param, at_least, nonneg, positive, preset_
 from ..runtime import worker_task
 from . import primitives as P
 from .base import LOCAL_CG_RTOL, use_cg
+from .localsgd.scaled_rules import CURVATURE_MAX
 from .newton_type import HELD, Iterate, NewtonType
 
-#: sup_z l''(z): bounds ||f''|| for the paper's stopping rule (losses it knows)
-CURVATURE_BOUND = {"logistic": 0.25, "ridge": 1.0}
+#: sup_z l''(z): bounds ||f''|| for the paper's stopping rule (the losses it knows;
+#: scaled Local SGD's theory step uses the same table)
+CURVATURE_BOUND = CURVATURE_MAX
 
 
 def mu_value(p, lam):
