@@ -39,14 +39,16 @@ outer iteration T + 1 rounds.  distnewton's master holds no rows; two variants:
 The first iteration adds one round (1 float up per worker) when the stopping
 rule needs L (below).
 
-Preconditioner.  With ``preconditioner: worker``, worker 0 factors f_1''(w_k) + mu I by Cholesky once per outer
-iteration, at the first P^{-1} round, and reuses the factor in the others
+Preconditioner.  With ``preconditioner: worker``, worker 0 factors
+f_1''(w_k) + mu I by Cholesky once per outer iteration, at the first P^{-1}
+round, and reuses the factor in the others
 (``solver: auto`` up to ``cg_threshold`` features, or ``cholesky``); above it
 (or ``solver: cg``) it solves by CG on its local Hessian-vector products
 to relative residual 1e-10 (an inner local solve, no d x d matrix).
 ``mu`` unset: mu = lambda.  The paper's analysis wants mu >= ||f_1'' - f''||
 (then the preconditioned system has condition number <= 1 + 2 mu / lambda) and
-chooses mu ~ the concentration bound L sqrt(d/n_1); a worker's shard of i.i.d.
+chooses mu from a matrix concentration bound, of order L sqrt(d/n_1) up to
+logarithmic factors; a worker's shard of i.i.d.
 rows is usually far closer than that bound to the whole, so the default keeps
 the preconditioner the local Hessian with its ridge doubled: never singular,
 and within a few PCG iterations of f'' when the shards are alike.  Measured
@@ -62,8 +64,8 @@ eps_k = ``pcg_rtol`` ||f'(w_k)|| when set.  At most ``pcg_maxiter`` PCG iteratio
 
 Self-concordance.  The paper's step uses the decrement of a *standard*
 self-concordant f (for the logistic loss, f scaled by M^2/4); distnewton takes
-delta_k on f as it is, as implementations of DiSCO do (the scaled decrement
-makes the steps tiny): near the optimum delta_k -> 0 and the step tends to the
+delta_k on f as it is (the scaled decrement makes the steps tiny at small
+lambda): near the optimum delta_k -> 0 and the step tends to the
 full inexact Newton step.
 
 References
