@@ -1,5 +1,5 @@
-"""Core benchmark: distnewton (newton, gd, giant over real MPI) against LIBLINEAR and
-scikit-learn on a9a and w8a.
+"""Core benchmark: distnewton (newton, giant, disco, dane, gd over real MPI) against
+LIBLINEAR and scikit-learn on a9a and w8a: the method-comparison table.
 
 Problem: L2-regularised logistic regression without intercept,
     f(w) = mean_j log(1 + exp(-y_j x_j.w)) + (lambda/2) ||w||^2,   lambda = 1/n,
@@ -9,11 +9,12 @@ What it measures, per data set:
 
 * f*: distnewton ``newton`` (sim backend, grad_rtol 1e-14), cross-checked against
   scikit-learn ``newton-cholesky`` (tol 1e-14); the smaller of the two is used as f*.
-* distnewton ``newton``, ``giant``, ``gd``, each launched for real as
+* distnewton ``newton``, ``giant``, ``disco``, ``dane``, ``gd`` (``--methods``), each
+  at its defaults, launched for real as
   ``mpiexec -n K+1 distnewton run CONFIG -o FILE -q --overwrite`` (K workers): from the
-  HDF5 history, the communication rounds and the in-run ``wall_time`` (seconds, logging
-  excluded) at the first iteration whose relative suboptimality (f - f*)/f* reaches
-  1e-6 and 1e-10, plus the whole-process time of the mpiexec command (start-up, data
+  HDF5 history, the communication rounds, the bytes (down + up, MiB) and the in-run
+  ``wall_time`` (seconds, logging excluded) at the first iteration whose relative
+  suboptimality (f - f*)/f* reaches 1e-6 and 1e-10, plus the whole-process time of the mpiexec command (start-up, data
   loading and logging-only evaluation included). Runs stop at 1e-10 (run.target_subopt);
   gd is capped at --gd-rounds rounds.
 * LIBLINEAR (``liblinear-official``, ``-s 0 -c 1 -B -1 -q``) with -e tightened
@@ -26,6 +27,7 @@ Run (from the repo root or anywhere; ~5 minutes on 2 cores, ``--quick`` ~1 minut
 ``--smoke`` seconds on a small synthetic set, 1 worker):
 
     python benchmarks/core_bench.py [--datasets a9a w8a] [--data-dir DIR] [--workers 4]
+                                    [--methods newton giant disco dane gd]
                                     [--gd-rounds 10000] [--quick] [--smoke]
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``) for the LIBLINEAR rows.
@@ -123,7 +125,8 @@ def read_history(path):
     with h5py.File(path, "r") as f:
         h = f["history"]
         return (h["loss"][:], h["comm_rounds"][:], h["wall_time"][:],
-                str(f.attrs["status"]), int(f.attrs["n_workers"]))
+                str(f.attrs["status"]), int(f.attrs["n_workers"]),
+                h["bytes_down"][:] + h["bytes_up"][:])
 
 
 def first_reaching(subopt, targets):
@@ -149,20 +152,26 @@ def f_star(tmp, name, files, X, y, lam):
     return f_dn, f_sk
 
 
-def distnewton_rows(tmp, name, files, fs, workers, gd_rounds):
+#: each method's round cap (gd's is --gd-rounds)
+ROUND_CAPS = {"newton": 400, "giant": 600, "disco": 1500, "dane": 600}
+
+
+def distnewton_rows(tmp, name, files, fs, workers, gd_rounds, methods):
     rows = []
-    for algo, max_rounds in (("newton", 400), ("giant", 600), ("gd", gd_rounds)):
+    for algo in methods:
+        max_rounds = ROUND_CAPS.get(algo, gd_rounds)
         run = {"max_rounds": max_rounds, "grad_rtol": 1e-14, "f_star": fs,
                "target_subopt": min(TARGETS), "backend": "mpi"}
         cfg = distnewton_config(tmp, files, name, algo, run)
         out = os.path.join(tmp, f"{name}-{algo}.h5")
         whole = run_cli(["mpiexec", "-n", str(workers + 1), "distnewton", "run", cfg,
                          "-o", out, "-q", "--overwrite"])
-        loss, rounds, wall, status, k = read_history(out)
+        loss, rounds, wall, status, k, nbytes = read_history(out)
         sub = (loss - fs) / abs(fs)
         cells = []
         for i in first_reaching(sub, TARGETS):
-            cells += ["not reached", "not reached"] if i is None else [str(int(rounds[i])), f"{wall[i]:.3f}"]
+            cells += (["not reached"] * 3 if i is None else
+                      [str(int(rounds[i])), f"{nbytes[i] / 2**20:.3f}", f"{wall[i]:.3f}"])
         note = "" if status == "converged" else f" ({status}, {int(rounds[-1])} rounds)"
         rows.append([name, f"distnewton {algo}", str(k), *cells, f"{whole:.2f}",
                      f"{sub[-1]:.2e}{note}"])
@@ -183,11 +192,11 @@ def tighten(label, name, settings, fit, obj, fs, tag):
     cells, cache = [], {}
     for s in best:
         if s is None:
-            cells += ["-", "not reached"]
+            cells += ["-", "-", "not reached"]
             continue
         if s not in cache:
             cache[s] = statistics.median(fit(s)[1] for _ in range(3))
-        cells += ["-", f"{cache[s]:.3f} ({tag}={s:.0e})"]
+        cells += ["-", "-", f"{cache[s]:.3f} ({tag}={s:.0e})"]
     return [name, label, "1", *cells, "-", f"{sub:.2e}"]
 
 
@@ -255,6 +264,9 @@ def main(argv=None):
     ap.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["a9a", "w8a"])
     ap.add_argument("--data-dir", default=os.path.join(REPO, "..", "shared", "data"))
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--methods", nargs="+", choices=["newton", "giant", "disco", "dane", "gd"],
+                    default=["newton", "giant", "disco", "dane", "gd"],
+                    help="the distnewton methods run (each at its defaults)")
     ap.add_argument("--gd-rounds", type=int, default=10000, help="gd's run.max_rounds cap")
     ap.add_argument("--quick", action="store_true", help="a9a only, fewer settings, gd 2000 rounds")
     ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
@@ -278,6 +290,7 @@ def main(argv=None):
         eps_list, tol_list = [1e-2, 1e-6, 1e-8], [1e-3, 1e-8, 1e-12]
     liblinear = have_liblinear()
     machine_header()
+    print(f"- arguments: {' '.join(sys.argv[1:] if argv is None else argv) or '(none)'}\n")
     fs_rows, rows = [], []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="core_bench-") as tmp:
@@ -292,7 +305,7 @@ def main(argv=None):
             fs = min(f_dn, f_sk)
             fs_rows.append([name, str(n), str(d), f"{lam:.4e}", f"{f_dn:.15f}", f"{f_sk:.15f}",
                             f"{(f_dn - f_sk) / abs(f_sk):.2e}"])
-            rows += distnewton_rows(tmp, name, files, fs, args.workers, gd_rounds)
+            rows += distnewton_rows(tmp, name, files, fs, args.workers, gd_rounds, args.methods)
             obj = lambda w: objective(X, y, w, lam)  # noqa: E731
             if liblinear:
                 rows.append(tighten("LIBLINEAR -s 0", name, eps_list, liblinear_fitter(X, y, lam),
@@ -306,11 +319,14 @@ def main(argv=None):
                     "f* sklearn newton-cholesky", "rel. diff"], fs_rows))
     print("\nf* used below: the smaller of the two.\n")
     print("## Time to relative suboptimality (f - f*)/f*\n")
-    print(markdown(["dataset", "method", "workers", "rounds to 1e-6", "seconds to 1e-6 (in-run)",
-                    "rounds to 1e-10", "seconds to 1e-10 (in-run)", "whole-process seconds",
+    print(markdown(["dataset", "method", "workers", "rounds to 1e-6", "MiB to 1e-6",
+                    "seconds to 1e-6 (in-run)", "rounds to 1e-10", "MiB to 1e-10",
+                    "seconds to 1e-10 (in-run)", "whole-process seconds",
                     "final rel. subopt."], rows))
     print(f"\ndistnewton: `mpiexec -n {args.workers + 1}` (rank 0 master + {args.workers} workers), "
-          f"runs stop at 1e-10; gd capped at {gd_rounds} rounds. In-run seconds: history wall_time "
+          f"runs stop at 1e-10; gd capped at {gd_rounds} rounds. MiB: the algorithm's bytes down + up "
+          "(star network, counted by distnewton; disco's preconditioner rounds go to one worker). "
+          "In-run seconds: history wall_time "
           "(logging-only evaluation excluded). Whole-process: the mpiexec command. LIBLINEAR/sklearn: "
           "median of 3 train/fit calls at the loosest setting (in brackets) reaching the target; "
           "final rel. subopt. is that of the tightest setting tried."

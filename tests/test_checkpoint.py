@@ -32,6 +32,8 @@ CASES = {
     "scaled_localsgd": ({"scaling": "oasis", "local_steps": 20, "batch": 8}, 20),
     "ist": ({"local_steps": 5}, 20),
     "fednl": ({"compressor": "randk", "line_search": True}, 30),  # H_i, rng, LS ahead
+    "disco": ({}, 150),                                 # L of the PCG stopping rule
+    "dane": ({"local_steps": 2}, 30),
     "owlqn": ({}, 40, {"l1": 0.01}),                              # memory, an L1 term
 }
 

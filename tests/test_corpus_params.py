@@ -115,6 +115,10 @@ ALGORITHMS = [
     alg("fednl", "alpha", "fast", "must be 'largest', 'theory' or a number in (0, 1]"),
     alg("fednl", "option", "best", "must be 1, 2 or auto"),
     alg("fednl", "k_mult", "eight", "expected an integer"),
+    alg("disco", "mu", -1.0, "must be >= 0"),
+    alg("disco", "solver", "lu", "must be one of"),
+    alg("dane", "eta", 0.0, "must be > 0"),
+    alg("dane", "local_solver", "lu", "must be one of"),
 ]
 
 SIZES = [

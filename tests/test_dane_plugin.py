@@ -38,15 +38,17 @@ def run(cfg, out, site, *args, n=None, extra=None):
 
 def dane_config(tmp_path, train, **run):
     return write_config(tmp_path / "dane.yaml", data={"train": str(train)},
-                        algorithm={"name": "dane", "eta": 1.0, "mu": 0.0},
+                        algorithm={"name": "dane_plugin", "eta": 1.0, "mu": 0.0},
                         run={"max_rounds": 60, "grad_rtol": 1e-10, **run})
 
 
 def test_list_shows_the_entry_point(installed):
     res = cli("list", extra_env=installed)
     assert res.returncode == 0, res.stderr
-    line = next(l for l in res.stdout.splitlines() if l.startswith("dane "))
-    assert "entry point distnewton-dane:dane = distnewton_dane:DANE" in line
+    line = next(l for l in res.stdout.splitlines() if l.startswith("dane_plugin "))
+    assert "entry point distnewton-dane:dane_plugin = distnewton_dane:DANE" in line
+    builtin = next(l for l in res.stdout.splitlines() if l.startswith("dane "))
+    assert "[built-in]" in builtin            # both: the plugin registers its own name
     assert "mu" in res.stdout and "eta" in res.stdout
 
 
@@ -73,7 +75,7 @@ def test_dane_reaches_the_sklearn_optimum_in_two_rounds_per_iteration(tmp_path, 
     res = run(cfg, out, installed, *args, n=5 if backend == "mpi" else None)
     assert res.returncode == 0, res.stderr
     attrs, hist, w = read_result(out)
-    assert attrs["algorithm"] == "dane" and attrs["status"] == "converged"
+    assert attrs["algorithm"] == "dane_plugin" and attrs["status"] == "converged"
     assert attrs["n_workers"] == 4
     X, y, w_ref = sklearn_optimum(small, 1.0 / 2000)
     f, f_ref = logistic_objective(X, y, w, 1 / 2000), logistic_objective(X, y, w_ref, 1 / 2000)

@@ -12,6 +12,8 @@ iteration on the master, talking to the workers through the shared
 """
 
 from .base import Algorithm
+from .dane import DANE
+from .disco import DiSCO
 from .fednl import FedNL
 from .gd import GD
 from .giant import GIANT
@@ -26,6 +28,6 @@ from .registry import ALGORITHMS, AlgorithmRegistry, load_plugins, register_algo
 
 __all__ = [
     "ALGORITHMS", "AlgorithmRegistry", "Algorithm", "load_plugins", "register_algorithm",
-    "AdaptiveLocalNewton", "FedNL", "GD", "GIANT", "IST", "LBFGS", "LocalNewton", "LocalSGD",
-    "Newton", "OWLQN", "RANL", "ScaledLocalSGD",
+    "AdaptiveLocalNewton", "DANE", "DiSCO", "FedNL", "GD", "GIANT", "IST", "LBFGS",
+    "LocalNewton", "LocalSGD", "Newton", "OWLQN", "RANL", "ScaledLocalSGD",
 ]

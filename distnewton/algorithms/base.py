@@ -62,11 +62,11 @@ class Algorithm:
 
         Raises a UserError naming the key; run on the master while a bad
         input can still end every rank with exit code 2.  The base check: an
-        algorithm with a ``solver`` that would form d x d Hessians too large
+        algorithm whose ``dense_path`` would form d x d matrices too large
         for this machine.
         """
         path = cls.dense_path(params, problem.d)
-        if path is not None and "solver" in cls.params:
+        if path is not None:
             check_dense_hessian(problem.d, *path)
 
     @classmethod

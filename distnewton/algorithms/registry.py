@@ -59,6 +59,8 @@ from collections.abc import Mapping
 
 from ..errors import PluginError, UserError
 from .base import Algorithm
+from .dane import DANE
+from .disco import DiSCO
 from .fednl import FedNL
 from .gd import GD
 from .giant import GIANT
@@ -197,7 +199,7 @@ class AlgorithmRegistry(Mapping):
 
 #: the built-in algorithms, selectable by their ``name``
 BUILTINS = (Newton, GD, GIANT, LocalNewton, AdaptiveLocalNewton, LBFGS, LocalSGD, RANL, IST,
-            ScaledLocalSGD, FedNL, OWLQN)
+            ScaledLocalSGD, FedNL, DiSCO, DANE, OWLQN)
 #: algorithm objects that live inside a built-in one (and in its checkpoint)
 PARTS = (Tron,)
 

@@ -90,6 +90,11 @@ ALGORITHM_COLUMNS = {
     "hessian_gap": "fednl: l, the mean ||Hess f_i(x_k) - H_i||_F over the clients that "
                    "sent it (option 2 or PP; NaN otherwise)",
     "participants": "fednl: clients that took part in this round",
+    "pcg_iterations": "disco: T, the PCG iterations of this Newton step (one Hessian-vector "
+                      "round to all workers each, and T preconditioner rounds to worker 0 "
+                      "but the last)",
+    "newton_decrement": "disco: delta_k = sqrt(v_k^T Hess f(w_k) v_k) of the inexact Newton "
+                        "step v_k; the step is v_k / (1 + delta_k)",
     "dhat_min": "scaled localsgd (global mode): smallest entry of the shared diagonal "
                 "scaling D_hat used in the next round (NaN in local and identity modes)",
     "dhat_median": "scaled localsgd (global mode): median entry of D_hat (NaN otherwise)",

@@ -25,8 +25,10 @@ damps the local steps when the local Hessians differ much from the global one
 (few rows per machine).
 
 Written only against :mod:`distnewton.plugin`; installed with the entry point
-``distnewton.algorithms: dane = distnewton_dane:DANE`` (pyproject.toml), so
-``algorithm: {name: dane}`` works once the package is installed.
+``distnewton.algorithms: dane_plugin = distnewton_dane:DANE`` (pyproject.toml), so
+``algorithm: {name: dane_plugin}`` works once the package is installed.  DANE is
+built into distnewton too (``algorithm: {name: dane}``, the same keys); an
+algorithm name is defined once, so this example registers its own name.
 """
 
 import numpy as np
@@ -61,7 +63,7 @@ def local_solve(ctx, w_t, g):
 class DANE(Algorithm):
     """DANE with inexact local solves (see the module docstring)."""
 
-    name = "dane"
+    name = "dane_plugin"       # distnewton's built-in DANE owns "dane"
     local_solves = True
     params = {
         "eta": Param(FLOAT, 1.0, "eta: weight of the global gradient in the local problem",

@@ -1,0 +1,84 @@
+"""DANE built in (Shamir, Srebro and Zhang 2014): scikit-learn's optimum (logistic) and
+the closed-form ridge solution, 2 rounds per iteration and their bytes by hand, the
+Cholesky and CG local solves alike, and a real ``mpiexec`` run equal to the sim
+backend.  (The plugin example, registered as ``dane_plugin``: test_dane_plugin.py.)"""
+
+import numpy as np
+import pytest
+
+import distnewton
+from distnewton.runtime import HEADER_BYTES
+from support.a9a_runs import a9a_relative_gap
+from support.launch import cli, read_result, synth, write_config
+from support.references import logistic_objective, logistic_reference
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return synth(tmp_path_factory.mktemp("dane") / "s.svm", 2000, 12, density=0.5, seed=4)
+
+
+def solve(path, workers=4, run=None, loss="logistic", **algo):
+    cfg = {"data": {"train": str(path)}, "model": {"loss": loss, "lambda": "1/n"},
+           "algorithm": {"name": "dane", **algo},
+           "run": {"max_rounds": 200, "grad_rtol": 1e-12, **(run or {})}}
+    return distnewton.solve(cfg, workers=workers)
+
+
+@pytest.mark.parametrize("algo", [{}, {"local_solver": "cg", "local_steps": 2, "mu": 1e-3}])
+def test_reaches_the_sklearn_optimum(small, algo):
+    X, y, lam, w_ref, f_ref = logistic_reference(small)
+    r = solve(small, **algo)
+    assert r.attrs["status"] == "converged"
+    f = logistic_objective(X, y, r.w, lam)
+    assert (f - f_ref) / f_ref < 1e-10
+    np.testing.assert_allclose(r.w, w_ref, atol=1e-6 * np.abs(w_ref).max())
+
+
+@pytest.mark.slow
+@pytest.mark.data(reason="a9a's published-scale optimum")
+def test_reaches_the_sklearn_optimum_on_a9a():
+    r, gap = a9a_relative_gap({"name": "dane"}, max_rounds=200)
+    assert r.attrs["status"] == "converged" and gap < 1e-10
+
+
+def test_ridge_reaches_the_closed_form_solution(small):
+    """One local Newton step solves a quadratic local problem exactly; DANE then
+    converges linearly to (X^T X / n + lambda I)^{-1} X^T y / n."""
+    from sklearn.datasets import load_svmlight_file
+    X, y = load_svmlight_file(str(small))
+    n, d = X.shape
+    w_ref = np.linalg.solve((X.T @ X).toarray() / n + np.eye(d) / n, X.T @ y / n)
+    r = solve(small, loss="ridge")
+    assert r.attrs["status"] == "converged"
+    np.testing.assert_allclose(r.w, w_ref, rtol=0, atol=1e-8 * np.abs(w_ref).max())
+
+
+def test_two_rounds_per_iteration_and_their_bytes_by_hand(small):
+    K, d = 4, 12
+    r = solve(small, workers=K, run={"max_iterations": 5, "grad_rtol": 1e-16})
+    h = r.history
+    its = h["iteration"]
+    np.testing.assert_array_equal(h["comm_rounds"], 2 * its)
+    # gradient: w down, f and g up; local solutions: w and g down, n_k w_k up
+    down = K * (HEADER_BYTES + 8 * d) + K * (HEADER_BYTES + 16 * d)
+    up = K * 8 * (d + 1) + K * 8 * d
+    np.testing.assert_array_equal(h["bytes_down"], down * its)
+    np.testing.assert_array_equal(h["bytes_up"], up * its)
+
+
+@pytest.mark.mpi
+def test_mpi_run_equals_the_sim_run(tmp_path, small):
+    cfg = write_config(tmp_path / "d.yaml", data={"train": str(small)},
+                       model={"loss": "logistic", "lambda": "1/n"},
+                       algorithm={"name": "dane", "local_steps": 2},
+                       run={"max_rounds": 200, "max_iterations": 6, "grad_rtol": 1e-16})
+    res = cli("run", cfg, "-o", tmp_path / "m.h5", "-q", n=4)
+    assert res.returncode == 0, res.stderr
+    attrs, hist, w = read_result(tmp_path / "m.h5")
+    assert attrs["algorithm"] == "dane"
+    sim = solve(small, workers=3, local_steps=2, run={"max_iterations": 6, "grad_rtol": 1e-16})
+    assert sim.iterations == 6
+    assert np.linalg.norm(w - sim.w) <= 1e-12 * np.linalg.norm(sim.w)
+    for key in ("comm_rounds", "bytes_up", "bytes_down"):
+        assert np.array_equal(hist[key], sim.history[key])
