@@ -72,6 +72,10 @@ class DANE(Algorithm):
 
     name = "dane"
     local_solves = True
+    #: not squared_hinge: with no line search, DANE's full steps on the piecewise
+    #: quadratic loss cycle (measured: 300 rows x 15, lambda 1e-2, ||grad|| stays at
+    #: 0.37 after 250 iterations; logistic converges in 25)
+    losses = ("logistic", "ridge")
     params = {
         "eta": Param(FLOAT, 1.0, "eta: weight of the global gradient in the local problem",
                      check=positive),
