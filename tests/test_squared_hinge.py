@@ -148,7 +148,15 @@ def params_for(name, L):
 
 
 BUILTIN = ["newton", "giant", "gd", "lbfgs", "localnewton", "adaptive_localnewton",
-           "localsgd", "scaled_localsgd", "fednl", "ranl", "ist"]
+           "localsgd", "scaled_localsgd", "fednl", "ranl", "ist", "disco", "owlqn"]
+
+
+def test_every_builtin_but_dane_takes_it_and_dane_refuses_it_naming_the_key():
+    from distnewton.algorithms.registry import BUILTINS
+    assert sorted(BUILTIN) == sorted(c.name for c in BUILTINS if c.name != "dane")
+    with pytest.raises(UserError, match=r"^model\.loss: dane does not support loss "
+                                        r"'squared_hinge' \(it takes logistic, ridge\)$"):
+        check_loss(ALGORITHMS["dane"], "squared_hinge")
 
 
 @pytest.mark.parametrize("name", BUILTIN)
