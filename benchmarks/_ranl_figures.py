@@ -1,0 +1,93 @@
+"""The RANL figures (imported from the script's folder), drawn from
+benchmarks/results/paper_ranl.json alone (``python benchmarks/paper_ranl.py --plot``):
+
+- ``ranl_rate.png``: relative suboptimality against iterations on each data set, every
+  variant (seed 0), with the paper's (1/2)^t line from the starting point;
+- ``ranl_kappa.png``: iterations to 1e-6 against kappa on coupled ridge data (the
+  median over seeds; a run that does not get there is drawn at the cap, hollow)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+STYLE = {"paper": ("C3", "o"), "full": ("C0", "s"), "masked": ("C2", "^"), "GD": ("0.4", "x")}
+
+
+def style(name):
+    for key, st in STYLE.items():
+        if name.startswith(key):
+            return st
+    return ("C4", "d")
+
+
+def draw(blob, folder):
+    """Write both PNGs into ``folder`` (matplotlib, Agg)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(folder, exist_ok=True)
+    rate_figure(plt, blob, os.path.join(folder, "ranl_rate.png"))
+    kappa_figure(plt, blob, os.path.join(folder, "ranl_kappa.png"))
+
+
+def rate_figure(plt, blob, path):
+    names = blob["names"]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), sharey=True)
+    for ax, name in zip(np.atleast_1d(axes), names):
+        start = None
+        for key, sub in blob["curves"].items():
+            data, variant = key.split("|")
+            if data != name:
+                continue
+            sub = np.clip(np.nan_to_num(np.asarray(sub, float), nan=1e6, posinf=1e6), 1e-16, 1e6)
+            start = sub[0]
+            color, _ = style(variant)
+            ax.semilogy(np.arange(len(sub)), sub, color=color, lw=1.2,
+                        label=blob["labels"].get(variant, variant))
+        if start is not None:
+            t = np.arange(0, 60)
+            ax.semilogy(t, start * 0.5 ** t, "k--", lw=1, label="(1/2)^t, the claim")
+        for target in blob["targets"]:
+            ax.axhline(target, color="0.8", lw=0.6)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.set_ylim(1e-16, 1e6)
+    np.atleast_1d(axes)[0].set_ylabel("(f - f*) / f*")
+    np.atleast_1d(axes)[0].legend(fontsize=6, loc="lower left")
+    fig.suptitle("RANL: relative suboptimality (K = 4, lambda = 1/n, seed 0)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def kappa_figure(plt, blob, path):
+    target = str(blob["targets"][-1])
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    methods = sorted({key.split("|")[2] for key in blob["kappa"]})
+    for m in methods:
+        ks, ys, reached = [], [], []
+        cap = blob["gd_rounds"] if m.startswith("GD") else blob["rounds"]
+        for k in blob["kappas"]:
+            per = blob["kappa"].get(f"coupled|{k:g}|{m}")
+            if per is None:
+                continue
+            v = [np.nan if r[target] is None else r[target] for r in per]
+            ks.append(k)
+            ok = not np.all(np.isnan(v)) and np.mean(np.isnan(v)) <= 0.5
+            reached.append(ok)
+            ys.append(np.nanmedian(v) if ok else cap)
+        color, marker = style(m)
+        ax.loglog(ks, ys, color=color, lw=1, label=blob["labels"].get(m, m))
+        for k, y, ok in zip(ks, ys, reached):
+            ax.loglog(k, y, marker, color=color, mfc=color if ok else "none", ms=7)
+    ax.axhline(blob["rounds"], color="0.7", lw=0.6, ls=":")
+    ax.set_xlabel("condition number kappa")
+    ax.set_ylabel(f"iterations to {float(target):g}")
+    ax.set_title("Coupled ridge (rows span every region); hollow: not reached by the cap",
+                 fontsize=8)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
