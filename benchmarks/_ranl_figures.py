@@ -12,14 +12,17 @@ import os
 
 import numpy as np
 
-STYLE = {"paper": ("C3", "o"), "full": ("C0", "s"), "masked": ("C2", "^"), "GD": ("0.4", "x")}
+COLORS = ("C3", "C0", "C1", "C2", "C4", "C5")
+MARKERS = ("o", "s", "D", "^", "v", "<")
 
 
-def style(name):
-    for key, st in STYLE.items():
-        if name.startswith(key):
-            return st
-    return ("C4", "d")
+def style(blob, name):
+    """(colour, marker) of a method: the variants in their order, GD grey."""
+    order = list(blob["labels"])
+    if name not in order:
+        return "0.4", "x"
+    i = order.index(name) % len(COLORS)
+    return COLORS[i], MARKERS[i]
 
 
 def draw(blob, folder):
@@ -43,7 +46,7 @@ def rate_figure(plt, blob, path):
                 continue
             sub = np.clip(np.nan_to_num(np.asarray(sub, float), nan=1e6, posinf=1e6), 1e-16, 1e6)
             start = sub[0]
-            color, _ = style(variant)
+            color, _ = style(blob, variant)
             ax.semilogy(np.arange(len(sub)), sub, color=color, lw=1.2,
                         label=blob["labels"].get(variant, variant))
         if start is not None:
@@ -78,7 +81,7 @@ def kappa_figure(plt, blob, path):
             ok = not np.all(np.isnan(v)) and np.mean(np.isnan(v)) <= 0.5
             reached.append(ok)
             ys.append(np.nanmedian(v) if ok else cap)
-        color, marker = style(m)
+        color, marker = style(blob, m)
         ax.loglog(ks, ys, color=color, lw=1, label=blob["labels"].get(m, m))
         for k, y, ok in zip(ks, ys, reached):
             ax.loglog(k, y, marker, color=color, mfc=color if ok else "none", ms=7)
