@@ -20,7 +20,7 @@ def style(blob, name):
     """(colour, marker) of a method: the variants in their order, GD grey."""
     order = list(blob["labels"])
     if name not in order:
-        return "0.4", "x"
+        return "0.4", "X"
     i = order.index(name) % len(COLORS)
     return COLORS[i], MARKERS[i]
 
@@ -36,9 +36,14 @@ def draw(blob, folder):
 
 
 def rate_figure(plt, blob, path):
+    """One panel per data set (3 a row), the legend in a spare panel."""
     names = blob["names"]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), sharey=True)
-    for ax, name in zip(np.atleast_1d(axes), names):
+    cols = 3
+    rows = (len(names) + 1 + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 3.1 * rows), sharey=True)
+    axes = np.atleast_1d(axes).ravel()
+    handles = []
+    for ax, name in zip(axes, names):
         start = None
         for key, sub in blob["curves"].items():
             data, variant = key.split("|")
@@ -46,22 +51,26 @@ def rate_figure(plt, blob, path):
                 continue
             sub = np.clip(np.nan_to_num(np.asarray(sub, float), nan=1e6, posinf=1e6), 1e-16, 1e6)
             start = sub[0]
-            color, _ = style(blob, variant)
-            ax.semilogy(np.arange(len(sub)), sub, color=color, lw=1.2,
+            ax.semilogy(np.arange(len(sub)), sub, color=style(blob, variant)[0], lw=1.2,
                         label=blob["labels"].get(variant, variant))
         if start is not None:
             t = np.arange(0, 60)
-            ax.semilogy(t, start * 0.5 ** t, "k--", lw=1, label="(1/2)^t, the claim")
+            ax.semilogy(t, start * 0.5 ** t, "k--", lw=1, label="(1/2)^t from x_0: the claim")
         for target in blob["targets"]:
             ax.axhline(target, color="0.8", lw=0.6)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("iteration")
         ax.set_ylim(1e-16, 1e6)
-    np.atleast_1d(axes)[0].set_ylabel("(f - f*) / f*")
-    np.atleast_1d(axes)[0].legend(fontsize=6, loc="lower left")
-    fig.suptitle("RANL: relative suboptimality (K = 4, lambda = 1/n, seed 0)", fontsize=10)
+        handles = ax.get_legend_handles_labels()
+    for ax in axes[::cols]:
+        ax.set_ylabel("(f - f*) / f*")
+    for ax in axes[len(names):]:
+        ax.axis("off")
+    axes[-1].legend(*handles, fontsize=6, loc="center right")
+    fig.suptitle("RANL: relative suboptimality (K = 4, iid, lambda = 1/n, seed 0; grey "
+                 "lines: the targets 1e-3, 1e-4, 1e-6)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
