@@ -81,7 +81,8 @@ ALGORITHM_COLUMNS = {
     "L": "adaptive_localnewton: local Newton steps per worker in this iteration's round "
          "(0 in the GIANT phase)",
     "phase": "adaptive_localnewton: localnewton or giant",
-    "ls_trials": "lbfgs: line-search trial points evaluated (one round each)",
+    "ls_trials": "lbfgs, owlqn: line-search trial points evaluated (one round each)",
+    "nnz": "owlqn: non-zero weights after the iteration (an L1 model's sparsity)",
     "coverage_min": "ranl: fewest workers covering a region (coordinate block) this round",
     "coverage_mean": "ranl: mean workers per region this round",
     "staleness": "ranl: mean age in iterations of the (worker, region) blocks aggregated "
