@@ -16,7 +16,8 @@ What the config has, the estimators take: ``class_weight`` (classifier;
 ``model.class_weight``, as LogisticRegression's), ``warm_start`` (``model.w0``:
 the previous fit's coefficients) and ``early_stopping``,
 ``validation_fraction``, ``n_iter_no_change`` (``data.validation`` and
-``run.early_stopping``, in scikit-learn's SGDClassifier names).
+``run.early_stopping``, in scikit-learn's SGDClassifier names) and ``l1_ratio``
+(``model.l1_ratio``, the elastic net; ``owlqn`` then trains it).
 
 More than two classes: one-vs-rest, one binary run per class (``n_iter_``,
 ``rounds_``, ``status_`` and ``converged_`` per class); ``predict_proba``
@@ -86,7 +87,7 @@ class _DistNewton(BaseEstimator):
     def __init__(self, algorithm="newton", lam="1/n", fit_intercept=True,
                  regularize_intercept=True, workers=4, max_rounds=200, tol=1e-10,
                  params=None, seed=0, warm_start=False, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=5):
+                 validation_fraction=0.1, n_iter_no_change=5, l1_ratio=None):
         self.algorithm = algorithm
         self.lam = lam
         self.fit_intercept = fit_intercept
@@ -100,6 +101,7 @@ class _DistNewton(BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.l1_ratio = l1_ratio
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -116,10 +118,14 @@ class _DistNewton(BaseEstimator):
                 v[flag] = bool(v[flag])
         if v["params"] is not None and not isinstance(v["params"], dict):
             raise UserError(f"params: expected a mapping of algorithm keys, got {v['params']!r}")
+        name = v["algorithm"]
+        if v["l1_ratio"] and name == "newton":   # the default cannot take an L1 term
+            name = "owlqn"
         cfg = {"model": {"loss": self._loss, "lambda": v["lam"],
                          "fit_intercept": v["fit_intercept"],
-                         "regularize_intercept": v["regularize_intercept"]},
-               "algorithm": {"name": v["algorithm"], **(v["params"] or {})},
+                         "regularize_intercept": v["regularize_intercept"],
+                         "l1_ratio": v["l1_ratio"]},
+               "algorithm": {"name": name, **(v["params"] or {})},
                "run": {"max_rounds": v["max_rounds"], "grad_rtol": v["tol"],
                        "seed": v["seed"]}}
         cfg["model"]["class_weight"] = class_weight
@@ -252,6 +258,10 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
     class_weight : None, "balanced" or ``{class: weight}``, as
         LogisticRegression's (``model.class_weight``; a mapping multiplies
         ``sample_weight``, "balanced" balances each binary problem)
+    l1_ratio : None (L2 only) or alpha in [0, 1]: the elastic net
+        lam (alpha ||w||_1 + (1 - alpha)/2 ||w||^2) (``model.l1_ratio``,
+        scikit-learn's l1_ratio with C = 1/(n lam)); with alpha > 0 the default
+        algorithm ``newton`` becomes ``owlqn``, the method that takes an L1 term
 
     Attributes
     ----------
@@ -273,13 +283,14 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
     def __init__(self, algorithm="newton", lam="1/n", fit_intercept=True,
                  regularize_intercept=True, workers=4, max_rounds=200, tol=1e-10,
                  params=None, seed=0, warm_start=False, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=5, class_weight=None):
+                 validation_fraction=0.1, n_iter_no_change=5, class_weight=None,
+                 l1_ratio=None):
         super().__init__(algorithm=algorithm, lam=lam, fit_intercept=fit_intercept,
                          regularize_intercept=regularize_intercept, workers=workers,
                          max_rounds=max_rounds, tol=tol, params=params, seed=seed,
                          warm_start=warm_start, early_stopping=early_stopping,
                          validation_fraction=validation_fraction,
-                         n_iter_no_change=n_iter_no_change)
+                         n_iter_no_change=n_iter_no_change, l1_ratio=l1_ratio)
         self.class_weight = class_weight
 
     def fit(self, X, y, sample_weight=None):

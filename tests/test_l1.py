@@ -174,3 +174,23 @@ def test_l1_logistic_on_a9a_reaches_the_independent_optimum():
     w_ref, f_ref = split_variable_optimum(X, y, 1 / n, 1e-3)
     assert (res.loss - f_ref) / f_ref <= 1e-8
     assert res.history["nnz"][-1] < 123
+
+
+def test_the_estimators_l1_ratio_is_sklearns_elastic_net():
+    from sklearn.linear_model import ElasticNet, LogisticRegression
+
+    from distnewton.sklearn import DistNewtonClassifier, DistNewtonRegressor
+    X, y = problem(seed=5)
+    n, lam = len(y), 0.02
+    est = DistNewtonClassifier(lam=lam, l1_ratio=0.5, fit_intercept=False, workers=3,
+                               max_rounds=1000, tol=1e-12).fit(X, y)
+    ref = LogisticRegression(l1_ratio=0.5, C=1 / (lam * n), solver="saga", tol=1e-12,
+                             max_iter=100000, fit_intercept=False).fit(X, y)
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=0, atol=1e-9)
+    assert np.array_equal(est.coef_ != 0, np.abs(ref.coef_) > 1e-12)
+    Xr, yr = problem(seed=6, loss="ridge")
+    reg = DistNewtonRegressor(lam=0.1, l1_ratio=1.0, fit_intercept=False, workers=3,
+                              max_rounds=1000, tol=1e-12).fit(Xr, yr)
+    lasso = ElasticNet(alpha=0.1, l1_ratio=1.0, fit_intercept=False, tol=1e-14,
+                       max_iter=100000).fit(Xr, yr)
+    np.testing.assert_allclose(reg.coef_, lasso.coef_, rtol=0, atol=1e-9)
