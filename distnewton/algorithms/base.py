@@ -35,6 +35,10 @@ class Algorithm:
     #: presets also declares ``"preset": preset_param(presets)`` in ``params``, and
     #: ``algorithm.preset: paper`` fills in those keys (a key given beside it wins)
     presets: dict = {}
+    #: one line on what the defaults reach, shown by ``distnewton list`` under the
+    #: header line when set: why a method cannot reach relative suboptimality 1e-6
+    #: on the standard sets in 500 rounds (benchmarks/defaults_check.py), or ""
+    convergence_note: str = ""
     #: extra per-iteration history columns: name -> numpy dtype
     columns: dict = {}
     #: worker tasks solve local Newton systems: MPI workers import scipy.linalg
