@@ -241,7 +241,7 @@ class ScaledLocalSGD(Algorithm):
     #: why its defaults miss 1e-6 in 500 rounds (benchmarks/defaults_check.py)
     convergence_note = (
         "first-order, stochastic: the constant step gamma on 32-row batches leaves a noise "
-        "floor (a9a: 2e-3 to 1e-2), so 1e-6 is out of reach in 500 rounds at the defaults")
+        "floor (1e-3 to 2e-2 after 500 rounds on the standard sets), never 1e-6 at the defaults")
     params = {
         "scaling": Param(STR, "adam", "diagonal preconditioner D: adam, rmsprop, oasis "
                          "(Hutchinson Hessian diagonal) or identity (plain Local SGD)",
