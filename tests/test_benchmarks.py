@@ -72,3 +72,22 @@ def test_benchmark_smoke_mode_runs_and_prints_its_table(script, tmp_path):
     assert headers, f"{script.name} --smoke printed no table:\n{res.stdout[-3000:]}"
     assert committed_results() == before, "smoke mode changed benchmarks/results/*.md"
     assert not list(tmp_path.iterdir()), f"left files behind: {list(tmp_path.iterdir())}"
+
+
+def test_defaults_check_smoke_covers_every_algorithm(tmp_path):
+    """benchmarks/defaults_check.py (issue 30, item 2) has a row for every registered
+    algorithm, and its f* is scikit-learn's (the independent reference): newton, giant
+    and lbfgs at their defaults reach 1e-6 against it on the smoke set."""
+    pytest.importorskip("sklearn", reason="f* from scikit-learn (bench extra)")
+    from distnewton.algorithms import ALGORITHMS
+    res = subprocess.run([sys.executable, str(BENCH / "defaults_check.py"), "--smoke"],
+                         cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert re.search(r"f\* = \S+ \(scikit-learn \d\S*, newton \d", res.stdout), res.stdout[:2000]
+    summary = res.stdout.split("Rounds to relative suboptimality 1e-6 at the defaults")[1]
+    rows = {cells[0]: cells[1:] for cells in
+            ([c.strip() for c in line.strip().strip("|").split("|")]
+             for line in summary.splitlines() if line.startswith("| ") and "---" not in line)}
+    assert set(rows) - {"algorithm"} == set(ALGORITHMS)
+    for name in ("newton", "giant", "lbfgs"):
+        assert rows[name][0] == "second-order" and rows[name][1].isdigit(), rows[name]

@@ -41,6 +41,10 @@ class Algorithm:
     #: Every built-in method uses only the shards' value/gradient/curvature interface,
     #: which the L2-loss SVM provides with its generalised Hessian
     losses: tuple = ("logistic", "ridge", "squared_hinge")
+    #: one line on what the defaults reach, shown by ``distnewton list`` under the
+    #: header line when set: why a method cannot reach relative suboptimality 1e-6
+    #: on the standard sets in 500 rounds (benchmarks/defaults_check.py), or ""
+    convergence_note: str = ""
     #: extra per-iteration history columns: name -> numpy dtype
     columns: dict = {}
     #: worker tasks solve local Newton systems: MPI workers import scipy.linalg
