@@ -184,8 +184,10 @@ def write_results(md):
     old.update(sections(md))
     RESULTS_MD.write_text(
         "# benchmarks/paper_localnewton.py: the LocalNewton paper's settings\n\n"
-        "Written by `python benchmarks/paper_localnewton.py --tables variants fig2 fig4`; "
-        "rounds are exact (sim backend).  f* from scikit-learn newton-cholesky.\n\n"
+        "Written by `python benchmarks/paper_localnewton_claims.py` (the Claims section and "
+        "the figures) and `python benchmarks/paper_localnewton.py --tables variants fig2 "
+        "fig4` (the other sections); rounds are exact (sim backend).  f* from scikit-learn "
+        "newton-cholesky.\n\n"
         + "\n".join(old[k] for k in sorted(old, key=lambda k: (k != "Claims", k))))
 
 
