@@ -30,7 +30,8 @@ def subopt(h, fs):
 
 def fig2(C, ax):
     """LocalNewton L = 1, 2, 3, GIANT (paper's and default) and Adaptive on w8a."""
-    ds, fs = "w8a", C.f_star("w8a")
+    ds = C.DATASETS[0]
+    fs = C.f_star(ds)
     for L in FIG2_L:
         h = C.run(ds, "adaptive_localnewton", f"localnewton_L{L}",
                   {"algorithm.name": "localnewton", "algorithm.L": L, "algorithm.beta": 0.1},
@@ -42,7 +43,7 @@ def fig2(C, ax):
     h = C.run(ds, "adaptive_localnewton", "paper", C.ADAPTIVE["paper"])
     ax.semilogy(*subopt(h, fs), "r--", label="Adaptive LocalNewton (as the paper writes it)")
     ax.set_xlim(0, FIG2_ROUNDS)
-    ax.set_title(f"Fig. 2: w8a, K = {C.K}, lambda = 1/n")
+    ax.set_title(f"Fig. 2: {ds}, K = {C.K}, lambda = 1/n")
 
 
 def fig34(C, axes):
@@ -67,12 +68,13 @@ def fig34(C, axes):
     axes[0].set_ylabel("relative suboptimality (f - f*) / f*")
 
 
-def figures(C):
-    """Draw both figures from C (the paper_localnewton_claims module) into IMG."""
+def figures(C, out=None):
+    """Draw both figures from C (the paper_localnewton_claims module) into ``out``
+    (default the repository's IMG)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    out = C.ROOT / IMG
+    out = C.ROOT / IMG if out is None else out
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     fig2(C, ax)
@@ -82,7 +84,9 @@ def figures(C):
     fig.tight_layout()
     fig.savefig(out / "localnewton-fig2.png", dpi=110)
     plt.close(fig)
-    fig, axes = plt.subplots(1, len(C.DATASETS), figsize=(15, 4.5), sharey=True)
+    fig, axes = plt.subplots(1, len(C.DATASETS), figsize=(5 * len(C.DATASETS), 4.5),
+                             sharey=True, squeeze=False)
+    axes = axes[0]
     fig34(C, axes)
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
@@ -94,23 +98,23 @@ def figures(C):
 def fig2_runs(C):
     """{label: history} of the Fig. 2 runs on w8a (cached by C.run)."""
     runs = {f"LocalNewton, L = {L}": C.run(
-        "w8a", "adaptive_localnewton", f"localnewton_L{L}",
+        C.DATASETS[0], "adaptive_localnewton", f"localnewton_L{L}",
         {"algorithm.name": "localnewton", "algorithm.L": L, "algorithm.beta": 0.1},
         max_rounds=FIG2_ROUNDS) for L in FIG2_L}
-    runs["GIANT (as the paper runs it)"] = C.run("w8a", "giant", "paper", C.GIANT["paper"])
+    runs["GIANT (as the paper runs it)"] = C.run(C.DATASETS[0], "giant", "paper", C.GIANT["paper"])
     return runs
 
 
 def fig2_section(C):
     """The Fig. 2 claim's Markdown: rounds to each target, the lowest value, a verdict."""
     from _claims import verdict
-    fs, runs = C.f_star("w8a"), fig2_runs(C)
+    fs, runs = C.f_star(C.DATASETS[0]), fig2_runs(C)
     rows, floor = [], {}
     for name, h in runs.items():
         r = [C.reaching(h, fs, t) for t in C.TARGETS]
         rounds, sub = subopt(h, fs)
         last = sub[(rounds > FIG2_ROUNDS - FLOOR_ROUNDS) & (rounds <= FIG2_ROUNDS)]
-        floor[name] = float(np.median(last))
+        floor[name] = float(np.median(last)) if last.size else float(sub[-1])
         rows.append([name] + [str(x["comm_rounds"]) if x else f"> {FIG2_ROUNDS}" for x in r]
                     + [f"{floor[name]:.1e}"])
     ln = [floor[f"LocalNewton, L = {L}"] for L in FIG2_L]
@@ -123,15 +127,17 @@ def fig2_section(C):
                  first[n] is not None and first[giant] is not None
                  and first[n]["comm_rounds"] < first[giant]["comm_rounds"]
                  for n in list(runs)[:len(FIG2_L)])}
-    md = ["### Fig. 2: LocalNewton's error floor (w8a)", "",
+    md = [f"### Fig. 2: LocalNewton's error floor ({C.DATASETS[0]})", "",
           "**LocalNewton (Gupta et al. 2021), Sec. 3.2, Fig. 2:** \"LocalNewton converges "
           "much faster with respect to communication rounds ... the quality of the final "
           "solution improves as we reduce L. However, it reaches extremely close to the "
           "optimal training loss, but it converges very slowly (or flattens out) after "
-          f"that.\" Setting: w8a, K = {C.K} (sim), lambda = 1/n; LocalNewton with beta 0.1 "
-          f"(as Adaptive's local phase), {FIG2_ROUNDS} rounds; GIANT as the paper runs it.",
+          f"that.\" Setting: {C.DATASETS[0]}, K = {C.K} (sim), lambda = 1/n; LocalNewton "
+          f"with beta 0.1 (as Adaptive's local phase), {FIG2_ROUNDS} rounds; GIANT as the "
+          "paper runs it.",
           "", "| run | " + " | ".join(f"rounds to {t:g}" for t in C.TARGETS)
-          + f" | median over rounds {FIG2_ROUNDS - FLOOR_ROUNDS + 1}-{FIG2_ROUNDS} (the floor) |", "|---|" + "---|" * (len(C.TARGETS) + 1)]
+          + f" | median over rounds {FIG2_ROUNDS - FLOOR_ROUNDS + 1}-{FIG2_ROUNDS} (the floor) |",
+          "|---|" + "---|" * (len(C.TARGETS) + 1)]
     md += ["| " + " | ".join(r) + " |" for r in rows] + [""]
     md += [f"**Verdict: {verdict(holds)}** (" + "; ".join(
         f"{k}: {'holds' if v else 'fails'}" for k, v in holds.items()) + ").", "",

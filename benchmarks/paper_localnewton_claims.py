@@ -23,14 +23,16 @@ rerun it); the script writes the "Claims" section of
 benchmarks/results/paper_localnewton.md and the figures (docs/benchmarks/img/,
 :mod:`_localnewton_figures`).
 
-    nice python benchmarks/paper_localnewton_claims.py          # ~30 min cold, seconds cached
+    nice python benchmarks/paper_localnewton_claims.py          # ~60 min cold, seconds cached
     python benchmarks/paper_localnewton_claims.py --no-figures
+    python benchmarks/paper_localnewton_claims.py --smoke      # seconds, synthetic, K = 4
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,10 +90,14 @@ FIG34 = Claim(
     setting=ROUNDS.setting, absolute={"w8a": 0.19})
 
 
+#: data set -> (its config stem, train file, test file, --set overrides); --smoke: synthetic
+SOURCES = {ds: (ds, DATA / f"{ds}.bz2", DATA / f"{ds}.t.bz2", {}) for ds in DATASETS}
+
+
 def f_star(ds):
     """scikit-learn's optimum of data set ``ds`` (cached beside the runs)."""
-    return V.f_star_sklearn(DATA / f"{ds}.bz2", N_FEATURES[ds],
-                            CACHE.parent / "fstar_sklearn.json", ds)
+    _, train, _, _ = SOURCES[ds]
+    return V.f_star_sklearn(train, N_FEATURES[ds], CACHE.parent / "fstar_sklearn.json", ds)
 
 
 def run(ds, alg, tag, sets, max_rounds=MAX_ROUNDS):
@@ -103,10 +109,10 @@ def run(ds, alg, tag, sets, max_rounds=MAX_ROUNDS):
         CACHE.mkdir(parents=True, exist_ok=True)
         fs = f_star(ds)
         print(f"  running {path.name}", flush=True)
-        distnewton.solve(str(CONFIGS / f"{ds}-{alg}.yaml"), workers=K, warn=False,
+        stem, train, test, extra = SOURCES[ds]
+        distnewton.solve(str(CONFIGS / f"{stem}-{alg}.yaml"), workers=K, warn=False,
                          output=str(path), overwrite=True,
-                         set={"data.train": str(DATA / f"{ds}.bz2"),
-                              "data.test": str(DATA / f"{ds}.t.bz2"),
+                         set={"data.train": str(train), "data.test": str(test), **extra,
                               "run.max_rounds": max_rounds, "run.f_star": fs,
                               "run.target_subopt": min(TARGETS),
                               "run.latency_model": next(iter(NETWORKS.values())), **sets})
@@ -133,7 +139,8 @@ def target_name(t):
 
 
 def target_list():
-    return [*TARGETS, "abs"]
+    """The relative targets, and "abs" when a data set has the paper's loss target."""
+    return [*TARGETS] + (["abs"] if any(ds in ROUNDS.absolute for ds in DATASETS) else [])
 
 
 def ratio_cell(a, b, fmt):
@@ -196,7 +203,8 @@ def fig34_rows():
             for t in target_list():
                 r = hit(h, ds, t) if (t != "abs" or ds in ROUNDS.absolute) else "-"
                 row.append("-" if r == "-" else
-                           (f"> {int(h['comm_rounds'][-1])}" if r is None else str(r["comm_rounds"])))
+                           (f"> {int(h['comm_rounds'][-1])}" if r is None
+                            else str(r["comm_rounds"])))
             rows.append(row)
         mine = runs[label(PAPER)]
         for t in target_list():
@@ -242,8 +250,8 @@ def claim_head(c, targets_text):
 
 def verdict_line(holds, what="", against="GIANT as the paper runs it"):
     v = verdict(holds)
-    per = ", ".join(f"{target_name(t)}: {'not measured' if h is None else ('holds' if h else 'fails')}"
-                    for t, h in holds.items())
+    word = {None: "not measured", True: "holds", False: "fails"}
+    per = ", ".join(f"{target_name(t)}: {word[h]}" for t, h in holds.items())
     return [f"**Verdict{what}: {v}** (the paper's variant against {against}; {per}).", ""]
 
 
@@ -314,18 +322,38 @@ def write_section(md):
     RESULTS_MD.write_text("\n".join([head.rstrip() + "\n", md.rstrip() + "\n", *kept]))
 
 
+def smoke(tmp):
+    """--smoke: one small synthetic set with a9a's configs, K = 4, a few rounds; the runs,
+    f* and the figures in ``tmp`` (the results file is not touched)."""
+    global DATASETS, K, MAX_ROUNDS, SGD_ROUNDS, CACHE
+    from _smoke import synth_set
+    train, test = synth_set(tmp, "synth", 800, 20, density=0.3, n_test=200)
+    SOURCES["synth"] = ("a9a", train, test, {"data.n_features": 20})
+    N_FEATURES["synth"] = 20
+    DATASETS, K, MAX_ROUNDS, SGD_ROUNDS = ("synth",), 4, 12, 2
+    CACHE = Path(tmp) / "claims"
+    import _localnewton_figures as F
+    F.FIG2_ROUNDS, F.FLOOR_ROUNDS = 12, 4
+
+
 def main():
+    from _smoke import SMOKE_HELP
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-figures", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args()
-    if not DATA.exists():
+    if not args.smoke and not DATA.exists():
         sys.exit("../shared/data not found: the LIBSVM data sets live beside the checkout")
-    md, out = claims_section()
-    print(md)
-    write_section(md)
-    if not args.no_figures:
-        import _localnewton_figures as F
-        F.figures(sys.modules[__name__])
+    with tempfile.TemporaryDirectory(prefix="paper_localnewton_claims-") as tmp:
+        if args.smoke:
+            smoke(tmp)
+        md, out = claims_section()
+        print(md)
+        if not args.smoke:
+            write_section(md)
+        if not args.no_figures:
+            import _localnewton_figures as F
+            F.figures(sys.modules[__name__], Path(tmp) if args.smoke else None)
     for k, v in out.items():
         print(k, verdict(v), v)
 
