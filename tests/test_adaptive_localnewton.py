@@ -93,3 +93,14 @@ def test_adaptive_localnewton_follows_a_numpy_algorithm_2(opts):
     if p.restart == "best":     # here the best w_bar is not the newest at the switch
         other = numpy_algorithm2(X.toarray(), y, 6, 1.0 / 600, 40, restart="newest", **kw)
         assert max(np.abs(a[2] - b[2]).max() for a, b in zip(ref, other)) > 1e-2
+
+
+def test_preset_paper_through_the_config_is_algorithm_2_as_written():
+    """``algorithm.preset: paper`` in a config: Algorithm 2's keys, a key beside it wins."""
+    from distnewton.config import resolve
+    raw = {"data": {"train": "x.svm"},
+           "algorithm": {"name": "adaptive_localnewton", "preset": "paper", "delta": 1e-5}}
+    alg = resolve(raw)["algorithm"]
+    assert (alg["loss_eval"], alg["restart"], alg["delta_mode"], alg["L0"],
+            alg["direction"]) == ("round", "newest", "absolute", 3, "local")
+    assert alg["delta"] == 1e-5 and alg["beta"] == 0.1
