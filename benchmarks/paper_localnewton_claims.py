@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _localnewton_variants as V  # noqa: E402
-from _claims import PAPER, TARGETS, Claim, label, verdict  # noqa: E402
+from _claims import (MIN_SEEDS, PAPER, TARGETS, Claim, holds_over_seeds, label,  # noqa: E402
+                     spread, verdict)
 
 from distnewton.io.read import load, reaching, reaching_loss  # noqa: E402
 
@@ -51,6 +52,9 @@ RESULTS_MD = ROOT / "benchmarks" / "results" / "paper_localnewton.md"
 DATASETS = ("w8a", "a9a", "ijcnn1")
 N_FEATURES = {"w8a": 300, "a9a": 123, "ijcnn1": 22}
 K, MAX_ROUNDS, SGD_ROUNDS = 100, 500, 100
+#: Local SGD is stochastic: its comparison at the paper's loss target is made over
+#: MIN_SEEDS seeds of runs this long (_claims.holds_over_seeds)
+SEED_ROUNDS = 5
 #: the two networks of the communication model: per round (latency) and per byte
 NETWORKS = {"10 us, 10 GB/s": {"per_round": 1e-5, "per_byte": 1e-10},
             "1 ms, 1 GB/s": {"per_round": 1e-3, "per_byte": 1e-9}}
@@ -198,6 +202,7 @@ def fig34_rows():
                   for name, (alg, sets) in OTHERS.items()}
         sgd_name, sgd = best_localsgd(ds)
         others[sgd_name] = sgd
+        seeds = localsgd_seeds(ds, sgd_name) if ds in ROUNDS.absolute else None
         for name, h in {**runs, **others}.items():
             row = [ds, name]
             for t in target_list():
@@ -207,11 +212,18 @@ def fig34_rows():
                             else str(r["comm_rounds"])))
             rows.append(row)
         mine = runs[label(PAPER)]
+        if seeds is not None:
+            rows.append([ds, f"Local SGD, the same lr, seeds 0-{len(seeds) - 1} (median, "
+                         "min-max)"] + ["-"] * len(TARGETS) + [spread(seeds, "{:.0f}")])
         for t in target_list():
             if t == "abs" and ds not in ROUNDS.absolute:
                 continue
             a = hit(mine, ds, t)
-            for h in others.values():
+            for name, h in others.items():
+                if t == "abs" and name == sgd_name and a is not None:   # stochastic: seeds
+                    holds[t] = both(holds[t], holds_over_seeds(
+                        [r - a["comm_rounds"] for r in seeds]))
+                    continue
                 b = hit(h, ds, t)
                 budget = int(h["comm_rounds"][-1])
                 if a is None:
@@ -222,6 +234,19 @@ def fig34_rows():
                     ok = a["comm_rounds"] < b["comm_rounds"]
                 holds[t] = both(holds[t], ok)
     return rows, holds
+
+
+def localsgd_seeds(ds, name, rounds=SEED_ROUNDS):
+    """Rounds of Local SGD (the best lr, from ``name``) to data set ``ds``'s absolute
+    target over seeds 0 .. MIN_SEEDS - 1 (short runs; not reached: rounds + 1)."""
+    lr = float(name.split("lr ")[1].split(" ")[0])
+    out = []
+    for seed in range(MIN_SEEDS):
+        h = run(ds, "localsgd", f"paper_lr{lr:g}_seed{seed}",
+                {**V.LOCALSGD_PAPER, "algorithm.lr": lr, "run.seed": seed}, max_rounds=rounds)
+        r = hit(h, ds, "abs")
+        out.append(r["comm_rounds"] if r else rounds + 1)
+    return out
 
 
 def best_localsgd(ds):
@@ -300,9 +325,12 @@ def claims_section():
         md += verdict_line(out[f"time {net or 'in-run'}"], f", {net or 'in-run'} time")
     md += ["### Fig. 3/4: fewer rounds than BFGS/L-BFGS and Local SGD", ""]
     md += claim_head(FIG34, tgt) + [
-        f"Local SGD runs at most {SGD_ROUNDS} rounds (about 50,000 SGD steps per worker); "
-        "where it does not reach a target within them and Adaptive LocalNewton needs more "
-        "rounds, the comparison is not measured.", ""]
+        f"Local SGD runs at most {SGD_ROUNDS} rounds (about 500 SGD steps per worker and "
+        "round); where it does not reach a target within them and Adaptive LocalNewton "
+        "needs more rounds, the comparison is not measured. Local SGD is stochastic: at "
+        f"the paper's loss target it is compared over {MIN_SEEDS} seeds ({SEED_ROUNDS}-round "
+        "runs; the claim holds if Adaptive needs fewer rounds for the median and for at "
+        "least 3/4 of the seeds).", ""]
     rows, out["fig34"] = fig34_rows()
     md += table(["dataset", "algorithm"] + [f"rounds to {target_name(t)}" for t in target_list()],
                 rows)
@@ -331,6 +359,7 @@ def smoke(tmp):
     SOURCES["synth"] = ("a9a", train, test, {"data.n_features": 20})
     N_FEATURES["synth"] = 20
     DATASETS, K, MAX_ROUNDS, SGD_ROUNDS = ("synth",), 4, 12, 2
+    ROUNDS.absolute["synth"] = 0.6           # a loss target, for the seeds' code path
     CACHE = Path(tmp) / "claims"
     import _localnewton_figures as F
     F.FIG2_ROUNDS, F.FLOOR_ROUNDS = 12, 4
