@@ -175,7 +175,8 @@ def paper_tables(args, sets, out, smoke):
 
 def write_results(md):
     """benchmarks/results/paper_localnewton.md: this run's sections replace the ones with
-    the same title (up to its first colon); the other tables stay."""
+    the same title (up to its first colon); the other tables stay, the Claims section
+    (paper_localnewton_claims.py) first."""
     def sections(text):
         parts = ("\n" + text).split("\n## ")[1:]
         return {p.split(":", 1)[0]: "## " + p.rstrip() + "\n" for p in parts}
@@ -183,9 +184,11 @@ def write_results(md):
     old.update(sections(md))
     RESULTS_MD.write_text(
         "# benchmarks/paper_localnewton.py: the LocalNewton paper's settings\n\n"
-        "Written by `python benchmarks/paper_localnewton.py --tables variants fig2 fig4`; "
-        "rounds are exact (sim backend).  f* from scikit-learn newton-cholesky.\n\n"
-        + "\n".join(old[k] for k in sorted(old)))
+        "Written by `python benchmarks/paper_localnewton_claims.py` (the Claims section and "
+        "the figures) and `python benchmarks/paper_localnewton.py --tables variants fig2 "
+        "fig4` (the other sections); rounds are exact (sim backend).  f* from scikit-learn "
+        "newton-cholesky.\n\n"
+        + "\n".join(old[k] for k in sorted(old, key=lambda k: (k != "Claims", k))))
 
 
 def main():

@@ -8,22 +8,11 @@ import pytest
 
 from distnewton.algorithms.localnewton import AdaptiveLocalNewton
 
+from distnewton.params import with_preset
+
+from support.giant_reference import backtrack, giant_step, hess, shards, step_along
 from support.inprocess import setup
 from support.references import logistic_gradient as grad, logistic_objective as value, synthetic
-
-
-def hess(X, y, w, lam):
-    q = 1.0 / (1.0 + np.exp(-y * (X @ w)))
-    return X.T @ (X * (q * (1 - q))[:, None]) / len(y) + lam * np.eye(X.shape[1])
-
-
-def backtrack(fun, w, p, g, beta, tries=30):
-    f0, slope = fun(w), p @ g
-    for j in range(tries):
-        a = 0.5 ** j
-        if fun(w - a * p) <= f0 - beta * a * slope:
-            return a
-    return 0.0
 
 
 def numpy_algorithm2(X, y, K, lam, rounds, L0=3, delta=1e-3, beta=0.1, relative=True,
@@ -32,27 +21,24 @@ def numpy_algorithm2(X, y, K, lam, rounds, L0=3, delta=1e-3, beta=0.1, relative=
     one more round; else the loss of the model sent comes back with the next round).
     Returns [(rounds so far, L used or 0, w)] after every iteration."""
     n, d = X.shape
-    parts = np.array_split(np.arange(n), K)
-    shards = [(X[p], y[p]) for p in parts]
+    parts = shards(X, y, K)
     f = lambda w: value(X, y, w, lam)                          # noqa: E731
     w, L, f_prev, giant, used, out = np.zeros(d), L0, None, False, 0, []
     best = (np.inf, None)
     while used < rounds:
         if giant:
-            g = grad(X, y, w, lam)
-            p = sum(len(Yk) / n * np.linalg.solve(hess(Xk, Yk, w, lam), g) for Xk, Yk in shards)
-            w = w - backtrack(f, w, p, g, beta) * p
-            used += 3
+            w, _, r = giant_step(X, y, parts, w, lam, beta)
+            used += r
             out.append((used, 0, w))
             continue
         sent, models = w, []
-        for Xk, Yk in shards:
+        for Xk, Yk in parts:
             wk = sent.copy()
             fk = lambda v: value(Xk, Yk, v, lam)               # noqa: E731,B023
             for _ in range(L):
                 gk = grad(Xk, Yk, wk, lam)
                 pk = np.linalg.solve(hess(Xk, Yk, wk, lam), gk)
-                wk = wk - backtrack(fk, wk, pk, gk, beta) * pk
+                wk = wk - backtrack(fk, wk, pk, gk, beta)[0] * pk
             models.append(len(Yk) / n * wk)
         w, used, L_used = sum(models), used + 1, L
         if best[0] > f(sent):
@@ -84,23 +70,37 @@ def numpy_algorithm2(X, y, K, lam, rounds, L0=3, delta=1e-3, beta=0.1, relative=
     {"loss_eval": "round", "delta_mode": "relative", "delta": 1e-3, "restart": "best"},
     {"loss_eval": "riding", "delta_mode": "relative", "delta": 1e-3, "restart": "newest"},
     {"loss_eval": "round", "delta_mode": "absolute", "delta": 1e-4, "restart": "newest"},
+    {"preset": "paper"},
 ])
 def test_adaptive_localnewton_follows_a_numpy_algorithm_2(opts):
-    """Same iterates, L, phases and rounds as the numpy loop, through every switch
-    (3 -> 2 -> 1 -> GIANT) on a 6-worker logistic problem."""
+    """Same iterates (to 1e-12), L, phases and rounds as the numpy loop, through every
+    switch (3 -> 2 -> 1 -> GIANT) on a 6-worker logistic problem; ``preset: paper``
+    is Algorithm 2 as written (loss each round, delta absolute, GIANT from the newest
+    model with the averaged local directions)."""
     X, y = synthetic(n=600, d=20, seed=1)
-    alg, rt = setup(AdaptiveLocalNewton, X, y, K=6, solver="cholesky", direction="local",
-                    beta=0.1, L0=3, **opts)
-    kw = dict(beta=0.1, L0=3, delta=opts["delta"], relative=opts["delta_mode"] == "relative",
-              extra_round=opts["loss_eval"] == "round")
-    ref = numpy_algorithm2(X.toarray(), y, 6, 1.0 / 600, 40, restart=opts["restart"], **kw)
-    phases = []
-    for used, L, w in ref:
-        info = alg.step()
-        phases.append(info["L"])
-        assert info["L"] == L and rt.algo.rounds == used, (phases, used)
-        np.testing.assert_allclose(alg.w, w, rtol=0, atol=1e-10 * max(1.0, np.abs(w).max()))
+    keys = with_preset({"solver": "cholesky", "direction": "local", "beta": 0.1, "L0": 3,
+                        **opts}, AdaptiveLocalNewton.presets)
+    alg, rt = setup(AdaptiveLocalNewton, X, y, K=6, **keys)
+    p = alg.p
+    if opts.get("preset") == "paper":
+        assert (p.loss_eval, p.restart, p.delta_mode, p.direction) == (
+            "round", "newest", "absolute", "local")
+    kw = dict(beta=p.beta, L0=p.L0, delta=p.delta, relative=p.delta_mode == "relative",
+              extra_round=p.loss_eval == "round")
+    ref = numpy_algorithm2(X.toarray(), y, 6, 1.0 / 600, 40, restart=p.restart, **kw)
+    phases = step_along(alg, rt, ref, "L")
     assert phases[0] == 3 and 2 in phases and 1 in phases and phases[-1] == 0, phases
-    if opts["restart"] == "best":     # here the best w_bar is not the newest at the switch
+    if p.restart == "best":     # here the best w_bar is not the newest at the switch
         other = numpy_algorithm2(X.toarray(), y, 6, 1.0 / 600, 40, restart="newest", **kw)
         assert max(np.abs(a[2] - b[2]).max() for a, b in zip(ref, other)) > 1e-2
+
+
+def test_preset_paper_through_the_config_is_algorithm_2_as_written():
+    """``algorithm.preset: paper`` in a config: Algorithm 2's keys, a key beside it wins."""
+    from distnewton.config import resolve
+    raw = {"data": {"train": "x.svm"},
+           "algorithm": {"name": "adaptive_localnewton", "preset": "paper", "delta": 1e-5}}
+    alg = resolve(raw)["algorithm"]
+    assert (alg["loss_eval"], alg["restart"], alg["delta_mode"], alg["L0"],
+            alg["direction"]) == ("round", "newest", "absolute", 3, "local")
+    assert alg["delta"] == 1e-5 and alg["beta"] == 0.1

@@ -44,6 +44,16 @@ elsewhere), ``loss_eval: riding`` (``round`` costs two rounds per average: 28, 1
 and 129 rounds against 15, 6 and 105 on a9a, ijcnn1 and w8a), ``restart: best``
 (newest: 14, 6, 110).
 
+``preset: paper`` is Algorithm 2 as the paper writes it: L0 3 (the paper starts from
+L = 3), ``loss_eval: round`` (f(w_bar_t) before the next round), ``restart: newest``
+(GIANT continues from the newest w_bar), ``delta_mode: absolute`` (f_prev - f(w_bar_t)
+< delta), ``alpha_max`` 1 (the paper's alpha* = 1 in its experiments, footnote 6) and
+``direction: local`` (GIANT's averaged local Newton directions).  The paper gives no
+value for delta nor for the Armijo constant (only 0 < beta <= 1/2): the preset takes
+delta = 1e-4 (distnewton's absolute default before issue 18) and keeps ``beta`` at
+ours, 0.1 (inside the range 0.01-0.3 of Boyd and Vandenberghe, whose backtracking the
+paper cites); ``benchmarks/paper_localnewton_claims.py`` shows beta 1e-4 beside it.
+
 History columns: ``L`` (local iterations in this iteration's round; 0 in the
 GIANT phase), ``phase`` (``localnewton`` or ``giant``), so plots can mark
 the switches, and ``cg_iterations`` (global CG iterations of a GIANT-phase
@@ -61,16 +71,23 @@ from dataclasses import replace
 
 import numpy as np
 
-from ...params import FLOAT, INT, STR, Param, at_least, nonneg
+from ...params import FLOAT, INT, STR, Param, at_least, nonneg, preset_param
 from .. import primitives as P
 from ..base import LINE_SEARCH, LS_STEPS_APPROX, Algorithm
 from ..giant import DIRECTION, GIANT
 from .localnewton import LOCAL_PARAMS, local_round
 
 
+#: ``preset: paper``: Algorithm 2 as the paper writes it (see the module docstring)
+PRESETS = {"paper": {"L0": 3, "loss_eval": "round", "restart": "newest",
+                     "delta_mode": "absolute", "delta": 1e-4, "alpha_max": 1.0,
+                     "direction": "local"}}
+
+
 class AdaptiveLocalNewton(Algorithm):
     name = "adaptive_localnewton"
     local_solves = True
+    presets = PRESETS
     params = {
         "L0": Param(INT, 3, "initial local iterations per round", check=at_least(1)),
         "delta": Param(FLOAT, 1e-3, "minimum decrease of f(w_bar) per round before L "
@@ -93,6 +110,7 @@ class AdaptiveLocalNewton(Algorithm):
             "benchmarks/paper_localnewton.py's variants)")),
         "ls_steps": LS_STEPS_APPROX,
         **DIRECTION,
+        "preset": preset_param(PRESETS),
     }
     columns = {"L": np.int64, "phase": np.dtype("S12"), "cg_iterations": np.int64}
 
