@@ -38,6 +38,12 @@ from .yamlio import Unreadable, load_file, load_text
 #: K of the sim backend when ``run.workers`` is not set (over MPI: one per worker rank)
 SIM_WORKERS = 4
 
+
+def _above_one(x):
+    """run.divergence_factor: a factor of 1 or less would stop descent runs' noise."""
+    return None if x > 1 else f"must be > 1, got {x}"
+
+
 SCHEMA: dict[str, dict[str, Param]] = {
     "data": {
         "train": Param(STR, None, "training set: a LIBSVM file (plain, .bz2, .gz) or a "
@@ -120,6 +126,18 @@ SCHEMA: dict[str, dict[str, Param]] = {
                       check=seed),
         "divergence_patience": Param(INT, 20, "stop as diverged when the loss grows this many "
                                      "iterations in a row (0: never)", check=nonneg),
+        "divergence_factor": Param(FLOAT, 10.0, "stop as diverged when the loss exceeds this "
+                                   "many times the reference loss max(f(w0), f(0)) (the "
+                                   "starting loss; a warm start's or the zero model's, "
+                                   "whichever is larger; null: never)",
+                                   check=_above_one, nullable=True),
+        "oscillation_window": Param(INT, 50, "stop as diverged when this many iterations "
+                                    "bring no new best loss and their median loss is above "
+                                    "best + oscillation_margin * (reference - best) (0: never)",
+                                    check=nonneg),
+        "oscillation_margin": Param(FLOAT, 0.5, "the share of the progress made (reference "
+                                    "loss - best loss) that run.oscillation_window's median "
+                                    "must have lost", check=in_open_closed(0, 1)),
         "checkpoint_every": Param(INT, None, "write /checkpoint into the result file every "
                                   "this many rounds (and at the end)", check=at_least(1),
                                   nullable=True),

@@ -18,10 +18,12 @@ from support.references import a9a_reference, logistic_objective, logistic_refer
 
 A9A_DATA = pytest.mark.data(reason="a9a's scale for the rounds measured on it")
 #: the defaults until 0.3 (now options): every region on every worker, gradients at the
-#: full x_t over the whole shard, i.e. Newton with a frozen projected Hessian
-OLD = {"capacities": 1.0, "eval_at": "full", "batch": None}
-#: the old gradient (masked, at the full x_t, whole shard) with the capacities a test sets
-MASKED_FULL = {"eval_at": "full", "batch": None}
+#: full x_t over the whole shard, the Hessian at x0 only, no safeguard (the paper preset's
+#: one-time Hessian and plain step), i.e. Newton with a frozen projected Hessian
+OLD = {"preset": "paper", "capacities": 1.0, "eval_at": "full", "batch": None}
+#: the old gradient (masked, at the full x_t, whole shard) with the capacities a test
+#: sets, the paper's frozen Hessian and plain step
+MASKED_FULL = {"preset": "paper", "eval_at": "full", "batch": None}
 
 
 @pytest.fixture(scope="module")

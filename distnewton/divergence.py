@@ -1,0 +1,139 @@
+"""The divergence guard: when a run that has not blown up to inf/NaN is diverging anyway.
+
+A non-finite loss or gradient is caught by :func:`distnewton.loop.stop_reason`
+itself.  :class:`Guard` watches the loss of every iteration (one history row)
+and names the rule that fired; the loop then ends the run ``diverged`` and keeps
+the best model seen.  Three rules, each with its ``run.*`` key (0 or null: off):
+
+* **rising** (``run.divergence_patience``, 20): the loss grew in that many
+  iterations in a row.  Catches a slow monotone blow-up; an oscillating loss
+  resets it, so it alone let RANL's paper variant on a9a climb from 0.69 to
+  1.7e3 and end ``max_rounds``.
+* **far above the start** (``run.divergence_factor``, 10): f > factor * f_ref
+  in :data:`FAR_ITERATIONS` (3) iterations in a row.  f_ref is the reference loss, max(f(w0), f(0)): the starting loss, or for a
+  warm start near the optimum the loss of the zero model when that is larger
+  (a warm start at the optimum has f(w0) ~ f*, and for ridge f* can be ~0: ten
+  times that is noise of a stochastic method's first step, not a divergence).
+  A descent method never leaves {f <= f(w0)}; a stochastic one overshoots by a
+  fraction of it.  Ten times is far outside both: for logistic loss from w0 = 0
+  it is 6.9, a mean margin violation of ~7, worse than predicting every label
+  wrong with confidence 0.999.  The rule is scale-free (ridge with tiny labels
+  too) and off when f_ref <= 0 (a zero loss at w = 0: nothing to compare).
+  Three in a row, not one: a safeguard that evaluates a trial point and then
+  rejects it (RANL's ``safeguard: damping``) logs the trial's loss in one row
+  and the accepted point's in the next, so its rows far above never follow each
+  other (RANL with damping on a9a logs one row at 117 f(w0) on its way to 1e-13);
+  a diverging run stays up (RANL's paper variant on a9a: 190 to 3000 f(w0)).
+* **sustained oscillation** (``run.oscillation_window`` M = 50,
+  ``run.oscillation_margin`` r = 0.5): no new best loss for M iterations, and the
+  median of the last M losses above best + r (f_ref - best), i.e. the run has
+  spent most of the window having lost more than half of the progress it ever
+  made.  A converging run, even a stochastic one sitting at its noise floor
+  (Local SGD, RANL with mini-batches, LocalNewton's floor), stays within a
+  small fraction of its progress of its best loss, so it ends ``max_rounds`` or
+  ``stalled``, never ``diverged``; a run that never got below f_ref fires when
+  its median loss stays above it.  The median, not every loss, so one lucky dip
+  per window does not hide an oscillation.
+
+On resume the guard replays the history (:meth:`Guard.replay`): its counters
+are those of the uninterrupted run; the model kept on ``diverged`` is then the
+best seen since the resume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+#: defaults of the run.* keys (distnewton.config documents them)
+DIVERGENCE_FACTOR = 10.0
+OSCILLATION_WINDOW = 50
+OSCILLATION_MARGIN = 0.5
+#: iterations in a row far above the reference loss before that rule fires
+FAR_ITERATIONS = 3
+
+
+def reference_loss(f0, f_zero=None):
+    """f_ref = max(f(w0), f(0)): f(0) (a warm start's loss at the zero model) only
+    when known and finite."""
+    if f_zero is None or not math.isfinite(f_zero):
+        return float(f0)
+    return max(float(f0), float(f_zero))
+
+
+class Guard:
+    """The rules above on the losses of one run, from the starting loss ``f0``.
+
+    ``run``: the run section (``divergence_patience``, ``divergence_factor``,
+    ``oscillation_window``, ``oscillation_margin``; missing keys take the
+    defaults); ``w``: the starting model (the best so far).  :meth:`see` takes
+    each iteration's loss and returns the message of the rule that fired, or "".
+    """
+
+    def __init__(self, run, f0, f_zero=None, w=None):
+        self.patience = int(run.get("divergence_patience") or 0)
+        self.factor = run.get("divergence_factor", DIVERGENCE_FACTOR)
+        self.window = int(run.get("oscillation_window", OSCILLATION_WINDOW) or 0)
+        self.margin = float(run.get("oscillation_margin", OSCILLATION_MARGIN))
+        self.f0, self.f_ref = float(f0), reference_loss(f0, f_zero)
+        self.best_f, self.prev = self.f0, self.f0
+        self.best_w = None if w is None else np.array(w, copy=True)
+        self.rising, self.since_best, self.far = 0, 0, 0
+        self.recent = deque(maxlen=max(self.window, 1))
+
+    # -- the rules ---------------------------------------------------------------
+    def far_above(self, f):
+        """The message when f > factor * f_ref for the last FAR_ITERATIONS
+        iterations, else ""."""
+        up = bool(self.factor) and self.f_ref > 0 and f > self.factor * self.f_ref
+        self.far = self.far + 1 if up else 0
+        if self.far < FAR_ITERATIONS:
+            return ""
+        start = ("the starting loss" if self.f_ref == self.f0
+                 else "the loss of the zero model (above the warm start's)")
+        return (f"loss {f:.4g} > run.divergence_factor ({self.factor:g}) x {start} "
+                f"{self.f_ref:.4g} in {self.far} iterations in a row")
+
+    def oscillating(self):
+        """The message when the last ``window`` losses brought no new best and
+        their median is above best + margin (f_ref - best), else ""."""
+        if not self.window or self.since_best < self.window:
+            return ""
+        level = self.best_f + self.margin * max(self.f_ref - self.best_f, 0.0)
+        median = float(np.median(self.recent))
+        if not median > level:
+            return ""
+        return (f"no new best loss in {self.since_best} iterations (run.oscillation_window "
+                f"{self.window}) and their median loss {median:.4g} is above best "
+                f"{self.best_f:.4g} + run.oscillation_margin ({self.margin:g}) x "
+                f"(reference {self.f_ref:.4g} - best): a sustained oscillation")
+
+    # -- one iteration -------------------------------------------------------------
+    def see(self, f, w=None):
+        """Take the loss of one more iteration (and its model, kept while it is the
+        best): the message of the first rule that fires, else ""."""
+        f = float(f)
+        self.rising = self.rising + 1 if f > self.prev else 0
+        self.prev = f
+        self.recent.append(f)
+        if f < self.best_f:
+            self.best_f, self.since_best = f, 0
+            if w is not None:
+                self.best_w = np.array(w, copy=True)
+        else:
+            self.since_best += 1
+        if not math.isfinite(f):
+            return ""                      # stop_reason's own rule names it
+        far = self.far_above(f)            # counts on every iteration
+        if self.patience and self.rising >= self.patience:
+            return f"loss grew for {self.rising} iterations in a row"
+        return far or self.oscillating()
+
+    def replay(self, losses):
+        """Feed the losses of a resumed history after its first (the counters and
+        best loss continue; the best model stays the one at the resume)."""
+        for f in list(losses)[1:]:
+            self.see(f)
+        return self
