@@ -37,7 +37,7 @@ Every iteration t (one round):
    at x_t from every worker it is exactly grad f(x_t));
 4. x_{t+1} = x_t - eta [H]_mu^{-1} g_t.
 
-Defaults: a RANL that converges (to 1e-6 relative suboptimality within 60
+Defaults: a RANL that converges (to 1e-6 relative suboptimality within 80
 rounds on a9a, w8a, ijcnn1 and phishing, lambda = 1/n, 4 workers: the table in
 docs/algorithms/ranl.md).  It keeps the method's point, partial heterogeneous
 sub-models (``capacities: uniform(0.5, 1.0)``, masks, stale-region
