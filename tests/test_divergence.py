@@ -216,3 +216,33 @@ def test_with_the_factor_off_the_oscillation_rule_ends_it(tmp_path, onehot):
     assert "run.oscillation_window 50" in attrs["message"]
     assert 50 < len(hist["loss"]) < 60
     assert objective(X, y, w) == pytest.approx(np.min(hist["loss"]), rel=1e-12)
+
+
+def test_a_warm_starts_reference_is_the_zero_models_loss_kept_for_resume(tmp_path):
+    """model.w0 near the optimum of a ridge problem: the guard's reference is
+    f(0) = mean(y^2)/2 (computed by numpy here), written as the checkpoint's
+    f_zero so that a resumed run judges against the same; a cold start's is NaN
+    (its reference is its own starting loss, the history's first row)."""
+    import h5py
+
+    import distnewton
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 6))
+    y = X @ rng.standard_normal(6) + 0.01 * rng.standard_normal(400)
+    w0 = np.linalg.lstsq(X, y, rcond=None)[0]
+    np.save(tmp_path / "w0.npy", w0)
+    for tag, model in (("warm", {"w0": str(tmp_path / "w0.npy")}), ("cold", {})):
+        out = tmp_path / f"{tag}.h5"
+        res = distnewton.solve({"model": {"loss": "ridge", "lambda": 1e-6, **model},
+                                "algorithm": {"name": "gd"},
+                                "run": {"max_rounds": 3, "grad_rtol": None,
+                                        "checkpoint_every": 1}},
+                               data=(X, y), workers=2, output=out, warn=False)
+        assert res.status == "max_rounds"
+        with h5py.File(out, "r") as f:
+            f_zero = float(f["checkpoint"].attrs["f_zero"])
+        if tag == "warm":
+            assert f_zero == pytest.approx(0.5 * np.mean(y ** 2), rel=1e-12)
+            assert res.history["loss"][0] < 1e-3 * f_zero
+        else:
+            assert math.isnan(f_zero)
