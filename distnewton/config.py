@@ -129,7 +129,8 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "divergence_factor": Param(FLOAT, 10.0, "stop as diverged when the loss exceeds this "
                                    "many times the reference loss max(f(w0), f(0)) (the "
                                    "starting loss; a warm start's or the zero model's, "
-                                   "whichever is larger; null: never)",
+                                   "whichever is larger) in 20 of the last 25 iterations "
+                                   "(null: never)",
                                    check=_above_one, nullable=True),
         "oscillation_window": Param(INT, 50, "stop as diverged when this many iterations "
                                     "bring no new best loss and their median loss is above "
