@@ -85,6 +85,7 @@ class Guard:
         self.f0, self.f_ref = float(f0), reference_loss(f0, f_zero)
         self.best_f, self.prev = self.f0, self.f0
         self.best_w = None if w is None else np.array(w, copy=True)
+        self.kept_f = self.f0                    # the loss of best_w
         self.rising, self.since_best = 0, 0
         self.far = deque(maxlen=FAR_WINDOW)      # 1 for each recent loss far above
         self.recent = deque(maxlen=max(self.window, 1))
@@ -127,10 +128,10 @@ class Guard:
         self.recent.append(f)
         if f < self.best_f:
             self.best_f, self.since_best = f, 0
-            if w is not None:
-                self.best_w = np.array(w, copy=True)
         else:
             self.since_best += 1
+        if w is not None and f < self.kept_f:
+            self.kept_f, self.best_w = f, np.array(w, copy=True)
         if not math.isfinite(f):
             return ""                      # stop_reason's own rule names it
         far = self.far_above(f)            # counts on every iteration
@@ -140,7 +141,10 @@ class Guard:
 
     def replay(self, losses):
         """Feed the losses of a resumed history after its first (the counters and
-        best loss continue; the best model stays the one at the resume)."""
-        for f in list(losses)[1:]:
+        best loss continue); the model kept is then the one at the resume until a
+        later one has a lower loss (the history's models are not in the file)."""
+        losses = list(losses)
+        for f in losses[1:]:
             self.see(f)
+        self.kept_f = float(losses[-1])
         return self

@@ -143,6 +143,10 @@ def test_the_best_model_is_tracked_and_replay_continues_the_counters():
     resumed = Guard(RUN, losses[0]).replay(losses)
     assert sum(resumed.far) == FAR_COUNT - 1 and resumed.see(30.0)   # the 20th
     assert resumed.best_f == 0.4
+    # after a resume the model kept is the resumed one until a lower loss than its own
+    g = Guard(RUN, 0.69, w=np.zeros(2)).replay([0.69, 0.4, 0.6])
+    g.see(0.5, np.ones(2))
+    assert g.best_f == 0.4 and np.array_equal(g.best_w, [1.0, 1.0])
 
 
 # -- whole runs ------------------------------------------------------------------------
