@@ -136,9 +136,10 @@ SCHEMA: dict[str, dict[str, Param]] = {
                                     "bring no new best loss and their median loss is above "
                                     "best + oscillation_margin * (reference - best) (0: never)",
                                     check=nonneg),
-        "oscillation_margin": Param(FLOAT, 0.5, "the share of the progress made (reference "
+        "oscillation_margin": Param(FLOAT, 1.0, "the share of the progress made (reference "
                                     "loss - best loss) that run.oscillation_window's median "
-                                    "must have lost", check=in_open_closed(0, 1)),
+                                    "must have lost (1: back above the reference loss)",
+                                    check=positive),
         "checkpoint_every": Param(INT, None, "write /checkpoint into the result file every "
                                   "this many rounds (and at the end)", check=at_least(1),
                                   nullable=True),

@@ -30,15 +30,20 @@ the best model seen.  Three rules, each with its ``run.*`` key (0 or null: off):
   paper variant on a9a (and phishing) has windows of 25 iterations all above 10
   f(w0), up to 5900 f(w0) (measured over 300 rounds, the guard off).
 * **sustained oscillation** (``run.oscillation_window`` M = 50,
-  ``run.oscillation_margin`` r = 0.5): no new best loss for M iterations, and the
-  median of the last M losses above best + r (f_ref - best), i.e. the run has
-  spent most of the window having lost more than half of the progress it ever
-  made.  A converging run, even a stochastic one sitting at its noise floor
-  (Local SGD, RANL with mini-batches, LocalNewton's floor), stays within a
-  small fraction of its progress of its best loss, so it ends ``max_rounds`` or
-  ``stalled``, never ``diverged``; a run that never got below f_ref fires when
-  its median loss stays above it.  The median, not every loss, so one lucky dip
-  per window does not hide an oscillation.
+  ``run.oscillation_margin`` r = 1): no new best loss for M iterations, and the
+  median of the last M losses above best + r (f_ref - best); with r = 1, above
+  f_ref itself: the run spent most of the window worse than where it started,
+  all the progress it ever made lost.  A converging run, even a stochastic one
+  sitting at its noise floor (Local SGD, RANL with mini-batches, LocalNewton's
+  floor), keeps most of its progress, so it ends ``max_rounds`` or ``stalled``,
+  never ``diverged``.  r = 1 and not less: IST's preconditioned sketch on
+  label-skewed german ridge (configs/ist/german-ridge-precond.yaml) has a floor
+  that swings between 0.38 and 0.50 (f(0) = 0.5) after a best of 0.359 at
+  iteration 23: its median, 0.43, has lost more than half its progress, yet the
+  run is at its floor, not diverging.  RANL's paper variant on one-hot data
+  (tests/test_divergence.py) swings between 4 and 50 from f(0) = 0.69.  The
+  median, not every loss, so one lucky dip per window does not hide an
+  oscillation.
 
 On resume the guard replays the history (:meth:`Guard.replay`): its counters
 are those of the uninterrupted run; the model kept on ``diverged`` is then the
@@ -55,7 +60,7 @@ import numpy as np
 #: defaults of the run.* keys (distnewton.config documents them)
 DIVERGENCE_FACTOR = 10.0
 OSCILLATION_WINDOW = 50
-OSCILLATION_MARGIN = 0.5
+OSCILLATION_MARGIN = 1.0
 #: the far-above rule fires when FAR_COUNT of the last FAR_WINDOW losses are far above
 FAR_WINDOW, FAR_COUNT = 25, 20
 
