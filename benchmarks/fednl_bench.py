@@ -63,8 +63,9 @@ def methods():
                                        "participation": 12, **PAPER}
     for name in ("newton", "giant", "ranl", "lbfgs"):
         out[name] = {"name": name}
-    # ranl as measured (the defaults until 0.3: capacity 1, full-batch gradients)
-    out["ranl"].update(capacities=1.0, eval_at="full", batch=None)
+    # ranl as measured (the defaults until 0.3: capacity 1, full-batch gradients, the
+    # paper preset's frozen Hessian and plain step)
+    out["ranl"].update(preset="paper", capacities=1.0, eval_at="full", batch=None)
     return out
 
 

@@ -22,8 +22,9 @@ backend in this process (same counts as MPI, see docs/guide/backends.md) with K 
 
 Every run is one ``distnewton.solve`` call (the Python API).  RANL runs here with
 the defaults until 0.3 unless a row sets them (``OLD``: capacity 1, gradients at the
-full x_t over the whole shard); ``benchmarks/paper_ranl.py`` measures the published
-defaults (pruned sub-models, capacities uniform(0.5, 1), mini-batches).
+full x_t over the whole shard, the Hessian at x0 only, no safeguard);
+``benchmarks/paper_ranl.py`` measures the published method (``preset: paper``), and
+``benchmarks/ranl_default.py`` today's default.
 
 Run (from anywhere; ~3-6 minutes on 2 idle cores, ``--quick`` = a9a only, ``--smoke``
 = seconds: n = 200 for the condition numbers, a small synthetic set for the rest,
@@ -55,7 +56,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASETS = {"a9a": ("a9a.bz2", 123), "w8a": ("w8a.bz2", 300)}
 HET = "uniform(0.3, 1.0)"
 TARGETS = (1e-4, 1e-6)
-OLD = {"capacities": 1.0, "eval_at": "full", "batch": None}     # ranl's defaults until 0.3
+#: ranl's defaults until 0.3: the paper preset's frozen Hessian and plain step, capacity 1,
+#: gradients at the full x_t over the whole shard
+OLD = {"preset": "paper", "capacities": 1.0, "eval_at": "full", "batch": None}
 
 
 def run(tmp, tag, data, model, algo, run_keys, workers):

@@ -43,7 +43,8 @@ ALGOS = {   # label: algorithm section
     "giant": {"name": "giant"},
     "adaptive_localnewton": {"name": "adaptive_localnewton"},
     # the defaults until 0.3 (Newton with a frozen Hessian), as measured in docs/benchmarks/performance.md
-    "ranl": {"name": "ranl", "capacities": 1.0, "eval_at": "full", "batch": None},
+    "ranl": {"name": "ranl", "preset": "paper", "capacities": 1.0, "eval_at": "full",
+             "batch": None},
     "lbfgs": {"name": "lbfgs"},
 }
 #: --smoke profiles these only (each is one mpiexec run)

@@ -41,6 +41,12 @@ from .yamlio import Unreadable, load_file, load_text
 #: K of the sim backend when ``run.workers`` is not set (over MPI: one per worker rank)
 SIM_WORKERS = 4
 
+
+def _above_one(x):
+    """run.divergence_factor: a factor of 1 or less would stop descent runs' noise."""
+    return None if x > 1 else f"must be > 1, got {x}"
+
+
 SCHEMA: dict[str, dict[str, Param]] = {
     "data": {
         "train": Param(STR, None, "training set: a LIBSVM file (plain, .bz2, .gz), a CSV, "
@@ -158,6 +164,20 @@ SCHEMA: dict[str, dict[str, Param]] = {
                                 "null: off)", check=at_least(1), nullable=True),
         "divergence_patience": Param(INT, 20, "stop as diverged when the loss grows this many "
                                      "iterations in a row (0: never)", check=nonneg),
+        "divergence_factor": Param(FLOAT, 10.0, "stop as diverged when the loss exceeds this "
+                                   "many times the reference loss max(f(w0), f(0)) (the "
+                                   "starting loss; a warm start's or the zero model's, "
+                                   "whichever is larger) in 20 of the last 25 iterations "
+                                   "(null: never)",
+                                   check=_above_one, nullable=True),
+        "oscillation_window": Param(INT, 50, "stop as diverged when this many iterations "
+                                    "bring no new best loss and their median loss is above "
+                                    "best + oscillation_margin * (reference - best) (0: never)",
+                                    check=nonneg),
+        "oscillation_margin": Param(FLOAT, 1.0, "the share of the progress made (reference "
+                                    "loss - best loss) that run.oscillation_window's median "
+                                    "must have lost (1: back above the reference loss)",
+                                    check=positive),
         "checkpoint_every": Param(INT, None, "write /checkpoint into the result file every "
                                   "this many rounds (and at the end)", check=at_least(1),
                                   nullable=True),

@@ -26,6 +26,7 @@ import numpy as np
 from .algorithms import ALGORITHMS
 from . import l1 as l1_term
 from .algorithms import primitives as P
+from .divergence import Guard
 from .io.checkpoint import gather_workers, restore_algorithm, scatter_workers
 from .io.resume import check_layout
 from .io.record import History, Outcome
@@ -74,24 +75,36 @@ def test_metrics(problem, test, w):
     return acc, loss
 
 
-def zero_gradient_norm(rt, problem):
-    """||grad f(0)||, the reference of ``run.grad_rtol`` (one logging-only round,
-    counted in eval_rounds): a warm start's own gradient would make a start near
-    the optimum chase a tolerance far below a cold run's, and never stop."""
+def zero_model(rt, problem):
+    """(f(0), ||grad f(0)||) in one logging-only round (counted in eval_rounds).
+    ||grad f(0)|| is the reference of ``run.grad_rtol``: a warm start's own
+    gradient would make a start near the optimum chase a tolerance far below a
+    cold run's, and never stop.  f(0) bounds the divergence guard's reference
+    loss from below (:func:`distnewton.divergence.reference_loss`).  With an L1
+    term, F(0) = f(0) and the pseudo-gradient's norm (:mod:`distnewton.l1`)."""
     w0 = np.zeros(problem.d)
     with rt.evaluating():
         f, g = P.loss_grad(rt, problem, w0)
-    if getattr(problem, "l1", 0.0):           # the pseudo-gradient's norm (distnewton.l1)
-        return l1_term.objective(problem, w0, f, g)[1]
-    return float(np.linalg.norm(g))
+    if getattr(problem, "l1", 0.0):
+        return l1_term.objective(problem, w0, f, g)
+    return float(f), float(np.linalg.norm(g))
 
 
-def stop_reason(run, f, gnorm, g0, rounds, it, stalled, rising=0):
-    """(status, message) when the run should stop, else ("", "")."""
+def zero_gradient_norm(rt, problem):
+    """||grad f(0)|| (:func:`zero_model`)."""
+    return zero_model(rt, problem)[1]
+
+
+def stop_reason(run, f, gnorm, g0, rounds, it, stalled, rising=0, diverging=""):
+    """(status, message) when the run should stop, else ("", "").  ``diverging``:
+    the message of the divergence guard's rule that fired
+    (:meth:`distnewton.divergence.Guard.see`), "" when none did."""
     if not (math.isfinite(f) and math.isfinite(gnorm)):
         return "diverged", f"loss or gradient is not finite: {DIVERGED_HINT}"
     if run["divergence_patience"] and rising >= run["divergence_patience"]:
         return "diverged", f"loss grew for {rising} iterations in a row: {DIVERGED_HINT}"
+    if diverging:
+        return "diverged", f"{diverging}: {DIVERGED_HINT}"
     if run["grad_norm"] is not None and gnorm <= run["grad_norm"]:
         return "converged", f"||grad|| = {gnorm:.3e} <= run.grad_norm"
     if run["grad_rtol"] is not None and gnorm <= run["grad_rtol"] * g0:
@@ -152,6 +165,7 @@ class Loop:
                                 **validation_columns(self.validation)})
         self.times = {k: 0.0 for k in TIMING_COLUMNS}
         self.it, self.wall, self.g0 = 0, 0.0, None
+        self.f_zero = math.nan            # f(0) of a warm start (the guard's reference)
         self.stop_asked = None                     # the monitor that asked for a stop
 
     # -- one history row ---------------------------------------------------------
@@ -193,6 +207,7 @@ class Loop:
         rt = self.rt
         counters = {"iteration": self.it, "wall_time": self.wall, "g0": self.g0,
                     "n_workers": rt.K, "comm_rounds": rt.algo.rounds,
+                    "f_zero": self.f_zero,
                     "bytes_up": rt.algo.bytes_up, "bytes_down": rt.algo.bytes_down}
         return counters, gather_workers(rt)
 
@@ -203,6 +218,7 @@ class Loop:
         c, hist = resume.counters, self.history
         self.g0, self.wall, self.it = (float(c["g0"]), float(c["wall_time"]),
                                        int(c["iteration"]))
+        self.f_zero = float(c.get("f_zero", math.nan))
         for k in self.times:
             self.times[k] = float(hist.last(k)) if math.isfinite(hist.last(k)) else 0.0
         self.rt.algo.rounds, self.rt.algo.bytes_up, self.rt.algo.bytes_down = (
@@ -234,7 +250,7 @@ class Loop:
         f, gnorm = self.record({})
         self.g0 = gnorm
         if self.warm:
-            self.g0 = zero_gradient_norm(self.rt, self.problem)
+            self.f_zero, self.g0 = zero_model(self.rt, self.problem)
             status, message = stop_reason(self.run, f, gnorm, self.g0, 0, 0, "")
             if status in ("converged", "diverged"):         # the warm start is the answer
                 return self.finish(status, message,
@@ -252,8 +268,8 @@ class Loop:
         rt, alg, run = self.rt, self.alg, self.run
         every = run["checkpoint_every"]
         writers = [m for m in self.monitors if type(m).checkpoint is not Monitor.checkpoint]
-        best_f = f_prev = float(self.history.last("loss"))   # divergence guard
-        best_w, rising = alg.w.copy(), 0
+        guard = Guard(run, self.history.rows["loss"][0], self.f_zero, alg.w)
+        guard.replay(self.history.rows["loss"])
         while True:
             t0 = time.perf_counter()
             rounds_before = rt.algo.rounds
@@ -264,10 +280,9 @@ class Loop:
                 self.wall += step_seconds
                 self.it += info.pop("iterations", 1)
                 f, gnorm = self.record(info, step_seconds)
-            rising = rising + 1 if f > f_prev else 0
-            f_prev = f
+            diverging = guard.see(f, alg.w)
             status, message = stop_reason(run, f, gnorm, self.g0, rt.algo.rounds, self.it,
-                                          alg.stalled, rising)
+                                          alg.stalled, diverging=diverging)
             if not status and self.validation is not None:     # run.early_stopping
                 status, message = self.validation.verdict()
                 alg.w = self.validation.best_w if status else alg.w
@@ -278,9 +293,7 @@ class Loop:
                 status, message = "stopped", (f"stopped by the monitor {self.stop_asked}; "
                                               "continue with distnewton run --resume FILE")
             if status == "diverged":
-                alg.w = best_w                    # keep the best model seen
-            elif f < best_f:
-                best_f, best_w = f, alg.w.copy()
+                alg.w = guard.best_w              # keep the best model seen
             if status:
                 state = self.snapshot() if (status == "stopped" or every) else None
                 return self.finish(status, message, state)

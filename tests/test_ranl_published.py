@@ -1,5 +1,6 @@
-"""RANL's defaults, the published method (pruned sub-models, capacities
-uniform(0.5, 1), 256-row mini-batch gradients), against independent references:
+"""RANL's ``preset: paper``, the published method (pruned sub-models, capacities
+uniform(0.5, 1), 256-row mini-batch gradients, the Hessian at x0 only, no
+safeguard; the defaults until 0.3), against independent references:
 
 * a numpy re-implementation of the iterations (the masks taken from the same
   stream, everything else written again from the paper's formulas);
@@ -53,10 +54,12 @@ def sklearn_optimum(X, y, lam):
 
 
 def solve(X, y, loss="logistic", lam=None, workers=4, seed=0, **algo):
+    """RANL as published (``preset: paper``; the keys in ``algo`` win)."""
     run = {"seed": seed, "max_rounds": 200, "grad_rtol": None, **algo.pop("run", {})}
     return distnewton.solve({"data": {"partition": "contiguous"},
                              "model": {"loss": loss, "lambda": lam or 1 / len(y)},
-                             "algorithm": {"name": "ranl", **algo}, "run": run},
+                             "algorithm": {"name": "ranl", "preset": "paper", **algo},
+                             "run": run},
                             data=(sp.csr_matrix(X), y), workers=workers)
 
 
@@ -207,11 +210,12 @@ def test_the_pruned_round_sends_each_worker_its_sub_model_only():
 
 @pytest.mark.mpi
 def test_published_defaults_under_mpiexec_n4_equal_the_sim_run(tmp_path):
-    """A plain ``algorithm: {name: ranl}``: 3 workers of 1000 rows (so the 256-row
+    """``algorithm: {name: ranl, preset: paper}``: 3 workers of 1000 rows (so the 256-row
     batches are real), partial masks, stale blocks."""
     data = synth(tmp_path / "p.svm", 3000, 30, density=0.3, seed=9)
     cfg = write_config(tmp_path / "c.yaml", data={"train": str(data)},
-                       algorithm={"name": "ranl"}, run={"max_rounds": 15, "grad_rtol": None})
+                       algorithm={"name": "ranl", "preset": "paper"},
+                       run={"max_rounds": 15, "grad_rtol": None})
     out = {}
     for tag, backend, n in (("sim", ["--backend", "sim", "--workers", 3], None),
                             ("mpi", [], 4)):

@@ -59,7 +59,10 @@ FREE = ("data.train", "data.test", "data.cache", "data.fetch", "data.mirror", "m
 
 #: /checkpoint's counters and their kinds
 COUNTERS = {"iteration": int, "comm_rounds": int, "bytes_up": int, "bytes_down": int,
-            "n_workers": int, "wall_time": float, "g0": float}
+            "n_workers": int, "wall_time": float, "g0": float, "f_zero": float}
+#: counters a file may lack: the warm start answer keeps no g0; f_zero (the loss of
+#: the zero model, the divergence guard's reference) is newer than some 0.3.0.dev0 files
+OPTIONAL_COUNTERS = ("g0", "f_zero")
 
 
 def text(value):
@@ -75,7 +78,7 @@ def counters_of(path, ck) -> dict:
     out = {}
     for key, want in COUNTERS.items():
         if key not in ck.attrs:
-            if key == "g0":                 # the warm start answer keeps none
+            if key in OPTIONAL_COUNTERS:
                 out[key] = math.nan
                 continue
             raise refuse(path, f"/checkpoint attribute {key}", "missing")

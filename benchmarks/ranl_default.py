@@ -1,0 +1,149 @@
+"""RANL's default against ``preset: paper`` and the variants between them: rounds to the
+claims targets on a9a, w8a, ijcnn1 and phishing (issue 30, "defaults that converge").
+
+Setting: logistic regression, lambda = 1/n, no intercept, K = 4 workers (sim backend,
+one process: the same counts as MPI), iid shards, run.seed 0 (the default also seeds
+1-3: capacities and masks are drawn from it), at most 500 communication rounds.
+f* from scikit-learn (``LogisticRegression``, newton-cholesky, C = 1/(n lambda),
+tol 1e-14), never from distnewton.  A cell is the communication rounds (Hessian
+rounds included) of the first history row at or below the target (relative
+suboptimality (f - f*)/f*, ``_claims.TARGETS``), "-" when none within 500; the
+status is the run's (``diverged`` is the divergence guard's).
+
+Variants, each a set of ``algorithm`` keys (every other key at its default):
+
+* ``default``: distnewton's (capacities uniform(0.5, 1), masked full-batch
+  gradient at x_t, hessian_refresh 10, safeguard damping);
+* ``paper``: ``preset: paper`` (pruned sub-models, 256-row batches, the Hessian
+  at x0 only, no safeguard);
+* one key of the default changed at a time, to show what each buys.
+
+Run (~2 minutes on 2 idle cores; ``--smoke``: a small synthetic set, seconds):
+
+    python benchmarks/ranl_default.py [--data-dir DIR] [--seeds 4] [--smoke]
+
+writes benchmarks/results/ranl_default.md (not with --smoke).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+from _claims import TARGETS  # noqa: E402  (benchmarks/, the script's folder)
+from _smoke import SMOKE_HELP, synth_set  # noqa: E402
+from _tables import markdown_table  # noqa: E402
+from sklearn.linear_model import LogisticRegression
+
+import distnewton
+from distnewton.data import read_libsvm
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATASETS = {"a9a": ("a9a.bz2", 123), "w8a": ("w8a.bz2", 300),
+            "ijcnn1": ("ijcnn1.bz2", 22), "phishing": ("phishing.crlf.bz2", 68)}
+ROUNDS = 500
+VARIANTS = {
+    "default": {},
+    "paper (preset: paper)": {"preset": "paper"},
+    "default, hessian_refresh 0": {"hessian_refresh": 0},
+    "default, hessian_refresh 5": {"hessian_refresh": 5},
+    "default, hessian_refresh 20": {"hessian_refresh": 20},
+    "default, safeguard none": {"safeguard": "none"},
+    "default, safeguard line_search": {"safeguard": "line_search"},
+    "default, safeguard none, hessian_refresh 0": {"safeguard": "none", "hessian_refresh": 0},
+    "default, eval_at pruned": {"eval_at": "pruned"},
+    "default, batch 256": {"batch": 256},
+}
+
+
+def sklearn_optimum(path, n_features):
+    """f* of mean log-loss + (1/(2n)) ||w||^2 by scikit-learn (labels: > 0 is +1)."""
+    ds = read_libsvm(path, n_features=n_features)
+    X, y = ds.X, np.where(ds.y > 0, 1.0, -1.0)
+    n = X.shape[0]
+    clf = LogisticRegression(C=1.0, fit_intercept=False, solver="newton-cholesky",
+                             tol=1e-14, max_iter=1000).fit(X, y)   # C = 1/(n lambda) = 1
+    w = clf.coef_.ravel()
+    return float(np.mean(np.logaddexp(0.0, -y * (X @ w))) + 0.5 / n * w @ w)
+
+
+def rounds_to_targets(path, n_features, f_star, algo, seed, rounds):
+    """(rounds to each target or None, status, final relative suboptimality)."""
+    cfg = {"data": {"train": path, "n_features": n_features},
+           "model": {"loss": "logistic", "lambda": "1/n"},
+           "algorithm": {"name": "ranl", **algo},
+           "run": {"max_rounds": rounds, "seed": seed, "grad_rtol": 1e-13,
+                   "f_star": f_star, "target_subopt": 1e-7}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = distnewton.solve(cfg, workers=4)
+    h = res.history
+    sub = (np.asarray(h["loss"]) - f_star) / f_star
+    hits = [np.flatnonzero(sub <= t) for t in TARGETS]
+    return ([int(h["comm_rounds"][i[0]]) if i.size else None for i in hits],
+            str(res.status), float(sub[-1]))
+
+
+def cell(r):
+    return "-" if r is None else str(r)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=os.path.join(REPO, "..", "shared", "data"))
+    ap.add_argument("--seeds", type=int, default=4, help="seeds of the default (0..N-1)")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    args = ap.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="ranl_default-")
+    if args.smoke:
+        train, _ = synth_set(tmp, "smoke", 600, 20)
+        sets, rounds, seeds = {"smoke": (train, 20)}, 25, 1
+    else:
+        sets = {k: (os.path.join(args.data_dir, f), d) for k, (f, d) in DATASETS.items()}
+        rounds, seeds = ROUNDS, args.seeds
+    f_stars = {k: sklearn_optimum(p, d) for k, (p, d) in sets.items()}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print("# RANL: the default against preset: paper\n")
+        print("Generated by `python benchmarks/ranl_default.py`: logistic, lambda = 1/n, "
+              f"K = 4 (sim), iid shards, at most {rounds} rounds; f* from scikit-learn. "
+              "Cells: communication rounds to (f - f*)/f* <= target, `-` not reached.\n")
+        header = ["variant", "data", *[f"to {t:.0e}" for t in TARGETS], "status",
+                  "final (f - f*)/f*"]
+        rows = []
+        for name, algo in VARIANTS.items():
+            for ds, (path, d) in sets.items():
+                hits, status, final = rounds_to_targets(path, d, f_stars[ds], algo, 0, rounds)
+                rows.append([name, ds, *map(cell, hits), status, f"{final:.1e}"])
+        markdown_table(header, rows, title="## Seed 0")
+        if seeds > 1:
+            rows = []
+            for ds, (path, d) in sets.items():
+                per = [rounds_to_targets(path, d, f_stars[ds], {}, s, rounds)[0]
+                       for s in range(seeds)]
+                rows.append([ds] + [spread([p[i] for p in per]) for i in range(len(TARGETS))])
+            markdown_table(["data", *[f"to {t:.0e}" for t in TARGETS]], rows,
+                           title=f"## The default over seeds 0-{seeds - 1} (median, min-max)")
+    text = out.getvalue()
+    print(text)
+    if not args.smoke:
+        with open(os.path.join(REPO, "benchmarks", "results", "ranl_default.md"), "w") as f:
+            f.write(text)
+
+
+def spread(values):
+    """median (min-max) of rounds; '-' when a seed did not reach the target."""
+    if any(v is None for v in values):
+        return f"- ({sum(v is None for v in values)} of {len(values)} seeds not reached)"
+    v = np.array(values)
+    return f"{int(np.median(v))} ({v.min()}-{v.max()})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
