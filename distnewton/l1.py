@@ -40,14 +40,18 @@ def pseudo_gradient(l1, w, g):
     return pg
 
 
-def orthant(w, pg):
-    """xi: the orthant a step may not leave: sign(w_i), or sign(-pg_i) where w_i = 0."""
-    return np.where(w != 0, np.sign(w), np.sign(-pg))
+def orthant(w, pg, l1=1.0):
+    """xi: the orthant a step may not leave: sign(w_i), or sign(-pg_i) where w_i = 0;
+    NaN (no constraint) on a coordinate the L1 term leaves out (``l1`` weight 0: a
+    free intercept, or no L1 term at all, where OWL-QN is L-BFGS)."""
+    xi = np.where(w != 0, np.sign(w), np.sign(-pg))
+    return np.where(np.broadcast_to(np.asarray(l1) > 0, w.shape), xi, np.nan)
 
 
 def project(x, xi):
-    """pi(x; xi): x with every coordinate whose sign is not xi's set to zero."""
-    return np.where(np.sign(x) == xi, x, 0.0)
+    """pi(x; xi): x with every constrained coordinate whose sign is not xi's set to
+    zero (a NaN in ``xi``: no constraint)."""
+    return np.where(np.isnan(xi) | (np.sign(x) == xi), x, 0.0)
 
 
 def objective(prob, w, f, g):

@@ -194,3 +194,21 @@ def test_the_estimators_l1_ratio_is_sklearns_elastic_net():
     lasso = ElasticNet(alpha=0.1, l1_ratio=1.0, fit_intercept=False, tol=1e-14,
                        max_iter=100000).fit(Xr, yr)
     np.testing.assert_allclose(reg.coef_, lasso.coef_, rtol=0, atol=1e-9)
+
+
+def test_coordinates_the_l1_term_leaves_out_are_not_held_to_an_orthant():
+    w, pg, x = np.array([1.0, 0.0, -2.0]), np.array([0.5, -1.0, 0.5]), np.array([-1.0, -1, 3])
+    xi = L1.orthant(w, pg, np.array([1.0, 1.0, 0.0]))          # the last: a free intercept
+    np.testing.assert_array_equal(L1.project(x, xi), [0.0, 0.0, 3.0])
+    np.testing.assert_array_equal(L1.project(x, L1.orthant(w, pg, 0.0)), x)   # no L1 term
+
+
+def test_owlqn_without_an_l1_term_is_lbfgs_and_reaches_the_l2_optimum():
+    from sklearn.linear_model import LogisticRegression
+    X, y = problem(seed=7)
+    res = solve({"model": {"lambda": 1e-3}, "algorithm": {"name": "owlqn"},
+                 "run": {"grad_rtol": 1e-10, "max_rounds": 300}}, data=(X, y), workers=3)
+    ref = LogisticRegression(C=1 / (1e-3 * len(y)), fit_intercept=False, tol=1e-12,
+                             solver="newton-cholesky").fit(X, y).coef_.ravel()
+    assert res.status == "converged"
+    np.testing.assert_allclose(res.w, ref, rtol=0, atol=1e-7)

@@ -10,6 +10,9 @@ the *smooth* pairs s_i = w_{i+1} - w_i, y_i = g_{i+1} - g_i.  Iteration t:
 2. direction d = -H pg by the two-loop recursion (:func:`.lbfgs.two_loop`), then
    constrained to descend along -pg: d_i = 0 where d_i pg_i >= 0;
 3. the orthant xi_i = sign(w_i), or sign(-pg_i) where w_i = 0;
+   (2 and 3 only on the coordinates the L1 term weighs: a free intercept, or every
+   coordinate when lambda_1 = 0, is left free, and OWL-QN is then L-BFGS with
+   backtracking);
 4. backtracking a = a_1 2^-j on the projected point w(a) = pi(w + a d; xi) (a
    coordinate that would change sign becomes 0) until
        F(w(a)) <= F(w) + c1 pg.(w(a) - w)
@@ -55,10 +58,11 @@ class OWLQN(Algorithm):
         self.f = self.g = None
         self.memory = deque(maxlen=self.p.m)
 
-    def direction(self, pg):
-        """-H pg, with every coordinate that does not descend along -pg zeroed."""
+    def direction(self, pg, penalised):
+        """-H pg, with every L1-penalised coordinate that does not descend along -pg
+        zeroed (the others, a free intercept, keep L-BFGS's direction)."""
         d = -two_loop(pg, self.memory)
-        d = np.where(d * pg < 0, d, 0.0)
+        d = np.where((d * pg < 0) | ~penalised, d, 0.0)
         if not float(d @ pg) < 0:                       # H lost definiteness: restart
             self.memory.clear()
             d = -pg
@@ -75,7 +79,8 @@ class OWLQN(Algorithm):
         if not pg.any():
             self.stalled = "the pseudo-gradient is exactly zero (w is a minimiser)"
             return {"step_size": 0.0, "ls_trials": 0, "nnz": int(np.count_nonzero(w))}
-        d, xi = self.direction(pg), L1.orthant(w, pg)
+        penalised = np.broadcast_to(np.asarray(l1) > 0, w.shape)
+        d, xi = self.direction(pg, penalised), L1.orthant(w, pg, l1)
         a = 1.0 if self.memory else min(1.0, 1.0 / float(np.linalg.norm(pg)))
         for trial in range(1, p.max_ls + 1):                         # 1 round per trial
             w_new = L1.project(w + a * d, xi)
