@@ -206,9 +206,9 @@ def test_coordinates_the_l1_term_leaves_out_are_not_held_to_an_orthant():
 def test_owlqn_without_an_l1_term_is_lbfgs_and_reaches_the_l2_optimum():
     from sklearn.linear_model import LogisticRegression
     X, y = problem(seed=7)
-    res = solve({"model": {"lambda": 1e-3}, "algorithm": {"name": "owlqn"},
+    res = solve({"model": {"lambda": 0.02}, "algorithm": {"name": "owlqn"},
                  "run": {"grad_rtol": 1e-10, "max_rounds": 300}}, data=(X, y), workers=3)
-    ref = LogisticRegression(C=1 / (1e-3 * len(y)), fit_intercept=False, tol=1e-12,
+    ref = LogisticRegression(C=1 / (0.02 * len(y)), fit_intercept=False, tol=1e-12,
                              solver="newton-cholesky").fit(X, y).coef_.ravel()
-    assert res.status == "converged"
-    np.testing.assert_allclose(res.w, ref, rtol=0, atol=1e-7)
+    assert res.status == "converged" and res.rounds < 100
+    np.testing.assert_allclose(res.w, ref, rtol=0, atol=1e-9)
