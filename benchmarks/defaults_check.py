@@ -58,7 +58,8 @@ SETS = {"a9a": ("a9a.bz2", 123), "w8a": ("w8a.bz2", 300),
         "ijcnn1": ("ijcnn1.bz2", 22), "phishing": ("phishing.crlf.bz2", 68)}
 #: the methods issue 30 holds to 1e-6 within 500 rounds; the others are first-order
 #: (or, LocalNewton, have an error floor by design) and state why they may not
-SECOND_ORDER = ("newton", "giant", "adaptive_localnewton", "ranl", "lbfgs", "fednl")
+SECOND_ORDER = ("newton", "giant", "adaptive_localnewton", "ranl", "lbfgs", "fednl", "disco",
+                "dane", "owlqn")
 #: algorithms whose defaults another change is settling (``--pending``: their
 #: status cells say "(pending)")
 PENDING = set()
