@@ -71,6 +71,17 @@ SMOKE = {
         "tests/test_plugins.py::test_plugin_mpi_equals_sim",
     "the Python API on every rank of an MPI job":
         "tests/test_api.py::test_solve_on_every_rank_of_an_mpi_job_matches_the_cli",
+    "input formats under mpiexec (Parquet row groups read by every rank)":
+        "tests/test_formats.py::"
+        "test_under_mpiexec_every_rank_reads_its_rows_and_the_run_equals_sim[parquet-False]",
+    "an L1 term (owlqn) under mpiexec":
+        "tests/test_l1.py::test_owlqn_under_mpiexec_equals_sim_and_records_l1",
+    "the L2-loss SVM (squared_hinge) under mpiexec":
+        "tests/test_squared_hinge.py::test_mpiexec_run_reaches_the_scipy_optimum",
+    "DiSCO's preconditioner on one worker (subset rounds) under mpiexec":
+        "tests/test_disco.py::test_mpi_run_equals_the_sim_run[worker]",
+    "a held-out validation fraction and early stopping under mpiexec":
+        "tests/test_validation.py::test_mpiexec_3_equals_numpy_and_sim[fraction]",
     "run, then predict and evaluate from the command line":
         "tests/test_model.py::test_cli_run_then_predict",
     "report's rows against the files":
