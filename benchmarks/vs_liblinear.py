@@ -124,7 +124,7 @@ def dn_run(tmp, name, files, fs, algo, workers, repeat, on_master=False):
     wholes, ins, parts, i = [], [], [], None
     for _ in range(repeat):
         wholes.append(cb.run_cli(cmd))
-        loss, rounds, wall, status, k = cb.read_history(out)
+        loss, rounds, wall, status, k = cb.read_history(out)[:5]
         sub = (loss - fs) / abs(fs)
         (i,) = cb.first_reaching(sub, [TARGET])
         ins.append(None if i is None else float(wall[i]))
