@@ -20,22 +20,7 @@ from . import checks
 from .config_schema import SCHEMA, SIM_WORKERS  # noqa: F401  (SIM_WORKERS re-exported)
 from .errors import PluginError, UserError
 from .objectives import CLASSIFICATION_LOSSES
-from .params import (  # noqa: F401
-    BOOL,
-    FLOAT,
-    INT,
-    STR,
-    Param,
-    at_least,
-    between,
-    check_range,
-    in_open_closed,
-    nonneg,
-    number_error,
-    positive,
-    seed,
-    with_preset,
-)
+from .params import Param, check_range, number_error, with_preset  # noqa: F401  (Param re-exported)
 from .validation import check_config as check_validation
 from .sections import AlgorithmSection, Config, plain, section_class
 from .yamlio import Unreadable, load_file, load_text

@@ -1,7 +1,7 @@
 """What every algorithm shares: the problem description and the base class.
 
 An algorithm is a class with a ``name``, a ``params`` dict of
-:class:`~distnewton.config.Param` (validated from YAML, listed by
+:class:`~distnewton.params.Param` (validated from YAML, listed by
 ``distnewton list``) and a ``step()`` method: one iteration, run on the
 master, talking to the workers only through ``self.rt.round(...)``.  Its
 worker-side code is a set of functions registered with
