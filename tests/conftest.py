@@ -2,7 +2,9 @@
 
 The helpers behind them live in tests/support/ (test modules never import one
 another); ``slurm``, the one-node SLURM cluster, is a fixture of
-support/slurm_cluster.py, registered here as a plugin.
+support/slurm_cluster.py, and ``slurm_problem`` and ``timelimit_job``, which the
+tests/test_slurm_*.py modules share, of support/slurm_jobs.py: both registered
+here as plugins.
 """
 
 from pathlib import Path
@@ -14,7 +16,7 @@ from support.launch import synth
 from support.plugin_fixture import D, LAM, N, sklearn_optimum, write_plugins
 from support.references import logistic_reference
 
-pytest_plugins = ["support.slurm_cluster", "support.suites"]
+pytest_plugins = ["support.slurm_cluster", "support.slurm_jobs", "support.suites"]
 
 
 def pytest_report_header(config):

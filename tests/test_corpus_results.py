@@ -3,16 +3,15 @@ read, in one line naming the file and the field, never used quietly
 (tests/support/corpus.py runs each case).
 
 Each case copies a real small result (a sim run through the CLI, made once per
-session: :func:`base`) into the case's folder and damages it with h5py (or
-numpy for the fallback archive and the warm start); the command must exit 2
-with the line ``distnewton: error: FILE: FIELD: what``.  The positive cases
-check that undamaged files still work (exit 0).
+session: tests/support/result_files.py's ``base``) into the case's folder and
+damages it with h5py; the command (``predict``, ``evaluate``, ``export``,
+``report``, ``plot``) must exit 2 with the line ``distnewton: error: FILE: FIELD:
+what``.  The positive cases check that undamaged files still work (exit 0).  The
+fallback archives and the warm starts (``model.w0``), read by the same commands
+and ``recover`` and ``run``, are this class's cases in tests/test_corpus_fallbacks.py.
 """
 
-import atexit
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -20,95 +19,12 @@ import numpy as np
 import pytest
 import yaml
 
-from support.corpus import DATA, Case, check, params
+from support.corpus import Case, check, params
 from support.launch import ROOT
+from support.result_files import (DATA3, F, NAN, SVM, both, has, replace, result,
+                                  set_attr, set_w, truncate)
 
 LEGACY = ROOT / "tests" / "data" / "legacy-0.3.0.dev0"
-DATA3 = ("1 1:0.5 2:1\n2 2:0.3 3:1\n3 1:1 4:0.2\n1 2:1 3:0.5\n2 1:0.7 3:0.1\n"
-         "3 2:0.9 4:1\n1 1:0.2 2:0.4\n2 3:0.8 4:0.3\n3 1:0.4 4:0.6\n")
-_BASES = {}
-_FOLDER = []
-
-
-def base(kind="bin") -> Path:
-    """A real result of ``kind`` (bin: logistic with an intercept; ridge; ovr:
-    three classes; fallback: the .fallback.npz of that logistic run), made once."""
-    if kind in _BASES:
-        return _BASES[kind]
-    from click.testing import CliRunner
-
-    from distnewton.cli import main
-    if not _FOLDER:
-        _FOLDER.append(Path(tempfile.mkdtemp(prefix="corpus-results-")))
-        atexit.register(shutil.rmtree, _FOLDER[0], True)
-    folder = _FOLDER[0] / kind
-    folder.mkdir()
-    if kind == "fallback":
-        from distnewton.io.fallback import save_fallback
-        from distnewton.io.read import load
-        run = load(base("bin"))
-        name = save_fallback(str(folder / "out.h5"), run.attrs, run.history, run.w)
-        _BASES[kind] = Path(name)
-        return _BASES[kind]
-    (folder / "data.svm").write_text(DATA3 if kind == "ovr" else DATA)
-    model = {"fit_intercept": True, "loss": "ridge" if kind == "ridge" else "logistic"}
-    if kind == "ovr":
-        model["multiclass"] = "ovr"
-    cfg = {"data": {"train": str(folder / "data.svm"), "cache": "off"}, "model": model,
-           "algorithm": {"name": "giant"}, "run": {"max_rounds": 3}}
-    (folder / "c.yaml").write_text(yaml.safe_dump(cfg))
-    res = CliRunner().invoke(main, ["run", str(folder / "c.yaml"), "--backend", "sim",
-                                    "--workers", "2", "-o", str(folder / "out.h5"), "-q"])
-    assert res.exit_code == 0, res.output
-    _BASES[kind] = folder / "out.h5"
-    return _BASES[kind]
-
-
-def result(damage=None, kind="bin", name="out.h5"):
-    """A ``prepare``: copy the ``kind`` result to ``{tmp}/name`` and apply ``damage(h5 file)``."""
-    def prepare(tmp):
-        dst = Path(tmp) / name
-        shutil.copy(base(kind), dst)
-        if damage is not None:
-            with h5py.File(dst, "r+") as f:
-                damage(f)
-    return prepare
-
-
-def npz(change=None, name="out.h5.fallback.npz"):
-    """A ``prepare``: the fallback archive's arrays, ``change(arrays)``d, saved to
-    ``{tmp}/name`` (pickled objects allowed, as a tampered file may hold)."""
-    def prepare(tmp):
-        with np.load(base("fallback"), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        if change is not None:
-            change(arrays)
-        with open(Path(tmp) / name, "wb") as fh:
-            np.savez(fh, **arrays)
-    return prepare
-
-
-def replace(path, value, **attrs):
-    """A damage: dataset ``path`` replaced by ``value`` (with ``attrs``)."""
-    def damage(f):
-        del f[path]
-        f.create_dataset(path, data=value)
-        f[path].attrs.update(attrs)
-    return damage
-
-
-def set_w(fn):
-    """A damage: /model/w replaced by ``fn(w)``, its attributes kept."""
-    def damage(f):
-        w, attrs = f["model/w"][()], dict(f["model/w"].attrs)
-        replace("model/w", fn(w), **attrs)(f)
-    return damage
-
-
-def set_attr(name, value):
-    def damage(f):
-        f.attrs[name] = value
-    return damage
 
 
 def edit_config(fn):
@@ -131,41 +47,8 @@ def edit_label_map(fn):
     return damage
 
 
-def truncate(name, keep=0.5):
-    def prepare(tmp):
-        p = Path(tmp) / name
-        p.write_bytes(p.read_bytes()[:int(p.stat().st_size * keep)])
-    return prepare
-
-
-def both(*steps):
-    def prepare(tmp):
-        for step in steps:
-            step(tmp)
-    return prepare
-
-
-def drop(key):
-    def change(a):
-        del a[key]
-    return change
-
-
 def pop_fit_intercept(cfg):
     cfg["model"].pop("fit_intercept")
-
-
-def nan_w0(tmp):
-    np.save(Path(tmp) / "w0.npy", np.array([0.1, np.inf, 0.0, 0.2, 0.0]))
-
-
-def complex_w0(tmp):
-    np.save(Path(tmp) / "w0.npy", np.zeros(5, dtype=complex))
-
-
-def object_w0(tmp):
-    np.save(Path(tmp) / "w0.npy", np.array([0.1, "x", None, 0.2, 0.0], dtype=object),
-            allow_pickle=True)
 
 
 def scribble(tmp):
@@ -182,32 +65,17 @@ def damaged(tmp, out):
             or "expected" in out), out
 
 
-def has(text):
-    """A ``check``: ``text`` was printed."""
-    def check_(tmp, out):
-        assert text in out, out
-    return check_
-
-
 def rejects_nothing(tmp, out):
     """The diverged model is used, with the warning line."""
     assert "distnewton: warning: " in out and "status diverged" in out, out
     assert "accuracy" in out, out
 
 
-F = "{tmp}/out.h5"
-NPZ = "{tmp}/out.h5.fallback.npz"
-SVM = "{tmp}/data.svm"
 PREDICT = ["predict", F, SVM]
 EVALUATE = ["evaluate", F, SVM]
 EXPORT = ["export", F, "-o", "{tmp}/m.txt"]
 REPORT = ["report", F, "--no-compute"]
 PLOT = ["plot", F, "-o", "{tmp}/p.png", "--no-compute"]
-RUN_W0 = ["run", "{tmp}/c.yaml", "--backend", "sim", "--workers", "2", "-o", "{tmp}/o2.h5",
-          "-q"]
-W0 = {"model": {"fit_intercept": True, "w0": "{tmp}/out.h5"}, "data": {"cache": "off"}}
-W0_NPY = {"model": {"fit_intercept": True, "w0": "{tmp}/w0.npy"}, "data": {"cache": "off"}}
-NAN = set_w(lambda w: np.where(np.arange(len(w)) % 2 == 0, np.nan, w))
 
 CASES = [
     # -- the model: weights ---------------------------------------------------
@@ -348,63 +216,6 @@ CASES = [
     Case("HDF5 of something else", EXPORT,
          prepare=lambda tmp: h5py.File(Path(tmp) / "out.h5", "w").close(),
          message=F + ": not a distnewton result file"),
-    # -- the fallback archive ------------------------------------------------------
-    Case("fallback truncated", ["recover", NPZ, "-o", "{tmp}/r.h5"],
-         prepare=both(npz(), truncate("out.h5.fallback.npz")),
-         message=NPZ + ": damaged or not a fallback file (BadZipFile"),
-    Case("fallback pickled objects", ["report", NPZ, "--no-compute"],
-         prepare=npz(lambda a: a.update(w=np.array([1.0, "x"], dtype=object))),
-         message=NPZ + ": damaged or not a fallback file (ValueError: Object arrays cannot"),
-    Case("fallback without w", ["recover", NPZ, "-o", "{tmp}/r.h5"], prepare=npz(drop("w")),
-         message=NPZ + ": w: missing (damaged fallback file)"),
-    Case("fallback attrs not JSON", ["report", NPZ, "--no-compute"],
-         prepare=npz(lambda a: a.update(attrs=np.array("{not json"))),
-         message=NPZ + ": attrs: not valid JSON"),
-    Case("fallback attrs an array", ["recover", NPZ, "-o", "{tmp}/r.h5"],
-         prepare=npz(lambda a: a.update(attrs=np.arange(3))),
-         message=NPZ + ": attrs: expected one string, got int64"),
-    Case("fallback history unequal", ["recover", NPZ, "-o", "{tmp}/r.h5"],
-         prepare=npz(lambda a: a.update({"history/loss": np.ones(7)})),
-         message=NPZ + ": history: columns of unequal length: loss has 7 rows"),
-    Case("fallback w strings", ["predict", NPZ, SVM],
-         prepare=npz(lambda a: a.update(w=np.array(["a", "b"]))),
-         message=NPZ + ": /model/w: expected floating-point weights, got <U1"),
-    Case("fallback nan w", ["predict", NPZ, SVM],
-         prepare=npz(lambda a: a.update(w=a["w"] * np.nan)),
-         message=NPZ + ": /model/w: 5 of 5 weights are not finite"),
-    Case("fallback format a string", ["report", NPZ, "--no-compute"],
-         prepare=npz(lambda a: a.update(distnewton_fallback=np.array("one"))),
-         message=NPZ + ": distnewton_fallback: expected the format number"),
-    Case("fallback without requested_path", ["recover", NPZ], prepare=npz(drop("requested_path")),
-         message=NPZ + ": requested_path: missing (give the result file with -o)"),
-    # -- warm starts -------------------------------------------------------------
-    Case("w0 result with nan weights", RUN_W0, config=W0, prepare=result(NAN),
-         message="model.w0: " + F + ": weights must be finite (3 of 5 are not)"),
-    Case("w0 result truncated", RUN_W0, config=W0, prepare=both(result(), truncate("out.h5")),
-         message="model.w0: " + F + ": not a readable HDF5 file"),
-    Case("w0 result with string weights", RUN_W0, config=W0,
-         prepare=result(set_w(lambda w: np.array([b"a"] * 5))),
-         message="model.w0: " + F + ": /model/w: expected floating-point weights"),
-    Case("w0 npy with inf", RUN_W0, config=W0_NPY, prepare=nan_w0,
-         message="model.w0: {tmp}/w0.npy: weights must be finite (1 of 5 are not)"),
-    Case("w0 npy complex", RUN_W0, config=W0_NPY, prepare=complex_w0,
-         message="model.w0: {tmp}/w0.npy: expected a 1-D numeric vector, got shape (5,) of "
-                 "complex128"),
-    Case("w0 npy of objects", RUN_W0, config=W0_NPY, prepare=object_w0,
-         message="model.w0: {tmp}/w0.npy: not a readable .npy file"),
-    Case("w0 npy truncated", RUN_W0, config=W0_NPY,
-         prepare=both(nan_w0, truncate("w0.npy", 0.9)),
-         message="model.w0: {tmp}/w0.npy: not a readable .npy file"),
-    Case("w0 fallback truncated", RUN_W0,
-         config={"model": {"fit_intercept": True, "w0": NPZ}, "data": {"cache": "off"}},
-         prepare=both(npz(), truncate("out.h5.fallback.npz")),
-         message="model.w0: " + NPZ + ": damaged or not a fallback file"),
-    Case("w0 nan under mpiexec", ["run", "{tmp}/c.yaml", "-o", "{tmp}/o2.h5", "-q"],
-         config=W0, prepare=result(NAN), launch="mpi", timeout=120,
-         message="model.w0: " + F + ": weights must be finite"),
-    Case("w0 npy of objects under mpiexec", ["run", "{tmp}/c.yaml", "-o", "{tmp}/o2.h5", "-q"],
-         config=W0_NPY, prepare=object_w0, launch="mpi", timeout=120,
-         message="model.w0: {tmp}/w0.npy: not a readable .npy file"),
     # -- valid files still work ------------------------------------------------------
     Case("valid predict", PREDICT, prepare=result(), code=0, lines=None,
          check=has("accuracy")),
@@ -419,14 +230,9 @@ CASES = [
          prepare=result(), code=0, lines=None, new=("p.png",)),
     Case("valid plot", [*PLOT, "--f-star", "0.3"], prepare=result(), code=0, lines=None,
          new=("p.png",)),
-    Case("valid recover", ["recover", NPZ, "-o", "{tmp}/r.h5"], prepare=npz(), code=0,
-         lines=None, new=("r.h5",)),
-    Case("valid fallback predict", ["predict", NPZ, SVM], prepare=npz(), code=0, lines=None),
     Case("diverged model predicts with a warning", EVALUATE,
          prepare=result(set_attr("status", "diverged")), code=0, lines=None,
          check=rejects_nothing),
-    Case("valid w0 result", RUN_W0, config=W0, prepare=result(), code=0, lines=None,
-         new=("o2.h5",)),
     Case("legacy file predicts", ["predict", str(LEGACY / "newton.h5"),
                                   str(LEGACY / "train.svm")], code=0, lines=None),
     Case("legacy ovr file evaluates", ["evaluate", str(LEGACY / "ovr.h5"),
@@ -438,4 +244,3 @@ CASES = [
 @pytest.mark.parametrize("case", params(CASES, "results"))
 def test_results(case, tmp_path):
     check(case, tmp_path)
-

@@ -5,7 +5,7 @@ machine has (``SlurmdParameters=config_overrides``), so that 5-task jobs fit on 
 cores.  Nothing outside that folder is used or changed: client commands find the
 cluster through ``SLURM_CONF`` in the environment given to them (:meth:`Cluster.env`).
 
-``slurm`` is the session fixture (tests/test_slurm.py imports it): it skips,
+``slurm`` is the session fixture (the tests/test_slurm_*.py modules use it): it skips,
 naming the packages, when slurm-wlm or munge are not installed; it fails with the
 daemons' log tails when the node does not come up; and on teardown it cancels the
 jobs, stops the daemons by pid and kills, by pid, any process left that carries

@@ -11,7 +11,7 @@ once; ``--suite openmpi`` is what CI runs again under Open MPI
 
 A run that selects tests itself (``-m``, ``-k``, a file or a test id on the
 command line) gets the full suite among them unless ``--suite`` is given: a
-developer naming ``tests/test_slurm.py`` means it.
+developer naming ``tests/test_slurm_launcher.py`` means it.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ SMOKE = {
         "tests/test_benchmarks.py::test_benchmark_smoke_mode_runs_and_prints_its_table"
         "[hvp_bench]",
     "SLURM: sbatch picks a launcher and reaches the optimum":
-        "tests/test_slurm.py::test_run_sbatch_picks_a_working_launcher_and_reaches_the_sklearn_"
+        "tests/test_slurm_launcher.py::test_run_sbatch_picks_a_working_launcher_and_reaches_the_sklearn_"
         "optimum",
 }
 
@@ -114,7 +114,8 @@ SMOKE_IDS = frozenset(SMOKE.values())
 #: collectives as the smoke ones, and run under MPICH)
 OPENMPI_MODULES = frozenset(f"tests/{m}.py" for m in (
     "test_cli", "test_reliability", "test_ingest_parallel", "test_subset_rounds",
-    "test_terminal", "test_slurm", "test_run_fetch", "test_filemode", "test_write_fallback",
+    "test_terminal", "test_slurm_launcher", "test_slurm_signals", "test_slurm_sweep",
+    "test_run_fetch", "test_filemode", "test_write_fallback",
     "test_api", "test_datasets", "test_cache"))
 
 
