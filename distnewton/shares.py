@@ -1,7 +1,8 @@
 """Every rank's share of a text file's rows, under MPI: parsed from its byte
 range of the file, or read from the binary cache (:mod:`distnewton.data.cache`),
 which a parsing job writes collectively; and the collectives by which the ranks
-agree on an input error (one message for the whole job, never a hang).
+agree on an input error (one message for the whole job, never a hang), which
+live in :mod:`distnewton.agreement` and are re-exported here.
 
 Used by :mod:`distnewton.ingest_parallel` (a run) and
 :mod:`distnewton.split_parallel` (``data split``).
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .agreement import Agreed, agree, agree_bcast, fail_if  # noqa: F401 (re-exported)
 from .data import cache, csrfile, formats
 from .data.sources import RANGED, converted, parse_key, read_ranges
 from .data.libsvm import (
@@ -36,48 +38,6 @@ from .errors import UserError
 from .exchange import Rows, held
 
 COMPRESSED = (".bz2", ".gz", ".xz")
-
-
-class Agreed(UserError):
-    """A UserError every rank of the job raises at the same point (:func:`agree`):
-    the job may end by :func:`distnewton.runtime.mpi.leave_world`, not MPI_Abort."""
-
-
-def agree(comm, fn):
-    """``fn()`` on this rank; when any rank raises a UserError, every rank raises
-    the lowest rank's as :class:`Agreed` (one message for the whole job, never a hang)."""
-    err, out = None, None
-    try:
-        out = fn()
-    except UserError as exc:
-        err = str(exc)
-    errors = comm.allgather(err)
-    first = next((e for e in errors if e), None)
-    if first is not None:
-        raise Agreed(first)
-    return out
-
-
-def fail_if(condition, message):
-    """UserError(message()) when ``condition``."""
-    if condition:
-        raise UserError(message())
-
-
-def agree_bcast(comm, fn):
-    """``fn()`` on rank 0, its value on every rank; a UserError there is raised
-    on every rank."""
-    out = None
-    if comm.Get_rank() == 0:
-        try:
-            out = (None, fn())
-        except UserError as exc:
-            out = (str(exc), None)
-    err, value = comm.bcast(out, root=0)
-    if err is not None:
-        raise UserError(err)
-    return value
-
 
 
 class Phases(dict):
