@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .data import cache, csrfile, csv_ranges, formats
+from .data import cache, csrfile, formats
 from .data.sources import (
     RANGED,
+    block_parser,
     converted,
     parse_key,
     ranged_text,
@@ -84,6 +85,7 @@ def agree_bcast(comm, fn):
     if err is not None:
         raise UserError(err)
     return value
+
 
 
 class Phases(dict):
@@ -180,6 +182,7 @@ def plan(cfg, path):
             cache.discard(tmp)
             raise
     return ("write", str(tmp), sig)
+
 
 
 @dataclass
@@ -299,8 +302,7 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
     text = os.path.join(where, "source.txt") if how == "write" and \
         str(path).lower().endswith(COMPRESSED) else path
     parts, lines, bad, sha, piece, err = [], 0, None, None, None, None
-    width, parse = (0, None) if lay is None else (lay.width, functools.partial(
-        csv_ranges.parse_block, lay))
+    width, parse = (0, None) if lay is None else (lay.width, block_parser(lay))
     if me is not None:
         if how == "write":                    # parsed rows go straight to the cache
             piece = cache.open_piece(where, rank)

@@ -9,6 +9,8 @@ file, whose byte ranges the ranks parse as they parse LIBSVM text
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from distnewton.errors import UserError
@@ -16,7 +18,7 @@ from distnewton.errors import UserError
 from . import cache, csv_ranges, formats
 from .tables import RANGED, read_share
 
-__all__ = ["RANGED", "converted", "parse_key", "ranged_text", "read_ranges", "table_layout"]
+__all__ = ["RANGED", "converted", "block_parser", "parse_key", "ranged_text", "read_ranges", "table_layout"]
 
 
 def parse_key(cfg, fmt):
@@ -40,6 +42,12 @@ def table_layout(cfg, path, fmt):
         return None
     dc = cfg["data"]
     return csv_ranges.layout(path, fmt, dc.get("label_column"), dc.get("n_features"))
+
+
+def block_parser(lay):
+    """The block parser of a :func:`table_layout` file for
+    :func:`distnewton.shares.parse_share`."""
+    return functools.partial(csv_ranges.parse_block, lay)
 
 
 def read_ranges(path, fmt, me, R, cfg, sink=None):
