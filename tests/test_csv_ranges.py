@@ -97,12 +97,14 @@ def test_a_bad_line_is_named_by_its_line_number(tmp_path, content, message):
     assert f"d.csv:{bad[0]}: {bad[1]}" == message
 
 
-def test_quoted_numbers_are_read_and_a_label_name_needs_a_header(tmp_path):
+def test_quoted_numbers_spaces_and_booleans_are_read_and_a_label_name_needs_a_header(
+        tmp_path):
+    """As the one-process reader (pyarrow's type inference) reads them."""
     path = tmp_path / "d.csv"
-    path.write_bytes(b'"label","a"\n"1","2.5"\n-1,0\n')
+    path.write_bytes(b'"label","a","b"\n"1","2.5",true\n-1, 0 ,False\n')
     Xp, yp = by_ranges(path, "csv", "label", 2)
     np.testing.assert_array_equal(yp, [1, -1])
-    np.testing.assert_array_equal(Xp.toarray(), [[2.5], [0]])
+    np.testing.assert_array_equal(Xp.toarray(), [[2.5, 1], [0, 0]])
     path.write_bytes(b"1,2\n-1,0\n")
     with pytest.raises(UserError, match="the file has no header: give a column number"):
         csv_ranges.layout(str(path), "csv", "label")

@@ -30,6 +30,8 @@ from distnewton.errors import UserError
 
 #: formats read by byte ranges here (uncompressed)
 TABLES = ("csv", "tsv")
+#: pyarrow's boolean spellings, which the one-process reader takes as 1 and 0
+BOOLEANS = {"true": 1.0, "True": 1.0, "TRUE": 1.0, "false": 0.0, "False": 0.0, "FALSE": 0.0}
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ def number(where, column, field: str) -> float:
     text = field.strip()
     if not text:
         raise UserError(f"{where}: column {column!r} is empty")
+    if text in BOOLEANS:                      # a boolean column (the scanner reads it)
+        return BOOLEANS[text]
     try:
         if "_" in text:                       # Python's float takes 1_0; a CSV reader not
             raise ValueError(text)
