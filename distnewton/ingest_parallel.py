@@ -1,8 +1,9 @@
 """Parallel ingestion under MPI: every rank parses its own part of the text file.
 
 Used by :class:`~distnewton.session.Session` when ``data.train`` is a LIBSVM
-file, uncompressed or cached, a NumPy ``.npy``, Parquet or HDF5 CSR file, or a
-CSV/TSV/``.npz`` file with a cache (:func:`applies`); otherwise rank 0 reads the
+file or an uncompressed CSV/TSV file (its byte ranges), either compressed and
+cached, a NumPy ``.npy``, Parquet or HDF5 CSR file, or an ``.npz`` file with a
+cache (:func:`applies`); otherwise rank 0 reads the
 file and scatters the shards (:mod:`distnewton.ingest`).  Every rank of the job:
 
 1. reads its share of the rows (:mod:`distnewton.shares`): the lines that start
@@ -47,7 +48,7 @@ import numpy as np
 from . import checks
 from .data import cache, formats, map_labels, partition, runsets
 from .data.registry import file_sha256, resolve_path
-from .data.sources import RANGED
+from .data.sources import RANGED, ranged_text
 from .errors import UserError
 from .data.libsvm_arrow import parsing_memory
 from .exchange import Rows, displs, exchange
@@ -91,6 +92,8 @@ def applies(cfg, arrays=None) -> bool:
     except UserError:
         return False                           # the rank-0 path says why, once
     if fmt in RANGED:                          # every rank reads its own rows
+        return True
+    if ranged_text(path, fmt):                 # CSV/TSV: by byte ranges, as LIBSVM text
         return True
     if fmt != "libsvm":                        # read once into the cache, then by ranges
         return cache.root_for(dc["cache"], path) is not None

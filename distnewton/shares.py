@@ -23,7 +23,15 @@ import scipy.sparse as sp
 
 from .agreement import Agreed, agree, agree_bcast, fail_if  # noqa: F401 (re-exported)
 from .data import cache, csrfile, formats
-from .data.sources import RANGED, converted, parse_key, read_ranges
+from .data.sources import (
+    RANGED,
+    block_parser,
+    converted,
+    parse_key,
+    ranged_text,
+    read_ranges,
+    table_layout,
+)
 from .data.libsvm import (
     BLOCK_BYTES,
     _fast_block,
@@ -62,10 +70,13 @@ class Phases(dict):
         return {k: round(float(x), 4) for k, x in zip(self.NAMES, v)}
 
 
-def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None, sink=None):
+def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None, sink=None,
+                parse=None):
     """This rank's lines: (parts, lines read, the first bad line's (local line,
     message) or None).  ``name``: the file named in messages (default ``path``);
-    ``sink(part)``, when given, takes each parsed block instead of ``parts``."""
+    ``sink(part)``, when given, takes each parsed block instead of ``parts``;
+    ``parse(block, name, lines before, starts the file)``: a CSV/TSV block's parser
+    (:func:`~distnewton.data.csv_ranges.parse_block`) instead of LIBSVM's."""
     name = path if name is None else name
     phases = Phases() if phases is None else phases
     parts, lines = [], 0
@@ -78,7 +89,10 @@ def parse_share(path, rank, P, zero_based, n_features, name=None, phases=None, s
             if block is None:
                 break
             with phases("parse"):
-                part = _fast_block(block, zero_based, n_features)
+                if parse is not None:
+                    part = parse(block, name, lines, start == 0 and lines == 0)
+                else:
+                    part = _fast_block(block, zero_based, n_features)
                 if part is None:
                     part = _scan_block(block, name, lines, zero_based, n_features)
             if len(part[1]) and part[1].max() < 2**31 - 1:
@@ -106,8 +120,8 @@ def plan(cfg, path):
     dc = cfg["data"]
     nf = dc["n_features"]
     fmt = formats.detect(path, dc["format"])
-    if fmt != "libsvm" and fmt not in RANGED:
-        return converted(cfg, path, fmt)
+    if fmt != "libsvm" and fmt not in RANGED and not ranged_text(path, fmt):
+        return converted(cfg, path, fmt)       # .npz, compressed CSV/TSV: read whole
     zb = parse_key(cfg, fmt)
     packed = fmt == "libsvm" and str(path).lower().endswith(COMPRESSED)
     root = cache.root_for(dc["cache"], path)
@@ -233,6 +247,7 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
     zb = dc["zero_based"]
     ph = Phases() if phases is None else phases
     with ph("plan"):
+        lay = agree_bcast(comm, lambda: table_layout(cfg, path, fmt))   # CSV/TSV header
         how, where, extra = agree_bcast(comm, lambda: plan(cfg, path))
     if how == "write":                        # any rank stopped by a signal removes it
         cache.PENDING.add(Path(where))
@@ -246,7 +261,8 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
         return Share(blocks, d, entry.sha256 if rank == 0 else None, f"read {where}")
     text = os.path.join(where, "source.txt") if how == "write" and \
         str(path).lower().endswith(COMPRESSED) else path
-    parts, lines, bad, sha, piece, err, width = [], 0, None, None, None, None, 0
+    parts, lines, bad, sha, piece, err = [], 0, None, None, None, None
+    width, parse = (0, None) if lay is None else (lay.width, block_parser(lay))
     if me is not None:
         if how == "write":                    # parsed rows go straight to the cache
             piece = cache.open_piece(where, rank)
@@ -258,7 +274,7 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
             else:
                 with parsing_memory():
                     parts, lines, bad = parse_share(text, me, R, zb, nf, name=path,
-                                                    phases=ph, sink=sink)
+                                                    phases=ph, sink=sink, parse=parse)
         except UserError as exc:              # unreadable here: every rank hears of it
             err = str(exc)
     elif rank == 0:                           # while the readers parse
@@ -289,7 +305,8 @@ def local_rows(comm, cfg, path, phases=None, readers=None) -> Share:
                 parts = read_ranges(path, fmt, me, R, cfg)[0]
             else:
                 with parsing_memory():
-                    parts, _, _ = parse_share(text, me, R, zb, nf, name=path, phases=ph)
+                    parts, _, _ = parse_share(text, me, R, zb, nf, name=path, phases=ph,
+                                              parse=parse)
         comm.Barrier()                        # (a decompressed text is read from tmp)
         if rank == 0:
             cache.discard(where)

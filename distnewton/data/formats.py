@@ -27,8 +27,10 @@ hdf5      ``\\x89HDF``                            CSR datasets ``indptr``, ``ind
 A file that is none of these (binary content with no known signature) is refused
 with one line naming the formats, instead of a parse error about its first label.
 The readers are in :mod:`.tables`; every format goes through the same binary cache
-as LIBSVM text (:func:`distnewton.data.cache.read_text`), whose row ranges the MPI
-ranks then read in parallel (:mod:`distnewton.shares`).
+as LIBSVM text (:func:`distnewton.data.cache.read_text`). Under MPI the ranks read in
+parallel (:mod:`distnewton.shares`): an uncompressed CSV/TSV by byte ranges as LIBSVM
+text (:mod:`.csv_ranges`), ``.npy``/Parquet/HDF5 by row ranges, the rest (``.npz``,
+compressed CSV/TSV) through the cache entry rank 0 writes.
 """
 
 from __future__ import annotations

@@ -1,20 +1,24 @@
 """A data file in any format (:mod:`.formats`) as the MPI ranks read it
 (:mod:`distnewton.shares`): what its cache entry is keyed by, a reader's share of a
 file whose rows can be read by range (:data:`~.tables.RANGED`: NumPy ``.npy``,
-Parquet row groups, HDF5 CSR row ranges), and the formats read whole by rank 0 into
-a cache entry (CSV/TSV, ``.npz``) whose row ranges every rank then reads.
+Parquet row groups, HDF5 CSR row ranges), the layout of an uncompressed CSV/TSV
+file, whose byte ranges the ranks parse as they parse LIBSVM text
+(:mod:`.csv_ranges`), and the formats read whole by rank 0 into a cache entry
+(``.npz``, compressed CSV/TSV) whose row ranges every rank then reads.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from distnewton.errors import UserError
 
-from . import cache, formats
+from . import cache, csv_ranges, formats
 from .tables import RANGED, read_share
 
-__all__ = ["RANGED", "converted", "parse_key", "read_ranges"]
+__all__ = ["RANGED", "converted", "block_parser", "parse_key", "ranged_text", "read_ranges", "table_layout"]
 
 
 def parse_key(cfg, fmt):
@@ -23,6 +27,27 @@ def parse_key(cfg, fmt):
     dc = cfg["data"]
     opts = formats.options(fmt, dc.get("label_column"))
     return dc["zero_based"] if opts is None else opts
+
+
+def ranged_text(path, fmt) -> bool:
+    """An uncompressed CSV/TSV file: its byte ranges are parsed by the ranks (a
+    compressed one is read whole by rank 0 into the cache, :func:`converted`)."""
+    return fmt in csv_ranges.TABLES and not str(path).lower().endswith(formats.PACKED)
+
+
+def table_layout(cfg, path, fmt):
+    """Rank 0: the :class:`~.csv_ranges.Layout` of a :func:`ranged_text` file (its
+    header and label column, read once), None for any other file."""
+    if not ranged_text(path, fmt):
+        return None
+    dc = cfg["data"]
+    return csv_ranges.layout(path, fmt, dc.get("label_column"), dc.get("n_features"))
+
+
+def block_parser(lay):
+    """The block parser of a :func:`table_layout` file for
+    :func:`distnewton.shares.parse_share`."""
+    return functools.partial(csv_ranges.parse_block, lay)
 
 
 def read_ranges(path, fmt, me, R, cfg, sink=None):
