@@ -34,9 +34,10 @@ is GIANT's averaged local direction with a unit step.  For quadratic losses
 gives linear convergence with eta = 1, mu >= 0; mu > 0 damps the local steps
 where the local Hessians differ much from the global one (few rows per machine).
 
-The plugin guide's example (``examples/dane_plugin``) is the same method written
-against :mod:`distnewton.plugin` alone; installed, it registers ``dane_plugin``
-(this built-in owns ``dane``) and accepts the same keys.
+The plugin guide's example (``examples/dane_plugin``) is the paper's method
+(``step_rule: unit``) written against :mod:`distnewton.plugin` alone; installed, it
+registers ``dane_plugin`` (this built-in owns ``dane``) and accepts the same keys
+but ``step_rule`` and ``preset``.
 
 References
 ----------
@@ -93,13 +94,14 @@ def _two_points(ctx, w, anchor):
 
 
 def unit_or_half(rt, prob, w, anchor):
-    """(point, f, grad f) at the lower of w and (anchor + w)/2.  1 round: 2d floats
+    """(point, f, grad f) at the lower of w and (anchor + w)/2 (the midpoint when its f
+    is lower by more than rounding, :data:`.primitives.F_NOISE`).  1 round: 2d floats
     down, 2d + 2 up per worker (the gradient round, evaluated at two points)."""
     d = prob.d
     out = rt.round("dane.two_points", w, anchor, up=2 * d + 2)
     points = (w, 0.5 * (anchor + w))
     f = [P.global_value(out[i * (d + 1)], prob.n, prob.penalty, x) for i, x in enumerate(points)]
-    i = int(f[1] < f[0])
+    i = int(f[1] < f[0] - P.F_NOISE * abs(f[0]))      # the midpoint only beyond rounding
     g = P.regularise(out[i * (d + 1) + 1:(i + 1) * (d + 1)], prob.n, prob.penalty, points[i])
     return points[i], f[i], g
 

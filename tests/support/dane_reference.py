@@ -11,7 +11,8 @@ Iteration t from w (the paper's two rounds):
 
 ``rule="unit"`` is the paper.  ``rule="unit_or_half"`` (distnewton's default
 ``step_rule``): from the second iteration on, step 1 starts from whichever of
-w_{t} and the midpoint (w_{t-1}' + w_t)/2 has the lower f, where w_{t-1}' is the
+w_{t} and the midpoint (w_{t-1}' + w_t)/2 has the lower f (the midpoint only when
+lower by more than rounding, ``NOISE`` |f(w_t)|), where w_{t-1}' is the
 point the previous iteration's local problems started from.
 
 Nothing here imports distnewton: the objective, gradient and Hessian are those of
@@ -21,7 +22,7 @@ Nothing here imports distnewton: the objective, gradient and Hessian are those o
 
 import numpy as np
 
-from support.giant_reference import hess, shards
+from support.giant_reference import NOISE, hess, shards
 from support.references import logistic_gradient as grad, logistic_objective as value
 
 
@@ -45,7 +46,8 @@ def numpy_dane(X, y, K, lam, iterations, eta=1.0, mu=0.0, local_steps=1, rule="u
         start, step = w, 1.0
         if rule == "unit_or_half" and anchor is not None:
             mid = 0.5 * (anchor + w)
-            if value(X, y, mid, lam) < value(X, y, w, lam):
+            f_w = value(X, y, w, lam)
+            if value(X, y, mid, lam) < f_w - NOISE * abs(f_w):       # beyond rounding
                 start, step = mid, 0.5
         g = grad(X, y, start, lam)
         anchor = start

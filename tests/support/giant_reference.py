@@ -13,7 +13,8 @@ One iteration at w (the paper's three communication rounds):
    steps are evaluated per round, so a search that tries more costs more rounds);
    the paper's rule, ``pick="first"``.  ``pick="best"`` (distnewton's default
    ``ls_pick``) takes, of the first round's worth of ``ls_steps`` trials with one
-   that passes, the passing trial of least f (the largest on a tie);
+   that passes, the passing trial of least f, a smaller step replacing a larger
+   one only when its f is lower by more than ``NOISE`` |f(w)| (rounding);
 4. w <- w - a p.
 
 Nothing here imports distnewton: the objective and its gradient are the ones of
@@ -28,6 +29,10 @@ import numpy as np
 from support.references import logistic_gradient as grad, logistic_objective as value, synthetic
 
 
+#: relative differences of f below this are rounding (64 machine epsilons)
+NOISE = 64 * np.finfo(float).eps
+
+
 def hess(X, y, w, lam):
     """Hess f(w) of the mean logistic loss + (lam/2)||w||^2, dense."""
     q = 1.0 / (1.0 + np.exp(-y * (X @ w)))
@@ -40,11 +45,13 @@ def backtrack(fun, w, p, g, beta, tries=30, alpha_max=1.0, ls_steps=10, pick="fi
     f0, slope = fun(w), p @ g
     for start in range(0, tries, ls_steps):
         batch = [alpha_max * 0.5 ** j for j in range(start, min(start + ls_steps, tries))]
-        passing = [(fun(w - a * p), -a) for a in batch
-                   if fun(w - a * p) <= f0 - beta * a * slope]
+        passing = [(a, fun(w - a * p)) for a in batch if fun(w - a * p) <= f0 - beta * a * slope]
         if passing:
-            chosen = -(min(passing)[1] if pick == "best" else passing[0][1])
-            return chosen, start + len(batch)
+            chosen = passing[0]
+            for a, v in passing[1:] if pick == "best" else ():
+                if v < chosen[1] - NOISE * abs(f0):      # lower beyond rounding
+                    chosen = (a, v)
+            return chosen[0], start + len(batch)
     return 0.0, tries
 
 
