@@ -68,3 +68,17 @@ def test_the_paper_preset_keeps_the_largest_passing_step():
         return resolve(raw)["algorithm"]["ls_pick"]
     assert (alg(), alg(preset="paper"), alg(preset="paper", ls_pick="best")) == \
         ("best", "first", "best")
+
+
+def test_best_ignores_differences_at_rounding():
+    """``best`` takes a smaller passing step only when its f is lower beyond rounding
+    (64 eps |f|): near the optimum the trials' f agree to ~15 digits and the least of
+    them is noise (taking it stalled a9a with 80 workers at ||grad|| 3e-9)."""
+    from distnewton.algorithms.primitives import pick_step
+    steps, f = [1.0, 0.5, 0.25, 0.125], 0.4
+    clear = [0.3, 0.2999, 0.29, 0.41]                 # the last fails Armijo
+    noise = [0.3, 0.3 - 1e-17, 0.3 - 2e-17, 0.3 - 3e-17]
+    assert pick_step(steps, clear, f, 1e-4, 1.0, best=True) == (0.25, 0.29)
+    assert pick_step(steps, clear, f, 1e-4, 1.0, best=False) == (1.0, 0.3)
+    assert pick_step(steps, noise, f, 1e-4, 1.0, best=True) == (1.0, 0.3)
+    assert pick_step(steps, [0.5] * 4, f, 1e-4, 1.0, best=True) is None
