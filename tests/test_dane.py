@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 import distnewton
+from distnewton.algorithms.dane import DANE
 from distnewton.runtime import HEADER_BYTES
 from support.a9a_runs import a9a_relative_gap
+from support.dane_reference import numpy_dane
+from support.giant_reference import rare_feature_problem, step_along
+from support.inprocess import setup
 from support.launch import cli, read_result, synth, write_config
 from support.references import logistic_objective, logistic_reference
 
@@ -55,8 +59,9 @@ def test_ridge_reaches_the_closed_form_solution(small):
 
 
 def test_two_rounds_per_iteration_and_their_bytes_by_hand(small):
+    """``step_rule: unit`` (the paper): the same bytes every iteration."""
     K, d = 4, 12
-    r = solve(small, workers=K, run={"max_iterations": 5, "grad_rtol": 1e-16})
+    r = solve(small, workers=K, run={"max_iterations": 5, "grad_rtol": 1e-16}, step_rule="unit")
     h = r.history
     its = h["iteration"]
     np.testing.assert_array_equal(h["comm_rounds"], 2 * its)
@@ -65,6 +70,54 @@ def test_two_rounds_per_iteration_and_their_bytes_by_hand(small):
     up = K * 8 * (d + 1) + K * 8 * d
     np.testing.assert_array_equal(h["bytes_down"], down * its)
     np.testing.assert_array_equal(h["bytes_up"], up * its)
+
+
+def test_unit_or_half_costs_no_round_and_doubles_the_gradient_rounds_floats(small):
+    """The default ``step_rule``: from the second iteration on the gradient round
+    sends w_{t+1} and the anchor (2d down) and returns f and g at both points
+    (2d + 2 up); still 2 rounds an iteration."""
+    K, d = 4, 12
+    h = solve(small, workers=K, run={"max_iterations": 5, "grad_rtol": 1e-16}).history
+    its = h["iteration"]
+    np.testing.assert_array_equal(h["comm_rounds"], 2 * its)
+    first_down = K * (HEADER_BYTES + 8 * d) + K * (HEADER_BYTES + 16 * d)
+    first_up = K * 8 * (d + 1) + K * 8 * d
+    down = K * (HEADER_BYTES + 16 * d) + K * (HEADER_BYTES + 16 * d)
+    up = K * 8 * (2 * d + 2) + K * 8 * d
+    np.testing.assert_array_equal(h["bytes_down"], np.where(its > 0, first_down + down * (its - 1), 0))
+    np.testing.assert_array_equal(h["bytes_up"], np.where(its > 0, first_up + up * (its - 1), 0))
+
+
+@pytest.mark.parametrize("rule", ["unit", "unit_or_half"])
+@pytest.mark.parametrize("keys", [{}, {"eta": 0.8, "mu": 1e-3, "local_steps": 2}])
+def test_follows_the_numpy_dane_where_the_unit_step_overshoots(rule, keys):
+    """K = 4 shards of the rare-feature problem (the averaged local inverse Hessians
+    overshoot a feature present in one shard only, as w8a's rare features):
+    distnewton follows the numpy DANE of the same ``step_rule`` to 1e-12, step sizes
+    and rounds included; ``unit_or_half`` starts some iterations from the midpoint
+    and its steps shrink far faster."""
+    import scipy.sparse as sp
+    X, y = rare_feature_problem()
+    alg, rt = setup(DANE, sp.csr_matrix(X), y, K=4, local_solver="cholesky", step_rule=rule,
+                    **keys)
+    ref = numpy_dane(X, y, 4, 1.0 / 400, 12, rule=rule, **keys)
+    steps = step_along(alg, rt, ref, "step_size")
+    if rule == "unit":
+        assert set(steps) == {1.0}
+    elif not keys:
+        unit = numpy_dane(X, y, 4, 1.0 / 400, 12)
+        last, last_unit = (np.linalg.norm(r[-1][2] - r[-2][2]) for r in (ref, unit))
+        assert 0.5 in steps and last < 0.05 * last_unit, (steps, last, last_unit)
+
+
+def test_the_paper_preset_is_the_unit_step():
+    from distnewton.config import resolve
+
+    def rule(**keys):
+        raw = {"data": {"train": "x.svm"}, "algorithm": {"name": "dane", **keys}}
+        return resolve(raw)["algorithm"]["step_rule"]
+    assert (rule(), rule(preset="paper"), rule(preset="paper", step_rule="unit_or_half")) == \
+        ("unit_or_half", "unit", "unit_or_half")
 
 
 @pytest.mark.mpi

@@ -116,6 +116,14 @@ LS_STEPS_APPROX = replace(LINE_SEARCH["ls_steps"], default=10, doc=(
     "trial step sizes alpha_max * 2^-j evaluated per line-search round (each costs "
     "a loss pass over the rows; approximate directions often need alpha < 1/2, and "
     "each extra line-search round is a communication round)"))
+#: which passing trial step a line-search round takes (GIANT's ``ls_pick``): the
+#: round computes f at all ``ls_steps`` trial steps, so the best costs nothing more
+#: (measured: GIANT on w8a, defaults, 4 workers: ``first`` ends max_rounds at 500,
+#: the unit step contracting an overshot direction by 0.987 an iteration; docs/algorithms/giant.md)
+LS_PICK = Param(STR, "first", "which trial step of the line-search round that passes "
+                "Armijo is taken: first (the largest, the textbook backtracking rule) or "
+                "best (the one of least f among those the round computed: no extra round)",
+                choices=("first", "best"))
 SOLVER = {
     "solver": Param(STR, "auto", "Newton system solver: cholesky (LAPACK), cg (Hessian-free) "
                     "or auto (cg when d > cg_threshold; below it, newton's global system by "

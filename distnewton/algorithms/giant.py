@@ -57,10 +57,12 @@ References
 
 from __future__ import annotations
 
-from ..params import STR, Param
+from dataclasses import replace
+
+from ..params import STR, Param, preset_param
 from ..runtime import worker_task
 from . import primitives as P
-from .base import LINE_SEARCH, LS_STEPS_APPROX, SOLVER
+from .base import LINE_SEARCH, LS_PICK, LS_STEPS_APPROX, SOLVER
 from .newton_type import GRADIENT, HELD, NewtonType
 
 DIRECTION = {
@@ -82,10 +84,17 @@ def _direction(ctx, w, g):
     return ctx.shard.n * P.local_newton_direction(ctx.shard, w, g, ctx.params)
 
 
+#: ``preset: paper``: the paper's line search, the largest passing trial step
+PRESETS = {"paper": {"ls_pick": "first"}}
+
+
 class GIANT(NewtonType):
     name = "giant"
     local_solves = True
-    params = {**LINE_SEARCH, "ls_steps": LS_STEPS_APPROX, **SOLVER, **DIRECTION}
+    presets = PRESETS
+    params = {**LINE_SEARCH, "ls_steps": LS_STEPS_APPROX,
+              "ls_pick": replace(LS_PICK, default="best"), **SOLVER, **DIRECTION,
+              "preset": preset_param(PRESETS)}
 
     def curvature(self):
         """Only g for the local solves (round 1); held by the workers for global CG."""

@@ -73,7 +73,7 @@ import numpy as np
 
 from ...params import FLOAT, INT, STR, Param, at_least, nonneg, preset_param
 from .. import primitives as P
-from ..base import LINE_SEARCH, LS_STEPS_APPROX, Algorithm
+from ..base import LINE_SEARCH, LS_PICK, LS_STEPS_APPROX, Algorithm
 from ..giant import DIRECTION, GIANT
 from .localnewton import LOCAL_PARAMS, local_round
 
@@ -109,6 +109,9 @@ class AdaptiveLocalNewton(Algorithm):
             "f(w - a p) <= f(w) - beta a p.g (0.1: the fewest rounds of "
             "benchmarks/paper_localnewton.py's variants)")),
         "ls_steps": LS_STEPS_APPROX,
+        "ls_pick": replace(LS_PICK, doc=LS_PICK.doc + " (the local and the GIANT-phase "
+                           "line searches; first here keeps benchmarks/paper_localnewton.py's "
+                           "measured variants)"),
         **DIRECTION,
         "preset": preset_param(PRESETS),
     }
@@ -167,5 +170,5 @@ class AdaptiveLocalNewton(Algorithm):
         return switch
 
     def _start_giant(self, w):
-        giant_params = {k: getattr(self.p, k) for k in GIANT.params}
+        giant_params = {k: getattr(self.p, k) for k in GIANT.params if k != "preset"}
         self.giant = GIANT(self.rt, self.prob, giant_params, w, seed=self.seed)
