@@ -121,7 +121,7 @@ def predict(result, data, output, proba, decision):
     """Predictions of the model in RESULT for the rows of DATA, one line per row.
 
     Labels are the training labels (through the stored label map); ridge
-    prints x.w.  --decision prints the decision values (scikit-learn's
+    prints x.w; poisson the mean exp(x.w) (--decision: x.w, the log mean).  --decision prints the decision values (scikit-learn's
     decision_function, LIBLINEAR's decision values), --proba the class
     probabilities.  When DATA's labels are known to the model, accuracy,
     log-loss and AUC (logistic) or MSE and R^2 (ridge) go to stderr.
@@ -165,7 +165,8 @@ def evaluate(result, data, fmt):
     """Metrics of the model in RESULT on the labelled rows of DATA.
 
     Logistic: accuracy, log_loss, auc; squared_hinge: accuracy,
-    squared_hinge, auc; ridge: mse, r2 (and n_samples).  A
+    squared_hinge, auc; ridge: mse, r2; poisson: poisson_deviance (scikit-learn's
+    mean_poisson_deviance), d2, mse of exp(x.w) (and n_samples).  A
     label the training label map does not know is an error (exit 2).
     """
     from .model import evaluate as score, format_metrics, load_model
@@ -193,7 +194,7 @@ def export(result, output, fmt, overwrite):
 
     liblinear: LIBLINEAR's model file (L2R_LR for logistic, L2R_L2LOSS_SVC for
     squared_hinge, L2R_L2LOSS_SVR with p = 0 for ridge; bias 1 with an
-    intercept).  npz, json: w, intercept, labels, objective, lam, fit_intercept,
+    intercept; LIBLINEAR has no Poisson regression: poisson models are refused).  npz, json: w, intercept, labels, objective, lam, fit_intercept,
     regularize_intercept, n_features.
     """
     from .export import export as write

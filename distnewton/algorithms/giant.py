@@ -60,7 +60,7 @@ from __future__ import annotations
 from ..params import STR, Param
 from ..runtime import worker_task
 from . import primitives as P
-from .base import LINE_SEARCH, LS_STEPS_APPROX, SOLVER
+from .base import GUARDED_LOSSES, LINE_SEARCH, LS_STEPS_APPROX, SOLVER
 from .newton_type import GRADIENT, HELD, NewtonType
 
 DIRECTION = {
@@ -84,6 +84,7 @@ def _direction(ctx, w, g):
 
 class GIANT(NewtonType):
     name = "giant"
+    losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     local_solves = True
     params = {**LINE_SEARCH, "ls_steps": LS_STEPS_APPROX, **SOLVER, **DIRECTION}
 
