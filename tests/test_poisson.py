@@ -24,9 +24,10 @@ from distnewton.objectives import Poisson, Shard
 from support.poisson import count_problem, poisson_objective, sklearn_optimum
 
 #: the methods that take poisson (each step passes a line search or trust-region test)
-TAKES = ["newton", "lbfgs", "giant", "gd", "owlqn", "localnewton", "adaptive_localnewton"]
+TAKES = ["newton", "lbfgs", "giant", "gd", "owlqn", "localnewton", "adaptive_localnewton",
+         "fednl"]
 #: the methods that refuse it (bounded-curvature step sizes, theory constants, unguarded steps)
-REFUSES = ["localsgd", "scaled_localsgd", "fednl", "ranl", "ist", "disco", "dane"]
+REFUSES = ["localsgd", "scaled_localsgd", "ranl", "ist", "disco", "dane"]
 
 
 # -- the loss and its derivatives ------------------------------------------------
@@ -133,16 +134,18 @@ def test_newton_lbfgs_giant_reach_sklearns_poisson_regressor(problem, name):
     np.testing.assert_allclose(res.w, w_ref, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["gd", "owlqn", "adaptive_localnewton", "newton-tron"])
+@pytest.mark.parametrize("name", ["gd", "owlqn", "adaptive_localnewton", "newton-tron",
+                                  "fednl", "fednl-ls_ahead"])
 def test_the_other_line_search_methods_reach_it_too(problem, name):
     X, y, lam, _, f_ref = problem
-    params = {"solver": "tron"} if name == "newton-tron" else {}
+    params = {"newton-tron": {"solver": "tron"},
+              "fednl-ls_ahead": {"ls_ahead": False}}.get(name, {})
     res = solve_poisson(X, y, lam, name.split("-")[0], rounds=3000, **params)
     Xi = np.hstack([X, np.ones((len(y), 1))])
     assert abs(poisson_objective(Xi, y, res.w, lam, True) - f_ref) <= 1e-8 * abs(f_ref)
 
 
-@pytest.mark.parametrize("name", ["newton", "newton-tron", "lbfgs", "giant"])
+@pytest.mark.parametrize("name", ["newton", "newton-tron", "lbfgs", "giant", "fednl"])
 def test_a_first_newton_step_that_overflows_exp_is_a_failed_trial(name):
     """Counts near exp(7): from w = 0 the full Newton step puts a margin past 709 (exp
     overflows, f = inf there); the line search (TRON: the ratio test) rejects that trial
@@ -182,6 +185,15 @@ def test_gd_with_a_fixed_step_refuses_poisson_naming_the_key(problem):
     with pytest.raises(UserError, match=r"^algorithm\.step_size: a fixed step has no line "
                                         r"search.*poisson"):
         solve_poisson(X, y, lam, "gd", step_size=0.1)
+
+
+@pytest.mark.parametrize("params", [{"line_search": False}, {"preset": "paper"},
+                                    {"participation": 2}])
+def test_fednl_without_its_line_search_refuses_poisson(problem, params):
+    X, y, lam, _, _ = problem
+    with pytest.raises(UserError, match=r"^algorithm\.line_search: loss poisson needs "
+                                        r"FedNL-LS"):
+        solve_poisson(X, y, lam, "fednl", **params)
 
 
 def test_negative_labels_are_refused_naming_the_source_and_row():
