@@ -48,6 +48,16 @@ CASES = [
 ]
 
 
+SPLIT = ["data", "split", "{tmp}/data.svm", "--parts", "2", "--out", "{tmp}/parts"]
+CASES += [
+    Case("negative count in a split (data.shards)", data=NEGATIVE, config={
+        **POISSON, "data": {"train": None, "shards": "{tmp}/parts"}},
+        prepare=lambda tmp: cli(*[a.replace("{tmp}", str(tmp)) for a in SPLIT]),
+        message="data.shards: label -2 is negative: loss poisson needs counts or rates >= 0",
+        new=("parts", "parts/*")),
+]
+
+
 @pytest.mark.parametrize("case", params(CASES, "poisson"))
 def test_poisson_refusals(case, tmp_path):
     assert CONFIG["algorithm"]["name"] == "giant"        # the corpus's default method

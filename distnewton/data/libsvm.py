@@ -260,13 +260,14 @@ def _label_key(v: float):
 
 def check_counts(y, source, first_row=0):
     """UserError naming ``source`` and the first data row (counted from 1; the rows
-    before this block: ``first_row``) whose label is negative or not finite: Poisson
-    regression's targets are counts or rates y >= 0."""
+    before this block: ``first_row``; None: ``y`` holds distinct values, not rows)
+    whose label is negative or not finite: Poisson regression's targets are counts or
+    rates y >= 0."""
     bad = np.flatnonzero(~((y >= 0) & np.isfinite(y)))
     if bad.size:
-        raise UserError(f"{source}: data row {first_row + int(bad[0]) + 1}: label "
-                        f"{_label_key(y[bad[0]])} is negative: loss poisson needs counts or "
-                        f"rates >= 0")
+        where = "" if first_row is None else f" data row {first_row + int(bad[0]) + 1}:"
+        raise UserError(f"{source}:{where} label {_label_key(y[bad[0]])} is negative: loss "
+                        f"poisson needs counts or rates >= 0")
 
 
 def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
