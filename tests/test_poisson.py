@@ -87,6 +87,19 @@ def test_shard_value_gradient_and_hessian_against_differences_and_the_closed_for
     np.testing.assert_allclose(shard.local_hvp_operator(w)(v), fd_hv, rtol=0, atol=1e-7)
 
 
+def test_armijo_counts_an_inf_or_nan_trial_loss_as_a_failed_trial():
+    """The line search's test f(w - a p) <= f - beta a slope is false for inf and NaN:
+    the first two trials fail, the third (a = 1/4) is taken."""
+    from types import SimpleNamespace
+    from distnewton.algorithms.primitives import armijo
+    w, p = np.array([1.0, -1.0]), np.array([1.0, 0.0])
+    sums = {1.0: np.inf, 0.5: np.nan}                     # data sums per trial step
+    ls = SimpleNamespace(alpha_max=1.0, beta=1e-4, max_backtracks=10)
+    alpha, f_new = armijo(lambda steps: [sums.get(a, 0.0) for a in steps], 1, 0.0, w, p,
+                          f=1.0, slope=1.0, ls=ls, per_pass=2)
+    assert alpha == 0.25 and f_new == 0.0
+
+
 # -- the optimum against scikit-learn ----------------------------------------------
 
 

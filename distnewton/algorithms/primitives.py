@@ -146,7 +146,9 @@ def armijo(losses, n, lam, w, p, f, slope, ls, per_pass):
     slope = p.grad f(w) > 0.  ``losses(steps)`` returns the data sums
     sum_j l(x_j.(w - a p)) for ``per_pass`` trial steps at a time (one pass over
     the rows for Xw and Xp); f(w - a p) = (1/n) sum + (lambda/2) ||w - a p||^2.
-    Returns (0, f) when no trial decreases f enough.
+    Returns (0, f) when no trial decreases f enough.  A trial whose loss is +inf or
+    NaN (``poisson``'s exp(x.w) overflowing far from the optimum) fails the test, as
+    every comparison with it is false: the search goes on with a shorter step.
     """
     tried = 0
     while tried < ls.max_backtracks:
