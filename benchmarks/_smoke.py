@@ -46,3 +46,17 @@ def have_liblinear() -> bool:
 
 
 NO_LIBLINEAR = "LIBLINEAR rows skipped: `pip install liblinear-official` (the bench extra)"
+
+
+def set_bench_args(doc, sets, data_dir, argv=None, workers=4, max_rounds=500):
+    """The arguments of a benchmark over named real sets (svm_bench, poisson_bench):
+    ``--data-dir``, ``--workers``, ``--sets`` (comma-separated, default ``sets``),
+    ``--max-rounds`` and ``--smoke``; ``doc``'s first line is the description."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--data-dir", default=data_dir)
+    ap.add_argument("--workers", type=int, default=workers)
+    ap.add_argument("--sets", default=",".join(sets))
+    ap.add_argument("--max-rounds", type=int, default=max_rounds)
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    return ap.parse_args(argv)

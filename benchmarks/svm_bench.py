@@ -18,7 +18,6 @@ Run: ``python benchmarks/svm_bench.py [--workers 4] [--data-dir DIR] [--sets a9a
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _claims import TARGETS  # noqa: E402
-from _smoke import REPO, SMOKE_HELP  # noqa: E402
+from _smoke import REPO, set_bench_args  # noqa: E402
 from _tables import markdown_table as table  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
@@ -142,13 +141,7 @@ def smoke_set():
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=DATA)
-    ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--sets", default=",".join(SETS))
-    ap.add_argument("--max-rounds", type=int, default=500)
-    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = ap.parse_args(argv)
+    args = set_bench_args(__doc__, SETS, DATA, argv)
     print("# The L2-loss SVM (squared_hinge) against LIBLINEAR -s 2")
     if args.smoke:
         X, y = smoke_set()

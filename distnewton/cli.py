@@ -250,7 +250,8 @@ def data_info(path, zero_based):
               help="label flip rate (logistic) or noise std (ridge)")
 @click.option("--heterogeneity", type=float, default=0.0, show_default=True)
 @click.option("--groups", "n_groups", type=int, default=1, show_default=True)
-@click.option("--loss", type=click.Choice(["logistic", "ridge", "squared_hinge"]),
+@click.option("--loss", type=click.Choice(["logistic", "ridge", "squared_hinge",
+                                          "poisson"]),
               default="logistic")
 @click.option("--seed", type=int, default=0, show_default=True)
 def data_synth(output, **kwargs):

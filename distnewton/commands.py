@@ -61,7 +61,12 @@ def report(results, fmt, target, f_star, no_compute):
                    "the y axis then fits the points inside")
 @click.option("--ylim", metavar="LO:HI",
               help="y axis limits (relative suboptimality, log: > 0), e.g. 1e-10:1")
-def plot(results, output, kind, x, target, f_star, no_compute, title, logx, xlim, ylim):
+@click.option("--y", "y", type=click.Choice(["subopt", "validation_loss", "test_loss"]),
+              default="subopt", show_default=True,
+              help="y axis of the curves: relative suboptimality (log), or the history's "
+                   "validation_loss (data.validation, what run.early_stopping watches) or "
+                   "test_loss (data.test), linear, the lowest point starred; no f* needed")
+def plot(results, output, kind, x, target, f_star, no_compute, title, logx, xlim, ylim, y):
     """Plot result files: suboptimality (log) against rounds/time/bytes, or bars.
 
     \b
@@ -70,23 +75,28 @@ def plot(results, output, kind, x, target, f_star, no_compute, title, logx, xlim
       distnewton plot gd.h5 giant.h5 newton.h5 -o fig.png --logx
       distnewton plot results/*.h5 -o zoom.png --xlim 0:50 --ylim 1e-12:1
       distnewton plot results/*.h5 -o bars.png --kind bars --target rel:1e-6
+      distnewton plot results/*.h5 -o val.png --y validation_loss
     """
     from .plotaxes import parse_limits
     from .report import collect, parse_target
     tgt = parse_target(target)
-    limits = (parse_limits(xlim, "--xlim"), parse_limits(ylim, "--ylim", positive=True))
+    limits = (parse_limits(xlim, "--xlim"),
+              parse_limits(ylim, "--ylim", positive=y == "subopt"))
     if kind == "bars" and tgt is None:
         raise UserError("--kind bars: needs --target (e.g. --target rel:1e-6)")
     if kind == "bars" and (logx or xlim or ylim):
         raise UserError("--logx, --xlim, --ylim: only for --kind curves")
+    if kind == "bars" and y != "subopt":
+        raise UserError(f"--y {y}: only for --kind curves")
     from .plot import _pyplot, plot_bars, plot_curves
     _pyplot()                                   # fail early without matplotlib
-    runs, _ = collect(results, f_star=f_star, target=tgt, compute=not no_compute)
+    runs, _ = collect(results, f_star=f_star, target=tgt,     # a loss column needs no f*
+                      compute=not no_compute and y == "subopt")
     if kind == "bars":
         plot_bars(runs, output, tgt, title,
                   time="modelled_time" if x == "modelled" else "wall_time")
     else:
-        for note in plot_curves(runs, output, x, title, logx, *limits):
+        for note in plot_curves(runs, output, x, title, logx, *limits, y=y):
             click.echo(f"distnewton: note: {note}", err=True)
     click.echo(output)
 
@@ -121,7 +131,7 @@ def predict(result, data, output, proba, decision):
     """Predictions of the model in RESULT for the rows of DATA, one line per row.
 
     Labels are the training labels (through the stored label map); ridge
-    prints x.w.  --decision prints the decision values (scikit-learn's
+    prints x.w; poisson the mean exp(x.w) (--decision: x.w, the log mean).  --decision prints the decision values (scikit-learn's
     decision_function, LIBLINEAR's decision values), --proba the class
     probabilities.  When DATA's labels are known to the model, accuracy,
     log-loss and AUC (logistic) or MSE and R^2 (ridge) go to stderr.
@@ -165,7 +175,8 @@ def evaluate(result, data, fmt):
     """Metrics of the model in RESULT on the labelled rows of DATA.
 
     Logistic: accuracy, log_loss, auc; squared_hinge: accuracy,
-    squared_hinge, auc; ridge: mse, r2 (and n_samples).  A
+    squared_hinge, auc; ridge: mse, r2; poisson: poisson_deviance (scikit-learn's
+    mean_poisson_deviance), d2, mse of exp(x.w) (and n_samples).  A
     label the training label map does not know is an error (exit 2).
     """
     from .model import evaluate as score, format_metrics, load_model
@@ -193,7 +204,7 @@ def export(result, output, fmt, overwrite):
 
     liblinear: LIBLINEAR's model file (L2R_LR for logistic, L2R_L2LOSS_SVC for
     squared_hinge, L2R_L2LOSS_SVR with p = 0 for ridge; bias 1 with an
-    intercept).  npz, json: w, intercept, labels, objective, lam, fit_intercept,
+    intercept; LIBLINEAR has no Poisson regression: poisson models are refused).  npz, json: w, intercept, labels, objective, lam, fit_intercept,
     regularize_intercept, n_features.
     """
     from .export import export as write

@@ -58,8 +58,9 @@ def check_value(where: str, p: Param, value):
     if msg:
         raise UserError(f"{where}: {msg}")
     if p.choices is not None and value not in p.choices:
+        hint = (p.hints or {}).get(value) if isinstance(value, str) else None
         raise UserError(f"{where}: must be one of {', '.join(map(str, p.choices))}, "
-                        f"got {value!r}")
+                        f"got {value!r}" + (f": {hint}" if hint else ""))
     msg = check_range(p, value)
     if msg:
         raise UserError(f"{where}: {msg}")

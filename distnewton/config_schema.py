@@ -23,6 +23,15 @@ from .params import (
 #: K of the sim backend when ``run.workers`` is not set (over MPI: one per worker rank)
 SIM_WORKERS = 4
 
+#: the losses users bring from LIBLINEAR and scikit-learn that ``model.loss`` does
+#: not take, with what to use instead (appended to the one-line choices error)
+LOSS_HINTS = {
+    "hinge": "the hinge loss (L1-loss SVM, LIBLINEAR -s 3) is not differentiable, so no "
+             "Newton method applies; use squared_hinge, the L2-loss SVM (LIBLINEAR -s 2)",
+    "log_loss": "scikit-learn's log_loss is logistic here",
+    "squared_error": "scikit-learn's squared_error is ridge here",
+}
+
 
 def _above_one(x):
     """run.divergence_factor: a factor of 1 or less would stop descent runs' noise."""
@@ -83,9 +92,13 @@ SCHEMA: dict[str, dict[str, Param]] = {
     },
     "model": {
         "loss": Param(STR, "logistic", "objective: logistic (log(1 + exp(-y x.w))), ridge "
-                      "((x.w - y)^2/2) or squared_hinge (the L2-loss SVM max(0, 1 - y x.w)^2, "
-                      "LIBLINEAR -s 2 with C = 1/(lambda n)); each averaged over the rows "
-                      "plus (lambda/2)||w||^2", choices=("logistic", "ridge", "squared_hinge")),
+                      "((x.w - y)^2/2), squared_hinge (the L2-loss SVM max(0, 1 - y x.w)^2, "
+                      "LIBLINEAR -s 2 with C = 1/(lambda n)) or poisson (Poisson regression, "
+                      "log link: exp(x.w) - y x.w, labels y >= 0, the constant log(y!) "
+                      "dropped); each averaged over the rows plus (lambda/2)||w||^2; hinge "
+                      "(LIBLINEAR -s 3) is refused: not smooth",
+                      choices=("logistic", "ridge", "squared_hinge", "poisson"),
+                      hints=LOSS_HINTS),
         "lambda": Param(FLOAT + STR, "1/n", "L2 weight: a number >= 0 or '1/n'"),
         "fit_intercept": Param(BOOL, False, "append a constant feature 1 (regularised too)"),
         "regularize_intercept": Param(BOOL, True, "with fit_intercept: false leaves the "

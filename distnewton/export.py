@@ -16,11 +16,12 @@
   (LIBLINEAR predicts the label of the largest w_i.x, as distnewton does); with
   C = 2, LIBLINEAR's binary layout of the single vector (w_2 - w_1)/2, whose sign
   is that of w_2.x - w_1.x, so the predictions are the argmax's.
+  LIBLINEAR has no Poisson regression: a ``poisson`` model is refused (one line).
 - ``npz`` / ``json``: ``w`` (the coefficients, without the intercept; ovr:
   classes x features), ``intercept`` (0.0 without one; ovr: one per class),
   ``labels`` (logistic: the -1 class's label then the +1 class's; ovr: the
-  classes in the rows' order; ridge: empty), ``objective`` (logistic | ridge |
-  squared_hinge),
+  classes in the rows' order; ridge, poisson: empty), ``objective`` (logistic |
+  ridge | squared_hinge | poisson; poisson's prediction is exp(x.w + intercept)),
   ``lam``, ``fit_intercept``, ``regularize_intercept``, ``n_features``.
 """
 
@@ -54,6 +55,9 @@ def arrays(model: Model) -> dict:
 def liblinear_text(model: Model) -> str:
     """The LIBLINEAR model file of ``model``."""
     lines = []
+    if model.loss == "poisson":
+        raise UserError(f"--format liblinear: LIBLINEAR has no Poisson regression (the model "
+                        f"in {model.path} is poisson); use --format npz or json")
     if model.multiclass:
         return _liblinear_ovr(model)
     if model.loss in LIBLINEAR_SOLVERS:

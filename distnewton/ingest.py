@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from . import checks
 from .data import cache, formats, make_synthetic, map_labels, partition, runsets, write_libsvm
+from .data.libsvm import check_counts
 from .data.registry import resolve_path
 from .data.split import load_part, read_manifest
 from .errors import UserError
@@ -174,6 +175,8 @@ def _features(cfg, m, key):
 
 def _label_map(cfg, m, key):
     labels = np.asarray(m["labels"], dtype=np.float64)
+    if cfg["model"]["loss"] == "poisson":      # the split's distinct labels, not rows
+        check_counts(labels, key, first_row=None)
     _, mapping = map_labels(labels, cfg["model"]["loss"], cfg["data"]["positive_labels"],
                             source=key)
     return mapping

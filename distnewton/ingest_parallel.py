@@ -47,6 +47,7 @@ import numpy as np
 
 from . import checks
 from .data import cache, formats, map_labels, partition, runsets
+from .data.libsvm import check_counts
 from .data.registry import file_sha256, resolve_path
 from .data.sources import RANGED, ranged_text
 from .errors import UserError
@@ -127,6 +128,8 @@ def _ingest(comm, cfg, K, blocks):
     n_r = len(raw_y)
     with ph("labels_partition"):
         n, row0, values = global_rows(comm, raw_y, path)
+        if mc["loss"] == "poisson":             # the file's first negative row, not a value's
+            agree(comm, lambda y=raw_y: check_counts(y, path, row0))
         _, label_map = agree(comm, lambda: map_labels(values, mc["loss"],
                                                       dc["positive_labels"], source=path))
         y, _ = map_labels(raw_y, mc["loss"], reference=label_map, source=path)

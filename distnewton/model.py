@@ -12,7 +12,8 @@ through the label map) and probabilities for a LIBSVM file read against the
 model's feature count: a file with fewer features is padded, an index beyond
 the model's is a UserError naming the file, line and index.  :func:`metrics`
 computes accuracy, log-loss and AUC (logistic; squared_hinge: accuracy, the
-mean squared hinge loss and AUC) or MSE and R^2 (ridge) with
+mean squared hinge loss and AUC), MSE and R^2 (ridge) or the mean Poisson
+deviance, D^2 and MSE of the mean exp(x.w) (poisson) with
 numpy (scikit-learn is only a test dependency; the tests check them against
 scikit-learn's metric functions).
 
@@ -32,7 +33,8 @@ from .errors import UserError
 from .objectives import is_classification
 
 #: why a model of this loss has no --proba (one line)
-PROBA_WHY = {"squared_hinge": "an SVM has no probabilities; use --decision"}
+PROBA_WHY = {"squared_hinge": "an SVM has no probabilities; use --decision",
+             "poisson": "predictions are the Poisson mean exp(x.w); --decision gives x.w"}
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Model:
 
     w: np.ndarray           # every weight, the intercept last when fit_intercept;
     #                         (classes x d) for ``model.multiclass: ovr``
-    loss: str               # "logistic", "ridge" or "squared_hinge"
+    loss: str               # "logistic", "ridge", "squared_hinge" or "poisson"
     lam: float
     fit_intercept: bool
     zero_based: bool
@@ -102,9 +104,13 @@ class Model:
         return X @ self.coef + self.intercept
 
     def predict(self, X) -> np.ndarray:
-        """Ridge: x.w; logistic: the class label (+1 side when x.w > 0, as
+        """Ridge: x.w; poisson: the mean exp(x.w) (scikit-learn's
+        ``PoissonRegressor.predict``, Spark's ``prediction`` column; ``decision`` gives
+        the linear predictor x.w); logistic: the class label (+1 side when x.w > 0, as
         scikit-learn); ovr: the class of the largest decision value."""
         z = self.decision(X)
+        if self.loss == "poisson":
+            return poisson_mean(z)
         if not is_classification(self.loss):
             return z
         if self.multiclass:
@@ -126,6 +132,11 @@ class Model:
         """Raw labels of a data file as the model's targets (logistic: -1/+1
         through the training label map; ovr: the class index 0..C-1; a label it
         does not know is a UserError)."""
+        if self.loss == "poisson":
+            from .data.libsvm import check_counts
+            y = np.asarray(y, dtype=np.float64)
+            check_counts(y, source)
+            return y
         if not is_classification(self.loss):
             return np.asarray(y, dtype=np.float64)
         if self.multiclass:
@@ -240,6 +251,8 @@ def metrics(loss, z, t) -> dict:
         out["accuracy"] = float(np.mean(np.where(z > 0, 1.0, -1.0) == t))
         out["log_loss"] = float(np.mean(Logistic.value(z, t)))
         out["auc"] = roc_auc(z, t)
+    elif loss == "poisson":
+        out.update(poisson_metrics(z, t))
     elif loss == "squared_hinge":
         from .objectives import SquaredHinge
         out["accuracy"] = float(np.mean(np.where(z > 0, 1.0, -1.0) == t))
@@ -251,6 +264,32 @@ def metrics(loss, z, t) -> dict:
         sst = float(np.sum((t - t.mean()) ** 2))
         out["r2"] = 1.0 - float(np.sum(r * r)) / sst if sst > 0 else math.nan
     return out
+
+
+def poisson_mean(z):
+    """mu = exp(z), +inf where it overflows (no warning: a prediction, not an error)."""
+    with np.errstate(over="ignore"):
+        return np.exp(z)
+
+
+def poisson_deviance(mu, t) -> float:
+    """scikit-learn's ``mean_poisson_deviance``: mean 2 (t log(t/mu) - t + mu), the
+    term t log(t/mu) taken as 0 where t = 0."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        tlog = np.where(t > 0, t * np.log(np.where(t > 0, t, 1.0) / mu), 0.0)
+    return float(np.mean(2.0 * (tlog - t + mu)))
+
+
+def poisson_metrics(z, t) -> dict:
+    """Poisson (decision values z = x.w, counts t): poisson_deviance (the mean Poisson
+    deviance of mu = exp(z), scikit-learn's ``mean_poisson_deviance``), d2 (the
+    fraction of the deviance explained against the constant mean(t), scikit-learn's
+    ``d2_tweedie_score(power=1)`` and ``PoissonRegressor.score``) and mse (of mu)."""
+    mu = poisson_mean(z)
+    dev = poisson_deviance(mu, t)
+    null = poisson_deviance(np.full_like(t, t.mean()), t) if len(t) else math.nan
+    return {"poisson_deviance": dev, "d2": 1.0 - dev / null if null > 0 else math.nan,
+            "mse": float(np.mean((mu - t) ** 2))}
 
 
 def roc_auc(z, t) -> float:

@@ -1,4 +1,5 @@
-"""Objectives on CSR shards: L2-regularised logistic regression, ridge and the L2-loss SVM.
+"""Objectives on CSR shards: L2-regularised logistic regression, ridge, the L2-loss SVM
+and Poisson regression (the loss classes: :mod:`distnewton.losses`).
 
 Notation (used throughout the package): the training set has ``n`` rows
 ``x_j`` with labels ``y_j``, split over ``K`` workers; worker ``k`` holds
@@ -11,7 +12,9 @@ so ``f = sum_k (n_k/n) f_k``.  ``logistic``: l(z, y) = log(1 + exp(-y z)) with
 y in {-1, +1}; ``ridge``: l(z, y) = (z - y)^2 / 2, i.e. f(w) = ||Xw - y||^2/(2n)
 + (lambda/2)||w||^2; ``squared_hinge`` (the L2-loss SVM, LIBLINEAR ``-s 2``):
 l(z, y) = max(0, 1 - y z)^2 with y in {-1, +1}, whose Hessian is the generalised
-one (2/n) X_A^T X_A + lambda I over the active rows A = {j: y_j x_j.w < 1}.
+one (2/n) X_A^T X_A + lambda I over the active rows A = {j: y_j x_j.w < 1};
+``poisson`` (log link): l(z, y) = exp(z) - y z with y >= 0 (the negative
+log-likelihood without its constant log(y!)), l'' = exp(z) unbounded.
 
 A :class:`Shard` returns *sums* over its rows (``loss_sum``, ``grad_sum``,
 ``hess_sum``) so that the master can form exact global quantities by one
@@ -23,11 +26,12 @@ over samples.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import scipy.sparse as sp
 
+from .losses import (  # noqa: F401 (re-exported: they lived here)
+    CLASSIFICATION_LOSSES, LOSSES, REGRESSION_LOSSES, Logistic, Poisson, Ridge, SquaredHinge,
+    is_classification)
 from .pairs import PAIR_BYTES, PAIRS_MAX_BYTES, pair_count, row_pairs, unpack
 
 #: Shards whose dense copy fits in this many bytes may keep one for BLAS Hessians.
@@ -37,132 +41,6 @@ DENSE_HESSIAN_BYTES = 64 * 2**20
 SPARSE_FLOP_COST = 30.0
 
 
-def _sigmoid_parts(m):
-    """e = exp(-|m|) and 1/(1 + e): both bounded, no overflow for any m."""
-    e = np.exp(-np.abs(m))
-    return e, 1.0 / (1.0 + e)
-
-
-class Logistic:
-    """l(z, y) = log(1 + exp(-y z)), y in {-1, +1}.
-
-    With m = y z and e = exp(-|m|) (never overflows):
-    l = max(-m, 0) + log1p(e); dl/dz = -y sigma(-m) with sigma(-m) = e/(1+e)
-    for m >= 0 and 1/(1+e) for m < 0; d2l/dz2 = sigma(m) sigma(-m) = e/(1+e)^2.
-    :meth:`parts` gives all three from one exp (the gradient round needs the
-    value and derivative, Newton's rounds the curvature at the same point).
-    """
-
-    name = "logistic"
-
-    @staticmethod
-    def value(z, y):
-        m = y * z
-        return np.maximum(-m, 0.0) + np.log1p(np.exp(-np.abs(m)))
-
-    @staticmethod
-    def parts(z, y):
-        """(l, dl/dz, d2l/dz2) elementwise."""
-        m = y * z
-        e, inv = _sigmoid_parts(m)
-        s = np.where(m >= 0, e * inv, inv)                 # sigma(-m)
-        return np.maximum(-m, 0.0) + np.log1p(e), -y * s, e * inv * inv
-
-    @staticmethod
-    def deriv(z, y):
-        """dl/dz = -y sigma(-y z) (a float for float arguments: per-sample SGD)."""
-        if np.ndim(z) == 0:
-            m = float(y) * float(z)
-            e = math.exp(-abs(m))
-            return -float(y) * (e / (1.0 + e) if m >= 0 else 1.0 / (1.0 + e))
-        m = y * z
-        e, inv = _sigmoid_parts(m)
-        return -y * np.where(m >= 0, e * inv, inv)
-
-    @staticmethod
-    def deriv2(z, y):
-        """d2l/dz2 = sigma(y z) sigma(-y z) (in (0, 1/4])."""
-        if np.ndim(z) == 0:
-            e = math.exp(-abs(float(y) * float(z)))
-            return e / (1.0 + e) ** 2
-        e, inv = _sigmoid_parts(y * z)
-        return e * inv * inv
-
-
-class Ridge:
-    """l(z, y) = (z - y)^2 / 2."""
-
-    name = "ridge"
-
-    @staticmethod
-    def value(z, y):
-        r = z - y
-        return 0.5 * r * r
-
-    @staticmethod
-    def deriv(z, y):
-        return z - y
-
-    @staticmethod
-    def deriv2(z, y):
-        return np.ones_like(z)
-
-    @staticmethod
-    def parts(z, y):
-        r = z - y
-        return 0.5 * r * r, r, np.ones_like(z)
-
-
-class SquaredHinge:
-    """l(z, y) = max(0, 1 - y z)^2, y in {-1, +1}: the L2-loss SVM (LIBLINEAR ``-s 2``).
-
-    With m = y z and r = max(0, 1 - m): l = r^2, dl/dz = -2 y r (continuous),
-    and the generalised second derivative 2 [m < 1] (l' is piecewise linear, so
-    l'' jumps at m = 1; the rows with m < 1 are LIBLINEAR's active set, whose
-    Hessian (2/n) X_A^T X_A + lambda I its TRON uses).  f is then convex,
-    once continuously differentiable with a Lipschitz gradient (l'' <= 2), and
-    Newton with this Hessian converges finitely near the optimum (Mangasarian 2002).
-    """
-
-    name = "squared_hinge"
-
-    @staticmethod
-    def value(z, y):
-        r = np.maximum(1.0 - y * z, 0.0)
-        return r * r
-
-    @staticmethod
-    def deriv(z, y):
-        """dl/dz = -2 y max(0, 1 - y z) (a float for float arguments: per-sample SGD)."""
-        if np.ndim(z) == 0:
-            return -2.0 * float(y) * max(1.0 - float(y) * float(z), 0.0)
-        return -2.0 * y * np.maximum(1.0 - y * z, 0.0)
-
-    @staticmethod
-    def deriv2(z, y):
-        """2 on the active rows (y z < 1), else 0: the generalised Hessian's weights."""
-        if np.ndim(z) == 0:
-            return 2.0 if float(y) * float(z) < 1.0 else 0.0
-        return np.where(y * z < 1.0, 2.0, 0.0)
-
-    @staticmethod
-    def parts(z, y):
-        """(l, dl/dz, d2l/dz2) elementwise, from one margin pass."""
-        r = np.maximum(1.0 - y * z, 0.0)
-        return r * r, -2.0 * y * r, np.where(r > 0.0, 2.0, 0.0)
-
-
-LOSSES = {"logistic": Logistic, "ridge": Ridge, "squared_hinge": SquaredHinge}
-#: the losses whose targets are classes -1/+1 (labels mapped, accuracy, class weights)
-CLASSIFICATION_LOSSES = ("logistic", "squared_hinge")
-
-
-def is_classification(loss) -> bool:
-    """True for the losses of -1/+1 targets (logistic, squared_hinge): labels go
-    through :func:`~distnewton.data.libsvm.map_labels` and predictions are classes."""
-    return loss in CLASSIFICATION_LOSSES
-
-
 class Shard:
     """One worker's rows ``X`` (CSR, n_k x d), labels ``y`` and the loss.
 
@@ -170,7 +48,8 @@ class Shard:
     ----------
     X : scipy.sparse CSR matrix
     y : labels (already mapped to {-1, +1} for logistic and squared_hinge)
-    loss : a key of :data:`LOSSES` (``"logistic"``, ``"ridge"``, ``"squared_hinge"``)
+    loss : a key of :data:`LOSSES` (``"logistic"``, ``"ridge"``, ``"squared_hinge"``,
+        ``"poisson"``)
     lam : lambda, the L2 regularisation weight
     free_intercept : the last column is an intercept left out of the penalty
         (``model.regularize_intercept: false``); ``penalty`` is then the vector

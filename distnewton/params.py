@@ -38,6 +38,9 @@ class Param:
     choices: tuple | None = None
     nullable: bool = False
     allow_inf: bool = False     # a float key where +-inf has a meaning
+    #: {refused value: why and what to use instead}, appended to the choices error
+    #: (``model.loss: hinge``: not smooth, use squared_hinge)
+    hints: dict | None = None
 
 
 def number_error(p: Param, value) -> str | None:

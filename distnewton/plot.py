@@ -13,6 +13,13 @@ log x is chosen by itself when the runs' x ranges differ more than 30-fold);
 a line gets a dot per point only where its points are apart on the drawn
 axis (:func:`mark_points`); past 5 runs the legend goes beside the axes.
 
+``--y validation_loss`` (or ``test_loss``) draws that history column instead: the
+mean data loss on ``data.validation``'s rows (recorded by :mod:`distnewton.validation`,
+the curve ``run.early_stopping`` watches) or on ``data.test``, on a linear y axis
+(a loss, not a gap: Poisson's may be negative) with the best iteration starred;
+no f* is needed, rows where the column is NaN are left out, and a run without the
+column is a one-line error naming its file.
+
 ``--kind bars``: for a ``--target`` (see :func:`distnewton.report.parse_target`)
 two panels, communication rounds and seconds to reach it, one bar per run
 (like Fig. 4 of the LocalNewton paper); runs that never reach it are marked
@@ -35,6 +42,13 @@ X_AXES = {"rounds": ("comm_rounds", "communication rounds"),
           "time": ("wall_time", "wall time (s)"),
           "bytes": (None, "bytes communicated (up + down)"),
           "modelled": ("modelled_time", "modelled time (s, run.latency_model)")}
+#: y axes of the curves: name -> (history column or None for the suboptimality, label)
+Y_AXES = {"subopt": (None, "relative suboptimality (f - f*) / |f*|"),
+          "validation_loss": ("validation_loss",
+                              "validation loss (mean data loss on data.validation)"),
+          "test_loss": ("test_loss", "test loss (mean data loss on data.test)")}
+#: where each column comes from: the hint of the error for a run without it
+Y_SOURCE = {"validation_loss": "data.validation", "test_loss": "data.test"}
 #: points at least this many pixels apart along x get markers (:func:`mark_points`)
 MARKER_GAP = 4.0
 #: line styles after each 10 runs (the colour cycle's length)
@@ -92,24 +106,46 @@ def phase_changes(history):
     return out
 
 
-def plot_curves(runs, out, x="rounds", title=None, logx=None, xlim=None, ylim=None):
+def plot_curves(runs, out, x="rounds", title=None, logx=None, xlim=None, ylim=None,
+                y="subopt"):
     """``runs``: [(Run, f*, f* source)].  Writes ``out``; returns the notes for
     the user (the automatic log x axis, labels left out), one line each."""
     notes = []
-    _save_and_close(draw_curves(runs, x, title, logx, xlim, ylim, notes), out)
+    _save_and_close(draw_curves(runs, x, title, logx, xlim, ylim, notes, y), out)
     return notes
 
 
-def curve_series(runs, x):
-    """[(label, xs, ys, phase changes)] of the runs whose f* is known:
-    ys = max((f - f*) / |f*|, FLOOR), in the order of ``runs``."""
+def curve_series(runs, x, y="subopt"):
+    """[(label, xs, ys, phase changes)] in the order of ``runs``.  ``y`` subopt: the
+    runs whose f* is known, ys = max((f - f*) / |f*|, FLOOR); a history column
+    (:data:`Y_AXES`): its finite values, every run (one without the column: a
+    UserError naming its file)."""
     out = []
     for (run, fs, _), label in zip(runs, labels_for(runs)):
+        if y != "subopt":
+            out.append(column_series(run, label, x, y))
+            continue
         if fs is None:
             continue
         ys = np.maximum(rel_subopt(run.history["loss"], fs), FLOOR)
         out.append((label, x_values(run.history, x), ys, phase_changes(run.history)))
     return out
+
+
+def column_series(run, label, x, y):
+    """(label, xs, ys, phase changes) of history column ``y`` at its finite rows (the
+    phase changes' row indices renumbered to them)."""
+    col = Y_AXES[y][0]
+    values = run.history.get(col)
+    keep = np.isfinite(np.asarray(values, dtype=np.float64)) if values is not None else None
+    if keep is None or not keep.any():
+        raise UserError(f"--y {y}: {run.path} has no {col} values (the run had no "
+                        f"{Y_SOURCE[y]})")
+    rows = np.flatnonzero(keep)
+    at = {int(r): i for i, r in enumerate(rows)}
+    changes = [(at[j], text) for j, text in phase_changes(run.history) if j in at]
+    return (label, x_values(run.history, x)[rows],
+            np.asarray(values, dtype=np.float64)[rows], changes)
 
 
 def line_style(index):
@@ -140,16 +176,18 @@ def mark_points(ax, lines):
             line.set_markersize(2.5)
 
 
-def draw_curves(runs, x="rounds", title=None, logx=None, xlim=None, ylim=None, notes=None):
+def draw_curves(runs, x="rounds", title=None, logx=None, xlim=None, ylim=None, notes=None,
+                y="subopt"):
     """The figure of :func:`plot_curves`, not saved: one line per run,
-    (x, max((f - f*) / |f*|, FLOOR)) on a log y axis, in the order of ``runs``.
+    (x, max((f - f*) / |f*|, FLOOR)) on a log y axis, in the order of ``runs``
+    (``y``: a history column of :data:`Y_AXES` on a linear axis instead).
 
     ``logx``: True/False, or None to decide (:func:`distnewton.plotaxes.auto_logx`);
     ``xlim``/``ylim``: (lo, hi) with None for an end left to matplotlib
     (:func:`distnewton.plotaxes.parse_limits`); ``notes``: a list the notes go to."""
     from .plotaxes import apply_axes, auto_logx
     from .plotlabels import place_labels
-    series = curve_series(runs, x)
+    series = curve_series(runs, x, y)
     if not series:
         raise UserError("no run to plot: f* is unknown for every file (pass --f-star)")
     notes = [] if notes is None else notes
@@ -161,13 +199,15 @@ def draw_curves(runs, x="rounds", title=None, logx=None, xlim=None, ylim=None, n
     many = len(series) > LEGEND_INSIDE_UP_TO
     fig, ax = plt.subplots(figsize=(9.5 if many else 7.5, 4.8), dpi=120)
     lines, markers, labels = _draw_series(ax, series)
+    if y != "subopt":
+        _star_best(ax, series, lines)
     try:
-        apply_axes(ax, series, logx, xlim, ylim, x)
+        apply_axes(ax, series, logx, xlim, ylim, x, logy=y == "subopt")
     except UserError:
         plt.close(fig)
         raise
     ax.set_xlabel(X_AXES[x][1])
-    ax.set_ylabel("relative suboptimality (f - f*) / |f*|")
+    ax.set_ylabel(Y_AXES[y][1])
     ax.grid(True, which="major", alpha=0.4)
     ax.grid(True, which="minor", alpha=0.12)
     ax.set_title(title if title is not None else _default_title(runs))
@@ -201,6 +241,25 @@ def _draw_series(ax, series):
             labels.append(Label(float(xs[j]), float(ys[j]), text, line.get_color(),
                                 priority=0 if text.startswith("->") else 1))
     return lines, markers, labels
+
+
+def best_points(series):
+    """[(x, y)] of each series' lowest y (the first where tied): for a validation loss,
+    the iterate ``run.early_stopping`` keeps."""
+    out = []
+    for _, xs, ys, _ in series:
+        i = int(np.argmin(ys))
+        out.append((float(xs[i]), float(ys[i])))
+    return out
+
+
+def _star_best(ax, series, lines):
+    """A star on each line's lowest point, and one legend entry for them."""
+    for (bx, by), line in zip(best_points(series), lines):
+        ax.plot(bx, by, marker="*", markersize=10, color=line.get_color(),
+                markeredgecolor="black", linestyle="none", zorder=5)
+    ax.plot([], [], marker="*", color="gray", markeredgecolor="black", linestyle="none",
+            label="lowest (the model early stopping keeps)")
 
 
 def _default_title(runs):

@@ -15,7 +15,8 @@ need tens, so on a linear x axis every Newton curve is squeezed into the left
   left out (``:50``, ``1e-10:``).  With ``--xlim`` and no ``--ylim`` the y
   axis fits the points inside the x window (zooming on gd's first 50 rounds
   shows them, not the whole descent).  The y axis is logarithmic (relative
-  suboptimality), so ``--ylim`` ends must be > 0.  A window in which no run
+  suboptimality), so ``--ylim`` ends must be > 0; with ``--y validation_loss``
+  (a loss) it is linear and any finite ends do.  A window in which no run
   has a point is an error: the figure would be empty.
 """
 
@@ -86,9 +87,11 @@ def auto_logx(series, xlim, x):
                   "--xlim LO:HI zooms in)")
 
 
-def apply_axes(ax, series, logx, xlim, ylim, x):
-    """Scales and limits of the curves' axes (see the module's docstring)."""
-    ax.set_yscale("log")
+def apply_axes(ax, series, logx, xlim, ylim, x, logy=True):
+    """Scales and limits of the curves' axes (see the module's docstring); ``logy``
+    False: a linear y axis (``--y validation_loss``: a loss, possibly negative)."""
+    if logy:
+        ax.set_yscale("log")
     if logx:
         ax.set_xscale("symlog", linthresh=linthresh(series), linscale=LINSCALE)
     visible = _visible(series, xlim, ylim)
@@ -97,10 +100,11 @@ def apply_axes(ax, series, logx, xlim, ylim, x):
     if xlim is not None:
         ax.set_xlim(*_ends(xlim, [xs for _, xs, _, _ in series], logx))
     if ylim is not None:
-        ax.set_ylim(*_ends(ylim, [visible], True))
+        ax.set_ylim(*_ends(ylim, [visible], logy))
     elif xlim is not None:
         lo, hi = float(visible.min()), float(visible.max())
-        ax.set_ylim(lo / 2.0, hi * 2.0)
+        pad = 0.05 * (hi - lo) or 1.0
+        ax.set_ylim(*((lo / 2.0, hi * 2.0) if logy else (lo - pad, hi + pad)))
 
 
 def linthresh(series):

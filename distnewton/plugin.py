@@ -42,7 +42,7 @@ after at least one step, when SIGTERM/SIGUSR1/SIGINT asks the run to stop:
 the round completes and the run stops with a checkpoint).
 """
 
-from .algorithms.base import LINE_SEARCH, SOLVER, Algorithm, Problem, use_cg
+from .algorithms.base import GUARDED_LOSSES, LINE_SEARCH, SOLVER, Algorithm, Problem, use_cg
 from .algorithms.newton_type import NewtonType
 from .algorithms.registry import register_algorithm
 from .algorithms.primitives import (backtracking, hvp, local_newton_direction, loss_grad,
@@ -60,5 +60,5 @@ __all__ = [
     "backtracking", "hvp", "local_newton_direction", "loss_grad", "loss_grad_hess",
     "newton_cg_direction", "UserError", "cg", "solve_spd", "Shard", "global_value",
     "regularise", "BOOL", "FLOAT", "INT", "STR", "Param", "at_least", "in_open_closed",
-    "nonneg", "positive", "WorkerContext", "worker_task", "local_range",
+    "nonneg", "positive", "WorkerContext", "worker_task", "local_range", "GUARDED_LOSSES",
 ]

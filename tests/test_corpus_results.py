@@ -107,7 +107,8 @@ CASES = [
          message=F + ": attribute label_map: 3 classes, /model/w has 2 rows"),
     # -- the model: attributes ------------------------------------------------
     Case("unknown loss", PREDICT, prepare=result(set_attr("loss", "hinge")),
-         message=F + ": attribute loss: unknown loss 'hinge' (logistic, ridge, squared_hinge)"),
+         message=F + ": attribute loss: unknown loss 'hinge' "
+                     "(logistic, ridge, squared_hinge, poisson)"),
     Case("loss as an array", EVALUATE,
          prepare=result(set_attr("loss", np.array([b"logistic", b"ridge"]))),
          message=F + ": attribute loss: expected a single value, got an array of shape (2,)"),

@@ -262,7 +262,8 @@ def test_cli_refuses_a_plugin_without_the_loss_and_lists_the_losses(tmp_path):
     at = lines.index("logonly [module logonly]: Logistic only.")
     assert lines[at + 1].split() == ["model.loss", "logistic"]
     at = lines.index(next(x for x in lines if x.startswith("newton [built-in]")))
-    assert lines[at + 1].split() == ["model.loss", "logistic,", "ridge,", "squared_hinge"]
+    assert lines[at + 1].split() == ["model.loss", "logistic,", "ridge,", "squared_hinge,",
+                                     "poisson"]
 
 
 # -- MPI and real data ---------------------------------------------------------------

@@ -27,6 +27,14 @@ from ..params import (FLOAT, INT, STR, MAX_TRIALS, Param, at_least, in_open_clos
 from ..problem import Problem  # noqa: F401  (re-exported: the algorithms' view)
 
 
+#: the losses of the methods that use only the shards' value/gradient/curvature and
+#: accept a step only after a line search or trust-region test: ``poisson`` joins the
+#: default three there, since its exp(z) may overflow to +inf far from the optimum,
+#: which such a test rejects as a failed trial (the methods whose step sizes or
+#: theory constants assume a bounded l'' or {-1, +1} labels keep the default)
+GUARDED_LOSSES = ("logistic", "ridge", "squared_hinge", "poisson")
+
+
 class Algorithm:
     """Base class: holds the master's model ``w`` and the run's parameters."""
 
@@ -40,6 +48,8 @@ class Algorithm:
     #: keys); any other is refused before the workers start (:func:`check_loss`).
     #: Every built-in method uses only the shards' value/gradient/curvature interface,
     #: which the L2-loss SVM provides with its generalised Hessian
+    #: (Poisson regression's unbounded l'' = exp(z): the methods that guard every
+    #: step by a line search or trust region opt in with :data:`GUARDED_LOSSES`)
     losses: tuple = ("logistic", "ridge", "squared_hinge")
     #: one line on what the defaults reach, shown by ``distnewton list`` under the
     #: header line when set: why a method cannot reach relative suboptimality 1e-6
@@ -92,8 +102,16 @@ def check_loss(cls, loss) -> None:
     """UserError naming ``model.loss`` when algorithm ``cls`` cannot take ``loss``
     (its :attr:`Algorithm.losses`): one line, exit code 2, before any worker starts."""
     if loss not in cls.losses:
+        why = UNGUARDED.get(loss, "") if loss in GUARDED_LOSSES else ""
         raise UserError(f"model.loss: {cls.name} does not support loss {loss!r} "
-                        f"(it takes {', '.join(cls.losses)})")
+                        f"(it takes {', '.join(cls.losses)}){why}")
+
+
+#: why a method without :data:`GUARDED_LOSSES` refuses a loss only they take
+UNGUARDED = {"poisson": ": poisson's curvature exp(x.w) is unbounded, and this method's "
+                        "step sizes or theory constants assume a bounded one (or steps "
+                        "no line search guards); newton, lbfgs, giant, gd, owlqn, "
+                        "localnewton and fednl (with its line search) take it"}
 
 
 # Parameters several algorithms share (same names, same meaning everywhere).

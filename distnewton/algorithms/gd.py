@@ -17,13 +17,15 @@ per halving (and 1 round once, to start, for f and g at w_0).
 
 from __future__ import annotations
 
+from ..errors import UserError
 from ..params import FLOAT, INT, Param, at_least, in_open_closed, step, trials
 from . import primitives as P
-from .base import Algorithm
+from .base import GUARDED_LOSSES, Algorithm
 
 
 class GD(Algorithm):
     name = "gd"
+    losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     #: why its defaults miss 1e-6 in 500 rounds (benchmarks/defaults_check.py)
     convergence_note = (
         "first-order: its linear rate is set by the condition number, ~n at lambda = 1/n: "
@@ -39,6 +41,15 @@ class GD(Algorithm):
         "growth": Param(FLOAT, 2.0, "first trial = growth * previous step", check=at_least(1.0)),
         "max_backtracks": Param(INT, 50, "halvings before giving up", check=trials),
     }
+
+    @classmethod
+    def validate(cls, params, problem, seed=0):
+        """A fixed ``step_size`` has no line search to stop Poisson's exp(x.w) from
+        overflowing (no step size is safe for an unbounded l''): refused for poisson."""
+        super().validate(params, problem, seed)
+        if params.get("step_size") is not None and problem.loss == "poisson":
+            raise UserError("algorithm.step_size: a fixed step has no line search, and loss "
+                            "poisson's curvature exp(x.w) is unbounded: leave it unset")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -62,7 +62,7 @@ from dataclasses import replace
 from ..params import STR, Param, preset_param
 from ..runtime import worker_task
 from . import primitives as P
-from .base import LINE_SEARCH, LS_PICK, LS_STEPS_APPROX, SOLVER
+from .base import GUARDED_LOSSES, LINE_SEARCH, LS_PICK, LS_STEPS_APPROX, SOLVER
 from .newton_type import GRADIENT, HELD, NewtonType
 
 DIRECTION = {
@@ -90,6 +90,7 @@ PRESETS = {"paper": {"ls_pick": "first"}}
 
 class GIANT(NewtonType):
     name = "giant"
+    losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     local_solves = True
     presets = PRESETS
     params = {**LINE_SEARCH, "ls_steps": LS_STEPS_APPROX,

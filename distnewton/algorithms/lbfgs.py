@@ -53,7 +53,7 @@ import numpy as np
 from ..linalg import check_dense_hessian
 from ..params import FLOAT, INT, MAX_STEP, STR, Param, at_least, at_most, both
 from . import primitives as P
-from .base import Algorithm
+from .base import GUARDED_LOSSES, Algorithm
 
 CURVATURE_EPS = 1e-10
 
@@ -143,6 +143,7 @@ def bfgs_update(H, s, y, rho):
 
 class LBFGS(Algorithm):
     name = "lbfgs"
+    losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     params = {
         "m": Param(INT, 10, "L-BFGS memory: (s, y) pairs kept", check=at_least(1)),
         "c1": Param(FLOAT, 1e-4, "sufficient decrease: f(w + a p) <= f(w) + c1 a p.g, "

@@ -37,12 +37,13 @@ import numpy as np
 from .. import l1 as L1
 from ..params import FLOAT, INT, Param, at_least
 from . import primitives as P
-from .base import Algorithm
+from .base import GUARDED_LOSSES, Algorithm
 from .lbfgs import CURVATURE_EPS, LBFGS, two_loop
 
 
 class OWLQN(Algorithm):
     name = "owlqn"
+    losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     takes_l1 = True
     params = {
         "m": LBFGS.params["m"],

@@ -151,7 +151,9 @@ def armijo(losses, n, lam, w, p, f, slope, ls, per_pass):
     pass already computed (lower beyond rounding): no extra pass (and no extra
     round), and the step that damps a direction the first one overshoots
     (:func:`pick_step`).
-    Returns (0, f) when no trial decreases f enough.
+    Returns (0, f) when no trial decreases f enough.  A trial whose loss is +inf or
+    NaN (``poisson``'s exp(x.w) overflowing far from the optimum) fails the test, as
+    every comparison with it is false: the search goes on with a shorter step.
     """
     tried, best = 0, getattr(ls, "ls_pick", "first") == "best"
     while tried < ls.max_backtracks:

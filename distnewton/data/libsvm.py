@@ -258,10 +258,23 @@ def _label_key(v: float):
     return int(v) if float(v).is_integer() else float(v)
 
 
+def check_counts(y, source, first_row=0):
+    """UserError naming ``source`` and the first data row (counted from 1; the rows
+    before this block: ``first_row``; None: ``y`` holds distinct values, not rows)
+    whose label is negative or not finite: Poisson regression's targets are counts or
+    rates y >= 0."""
+    bad = np.flatnonzero(~((y >= 0) & np.isfinite(y)))
+    if bad.size:
+        where = "" if first_row is None else f" data row {first_row + int(bad[0]) + 1}:"
+        raise UserError(f"{source}:{where} label {_label_key(y[bad[0]])} is negative: loss "
+                        f"poisson needs counts or rates >= 0")
+
+
 def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
     """Map raw labels to what ``loss`` expects; return ``(labels, mapping)``.
 
-    ``ridge``: labels unchanged.  ``logistic`` and ``squared_hinge`` (targets
+    ``ridge``: labels unchanged; ``poisson``: unchanged, and every one must be
+    >= 0 (:func:`check_counts`).  ``logistic`` and ``squared_hinge`` (targets
     -1/+1, :data:`~distnewton.objectives.CLASSIFICATION_LOSSES`), first rule
     that applies:
 
@@ -282,6 +295,9 @@ def map_labels(y, loss, positive_labels=None, source="labels", reference=None):
     y = np.asarray(y, dtype=np.float64)
     if loss == "ridge":
         return y.copy(), {"loss": "ridge", "rule": "identity"}
+    if loss == "poisson":
+        check_counts(y, source)
+        return y.copy(), {"loss": "poisson", "rule": "identity"}
     if not is_classification(loss):
         raise UserError(f"unknown loss {loss!r}: choose one of {', '.join(LOSSES)}")
     values = np.unique(y)

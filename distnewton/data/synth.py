@@ -63,9 +63,10 @@ def _check(n_samples, n_features, density, noise, heterogeneity, n_groups, loss)
             raise UserError(f"synthetic {name} must be an integer >= 1, got {v!r}")
     if not 0 < density <= 1:
         raise UserError(f"synthetic density must be in (0, 1], got {density!r}")
-    if loss not in ("logistic", "ridge", "squared_hinge"):
-        raise UserError(f"unknown loss {loss!r}: choose one of logistic, ridge, squared_hinge")
-    top = np.inf if loss == "ridge" else 1
+    if loss not in ("logistic", "ridge", "squared_hinge", "poisson"):
+        raise UserError(f"unknown loss {loss!r}: choose one of logistic, ridge, squared_hinge, "
+                        "poisson")
+    top = np.inf if loss in ("ridge", "poisson") else 1
     if not 0 <= noise <= top:
         raise UserError(f"synthetic noise must be in [0, {top}] for {loss}, got {noise!r}")
     if not 0 <= heterogeneity <= 1:
@@ -78,7 +79,9 @@ def make_synthetic(n_samples, n_features, density=0.1, seed=0, noise=0.1,
                    heterogeneity=0.0, n_groups=1, loss="logistic"):
     """Return ``(X, y, w_true)``: float64 CSR (canonical), labels, true weights.
 
-    See the module docstring for the model.  Logistic labels are in {-1, +1}.
+    See the module docstring for the model.  Logistic labels are in {-1, +1};
+    poisson labels are counts drawn from Poisson(exp(x.w_true)) (the margin capped
+    at 20; ``noise`` unused).
     Raises ``UserError`` for out-of-range arguments.
     """
     _check(n_samples, n_features, density, noise, heterogeneity, n_groups, loss)
@@ -100,7 +103,9 @@ def make_synthetic(n_samples, n_features, density=0.1, seed=0, noise=0.1,
     X = sp.csr_matrix((vals, cols.astype(itype), indptr.astype(itype)), shape=(n, d))
     X.sort_indices()
     margin = X @ w_true
-    if loss != "ridge":                       # logistic, squared_hinge: classes
+    if loss == "poisson":                     # counts of mean exp(x.w_true) (noise unused)
+        y = r_noise.poisson(np.exp(np.minimum(margin, 20.0))).astype(np.float64)
+    elif loss != "ridge":                     # logistic, squared_hinge: classes
         y = np.where(margin >= 0, 1.0, -1.0)
         flip = r_noise.choice(n, size=int(round(noise * n)), replace=False)
         y[flip] = -y[flip]

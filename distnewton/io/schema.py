@@ -123,7 +123,7 @@ ROOT_ATTRIBUTES = {
     "schema_version": "version of this layout (integer)",
     "distnewton_version": "the distnewton that wrote the file",
     "algorithm": "algorithm.name",
-    "loss": "logistic, ridge or squared_hinge",
+    "loss": "logistic, ridge, squared_hinge or poisson (added in 0.3)",
     "lambda": "the L2 weight lambda (a number, '1/n' resolved; with model.l1_ratio its "
               "L2 part)",
     "l1": "the L1 weight lambda_1 of lambda_1 ||w||_1 (0: none; added in 0.3)",

@@ -34,7 +34,9 @@ from ..errors import UserError
 from .schema import ATTRIBUTE_KINDS, BASE_COLUMNS, TIMING_COLUMNS
 
 #: The losses a model can have (the root attribute ``loss``).
-LOSSES = ("logistic", "ridge", "squared_hinge")
+LOSSES = ("logistic", "ridge", "squared_hinge", "poisson")
+#: the losses whose label map is the identity (regression targets)
+IDENTITY_LOSSES = ("ridge", "poisson")
 KIND_WORDS = {"int": "an integer", "number": "a number", "text": "text",
               "bool": "true or false"}
 
@@ -164,7 +166,7 @@ def check_label_map(path, lm, name, loss, w):
     field = f"attribute {name}"
     if lm.get("loss") != loss:
         raise bad(path, field, f"is for loss {lm.get('loss')!r}, the model's is {loss!r}")
-    if loss == "ridge":
+    if loss in IDENTITY_LOSSES:
         return lm
     table = lm.get("map")
     if not isinstance(table, dict) or not table or not _numbers(table) \
@@ -255,9 +257,9 @@ def model_fields(path, attrs, w, w_attrs=None) -> dict:
         raise bad(path, "attribute lambda", f"expected a finite number >= 0, got {lam!r}")
     lm, name = label_map_of(path, attrs)
     if lm is None:
-        if loss != "ridge":
+        if loss not in IDENTITY_LOSSES:
             raise bad(path, "attribute label_map", f"missing (a {loss} model needs it)")
-        lm = {"loss": "ridge", "rule": "identity"}
+        lm = {"loss": loss, "rule": "identity"}
     check_label_map(path, lm, name, loss, w)
     w_attrs = w_attrs or {}
     intercept = fit_intercept_of(path, cfg, w, w_attrs)

@@ -76,7 +76,7 @@ from ...params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, p
                        preset_param)
 from ...runtime import RAGGED
 from .. import primitives as P
-from ..base import LINE_SEARCH, Algorithm
+from ..base import GUARDED_LOSSES, LINE_SEARCH, Algorithm
 from .clients import AheadHeader, PPHeader, RoundHeader, compressor, line_search_on
 
 COMPRESSORS = ("identity", "topk", "randk", "randseqk", "toplek", "rankr")
@@ -102,6 +102,9 @@ def check_alpha(x):
 
 class FedNL(Algorithm):
     name = "fednl"
+    #: poisson only with FedNL-LS (:meth:`validate`): the line search rejects a step
+    #: whose exp(x.w) overflows, the paper's unit steps do not
+    losses = GUARDED_LOSSES
     params = {
         "compressor": Param(STR, "topk", "C on the Hessian differences' upper triangle",
                             choices=COMPRESSORS),
@@ -148,6 +151,10 @@ class FedNL(Algorithm):
         if (problem.lam if p.mu is None else float(p.mu)) <= 0 and p.option != 2:
             raise UserError("algorithm.mu: defaults to model.lambda, which is 0 here: the "
                             "projection [H]_mu needs a floor > 0, set algorithm.mu")
+        if problem.loss == "poisson" and not line_search_on(p):
+            raise UserError("algorithm.line_search: loss poisson needs FedNL-LS (the line "
+                            "search): its curvature exp(x.w) is unbounded and a unit step "
+                            "can overflow; leave line_search on and participation unset")
         if p.participation is not None:
             if p.participation > K:
                 raise UserError(f"algorithm.participation: {p.participation} clients per "

@@ -49,7 +49,7 @@ from dataclasses import replace
 
 from ...errors import UserError
 from ...linalg import solve_spd
-from ..base import LINE_SEARCH, SOLVER, use_cg
+from ..base import GUARDED_LOSSES, LINE_SEARCH, SOLVER, use_cg
 from ..newton_type import HELD, HESSIAN, NewtonType
 from . import solver_cost
 from .tron import Tron
@@ -57,6 +57,7 @@ from .tron import Tron
 
 class Newton(NewtonType):
     name = "newton"
+    losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     params = {**LINE_SEARCH, **SOLVER, "solver": replace(
         SOLVER["solver"], choices=SOLVER["solver"].choices + ("tron",),
         doc=SOLVER["solver"].doc + "; tron: trust-region Newton-CG (LIBLINEAR's TRON: "

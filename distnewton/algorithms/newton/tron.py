@@ -201,6 +201,8 @@ class Tron(NewtonType):
         Below f's rounding (both reductions <= 1e-12 |f|) the gradient decides."""
         s = -p
         f_new, g_new = P.loss_grad(self.rt, self.prob, it.w - p, task="tron.loss_grad")
+        if not np.isfinite(f_new):      # overflow (poisson's exp): a rejected step that
+            f_new = np.inf              # shrinks the radius (nan would compare as growth)
         gs, prered, actred = float(it.g @ s), it.predicted, it.f - f_new
         if prered <= 0:
             self.stalled, accept = "TRON: predicted reduction <= 0 (at machine precision?)", False
