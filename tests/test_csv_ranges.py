@@ -110,6 +110,51 @@ def test_quoted_numbers_spaces_and_booleans_are_read_and_a_label_name_needs_a_he
         csv_ranges.layout(str(path), "csv", "label")
 
 
+#: what pyarrow (the one-process reader) reads these first lines as, written out:
+#: (file, data.label_column, labels, features)
+FIRST_LINES = {
+    "bom-header-by-name": (b"\xef\xbb\xbflabel,a,b\n1,2,3\n-1,4,5\n", "label",
+                           [1, -1], [[2, 3], [4, 5]]),
+    "bom-no-header": (b"\xef\xbb\xbf1,2,3\n-1,4,5\n", None, [1, -1], [[2, 3], [4, 5]]),
+    "quoted-no-header": (b'"1","2","3"\n"-1","4","5"\n', None, [1, -1], [[2, 3], [4, 5]]),
+    "quoted-header": (b'"label","a","b"\n1,2,3\n', "label", [1], [[2, 3]]),
+}
+
+
+@pytest.mark.parametrize("case", list(FIRST_LINES))
+def test_a_bom_or_quotes_on_the_first_line_neither_hide_a_header_nor_make_one(tmp_path, case):
+    """A UTF-8 byte order mark (Excel's "CSV UTF-8") is not part of the first column's
+    name, and a first row of quoted numbers is data: both readers, every rank count
+    (the BOM once made the byte ranges refuse label_column by name, and a headerless
+    file's first row was taken for a header by both)."""
+    from distnewton.data.tables import read_csv
+    content, label_column, y, X = FIRST_LINES[case]
+    path = tmp_path / "d.csv"
+    path.write_bytes(content)
+    for P in (1, 2, 5):
+        Xp, yp = by_ranges(path, "csv", label_column, P)
+        np.testing.assert_array_equal(yp, y, err_msg=f"P={P}")
+        np.testing.assert_array_equal(Xp.toarray(), X, err_msg=f"P={P}")
+    Xs, ys = read_csv(str(path), label_column)
+    np.testing.assert_array_equal(ys, y)
+    np.testing.assert_array_equal(Xs.toarray(), X)
+
+
+def test_a_carriage_return_inside_a_line_is_refused_naming_the_line(tmp_path):
+    """Only \\n and \\r\\n end a line here; a lone \\r (old Mac endings, or a stray one)
+    was a traceback from the csv module (exit 1, and a crash on one rank only)."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"label,a,b\r1,2,3\r-1,4,5\r")
+    with pytest.raises(UserError, match=r"d.csv:1: a carriage return \(\\r\) inside the line"):
+        csv_ranges.layout(str(path), "csv")
+    path.write_bytes(b"label,a,b\n1,2,3\n-1,2\r,5\n1,2,3\n")
+    lay = csv_ranges.layout(str(path), "csv")
+    _, _, bad = parse_share(str(path), 0, 1, False, None, name="d.csv",
+                            parse=functools.partial(csv_ranges.parse_block, lay))
+    assert bad is not None and bad[0] == 3, bad
+    assert bad[1].startswith("a carriage return (\\r) inside the line"), bad
+
+
 def mpi_run(tmp_path, data, n, par, name):
     cfg = launch.write_config(tmp_path / f"{name}.yaml", data=data,
                               model={"lambda": 1e-2}, algorithm={"name": "newton"},
@@ -157,6 +202,9 @@ def test_under_mpiexec_the_byte_ranges_give_the_rank0_paths_run(tmp_path, varian
     (b"-1,2,%s\n", 81, "column 'f2': 'x' is not a number"),
     (b'-1,"2\n,%s\n', 81, "a quoted field goes on past the end of the line (CSV fields "
      "with a newline inside quotes are not read)"),
+
+    (b"-1,2\r,%s\n", 81, "a carriage return (\\r) inside the line: lines end with \\n or "
+     "\\r\\n"),
 ])
 def test_a_bad_line_on_the_last_reader_is_one_line_for_the_job(tmp_path, content, line, message):
     rows = b"".join(b"1,0.5,%d\n" % i for i in range(100))

@@ -140,11 +140,13 @@ def head(path, size=HEAD_BYTES) -> bytes:
 
 
 def has_header(path, delimiter) -> bool:
-    """A first line with a field that is not a number is a header."""
-    first = head(path).split(b"\n", 1)[0].strip()
+    """A first line with a field that is not a number is a header.  A leading UTF-8
+    byte order mark and the quotes around a field are not part of it (pyarrow reads
+    ``"1"`` as the number 1): a headerless file's first row is data."""
+    first = head(path).split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").strip()
     for field in first.split(delimiter.encode()):
         try:
-            float(field)
+            float(field.strip().strip(b'"'))
         except ValueError:
             return True
     return False
