@@ -140,6 +140,21 @@ def test_a_bom_or_quotes_on_the_first_line_neither_hide_a_header_nor_make_one(tm
     np.testing.assert_array_equal(Xs.toarray(), X)
 
 
+def test_a_cache_entry_parsed_by_the_old_header_rule_is_not_read(tmp_path, monkeypatch):
+    """An entry written before quotes stopped making a header (its first row lost) is
+    keyed apart from today's: the file is parsed again, both rows."""
+    from distnewton.data import cache, formats, tables
+    path = tmp_path / "d.csv"
+    path.write_bytes(FIRST_LINES["quoted-no-header"][0])
+    with monkeypatch.context() as m:               # the code before the fix
+        m.setattr(formats, "options", lambda fmt, lc: f"{fmt}:label_column={lc!r}")
+        m.setattr(tables, "has_header", lambda path, delimiter: True)
+        stale, _, note = cache.read_text(str(path), None, False, str(tmp_path / "c"), "csv")
+    assert len(stale.y) == 1 and note.startswith("written ")
+    ds, _, note = cache.read_text(str(path), None, False, str(tmp_path / "c"), "csv")
+    assert note.startswith("written ") and list(ds.y) == [1, -1]
+
+
 def test_a_carriage_return_inside_a_line_is_refused_naming_the_line(tmp_path):
     """Only \\n and \\r\\n end a line here; a lone \\r (old Mac endings, or a stray one)
     was a traceback from the csv module (exit 1, and a crash on one rank only)."""
