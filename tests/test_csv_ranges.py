@@ -140,6 +140,23 @@ def test_a_bom_or_quotes_on_the_first_line_neither_hide_a_header_nor_make_one(tm
     np.testing.assert_array_equal(Xs.toarray(), X)
 
 
+def test_a_first_row_with_a_missing_value_is_refused_not_taken_for_a_header(tmp_path):
+    """An empty field is no sign of a header: a headerless file whose first row lacks a
+    value is refused naming line 1 by both readers (it was silently the column names);
+    pandas' index header (``,a,b``) is still a header."""
+    from distnewton.data.tables import read_csv
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"1,,3\n-1,4,5\n")
+    lay = csv_ranges.layout(str(path), "csv")
+    _, _, bad = parse_share(str(path), 0, 1, False, None, name="d.csv",
+                            parse=functools.partial(csv_ranges.parse_block, lay))
+    assert not lay.header and bad == (1, "column 'f1' is empty"), (lay, bad)
+    with pytest.raises(UserError, match=r"d.csv:1: column 'f1' is empty"):
+        read_csv(str(path), None)
+    path.write_bytes(b",a,b\n1,2,3\n")
+    assert csv_ranges.layout(str(path), "csv").names == ("", "a", "b")
+
+
 def test_a_cache_entry_parsed_by_the_old_header_rule_is_not_read(tmp_path, monkeypatch):
     """An entry written before quotes stopped making a header (its first row lost) is
     keyed apart from today's: the file is parsed again, both rows."""

@@ -97,9 +97,9 @@ def sniff_text(raw: bytes) -> str:
 
 
 #: the revision of the CSV/TSV header rule (:func:`.tables.has_header`) that a CSV/TSV
-#: cache entry was parsed by: 2, the first non-empty line, a BOM and quotes around a
-#: field not part of it (under revision 1 a headerless file's first row of quoted
-#: numbers, or after an empty first line, was a header)
+#: cache entry was parsed by: 2, the first non-empty line, a BOM, quotes around a field
+#: and empty fields not counted (under revision 1 a headerless file's first row of
+#: quoted numbers, with a missing value, or after an empty first line, was a header)
 HEADER_RULE = "header-rule-2"
 
 
