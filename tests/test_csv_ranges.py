@@ -82,6 +82,7 @@ BAD = [
     (b"label,a,b\n1,2,3\n-1,,3\n", "d.csv:3: column 'a' is empty"),
     (b"1,2,3\n\n-1,2\n", "d.csv:3: 2 fields, expected 3 (as on the first line)"),
     (b"label,a,b\n1,2,3\n-1,inf,3\n", "d.csv:3: column 'a': 'inf' is not a finite number"),
+    ("label,a,b\n1,2,3\n-1,\u0661,3\n".encode(), "d.csv:3: column 'a': '\u0661' is not a number"),
     (b'label,a,b\n1,2,3\n-1,"2\n",3\n', "d.csv:3: a quoted field goes on past the end of the "
      "line (CSV fields with a newline inside quotes are not read)"),
 ]

@@ -170,8 +170,8 @@ def number(where, column, field: str) -> float:
     if text in BOOLEANS:                      # a boolean column (the scanner reads it)
         return BOOLEANS[text]
     try:
-        if "_" in text:                       # Python's float takes 1_0; a CSV reader not
-            raise ValueError(text)
+        if "_" in text or not text.isascii():  # Python's float takes 1_0 and other scripts'
+            raise ValueError(text)             # digits (\u0661); a CSV reader neither
         value = float(text)
     except ValueError:
         raise UserError(f"{where}: column {column!r}: {text[:40]!r} is not a number") from None
