@@ -173,6 +173,15 @@ def test_a_cache_entry_parsed_by_the_old_header_rule_is_not_read(tmp_path, monke
     assert note.startswith("written ") and list(ds.y) == [1, -1]
 
 
+def test_an_empty_file_is_no_data_rows(tmp_path):
+    """Not "FILE:1: the first line is empty" (a file with no line at all)."""
+    path = tmp_path / "d.csv"
+    for content in (b"", b"\xef\xbb\xbf"):           # nothing, or nothing but a BOM
+        path.write_bytes(content)
+        with pytest.raises(UserError, match=r"d.csv: no data rows \(an empty file\)$"):
+            csv_ranges.layout(str(path), "csv")
+
+
 def test_a_carriage_return_inside_a_line_is_refused_naming_the_line(tmp_path):
     """Only \\n and \\r\\n end a line here; a lone \\r (old Mac endings, or a stray one)
     was a traceback from the csv module (exit 1, and a crash on one rank only)."""

@@ -60,7 +60,10 @@ def layout(path, fmt, label_column=None, n_features=None) -> Layout:
     from .tables import column_index, has_header
     delimiter = "\t" if fmt == "tsv" else ","
     with open(path, "rb") as fh:
-        first = fh.readline().rstrip(b"\r\n").removeprefix(BOM)
+        raw = fh.readline()
+    first = raw.rstrip(b"\r\n").removeprefix(BOM)
+    if not raw.removeprefix(BOM):                # as the other readers say of it
+        raise UserError(f"{path}: no data rows (an empty file)")
     if not first.strip():
         raise UserError(f"{path}:1: the first line is empty (a CSV file starts with its "
                         "header or its first row)")
