@@ -82,6 +82,7 @@ BAD = [
     (b"label,a,b\n1,2,3\n-1,,3\n", "d.csv:3: column 'a' is empty"),
     (b"1,2,3\n\n-1,2\n", "d.csv:3: 2 fields, expected 3 (as on the first line)"),
     (b"label,a,b\n1,2,3\n-1,inf,3\n", "d.csv:3: column 'a': 'inf' is not a finite number"),
+    ("label,a,b\n1,2,3\n-1,\u0661,3\n".encode(), "d.csv:3: column 'a': '\u0661' is not a number"),
     (b'label,a,b\n1,2,3\n-1,"2\n",3\n', "d.csv:3: a quoted field goes on past the end of the "
      "line (CSV fields with a newline inside quotes are not read)"),
 ]
@@ -108,6 +109,92 @@ def test_quoted_numbers_spaces_and_booleans_are_read_and_a_label_name_needs_a_he
     path.write_bytes(b"1,2\n-1,0\n")
     with pytest.raises(UserError, match="the file has no header: give a column number"):
         csv_ranges.layout(str(path), "csv", "label")
+
+
+#: what pyarrow (the one-process reader) reads these first lines as, written out:
+#: (file, data.label_column, labels, features)
+FIRST_LINES = {
+    "bom-header-by-name": (b"\xef\xbb\xbflabel,a,b\n1,2,3\n-1,4,5\n", "label",
+                           [1, -1], [[2, 3], [4, 5]]),
+    "bom-no-header": (b"\xef\xbb\xbf1,2,3\n-1,4,5\n", None, [1, -1], [[2, 3], [4, 5]]),
+    "quoted-no-header": (b'"1","2","3"\n"-1","4","5"\n', None, [1, -1], [[2, 3], [4, 5]]),
+    "quoted-header": (b'"label","a","b"\n1,2,3\n', "label", [1], [[2, 3]]),
+}
+
+
+@pytest.mark.parametrize("case", list(FIRST_LINES))
+def test_a_bom_or_quotes_on_the_first_line_neither_hide_a_header_nor_make_one(tmp_path, case):
+    """A UTF-8 byte order mark (Excel's "CSV UTF-8") is not part of the first column's
+    name, and a first row of quoted numbers is data: both readers, every rank count
+    (the BOM once made the byte ranges refuse label_column by name, and a headerless
+    file's first row was taken for a header by both)."""
+    from distnewton.data.tables import read_csv
+    content, label_column, y, X = FIRST_LINES[case]
+    path = tmp_path / "d.csv"
+    path.write_bytes(content)
+    for P in (1, 2, 5):
+        Xp, yp = by_ranges(path, "csv", label_column, P)
+        np.testing.assert_array_equal(yp, y, err_msg=f"P={P}")
+        np.testing.assert_array_equal(Xp.toarray(), X, err_msg=f"P={P}")
+    Xs, ys = read_csv(str(path), label_column)
+    np.testing.assert_array_equal(ys, y)
+    np.testing.assert_array_equal(Xs.toarray(), X)
+
+
+def test_a_first_row_with_a_missing_value_is_refused_not_taken_for_a_header(tmp_path):
+    """An empty field is no sign of a header: a headerless file whose first row lacks a
+    value is refused naming line 1 by both readers (it was silently the column names);
+    pandas' index header (``,a,b``) is still a header."""
+    from distnewton.data.tables import read_csv
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"1,,3\n-1,4,5\n")
+    lay = csv_ranges.layout(str(path), "csv")
+    _, _, bad = parse_share(str(path), 0, 1, False, None, name="d.csv",
+                            parse=functools.partial(csv_ranges.parse_block, lay))
+    assert not lay.header and bad == (1, "column 'f1' is empty"), (lay, bad)
+    with pytest.raises(UserError, match=r"d.csv:1: column 'f1' is empty"):
+        read_csv(str(path), None)
+    path.write_bytes(b",a,b\n1,2,3\n")
+    assert csv_ranges.layout(str(path), "csv").names == ("", "a", "b")
+
+
+def test_a_cache_entry_parsed_by_the_old_header_rule_is_not_read(tmp_path, monkeypatch):
+    """An entry written before quotes stopped making a header (its first row lost) is
+    keyed apart from today's: the file is parsed again, both rows."""
+    from distnewton.data import cache, formats, tables
+    path = tmp_path / "d.csv"
+    path.write_bytes(FIRST_LINES["quoted-no-header"][0])
+    with monkeypatch.context() as m:               # the code before the fix
+        m.setattr(formats, "options", lambda fmt, lc: f"{fmt}:label_column={lc!r}")
+        m.setattr(tables, "has_header", lambda path, delimiter: True)
+        stale, _, note = cache.read_text(str(path), None, False, str(tmp_path / "c"), "csv")
+    assert len(stale.y) == 1 and note.startswith("written ")
+    ds, _, note = cache.read_text(str(path), None, False, str(tmp_path / "c"), "csv")
+    assert note.startswith("written ") and list(ds.y) == [1, -1]
+
+
+def test_an_empty_file_is_no_data_rows(tmp_path):
+    """Not "FILE:1: the first line is empty" (a file with no line at all)."""
+    path = tmp_path / "d.csv"
+    for content in (b"", b"\xef\xbb\xbf"):           # nothing, or nothing but a BOM
+        path.write_bytes(content)
+        with pytest.raises(UserError, match=r"d.csv: no data rows \(an empty file\)$"):
+            csv_ranges.layout(str(path), "csv")
+
+
+def test_a_carriage_return_inside_a_line_is_refused_naming_the_line(tmp_path):
+    """Only \\n and \\r\\n end a line here; a lone \\r (old Mac endings, or a stray one)
+    was a traceback from the csv module (exit 1, and a crash on one rank only)."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"label,a,b\r1,2,3\r-1,4,5\r")
+    with pytest.raises(UserError, match=r"d.csv:1: a carriage return \(\\r\) inside the line"):
+        csv_ranges.layout(str(path), "csv")
+    path.write_bytes(b"label,a,b\n1,2,3\n-1,2\r,5\n1,2,3\n")
+    lay = csv_ranges.layout(str(path), "csv")
+    _, _, bad = parse_share(str(path), 0, 1, False, None, name="d.csv",
+                            parse=functools.partial(csv_ranges.parse_block, lay))
+    assert bad is not None and bad[0] == 3, bad
+    assert bad[1].startswith("a carriage return (\\r) inside the line"), bad
 
 
 def mpi_run(tmp_path, data, n, par, name):
@@ -157,6 +244,9 @@ def test_under_mpiexec_the_byte_ranges_give_the_rank0_paths_run(tmp_path, varian
     (b"-1,2,%s\n", 81, "column 'f2': 'x' is not a number"),
     (b'-1,"2\n,%s\n', 81, "a quoted field goes on past the end of the line (CSV fields "
      "with a newline inside quotes are not read)"),
+
+    (b"-1,2\r,%s\n", 81, "a carriage return (\\r) inside the line: lines end with \\n or "
+     "\\r\\n"),
 ])
 def test_a_bad_line_on_the_last_reader_is_one_line_for_the_job(tmp_path, content, line, message):
     rows = b"".join(b"1,0.5,%d\n" % i for i in range(100))

@@ -110,6 +110,33 @@ def test_follows_the_numpy_dane_where_the_unit_step_overshoots(rule, keys):
         assert 0.5 in steps and last < 0.05 * last_unit, (steps, last, last_unit)
 
 
+def test_unit_or_half_leaves_an_average_whose_f_is_not_finite():
+    """f at the DANE average inf (an overflow) or nan, at the midpoint finite: the
+    midpoint (the rule compared with inf - inf, nan, and kept the point it knew worse)."""
+    from types import SimpleNamespace
+    from distnewton.algorithms.dane import unit_or_half
+    d = 3
+
+    class OneRound:                                # the gradient round's reply, given
+        def __init__(self, out):
+            self.out = out
+
+        def round(self, task, *down, up):
+            assert task == "dane.two_points" and up == 2 * d + 2
+            return self.out
+
+    prob = SimpleNamespace(d=d, n=10, penalty=0.1)
+    w, anchor = np.full(d, 2.0), np.zeros(d)
+    for bad in (np.inf, np.nan):
+        reply = np.concatenate(([bad], np.ones(d), [5.0], np.zeros(d)))
+        point, f, g = unit_or_half(OneRound(reply), prob, w, anchor)
+        # by hand at the midpoint (1, 1, 1): 5/10 + 0.1/2 * 3, and 0/10 + 0.1 * 1
+        np.testing.assert_array_equal(point, np.ones(d))
+        assert f == pytest.approx(0.65) and np.allclose(g, 0.1), (bad, f, g)
+    reply = np.concatenate(([np.inf], np.ones(d), [np.inf], np.zeros(d)))
+    assert unit_or_half(OneRound(reply), prob, w, anchor)[0] is w   # neither: as before
+
+
 def test_the_paper_preset_is_the_unit_step():
     from distnewton.config import resolve
 

@@ -122,6 +122,22 @@ def test_label_column_by_name_by_index_and_from_the_end(tmp_path, arrays):
     np.testing.assert_array_equal(last.X.toarray(), np.column_stack([y, X[:, :-1]]))
 
 
+def test_an_empty_first_line_makes_no_header_and_a_header_alone_has_no_rows(tmp_path):
+    """The one-process reader: the header rule reads the first non-empty line (an empty
+    first line was taken for a header, and the first row after it with it); a file of
+    only a header is "no data rows" (it was "FILE:2: column 'label': '' is not a number")."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"\n1,2,3\n-1,4,5\n")
+    ds = formats.read(str(path), "csv")
+    np.testing.assert_array_equal(ds.y, [1, -1])
+    np.testing.assert_array_equal(ds.X.toarray(), [[2, 3], [4, 5]])
+    path.write_bytes(b"\nlabel,a,b\n1,2,3\n")
+    np.testing.assert_array_equal(formats.read(str(path), "csv", label_column="label").y, [1])
+    path.write_bytes(b"label,a,b\n")
+    with pytest.raises(UserError, match=r"^\S*d.csv: no data rows$"):
+        formats.read(str(path), "csv")
+
+
 @pytest.mark.parametrize("content, label_column, needle", [
     (b"PK\x03\x04garbage that is no zip", None, "not readable as npz"),
     (b"\x00\x01\x02\x03binary", None, "not a data format distnewton reads (LIBSVM text, "

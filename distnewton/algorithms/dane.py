@@ -95,13 +95,15 @@ def _two_points(ctx, w, anchor):
 
 def unit_or_half(rt, prob, w, anchor):
     """(point, f, grad f) at the lower of w and (anchor + w)/2 (the midpoint when its f
-    is lower by more than rounding, :data:`.primitives.F_NOISE`).  1 round: 2d floats
+    is lower by more than rounding, :data:`.primitives.F_NOISE`, or the only finite
+    one: inf - inf is nan, and no comparison with it holds).  1 round: 2d floats
     down, 2d + 2 up per worker (the gradient round, evaluated at two points)."""
     d = prob.d
     out = rt.round("dane.two_points", w, anchor, up=2 * d + 2)
     points = (w, 0.5 * (anchor + w))
     f = [P.global_value(out[i * (d + 1)], prob.n, prob.penalty, x) for i, x in enumerate(points)]
-    i = int(f[1] < f[0] - P.F_NOISE * abs(f[0]))      # the midpoint only beyond rounding
+    finite = np.isfinite(f)             # the midpoint when lower beyond rounding, or alone finite
+    i = int(finite[1] and (not finite[0] or f[1] < f[0] - P.F_NOISE * abs(f[0])))
     g = P.regularise(out[i * (d + 1) + 1:(i + 1) * (d + 1)], prob.n, prob.penalty, points[i])
     return points[i], f[i], g
 

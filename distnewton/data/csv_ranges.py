@@ -13,9 +13,11 @@ per rank (:func:`fast_block`); a block it refuses, or with an empty cell, a valu
 that is not finite, or an odd number of quotes on a line, is scanned line by line
 (:func:`scan_block`), which names the first bad line (``FILE:LINE``).  Supported: a
 row per line, an optional header (the first line only, when one of its fields is
-not a number), ``\\n`` or ``\\r\\n`` endings, empty lines (skipped), quoted numbers.
-Not supported: a quoted field with a newline inside, which no byte range can place
-(a line with an odd number of ``"`` is refused naming it).
+not a number), ``\\n`` or ``\\r\\n`` endings, empty lines (skipped), quoted numbers, a
+UTF-8 byte order mark (skipped, as pyarrow skips it).  Not supported: a quoted field
+with a newline inside, which no byte range can place (a line with an odd number of
+``"`` is refused naming it), and a ``\\r`` inside a line (``\\r``-only endings: refused
+naming the line, where the csv module would raise its own error).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from distnewton.errors import UserError
 #: formats read by byte ranges here (uncompressed)
 TABLES = ("csv", "tsv")
 #: pyarrow's boolean spellings, which the one-process reader takes as 1 and 0
+#: the UTF-8 byte order mark a file may start with (Excel's "CSV UTF-8")
+BOM = b"\xef\xbb\xbf"
 BOOLEANS = {"true": 1.0, "True": 1.0, "TRUE": 1.0, "false": 0.0, "False": 0.0, "FALSE": 0.0}
 
 
@@ -56,12 +60,15 @@ def layout(path, fmt, label_column=None, n_features=None) -> Layout:
     from .tables import column_index, has_header
     delimiter = "\t" if fmt == "tsv" else ","
     with open(path, "rb") as fh:
-        first = fh.readline().rstrip(b"\r\n")
+        raw = fh.readline()
+    first = raw.rstrip(b"\r\n").removeprefix(BOM)
+    if not raw.removeprefix(BOM):                # as the other readers say of it
+        raise UserError(f"{path}: no data rows (an empty file)")
     if not first.strip():
         raise UserError(f"{path}:1: the first line is empty (a CSV file starts with its "
                         "header or its first row)")
     header = has_header(path, delimiter)
-    fields = split_line(first, delimiter)
+    fields = split_line(first, delimiter, f"{path}:1")
     names = tuple(fields) if header else tuple(f"f{i}" for i in range(len(fields)))
     j = column_index(path, label_column, len(names), names if header else None)
     lay = Layout(delimiter, header, names, j)
@@ -70,16 +77,25 @@ def layout(path, fmt, label_column=None, n_features=None) -> Layout:
     return lay
 
 
-def split_line(raw: bytes, delimiter: str) -> list:
-    """The fields of one line (quotes as the csv module reads them)."""
+def split_line(raw: bytes, delimiter: str, where: str) -> list:
+    """The fields of one line (quotes as the csv module reads them); a UserError
+    naming ``where`` for a line the csv module refuses (a ``\\r`` inside it)."""
+    if b"\r" in raw:
+        raise UserError(f"{where}: a carriage return (\\r) inside the line: lines end with "
+                        "\\n or \\r\\n")
     text = raw.decode("utf-8", errors="replace")
-    return next(csv.reader([text], delimiter=delimiter), [])
+    try:
+        return next(csv.reader([text], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise UserError(f"{where}: {exc}") from None
 
 
 def parse_block(lay, block: bytes, name, lines_before: int, first: bool):
     """``(data, indices, indptr, y)`` of a block of whole lines; ``first``: the block
     starts the file (its header line, if any, is skipped); ``lines_before``: the
     lines of this share before the block (error lines are counted from there)."""
+    if first:
+        block = block.removeprefix(BOM)
     if first and lay.header:
         cut = block.find(b"\n") + 1 or len(block)
         block, lines_before = block[cut:], lines_before + 1
@@ -89,12 +105,15 @@ def parse_block(lay, block: bytes, name, lines_before: int, first: bool):
 
 def fast_block(lay, block: bytes):
     """The block through pyarrow (float64 columns, one thread); None when it needs
-    the scanner: pyarrow refuses it, a cell is empty or not finite, a quote is open."""
+    the scanner: pyarrow refuses it, a cell is empty or not finite, a quote is open,
+    a ``\\r`` is not before a ``\\n`` (pyarrow would end a row there)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     if not block.strip(b"\r\n"):
         return rows_of(lay, np.zeros((0, len(lay.names))))
     if b'"' in block and any(ln.count(b'"') % 2 for ln in block.split(b"\n")):
+        return None
+    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
         return None
     cols = [f"c{i}" for i in range(len(lay.names))]
     try:
@@ -138,7 +157,7 @@ def scan_block(lay, block: bytes, name, lines_before: int):
         if line.count(b'"') % 2:
             raise UserError(f"{where}: a quoted field goes on past the end of the line "
                             "(CSV fields with a newline inside quotes are not read)")
-        fields = split_line(line, lay.delimiter)
+        fields = split_line(line, lay.delimiter, where)
         if len(fields) != n_cols:
             raise UserError(f"{where}: {len(fields)} fields, expected {n_cols} "
                             f"(as on the {'header' if lay.header else 'first'} line)")
@@ -154,8 +173,8 @@ def number(where, column, field: str) -> float:
     if text in BOOLEANS:                      # a boolean column (the scanner reads it)
         return BOOLEANS[text]
     try:
-        if "_" in text:                       # Python's float takes 1_0; a CSV reader not
-            raise ValueError(text)
+        if "_" in text or not text.isascii():  # Python's float takes 1_0 and other scripts'
+            raise ValueError(text)             # digits (\u0661); a CSV reader neither
         value = float(text)
     except ValueError:
         raise UserError(f"{where}: column {column!r}: {text[:40]!r} is not a number") from None

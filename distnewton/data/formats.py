@@ -96,11 +96,20 @@ def sniff_text(raw: bytes) -> str:
     return "libsvm"
 
 
+#: the revision of the CSV/TSV header rule (:func:`.tables.has_header`) that a CSV/TSV
+#: cache entry was parsed by: 2, the first non-empty line, a BOM, quotes around a field
+#: and empty fields not counted (under revision 1 a headerless file's first row of
+#: quoted numbers, with a missing value, or after an empty first line, was a header)
+HEADER_RULE = "header-rule-2"
+
+
 def options(fmt, label_column) -> str | None:
     """What the cache key holds besides the path for a non-LIBSVM format (None for
     LIBSVM, whose key stays as before: its ``zero_based`` flag)."""
     if fmt == "libsvm":
         return None
+    if fmt in ("csv", "tsv"):                 # the first-line rule changed: old entries
+        return f"{fmt}:label_column={label_column!r}:{HEADER_RULE}"   # are not read
     return f"{fmt}:label_column={label_column!r}"
 
 

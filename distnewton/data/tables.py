@@ -140,11 +140,19 @@ def head(path, size=HEAD_BYTES) -> bytes:
 
 
 def has_header(path, delimiter) -> bool:
-    """A first line with a field that is not a number is a header."""
-    first = head(path).split(b"\n", 1)[0].strip()
+    """A first line with a field that is not a number is a header: the first line
+    pyarrow reads (empty lines are skipped), a leading UTF-8 byte order mark and the
+    quotes around a field not part of it (pyarrow reads ``"1"`` as the number 1), and an
+    empty field no sign of a header, so that a headerless file's first row is data (a
+    row with a missing value is refused naming it, not read as the column names)."""
+    lines = head(path).removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    first = next((ln.strip() for ln in lines if ln.rstrip(b"\r")), b"")
     for field in first.split(delimiter.encode()):
+        text = field.strip().strip(b'"')
+        if not text:                      # a missing value (1,,3) or pandas' index (,a,b)
+            continue
         try:
-            float(field)
+            float(text)
         except ValueError:
             return True
     return False
@@ -156,6 +164,8 @@ def read_csv(path, label_column, delimiter=","):
     header = has_header(path, delimiter)
     table = pcsv.read_csv(path, read_options=pcsv.ReadOptions(autogenerate_column_names=not header),
                           parse_options=pcsv.ParseOptions(delimiter=delimiter))
+    if table.num_rows == 0:
+        raise UserError(f"{path}: no data rows")
     names = table.column_names if header else None
     j = column_index(path, label_column, table.num_columns, names)
     columns = []

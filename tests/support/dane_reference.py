@@ -47,8 +47,9 @@ def numpy_dane(X, y, K, lam, iterations, eta=1.0, mu=0.0, local_steps=1, rule="u
         if rule == "unit_or_half" and anchor is not None:
             mid = 0.5 * (anchor + w)
             f_w = value(X, y, w, lam)
-            if value(X, y, mid, lam) < f_w - NOISE * abs(f_w):       # beyond rounding
-                start, step = mid, 0.5
+            f_mid = value(X, y, mid, lam)
+            if np.isfinite(f_mid) and (not np.isfinite(f_w) or f_mid < f_w - NOISE * abs(f_w)):
+                start, step = mid, 0.5                # beyond rounding, or the only finite
         g = grad(X, y, start, lam)
         anchor = start
         w = sum(len(yk) / n * local_solution(Xk, yk, start, g, lam, eta, mu, local_steps)
