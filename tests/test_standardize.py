@@ -199,7 +199,7 @@ def test_without_standardize_nothing_changes():
 def test_under_mpiexec_equals_sim_and_counts_the_setup_round(tmp_path):
     from sklearn.datasets import dump_svmlight_file
     X, y = scaled_problem(n=300, seed=7)
-    dump_svmlight_file(X, y, tmp_path / "train.svm")
+    dump_svmlight_file(X, y, str(tmp_path / "train.svm"), zero_based=False)
     cfg = launch.write_config(tmp_path / "c.yaml", data={"train": str(tmp_path / "train.svm")},
                               model={"lambda": LAM, "standardize": True,
                                      "fit_intercept": True, "regularize_intercept": False},
