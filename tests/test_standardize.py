@@ -173,6 +173,51 @@ def test_report_shows_the_standardized_run(written):
     assert rows[0]["standardize_bytes"] > 0
 
 
+def mild_problem(n=400, seed=3):
+    """Scales within 16x (for the first-order methods) and a constant column."""
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, 5)) + 0.3) * np.array([1.0, 4.0, 0.25, 2.0, 0.5])
+    X = np.c_[X, np.full(n, 1.5)]
+    z = X @ np.array([1.0, 0.3, 2.0, -0.5, 1.0, 0.0]) + rng.normal(size=n)
+    return X, np.where(z > 0, 1.0, -1.0)
+
+
+@pytest.mark.parametrize("algorithm", [
+    {"name": "giant"}, {"name": "lbfgs"}, {"name": "gd"}, {"name": "dane"},
+    {"name": "adaptive_localnewton"}, {"name": "owlqn"}, {"name": "fednl", "mu": 1e-3},
+    {"name": "newton", "solver": "cg"}], ids=lambda a: a["name"] + a.get("solver", ""))
+def test_every_method_reaches_sklearns_standardized_optimum(algorithm):
+    """The penalty vector reaches the workers' local objectives and the master's line
+    searches alike: each method lands on the same optimum as sklearn on X / sigma."""
+    from sklearn.linear_model import LogisticRegression
+    X, y = mild_problem()
+    Xs, back, _ = standardized(X)
+    m = LogisticRegression(C=1 / (LAM * len(y)), tol=1e-12, solver="newton-cholesky").fit(Xs, y)
+    res = solve({"model": {"lambda": LAM, "standardize": True, "fit_intercept": True,
+                           "regularize_intercept": False},
+                 "algorithm": algorithm, "run": {"grad_rtol": 1e-10, "max_rounds": 3000}},
+                data=(X, y), backend="sim", workers=3)
+    w = np.asarray(res.w)
+    assert_same_optimum(X, y, "logistic", (w[:-1], w[-1]),
+                        (back(m.coef_), float(m.intercept_[0])))
+
+
+def test_one_vs_rest_classes_share_the_standardized_penalty():
+    from sklearn.linear_model import LogisticRegression
+    X, _ = mild_problem(seed=8)
+    y = np.digitize(X[:, 0] + X[:, 2], [-0.5, 0.8]).astype(float)       # 3 classes
+    Xs, back, _ = standardized(X)
+    res = solve({"model": {"lambda": LAM, "standardize": True, "multiclass": "ovr"},
+                 "algorithm": {"name": "newton"}, "run": {"grad_rtol": 1e-12}},
+                data=(X, y), backend="sim", workers=2)
+    W = np.asarray(res.w)
+    for c in range(3):
+        yc = np.where(y == c, 1.0, -1.0)
+        m = LogisticRegression(C=1 / (LAM * len(y)), fit_intercept=False, tol=1e-12,
+                               solver="newton-cholesky").fit(Xs, yc)
+        assert_same_optimum(X, yc, "logistic", (W[c], 0.0), (back(m.coef_), 0.0))
+
+
 @pytest.mark.parametrize("algorithm", ["fednl", "ranl", "disco"])
 def test_methods_using_lambda_as_a_number_refuse_it_naming_the_key(algorithm):
     from distnewton.config import resolve
@@ -205,20 +250,24 @@ def test_under_mpiexec_equals_sim_and_counts_the_setup_round(tmp_path):
                                      "fit_intercept": True, "regularize_intercept": False},
                               algorithm={"name": "newton"},
                               run={"grad_rtol": 1e-10, "max_rounds": 200})
-    for backend, n, workers in (("mpi", 3, "2"), ("sim", None, "2")):
-        res = launch.cli("run", cfg, "-q", "--backend", backend, "--workers", workers,
-                         "-o", f"{backend}.h5", n=n, cwd=tmp_path)
+    # every rank reads its part (parallel ingestion), rank 0 scatters the shards, sim
+    for out, n, env in (("par", 3, {}), ("scatter", 3, {"DISTNEWTON_PARALLEL_INGEST": "0"}),
+                        ("sim", None, {})):
+        res = launch.cli("run", cfg, "-q", "--backend", "sim" if n is None else "mpi",
+                         "--workers", "2", "-o", f"{out}.h5", n=n, cwd=tmp_path,
+                         extra_env=env)
         assert res.returncode == 0, res.stderr
-    (am, hm, wm), (as_, hs, ws) = (launch.read_result(tmp_path / f) for f in ("mpi.h5",
-                                                                            "sim.h5"))
     d, K = X.shape[1] + 1, 2
     expect = K * (64 + 8 * (2 * d + 2)) + K * (64 + 8 * 2 * d + 8)
-    assert am["standardize_bytes"] == as_["standardize_bytes"] == expect
-    assert am["setup_bytes"] > 0                          # the shards, counted apart
-    np.testing.assert_allclose(wm, ws, rtol=0, atol=1e-10 * np.abs(ws).max())
-    with h5py.File(tmp_path / "mpi.h5", "r") as f:
-        np.testing.assert_allclose(f["model/sigma"][:5], spark_sigma(X)[:5], rtol=1e-12)
-    assert wm[5] == 0.0
+    _, _, ws = launch.read_result(tmp_path / "sim.h5")
+    for out in ("par", "scatter", "sim"):
+        am, _, wm = launch.read_result(tmp_path / f"{out}.h5")
+        assert am["standardize"] and am["standardize_bytes"] == expect, out
+        assert (am["setup_bytes"] > 0) == (out != "sim")  # the shards, counted apart
+        np.testing.assert_allclose(wm, ws, rtol=0, atol=1e-10 * np.abs(ws).max())
+        with h5py.File(tmp_path / f"{out}.h5", "r") as f:
+            np.testing.assert_allclose(f["model/sigma"][:5], spark_sigma(X)[:5], rtol=1e-12)
+        assert wm[5] == 0.0
 
 
 @pytest.mark.slow
