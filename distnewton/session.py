@@ -115,27 +115,9 @@ class Session:
             with claims.released_on_error(cfg["output"]["path"]):
                 rt = SimRuntime(build_shards(setup.problem, setup_pieces(setup, range(len(
                     setup.parts)))), cfg["run"]["seed"], algorithm_params(cfg))
-            return cls(cfg, setup, rt, started=started, verbosity=verbosity, resume=resume,
-                       monitors=monitors).standardized()
-        session = open_mpi(cls, cfg, verbosity, resume, monitors)
-        return None if session is None else session.standardized()
-
-    def standardized(self):
-        """``model.standardize: true``: the setup round of column moments that sets the
-        penalty weights (:func:`distnewton.standardize.apply`); over MPI a failure
-        aborts the job, as in :meth:`run`.  Returns self."""
-        if not self.cfg["model"].get("standardize"):
-            return self
-        fit = bool(self.cfg["model"]["fit_intercept"])
-        if self.rt.backend == "sim":
-            self.sigma, self.standardize_bytes = standardize.apply(self.rt, self.problem, fit)
-            return self
-        from .runtime.mpi import abort_on_exception
-        try:
-            self.sigma, self.standardize_bytes = standardize.apply(self.rt, self.problem, fit)
-        except Exception as exc:                   # noqa: BLE001 - every fault ends the job
-            abort_on_exception(exc)
-        return self
+            return standardize.setup(cls(cfg, setup, rt, started=started, verbosity=verbosity,
+                                         resume=resume, monitors=monitors))
+        return standardize.setup(open_mpi(cls, cfg, verbosity, resume, monitors))
 
     # -- running ------------------------------------------------------------------
     def loop(self, test=None, resume=None, w0=None, monitors=None):
@@ -172,18 +154,16 @@ class Session:
                                 outcome.status, outcome.message, self.started,
                                 self.mpi_library, self.setup_bytes)
         attrs.update(getattr(outcome, "attrs", {}))
-        attrs["standardize"] = bool(self.cfg["model"].get("standardize"))
-        attrs["standardize_bytes"] = int(self.standardize_bytes)
+        attrs.update(standardize.attributes(self))
         return attrs
 
     def write_file(self, path, attrs, outcome):
         """Write the HDF5 result of ``outcome`` (with /checkpoint when it carries one)."""
         inject("write", 0)
-        def extra(f):
-            if outcome.state is not None:
-                write_checkpoint(f, outcome.alg, *outcome.state)
-            if self.sigma is not None:
-                standardize.write_sigma(f, self.sigma)
+        extra = None
+        if outcome.state is not None:
+            extra = lambda f: write_checkpoint(f, outcome.alg, *outcome.state)  # noqa: E731
+        extra = standardize.and_sigma(extra, self.sigma)
         write_result(path, attrs, outcome.history, outcome.w,
                      column_docs=column_docs(outcome.alg), extra=extra,
                      model_attrs=model_attributes(self.cfg, self.problem.d))

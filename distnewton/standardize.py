@@ -164,6 +164,45 @@ def apply(rt, problem, fit_intercept):
     return sigma, rt.setup.bytes_up + rt.setup.bytes_down
 
 
+def setup(session):
+    """A new :class:`~distnewton.session.Session` (None on an MPI worker rank, which
+    serves the round), after its setup round when its config has
+    ``model.standardize: true``: fills ``session.sigma`` and
+    ``session.standardize_bytes``.  Over MPI a failure aborts the job (the workers
+    are serving rounds), as in :meth:`~distnewton.session.Session.run`."""
+    if session is None or not session.cfg["model"].get("standardize"):
+        return session
+    fit = bool(session.cfg["model"]["fit_intercept"])
+    if session.rt.backend == "sim":
+        session.sigma, session.standardize_bytes = apply(session.rt, session.problem, fit)
+        return session
+    from .runtime.mpi import abort_on_exception
+    try:
+        session.sigma, session.standardize_bytes = apply(session.rt, session.problem, fit)
+    except Exception as exc:                   # noqa: BLE001 - every fault ends the job
+        abort_on_exception(exc)
+    return session
+
+
+def attributes(session):
+    """The root attributes ``standardize`` and ``standardize_bytes`` of a result."""
+    return {"standardize": bool(session.cfg["model"].get("standardize")),
+            "standardize_bytes": int(session.standardize_bytes)}
+
+
+def and_sigma(extra, sigma):
+    """The result writer's ``extra(f)`` followed by :func:`write_sigma` (``extra``
+    itself without sigma)."""
+    if sigma is None:
+        return extra
+
+    def both(f):
+        if extra is not None:
+            extra(f)
+        write_sigma(f, sigma)
+    return both
+
+
 def write_sigma(f, sigma):
     """/model/sigma in an open result file."""
     ds = f["model"].create_dataset("sigma", data=np.asarray(sigma, dtype=np.float64))
