@@ -93,6 +93,24 @@ def test_logistic_equals_sklearn_on_the_scaled_features():
                                atol=1e-6)
 
 
+def test_a_regularised_intercept_keeps_the_weight_lambda():
+    """LIBLINEAR's convention (regularize_intercept: true): sklearn on [X / sigma, 1]
+    without its own intercept; the intercept column is never scaled."""
+    from sklearn.linear_model import LogisticRegression
+    X, y = scaled_problem(seed=9)
+    Xs, back, _ = standardized(X)
+    m = LogisticRegression(C=1 / (LAM * len(y)), tol=1e-12, fit_intercept=False,
+                           solver="newton-cholesky").fit(np.c_[Xs, np.ones(len(y))], y)
+    w = np.asarray(solve({"model": {"lambda": LAM, "standardize": True, "fit_intercept": True},
+                          "algorithm": {"name": "newton"}, "run": {"grad_rtol": 1e-12}},
+                         data=(X, y), backend="sim", workers=2).w)
+    b_ref = float(m.coef_[0, -1])
+    f = [objective(X, y, a, b, "logistic") + 0.5 * LAM * b ** 2
+         for a, b in ((w[:-1], w[-1]), (back(m.coef_[0, :-1]), b_ref))]
+    assert abs(f[0] - f[1]) <= 1e-8 * f[1], f
+    assert w[-1] == pytest.approx(b_ref, rel=1e-6)
+
+
 def test_ridge_equals_sklearn_on_the_scaled_features():
     from sklearn.linear_model import Ridge
     X, y = scaled_problem(loss="ridge", seed=1)
@@ -162,6 +180,11 @@ def test_the_result_records_sigma_and_the_setup_rounds_cost(written):
     expect = K * (64 + 8 * (2 * d + 2)) + K * (64 + 8 * 2 * d + 8)
     assert attrs["standardize"] and attrs["standardize_bytes"] == expect
     assert attrs["setup_bytes"] == 0                      # sim: no shard distribution
+    # the logged f is the standardized objective; a regularised intercept keeps lambda
+    w = np.asarray(res.w)
+    y = scaled_problem(seed=5)[1]
+    assert res.history["loss"][-1] == pytest.approx(
+        objective(X, y, w[:-1], w[-1], "logistic") + 0.5 * LAM * w[-1] ** 2, rel=1e-12)
 
 
 def test_report_shows_the_standardized_run(written):
