@@ -16,7 +16,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from . import checks
+from . import checks, standardize
 from .config_schema import SCHEMA, SIM_WORKERS  # noqa: F401  (SIM_WORKERS re-exported)
 from .errors import PluginError, UserError
 from .objectives import CLASSIFICATION_LOSSES
@@ -181,6 +181,7 @@ def resolve(raw, overrides=(), algorithms=None, source="config") -> Config:
     _check_cross(out)
     checks.memory(out, algorithms[out["algorithm"]["name"]])
     checks.l1_term(out, algorithms[out["algorithm"]["name"]])
+    standardize.check(out)
     return Config(**{name: SECTION_CLASSES[name].build(out[name]) for name in SCHEMA},
                   algorithm=AlgorithmSection(out["algorithm"]))
 

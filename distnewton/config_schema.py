@@ -104,6 +104,13 @@ SCHEMA: dict[str, dict[str, Param]] = {
         "regularize_intercept": Param(BOOL, True, "with fit_intercept: false leaves the "
                                       "intercept out of the L2 penalty (scikit-learn's and "
                                       "Spark's convention; LIBLINEAR regularises it)"),
+        "standardize": Param(BOOL, False, "Spark ML's standardization=true: the L2 term "
+                             "becomes (lambda/2) sum_j (sigma_j w_j)^2 and the L1 term "
+                             "lambda_1 sum_j sigma_j |w_j|, sigma_j the column's sample "
+                             "standard deviation over the training rows (weighted by the row "
+                             "weights); constant columns get coefficient 0; w stays in the "
+                             "original feature space (one setup round of 2d + 2 floats per "
+                             "worker)"),
         "class_weight": Param(STR + (dict,), None, "logistic, squared_hinge: 'balanced' or "
                               "{label: weight} "
                               "(multiplies data.weights)", nullable=True),

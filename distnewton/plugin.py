@@ -15,8 +15,9 @@ Master side (the algorithm class; one ``step()`` is one iteration):
 - :class:`Algorithm`: ``self.rt`` (the runtime), ``self.prob`` (:class:`Problem`:
   ``n``, ``d``, ``lam`` (lambda), ``loss``, ``sizes`` = (n_1, ..., n_K), and
   ``penalty``, the L2 weights to compute with: lambda, or the vector lambda (1,
-  ..., 1, 0) under ``model.regularize_intercept: false``; a worker's shard has
-  the same ``penalty``; use ``w @ (penalty * w)``, ``penalty * w``, ``H +
+  ..., 1, 0) under ``model.regularize_intercept: false``, times sigma^2 per
+  feature under ``model.standardize: true`` (so never assume a number); a
+  worker's shard has the same ``penalty``; use ``w @ (penalty * w)``, ``penalty * w``, ``H +
   diag(penalty)``; a shard's rows may carry weights ``shard.s``: take sums over
   rows through ``shard.weigh(per_row)`` or the Shard's own sums),
   ``self.p`` (the validated parameters), ``self.w`` (the model), ``self.rng``,

@@ -28,19 +28,26 @@ class Problem:
     free_intercept: bool = False    # the last column is an unpenalised intercept
     weighted: bool = False          # rows carry weights (data.weights, model.class_weight)
     l1: float = 0.0                 # the L1 weight lambda_1 (model.l1, model.l1_ratio)
+    #: model.standardize: the per-coordinate scale sigma of the penalty (None: 1),
+    #: set by :func:`distnewton.standardize.apply` after the setup round
+    scale: object = None
 
     @property
     def penalty(self):
         """The L2 weights every objective, gradient and Hessian uses: lambda, or
         lambda (1, ..., 1, 0) when the intercept is not regularised
-        (:func:`~distnewton.objectives.penalty_weights`).  ``lam`` stays the number."""
-        return penalty_weights(self.lam, self.d, self.free_intercept)
+        (:func:`~distnewton.objectives.penalty_weights`), times sigma^2 with
+        ``model.standardize`` (:mod:`distnewton.standardize`).  ``lam`` stays the number."""
+        base = penalty_weights(self.lam, self.d, self.free_intercept)
+        return base if self.scale is None else base * self.scale ** 2
 
     @property
     def l1_weights(self):
         """The L1 weights lambda_1 of the d coordinates (0 for a free intercept, as
-        :attr:`penalty`): the term lambda_1 ||w||_1 of :mod:`distnewton.l1`."""
-        return penalty_weights(self.l1, self.d, self.free_intercept)
+        :attr:`penalty`; times sigma with ``model.standardize``): the term
+        lambda_1 ||w||_1 of :mod:`distnewton.l1`."""
+        base = penalty_weights(self.l1, self.d, self.free_intercept)
+        return base if self.scale is None else base * self.scale
 
     #: non-zeros per shard, and sum_j nnz(x_j)^2 per shard (the cost of forming
     #: X_k^T D X_k from sparse rows): what ``solver: auto`` weighs; None when unknown

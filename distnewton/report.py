@@ -104,6 +104,7 @@ def fstar_key(run: Run) -> str:
     return (f"{a.get('dataset_sha256', '?')}|{a.get('loss', '?')}|"
             f"lambda={float(a.get('lambda', math.nan))!r}|d={int(a.get('n_features', -1))}|"
             f"intercept={intercept}" + ("|free_intercept" if free else "")
+            + ("|standardize" if model.get("standardize") else "")
             + weights_key(_config(run)))
 
 
@@ -238,6 +239,8 @@ def summarize(run: Run, f_star=None, f_source="", target: Target | None = None) 
         "bytes": int(_last(h, "bytes_up")) + int(_last(h, "bytes_down")),
         "wall_time": float(_last(h, "wall_time")),
     }
+    if a.get("standardize"):         # model.standardize: its setup round's bytes
+        row["standardize_bytes"] = int(a.get("standardize_bytes", 0))
     if "modelled_time" in h:
         row["modelled_time"] = float(_last(h, "modelled_time"))
     if "validation_loss" in h:       # data.validation: the last row's and the best
@@ -281,6 +284,8 @@ TABLE = [("file", "file"), ("dataset", "dataset"), ("algorithm", "algorithm"),
          ("wall_time", "seconds"), ("time_comm", "comm_s")]
 #: shown when a run has data.validation's column
 VALIDATION_COLS = [("best_validation_loss", "best_val_loss")]
+#: model.standardize runs: the bytes of its setup round (standardized runs only)
+STANDARDIZE_COLS = [("standardize_bytes", "standardize_setup")]
 TARGET_COLS = [("target_rounds", "rounds@target"), ("target_bytes", "bytes@target"),
                ("target_seconds", "seconds@target")]
 
@@ -298,7 +303,7 @@ def _cell(key, value, row):
         return f"{value:.3e}"
     if key == "test_accuracy":
         return f"{value:.4f}"
-    if key in ("bytes", "target_bytes"):
+    if key in ("bytes", "target_bytes", "standardize_bytes"):
         from .progress import human_bytes
         return human_bytes(value)
     if key in ("wall_time", "target_seconds", "time_comm"):
@@ -318,6 +323,7 @@ def render(rows, fmt="table", target=None) -> str:
             w.writerow({k: "" if r.get(k) is None else r.get(k) for k in keys})
         return buf.getvalue()
     cols = TABLE + (VALIDATION_COLS if any("validation_loss" in r for r in rows) else []) \
+        + (STANDARDIZE_COLS if any("standardize_bytes" in r for r in rows) else []) \
         + (TARGET_COLS if target is not None else [])
     cells = [[title for _, title in cols]]
     cells += [[_cell(k, r.get(k), r) for k, _ in cols] for r in rows]

@@ -38,7 +38,7 @@ from .algorithms.base import check_loss
 from .config import SIM_WORKERS
 from .errors import EXIT_OK, EXIT_USER, UserError, echo, reason
 from .faults import inject
-from . import checks, ingest_parallel, shares
+from . import checks, ingest_parallel, shares, standardize
 from .ingest import load_w0, prepare, worker_shard
 from .io import claim as claims
 from .io.job import refuse_sim_copies
@@ -88,6 +88,7 @@ class Session:
         self.cfg, self.setup, self.rt = cfg, setup, rt
         self.started, self.verbosity, self.resume = started, verbosity, resume
         self.mpi_library, self.setup_bytes = mpi_library, setup_bytes
+        self.sigma, self.standardize_bytes = None, 0     # model.standardize's round
         self.printer = LinePrinter(verbosity)
         self.monitors = [self.printer, *monitors]
         if cfg["output"]["path"] is not None:
@@ -114,9 +115,9 @@ class Session:
             with claims.released_on_error(cfg["output"]["path"]):
                 rt = SimRuntime(build_shards(setup.problem, setup_pieces(setup, range(len(
                     setup.parts)))), cfg["run"]["seed"], algorithm_params(cfg))
-            return cls(cfg, setup, rt, started=started, verbosity=verbosity, resume=resume,
-                       monitors=monitors)
-        return open_mpi(cls, cfg, verbosity, resume, monitors)
+            return standardize.setup(cls(cfg, setup, rt, started=started, verbosity=verbosity,
+                                         resume=resume, monitors=monitors))
+        return standardize.setup(open_mpi(cls, cfg, verbosity, resume, monitors))
 
     # -- running ------------------------------------------------------------------
     def loop(self, test=None, resume=None, w0=None, monitors=None):
@@ -153,6 +154,7 @@ class Session:
                                 outcome.status, outcome.message, self.started,
                                 self.mpi_library, self.setup_bytes)
         attrs.update(getattr(outcome, "attrs", {}))
+        attrs.update(standardize.attributes(self))
         return attrs
 
     def write_file(self, path, attrs, outcome):
@@ -161,6 +163,7 @@ class Session:
         extra = None
         if outcome.state is not None:
             extra = lambda f: write_checkpoint(f, outcome.alg, *outcome.state)  # noqa: E731
+        extra = standardize.and_sigma(extra, self.sigma)
         write_result(path, attrs, outcome.history, outcome.w,
                      column_docs=column_docs(outcome.alg), extra=extra,
                      model_attrs=model_attributes(self.cfg, self.problem.d))

@@ -155,6 +155,11 @@ ROOT_ATTRIBUTES = {
                           "exchange: Alltoallv; test_set) (added in 0.3)",
     "setup_bytes": "bytes sent to distribute the shards",
     "eval_rounds": "logging-only evaluation rounds (never charged to the algorithm)",
+    "standardize": "model.standardize: the penalty weighs the coefficients by the column "
+                   "standard deviations /model/sigma (Spark's standardization=true; added "
+                   "in 0.3)",
+    "standardize_bytes": "bytes of model.standardize's setup round (the column moments up, "
+                         "the penalty weights down; 0 without it; added in 0.3)",
     "eval_bytes": "logging-only evaluation bytes, up + down",
     "argv": "the command line",
     "hostname": "rank 0's host",
@@ -169,7 +174,7 @@ ROOT_ATTRIBUTES = {
 #: ``f_star``: the optimal value, when a file records it (``report`` uses it).
 ATTRIBUTE_KINDS = {
     "schema_version": "int", "n_samples": "int", "n_features": "int", "n_workers": "int",
-    "setup_bytes": "int", "eval_rounds": "int", "eval_bytes": "int",
+    "setup_bytes": "int", "eval_rounds": "int", "eval_bytes": "int", "standardize_bytes": "int",
     "lambda": "number", "f_star": "number", "l1": "number",
     "distnewton_version": "text", "algorithm": "text", "loss": "text", "status": "text",
     "message": "text", "config": "text", "label_map": "text", "label_map_json": "text",

@@ -158,6 +158,7 @@ class Runtime:
     def __init__(self):
         self.algo = Counters()
         self.eval = Counters()
+        self.setup = Counters()       # setup rounds (model.standardize): never reset
         self._counting = self.algo
         self.ids, self.names = task_ids()
         self._round_seconds = []      # master wall time of each algorithm round
@@ -168,6 +169,17 @@ class Runtime:
         workers: one class of ``model.multiclass: ovr``)."""
         self.algo, self.eval = Counters(), Counters()
         self._counting = self.algo
+
+    @contextlib.contextmanager
+    def setting_up(self):
+        """Rounds inside this block prepare the problem before the algorithm starts
+        (``model.standardize``'s column moments): counted in ``self.setup``, never in
+        the algorithm's or the logging counters, and not timed by the workers."""
+        prev, self._counting = self._counting, self.setup
+        try:
+            yield
+        finally:
+            self._counting = prev
 
     #: how the workers' compute times combine into a round's compute part
     parallel_workers = True
@@ -227,7 +239,7 @@ class Runtime:
             c.bytes_down += (8 * m if to is None else 0) + 8 * sum(v.size for v in scatter)
         if not ragged:
             c.bytes_up += m * 8 * up if isinstance(up, int) else 8 * sum(up)
-        evaluating = c is self.eval
+        evaluating = c is not self.algo      # logging or setup: workers do not time it
         t0 = time.perf_counter()
         out = self._exchange(self.ids[task], down, up, scatter, evaluating, to)
         if ragged:                       # a length word and the reply, per worker
