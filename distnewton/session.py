@@ -52,7 +52,9 @@ from .io.write import write_result
 from .loop import Loop, algorithm_params, algorithm_section
 from .monitors import CheckpointWriter, LinePrinter
 from .multiclass import drive_ovr
+from .multinomial import MultinomialOutcome, check_algorithm, is_multinomial
 from .objectives import Shard
+from .softmax import SoftmaxShard
 from .runtime import hosting
 from .runtime.sim import SimRuntime
 from .summary import conclude, summary_line
@@ -67,7 +69,11 @@ def pick_backend(backend):
 
 
 def build_shards(problem, pieces):
-    """The :class:`~distnewton.objectives.Shard` of each (X, y, weights) piece."""
+    """The :class:`~distnewton.objectives.Shard` of each (X, y, weights) piece
+    (:class:`~distnewton.softmax.SoftmaxShard` for ``model.multiclass: multinomial``)."""
+    if problem.classes:
+        return [SoftmaxShard(X, y, problem.classes, problem.lam, problem.free_intercept,
+                             weights=s) for X, y, s in pieces]
     return [Shard(X, y, problem.loss, problem.lam, problem.free_intercept, weights=s)
             for X, y, s in pieces]
 
@@ -143,6 +149,9 @@ class Session:
     def _run(self):
         if self.cfg["model"]["multiclass"] == "ovr":
             return drive_ovr(self)
+        if is_multinomial(self.cfg):
+            out = self.loop(self.setup.test).iterate()
+            return MultinomialOutcome(out, self.setup.label_map)
         return self.loop(self.setup.test, w0=self.setup.w0).iterate(self.resume)
 
     # -- results -------------------------------------------------------------------
@@ -163,7 +172,7 @@ class Session:
             extra = lambda f: write_checkpoint(f, outcome.alg, *outcome.state)  # noqa: E731
         write_result(path, attrs, outcome.history, outcome.w,
                      column_docs=column_docs(outcome.alg), extra=extra,
-                     model_attrs=model_attributes(self.cfg, self.problem.d))
+                     model_attrs=model_attributes(self.cfg, self.problem.features))
 
     def write(self, outcome, final=True):
         """Write the result file, print the summary line at any verbosity; the exit
@@ -242,6 +251,11 @@ def check_setup(cfg, setup, K, resume):
         setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
     name = cfg["algorithm"]["name"]
     check_loss(ALGORITHMS[name], setup.problem.loss)
+    if is_multinomial(cfg):
+        check_algorithm(ALGORITHMS[name])
+        if resume is not None:
+            raise UserError("--resume: model.multiclass: multinomial runs are not "
+                            "checkpointed (yet): start the run again")
     ALGORITHMS[name].validate(algorithm_section(cfg), setup.problem, cfg["run"]["seed"])
     if resume is not None:                     # the data and K the checkpoint was taken with
         check_data(resume, setup, K, cfg)

@@ -71,6 +71,7 @@ class DANE(Algorithm):
     """DANE: averaged inexact solutions of gradient-corrected local problems (Shamir et al. 2014)."""
 
     name = "dane"
+    multinomial = True
     local_solves = True
     #: not squared_hinge: with no line search, DANE's full steps on the piecewise
     #: quadratic loss cycle (measured: 300 rows x 15, lambda 1e-2, ||grad|| stays at

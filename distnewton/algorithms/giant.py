@@ -84,6 +84,7 @@ def _direction(ctx, w, g):
 
 class GIANT(NewtonType):
     name = "giant"
+    multinomial = True
     local_solves = True
     params = {**LINE_SEARCH, "ls_steps": LS_STEPS_APPROX, **SOLVER, **DIRECTION}
 

@@ -43,6 +43,7 @@ from .lbfgs import CURVATURE_EPS, LBFGS, two_loop
 
 class OWLQN(Algorithm):
     name = "owlqn"
+    multinomial = True
     takes_l1 = True
     params = {
         "m": LBFGS.params["m"],

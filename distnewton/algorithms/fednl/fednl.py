@@ -102,6 +102,7 @@ def check_alpha(x):
 
 class FedNL(Algorithm):
     name = "fednl"
+    multinomial = True
     params = {
         "compressor": Param(STR, "topk", "C on the Hessian differences' upper triangle",
                             choices=COMPRESSORS),

@@ -86,6 +86,7 @@ PRESETS = {"paper": {"L0": 3, "loss_eval": "round", "restart": "newest",
 
 class AdaptiveLocalNewton(Algorithm):
     name = "adaptive_localnewton"
+    multinomial = True
     local_solves = True
     presets = PRESETS
     params = {

@@ -86,6 +86,7 @@ def local_round(rt, prob, w_bar, L):
 
 class LocalNewton(Algorithm):
     name = "localnewton"
+    multinomial = True
     #: why its defaults miss 1e-6 in 500 rounds (benchmarks/defaults_check.py)
     convergence_note = (
         "error floor by design: the average of the workers' L local Newton steps stalls "

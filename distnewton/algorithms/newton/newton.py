@@ -57,6 +57,7 @@ from .tron import Tron
 
 class Newton(NewtonType):
     name = "newton"
+    multinomial = True
     params = {**LINE_SEARCH, **SOLVER, "solver": replace(
         SOLVER["solver"], choices=SOLVER["solver"].choices + ("tron",),
         doc=SOLVER["solver"].doc + "; tron: trust-region Newton-CG (LIBLINEAR's TRON: "

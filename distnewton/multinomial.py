@@ -1,0 +1,79 @@
+"""``model.multiclass: multinomial``: the run around :mod:`distnewton.softmax`.
+
+The labels: the sorted raw training labels are the classes (as one-vs-rest's
+``classes``), each row's target its class index 0..C-1; a test or validation
+file with a label the training set lacks is a one-line error (as for ovr).
+One run of the configured algorithm solves the softmax problem on a vector of
+d = p C floats; its outcome is written as one-vs-rest's is: ``/model/w`` of
+shape (C, p), row i class ``classes[i]``, root attributes ``multiclass =
+"multinomial"``, ``classes`` and ``n_features`` (p, the weights per class);
+the history is the one run's.  Prediction is the argmax of the C scores,
+probabilities their softmax.
+
+The methods that take it declare ``Algorithm.multinomial = True`` (they use
+only the shards' value / gradient / Hessian interface); the others (per-row
+scalar margins, coordinate sketches) are refused before any worker starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UserError
+from .multiclass import ovr_labels
+from .softmax import softmax_parts
+
+RULE = "multinomial"
+
+
+def is_multinomial(cfg) -> bool:
+    return cfg["model"].get("multiclass") == RULE
+
+
+def multinomial_labels(y, source, reference=None):
+    """(class indices, label map): the map lists the sorted classes, each class's
+    row count and ``map`` label -> index; with ``reference`` (a test set) the
+    training map is kept and an unknown label is a UserError naming ``source``."""
+    raw, lm = ovr_labels(y, source, reference, loss="logistic")
+    if reference is None:
+        lm = {**lm, "rule": RULE}
+        if len(lm["classes"]) < 2:
+            raise UserError(f"{source}: model.multiclass: multinomial needs at least 2 classes")
+    classes = np.asarray(lm["classes"], dtype=np.float64)
+    return np.searchsorted(classes, raw).astype(np.float64), lm
+
+
+def check_algorithm(cls) -> None:
+    """UserError naming ``model.multiclass`` when ``cls`` cannot train the
+    multinomial objective (:attr:`Algorithm.multinomial`): one line, exit 2."""
+    if not getattr(cls, "multinomial", False):
+        raise UserError(f"model.multiclass: {cls.name} does not support multinomial "
+                        "(it needs per-row scalar margins; use newton, gd, lbfgs, giant, "
+                        "localnewton, adaptive_localnewton, dane, disco, owlqn or fednl)")
+
+
+def test_metrics(test, w, classes):
+    """(accuracy, mean log loss) of the class-major w on a test set whose targets
+    are class indices."""
+    Xt, t = test
+    Z = np.asarray(Xt @ np.asarray(w).reshape(classes, -1).T)
+    lse, _ = softmax_parts(Z)
+    idx = t.astype(np.int64)
+    loss = float(np.mean(lse - Z[np.arange(len(idx)), idx]))
+    return float(np.mean(np.argmax(Z, axis=1) == idx)), loss
+
+
+class MultinomialOutcome:
+    """A finished run's :class:`~distnewton.io.record.Outcome` with ``w`` as the
+    (C, p) matrix and the root attributes of the multinomial model."""
+
+    state = None                                   # multinomial runs are not checkpointed
+
+    def __init__(self, outcome, label_map):
+        self.alg, self.history = outcome.alg, outcome.history
+        self.status, self.message = outcome.status, outcome.message
+        C = len(label_map["classes"])
+        self.w = np.asarray(outcome.w).reshape(C, -1)
+        self.attrs = {"multiclass": RULE,
+                      "classes": np.array(label_map["classes"], dtype=np.float64),
+                      "n_features": int(self.w.shape[1])}
