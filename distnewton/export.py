@@ -16,12 +16,21 @@
   (LIBLINEAR predicts the label of the largest w_i.x, as distnewton does); with
   C = 2, LIBLINEAR's binary layout of the single vector (w_2 - w_1)/2, whose sign
   is that of w_2.x - w_1.x, so the predictions are the argmax's.
+  A multinomial model (``model.multiclass: multinomial``) is written in the same
+  layout (``solver_type L2R_LR``, ``nr_class C``, the label line, C columns per
+  feature): LIBLINEAR's ``predict`` gives the same labels (the argmax of
+  w_c.x), but its ``predict -b 1`` normalises the C per-class sigmoids, so its
+  probabilities differ from the softmax's.  With C = 2 the binary layout holds
+  w_2 - w_1, whose sigmoid is the softmax's probability of the second class:
+  labels and probabilities both agree.
 - ``npz`` / ``json``: ``w`` (the coefficients, without the intercept; ovr:
   classes x features), ``intercept`` (0.0 without one; ovr: one per class),
   ``labels`` (logistic: the -1 class's label then the +1 class's; ovr: the
   classes in the rows' order; ridge: empty), ``objective`` (logistic | ridge |
   squared_hinge),
-  ``lam``, ``fit_intercept``, ``regularize_intercept``, ``n_features``.
+  ``lam``, ``fit_intercept``, ``regularize_intercept``, ``n_features``; a
+  multinomial model adds ``multiclass`` ("multinomial": its probabilities are
+  the softmax of the C scores).
 """
 
 from __future__ import annotations
@@ -43,7 +52,8 @@ LIBLINEAR_SOLVERS = {"logistic": "L2R_LR", "squared_hinge": "L2R_L2LOSS_SVC"}
 def arrays(model: Model) -> dict:
     """The plain-array form of the model (npz and json)."""
     intercept = model.intercept
-    return {"w": model.coef.copy(),
+    extra = {"multiclass": "multinomial"} if model.multinomial else {}
+    return {**extra, "w": model.coef.copy(),
             "intercept": intercept.tolist() if model.multiclass else intercept,
             "labels": list(model.classes), "objective": model.loss, "lam": model.lam,
             "fit_intercept": model.fit_intercept,
@@ -81,7 +91,8 @@ def _liblinear_ovr(model: Model) -> str:
     solver = f"solver_type {LIBLINEAR_SOLVERS[model.loss]}"
     if len(labels) == 2:
         lines = [solver, "nr_class 2", f"label {int(labels[1])} {int(labels[0])}"]
-        rows = [["%.17g" % v] for v in ((W[1] - W[0]) / 2).tolist()]
+        half = 1.0 if model.multinomial else 2.0     # softmax: sigmoid(z_2 - z_1)
+        rows = [["%.17g" % v] for v in ((W[1] - W[0]) / half).tolist()]
     else:
         lines = [solver, f"nr_class {len(labels)}",
                  "label " + " ".join(str(int(v)) for v in labels)]

@@ -34,11 +34,12 @@ def multinomial_labels(y, source, reference=None):
     """(class indices, label map): the map lists the sorted classes, each class's
     row count and ``map`` label -> index; with ``reference`` (a test set) the
     training map is kept and an unknown label is a UserError naming ``source``."""
+    if reference is None and len(np.unique(np.asarray(y, dtype=np.float64))) < 2:
+        raise UserError(f"{source}: model.multiclass: multinomial needs at least 2 classes, "
+                        "found 1")
     raw, lm = ovr_labels(y, source, reference, loss="logistic")
     if reference is None:
         lm = {**lm, "rule": RULE}
-        if len(lm["classes"]) < 2:
-            raise UserError(f"{source}: model.multiclass: multinomial needs at least 2 classes")
     classes = np.asarray(lm["classes"], dtype=np.float64)
     return np.searchsorted(classes, raw).astype(np.float64), lm
 
@@ -65,15 +66,23 @@ def test_metrics(test, w, classes):
 
 class MultinomialOutcome:
     """A finished run's :class:`~distnewton.io.record.Outcome` with ``w`` as the
-    (C, p) matrix and the root attributes of the multinomial model."""
+    (C, p) matrix and the root attributes of the multinomial model.
+
+    ``free_intercept``: the intercepts (the last column) are shifted to sum to
+    zero.  Exact Newton, CG and gradient steps keep that sum at zero already;
+    methods with approximate Hessians (FedNL's learnt ones) may drift along the
+    null direction, which changes neither f, the predictions nor the
+    probabilities: the stored model is the canonical one."""
 
     state = None                                   # multinomial runs are not checkpointed
 
-    def __init__(self, outcome, label_map):
+    def __init__(self, outcome, label_map, free_intercept=False):
         self.alg, self.history = outcome.alg, outcome.history
         self.status, self.message = outcome.status, outcome.message
         C = len(label_map["classes"])
-        self.w = np.asarray(outcome.w).reshape(C, -1)
+        self.w = np.array(outcome.w, dtype=np.float64).reshape(C, -1)
+        if free_intercept:
+            self.w[:, -1] -= self.w[:, -1].mean()
         self.attrs = {"multiclass": RULE,
                       "classes": np.array(label_map["classes"], dtype=np.float64),
                       "n_features": int(self.w.shape[1])}

@@ -151,7 +151,7 @@ class Session:
             return drive_ovr(self)
         if is_multinomial(self.cfg):
             out = self.loop(self.setup.test).iterate()
-            return MultinomialOutcome(out, self.setup.label_map)
+            return MultinomialOutcome(out, self.setup.label_map, self.problem.free_intercept)
         return self.loop(self.setup.test, w0=self.setup.w0).iterate(self.resume)
 
     # -- results -------------------------------------------------------------------
