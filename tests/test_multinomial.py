@@ -16,29 +16,9 @@ import distnewton
 from distnewton.softmax import SoftmaxShard
 
 from support.corpus import Case, check, params
+from support.multinomial import CLASSES, four_classes, numpy_value
 
-CLASSES = (2, 5, 7, 9)          # raw labels that are not 0..C-1: the map must be used
 LAM = 1e-3
-
-
-def four_classes(n=600, d=8, seed=0):
-    """Rows drawn from a softmax model of 4 classes (labels CLASSES), sparse-ish."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d)) * (rng.random((n, d)) < 0.6)
-    W = 1.5 * np.random.default_rng(100).standard_normal((len(CLASSES), d))
-    y = np.asarray(CLASSES, dtype=float)[np.argmax(X @ W.T + rng.gumbel(size=(n, 4)), axis=1)]
-    return X, y
-
-
-def numpy_value(W, b, X, idx, s, lam, penalise_b=False):
-    """The multinomial objective written out plainly (numpy, no distnewton)."""
-    Z = X @ W.T + b
-    Z = Z - Z.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(Z).sum(axis=1))
-    data = np.sum(s * (lse - Z[np.arange(len(idx)), idx])) / len(idx)
-    reg = (W ** 2).sum() + ((b ** 2).sum() if penalise_b else 0.0)
-    return data + 0.5 * lam * reg
-
 
 def sklearn_value(ref, X, y, lam, intercept):
     idx = np.searchsorted(CLASSES, y)
@@ -181,8 +161,10 @@ def test_bytes_count_d_times_c_floats(problem):
 
 # -- refusals: exit 2, one line naming the key, no file --------------------------------
 def _multinomial(algorithm="newton", model=None, **sections):
-    return {"model": {"multiclass": "multinomial", **(model or {})},
-            "algorithm": {"name": algorithm}, **sections}
+    """A multinomial config (``algorithm``: a name, or a dict of newton's keys)."""
+    alg = {"name": algorithm} if isinstance(algorithm, str) else {"name": "newton", **algorithm}
+    return {"model": {"multiclass": "multinomial", **(model or {})}, "algorithm": alg,
+            **sections}
 
 
 def _first_run(tmp):
@@ -211,6 +193,9 @@ REFUSALS = [
     Case("test label unknown", config={**_multinomial(), "data": {"test": "{tmp}/t.svm"}},
          files={"t.svm": "1 1:1\n4 2:1\n"},
          message="t.svm: label(s) [4] do not occur in the training classes [-1, 1]"),
+    Case("dense Hessian of d C", config=_multinomial(algorithm={"solver": "cholesky"}),
+         data="".join(f"{c} {c}:1 3000:0.5\n" for c in range(1, 21)),
+         message="algorithm.solver: this path forms d x d matrices: d = 60000"),
     Case("resume", args=["run", "--resume", "{tmp}/out.h5", "-q"], prepare=_first_run,
          message="--resume: model.multiclass: multinomial runs are not checkpointed"),
 ]
