@@ -1,4 +1,4 @@
-"""One-vs-rest at scale: news20's 20 classes with ``model.multiclass: ovr``.
+"""One-vs-rest and multinomial at scale: news20's 20 classes with ``model.multiclass``.
 
 news20 (15,935 x 62,061 term counts, 20 classes of 780-800 rows) is split once
 (rows permuted with seed 0): 80% to train, 20% held out.  L2-regularised logistic
@@ -14,6 +14,16 @@ Printed: per class the rounds, bytes and status of distnewton's run; then per
 method the total rounds and bytes, the in-run seconds (distnewton: history
 ``wall_time``; LIBLINEAR: the train call), the hold-out accuracy, and the share
 of hold-out rows where distnewton's and LIBLINEAR's predicted classes agree.
+
+Then the multinomial (softmax) problem on the same split, lambda = 1/n:
+
+* distnewton ``newton`` (``solver: auto``: d C = 1.24 million weights, so
+  Newton-CG) with ``model.multiclass: multinomial`` to the same ``run.grad_rtol``;
+* scikit-learn ``LogisticRegression(C=1, fit_intercept=False, solver="lbfgs")``
+  (its multinomial loss) at its default ``tol`` 1e-4 and at ``--sklearn-tol``;
+
+with the objective f each reaches (numpy), the hold-out accuracy and the share of
+hold-out rows whose classes agree with distnewton's.
 
 Run: ``python benchmarks/multiclass_bench.py [--workers 2] [--grad-rtol 1e-3]
 [--backend sim|mpi --ranks 2] [--data-dir DIR] [--smoke]``
@@ -52,16 +62,16 @@ def split(X, y, folder, frac=0.8, seed=0):
     return paths, (X[perm[:cut]], y[perm[:cut]]), (X[perm[cut:]], y[perm[cut:]])
 
 
-def run_distnewton(train, d, args, folder):
-    """The ovr run; returns the result file's path."""
+def run_distnewton(train, d, args, folder, multiclass="ovr"):
+    """The ovr (or multinomial) run; returns the result file's path."""
     cfg = {"data": {"train": train, "n_features": d},
-           "model": {"loss": "logistic", "lambda": "1/n", "multiclass": "ovr"},
-           "algorithm": {"name": "newton", "solver": "cg"},
+           "model": {"loss": "logistic", "lambda": "1/n", "multiclass": multiclass},
+           "algorithm": {"name": "newton", "solver": "cg" if multiclass == "ovr" else "auto"},
            "run": {"grad_rtol": args.grad_rtol, "max_rounds": args.max_rounds}}
-    path = os.path.join(folder, "ovr.yaml")
+    path = os.path.join(folder, f"{multiclass}.yaml")
     with open(path, "w") as fh:
         yaml.safe_dump(cfg, fh)
-    out = os.path.join(folder, "ovr.h5")
+    out = os.path.join(folder, f"{multiclass}.h5")
     cmd = [sys.executable, "-m", "distnewton", "run", path, "-o", out, "-q", "--overwrite"]
     if args.backend == "mpi":
         cmd = ["mpiexec", "-n", str(args.ranks + 1)] + cmd + ["--set", f"run.workers={args.workers}"]
@@ -92,6 +102,42 @@ def liblinear_predict(m, X):
     return np.array(labels)
 
 
+def softmax_value(W, X, y, classes, lam):
+    """f(W) of the multinomial problem (numpy): mean log-sum-exp minus the label's
+    score, plus (lam/2)||W||_F^2."""
+    Z = np.asarray(X @ W.T)
+    top = Z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(Z - top).sum(axis=1)) + top.ravel()
+    idx = np.searchsorted(classes, y)
+    return float(np.mean(lse - Z[np.arange(len(idx)), idx]) + 0.5 * lam * (W ** 2).sum())
+
+
+def multinomial_rows(train, Xtr, ytr, Xho, yho, args, folder):
+    """The multinomial comparison's table rows (see the module docstring)."""
+    from distnewton.io.read import load
+    from distnewton.model import load_model
+    from sklearn.linear_model import LogisticRegression
+    path = run_distnewton(train, Xtr.shape[1], args, folder, "multinomial")
+    run, model = load(path), load_model(path)
+    classes, lam = np.asarray(model.classes, dtype=float), 1.0 / Xtr.shape[0]
+    ours = model.predict(Xho)
+    rows = [["distnewton newton multinomial", int(run.rounds),
+             f"{(run.bytes_up + run.bytes_down) / 1e6:.1f}",
+             f"{run.history['wall_time'][-1]:.2f}",
+             f"{softmax_value(model.coef, Xtr, ytr, classes, lam):.10f}",
+             f"{np.mean(ours == yho):.4f}", "-"]]
+    for tol in (1e-4, args.sklearn_tol):
+        t0 = time.perf_counter()
+        ref = LogisticRegression(C=1.0, fit_intercept=False, tol=tol, max_iter=100000)
+        ref.fit(Xtr, ytr)
+        seconds = time.perf_counter() - t0
+        theirs = ref.predict(Xho)
+        rows.append([f"sklearn lbfgs tol {tol:g} ({int(ref.n_iter_[0])} iterations)", "-", "-",
+                     f"{seconds:.2f}", f"{softmax_value(ref.coef_, Xtr, ytr, classes, lam):.10f}",
+                     f"{np.mean(theirs == yho):.4f}", f"{np.mean(theirs == ours):.4f}"])
+    return rows
+
+
 def smoke_data(folder):
     rng = np.random.default_rng(0)
     n, d, C = 600, 30, 5
@@ -109,6 +155,8 @@ def main(argv=None):
     ap.add_argument("--ranks", type=int, default=2, help="worker ranks with --backend mpi")
     ap.add_argument("--grad-rtol", type=float, default=1e-3)
     ap.add_argument("--max-rounds", type=int, default=100000)
+    ap.add_argument("--sklearn-tol", type=float, default=1e-6,
+                    help="scikit-learn's tol for the second multinomial reference row")
     ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args(argv)
     from distnewton.model import load_model
@@ -148,6 +196,10 @@ def main(argv=None):
                          f"{np.mean(theirs == yho):.4f}", f"{np.mean(theirs == ours):.4f}"])
         table(["method", "rounds", "MB up+down", "seconds", "hold-out accuracy",
                "agrees with distnewton"], rows)
+        print("\n## multinomial (softmax), lambda = 1/n\n")
+        table(["method", "rounds", "MB up+down", "seconds", "f (train)", "hold-out accuracy",
+               "agrees with distnewton"],
+              multinomial_rows(train, Xtr, ytr, Xho, yho, args, folder))
 
 
 if __name__ == "__main__":

@@ -236,3 +236,27 @@ def test_news20_newton_cg_reaches_sklearns_optimum():
     assert (ours - theirs) / theirs <= 1e-8
     assert np.mean(np.asarray(X @ res.w.T).argmax(axis=1) == idx) == pytest.approx(
         np.mean(ref.predict(X) == y), abs=2e-3)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npy"])
+def test_other_input_formats_train_the_same_model(tmp_path, fmt):
+    """A CSV (label column first, a header) or .npy table of the same rows: the same
+    classes and scikit-learn's optimum, and predict reads that format back."""
+    X, y = four_classes(n=300)
+    M = np.column_stack([y, X])
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "csv":
+        np.savetxt(path, M, delimiter=",", fmt="%.17g", comments="",
+                   header=",".join(["label"] + [f"f{j}" for j in range(X.shape[1])]))
+    else:
+        np.save(path, M)
+    res = distnewton.solve(config(path), workers=2, output=tmp_path / "r.h5")
+    assert list(res.attrs["classes"]) == list(CLASSES)
+    ref = sklearn_ref(X, y)
+    idx = np.searchsorted(CLASSES, y)
+    ours = numpy_value(res.w, 0.0, X, idx, np.ones(len(y)), LAM)
+    theirs = numpy_value(ref.coef_, 0.0, X, idx, np.ones(len(y)), LAM)
+    assert (ours - theirs) / theirs <= 1e-8
+    model = load_model(tmp_path / "r.h5")
+    _, _, m, _ = evaluate(model, path)
+    assert m["accuracy"] == pytest.approx(np.mean(ref.predict(X) == y), abs=1 / 300)
