@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import UserError
 from .multiclass import ovr_labels
-from .softmax import softmax_parts
+from .softmax import SoftmaxShard, softmax_parts
 
 RULE = "multinomial"
 
@@ -44,13 +44,30 @@ def multinomial_labels(y, source, reference=None):
     return np.searchsorted(classes, raw).astype(np.float64), lm
 
 
-def check_algorithm(cls) -> None:
+def check_algorithm(cls, resume=None) -> None:
     """UserError naming ``model.multiclass`` when ``cls`` cannot train the
-    multinomial objective (:attr:`Algorithm.multinomial`): one line, exit 2."""
+    multinomial objective (:attr:`Algorithm.multinomial`), or naming ``--resume``
+    for a resume: one line, exit 2."""
+    if resume is not None:
+        raise UserError("--resume: model.multiclass: multinomial runs are not "
+                        "checkpointed (yet): start the run again")
     if not getattr(cls, "multinomial", False):
         raise UserError(f"model.multiclass: {cls.name} does not support multinomial "
                         "(it needs per-row scalar margins; use newton, gd, lbfgs, giant, "
                         "localnewton, adaptive_localnewton, dane, disco, owlqn or fednl)")
+
+
+def softmax_shards(problem, pieces):
+    """The :class:`~distnewton.softmax.SoftmaxShard` of each (X, y, weights) piece."""
+    return [SoftmaxShard(X, y, problem.classes, problem.lam, problem.free_intercept,
+                         weights=s) for X, y, s in pieces]
+
+
+def run_multinomial(session):
+    """The one run of a :class:`~distnewton.session.Session` (no warm start, no
+    resume): its :class:`MultinomialOutcome`."""
+    out = session.loop(session.setup.test).iterate()
+    return MultinomialOutcome(out, session.setup.label_map, session.problem.free_intercept)
 
 
 def test_metrics(test, w, classes):

@@ -52,9 +52,8 @@ from .io.write import write_result
 from .loop import Loop, algorithm_params, algorithm_section
 from .monitors import CheckpointWriter, LinePrinter
 from .multiclass import drive_ovr
-from .multinomial import MultinomialOutcome, check_algorithm, is_multinomial
+from .multinomial import check_algorithm, is_multinomial, run_multinomial, softmax_shards
 from .objectives import Shard
-from .softmax import SoftmaxShard
 from .runtime import hosting
 from .runtime.sim import SimRuntime
 from .summary import conclude, summary_line
@@ -69,11 +68,9 @@ def pick_backend(backend):
 
 
 def build_shards(problem, pieces):
-    """The :class:`~distnewton.objectives.Shard` of each (X, y, weights) piece
-    (:class:`~distnewton.softmax.SoftmaxShard` for ``model.multiclass: multinomial``)."""
+    """The :class:`~distnewton.objectives.Shard` (multinomial: ``SoftmaxShard``) of each piece."""
     if problem.classes:
-        return [SoftmaxShard(X, y, problem.classes, problem.lam, problem.free_intercept,
-                             weights=s) for X, y, s in pieces]
+        return softmax_shards(problem, pieces)
     return [Shard(X, y, problem.loss, problem.lam, problem.free_intercept, weights=s)
             for X, y, s in pieces]
 
@@ -149,9 +146,8 @@ class Session:
     def _run(self):
         if self.cfg["model"]["multiclass"] == "ovr":
             return drive_ovr(self)
-        if is_multinomial(self.cfg):
-            out = self.loop(self.setup.test).iterate()
-            return MultinomialOutcome(out, self.setup.label_map, self.problem.free_intercept)
+        if is_multinomial(self.cfg):                     # one softmax run
+            return run_multinomial(self)
         return self.loop(self.setup.test, w0=self.setup.w0).iterate(self.resume)
 
     # -- results -------------------------------------------------------------------
@@ -252,10 +248,7 @@ def check_setup(cfg, setup, K, resume):
     name = cfg["algorithm"]["name"]
     check_loss(ALGORITHMS[name], setup.problem.loss)
     if is_multinomial(cfg):
-        check_algorithm(ALGORITHMS[name])
-        if resume is not None:
-            raise UserError("--resume: model.multiclass: multinomial runs are not "
-                            "checkpointed (yet): start the run again")
+        check_algorithm(ALGORITHMS[name], resume)
     ALGORITHMS[name].validate(algorithm_section(cfg), setup.problem, cfg["run"]["seed"])
     if resume is not None:                     # the data and K the checkpoint was taken with
         check_data(resume, setup, K, cfg)
