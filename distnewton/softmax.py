@@ -158,28 +158,29 @@ class SoftmaxShard:
         return out
 
     def hess_sum(self, w):
-        """The exact d x d sum: blocks X^T S diag(p_c delta_cc' - p_c p_c') X, i.e.
-        blockdiag(X^T S diag(p_c) X) - Q^T S Q with Q = [diag(p_0) X, ..., diag(p_{C-1}) X]."""
+        """The exact d x d sum, block by block: H[c, c'] = X^T S diag(p_c (delta_cc' -
+        p_c')) X, C (C + 1)/2 products X^T diag(.) X (BLAS on the dense copy, else
+        CSR), each of the shard's size: no n x d C intermediate."""
         P = self.scores(w)[2]
         sw = np.ones(self.n) if self.s is None else self.s
-        if self._dense is not None:
-            Q = np.hstack([self._dense * P[:, [c]] for c in range(self.C)])
-            H = -(Q.T * sw) @ Q
-            for c in range(self.C):
-                sl = slice(c * self.p, (c + 1) * self.p)
-                H[sl, sl] += (self._dense.T * (sw * P[:, c])) @ self._dense
-        else:
-            Q = sp.hstack([self.X.multiply(P[:, [c]]) for c in range(self.C)], format="csr")
-            H = -(Q.T @ Q.multiply(sw[:, None]).tocsr()).toarray()
-            if self._Xt is None:
-                self._Xt = self.X.T
-            for c in range(self.C):
-                sl = slice(c * self.p, (c + 1) * self.p)
-                H[sl, sl] += (self._Xt @ self.X.multiply((sw * P[:, c])[:, None]).tocsr()
-                              ).toarray()
+        H = np.empty((self.d, self.d))
+        for c in range(self.C):
+            for c2 in range(c, self.C):
+                diag = sw * P[:, c] * ((c == c2) - P[:, c2])
+                block = self._weighted_gram(diag)
+                H[c * self.p:(c + 1) * self.p, c2 * self.p:(c2 + 1) * self.p] = block
+                H[c2 * self.p:(c2 + 1) * self.p, c * self.p:(c + 1) * self.p] = block.T
         if self._u is not None:
             H += self._tau * np.outer(self._u, self._u)
         return H
+
+    def _weighted_gram(self, diag):
+        """X^T diag(diag) X as a dense p x p array."""
+        if self._dense is not None:
+            return (self._dense.T * diag) @ self._dense
+        if self._Xt is None:
+            self._Xt = self.X.T
+        return (self._Xt @ self.X.multiply(diag[:, None]).tocsr()).toarray()
 
     def triu(self):
         if self._triu is None:
