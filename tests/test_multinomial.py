@@ -204,3 +204,26 @@ REFUSALS = [
 @pytest.mark.parametrize("case", params(REFUSALS, "multinomial"))
 def test_refusals(case, tmp_path):
     check(case, tmp_path)
+
+
+def test_owlqn_l1_is_sklearns_multinomial_l1_optimum():
+    """model.l1 with owlqn: the multinomial loss + lambda_1 ||W||_1 (every class's
+    weights) against scikit-learn's saga (penalty l1, C = 1/(lambda_1 n))."""
+    import warnings
+    X, y = four_classes(n=300)
+    lam1 = 1e-2
+    res = distnewton.solve({"model": {"lambda": 0.0, "l1": lam1, "multiclass": "multinomial"},
+                            "algorithm": {"name": "owlqn"},
+                            "run": {"grad_rtol": 1e-10, "max_rounds": 500}},
+                           data=(X, y), workers=2, warn=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = LogisticRegression(penalty="l1", C=1.0 / (lam1 * len(y)), solver="saga",
+                                 tol=1e-12, max_iter=100000, fit_intercept=False).fit(X, y)
+    idx = np.searchsorted(CLASSES, y)
+    ones = np.ones(len(y))
+
+    def F(W):
+        return numpy_value(W, 0.0, X, idx, ones, 0.0) + lam1 * np.abs(W).sum()
+    assert (F(res.w) - F(ref.coef_)) / F(ref.coef_) <= 1e-8
+    np.testing.assert_array_equal(res.w == 0, ref.coef_ == 0)      # the same zeros
