@@ -70,8 +70,8 @@ def _subproblem(ctx, w_t, g):
 class DANE(Algorithm):
     """DANE: averaged inexact solutions of gradient-corrected local problems (Shamir et al. 2014)."""
 
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "dane"
-    multinomial = True
     local_solves = True
     #: not squared_hinge: with no line search, DANE's full steps on the piecewise
     #: quadratic loss cycle (measured: 300 rows x 15, lambda 1e-2, ||grad|| stays at

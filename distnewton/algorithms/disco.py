@@ -194,8 +194,8 @@ def pcg(rt, prob, w, g, eps, maxiter, precondition):
 class DiSCO(NewtonType):
     """DiSCO: inexact damped Newton, distributed PCG preconditioned on one worker (Zhang and Xiao 2015)."""
 
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "disco"
-    multinomial = True
     local_solves = True
     columns = {"pcg_iterations": np.int64, "newton_decrement": np.float64}
     #: the paper's communication (T + 1 rounds: the master applies P^{-1}) and its

@@ -23,8 +23,8 @@ from .base import Algorithm
 
 
 class GD(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "gd"
-    multinomial = True
     #: why its defaults miss 1e-6 in 500 rounds (benchmarks/defaults_check.py)
     convergence_note = (
         "first-order: its linear rate is set by the condition number, ~n at lambda = 1/n: "

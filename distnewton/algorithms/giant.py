@@ -83,8 +83,8 @@ def _direction(ctx, w, g):
 
 
 class GIANT(NewtonType):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "giant"
-    multinomial = True
     local_solves = True
     params = {**LINE_SEARCH, "ls_steps": LS_STEPS_APPROX, **SOLVER, **DIRECTION}
 

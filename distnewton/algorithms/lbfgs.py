@@ -142,8 +142,8 @@ def bfgs_update(H, s, y, rho):
 
 
 class LBFGS(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "lbfgs"
-    multinomial = True
     params = {
         "m": Param(INT, 10, "L-BFGS memory: (s, y) pairs kept", check=at_least(1)),
         "c1": Param(FLOAT, 1e-4, "sufficient decrease: f(w + a p) <= f(w) + c1 a p.g, "

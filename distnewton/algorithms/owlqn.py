@@ -42,8 +42,8 @@ from .lbfgs import CURVATURE_EPS, LBFGS, two_loop
 
 
 class OWLQN(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "owlqn"
-    multinomial = True
     takes_l1 = True
     params = {
         "m": LBFGS.params["m"],

@@ -101,8 +101,8 @@ def check_alpha(x):
 
 
 class FedNL(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "fednl"
-    multinomial = True
     params = {
         "compressor": Param(STR, "topk", "C on the Hessian differences' upper triangle",
                             choices=COMPRESSORS),

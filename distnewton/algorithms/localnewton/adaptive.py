@@ -85,8 +85,8 @@ PRESETS = {"paper": {"L0": 3, "loss_eval": "round", "restart": "newest",
 
 
 class AdaptiveLocalNewton(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "adaptive_localnewton"
-    multinomial = True
     local_solves = True
     presets = PRESETS
     params = {

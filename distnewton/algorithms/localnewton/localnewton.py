@@ -85,8 +85,8 @@ def local_round(rt, prob, w_bar, L):
 
 
 class LocalNewton(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "localnewton"
-    multinomial = True
     #: why its defaults miss 1e-6 in 500 rounds (benchmarks/defaults_check.py)
     convergence_note = (
         "error floor by design: the average of the workers' L local Newton steps stalls "

@@ -56,8 +56,8 @@ from .tron import Tron
 
 
 class Newton(NewtonType):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "newton"
-    multinomial = True
     params = {**LINE_SEARCH, **SOLVER, "solver": replace(
         SOLVER["solver"], choices=SOLVER["solver"].choices + ("tron",),
         doc=SOLVER["solver"].doc + "; tron: trust-region Newton-CG (LIBLINEAR's TRON: "
