@@ -16,21 +16,21 @@
   (LIBLINEAR predicts the label of the largest w_i.x, as distnewton does); with
   C = 2, LIBLINEAR's binary layout of the single vector (w_2 - w_1)/2, whose sign
   is that of w_2.x - w_1.x, so the predictions are the argmax's.
-  A multinomial model (``model.multiclass: multinomial``) is written in the same
-  layout (``solver_type L2R_LR``, ``nr_class C``, the label line, C columns per
-  feature): LIBLINEAR's ``predict`` gives the same labels (the argmax of
-  w_c.x), but its ``predict -b 1`` normalises the C per-class sigmoids, so its
-  probabilities differ from the softmax's.  With C = 2 the binary layout holds
-  w_2 - w_1, whose sigmoid is the softmax's probability of the second class:
-  labels and probabilities both agree.
 - ``npz`` / ``json``: ``w`` (the coefficients, without the intercept; ovr:
   classes x features), ``intercept`` (0.0 without one; ovr: one per class),
   ``labels`` (logistic: the -1 class's label then the +1 class's; ovr: the
   classes in the rows' order; ridge: empty), ``objective`` (logistic | ridge |
   squared_hinge),
-  ``lam``, ``fit_intercept``, ``regularize_intercept``, ``n_features``; a
-  multinomial model adds ``multiclass`` ("multinomial": its probabilities are
-  the softmax of the C scores).
+  ``lam``, ``fit_intercept``, ``regularize_intercept``, ``n_features``.
+
+A multinomial model (``model.multiclass: multinomial``) is written in the
+one-vs-rest layout (``solver_type L2R_LR``, ``nr_class C``, the label line, C
+columns per feature): LIBLINEAR's ``predict`` gives the same labels (the argmax
+of w_c.x), but its ``predict -b 1`` normalises the C per-class sigmoids, so its
+probabilities differ from the softmax's.  With C = 2 the binary layout holds
+w_2 - w_1, whose sigmoid is the softmax's probability of the second class:
+labels and probabilities both agree.  Its npz and json add ``multiclass``
+("multinomial": the probabilities are the softmax of the C scores).
 """
 
 from __future__ import annotations
