@@ -289,7 +289,9 @@ def check_multinomial(cfg):
            ("data.shards", dc["shards"] is not None,
             "model.multiclass: multinomial needs data.train (pre-split shards keep mapped labels)"),
            ("run.checkpoint_every", cfg["run"]["checkpoint_every"],
-            "model.multiclass: multinomial runs are not checkpointed (yet)")]
+            "model.multiclass: multinomial runs are not checkpointed (yet)"),
+           ("model.standardize", bool(mc.get("standardize")),
+            "not supported with model.multiclass: multinomial (yet)")]
     for key, wrong, why in bad:
         if wrong:
             raise UserError(f"{key}: {why}")

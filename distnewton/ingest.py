@@ -26,7 +26,7 @@ from .inputs import check_run_inputs
 from .io.read import load as load_result
 from .io.validate import check_weights
 from .multiclass import ovr_labels
-from .multinomial import multinomial_labels
+from .multinomial import MultinomialProblem, multinomial_labels
 from .objectives import is_classification
 from .problem import (IN_MEMORY, Problem, Setup, add_intercept, array_data, free_intercept,
                       keep_rows, lambda_value, l1_value)
@@ -159,12 +159,13 @@ def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None
         rows = np.concatenate(parts)
         label_map["counts"] = [int(np.sum(y[rows] == i)) for i in range(C)]
     counts = np.diff(X.indptr).astype(np.float64)
-    problem = Problem(n=n, d=d * max(C, 1), lam=lambda_value(cfg, n), l1=l1_value(cfg, n),
-                      loss=mc["loss"], sizes=tuple(len(p) for p in parts),
-                      free_intercept=free_intercept(cfg), weighted=weights is not None,
+    problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), l1=l1_value(cfg, n), loss=mc["loss"],
+                      sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
+                      weighted=weights is not None,
                       nnz=tuple(int(counts[p].sum()) for p in parts),
-                      row_nnz_sq=tuple(float((counts[p] ** 2).sum()) for p in parts),
-                      classes=C)
+                      row_nnz_sq=tuple(float((counts[p] ** 2).sum()) for p in parts))
+    if C:                                   # one vector of d C weights, class-major
+        problem = MultinomialProblem(**{**vars(problem), "d": d * C, "classes": C})
     return Setup(X, y, parts, problem, test, train, sha, label_map, weights=weights,
                  validation=validation)
 

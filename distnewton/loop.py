@@ -67,7 +67,7 @@ def test_metrics(problem, test, w):
     """(accuracy, mean test loss) on the master's test set; NaNs without one."""
     if test is None:
         return math.nan, math.nan
-    if getattr(problem, "classes", 0):
+    if getattr(problem, "classes", 0):          # model.multiclass: multinomial
         return multinomial_metrics(test, w, problem.classes)
     Xt, yt = test
     z = Xt @ w

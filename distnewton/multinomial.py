@@ -17,10 +17,14 @@ scalar margins, coordinate sketches) are refused before any worker starts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .errors import UserError
 from .multiclass import ovr_labels
+from .objectives import penalty_weights
+from .problem import Problem
 from .softmax import SoftmaxShard, softmax_parts
 
 RULE = "multinomial"
@@ -28,6 +32,43 @@ RULE = "multinomial"
 
 def is_multinomial(cfg) -> bool:
     return cfg["model"].get("multiclass") == RULE
+
+
+@dataclass
+class MultinomialProblem(Problem):
+    """The :class:`~distnewton.problem.Problem` of a multinomial run: ``d`` is the
+    optimisation vector's length, features x ``classes`` (class-major), and the
+    penalties are per class (a free intercept: every class's last entry unpenalised)."""
+
+    classes: int = 2
+
+    @property
+    def features(self) -> int:
+        """Weights per class (the intercept column counted)."""
+        return self.d // self.classes
+
+    def _per_class(self, value):
+        if not self.free_intercept:
+            return float(value)
+        return np.tile(penalty_weights(value, self.features, True), self.classes)
+
+    @property
+    def penalty(self):
+        return self._per_class(self.lam)
+
+    @property
+    def l1_weights(self):
+        return self._per_class(self.l1)
+
+
+def classes_of(problem) -> int:
+    """C of a multinomial problem, 0 for any other."""
+    return getattr(problem, "classes", 0)
+
+
+def features_of(problem) -> int:
+    """The weights per model row: d, or d / C for a multinomial problem."""
+    return problem.d // classes_of(problem) if classes_of(problem) else problem.d
 
 
 def multinomial_labels(y, source, reference=None):

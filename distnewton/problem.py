@@ -33,35 +33,19 @@ class Problem:
     def penalty(self):
         """The L2 weights every objective, gradient and Hessian uses: lambda, or
         lambda (1, ..., 1, 0) when the intercept is not regularised
-        (:func:`~distnewton.objectives.penalty_weights`; multinomial: per class,
-        :func:`~distnewton.softmax.class_penalty`).  ``lam`` stays the number."""
-        return self._weights(self.lam)
+        (:func:`~distnewton.objectives.penalty_weights`).  ``lam`` stays the number."""
+        return penalty_weights(self.lam, self.d, self.free_intercept)
 
     @property
     def l1_weights(self):
         """The L1 weights lambda_1 of the d coordinates (0 for a free intercept, as
         :attr:`penalty`): the term lambda_1 ||w||_1 of :mod:`distnewton.l1`."""
-        return self._weights(self.l1)
-
-    def _weights(self, value):
-        if self.classes:
-            return np.tile(penalty_weights(value, self.features, self.free_intercept),
-                           self.classes) if self.free_intercept else float(value)
-        return penalty_weights(value, self.d, self.free_intercept)
-
-    @property
-    def features(self) -> int:
-        """Features per class (the intercept column counted): d, or d / C for
-        ``model.multiclass: multinomial`` (whose w holds C class-major blocks)."""
-        return self.d // self.classes if self.classes else self.d
+        return penalty_weights(self.l1, self.d, self.free_intercept)
 
     #: non-zeros per shard, and sum_j nnz(x_j)^2 per shard (the cost of forming
     #: X_k^T D X_k from sparse rows): what ``solver: auto`` weighs; None when unknown
     nnz: tuple | None = None
     row_nnz_sq: tuple | None = None
-    #: C for ``model.multiclass: multinomial`` (then d = features x C, :mod:`distnewton.softmax`),
-    #: else 0
-    classes: int = 0
 
 
 def add_intercept(X):

@@ -101,10 +101,10 @@ def fstar_key(run: Run) -> str:
     model = _config(run).get("model") or {}
     intercept = bool(model.get("fit_intercept", False))
     free = intercept and not model.get("regularize_intercept", True)
-    return (f"{a.get('dataset_sha256', '?')}|{a.get('loss', '?')}|"
+    loss = a.get('loss', '?') + ("/multinomial" if a.get("multiclass") == "multinomial" else "")
+    return (f"{a.get('dataset_sha256', '?')}|{loss}|"
             f"lambda={float(a.get('lambda', math.nan))!r}|d={int(a.get('n_features', -1))}|"
             f"intercept={intercept}" + ("|free_intercept" if free else "")
-            + ("|multinomial" if a.get("multiclass") == "multinomial" else "")
             + weights_key(_config(run)))
 
 

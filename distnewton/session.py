@@ -52,7 +52,8 @@ from .io.write import write_result
 from .loop import Loop, algorithm_params, algorithm_section
 from .monitors import CheckpointWriter, LinePrinter
 from .multiclass import drive_ovr
-from .multinomial import check_algorithm, is_multinomial, run_multinomial, softmax_shards
+from .multinomial import (check_algorithm, classes_of, features_of, is_multinomial,
+                          run_multinomial, softmax_shards)
 from .objectives import Shard
 from .runtime import hosting
 from .runtime.sim import SimRuntime
@@ -69,7 +70,7 @@ def pick_backend(backend):
 
 def build_shards(problem, pieces):
     """The :class:`~distnewton.objectives.Shard` (multinomial: ``SoftmaxShard``) of each piece."""
-    if problem.classes:
+    if classes_of(problem):
         return softmax_shards(problem, pieces)
     return [Shard(X, y, problem.loss, problem.lam, problem.free_intercept, weights=s)
             for X, y, s in pieces]
@@ -168,7 +169,7 @@ class Session:
             extra = lambda f: write_checkpoint(f, outcome.alg, *outcome.state)  # noqa: E731
         write_result(path, attrs, outcome.history, outcome.w,
                      column_docs=column_docs(outcome.alg), extra=extra,
-                     model_attrs=model_attributes(self.cfg, self.problem.features))
+                     model_attrs=model_attributes(self.cfg, features_of(self.problem)))
 
     def write(self, outcome, final=True):
         """Write the result file, print the summary line at any verbosity; the exit
