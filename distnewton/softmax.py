@@ -9,8 +9,8 @@ W (C x p), row c class c's weights.  With the scores z_j = W x_j (C of them),
 
 The optimisation vector is W flattened CLASS-MAJOR, w[c p:(c+1) p] = W[c], so
 that ``w.reshape(C, p)`` is the ``/model/w`` layout of one-vs-rest and the
-algorithms see one vector of d = p C floats (``MultinomialProblem.d``; every round counts
-d C floats, exactly).  With P the n x C softmax probabilities and Y the one-hot
+algorithms see one vector of d = p C floats (``MultinomialProblem.d``: every
+vector a round moves is these d floats, counted exactly).  With P the n x C softmax probabilities and Y the one-hot
 labels:
 
 - gradient sum: X^T S (P - Y), as the C x p matrix (P - Y)^T S X;
