@@ -23,6 +23,14 @@ from support.multinomial import CLASSES, four_classes, numpy_value
 LAM = 1e-3
 
 
+def inproc(*args):
+    """``distnewton ARGS`` in this process (click's runner): (exit code, stdout)."""
+    from click.testing import CliRunner
+    from distnewton.cli import main
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    return res.exit_code, res.output
+
+
 def config(train, name="newton", **extra):
     model = {"loss": "logistic", "lambda": LAM, "multiclass": "multinomial", **extra}
     return {"data": {"train": str(train)}, "model": model, "algorithm": {"name": name},
@@ -84,9 +92,9 @@ def test_predict_and_evaluate_are_sklearns(trained):
 
 def test_report_computes_the_multinomial_f_star(trained):
     tmp, res, ref, (X, y, _, _) = trained
-    out = cli("report", tmp / "r.h5", "--format", "json")
-    assert out.returncode == 0, out.stderr
-    row = json.loads(out.stdout)[0]
+    code, text = inproc("report", tmp / "r.h5", "--format", "json")
+    assert code == 0, text
+    row = json.loads(text)[0]
     f_ref = numpy_value(ref.coef_, ref.intercept_, X, np.searchsorted(CLASSES, y),
                         np.ones(len(y)), LAM)
     assert row["f_star"] == pytest.approx(f_ref, rel=1e-9)
@@ -96,13 +104,13 @@ def test_report_computes_the_multinomial_f_star(trained):
 
 def test_export_json_and_liblinear_layout(trained):
     tmp, res, _, _ = trained
-    assert cli("export", tmp / "r.h5", "-o", tmp / "m.json", "--format", "json").returncode == 0
+    assert inproc("export", tmp / "r.h5", "-o", tmp / "m.json", "--format", "json")[0] == 0
     a = json.loads((tmp / "m.json").read_text())
     assert a["multiclass"] == "multinomial" and a["labels"] == list(CLASSES)
     np.testing.assert_array_equal(np.array(a["w"]), res.w[:, :-1])
     np.testing.assert_array_equal(np.array(a["intercept"]), res.w[:, -1])
-    assert cli("export", tmp / "r.h5", "-o", tmp / "m.model", "--format",
-               "liblinear").returncode == 0
+    assert inproc("export", tmp / "r.h5", "-o", tmp / "m.model", "--format",
+                  "liblinear")[0] == 0
     lines = (tmp / "m.model").read_text().splitlines()
     assert lines[:5] == ["solver_type L2R_LR", "nr_class 4", "label 2 5 7 9",
                          f"nr_feature {res.w.shape[1] - 1}", "bias 1"]
@@ -124,8 +132,8 @@ def test_liblinear_predicts_the_labels_of_the_export(tmp_path, classes):
     write_libsvm(tmp_path / "t.svm", sp.csr_matrix(X), y)
     distnewton.solve(config(tmp_path / "t.svm", fit_intercept=True), workers=2,
                      output=tmp_path / "r.h5")
-    assert cli("export", tmp_path / "r.h5", "-o", tmp_path / "m.model", "--format",
-               "liblinear").returncode == 0
+    assert inproc("export", tmp_path / "r.h5", "-o", tmp_path / "m.model", "--format",
+                  "liblinear")[0] == 0
     m = liblinear.load_model(str(tmp_path / "m.model"))
     labels, _, probs = liblinear.predict(list(y), liblinear_rows(X), m, "-q -b 1")
     model = load_model(tmp_path / "r.h5")
