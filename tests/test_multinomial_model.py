@@ -223,8 +223,8 @@ def test_news20_newton_cg_reaches_sklearns_optimum():
     """news20's 20 classes, every row, scaled to unit length (the raw term counts,
     up to 549, make scikit-learn's lbfgs need minutes), lambda = 1e-4: d C = 1.24
     million weights, so ``solver: auto`` takes Hessian-free CG (a dense Hessian
-    would be 12 TB); the optimum within 1e-8 of scikit-learn's (30-60 s in all on a
-    shared machine)."""
+    would be 12 TB); the optimum within 1e-8 of scikit-learn's (14 s in all on an idle
+    machine, up to a minute on a loaded one)."""
     from sklearn.datasets import load_svmlight_file
     from sklearn.preprocessing import normalize
     from support.launch import SHARED
