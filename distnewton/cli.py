@@ -197,6 +197,8 @@ def list_algorithms(plugins):
         if getattr(cls, "convergence_note", ""):
             click.echo(f"    {NOTE_PREFIX}{cls.convergence_note}")
         click.echo(f"    {'model.loss':<16} {', '.join(getattr(cls, 'losses', ()))}")
+        multi = "ovr, multinomial" if getattr(cls, "multinomial", False) else "ovr"
+        click.echo(f"    {'model.multiclass':<16} {multi}")
         for key, p in cls.params.items():
             choices = f" [{'|'.join(p.choices)}]" if p.choices else ""
             click.echo(f"    {key:<16} {str(p.default):<10} {p.doc}{choices}")

@@ -259,6 +259,8 @@ def check_multiclass(cfg):
     mc, dc = cfg["model"], cfg["data"]
     if mc.get("multiclass") is None:
         return
+    if mc["multiclass"] == "multinomial":
+        return check_multinomial(cfg)
     bad = [("model.loss", mc["loss"] not in CLASSIFICATION_LOSSES,
             "ovr is for loss logistic or squared_hinge"),
            ("data.positive_labels", dc["positive_labels"] is not None,
@@ -271,6 +273,27 @@ def check_multiclass(cfg):
             "model.multiclass: ovr needs data.train (pre-split shards keep mapped labels)"),
            ("run.checkpoint_every", cfg["run"]["checkpoint_every"],
             "model.multiclass: ovr runs are not checkpointed (yet)")]
+    for key, wrong, why in bad:
+        if wrong:
+            raise UserError(f"{key}: {why}")
+
+
+def check_multinomial(cfg):
+    """``model.multiclass: multinomial``: the keys it cannot combine with
+    (:mod:`distnewton.multinomial`); the algorithm is checked with the problem."""
+    mc, dc = cfg["model"], cfg["data"]
+    bad = [("model.loss", mc["loss"] != "logistic",
+            f"model.multiclass: multinomial is the softmax of loss logistic, not {mc['loss']}"),
+           ("data.positive_labels", dc["positive_labels"] is not None,
+            "model.multiclass: multinomial keeps every class: leave it unset"),
+           ("model.w0", mc["w0"] is not None,
+            "warm starts of model.multiclass: multinomial are not supported (yet)"),
+           ("data.shards", dc["shards"] is not None,
+            "model.multiclass: multinomial needs data.train (pre-split shards keep mapped labels)"),
+           ("run.checkpoint_every", cfg["run"]["checkpoint_every"],
+            "model.multiclass: multinomial runs are not checkpointed (yet)"),
+           ("model.standardize", bool(mc.get("standardize")),
+            "not supported with model.multiclass: multinomial (yet)")]
     for key, wrong, why in bad:
         if wrong:
             raise UserError(f"{key}: {why}")

@@ -116,8 +116,9 @@ SCHEMA: dict[str, dict[str, Param]] = {
                               "(multiplies data.weights)", nullable=True),
         "multiclass": Param(STR, None, "logistic or squared_hinge with more than two classes: "
                             "'ovr' trains one binary problem per class (one-vs-rest) on the "
-                            "same shards",
-                            choices=("ovr",), nullable=True),
+                            "same shards; 'multinomial' (loss logistic) trains one softmax "
+                            "model of C x d weights in one run",
+                            choices=("ovr", "multinomial"), nullable=True),
         "l1": Param(FLOAT, 0.0, "L1 weight lambda_1: adds lambda_1 ||w||_1 (the intercept "
                     "left out as from the L2 term with regularize_intercept: false); needs "
                     "algorithm.name: owlqn", check=nonneg),

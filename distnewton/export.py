@@ -23,6 +23,15 @@
   classes in the rows' order; ridge, poisson: empty), ``objective`` (logistic |
   ridge | squared_hinge | poisson; poisson's prediction is exp(x.w + intercept)),
   ``lam``, ``fit_intercept``, ``regularize_intercept``, ``n_features``.
+
+A multinomial model (``model.multiclass: multinomial``) is written in the
+one-vs-rest layout (``solver_type L2R_LR``, ``nr_class C``, the label line, C
+columns per feature): LIBLINEAR's ``predict`` gives the same labels (the argmax
+of w_c.x), but its ``predict -b 1`` normalises the C per-class sigmoids, so its
+probabilities differ from the softmax's.  With C = 2 the binary layout holds
+w_2 - w_1, whose sigmoid is the softmax's probability of the second class:
+labels and probabilities both agree.  Its npz and json add ``multiclass``
+("multinomial": the probabilities are the softmax of the C scores).
 """
 
 from __future__ import annotations
@@ -44,7 +53,8 @@ LIBLINEAR_SOLVERS = {"logistic": "L2R_LR", "squared_hinge": "L2R_L2LOSS_SVC"}
 def arrays(model: Model) -> dict:
     """The plain-array form of the model (npz and json)."""
     intercept = model.intercept
-    return {"w": model.coef.copy(),
+    extra = {"multiclass": "multinomial"} if model.multinomial else {}
+    return {**extra, "w": model.coef.copy(),
             "intercept": intercept.tolist() if model.multiclass else intercept,
             "labels": list(model.classes), "objective": model.loss, "lam": model.lam,
             "fit_intercept": model.fit_intercept,
@@ -85,7 +95,8 @@ def _liblinear_ovr(model: Model) -> str:
     solver = f"solver_type {LIBLINEAR_SOLVERS[model.loss]}"
     if len(labels) == 2:
         lines = [solver, "nr_class 2", f"label {int(labels[1])} {int(labels[0])}"]
-        rows = [["%.17g" % v] for v in ((W[1] - W[0]) / 2).tolist()]
+        half = 1.0 if model.multinomial else 2.0     # softmax: sigmoid(z_2 - z_1)
+        rows = [["%.17g" % v] for v in ((W[1] - W[0]) / half).tolist()]
     else:
         lines = [solver, f"nr_class {len(labels)}",
                  "label " + " ".join(str(int(v)) for v in labels)]

@@ -27,6 +27,7 @@ from .inputs import check_run_inputs
 from .io.read import load as load_result
 from .io.validate import check_weights
 from .multiclass import ovr_labels
+from .multinomial import MultinomialProblem, multinomial_labels
 from .objectives import is_classification
 from .problem import (IN_MEMORY, Problem, Setup, add_intercept, array_data, free_intercept,
                       keep_rows, lambda_value, l1_value)
@@ -106,6 +107,8 @@ def labels(cfg, y, source, reference=None):
     labels and the class table under ``model.multiclass: ovr``."""
     if cfg["model"].get("multiclass") == "ovr":
         return ovr_labels(y, source, reference, loss=cfg["model"]["loss"])
+    if cfg["model"].get("multiclass") == "multinomial":
+        return multinomial_labels(y, source, reference)
     return map_labels(y, cfg["model"]["loss"], cfg["data"]["positive_labels"], source=source,
                       reference=reference)
 
@@ -152,12 +155,18 @@ def finish_setup(cfg, n_workers, X, y, test, train, sha, label_map, weights=None
     if label_map.get("rule") == "ovr":      # class sizes over the rows kept
         rows = np.concatenate(parts)
         label_map["counts"] = [int(np.sum(y[rows] == c)) for c in label_map["classes"]]
+    C = len(label_map["classes"]) if label_map.get("rule") == "multinomial" else 0
+    if C:                                   # class sizes over the rows kept (y: indices)
+        rows = np.concatenate(parts)
+        label_map["counts"] = [int(np.sum(y[rows] == i)) for i in range(C)]
     counts = np.diff(X.indptr).astype(np.float64)
     problem = Problem(n=n, d=d, lam=lambda_value(cfg, n), l1=l1_value(cfg, n), loss=mc["loss"],
                       sizes=tuple(len(p) for p in parts), free_intercept=free_intercept(cfg),
                       weighted=weights is not None,
                       nnz=tuple(int(counts[p].sum()) for p in parts),
                       row_nnz_sq=tuple(float((counts[p] ** 2).sum()) for p in parts))
+    if C:                                   # one vector of d C weights, class-major
+        problem = MultinomialProblem(**{**vars(problem), "d": d * C, "classes": C})
     return Setup(X, y, parts, problem, test, train, sha, label_map, weights=weights,
                  validation=validation)
 

@@ -33,6 +33,7 @@ from .io.record import History, Outcome
 from .io.schema import TIMING_COLUMNS
 from .linalg import preload as preload_linalg
 from .monitors import Monitor
+from .multinomial import test_metrics as multinomial_metrics
 from .objectives import LOSSES, is_classification
 from .stopping import cut as stop_cut
 from .stopping import loaded as stop_loaded
@@ -66,6 +67,8 @@ def test_metrics(problem, test, w):
     """(accuracy, mean test loss) on the master's test set; NaNs without one."""
     if test is None:
         return math.nan, math.nan
+    if getattr(problem, "classes", 0):          # model.multiclass: multinomial
+        return multinomial_metrics(test, w, problem.classes)
     Xt, yt = test
     z = Xt @ w
     loss = float(np.mean(LOSSES[problem.loss].value(z, yt)))

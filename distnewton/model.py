@@ -52,6 +52,7 @@ class Model:
     regularize_intercept: bool = True
     status: str = ""        # the run's status (root attribute), "" when unknown
     label_column: object = None   # data.label_column as trained (csv, npy, parquet, ...)
+    multinomial: bool = False     # ``model.multiclass: multinomial``: w (classes x d) is softmax
 
     @property
     def multiclass(self) -> bool:
@@ -121,12 +122,12 @@ class Model:
     def proba(self, X) -> np.ndarray:
         """Logistic: (n, 2) probabilities of the classes in :attr:`classes` order;
         ovr: (n, classes), each class's sigmoid normalised over the classes
-        (scikit-learn's one-vs-rest rule).  Other losses: a UserError (ridge
+        (scikit-learn's one-vs-rest rule); multinomial: the softmax of the scores.  Other losses: a UserError (ridge
         predicts x.w, an SVM has no probabilities)."""
         if self.loss != "logistic":
             raise UserError(f"probabilities: only for logistic models ({self.path} is "
                             f"{self.loss}: {PROBA_WHY.get(self.loss, 'predictions are x.w')})")
-        return scores_proba(self.decision(X), self.multiclass)
+        return scores_proba(self.decision(X), self.multiclass, self.multinomial)
 
     def targets(self, y, source):
         """Raw labels of a data file as the model's targets (logistic: -1/+1
@@ -152,9 +153,13 @@ def _number(text):
     return int(v) if v.is_integer() else v
 
 
-def scores_proba(z, multiclass):
-    """Class probabilities from decision values: (n, 2) of one binary model, or
-    the normalised sigmoids of one-vs-rest's (n, classes)."""
+def scores_proba(z, multiclass, multinomial=False):
+    """Class probabilities from decision values: (n, 2) of one binary model, the
+    normalised sigmoids of one-vs-rest's (n, classes), or the softmax of a
+    multinomial model's (n, classes)."""
+    if multinomial:
+        from .softmax import softmax_parts
+        return softmax_parts(np.asarray(z, dtype=np.float64))[1]
     if multiclass:
         p = sigmoid(z)
         return p / p.sum(axis=1, keepdims=True)
@@ -223,7 +228,7 @@ def read_data(model: Model, path):
     return ds.X, ds.y
 
 
-def metrics(loss, z, t) -> dict:
+def metrics(loss, z, t, multinomial=False) -> dict:
     """Logistic (targets t in {-1, +1}, decision values z): accuracy, log_loss
     (mean -log p(t | x)), auc; ovr (z of shape (n, classes), t class indices):
     accuracy of the argmax, log_loss of the normalised probabilities and the
@@ -231,7 +236,8 @@ def metrics(loss, z, t) -> dict:
     ``roc_auc_score(multi_class="ovr")``); squared_hinge: accuracy,
     squared_hinge (mean max(0, 1 - t z)^2, no probabilities), auc (ovr: of the
     argmax, the mean over rows and classes, the macro AUC of the decision values); ridge
-    (predictions z): mse, r2."""
+    (predictions z): mse, r2.  ``multinomial``: the probabilities are the softmax
+    of z (log_loss is then the multinomial objective's data term)."""
     z, t = np.asarray(z, dtype=np.float64), np.asarray(t, dtype=np.float64)
     out = {"n_samples": int(len(t))}
     if z.ndim == 2 and loss == "squared_hinge":   # ovr SVM: no probabilities
@@ -240,7 +246,7 @@ def metrics(loss, z, t) -> dict:
         out["squared_hinge"] = float(np.mean(np.maximum(1.0 - T * z, 0.0) ** 2))
         out["auc"] = float(np.mean([roc_auc(z[:, c], T[:, c]) for c in range(z.shape[1])]))
     elif z.ndim == 2:                             # ovr: t holds class indices
-        P = scores_proba(z, True)
+        P = scores_proba(z, True, multinomial)
         out["accuracy"] = float(np.mean(np.argmax(z, axis=1) == t))
         out["log_loss"] = float(-np.mean(np.log(np.clip(
             P[np.arange(len(t)), t.astype(np.int64)], 1e-300, None))))
@@ -318,7 +324,7 @@ def evaluate(model: Model, path, strict=True):
         if strict:
             raise
         return X, z, None, str(exc)
-    return X, z, metrics(model.loss, z, t), ""
+    return X, z, metrics(model.loss, z, t, model.multinomial), ""
 
 
 def format_metrics(m: dict) -> str:

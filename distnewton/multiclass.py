@@ -22,7 +22,7 @@ continuing across classes, so the last row holds the totals; root attributes
 else the first other class's status.  Prediction is the argmax of the C
 decision values; probabilities are the C sigmoids normalised to sum to 1
 (scikit-learn's one-vs-rest rule).  Multinomial (softmax) logistic regression
-is out of scope.  Not supported with ovr (each an exit-2 error naming the
+is ``model.multiclass: multinomial`` (:mod:`distnewton.multinomial`).  Not supported with ovr (each an exit-2 error naming the
 key): ``data.positive_labels``, ``model.class_weight``, ``model.w0``,
 ``data.shards``, loss ridge; ``--resume`` and ``run.checkpoint_every``.  The
 L2-loss SVM (``model.loss: squared_hinge``) runs one-vs-rest the same way, as

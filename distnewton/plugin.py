@@ -21,7 +21,11 @@ Master side (the algorithm class; one ``step()`` is one iteration):
   diag(penalty)``; a shard's rows may carry weights ``shard.s``: take sums over
   rows through ``shard.weigh(per_row)`` or the Shard's own sums),
   ``self.p`` (the validated parameters), ``self.w`` (the model), ``self.rng``,
-  ``self.stalled``; class attributes ``name``, ``params``, ``columns``.
+  ``self.stalled``; class attributes ``name``, ``params``, ``columns``,
+  ``losses``, and ``multinomial = True`` for a method that uses only the
+  shards' value / gradient / Hessian interface on vectors of ``prob.d`` floats
+  (``model.multiclass: multinomial``: ``d`` is then features x classes and the
+  shard a :class:`~distnewton.softmax.SoftmaxShard`; default False: refused).
 - ``self.rt.round(task, *down, up=, scatter=, to=)``: one counted communication
   round (see :mod:`distnewton.runtime`).
 - :class:`Param` with the types ``INT``, ``FLOAT``, ``STR``, ``BOOL`` and the

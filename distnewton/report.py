@@ -101,7 +101,8 @@ def fstar_key(run: Run) -> str:
     model = _config(run).get("model") or {}
     intercept = bool(model.get("fit_intercept", False))
     free = intercept and not model.get("regularize_intercept", True)
-    return (f"{a.get('dataset_sha256', '?')}|{a.get('loss', '?')}|"
+    loss = a.get('loss', '?') + ("/multinomial" if a.get("multiclass") == "multinomial" else "")
+    return (f"{a.get('dataset_sha256', '?')}|{loss}|"
             f"lambda={float(a.get('lambda', math.nan))!r}|d={int(a.get('n_features', -1))}|"
             f"intercept={intercept}" + ("|free_intercept" if free else "")
             + ("|standardize" if model.get("standardize") else "")
@@ -163,7 +164,7 @@ def compute_f_star(run: Run) -> dict:
 
 def f_star_of(run: Run, given=None, compute=True, memo=None):
     """(f*, source) for ``run``; (None, reason) when unknown.  See the module doc."""
-    if run.attrs.get("multiclass"):
+    if run.attrs.get("multiclass") == "ovr":
         return None, "none: one-vs-rest (a loss per class; see class_rounds, class_status)"
     if given is not None:
         return check_f_star(given, "--f-star"), "--f-star"
@@ -226,7 +227,7 @@ def summarize(run: Run, f_star=None, f_source="", target: Target | None = None) 
     h, a = run.history, run.attrs
     loss = float(_last(h, "loss"))
     acc = float(_last(h, "test_accuracy"))
-    if a.get("multiclass"):          # ovr: the argmax's accuracy (the file's attribute)
+    if a.get("multiclass") == "ovr":  # the argmax's accuracy (the file's attribute)
         acc = float(a.get("test_accuracy", math.nan))
     row = {
         "file": run.path, "dataset": os.path.basename(str(a.get("dataset", ""))),

@@ -52,6 +52,8 @@ from .io.write import write_result
 from .loop import Loop, algorithm_params, algorithm_section
 from .monitors import CheckpointWriter, LinePrinter
 from .multiclass import drive_ovr
+from .multinomial import (check_algorithm, classes_of, features_of, is_multinomial,
+                          run_multinomial, softmax_shards)
 from .objectives import Shard
 from .runtime import hosting
 from .runtime.sim import SimRuntime
@@ -67,7 +69,9 @@ def pick_backend(backend):
 
 
 def build_shards(problem, pieces):
-    """The :class:`~distnewton.objectives.Shard` of each (X, y, weights) piece."""
+    """The :class:`~distnewton.objectives.Shard` (multinomial: ``SoftmaxShard``) of each piece."""
+    if classes_of(problem):
+        return softmax_shards(problem, pieces)
     return [Shard(X, y, problem.loss, problem.lam, problem.free_intercept, weights=s)
             for X, y, s in pieces]
 
@@ -144,6 +148,8 @@ class Session:
     def _run(self):
         if self.cfg["model"]["multiclass"] == "ovr":
             return drive_ovr(self)
+        if is_multinomial(self.cfg):                     # one softmax run
+            return run_multinomial(self)
         return self.loop(self.setup.test, w0=self.setup.w0).iterate(self.resume)
 
     # -- results -------------------------------------------------------------------
@@ -166,7 +172,7 @@ class Session:
         extra = standardize.and_sigma(extra, self.sigma)
         write_result(path, attrs, outcome.history, outcome.w,
                      column_docs=column_docs(outcome.alg), extra=extra,
-                     model_attrs=model_attributes(self.cfg, self.problem.d))
+                     model_attrs=model_attributes(self.cfg, features_of(self.problem)))
 
     def write(self, outcome, final=True):
         """Write the result file, print the summary line at any verbosity; the exit
@@ -245,6 +251,8 @@ def check_setup(cfg, setup, K, resume):
         setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
     name = cfg["algorithm"]["name"]
     check_loss(ALGORITHMS[name], setup.problem.loss)
+    if is_multinomial(cfg):
+        check_algorithm(ALGORITHMS[name], resume)
     ALGORITHMS[name].validate(algorithm_section(cfg), setup.problem, cfg["run"]["seed"])
     if resume is not None:                     # the data and K the checkpoint was taken with
         check_data(resume, setup, K, cfg)

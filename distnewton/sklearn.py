@@ -22,7 +22,10 @@ the previous fit's coefficients) and ``early_stopping``,
 More than two classes: one-vs-rest, one binary run per class (``n_iter_``,
 ``rounds_``, ``status_`` and ``converged_`` per class); ``predict_proba``
 normalises the classes' sigmoids, as scikit-learn's one-vs-rest logistic
-regression does.  (Multinomial logistic regression is not offered.)
+regression does.  ``multi_class="multinomial"`` trains the softmax loss over
+every class in one run instead (``model.multiclass: multinomial``,
+scikit-learn's LogisticRegression default for more than two classes);
+``predict_proba`` is then the softmax.
 
 A fit whose run (or one of whose class runs) ended ``max_rounds``,
 ``stalled`` or ``diverged`` issues :class:`ConvergenceWarning`, which is
@@ -38,10 +41,7 @@ one-vs-rest fit gives one warning that names every class that did not converge.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -55,6 +55,10 @@ from .convergence import ConvergenceWarning as DistNewtonConvergenceWarning
 from .convergence import algorithm_of
 from .convergence import message as convergence_message
 from .errors import UserError
+from .model import scores_proba
+from .sklearn_parts import (_plain, binary_class_weight, check_multi_class,  # noqa: F401
+                            class_weight_rows, early_stopping_config, multinomial_coef,
+                            warm_start_file)
 
 #: The estimators' parameters that the warning's advice names (not the config keys).
 ADVICE_KEYS = {"max_rounds": "max_rounds", "tol": "tol", "lambda": "lam"}
@@ -68,15 +72,6 @@ class ConvergenceWarning(DistNewtonConvergenceWarning, SklearnConvergenceWarning
     error::sklearn.exceptions.ConvergenceWarning``) and a filter on
     distnewton's class both apply to it.  (``python -W`` itself ignores
     third-party classes: it reads its filters before any module is imported.)"""
-
-
-def _plain(value):
-    """An estimator parameter as the config takes it: numpy scalars as Python
-    numbers; anything else as given (the config's validation names the key:
-    ``lam`` is model.lambda, ``tol`` run.grad_rtol, ``workers`` run.workers)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 class _DistNewton(BaseEstimator):
@@ -108,10 +103,12 @@ class _DistNewton(BaseEstimator):
         tags.input_tags.sparse = True            # CSR is distnewton's own format
         return tags
 
-    def _run(self, X, y, sample_weight=None, w0=None, class_weight=None):
+    def _run(self, X, y, sample_weight=None, w0=None, class_weight=None, multiclass=None):
         """One distnewton run on (X, y): (w without intercept, intercept, Result).
         ``w0``: the warm start (with the intercept); ``class_weight``:
-        ``model.class_weight`` of this binary problem."""
+        ``model.class_weight`` of this binary problem; ``multiclass``:
+        ``model.multiclass`` (then the Result's (C, d) model is returned whole,
+        the intercept None)."""
         v = {name: _plain(getattr(self, name)) for name in self.get_params(deep=False)}
         for flag in ("fit_intercept", "regularize_intercept"):
             if isinstance(v[flag], int) and v[flag] in (0, 1):      # 0/1 as before
@@ -129,6 +126,8 @@ class _DistNewton(BaseEstimator):
                "run": {"max_rounds": v["max_rounds"], "grad_rtol": v["tol"],
                        "seed": v["seed"]}}
         cfg["model"]["class_weight"] = class_weight
+        if multiclass is not None:
+            cfg["model"]["multiclass"] = multiclass
         cfg["data"], stopping = early_stopping_config(v)
         cfg["run"].update(stopping)
         workers = v["workers"]                   # (checked as run.workers)
@@ -140,6 +139,8 @@ class _DistNewton(BaseEstimator):
             cfg["model"]["w0"] = path
             r = solve(cfg, workers=workers, data=data, warn=False)   # the fit warns
         w = np.asarray(r.w, dtype=np.float64)
+        if multiclass is not None:
+            return w, None, r
         if self.fit_intercept:
             return w[:-1], float(w[-1]), r
         return w, 0.0, r
@@ -180,60 +181,6 @@ class _DistNewton(BaseEstimator):
             else np.asarray(scores)
 
 
-def early_stopping_config(v):
-    """(data section, run keys) of the early-stopping parameters ``v``:
-    ``data.validation: validation_fraction`` and ``run.early_stopping:
-    n_iter_no_change`` when ``early_stopping`` (scikit-learn's SGD names)."""
-    if not isinstance(v["early_stopping"], (bool, np.bool_)):
-        raise UserError(f"early_stopping: expected True or False, got {v['early_stopping']!r}")
-    if not v["early_stopping"]:
-        return {}, {}
-    return ({"validation": v["validation_fraction"]},
-            {"early_stopping": v["n_iter_no_change"]})
-
-
-@contextmanager
-def warm_start_file(w0):
-    """``model.w0`` for the warm start ``w0``: a .npy file in a temporary folder
-    for the run's duration (None: no warm start)."""
-    if w0 is None:
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="distnewton-w0-") as folder:
-        path = os.path.join(folder, "w0.npy")
-        np.save(path, np.asarray(w0, dtype=np.float64))
-        yield path
-
-
-def class_weight_rows(class_weight, y, classes):
-    """Per-row factors of a ``{class: weight}`` mapping (classes it does not name
-    weigh 1), as scikit-learn multiplies ``sample_weight`` by them; None for
-    None or "balanced" (balanced is per binary problem: :func:`binary_class_weight`)."""
-    if class_weight is None or isinstance(class_weight, str):
-        if class_weight not in (None, "balanced"):
-            raise ValueError(f"class_weight: must be 'balanced', a dict or None, "
-                             f"got {class_weight!r}")
-        return None
-    if not isinstance(class_weight, dict):
-        raise ValueError(f"class_weight: must be 'balanced', a dict or None, "
-                         f"got {class_weight!r}")
-    unknown = [k for k in class_weight if k not in set(classes.tolist())]
-    if unknown:
-        raise ValueError(f"class_weight: the classes {unknown} are not in the data's "
-                         f"classes {list(classes)}")
-    out = np.ones(len(y))
-    for label, weight in class_weight.items():
-        out[y == label] = float(weight)
-    return out
-
-
-def binary_class_weight(class_weight):
-    """``model.class_weight`` of each binary run: "balanced" (scikit-learn
-    balances each one-vs-rest problem as its own binary one), else None (a
-    mapping goes into the row weights: :func:`class_weight_rows`)."""
-    return "balanced" if class_weight == "balanced" else None
-
-
 class DistNewtonClassifier(ClassifierMixin, _DistNewton):
     """L2-regularised logistic regression trained by a distnewton algorithm.
 
@@ -258,6 +205,12 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
     class_weight : None, "balanced" or ``{class: weight}``, as
         LogisticRegression's (``model.class_weight``; a mapping multiplies
         ``sample_weight``, "balanced" balances each binary problem)
+    multi_class : "ovr" (default: one binary run per class beyond two) or
+        "multinomial" (``model.multiclass: multinomial``: one run of the softmax
+        loss over every class, as LogisticRegression's default for more than two
+        classes; ``predict_proba`` is then the softmax; with two classes
+        ``coef_`` is the one row w_2 - w_1; ``warm_start`` does not apply: each
+        fit starts from zeros; not with ``early_stopping``)
     l1_ratio : None (L2 only) or alpha in [0, 1]: the elastic net
         lam (alpha ||w||_1 + (1 - alpha)/2 ||w||^2) (``model.l1_ratio``,
         scikit-learn's l1_ratio with C = 1/(n lam)); with alpha > 0 the default
@@ -284,7 +237,7 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
                  regularize_intercept=True, workers=4, max_rounds=200, tol=1e-10,
                  params=None, seed=0, warm_start=False, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, class_weight=None,
-                 l1_ratio=None):
+                 l1_ratio=None, multi_class="ovr"):
         super().__init__(algorithm=algorithm, lam=lam, fit_intercept=fit_intercept,
                          regularize_intercept=regularize_intercept, workers=workers,
                          max_rounds=max_rounds, tol=tol, params=params, seed=seed,
@@ -292,6 +245,7 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
                          validation_fraction=validation_fraction,
                          n_iter_no_change=n_iter_no_change, l1_ratio=l1_ratio)
         self.class_weight = class_weight
+        self.multi_class = multi_class
 
     def fit(self, X, y, sample_weight=None):
         """``sample_weight``: per-row weights (the loss stays averaged over n, so
@@ -306,6 +260,8 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
         rows = class_weight_rows(self.class_weight, y, classes)
         if rows is not None:
             sample_weight = sample_weight * rows
+        if check_multi_class(getattr(self, "multi_class", "ovr")) == "multinomial":
+            return self._fit_multinomial(X, y, classes, sample_weight)
         targets = classes[1:] if classes.size == 2 else classes
         starts = self._warm_starts(len(targets), X.shape[1]) \
             if np.array_equal(getattr(self, "classes_", None), classes) else [None] * len(targets)
@@ -326,6 +282,20 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
         self._warn_unconverged(runs)
         return self
 
+    def _fit_multinomial(self, X, y, classes, sample_weight):
+        """One ``model.multiclass: multinomial`` run over every class."""
+        self.classes_ = classes
+        index = np.searchsorted(classes, y).astype(np.float64)    # any label type
+        W, _, r = self._run(X, index, sample_weight, multiclass="multinomial",
+                            class_weight="balanced" if self.class_weight == "balanced" else None)
+        self.coef_, self.intercept_ = multinomial_coef(W, self.fit_intercept)
+        self.n_iter_ = np.array([r.iterations])
+        self.rounds_ = np.array([r.rounds])
+        self.status_ = np.array([r.status])
+        self.converged_ = self.status_ == "converged"
+        self._warn_unconverged([(None, r)])
+        return self
+
     def decision_function(self, X):
         """x.w + b: one column per class beyond two, a vector for two classes."""
         return self._scores(X)
@@ -335,6 +305,8 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
         if self.classes_.size == 2:
             p = 1.0 / (1.0 + np.exp(-s))
             return np.column_stack((1.0 - p, p))
+        if getattr(self, "multi_class", "ovr") == "multinomial":
+            return scores_proba(s, True, multinomial=True)
         p = 1.0 / (1.0 + np.exp(-s))
         return p / p.sum(axis=1, keepdims=True)
 

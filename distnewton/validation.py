@@ -68,7 +68,8 @@ def check_config(cfg):
             raise UserError("data.validation: a held-out fraction needs data.train (the "
                             "rows of data.shards are split already): give a file")
     if cfg["model"].get("multiclass") is not None:
-        raise UserError("data.validation: not supported with model.multiclass: ovr (yet)")
+        raise UserError(f"data.validation: not supported with model.multiclass: "
+                        f"{cfg['model']['multiclass']} (yet)")
 
 
 def hold_out(n, fraction, seed):

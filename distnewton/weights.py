@@ -66,6 +66,8 @@ def class_weights(spec, raw_y, y, sample, label_map, key="model.class_weight",
     vector over every rank's rows (parallel ingestion; default: these rows are all)."""
     if spec is None:
         return None
+    if spec == "balanced" and label_map.get("rule") == "multinomial":
+        return balanced_classes(y, sample, len(label_map["classes"]), total)
     if spec == "balanced":
         out = np.ones(len(y))
         sums = np.array([sample.sum(), sample[y == -1.0].sum(), sample[y == 1.0].sum()])
@@ -92,6 +94,18 @@ def class_weights(spec, raw_y, y, sample, label_map, key="model.class_weight",
                 or not np.isfinite(weight) or weight < 0:
             raise UserError(f"{key}.{label}: must be a number >= 0, got {weight!r}")
         out[raw_y == lab] = float(weight)
+    return out
+
+
+def balanced_classes(y, sample, C, total=None):
+    """'balanced' over C classes (y: class indices): class c's rows weigh
+    sum(s) / (C sum_{class c} s), scikit-learn's n / (C bincount) with sample weights."""
+    sums = np.array([sample.sum()] + [sample[y == c].sum() for c in range(C)])
+    whole, *masses = total(sums) if total is not None else sums
+    out = np.ones(len(y))
+    for c, mass in enumerate(masses):
+        if mass > 0:
+            out[y == c] = whole / (C * mass)
     return out
 
 

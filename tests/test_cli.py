@@ -307,4 +307,4 @@ def test_list_notes_what_the_defaults_cannot_reach():
         assert not any(line.lstrip().startswith(NOTE_PREFIX) for line in blocks[name][1]), name
     for name, (_, lines) in blocks.items():
         keys = [line.split()[0] for line in lines if not line.lstrip().startswith(NOTE_PREFIX)]
-        assert keys == ["model.loss", *ALGORITHMS[name].params], name   # the losses line
+        assert keys == ["model.loss", "model.multiclass", *ALGORITHMS[name].params], name

@@ -194,7 +194,6 @@ def test_mpiexec_gives_the_sim_models_and_counts(tmp_path):
     ({"model": {"loss": "ridge"}}, "model.loss"),
     ({"model": {"class_weight": "balanced"}}, "model.class_weight"),
     ({"run": {"checkpoint_every": 5}}, "run.checkpoint_every"),
-    ({"model": {"multiclass": "multinomial"}}, "model.multiclass"),
 ])
 def test_combinations_ovr_does_not_support_exit_2_naming_the_key(tmp_path, extra, key):
     train = tmp_path / "four.svm"

@@ -51,6 +51,12 @@ class Algorithm:
     #: (Poisson regression's unbounded l'' = exp(z): the methods that guard every
     #: step by a line search or trust region opt in with :data:`GUARDED_LOSSES`)
     losses: tuple = ("logistic", "ridge", "squared_hinge")
+    #: the method trains ``model.multiclass: multinomial`` (:mod:`distnewton.softmax`):
+    #: it uses only the shards' value / gradient / Hessian interface on a vector of
+    #: d = features x classes floats.  False (the default, also for plugins) for
+    #: methods that use per-row scalar margins or the rows themselves: refused
+    #: with one line naming model.multiclass (:func:`distnewton.multinomial.check_algorithm`)
+    multinomial: bool = False
     #: one line on what the defaults reach, shown by ``distnewton list`` under the
     #: header line when set: why a method cannot reach relative suboptimality 1e-6
     #: on the standard sets in 500 rounds (benchmarks/defaults_check.py), or ""

@@ -111,6 +111,7 @@ def unit_or_half(rt, prob, w, anchor):
 class DANE(Algorithm):
     """DANE: averaged inexact solutions of gradient-corrected local problems (Shamir et al. 2014)."""
 
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "dane"
     local_solves = True
     #: not squared_hinge: with no line search, DANE's full steps on the piecewise

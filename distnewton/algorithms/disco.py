@@ -194,6 +194,7 @@ def pcg(rt, prob, w, g, eps, maxiter, precondition):
 class DiSCO(NewtonType):
     """DiSCO: inexact damped Newton, distributed PCG preconditioned on one worker (Zhang and Xiao 2015)."""
 
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "disco"
     local_solves = True
     columns = {"pcg_iterations": np.int64, "newton_decrement": np.float64}

@@ -24,6 +24,7 @@ from .base import GUARDED_LOSSES, Algorithm
 
 
 class GD(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "gd"
     losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     #: why its defaults miss 1e-6 in 500 rounds (benchmarks/defaults_check.py)

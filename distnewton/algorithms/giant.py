@@ -89,6 +89,7 @@ PRESETS = {"paper": {"ls_pick": "first"}}
 
 
 class GIANT(NewtonType):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "giant"
     losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     local_solves = True

@@ -142,6 +142,7 @@ def bfgs_update(H, s, y, rho):
 
 
 class LBFGS(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "lbfgs"
     losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     params = {

@@ -42,6 +42,7 @@ from .lbfgs import CURVATURE_EPS, LBFGS, two_loop
 
 
 class OWLQN(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "owlqn"
     losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     takes_l1 = True

@@ -235,6 +235,10 @@ def _read(path, f):
     from ..yamlio import load_text
     if "checkpoint" not in f or "config" not in f.attrs or "history" not in f:
         status = text(f.attrs.get("status", "unknown"))
+        multi = text(f.attrs.get("multiclass", ""))
+        if multi in ("ovr", "multinomial"):
+            raise UserError(f"{path}: --resume: model.multiclass: {multi} runs are not "
+                            f"checkpointed (yet) (status {status}): start the run again")
         raise UserError(f"{path}: no /checkpoint to resume from (status {status}; "
                         "set run.checkpoint_every to keep one)")
     ck = f["checkpoint"]

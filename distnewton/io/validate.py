@@ -242,9 +242,11 @@ def model_fields(path, attrs, w, w_attrs=None) -> dict:
         raise bad(path, "attribute loss", f"unknown loss {str(loss)[:40]!r} "
                   f"({', '.join(LOSSES)})")
     ovr = attribute(path, attrs, "multiclass", "text")
-    if (w.ndim == 2) != (ovr == "ovr"):
+    if (w.ndim == 2) != (ovr in ("ovr", "multinomial")):
         raise bad(path, "/model/w", f"{_shape(w)} " + ("without" if w.ndim == 2 else "with")
-                  + " the root attribute multiclass: ovr")
+                  + " the root attribute multiclass: ovr or multinomial")
+    if ovr == "multinomial" and loss != "logistic":
+        raise bad(path, "attribute multiclass", f"multinomial with loss {loss!r} (only logistic)")
     d = attribute(path, attrs, "n_features", "int")
     if d is not None and w.shape[-1] != d:
         raise bad(path, "/model/w", f"{w.shape[-1]} weights per model, attribute n_features "
@@ -272,7 +274,8 @@ def model_fields(path, attrs, w, w_attrs=None) -> dict:
             "fit_intercept": intercept, "label_map": lm, "regularize_intercept": reg,
             "zero_based": _flag(path, cfg, "data", "zero_based", False),
             "label_column": _label_column(path, cfg),
-            "status": attribute(path, attrs, "status", "text") or ""}
+            "status": attribute(path, attrs, "status", "text") or "",
+            "multinomial": ovr == "multinomial"}
 
 
 # -- other files --------------------------------------------------------------

@@ -58,6 +58,8 @@ SMOKE = {
         "tests/test_weights.py::test_weights_are_sharded_under_mpiexec",
     "one-vs-rest multiclass under mpiexec":
         "tests/test_multiclass.py::test_mpiexec_gives_the_sim_models_and_counts",
+    "multinomial (softmax) under mpiexec":
+        "tests/test_multinomial_model.py::test_mpiexec_gives_the_sim_model_and_counts",
     "run --fetch under mpiexec: one download":
         "tests/test_run_fetch.py::test_fetch_under_mpiexec_downloads_one_copy",
     "a shipped config with a registered data set":

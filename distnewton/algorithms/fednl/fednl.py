@@ -101,6 +101,7 @@ def check_alpha(x):
 
 
 class FedNL(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "fednl"
     #: poisson only with FedNL-LS (:meth:`validate`): the line search rejects a step
     #: whose exp(x.w) overflows, the paper's unit steps do not

@@ -85,6 +85,7 @@ PRESETS = {"paper": {"L0": 3, "loss_eval": "round", "restart": "newest",
 
 
 class AdaptiveLocalNewton(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "adaptive_localnewton"
     losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     local_solves = True

@@ -85,6 +85,7 @@ def local_round(rt, prob, w_bar, L):
 
 
 class LocalNewton(Algorithm):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "localnewton"
     losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     #: why its defaults miss 1e-6 in 500 rounds (benchmarks/defaults_check.py)

@@ -56,6 +56,7 @@ from .tron import Tron
 
 
 class Newton(NewtonType):
+    multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "newton"
     losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
     params = {**LINE_SEARCH, **SOLVER, "solver": replace(
