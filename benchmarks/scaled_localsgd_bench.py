@@ -233,7 +233,7 @@ def bench(args, datasets, methods):
         if not os.path.exists(paths[ds]):
             sys.exit(f"scaled_localsgd_bench: {paths[ds]} not found (--data-dir)")
         fstar[ds] = f_star(paths[ds], d)
-    print(f"f*: " + ", ".join(f"{ds} {fstar[ds]:.12f}" for ds in datasets))
+    print("f*: " + ", ".join(f"{ds} {fstar[ds]:.12f}" for ds in datasets))
     print(f"H = {args.local_steps} local steps of batch {args.batch} per round, beta 0.99, "
           f"at most {args.rounds} rounds")
 
