@@ -1,0 +1,51 @@
+"""Review of ``model.loss: poisson`` (issue 31): the defects found after the merge, each
+with the test that failed before its fix.  References are scikit-learn's
+``PoissonRegressor`` and the objective written out with numpy."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from distnewton.estimators_glm import DistNewtonPoissonRegressor
+
+from support.poisson import count_problem
+
+
+def _sklearn(X, y, alpha, sample_weight, fit_intercept):
+    from sklearn.linear_model import PoissonRegressor
+    return PoissonRegressor(alpha=alpha, fit_intercept=fit_intercept, tol=1e-12,
+                            max_iter=10000, solver="newton-cholesky").fit(
+                                X, y, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_estimator_with_sample_weight_is_poisson_regressor_of_the_same_alpha(fit_intercept):
+    """scikit-learn's PoissonRegressor averages the weighted deviance over sum(s), not n:
+    lam = alpha must give its optimum with any sample_weight (scaling them all changes
+    nothing), as the estimator's docstring and docs/guide/objective.md say."""
+    X, y = count_problem(n=300, d=5, seed=4)
+    s = np.random.default_rng(5).uniform(0.5, 3.0, len(y))
+    alpha = 0.05
+    ref = _sklearn(X, y, alpha, s, fit_intercept)
+    for scale in (1.0, 10.0):
+        est = DistNewtonPoissonRegressor(lam=alpha, fit_intercept=fit_intercept,
+                                         regularize_intercept=not fit_intercept, workers=2,
+                                         tol=1e-12).fit(X, y, sample_weight=scale * s)
+        np.testing.assert_allclose(est.coef_, ref.coef_, rtol=0, atol=1e-7)
+        assert est.intercept_ == pytest.approx(ref.intercept_, abs=1e-7)
+
+
+def test_estimator_default_lam_with_integer_weights_is_the_repeated_rows_fit():
+    """lam="1/n" with integer sample_weight is the fit on the rows repeated (1/n there
+    is 1/sum(s)): scikit-learn's sample-weight equivalence."""
+    X, y = count_problem(n=60, d=3, seed=6)
+    k = np.random.default_rng(7).integers(1, 4, len(y))
+    kw = dict(workers=2, tol=1e-12, regularize_intercept=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weighted = DistNewtonPoissonRegressor(**kw).fit(X, y, sample_weight=k)
+        repeated = DistNewtonPoissonRegressor(**kw).fit(np.repeat(X, k, axis=0),
+                                                        np.repeat(y, k))
+    np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=0, atol=1e-7)
+    assert weighted.intercept_ == pytest.approx(repeated.intercept_, abs=1e-7)
