@@ -44,8 +44,7 @@ def alpha_weights(sample_weight, lam):
 class DistNewtonPoissonRegressor(DistNewtonRegressor):
     """Poisson regression with the log link, trained by a distnewton algorithm
     (parameters as :class:`~distnewton.sklearn.DistNewtonRegressor`; ``algorithm``
-    one that takes ``model.loss: poisson``: newton, lbfgs, giant, gd, owlqn,
-    localnewton, adaptive_localnewton).
+    one that takes ``model.loss: poisson``: newton, lbfgs, giant, gd, owlqn, fednl).
 
     ``predict`` gives the mean exp(x.w + b) (as ``PoissonRegressor.predict``);
     ``score`` the fraction of Poisson deviance explained, D^2 (as

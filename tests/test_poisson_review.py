@@ -49,3 +49,42 @@ def test_estimator_default_lam_with_integer_weights_is_the_repeated_rows_fit():
                                                         np.repeat(y, k))
     np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=0, atol=1e-7)
     assert weighted.intercept_ == pytest.approx(repeated.intercept_, abs=1e-7)
+
+
+# -- every method that takes poisson is safe on heterogeneous shards ---------------------
+
+
+def _heterogeneous():
+    """Two contiguous shards that disagree: 10 rows x = 0.001 with counts 1000, 10 rows
+    x = 1 with count 0.  The global problem is tame (its optimum is near w = 0, where
+    newton stops in 2 iterations), but the first shard alone wants w ~ 6900: a model
+    averaged from local optima puts x.w in the thousands on the second shard, where
+    exp overflows."""
+    X = np.array([[0.001]] * 10 + [[1.0]] * 10)
+    y = np.array([1000.0] * 10 + [0.0] * 10)
+    return X, y, 1e-6
+
+
+def test_every_method_that_takes_poisson_reaches_the_optimum_on_disagreeing_shards():
+    """A method that takes poisson must guard every model it moves to (the claim of
+    GUARDED_LOSSES): none may end ``diverged`` with an inf loss on a problem newton
+    solves.  LocalNewton's average of local models (and adaptive_localnewton's
+    LocalNewton phase) is a step no line search guards: they refuse poisson."""
+    from scipy.optimize import minimize_scalar
+    from distnewton import solve
+    from distnewton.algorithms.registry import BUILTINS
+    X, y, lam = _heterogeneous()
+    f = lambda w: float(np.mean(np.exp(X[:, 0] * w) - y * X[:, 0] * w) + 0.5 * lam * w * w)
+    f_ref = minimize_scalar(f, bounds=(-5, 5), method="bounded",
+                            options={"xatol": 1e-12}).fun
+    takes = [c.name for c in BUILTINS if "poisson" in c.losses]
+    assert {"newton", "giant", "lbfgs", "gd", "owlqn", "fednl"} <= set(takes)
+    for name in takes:
+        cfg = {"model": {"loss": "poisson", "lambda": lam},
+               "data": {"partition": "contiguous"},
+               "algorithm": {"name": name}, "run": {"max_rounds": 300}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = solve(cfg, workers=2, data=(X, y))
+        assert res.status != "diverged", (name, res.message)
+        assert f(float(res.w[0])) - f_ref <= 1e-9 * abs(f_ref), name
