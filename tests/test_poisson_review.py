@@ -88,3 +88,22 @@ def test_every_method_that_takes_poisson_reaches_the_optimum_on_disagreeing_shar
             res = solve(cfg, workers=2, data=(X, y))
         assert res.status != "diverged", (name, res.message)
         assert f(float(res.w[0])) - f_ref <= 1e-9 * abs(f_ref), name
+
+
+def test_evaluate_deviance_of_an_overflowed_mean_is_inf_not_nan():
+    """A row whose x.w passes 709.78 has mu = exp(x.w) = +inf: its unit deviance
+    2 (t log(t/mu) - t + mu) grows without bound (mu outgrows -t log mu), so the mean
+    deviance is +inf and D^2 -inf, also where t > 0 (inf - inf was NaN)."""
+    import math
+    from distnewton.model import poisson_metrics
+    t = np.array([0.0, 2.0, 3.0])
+    for big in (0, 1):                          # the overflow on a zero / a positive count
+        z = np.log(np.array([1.0, 2.5, 2.0]))
+        z[big] = 800.0
+        out = poisson_metrics(z, t)
+        assert math.isinf(out["poisson_deviance"]) and out["poisson_deviance"] > 0, out
+        assert out["d2"] == -math.inf, out
+    finite = poisson_metrics(np.log(np.array([1.0, 2.5, 2.0])), t)["poisson_deviance"]
+    mu = np.array([1.0, 2.5, 2.0])
+    ref = np.mean(2 * (np.where(t > 0, t * np.log(np.where(t > 0, t, 1) / mu), 0) - t + mu))
+    assert finite == pytest.approx(ref, rel=1e-14)
