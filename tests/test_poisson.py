@@ -201,9 +201,8 @@ def test_gd_with_a_fixed_step_refuses_poisson_naming_the_key(problem):
         solve_poisson(X, y, lam, "gd", step_size=0.1)
 
 
-@pytest.mark.parametrize("params", [{"line_search": False}, {"preset": "paper"},
-                                    {"participation": 2}])
-def test_fednl_without_its_line_search_refuses_poisson(problem, params):
+@pytest.mark.parametrize("params", [{"line_search": False}])   # preset, participation:
+def test_fednl_without_its_line_search_refuses_poisson(problem, params):  # test_poisson_review
     X, y, lam, _, _ = problem
     with pytest.raises(UserError, match=r"^algorithm\.line_search: loss poisson needs "
                                         r"FedNL-LS"):

@@ -107,3 +107,20 @@ def test_evaluate_deviance_of_an_overflowed_mean_is_inf_not_nan():
     mu = np.array([1.0, 2.5, 2.0])
     ref = np.mean(2 * (np.where(t > 0, t * np.log(np.where(t > 0, t, 1) / mu), 0) - t + mu))
     assert finite == pytest.approx(ref, rel=1e-14)
+
+
+@pytest.mark.parametrize("params, key", [
+    ({"line_search": False}, "line_search"), ({"preset": "paper"}, "preset"),
+    ({"participation": 2}, "participation"), ({"participation": 2, "line_search": False},
+                                              "line_search")])
+def test_fednl_refuses_poisson_naming_the_key_that_turned_its_line_search_off(params, key):
+    """The refusal's key is the one the user set: ``preset: paper`` or ``participation``
+    (FedNL-PP) turn FedNL-LS off without ``line_search`` being written (the refusal
+    named algorithm.line_search for both)."""
+    from distnewton import solve
+    from distnewton.errors import UserError
+    X, y = count_problem(n=40, d=3, seed=8)
+    cfg = {"model": {"loss": "poisson"}, "algorithm": {"name": "fednl", **params}}
+    with pytest.raises(UserError, match=rf"^algorithm\.{key}: .*loss poisson needs FedNL-LS"
+                                        r"[^\n]*$"):
+        solve(cfg, workers=2, data=(X, y))
