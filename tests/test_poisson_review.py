@@ -124,3 +124,16 @@ def test_fednl_refuses_poisson_naming_the_key_that_turned_its_line_search_off(pa
     with pytest.raises(UserError, match=rf"^algorithm\.{key}: .*loss poisson needs FedNL-LS"
                                         r"[^\n]*$"):
         solve(cfg, workers=2, data=(X, y))
+
+
+def test_class_weight_with_poisson_is_refused_naming_poisson_not_ridge():
+    """The refusal said "(ridge has no classes ...)" for every regression loss."""
+    from distnewton import solve
+    from distnewton.errors import UserError
+    X, y = count_problem(n=40, d=3, seed=9)
+    cfg = {"model": {"loss": "poisson", "class_weight": "balanced"},
+           "algorithm": {"name": "newton"}}
+    with pytest.raises(UserError, match=r"^model\.class_weight: only for loss logistic or "
+                                        r"squared_hinge \(poisson has no classes; use "
+                                        r"data\.weights\)$"):
+        solve(cfg, workers=2, data=(X, y))
