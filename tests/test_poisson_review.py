@@ -137,3 +137,13 @@ def test_class_weight_with_poisson_is_refused_naming_poisson_not_ridge():
                                         r"squared_hinge \(poisson has no classes; use "
                                         r"data\.weights\)$"):
         solve(cfg, workers=2, data=(X, y))
+
+
+def test_a_nan_or_inf_count_is_not_called_negative():
+    """check_counts (map_labels, Model.targets) said "label nan is negative"."""
+    from distnewton.data.libsvm import check_counts
+    from distnewton.errors import UserError
+    for bad, word in ((np.nan, "nan is not finite"), (np.inf, "inf is not finite"),
+                      (-np.inf, "-inf is negative"), (-0.5, "-0.5 is negative")):
+        with pytest.raises(UserError, match=rf"^src: data row 2: label {word}: loss poisson"):
+            check_counts(np.array([1.0, bad]), "src")
