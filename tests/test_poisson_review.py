@@ -147,3 +147,20 @@ def test_a_nan_or_inf_count_is_not_called_negative():
                       (-np.inf, "-inf is negative"), (-0.5, "-0.5 is negative")):
         with pytest.raises(UserError, match=rf"^src: data row 2: label {word}: loss poisson"):
             check_counts(np.array([1.0, bad]), "src")
+
+
+def test_a_warm_start_where_exp_overflows_stops_saying_so_without_a_warning(tmp_path):
+    """model.w0 with x.w in the thousands: f(w0) = +inf.  The run stops at once (no
+    method can step from there) naming model.w0, not "try a smaller step size", and no
+    numpy RuntimeWarning leaks from the first history row's gradient (inf - inf)."""
+    from distnewton import solve
+    X, y = count_problem(n=100, d=3, seed=1)
+    np.save(tmp_path / "w0.npy", np.full(3, 1000.0))
+    cfg = {"model": {"loss": "poisson", "w0": str(tmp_path / "w0.npy")},
+           "algorithm": {"name": "newton"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = solve(cfg, workers=2, data=(X, y), warn=False)
+    assert res.status == "diverged"
+    assert res.message.startswith("model.w0: the loss or gradient at the warm start is not "
+                                  "finite"), res.message
