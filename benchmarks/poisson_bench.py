@@ -37,7 +37,6 @@ SETS = {"ijcnn1": ("ijcnn1.bz2", 22), "a9a": ("a9a.bz2", 123), "w8a": ("w8a.bz2"
 #: (row label, algorithm keys): every method that takes poisson, at its defaults
 METHODS = [("newton", {"name": "newton"}), ("newton (tron)", {"name": "newton", "solver": "tron"}),
            ("giant", {"name": "giant"}), ("fednl", {"name": "fednl"}),
-           ("adaptive_localnewton", {"name": "adaptive_localnewton"}),
            ("lbfgs", {"name": "lbfgs"}), ("owlqn", {"name": "owlqn"}), ("gd", {"name": "gd"})]
 #: the log mean at x.w_true = 0, and the variance of the margins x.w_true
 OFFSET, MARGIN_VAR = 0.5, 0.5

@@ -13,6 +13,14 @@ log-likelihood without its constant log(y_j!).  scikit-learn's
 which is (1/n) sum_j (mu_j - y_j log mu_j) plus a constant in w: the same
 minimiser for ``lam = alpha`` and ``regularize_intercept=False`` (scikit-learn
 never penalises the intercept).
+
+With ``sample_weight`` s, scikit-learn averages the weighted deviance over sum(s), not
+n: :func:`alpha_weights` rescales s to mean 1 for a numeric ``lam``, so that
+``lam = alpha`` stays ``PoissonRegressor(alpha)`` for any weights (scaling them all
+changes nothing, as there).  ``lam="1/n"`` keeps the raw weights: (1/n) sum_j s_j l_j
++ (1/(2n))||w||^2 is sum(s)/n times the objective of alpha = 1/sum(s), the fit on
+the rows repeated s_j times for integer weights (scikit-learn's sample-weight
+equivalence).
 """
 
 from __future__ import annotations
@@ -23,16 +31,27 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .sklearn import DistNewtonRegressor
 
 
+def alpha_weights(sample_weight, lam):
+    """``sample_weight`` scaled to mean 1 when ``lam`` is a number (scikit-learn's
+    weighted mean over sum(s) with the same alpha); unchanged for ``lam="1/n"`` (then
+    alpha = 1/sum(s)) or when the weights sum to 0 (nothing to fit: the run says so)."""
+    total = float(np.sum(sample_weight))
+    if isinstance(lam, str) or not total > 0:
+        return sample_weight
+    return sample_weight * (len(sample_weight) / total)
+
+
 class DistNewtonPoissonRegressor(DistNewtonRegressor):
     """Poisson regression with the log link, trained by a distnewton algorithm
     (parameters as :class:`~distnewton.sklearn.DistNewtonRegressor`; ``algorithm``
-    one that takes ``model.loss: poisson``: newton, lbfgs, giant, gd, owlqn,
-    localnewton, adaptive_localnewton).
+    one that takes ``model.loss: poisson``: newton, lbfgs, giant, gd, owlqn, fednl).
 
     ``predict`` gives the mean exp(x.w + b) (as ``PoissonRegressor.predict``);
     ``score`` the fraction of Poisson deviance explained, D^2 (as
     ``PoissonRegressor.score``).  Targets must be counts or rates >= 0: a negative
-    one is a ``ValueError``.  Attributes as the ridge regressor's.
+    one is a ``ValueError``.  ``lam=alpha`` (a number) with ``regularize_intercept=False``
+    is ``PoissonRegressor(alpha)``, with or without ``sample_weight``
+    (:func:`alpha_weights`).  Attributes as the ridge regressor's.
     """
 
     _loss = "poisson"
@@ -48,7 +67,7 @@ class DistNewtonPoissonRegressor(DistNewtonRegressor):
             raise ValueError("y: Poisson regression needs counts or rates >= 0; "
                              f"{int(np.sum(y < 0))} targets are negative")
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        return super().fit(X, y, sample_weight)
+        return super().fit(X, y, alpha_weights(sample_weight, self.lam))
 
     def predict(self, X):
         """The Poisson mean exp(X w + b) (overflow gives inf, without a warning)."""

@@ -45,6 +45,12 @@ from .validation import columns as validation_columns
 DIVERGED_HINT = ("the result keeps the best model seen; try a smaller step size "
                  "(step_size, lr, gamma, eta) or a larger model.lambda")
 
+#: why a run whose warm start already has a non-finite loss stops at once (no step
+#: size is to blame: every method needs f and grad f at its start)
+WARM_NOT_FINITE = ("model.w0: the loss or gradient at the warm start is not finite (e.g. "
+                   "poisson's exp(x.w) overflows past x.w = 709.78): no method can step "
+                   "from it; start from a smaller model, or from 0 (no model.w0)")
+
 
 def quiet_overflow():
     """An iteration's float errors: an overflow or NaN is not printed as numpy's
@@ -250,11 +256,14 @@ class Loop:
         if resume is not None:
             self.resume(resume)
             return None
-        f, gnorm = self.record({})
+        with quiet_overflow():        # a warm start may overflow (poisson's exp(x.w))
+            f, gnorm = self.record({})
         self.g0 = gnorm
         if self.warm:
             self.f_zero, self.g0 = zero_model(self.rt, self.problem)
             status, message = stop_reason(self.run, f, gnorm, self.g0, 0, 0, "")
+            if status == "diverged" and not (math.isfinite(f) and math.isfinite(gnorm)):
+                message = WARM_NOT_FINITE
             if status in ("converged", "diverged"):         # the warm start is the answer
                 return self.finish(status, message,
                                    self.snapshot() if self.run["checkpoint_every"] else None)

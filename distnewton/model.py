@@ -280,10 +280,12 @@ def poisson_mean(z):
 
 def poisson_deviance(mu, t) -> float:
     """scikit-learn's ``mean_poisson_deviance``: mean 2 (t log(t/mu) - t + mu), the
-    term t log(t/mu) taken as 0 where t = 0."""
+    term t log(t/mu) taken as 0 where t = 0.  A mean mu that overflowed to +inf has
+    deviance +inf (mu outgrows t log(t/mu) -> -inf), not the NaN of inf - inf."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         tlog = np.where(t > 0, t * np.log(np.where(t > 0, t, 1.0) / mu), 0.0)
-    return float(np.mean(2.0 * (tlog - t + mu)))
+        unit = np.where(np.isposinf(mu), np.inf, 2.0 * (tlog - t + mu))
+    return float(np.mean(unit))
 
 
 def poisson_metrics(z, t) -> dict:

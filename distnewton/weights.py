@@ -119,8 +119,7 @@ def row_weights(cfg, raw_y, y, label_map, sample=None, total=None):
         return None
     if mc["class_weight"] is not None and not is_classification(mc["loss"]):
         raise UserError("model.class_weight: only for loss logistic or squared_hinge "
-                        "(ridge has no classes; "
-                        "use data.weights)")
+                        f"({mc['loss']} has no classes; use data.weights)")
     if sample is None:
         sample = (np.ones(len(y)) if dc["weights"] is None
                   else read_weights(dc["weights"], len(y)))

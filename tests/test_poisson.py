@@ -24,10 +24,11 @@ from distnewton.objectives import Poisson, Shard
 from support.poisson import count_problem, poisson_objective, sklearn_optimum
 
 #: the methods that take poisson (each step passes a line search or trust-region test)
-TAKES = ["newton", "lbfgs", "giant", "gd", "owlqn", "localnewton", "adaptive_localnewton",
-         "fednl"]
+TAKES = ["newton", "lbfgs", "giant", "gd", "owlqn", "fednl"]
 #: the methods that refuse it (bounded-curvature step sizes, theory constants, unguarded steps)
-REFUSES = ["localsgd", "scaled_localsgd", "ranl", "ist", "disco", "dane"]
+#: (localnewton, adaptive_localnewton: the average of local models; tests/test_poisson_review.py)
+REFUSES = ["localsgd", "scaled_localsgd", "ranl", "ist", "disco", "dane", "localnewton",
+           "adaptive_localnewton"]
 
 
 # -- the loss and its derivatives ------------------------------------------------
@@ -147,7 +148,7 @@ def test_newton_lbfgs_giant_reach_sklearns_poisson_regressor(problem, name):
     np.testing.assert_allclose(res.w, w_ref, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["gd", "owlqn", "adaptive_localnewton", "newton-tron",
+@pytest.mark.parametrize("name", ["gd", "owlqn", "newton-tron",
                                   "fednl", "fednl-ls_ahead"])
 def test_the_other_line_search_methods_reach_it_too(problem, name):
     X, y, lam, _, f_ref = problem
@@ -200,9 +201,8 @@ def test_gd_with_a_fixed_step_refuses_poisson_naming_the_key(problem):
         solve_poisson(X, y, lam, "gd", step_size=0.1)
 
 
-@pytest.mark.parametrize("params", [{"line_search": False}, {"preset": "paper"},
-                                    {"participation": 2}])
-def test_fednl_without_its_line_search_refuses_poisson(problem, params):
+@pytest.mark.parametrize("params", [{"line_search": False}])   # preset, participation:
+def test_fednl_without_its_line_search_refuses_poisson(problem, params):  # test_poisson_review
     X, y, lam, _, _ = problem
     with pytest.raises(UserError, match=r"^algorithm\.line_search: loss poisson needs "
                                         r"FedNL-LS"):

@@ -116,8 +116,8 @@ def check_loss(cls, loss) -> None:
 #: why a method without :data:`GUARDED_LOSSES` refuses a loss only they take
 UNGUARDED = {"poisson": ": poisson's curvature exp(x.w) is unbounded, and this method's "
                         "step sizes or theory constants assume a bounded one (or steps "
-                        "no line search guards); newton, lbfgs, giant, gd, owlqn, "
-                        "localnewton and fednl (with its line search) take it"}
+                        "no line search guards, as an average of local models); newton, "
+                        "lbfgs, giant, gd, owlqn and fednl (with its line search) take it"}
 
 
 # Parameters several algorithms share (same names, same meaning everywhere).

@@ -266,7 +266,9 @@ def check_counts(y, source, first_row=0):
     bad = np.flatnonzero(~((y >= 0) & np.isfinite(y)))
     if bad.size:
         where = "" if first_row is None else f" data row {first_row + int(bad[0]) + 1}:"
-        raise UserError(f"{source}:{where} label {_label_key(y[bad[0]])} is negative: loss "
+        v = y[bad[0]]
+        what = "is negative" if v < 0 else "is not finite"
+        raise UserError(f"{source}:{where} label {_label_key(v)} {what}: loss "
                         f"poisson needs counts or rates >= 0")
 
 

@@ -100,6 +100,20 @@ def check_alpha(x):
     return in_open_closed(0.0, 1.0)(x)
 
 
+def no_line_search_for_poisson(p):
+    """The one-line refusal of loss poisson without FedNL-LS, naming the key that turned
+    the line search off: ``participation`` (FedNL-PP, line_search left null), ``preset:
+    paper`` (which sets it false) or ``line_search`` itself."""
+    why = ("loss poisson needs FedNL-LS (the line search): its curvature exp(x.w) is "
+           "unbounded and a unit step can overflow")
+    if p.line_search is None and p.participation is not None:
+        return f"algorithm.participation: FedNL-PP has no line search, and {why}; leave it unset"
+    if getattr(p, "preset", None) == "paper":
+        return (f"algorithm.preset: paper turns the line search off, and {why}; drop the "
+                "preset or set algorithm.line_search: true")
+    return f"algorithm.line_search: {why}; leave line_search on and participation unset"
+
+
 class FedNL(Algorithm):
     multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "fednl"
@@ -153,9 +167,7 @@ class FedNL(Algorithm):
             raise UserError("algorithm.mu: defaults to model.lambda, which is 0 here: the "
                             "projection [H]_mu needs a floor > 0, set algorithm.mu")
         if problem.loss == "poisson" and not line_search_on(p):
-            raise UserError("algorithm.line_search: loss poisson needs FedNL-LS (the line "
-                            "search): its curvature exp(x.w) is unbounded and a unit step "
-                            "can overflow; leave line_search on and participation unset")
+            raise UserError(no_line_search_for_poisson(p))
         if p.participation is not None:
             if p.participation > K:
                 raise UserError(f"algorithm.participation: {p.participation} clients per "

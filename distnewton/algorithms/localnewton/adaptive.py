@@ -73,7 +73,7 @@ import numpy as np
 
 from ...params import FLOAT, INT, STR, Param, at_least, nonneg, preset_param
 from .. import primitives as P
-from ..base import GUARDED_LOSSES, LINE_SEARCH, LS_PICK, LS_STEPS_APPROX, Algorithm
+from ..base import LINE_SEARCH, LS_PICK, LS_STEPS_APPROX, Algorithm
 from ..giant import DIRECTION, GIANT
 from .localnewton import LOCAL_PARAMS, local_round
 
@@ -87,7 +87,8 @@ PRESETS = {"paper": {"L0": 3, "loss_eval": "round", "restart": "newest",
 class AdaptiveLocalNewton(Algorithm):
     multinomial = True            # model.multiclass: multinomial (the shard interface only)
     name = "adaptive_localnewton"
-    losses = GUARDED_LOSSES       # each step passes a line search (poisson too)
+    #: not poisson: its LocalNewton phase averages local models with no line search
+    #: (:class:`~.localnewton.LocalNewton`); the default losses only
     local_solves = True
     presets = PRESETS
     params = {
