@@ -12,7 +12,10 @@ suboptimality (first iteration with (f - f*)/|f*| <= 1e-6, needs f*).
 Where f* comes from (:func:`f_star_of`), first that applies: ``--f-star``; the
 file (root attribute ``f_star``, or ``run.f_star`` in its config); the f*
 cache; computing it once with ``newton`` on the run's own data and model
-(sim backend, one worker) and storing it in the cache.  The cache is
+(sim backend, one worker; at most 500 rounds to ||grad|| <= 1e-13 ||grad f(0)||) and
+storing it in the cache.  A newton run that ends otherwise than converged or stalled
+(e.g. max_rounds on a badly conditioned multinomial problem) gives no f*: the report
+warns and leaves the relative columns empty rather than print a wrong suboptimality.  The cache is
 ``fstar.json`` in distnewton's cache folder (``$DISTNEWTON_CACHE``, else
 ``$XDG_CACHE_HOME/distnewton``, else ``~/.cache/distnewton``), keyed by the
 data set's sha256, loss, lambda, feature count and intercept.
@@ -131,6 +134,14 @@ def _write_cache(key, entry):
         print(f"distnewton: warning: cannot write the f* cache {path}: {exc}", file=sys.stderr)
 
 
+#: the ends of the f* run whose best loss is the optimum: the gradient test met, or
+#: no further decrease at machine precision (grad_rtol 1e-13 is below what some
+#: problems reach); any other (max_rounds, diverged) leaves f* unknown
+F_STAR_STATUSES = ("converged", "stalled")
+#: the f* run's round budget
+F_STAR_ROUNDS = 500
+
+
 def compute_f_star(run: Run) -> dict:
     """f* of the run's problem: ``newton`` on its data and model (sim, one worker;
     a split: one per part), with :func:`distnewton.solve`."""
@@ -142,16 +153,20 @@ def compute_f_star(run: Run) -> dict:
     data = dict(cfg["data"], test=None)
     model = {k: v for k, v in cfg["model"].items() if k != "w0"}     # f*: a cold start
     raw = {"data": data, "model": model, "algorithm": {"name": "newton"},
-           "run": {"max_rounds": 500, "grad_rtol": 1e-13, "seed": 0}}
+           "run": {"max_rounds": F_STAR_ROUNDS, "grad_rtol": 1e-13, "seed": 0}}
     try:
         workers = 1
         if data.get("shards"):                 # a split: as many (simulated) workers as parts
             from .data.split import read_manifest
             workers = read_manifest(data["shards"])["n_parts"]
-        res = solve(raw, backend="sim", workers=workers)
+        res = solve(raw, backend="sim", workers=workers, warn=False)
     except UserError as exc:
         raise UserError(f"{run.path}: cannot compute f* ({exc}); run the report from the "
                         "folder the run was started in, or pass --f-star") from None
+    if res.status not in F_STAR_STATUSES:     # its best loss is no optimum: say so
+        raise UserError(f"{run.path}: cannot compute f*: newton ended {res.status} after "
+                        f"{res.rounds} rounds (||grad|| {res.history['grad_norm'][-1]:.3g}); "
+                        "pass --f-star")
     want = run.attrs.get("dataset_sha256")
     if want and res.attrs["dataset_sha256"] != want:
         raise UserError(f"{run.path}: cannot compute f*: {res.attrs['dataset']} has changed "

@@ -304,3 +304,22 @@ def test_plot_png_pixels_show_every_curve(runs, tmp_path):
     for colour in ("C0", "C1", "C2"):                   # the default cycle, in run order
         near = np.all(np.abs(img - np.array(to_rgb(colour))) < 0.06, axis=-1)
         assert near.sum() > 200, (colour, near.sum())
+
+
+def test_an_f_star_run_that_does_not_converge_gives_no_f_star(runs, tmp_path, monkeypatch,
+                                                                capsys):
+    """newton stopped by its round budget (here 1 round) has a best loss above f*: the
+    report warns and leaves f* unknown instead of printing a wrong suboptimality (seen
+    on news20 multinomial, where 500 Newton-CG rounds ended at 0.38 against 0.17)."""
+    from distnewton import report
+    monkeypatch.setenv("DISTNEWTON_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(report, "F_STAR_ROUNDS", 1)
+    f_star, source = report.f_star_of(load(runs["gd"]))
+    assert (f_star, source) == (None, "unknown")
+    err = capsys.readouterr().err
+    assert "cannot compute f*: newton ended max_rounds after 2 rounds" in err   # + f(w0)
+    assert not (tmp_path / "cache" / "fstar.json").exists()      # nothing cached
+    monkeypatch.setattr(report, "F_STAR_ROUNDS", 500)           # the default converges
+    f_star, source = report.f_star_of(load(runs["gd"]))
+    assert source == "computed"
+    assert f_star == pytest.approx(logistic_reference(runs["dir"] / "small.svm")[4], rel=1e-12)
