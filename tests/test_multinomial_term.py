@@ -36,7 +36,7 @@ def histories(monkeypatch, alg, scale):
 @pytest.mark.parametrize("alg, atol", [
     ({"name": "newton", "solver": "cg", "cg_precondition": "jacobi"}, 1e-8),
     ({"name": "fednl"}, 0.0), ({"name": "fednl", "h0": "zero"}, 0.0),
-    ({"name": "fednl", "option": 1}, 0.0),
+    ({"name": "fednl", "option": 1}, 0.0), ({"name": "fednl", "participation": 2}, 0.0),
     ({"name": "newton", "solver": "cg"}, 1e-12), ({"name": "newton", "solver": "tron"}, 1e-12),
     ({"name": "disco"}, 1e-12), ({"name": "giant"}, 1e-12)])
 def test_rank_one_term_changes_no_iterate(monkeypatch, alg, atol):

@@ -330,7 +330,8 @@ class FedNL(Algorithm):
                 self.H = self.comp.symmetric(sum(r[1 + d:] for r in replies) / prob.n)
             self.t += 1
         lbar = float(self.weights @ self.l_i)
-        self.w = solve_spd(self.H + lbar * np.eye(d), self.weights @ self.g_i)
+        H = self.H if self.null is None else without_null(self.H, self.null)
+        self.w = solve_spd(H + lbar * np.eye(d), self.weights @ self.g_i)
         chosen = np.sort(self.rng.choice(rt.K, size=p.participation, replace=False))
         words = self.comp.words()
         up = [RAGGED] * len(chosen) if words is None else [1 + d + words] * len(chosen)
