@@ -176,6 +176,8 @@ def _first_run(tmp):
     distnewton.solve(str(tmp / "c.yaml"), workers=2, output=tmp / "out.h5", warn=False)
 
 
+MPI = {"backend": "mpi"}
+MPI_RUN = ["run", "{tmp}/c.yaml", "-o", "{tmp}/out.h5", "-q"]   # no --backend sim
 REFUSALS = [
     *(Case(f"{name} takes no multinomial", config=_multinomial(name),
            message=f"model.multiclass: {name} does not support multinomial")
@@ -200,6 +202,17 @@ REFUSALS = [
          message="algorithm.solver: this path forms d x d matrices: d = 60000"),
     Case("resume", args=["run", "--resume", "{tmp}/out.h5", "-q"], prepare=_first_run,
          message="--resume: model.multiclass: multinomial runs are not checkpointed"),
+    # under mpiexec: every rank stops with the master's one line, exit 2, no file
+    Case("mpiexec: ranl takes no multinomial", config=_multinomial("ranl", run=MPI),
+         args=MPI_RUN, launch="mpi", timeout=120,
+         message="model.multiclass: ranl does not support multinomial"),
+    Case("mpiexec: one class", config=_multinomial(run=MPI), data="1 1:1\n1 2:1\n1 1:0.5\n",
+         args=MPI_RUN, launch="mpi", timeout=120,
+         message="model.multiclass: multinomial needs at least 2 classes"),
+    Case("mpiexec: test label unknown",
+         config={**_multinomial(run=MPI), "data": {"test": "{tmp}/t.svm"}},
+         files={"t.svm": "1 1:1\n4 2:1\n"}, args=MPI_RUN, launch="mpi", timeout=120,
+         message="t.svm: label(s) [4] do not occur in the training classes [-1, 1]"),
 ]
 
 
