@@ -147,11 +147,15 @@ def test_weighted_rows_match_sklearns_sample_weight(problem):
     assert (ours - theirs) / theirs <= 1e-8
 
 
-def test_bytes_count_d_times_c_floats(problem):
-    """Every vector a round moves is d C floats: the same rounds of a binary run on
-    d C features move exactly the same bytes (gd with a fixed step, 3 iterations)."""
+@pytest.mark.parametrize("name, alg", [
+    ("gd", {"step_size": 0.5}), ("fednl", {"line_search": False}),
+    ("fednl", {"line_search": False, "compressor": "rankr"})])
+def test_bytes_count_d_times_c_floats(problem, name, alg):
+    """Every vector a round moves is d C floats, and FedNL's compressed matrices are
+    of d C x d C: the same rounds of a binary run on d C features move exactly the
+    same bytes (3 iterations of rounds that do not depend on the data)."""
     X, y, _ = problem
-    cfg = multinomial_cfg("gd", step_size=0.5)
+    cfg = multinomial_cfg(name, **alg)
     cfg["run"] = {"max_iterations": 3, "max_rounds": 50}
     res = distnewton.solve(cfg, data=(X, y), workers=2, warn=False)
     wide = sp.random(len(y), X.shape[1] * 4, density=0.5, random_state=0, format="csr")
