@@ -1,6 +1,7 @@
 """The free intercept's rank-one term n_k/(4C) u u^T (:mod:`distnewton.softmax`)
 must not change any iterate: every method that uses the Hessian (Newton solves,
-Jacobi-preconditioned CG, FedNL's learnt Hessians, TRON, DiSCO, GIANT) gives the
+Jacobi-preconditioned CG, FedNL's learnt Hessians, TRON, DiSCO, GIANT, DANE, the
+local Newton methods) gives the
 same history when the term's weight is multiplied by 10.  Before the fix the
 Jacobi preconditioner's diagonal carried the term (its PCG steps had a component
 along u whose size followed the weight) and FedNL's clients learnt the term through
@@ -38,7 +39,8 @@ def histories(monkeypatch, alg, scale):
     ({"name": "fednl"}, 0.0), ({"name": "fednl", "h0": "zero"}, 0.0),
     ({"name": "fednl", "option": 1}, 0.0), ({"name": "fednl", "participation": 2}, 0.0),
     ({"name": "newton", "solver": "cg"}, 1e-12), ({"name": "newton", "solver": "tron"}, 1e-12),
-    ({"name": "disco"}, 1e-12), ({"name": "giant"}, 1e-12)])
+    ({"name": "disco"}, 1e-12), ({"name": "giant"}, 1e-12), ({"name": "dane"}, 1e-12),
+    ({"name": "localnewton"}, 1e-12), ({"name": "adaptive_localnewton"}, 1e-12)])
 def test_rank_one_term_changes_no_iterate(monkeypatch, alg, atol):
     a = histories(monkeypatch, alg, 1.0)
     b = histories(monkeypatch, alg, 10.0)
