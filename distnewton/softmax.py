@@ -43,6 +43,12 @@ import scipy.sparse as sp
 from .objectives import DENSE_HESSIAN_BYTES, global_value, penalty_weights
 
 
+#: the largest eigenvalue of a row's curvature diag(p) - p p^T over all p: 1/2 (two
+#: classes at p = (1/2, 1/2)), twice the binary logistic's l'' <= 1/4; so
+#: lambda_max(f'') <= lambda + (1/2) sum_j s_j ||x_j||^2 / n (DiSCO's L)
+CURVATURE_MAX = 0.5
+
+
 class Softmax:
     """The multinomial logistic loss (a name for :attr:`SoftmaxShard.loss`)."""
 

@@ -65,3 +65,28 @@ def test_jacobi_diagonal_is_uniform_on_the_intercepts():
     rest = np.setdiff1d(np.arange(p * C), icpt)
     np.testing.assert_allclose(diag[rest], plain[rest], rtol=1e-12)
     np.testing.assert_allclose(diag[icpt], np.full(C, plain[icpt].mean()), rtol=1e-12)
+
+
+def test_disco_smoothness_bounds_the_softmax_hessian(monkeypatch):
+    """DiSCO's PCG tolerance beta (lambda/L)^(1/2) ||g|| needs L >= the largest
+    eigenvalue of f''.  The softmax's per-row curvature diag(p) - p p^T reaches 1/2
+    (two classes, p = (1/2, 1/2)), not the binary logistic's 1/4: with identical rows
+    at w = 0, lambda_max(f''(0)) = lambda + (1/2) sum ||x_j||^2 / n (numpy below)."""
+    from distnewton.algorithms.disco import DiSCO
+    seen = []
+    tolerance = DiSCO.tolerance
+
+    def record(self, g):
+        out = tolerance(self, g)
+        seen.append(self.L)
+        return out
+    monkeypatch.setattr(DiSCO, "tolerance", record)
+    n, lam = 40, 1e-3
+    X = np.tile([[1.0, 2.0]], (n, 1))
+    y = np.arange(n) % 2 + 3.0                     # two classes, alternating
+    distnewton.solve({"model": {"lambda": lam, "multiclass": "multinomial"},
+                      "algorithm": {"name": "disco"}, "run": {"max_iterations": 1}},
+                     data=(X, y), workers=2, warn=False)
+    M = np.array([[0.25, -0.25], [-0.25, 0.25]])   # diag(p) - p p^T at p = (1/2, 1/2)
+    H = np.kron(M, X.T @ X / n) + lam * np.eye(4)  # class-major: blocks M[c, c'] X^T X / n
+    assert seen and seen[0] >= np.linalg.eigvalsh(H).max() * (1 - 1e-12)
