@@ -194,6 +194,8 @@ REFUSALS = [
     Case("w0", config=_multinomial(model={"w0": "{tmp}/w.npy"}), message="model.w0: "),
     Case("checkpoint_every", config=_multinomial(run={"checkpoint_every": 2}),
          message="run.checkpoint_every: model.multiclass: multinomial runs are not"),
+    Case("liblinear_eps", config=_multinomial(run={"liblinear_eps": 0.01}),
+         message="run.liblinear_eps: LIBLINEAR's stopping rule scales by min(#pos, #neg)"),
     Case("validation", config={**_multinomial(), "data": {"validation": 0.25}},
          message="data.validation: not supported with model.multiclass: multinomial"),
     Case("one class", config=_multinomial(), data="1 1:1\n1 2:1\n1 1:0.5\n1 2:0.3\n",
