@@ -78,6 +78,27 @@ def intercept_direction(p, C):
     return u
 
 
+def null_direction(prob):
+    """q = u / sqrt(C), u the indicator of the C intercepts, for a multinomial
+    problem with a free intercept (the module docstring); None otherwise."""
+    C = getattr(prob, "classes", 0)
+    if not C or not prob.free_intercept:
+        return None
+    return intercept_direction(prob.d // C, C) / np.sqrt(C)
+
+
+def without_null(H, q):
+    """(I - q q^T) H (I - q q^T) + q q^T / 4: a learnt Hessian (FedNL's) restricted to the
+    directions orthogonal to q, plus the shards' rank-one term (sum_k n_k/(4C) u u^T
+    / n = q q^T / 4) exactly.  A learnt H_i is not exactly singular along q, so with
+    the term in it the step had a component along q that depended on the term's
+    weight; on this matrix g (orthogonal to q) gives a step orthogonal to q, and the
+    term never acts (the Newton solves' property, the module docstring)."""
+    Hq = H @ q
+    return (H - np.outer(q, Hq) - np.outer(Hq, q)
+            + (float(q @ Hq) + 0.25) * np.outer(q, q))
+
+
 class SoftmaxShard:
     """One worker's rows for the multinomial objective, with :class:`~distnewton.
     objectives.Shard`'s interface: sums over the rows of the loss, gradient,
@@ -207,7 +228,7 @@ class SoftmaxShard:
     def plain_hess_upper_sum(self, w):
         """:meth:`hess_upper_sum` without the rank-one term: what FedNL's clients
         learn (a compressor would spend its entries on the constant term, and the
-        master adds it back exactly: :func:`~distnewton.algorithms.fednl.fednl.without_null`)."""
+        master adds it back exactly: :func:`without_null`)."""
         return self.plain_hess_sum(w)[self.triu()]
 
     def hess_diag_sum(self, w):

@@ -75,7 +75,7 @@ from ...linalg import check_dense_hessian, solve_spd
 from ...params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive,
                        preset_param)
 from ...runtime import RAGGED
-from ...softmax import intercept_direction
+from ...softmax import null_direction, without_null
 from .. import primitives as P
 from ..base import GUARDED_LOSSES, LINE_SEARCH, Algorithm
 from .clients import AheadHeader, PPHeader, RoundHeader, compressor, line_search_on
@@ -99,27 +99,6 @@ def check_alpha(x):
     if isinstance(x, str) or isinstance(x, bool):
         return f"must be 'largest', 'theory' or a number in (0, 1], got {x!r}"
     return in_open_closed(0.0, 1.0)(x)
-
-
-def null_direction(prob):
-    """q = u / sqrt(C), u the indicator of the C intercepts, for a multinomial
-    problem with a free intercept (:mod:`distnewton.softmax`); None otherwise."""
-    C = getattr(prob, "classes", 0)
-    if not C or not prob.free_intercept:
-        return None
-    return intercept_direction(prob.d // C, C) / np.sqrt(C)
-
-
-def without_null(H, q):
-    """(I - q q^T) H (I - q q^T) + q q^T / 4: the learnt Hessian restricted to the
-    directions orthogonal to q, plus the shards' rank-one term (sum_k n_k/(4C) u u^T
-    / n = q q^T / 4) exactly.  A learnt H_i is not exactly singular along q, so with
-    the term in it the step had a component along q that depended on the term's
-    weight; on this matrix g (orthogonal to q) gives a step orthogonal to q, and the
-    term never acts (the Newton solves' property, :mod:`distnewton.softmax`)."""
-    Hq = H @ q
-    return (H - np.outer(q, Hq) - np.outer(Hq, q)
-            + (float(q @ Hq) + 0.25) * np.outer(q, q))
 
 
 class FedNL(Algorithm):
@@ -239,7 +218,8 @@ class FedNL(Algorithm):
 
     def direction(self, g, gap):
         """[H]_mu^{-1} g (option 1: eigenvalue clipping) or (H + l I)^{-1} g (option 2);
-        H :func:`without_null` for a multinomial problem with a free intercept."""
+        H :func:`~distnewton.softmax.without_null` for a multinomial problem with a
+        free intercept."""
         H = self.H if self.null is None else without_null(self.H, self.null)
         if self.option == 2:
             return solve_spd(H + gap * np.eye(self.prob.d), g)
