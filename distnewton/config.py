@@ -293,7 +293,11 @@ def check_multinomial(cfg):
            ("run.checkpoint_every", cfg["run"]["checkpoint_every"],
             "model.multiclass: multinomial runs are not checkpointed (yet)"),
            ("model.standardize", bool(mc.get("standardize")),
-            "not supported with model.multiclass: multinomial (yet)")]
+            "not supported with model.multiclass: multinomial (yet)"),
+           ("run.liblinear_eps", cfg["run"].get("liblinear_eps") is not None,
+            "LIBLINEAR's stopping rule scales by min(#pos, #neg) of a binary problem, which "
+            "model.multiclass: multinomial does not have (LIBLINEAR has no softmax): "
+            "use run.grad_rtol")]
     for key, wrong, why in bad:
         if wrong:
             raise UserError(f"{key}: {why}")

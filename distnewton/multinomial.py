@@ -127,10 +127,10 @@ class MultinomialOutcome:
     (C, p) matrix and the root attributes of the multinomial model.
 
     ``free_intercept``: the intercepts (the last column) are shifted to sum to
-    zero.  Exact Newton, CG and gradient steps keep that sum at zero already;
-    methods with approximate Hessians (FedNL's learnt ones) may drift along the
-    null direction, which changes neither f, the predictions nor the
-    probabilities: the stored model is the canonical one."""
+    zero.  The steps of every method keep that sum at zero up to rounding (the
+    shards' rank-one term, :mod:`distnewton.softmax`); a drift along the null
+    direction would change neither f, the predictions nor the probabilities:
+    the stored model is the canonical one."""
 
     state = None                                   # multinomial runs are not checkpointed
 

@@ -34,29 +34,27 @@ from __future__ import annotations
 import warnings
 
 from .algorithms import ALGORITHMS
-from .algorithms.base import check_loss
 from .config import SIM_WORKERS
 from .errors import EXIT_OK, EXIT_USER, UserError, echo, reason
 from .faults import inject
-from . import checks, ingest_parallel, shares, standardize
-from .ingest import load_w0, prepare, worker_shard
+from . import ingest_parallel, shares, standardize
+from .ingest import worker_shard
 from .io import claim as claims
-from .io.job import refuse_sim_copies
 from .io.checkpoint import write_checkpoint
 from .io.fallback import salvage
 from .io.provenance import library_line, model_attributes, now, root_attributes
 from .io.record import Result
-from .io.resume import check_data
 from .io.schema import clean_attr, clean_text, column_description
 from .io.write import write_result
-from .loop import Loop, algorithm_params, algorithm_section
+from .loop import Loop, algorithm_params
 from .monitors import CheckpointWriter, LinePrinter
 from .multiclass import drive_ovr
-from .multinomial import (check_algorithm, classes_of, features_of, is_multinomial,
-                          run_multinomial, softmax_shards)
+from .multinomial import (classes_of, features_of, is_multinomial, run_multinomial,
+                          softmax_shards)
 from .objectives import Shard
 from .runtime import hosting
 from .runtime.sim import SimRuntime
+from .session_checks import check_inputs, check_output, check_setup
 from .summary import conclude, summary_line
 
 
@@ -224,39 +222,6 @@ class Session:
 def column_docs(alg):
     """What each of the algorithm's own history columns holds."""
     return {k: column_description(k) for k in type(alg).columns}
-
-
-def check_inputs(cfg, K, resume, arrays=None):
-    """Master, before any worker computes: every input check (UserError -> exit 2);
-    the :class:`~distnewton.problem.Setup`."""
-    check_output(cfg)
-    with claims.released_on_error(cfg["output"]["path"]):
-        inject("load", 0)
-        return check_setup(cfg, prepare(cfg, K, arrays), K, resume)
-
-
-def check_output(cfg):
-    """The result file can be written, and is claimed (checked before any work;
-    :mod:`distnewton.io.claim`)."""
-    refuse_sim_copies(cfg)
-    if cfg["output"]["path"] is not None:
-        claims.claim(cfg["output"]["path"], cfg["output"]["overwrite"])
-
-
-def check_setup(cfg, setup, K, resume):
-    """The checks that need the problem: the warm start, the algorithm's own,
-    a resume's data and worker count; the Setup (with its w0)."""
-    checks.vectors(setup.problem.d, setup.dataset)      # d from the data: fits in RAM
-    if cfg["model"]["w0"] is not None and resume is None:
-        setup.w0 = load_w0(cfg["model"]["w0"], setup.problem.d)
-    name = cfg["algorithm"]["name"]
-    check_loss(ALGORITHMS[name], setup.problem.loss)
-    if is_multinomial(cfg):
-        check_algorithm(ALGORITHMS[name], resume)
-    ALGORITHMS[name].validate(algorithm_section(cfg), setup.problem, cfg["run"]["seed"])
-    if resume is not None:                     # the data and K the checkpoint was taken with
-        check_data(resume, setup, K, cfg)
-    return setup
 
 
 def worker_pieces(cfg, problem, ks, received):

@@ -26,8 +26,9 @@ nothing (the softmax is shift invariant), so the Hessian is singular along
 u = (the indicator of the C intercept entries).  The gradient is always
 orthogonal to u (sum_c (p_jc - [y_j = c]) = 0 for every row), so every
 gradient iterate from w = 0 keeps sum_c b_c = 0; for the Newton systems each
-shard adds the rank-one term n_k/(4C) u u^T to its Hessian sums (and
-Hessian-vector products and diagonal).  That makes the systems nonsingular
+shard adds the rank-one term n_k/(4C) u u^T to its Hessian sums and
+Hessian-vector products (its Jacobi diagonal instead gives the C intercept
+entries one value, their mean: :meth:`SoftmaxShard.hess_diag_sum`).  That makes the systems nonsingular
 without changing any direction: with H0 u = 0 and g orthogonal to u,
 (H0 + a u u^T)^{-1} g = H0^+ g, the step that keeps the intercepts' sum at
 zero.  f itself is unchanged, so the optimum value is scikit-learn's (which
@@ -40,6 +41,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from .objectives import DENSE_HESSIAN_BYTES, global_value, penalty_weights
+
+
+#: the largest eigenvalue of a row's curvature diag(p) - p p^T over all p: 1/2 (two
+#: classes at p = (1/2, 1/2)), twice the binary logistic's l'' <= 1/4; so
+#: lambda_max(f'') <= lambda + (1/2) sum_j s_j ||x_j||^2 / n (DiSCO's L)
+CURVATURE_MAX = 0.5
 
 
 class Softmax:
@@ -69,6 +76,27 @@ def intercept_direction(p, C):
     u = np.zeros(p * C)
     u[p - 1::p] = 1.0
     return u
+
+
+def null_direction(prob):
+    """q = u / sqrt(C), u the indicator of the C intercepts, for a multinomial
+    problem with a free intercept (the module docstring); None otherwise."""
+    C = getattr(prob, "classes", 0)
+    if not C or not prob.free_intercept:
+        return None
+    return intercept_direction(prob.d // C, C) / np.sqrt(C)
+
+
+def without_null(H, q):
+    """(I - q q^T) H (I - q q^T) + q q^T / 4: a learnt Hessian (FedNL's) restricted to the
+    directions orthogonal to q, plus the shards' rank-one term (sum_k n_k/(4C) u u^T
+    / n = q q^T / 4) exactly.  A learnt H_i is not exactly singular along q, so with
+    the term in it the step had a component along q that depended on the term's
+    weight; on this matrix g (orthogonal to q) gives a step orthogonal to q, and the
+    term never acts (the Newton solves' property, the module docstring)."""
+    Hq = H @ q
+    return (H - np.outer(q, Hq) - np.outer(Hq, q)
+            + (float(q @ Hq) + 0.25) * np.outer(q, q))
 
 
 class SoftmaxShard:
@@ -158,6 +186,14 @@ class SoftmaxShard:
         return out
 
     def hess_sum(self, w):
+        """The exact d x d sum (:meth:`plain_hess_sum`), with a free intercept plus
+        the rank-one term n_k/(4C) u u^T (the module docstring)."""
+        H = self.plain_hess_sum(w)
+        if self._u is not None:
+            H += self._tau * np.outer(self._u, self._u)
+        return H
+
+    def plain_hess_sum(self, w):
         """The exact d x d sum, block by block: H[c, c'] = X^T S diag(p_c (delta_cc' -
         p_c')) X, C (C + 1)/2 products X^T diag(.) X (BLAS on the dense copy, else
         CSR), each of the shard's size: no n x d C intermediate."""
@@ -170,8 +206,6 @@ class SoftmaxShard:
                 block = self._weighted_gram(diag)
                 H[c * self.p:(c + 1) * self.p, c2 * self.p:(c2 + 1) * self.p] = block
                 H[c2 * self.p:(c2 + 1) * self.p, c * self.p:(c + 1) * self.p] = block.T
-        if self._u is not None:
-            H += self._tau * np.outer(self._u, self._u)
         return H
 
     def _weighted_gram(self, diag):
@@ -191,15 +225,27 @@ class SoftmaxShard:
         """The upper triangle of :meth:`hess_sum` (``numpy.triu_indices`` order)."""
         return self.hess_sum(w)[self.triu()]
 
+    def plain_hess_upper_sum(self, w):
+        """:meth:`hess_upper_sum` without the rank-one term: what FedNL's clients
+        learn (a compressor would spend its entries on the constant term, and the
+        master adds it back exactly: :func:`without_null`)."""
+        return self.plain_hess_sum(w)[self.triu()]
+
     def hess_diag_sum(self, w):
-        """diag of the Hessian sum: X^2^T S p_c (1 - p_c) per class (Jacobi)."""
+        """diag of the Hessian sum, X^2^T S p_c (1 - p_c) per class: the Jacobi
+        preconditioner's.  With a free intercept the C intercept entries are all set
+        to their mean (or to n_k/(4C) when that is 0: saturated probabilities), so that
+        u is an eigenvector of the preconditioner: a preconditioned residual stays
+        orthogonal to u, the u u^T term never acts and the PCG steps do not depend
+        on it (with the exact diagonal plus the term they did)."""
         P = self.scores(w)[2]
         if self._X2 is None:
             self._X2 = sp.csr_matrix((self.X.data ** 2, self.X.indices, self.X.indptr),
                                      shape=self.X.shape).T.tocsr()
         out = np.asarray(self._X2 @ self.weigh(P * (1.0 - P))).T.ravel()
         if self._u is not None:
-            out += self._tau * self._u
+            mean = float(out[self.p - 1::self.p].mean())
+            out[self.p - 1::self.p] = mean if mean > 0 else self._tau
         return out
 
     def line_losses(self, w, p, steps):

@@ -59,7 +59,8 @@ and within a few PCG iterations of f'' when the shards are alike.  Measured
 Stopping rule of PCG: ||r|| <= eps_k with the paper's
 eps_k = beta (lambda / L)^{1/2} ||f'(w_k)||, beta = 1/20 (``beta``), where L
 bounds ||f''||: lambda + c (1/n) sum_j s_j ||x_j||^2 (c = sup l'' = 1/4 for the
-logistic loss, 1 for ridge; s_j the row weights), reduced once; or
+logistic loss, 1 for ridge, 1/2 for the multinomial softmax: the largest eigenvalue
+of diag(p) - p p^T; s_j the row weights), reduced once; or
 eps_k = ``pcg_rtol`` ||f'(w_k)|| when set.  At most ``pcg_maxiter`` PCG iterations.
 
 Self-concordance.  The paper's step uses the decrement of a *standard*
@@ -83,6 +84,7 @@ from ..linalg import cg, cho_factor_damped
 from ..pairs import unpack
 from ..params import FLOAT, INT, STR, Param, at_least, nonneg, positive, preset_param
 from ..runtime import worker_task
+from ..softmax import CURVATURE_MAX as SOFTMAX_CURVATURE
 from . import primitives as P
 from .base import LOCAL_CG_RTOL, use_cg
 from .localsgd.scaled_rules import CURVATURE_MAX
@@ -270,7 +272,8 @@ class DiSCO(NewtonType):
         if self.p.pcg_rtol is not None:
             return self.p.pcg_rtol * float(np.linalg.norm(g))
         if self.L is None:                      # once: 1 round, 1 float up per worker
-            c = CURVATURE_BOUND[self.prob.loss]
+            c = SOFTMAX_CURVATURE if getattr(self.prob, "classes", 0) \
+                else CURVATURE_BOUND[self.prob.loss]        # multinomial: 1/2, not 1/4
             self.L = self.prob.lam + c * float(self.rt.round("disco.smoothness", up=1)[0]) / self.prob.n
         return self.p.beta * float(np.sqrt(self.prob.lam / self.L)) * float(np.linalg.norm(g))
 

@@ -80,9 +80,11 @@ def _comp(ctx, header):
 
 
 def _hessian_upper(ctx, comp, w):
-    """Upper triangle of Hess f_i(w) = (1/n_i) X^T D X + lambda I."""
+    """Upper triangle of Hess f_i(w) = (1/n_i) X^T D X + lambda I (a multinomial
+    shard's without its rank-one term: :meth:`~distnewton.softmax.SoftmaxShard.
+    plain_hess_upper_sum`)."""
     shard = ctx.shard
-    h = shard.hess_upper_sum(w) / shard.n
+    h = getattr(shard, "plain_hess_upper_sum", shard.hess_upper_sum)(w) / shard.n
     h[comp.diagonal] += shard.penalty        # lambda (0 for a free intercept)
     return h
 

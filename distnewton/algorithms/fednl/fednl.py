@@ -75,6 +75,7 @@ from ...linalg import check_dense_hessian, solve_spd
 from ...params import (BOOL, FLOAT, INT, STR, Param, at_least, in_open_closed, positive,
                        preset_param)
 from ...runtime import RAGGED
+from ...softmax import null_direction, without_null
 from .. import primitives as P
 from ..base import GUARDED_LOSSES, LINE_SEARCH, Algorithm
 from .clients import AheadHeader, PPHeader, RoundHeader, compressor, line_search_on
@@ -189,6 +190,7 @@ class FedNL(Algorithm):
         self.mu = prob.lam if p.mu is None else float(p.mu)
         self.weights = np.asarray(prob.sizes, dtype=np.float64) / prob.n
         self.H = np.zeros((prob.d, prob.d))      # H = sum (n_i/n) H_i
+        self.null = null_direction(prob)         # multinomial, free intercept: q
         self.t = 0                               # rounds so far
         self.g_i = np.zeros((self.rt.K, prob.d))  # PP: shifted vectors
         self.l_i = np.zeros(self.rt.K)            # PP: ||H_i - Hess f_i(w_i)||_F
@@ -227,11 +229,14 @@ class FedNL(Algorithm):
         return comp.symmetric(u)
 
     def direction(self, g, gap):
-        """[H]_mu^{-1} g (option 1: eigenvalue clipping) or (H + l I)^{-1} g (option 2)."""
+        """[H]_mu^{-1} g (option 1: eigenvalue clipping) or (H + l I)^{-1} g (option 2);
+        H :func:`~distnewton.softmax.without_null` for a multinomial problem with a
+        free intercept."""
+        H = self.H if self.null is None else without_null(self.H, self.null)
         if self.option == 2:
-            return solve_spd(self.H + gap * np.eye(self.prob.d), g)
+            return solve_spd(H + gap * np.eye(self.prob.d), g)
         import scipy.linalg as sla
-        lam, V = sla.eigh(self.H)
+        lam, V = sla.eigh(H)
         return V @ ((V.T @ g) / np.maximum(lam, self.mu))
 
     def step(self):
@@ -317,7 +322,8 @@ class FedNL(Algorithm):
                 self.H = self.comp.symmetric(sum(r[1 + d:] for r in replies) / prob.n)
             self.t += 1
         lbar = float(self.weights @ self.l_i)
-        self.w = solve_spd(self.H + lbar * np.eye(d), self.weights @ self.g_i)
+        H = self.H if self.null is None else without_null(self.H, self.null)
+        self.w = solve_spd(H + lbar * np.eye(d), self.weights @ self.g_i)
         chosen = np.sort(self.rng.choice(rt.K, size=p.participation, replace=False))
         words = self.comp.words()
         up = [RAGGED] * len(chosen) if words is None else [1 + d + words] * len(chosen)
