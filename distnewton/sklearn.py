@@ -82,7 +82,8 @@ class _DistNewton(BaseEstimator):
     def __init__(self, algorithm="newton", lam="1/n", fit_intercept=True,
                  regularize_intercept=True, workers=4, max_rounds=200, tol=1e-10,
                  params=None, seed=0, warm_start=False, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=5, l1_ratio=None):
+                 validation_fraction=0.1, n_iter_no_change=5, l1_ratio=None,
+                 standardize=False):
         self.algorithm = algorithm
         self.lam = lam
         self.fit_intercept = fit_intercept
@@ -97,6 +98,7 @@ class _DistNewton(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.l1_ratio = l1_ratio
+        self.standardize = standardize
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -121,7 +123,7 @@ class _DistNewton(BaseEstimator):
         cfg = {"model": {"loss": self._loss, "lambda": v["lam"],
                          "fit_intercept": v["fit_intercept"],
                          "regularize_intercept": v["regularize_intercept"],
-                         "l1_ratio": v["l1_ratio"]},
+                         "l1_ratio": v["l1_ratio"], "standardize": v["standardize"]},
                "algorithm": {"name": name, **(v["params"] or {})},
                "run": {"max_rounds": v["max_rounds"], "grad_rtol": v["tol"],
                        "seed": v["seed"]}}
@@ -215,6 +217,10 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
         lam (alpha ||w||_1 + (1 - alpha)/2 ||w||^2) (``model.l1_ratio``,
         scikit-learn's l1_ratio with C = 1/(n lam)); with alpha > 0 the default
         algorithm ``newton`` becomes ``owlqn``, the method that takes an L1 term
+    standardize : Spark ML's ``standardization=True`` (``model.standardize``): the
+        penalty acts on the coefficients of the features scaled to unit standard
+        deviation; ``coef_`` stays in the original feature space (not with
+        ``multi_class="multinomial"``)
 
     Attributes
     ----------
@@ -237,13 +243,14 @@ class DistNewtonClassifier(ClassifierMixin, _DistNewton):
                  regularize_intercept=True, workers=4, max_rounds=200, tol=1e-10,
                  params=None, seed=0, warm_start=False, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, class_weight=None,
-                 l1_ratio=None, multi_class="ovr"):
+                 l1_ratio=None, multi_class="ovr", standardize=False):
         super().__init__(algorithm=algorithm, lam=lam, fit_intercept=fit_intercept,
                          regularize_intercept=regularize_intercept, workers=workers,
                          max_rounds=max_rounds, tol=tol, params=params, seed=seed,
                          warm_start=warm_start, early_stopping=early_stopping,
                          validation_fraction=validation_fraction,
-                         n_iter_no_change=n_iter_no_change, l1_ratio=l1_ratio)
+                         n_iter_no_change=n_iter_no_change, l1_ratio=l1_ratio,
+                         standardize=standardize)
         self.class_weight = class_weight
         self.multi_class = multi_class
 

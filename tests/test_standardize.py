@@ -314,3 +314,22 @@ def test_a9a_equals_sklearn_on_the_scaled_features():
                for a, b in ((w[:-1], w[-1]), (back(m.coef_), float(m.intercept_[0])))]
     assert abs(lam_obj[0] - lam_obj[1]) <= 1e-8 * lam_obj[1], lam_obj
     assert np.all(w[:-1][sigma == 0] == 0.0)              # a9a's unused columns
+
+
+def test_the_estimators_standardize_parameter_is_sparks_standardization():
+    """DistNewtonClassifier(standardize=True) against scikit-learn's LogisticRegression
+    on the explicitly standardised features (C = 1/(n lam), its intercept free, as the
+    estimator's ``regularize_intercept=False``); the default stays unstandardised."""
+    from sklearn.linear_model import LogisticRegression
+    from distnewton.sklearn import DistNewtonClassifier
+    X, y = scaled_problem()
+    Xs, back, _ = standardized(X)
+    ref = LogisticRegression(C=1.0 / (LAM * len(y)), tol=1e-12, max_iter=10000).fit(Xs, y)
+    est = DistNewtonClassifier(lam=LAM, regularize_intercept=False, standardize=True,
+                               workers=3, tol=1e-12, max_rounds=500).fit(X, y)
+    assert est.get_params()["standardize"] is True
+    assert_same_optimum(X, y, "logistic", (est.coef_.ravel(), float(est.intercept_[0])),
+                        (back(ref.coef_), float(ref.intercept_[0])))
+    plain = DistNewtonClassifier(lam=LAM, regularize_intercept=False, workers=3,
+                                 tol=1e-12, max_rounds=500).fit(X, y)
+    assert not np.allclose(plain.coef_, est.coef_, rtol=1e-3)      # the parameter acts
