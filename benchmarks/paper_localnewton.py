@@ -51,6 +51,7 @@ from _tables import markdown_table  # noqa: E402
 
 from distnewton.algorithms import ALGORITHMS  # noqa: E402
 from distnewton.io.read import load, reaching  # noqa: E402
+from distnewton.yamlio import load_file  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "paper-localnewton"
 ALGOS = ("adaptive_localnewton", "giant", "lbfgs", "localsgd")
@@ -77,8 +78,12 @@ def f_star(dataset, out, stem, sets):
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if dataset not in known:
         path = out / f"{dataset}-newton-fstar.h5"
-        distnewton("run", CONFIGS / f"{stem}-giant.yaml", "--set", "algorithm.name=newton",
-                   "--set", "run.grad_rtol=1e-14", "--set", "run.latency_model=", *sets,
+        config = out / f"{dataset}-newton-fstar.yaml"      # the giant config's problem
+        cfg = load_file(str(CONFIGS / f"{stem}-giant.yaml"))
+        cfg["algorithm"] = {"name": "newton"}             # (giant's keys are not newton's)
+        config.write_text(json.dumps(cfg))                 # JSON is YAML
+        distnewton("run", config, "--set", "run.grad_rtol=1e-14", "--set", "run.latency_model=",
+                   *sets,
                    "--backend", "sim", "--workers", 4, "-o", path, "-q", "--overwrite")
         known[dataset] = float(load(path).history["loss"].min())
         cache.write_text(json.dumps(known, indent=1))
