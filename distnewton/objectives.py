@@ -41,7 +41,26 @@ DENSE_HESSIAN_BYTES = 64 * 2**20
 SPARSE_FLOP_COST = 30.0
 
 
-class Shard:
+class LocalObjective:
+    """The local objective f_k = (1/n_k) sum_{j in k} l_j + (1/2) w.(lambda w) and its
+    derivatives, from a shard's sums (``loss_sum``, ``loss_grad_sum``, ``hess_sum``),
+    its row count ``n`` and its ``penalty``: shared by :class:`Shard` and
+    :class:`~distnewton.softmax.SoftmaxShard` (GIANT's and LocalNewton's local
+    problems)."""
+
+    def local_value(self, w):
+        return global_value(self.loss_sum(w), self.n, self.penalty, w)
+
+    def local_grad(self, w):
+        return self.loss_grad_sum(w)[1] / self.n + self.penalty * w
+
+    def local_hessian(self, w):
+        H = self.hess_sum(w) / self.n
+        H[np.diag_indices_from(H)] += self.penalty
+        return H
+
+
+class Shard(LocalObjective):
     """One worker's rows ``X`` (CSR, n_k x d), labels ``y`` and the loss.
 
     Parameters
@@ -197,18 +216,7 @@ class Shard:
         z, u = self.margins(w), self._mul(p)
         return np.array([self.weigh(self.loss.value(z - a * u, self.y)).sum() for a in steps])
 
-    # -- the local objective f_k and its derivatives --------------------
-    def local_value(self, w):
-        return global_value(self.loss_sum(w), self.n, self.penalty, w)
-
-    def local_grad(self, w):
-        return self.loss_grad_sum(w)[1] / self.n + self.penalty * w
-
-    def local_hessian(self, w):
-        H = self.hess_sum(w) / self.n
-        H[np.diag_indices_from(H)] += self.penalty
-        return H
-
+    # -- the local objective f_k: value, gradient, Hessian from LocalObjective --
     def local_hvp_operator(self, w):
         """v -> Hess f_k(w) v, with the curvature weights computed once."""
         D = self.curvature(w)          # never modified in place: safe to keep

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .objectives import DENSE_HESSIAN_BYTES, global_value, penalty_weights
+from .objectives import DENSE_HESSIAN_BYTES, LocalObjective, penalty_weights
 
 
 #: the largest eigenvalue of a row's curvature diag(p) - p p^T over all p: 1/2 (two
@@ -99,7 +99,7 @@ def without_null(H, q):
             + (float(q @ Hq) + 0.25) * np.outer(q, q))
 
 
-class SoftmaxShard:
+class SoftmaxShard(LocalObjective):
     """One worker's rows for the multinomial objective, with :class:`~distnewton.
     objectives.Shard`'s interface: sums over the rows of the loss, gradient,
     Hessian (exact d x d, d = p C), Hessian-vector products and the diagonal;
@@ -253,18 +253,7 @@ class SoftmaxShard:
         Z, U = self.scores(w)[0], self._mul(p)
         return np.array([self.weigh(self._row_losses(Z - a * U)).sum() for a in steps])
 
-    # -- the local objective f_k and its derivatives -----------------------------
-    def local_value(self, w):
-        return global_value(self.loss_sum(w), self.n, self.penalty, w)
-
-    def local_grad(self, w):
-        return self.loss_grad_sum(w)[1] / self.n + self.penalty * w
-
-    def local_hessian(self, w):
-        H = self.hess_sum(w) / self.n
-        H[np.diag_indices_from(H)] += self.penalty
-        return H
-
+    # -- the local objective f_k: value, gradient, Hessian from LocalObjective ----
     def local_hvp_operator(self, w):
         """v -> Hess f_k(w) v, the probabilities computed once."""
         P = self.scores(w)[2].copy()
